@@ -1,0 +1,190 @@
+//! Owned packet buffers.
+
+use std::ptr::NonNull;
+
+use dpdk_sys::rte_mbuf;
+
+/// An owned DPDK packet buffer. It is freed back to its pool when dropped, unless it is
+/// handed to a driver ([`crate::Port::tx_burst`]) or turned into a raw pointer with
+/// [`Mbuf::into_raw`].
+///
+/// Its data (`data_off .. data_off + data_len` of the first segment) is exposed as a byte
+/// slice. Field reads and writes are done here, over the bindgen structure, so that they
+/// inline into the per-packet path; the structure layout is checked against the C
+/// compiler's in `dpdk-sys`'s tests.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Mbuf(NonNull<rte_mbuf>);
+
+// SAFETY: an Mbuf is the unique owner of its buffer; moving it to another thread moves the
+// ownership, and DPDK's free path is thread-safe.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `m` must point to a valid mbuf that nothing else owns or will free.
+    pub unsafe fn from_raw(m: *mut rte_mbuf) -> Mbuf {
+        // SAFETY: the caller promises `m` is a valid mbuf pointer, hence non-null.
+        Mbuf(unsafe { NonNull::new_unchecked(m) })
+    }
+
+    /// Gives up ownership without freeing; the caller must free or transmit the pointer.
+    #[must_use]
+    pub fn into_raw(self) -> *mut rte_mbuf {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+
+    #[inline]
+    fn raw(&self) -> &rte_mbuf {
+        // SAFETY: we own a valid mbuf; nothing else writes it while we hold it.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline]
+    fn raw_mut(&mut self) -> &mut rte_mbuf {
+        // SAFETY: as in `raw`, and `&mut self` makes this the only reference.
+        unsafe { self.0.as_mut() }
+    }
+
+    /// Bytes of packet data in the first segment.
+    #[inline]
+    pub fn data_len(&self) -> usize {
+        usize::from(self.raw().data_len)
+    }
+
+    /// Bytes of packet data in the whole chain.
+    #[inline]
+    pub fn pkt_len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    /// Free bytes in front of the data.
+    #[inline]
+    pub fn headroom(&self) -> usize {
+        usize::from(self.raw().data_off)
+    }
+
+    /// Free bytes after the data of the (only) segment.
+    #[inline]
+    pub fn tailroom(&self) -> usize {
+        let m = self.raw();
+        usize::from(m.buf_len) - usize::from(m.data_off) - usize::from(m.data_len)
+    }
+
+    /// True when the packet is in a single segment (the only kind sliced here).
+    #[inline]
+    pub fn is_contiguous(&self) -> bool {
+        self.raw().nb_segs == 1
+    }
+
+    /// The port the packet was received on.
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// The packet data of the first segment.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        let m = self.raw();
+        // SAFETY: buf_addr points to buf_len bytes owned by this mbuf, and DPDK keeps
+        // data_off + data_len <= buf_len; the borrow of self keeps the buffer alive.
+        unsafe {
+            std::slice::from_raw_parts(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    /// The packet data of the first segment, writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.raw_mut();
+        // SAFETY: as in `data`; `&mut self` makes the slice the only access.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    /// The whole buffer with the data's offset and length inside it, for in-place
+    /// processing that grows the packet at both ends (ESP encapsulation). Commit the new
+    /// extent with [`Mbuf::set_data`].
+    #[inline]
+    pub fn buffer_mut(&mut self) -> (&mut [u8], usize, usize) {
+        let m = self.raw_mut();
+        let (off, len) = (usize::from(m.data_off), usize::from(m.data_len));
+        // SAFETY: buf_addr points to buf_len bytes owned by this mbuf; `&mut self` makes
+        // the slice the only access for its lifetime.
+        let buf = unsafe { std::slice::from_raw_parts_mut(m.buf_addr.cast::<u8>(), usize::from(m.buf_len)) };
+        (buf, off, len)
+    }
+
+    /// Sets where the data starts in the buffer and how long it is (single segment).
+    /// Returns `false`, changing nothing, if the extent does not fit in the buffer or the
+    /// mbuf is a chain.
+    #[inline]
+    pub fn set_data(&mut self, off: usize, len: usize) -> bool {
+        let m = self.raw_mut();
+        if m.nb_segs != 1 || off.checked_add(len).is_none_or(|end| end > usize::from(m.buf_len)) {
+            return false;
+        }
+        // Both fit in u16: they are bounded by buf_len, a u16.
+        m.data_off = off as u16;
+        m.data_len = len as u16;
+        m.pkt_len = len as u32;
+        true
+    }
+
+    /// Grows the data by `len` bytes at the front and returns them (`rte_pktmbuf_prepend`);
+    /// `None` if the headroom is too small.
+    pub fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: we own a valid mbuf; DPDK checks the headroom and returns NULL if short.
+        let p = unsafe { dpdk_sys::shim_rte_pktmbuf_prepend(self.0.as_ptr(), len) };
+        // SAFETY: a non-null result points to `len` bytes at the front of our data.
+        NonNull::new(p)
+            .map(|p| unsafe { std::slice::from_raw_parts_mut(p.as_ptr().cast(), usize::from(len)) })
+    }
+
+    /// Grows the data by `len` bytes at the end and returns them (`rte_pktmbuf_append`);
+    /// `None` if the tailroom of the last segment is too small.
+    pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: we own a valid mbuf; DPDK checks the tailroom and returns NULL if short.
+        let p = unsafe { dpdk_sys::shim_rte_pktmbuf_append(self.0.as_ptr(), len) };
+        // SAFETY: a non-null result points to `len` fresh bytes at the end of our data.
+        NonNull::new(p)
+            .map(|p| unsafe { std::slice::from_raw_parts_mut(p.as_ptr().cast(), usize::from(len)) })
+    }
+
+    /// Removes `len` bytes from the front (`rte_pktmbuf_adj`); `false` if there are fewer.
+    pub fn adj(&mut self, len: u16) -> bool {
+        // SAFETY: we own a valid mbuf; DPDK checks the length.
+        !unsafe { dpdk_sys::shim_rte_pktmbuf_adj(self.0.as_ptr(), len) }.is_null()
+    }
+
+    /// Removes `len` bytes from the end (`rte_pktmbuf_trim`); `false` if there are fewer.
+    pub fn trim(&mut self, len: u16) -> bool {
+        // SAFETY: we own a valid mbuf; DPDK checks the length.
+        unsafe { dpdk_sys::shim_rte_pktmbuf_trim(self.0.as_ptr(), len) == 0 }
+    }
+
+    /// Empties the buffer and restores the default headroom (`rte_pktmbuf_reset`).
+    pub fn reset(&mut self) {
+        // SAFETY: we own a valid mbuf.
+        unsafe { dpdk_sys::shim_rte_pktmbuf_reset(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf (chain) and nothing uses it after this.
+        unsafe { dpdk_sys::shim_rte_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
