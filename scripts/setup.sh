@@ -40,5 +40,5 @@ fi
 # /usr/bin/python3; a different python3 first on PATH (pyenv) gets them from PyPI.
 py=$(command -v python3)
 if ! "$py" -c 'import scapy, cryptography' 2>/dev/null; then
-    "$py" -m pip install -q 'scapy==2.5.0' cryptography
+    "$py" -m pip install -q 'scapy==2.5.0' 'cryptography>=41,<46'
 fi
