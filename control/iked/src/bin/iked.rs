@@ -1,0 +1,139 @@
+//! iked: the IKEv1 daemon.
+//!
+//! `iked --check-config FILE` validates a configuration and exits 0 or 1.
+//! `iked [--config FILE] [--keylog DIR]` runs in the foreground (systemd
+//! Type=simple): SIGHUP reloads the configuration, SIGTERM/SIGINT stop
+//! (deleting this daemon's SAs unless `daemon.delete_sas_on_exit = false`).
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use iked::config::{self, Config, DEFAULT_CONFIG};
+use iked::ctl::server::{self, ServerCounters, SocketGuard};
+use iked::daemon::{Daemon, Detached, EngineControl};
+use iked::keylog::KeyLog;
+use iked::logging;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Debug, Parser)]
+#[command(name = "iked", version, about = "IKEv1 daemon for the espd IPsec gateway")]
+struct Args {
+    /// Configuration file.
+    #[arg(short, long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Validate FILE and exit: 0 when valid, 1 with the error otherwise.
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
+    /// With --check-config: print the configuration with every default
+    /// spelled out (secrets included).
+    #[arg(long, requires = "check_config")]
+    print: bool,
+    /// Write Wireshark's ikev1_decryption_table and esp_sa into DIR
+    /// (overrides daemon.keylog). These files hold keys.
+    #[arg(long, value_name = "DIR")]
+    keylog: Option<PathBuf>,
+}
+
+fn summary(c: &Config) -> String {
+    let children: usize = c.connections.iter().map(|c| c.children.len()).sum();
+    format!("{} connections, {} children, {} secrets", c.connections.len(), children, c.secrets.len())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(path) = &args.check_config {
+        return match config::load(path) {
+            Ok(c) => {
+                if args.print {
+                    print!("{}", config::render(&c));
+                } else {
+                    println!("{}: OK ({})", path.display(), summary(&c));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let log = match logging::init(config.daemon.log.clone()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("iked: cannot set up logging: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("iked: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args, config, log)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(target: "dmn", "{e}");
+            eprintln!("iked: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), String> {
+    let socket_path = config.daemon.control_socket.clone();
+    // One iked per host: the control socket is the lock.
+    let listener = server::bind(&socket_path).await.map_err(|e| e.to_string())?;
+    let _guard = SocketGuard(socket_path.clone());
+    let keylog_dir = args.keylog.clone().or_else(|| config.daemon.keylog.clone());
+    let _keylog = match &keylog_dir {
+        Some(dir) => {
+            let k =
+                KeyLog::open(dir).map_err(|e| format!("cannot open key log in {}: {e}", dir.display()))?;
+            tracing::warn!(target: "dmn", "writing IKE and ESP keys to {} (Wireshark tables)", dir.display());
+            Some(Arc::new(k))
+        }
+        None => None,
+    };
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    tracing::info!(target: "dmn", "iked {} starting: {}", env!("CARGO_PKG_VERSION"), summary(&config));
+    let delete_on_exit = config.daemon.delete_sas_on_exit;
+    let daemon = Arc::new(Daemon::new(args.config.clone(), config, Detached, Some(log)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let counters = Arc::new(ServerCounters::default());
+    let server = tokio::spawn(server::serve(listener, Arc::clone(&daemon), counters, stop_rx));
+    tracing::info!(target: "dmn", "control socket {}", socket_path.display());
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!(target: "dmn", "SIGHUP: reloading {}", args.config.display());
+                if let Err(e) = daemon.reload() {
+                    tracing::error!(target: "cfg", "reload failed, keeping the old configuration: {e}");
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!(
+        target: "dmn",
+        "stopping; {}",
+        if delete_on_exit { "deleting SAs" } else { "leaving SAs installed" }
+    );
+    daemon.engine().shutdown(delete_on_exit);
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    Ok(())
+}

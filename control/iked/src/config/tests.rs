@@ -1,0 +1,371 @@
+//! Configuration tests: the shipped example, the round trip, defaults, and
+//! one test per error class checking the exact message.
+
+use super::*;
+use ike::crypto::DhGroup;
+use std::path::Path;
+
+const EXAMPLE: &str = include_str!("../../../../scripts/iked.example.toml");
+
+/// A minimal valid configuration; tests splice one line in.
+const BASE: &str = r#"
+[connections.home]
+version = 1
+remote_addrs = "198.51.100.2"
+local.auth = "psk"
+remote.auth = "psk"
+remote.id = "@b.example"
+
+[connections.home.children.net]
+local_ts = "10.1.0.0/16"
+remote_ts = "10.2.0.0/16"
+
+[secrets.ike-home]
+id = "@b.example"
+secret = "s3cret"
+"#;
+
+fn ok(text: &str) -> Config {
+    parse(text, Path::new("gw.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(text: &str) -> String {
+    match parse(text, Path::new("gw.toml")) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// BASE with `line` inserted after the `[table]` header line.
+fn with(table: &str, line: &str) -> String {
+    let header = format!("[{table}]\n");
+    assert!(BASE.contains(&header), "{table}");
+    BASE.replacen(&header, &format!("{header}{line}\n"), 1)
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let c = ok(EXAMPLE);
+    assert_eq!(c.connections.len(), 2);
+    let site = c.connection("site-b").unwrap_or_else(|| panic!("site-b"));
+    assert_eq!(site.initiate_address(), "198.51.100.2".parse().ok());
+    assert_eq!(site.ike_transforms().len(), 2);
+    assert_eq!(site.keyingtries, 0);
+    let (_, net) = c.child("net-b").unwrap_or_else(|| panic!("net-b"));
+    assert_eq!(net.pfs_group, Some(DhGroup::Modp2048));
+    assert_eq!(net.start_action, StartAction::Trap);
+    assert_eq!(net.replay_window, 64);
+    assert_eq!(c.psk_for(site).map(|k| k.0.to_vec()), Some(b"change-me-site-b-psk".to_vec()));
+    let rw = c.connection("roadwarrior").unwrap_or_else(|| panic!("rw"));
+    assert_eq!(rw.remote_addrs, vec![AddressSpec::Any]);
+    assert_eq!(c.psk_for(rw).map(|k| k.0.to_vec()), Some(b"change-me-rw".to_vec()));
+}
+
+#[test]
+fn a_full_config_round_trips_through_render() {
+    let c = ok(EXAMPLE);
+    let text = render(&c);
+    let again = parse(&text, Path::new("rendered.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(again, c);
+    assert!(text.contains("rekey_time = \"4h\""), "{text}");
+}
+
+#[test]
+fn strongswan_defaults_apply() {
+    let c = ok(BASE);
+    let conn = &c.connections[0];
+    assert_eq!(conn.local_addrs, vec![AddressSpec::Any]);
+    assert_eq!((conn.local_port, conn.remote_port), (500, 500));
+    assert_eq!(conn.rekey_time, Duration::from_secs(4 * 3600));
+    assert_eq!(conn.over_time, Duration::from_secs(1440), "10% of rekey_time");
+    assert_eq!(conn.rand_time, conn.over_time);
+    assert_eq!(conn.reauth_time, Duration::ZERO);
+    assert_eq!(conn.dpd_delay, Duration::ZERO);
+    assert_eq!(conn.dpd_timeout, Duration::from_secs(150));
+    assert_eq!(conn.keyingtries, 1);
+    assert!(!conn.aggressive && !conn.encap);
+    assert_eq!(conn.ike_lifetime(), Duration::from_secs(4 * 3600 + 1440));
+    assert_eq!(conn.proposals[0].text, proposal::DEFAULT_IKE_PROPOSAL);
+    assert_eq!(conn.local.id, ConfigId::Any);
+    let ch = &conn.children[0];
+    assert_eq!(ch.rekey_time, Duration::from_secs(3600));
+    assert_eq!(ch.life_time, Duration::from_secs(3960), "rekey_time + 10%");
+    assert_eq!(ch.rand_time, Duration::from_secs(360), "life_time - rekey_time");
+    assert_eq!((ch.rekey_bytes, ch.life_bytes, ch.rand_bytes), (0, 0, 0));
+    assert_eq!(ch.replay_window, 32);
+    assert_eq!(ch.mode, ike::engine::Mode::Tunnel);
+    assert_eq!(ch.start_action, StartAction::None);
+    assert_eq!(ch.dpd_action, PeerGoneAction::Clear);
+    assert_eq!(ch.close_action, PeerGoneAction::Clear);
+    assert_eq!(ch.esp_proposals.len(), 2);
+    assert_eq!(ch.pfs_group, None);
+    let d = &c.daemon;
+    assert_eq!(d.control_socket, Path::new(DEFAULT_CONTROL_SOCKET));
+    assert_eq!(d.sadb, Path::new(DEFAULT_SADB));
+    assert_eq!((d.port, d.port_nat_t), (500, 4500));
+    assert!(d.delete_sas_on_exit);
+    assert_eq!(d.keylog, None);
+}
+
+#[test]
+fn volume_limits_default_like_swanctl() {
+    let c = ok(&with("connections.home.children.net", "rekey_bytes = \"1g\"\nrekey_packets = 1000000"));
+    let ch = &c.connections[0].children[0];
+    assert_eq!(ch.rekey_bytes, 1 << 30);
+    assert_eq!(ch.life_bytes, (1 << 30) + (1 << 30) / 10);
+    assert_eq!(ch.rand_bytes, ch.life_bytes - ch.rekey_bytes);
+    assert_eq!((ch.rekey_packets, ch.life_packets, ch.rand_packets), (1_000_000, 1_100_000, 100_000));
+}
+
+#[test]
+fn random_jitter_is_capped_and_checked() {
+    let c = ok(&with("connections.home.children.net", "life_time = \"3h\""));
+    assert_eq!(
+        c.connections[0].children[0].rand_time,
+        Duration::from_secs(3600),
+        "default capped at rekey_time"
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "rand_time = \"61m\"")),
+        "gw.toml: connections.home.children.net.rand_time: rand_time (61m) must not exceed rekey_time (1h)"
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "rekey_packets = 100\nrand_packets = 101")),
+        "gw.toml: connections.home.children.net.rand_packets: rand_packets (101) must not exceed rekey_packets (100)"
+    );
+    assert_eq!(
+        err(&with("connections.home", "rand_time = \"5h\"")),
+        "gw.toml: connections.home.rand_time: rand_time (5h) must not exceed rekey_time/reauth_time (4h)"
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "rekey_bytes = \"1m\"\nlife_bytes = \"1m\"")),
+        "gw.toml: connections.home.children.net.life_bytes: life_bytes (1048576) must be greater than rekey_bytes (1048576)"
+    );
+}
+
+#[test]
+fn durations_in_every_swanctl_form() {
+    for (v, secs) in
+        [("7200", 7200), ("\"7200s\"", 7200), ("\"120m\"", 7200), ("\"2h\"", 7200), ("\"2d\"", 172_800)]
+    {
+        let c = ok(&with("connections.home", &format!("rekey_time = {v}")));
+        assert_eq!(c.connections[0].rekey_time, Duration::from_secs(secs), "{v}");
+    }
+}
+
+#[test]
+fn ikev2_is_refused() {
+    assert_eq!(
+        err(&BASE.replace("version = 1", "version = 2")),
+        "gw.toml: connections.home.version: IKEv2 is not supported: this daemon speaks IKEv1 only (use version = 1)"
+    );
+}
+
+#[test]
+fn version_zero_means_ikev1_and_other_versions_are_refused() {
+    assert_eq!(ok(&BASE.replace("version = 1", "version = 0")).connections.len(), 1);
+    assert_eq!(
+        err(&BASE.replace("version = 1", "version = 3")),
+        "gw.toml: connections.home.version: invalid IKE version 3 (use version = 1)"
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    assert_eq!(err(&with("connections.home", "mobike = false")), "gw.toml:3: connections.home.mobike: unknown field `mobike`, expected one of `version`, `local_addrs`, `remote_addrs`, `local_port`, `remote_port`, `proposals`, `aggressive`, `encap`, `dpd_delay`, `dpd_timeout`, `rekey_time`, `reauth_time`, `over_time`, `rand_time`, `keyingtries`, `local`, `remote`, `children`");
+    assert_eq!(err(&with("connections.home.children.net", "updown = \"/bin/true\"")), "gw.toml:10: connections.home.children.net.updown: unknown field `updown`, expected one of `local_ts`, `remote_ts`, `esp_proposals`, `mode`, `start_action`, `dpd_action`, `close_action`, `rekey_time`, `life_time`, `rand_time`, `rekey_bytes`, `life_bytes`, `rand_bytes`, `rekey_packets`, `life_packets`, `rand_packets`, `replay_window`");
+    assert_eq!(
+        err(&format!("{BASE}\n[charon]\nthreads = 4\n")),
+        "gw.toml:17: charon: unknown field `charon`, expected one of `daemon`, `connections`, `secrets`"
+    );
+    assert_eq!(err(&format!("{BASE}\n[daemon]\nthreads = 4\n")), "gw.toml:18: daemon.threads: unknown field `threads`, expected one of `sadb`, `control_socket`, `listen`, `port`, `port_nat_t`, `keylog`, `delete_sas_on_exit`, `log`");
+}
+
+#[test]
+fn bad_proposal_keywords() {
+    assert_eq!(
+        err(&with("connections.home.children.net", "esp_proposals = \"aes128gcm17-modp2048\"")),
+        "gw.toml: connections.home.children.net.esp_proposals: unknown keyword `aes128gcm17` in proposal `aes128gcm17-modp2048`"
+    );
+    assert_eq!(
+        err(&with("connections.home", "proposals = \"aes128-sha256-modp2048, aes256-md4-modp2048\"")),
+        "gw.toml: connections.home.proposals: unknown keyword `md4` in proposal `aes256-md4-modp2048`"
+    );
+}
+
+#[test]
+fn aes_gcm_in_an_ike_proposal() {
+    assert_eq!(
+        err(&with("connections.home", "proposals = \"aes256gcm16-sha256-modp2048\"")),
+        "gw.toml: connections.home.proposals: `aes256gcm16` in proposal `aes256gcm16-sha256-modp2048`: AES-GCM cannot be used for IKEv1 (phase 1 has no AEAD); use e.g. aes256-sha256-modp2048"
+    );
+}
+
+#[test]
+fn bad_subnets() {
+    assert_eq!(
+        err(&BASE.replace("remote_ts = \"10.2.0.0/16\"", "remote_ts = \"10.2.0.0/33\"")),
+        "gw.toml: connections.home.children.net.remote_ts: invalid subnet `10.2.0.0/33`"
+    );
+    assert_eq!(
+        err(&BASE.replace("local_ts = \"10.1.0.0/16\"", "local_ts = [\"10.1.0.0/16\", \"10.1.2.3/24\"]")),
+        "gw.toml: connections.home.children.net.local_ts: subnet `10.1.2.3/24` has host bits set (did you mean 10.1.2.0/24?)"
+    );
+    assert_eq!(
+        err(&BASE.replace("remote_addrs = \"198.51.100.2\"", "remote_addrs = \"gw-b.example.net\"")),
+        "gw.toml: connections.home.remote_addrs: `gw-b.example.net` is not an IP address (DNS names are not supported)"
+    );
+}
+
+#[test]
+fn missing_secret_for_a_psk_connection() {
+    assert_eq!(
+        err(&BASE.replace("id = \"@b.example\"\nsecret", "id = \"@c.example\"\nsecret")),
+        "gw.toml: connections.home.local.auth: auth = \"psk\" but no secrets.ike* section matches local id %any or remote id @b.example"
+    );
+    assert_eq!(err(&BASE.replace("secret = \"s3cret\"", "")), "gw.toml: secrets.ike-home.secret: missing");
+}
+
+#[test]
+fn secrets_match_like_strongswan() {
+    let text = format!("{BASE}\n[secrets.ike-any]\nsecret = \"fallback\"\n[secrets.ike-both]\nid = \"@b.example\"\nid-1 = \"%any\"\nsecret = \"0x414243\"\n");
+    let c = ok(&text);
+    // ike-both and ike-home both match the remote id; the first by name wins.
+    assert_eq!(c.psk_for(&c.connections[0]).map(|k| k.0.to_vec()), Some(b"ABC".to_vec()));
+    let only_wildcard = BASE.replace("id = \"@b.example\"\nsecret", "id = \"%any\"\nsecret");
+    let c = ok(&only_wildcard);
+    assert_eq!(c.psk_for(&c.connections[0]).map(|k| k.0.to_vec()), Some(b"s3cret".to_vec()));
+    assert_eq!(
+        err(&BASE.replace("secret = \"s3cret\"", "secret = \"0sAAAA\"")),
+        "gw.toml: secrets.ike-home.secret: base64 secrets (0s...) are not supported; write the key as 0x<hex>"
+    );
+    assert_eq!(
+        err(&format!("{BASE}\n[secrets.eap-user]\nsecret = \"x\"\n")),
+        "gw.toml: secrets.eap-user: only ike* sections (pre-shared keys) are supported; name it e.g. ike-home"
+    );
+}
+
+#[test]
+fn pubkey_and_unset_auth_are_refused() {
+    assert_eq!(
+        err(&BASE.replace("local.auth = \"psk\"", "local.auth = \"pubkey\"")),
+        "gw.toml: connections.home.local.auth: pubkey (certificate) authentication is not supported yet; use auth = \"psk\""
+    );
+    assert_eq!(
+        err(&BASE.replace("remote.auth = \"psk\"\n", "")),
+        "gw.toml: connections.home.remote.auth: not set; swanctl's default is pubkey, which is not supported yet: set auth = \"psk\""
+    );
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    assert_eq!(
+        err(&with("connections.home", "dpd_delay = \"30x\"")),
+        "gw.toml:3: connections.home.dpd_delay: invalid duration `30x`: expected a number with an optional s, m, h or d suffix"
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "mode = \"beet\"")),
+        "gw.toml: connections.home.children.net.mode: mode `beet` is not supported (tunnel or transport)"
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "start_action = \"route\"")),
+        "gw.toml: connections.home.children.net.start_action: invalid start_action `route` (none, trap or start)"
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "dpd_action = \"hold\"")),
+        "gw.toml: connections.home.children.net.dpd_action: invalid dpd_action `hold` (clear, trap or restart)"
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "life_time = \"30m\"")),
+        "gw.toml: connections.home.children.net.life_time: life_time (30m) must be greater than rekey_time (1h)"
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "esp_proposals = [\"aes128gcm16-modp2048\", \"aes128gcm16-ecp256\"]")),
+        "gw.toml: connections.home.children.net.esp_proposals: IKEv1 Quick Mode carries one KE payload, so every ESP proposal must use the same PFS group (found MODP_2048 and ECP_256)"
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "esp_proposals = \"null-sha256\"")),
+        "gw.toml: connections.home.children.net.esp_proposals: null encryption (ESP_NULL) is recognised but not supported by the IKE engine and dataplane yet"
+    );
+    assert_eq!(
+        err(&with("connections.home", "local_port = 70000")),
+        "gw.toml:3: connections.home.local_port: invalid value: integer `70000`, expected u16"
+    );
+}
+
+#[test]
+fn start_action_needs_a_peer_address() {
+    let text = with("connections.home.children.net", "start_action = \"start\"")
+        .replace("remote_addrs = \"198.51.100.2\"", "remote_addrs = \"%any\"");
+    assert_eq!(
+        err(&text),
+        "gw.toml: connections.home.children.net.start_action: start_action needs a single remote address to initiate to, but remote_addrs has none"
+    );
+}
+
+#[test]
+fn child_names_are_unique() {
+    let text = format!(
+        "{BASE}\n[connections.other]\nremote_addrs = \"198.51.100.3\"\nlocal.auth = \"psk\"\nremote.auth = \"psk\"\n[connections.other.children.net]\n"
+    );
+    assert_eq!(
+        err(&text),
+        "gw.toml: connections.other.children.net: child name `net` is also used in connection `home`; ikectl addresses children by name, so names must be unique"
+    );
+}
+
+#[test]
+fn log_levels() {
+    let c = ok(&format!("{BASE}\n[daemon.log]\ndefault = 0\nike = 2\nknl = \"trace\"\n"));
+    use crate::logging::Subsystem;
+    use tracing::level_filters::LevelFilter;
+    assert_eq!(c.daemon.log.get(Subsystem::Ike), LevelFilter::DEBUG);
+    assert_eq!(c.daemon.log.get(Subsystem::Knl), LevelFilter::TRACE);
+    assert_eq!(c.daemon.log.get(Subsystem::Net), LevelFilter::INFO);
+    assert_eq!(
+        err(&format!("{BASE}\n[daemon.log]\nike = 5\n")),
+        "gw.toml: daemon.log.ike: level 5 (private) would log secrets; they are only written with --keylog"
+    );
+    assert_eq!(
+        err(&format!("{BASE}\n[daemon.log]\nchd = 1\n")),
+        "gw.toml: daemon.log.chd: unknown subsystem `chd` (expected default, dmn, ike, cfg, net, enc, knl)"
+    );
+}
+
+#[test]
+fn syntax_errors_give_a_line() {
+    let e = err("[connections.home\nversion = 1\n");
+    assert!(e.starts_with("gw.toml:1: "), "{e}");
+}
+
+#[test]
+fn files_are_read_and_bounded() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = dir.path().join("iked.toml");
+    std::fs::write(&p, BASE).unwrap_or_else(|e| panic!("{e}"));
+    assert!(load(&p).is_ok());
+    let missing = dir.path().join("nope.toml");
+    let e = load(&missing).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.starts_with(&format!("{}: cannot read: ", missing.display())), "{e}");
+    std::fs::write(&p, vec![b'#'; (MAX_FILE_LEN + 1) as usize]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(load(&p).err().map(|e| e.reason), Some(format!("file is larger than {MAX_FILE_LEN} bytes")));
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    // Every prefix of the example, and byte soup: errors, never panics.
+    for cut in (0..EXAMPLE.len()).step_by(7) {
+        if let Some(t) = EXAMPLE.get(..cut) {
+            let _ = parse(t, Path::new("cut.toml"));
+        }
+    }
+    for t in [
+        "\u{0}",
+        "[[connections]]",
+        "connections = 5",
+        "[connections.a]\nchildren = []",
+        "[secrets]\nike = 1",
+    ] {
+        assert!(parse(t, Path::new("x.toml")).is_err(), "{t:?}");
+    }
+}

@@ -1,0 +1,295 @@
+//! Human-readable output in the style of `swanctl --list-sas`,
+//! `--list-conns` and `--stats`.
+
+use super::protocol::*;
+use std::fmt::Write as _;
+
+fn secs(label: &str, v: Option<u64>) -> Option<String> {
+    v.map(|s| format!("{label} {s}s"))
+}
+
+/// `swanctl --list-sas`.
+pub fn list_sas(sas: &[IkeSaInfo]) -> String {
+    let mut o = String::new();
+    if sas.is_empty() {
+        o.push_str("no IKE SAs\n");
+    }
+    for sa in sas {
+        let _ = writeln!(
+            o,
+            "{}: #{}, {}, IKEv1, {}_i{} {}_r{}",
+            sa.name,
+            sa.uniqueid,
+            sa.state,
+            sa.initiator_spi,
+            if sa.initiator { "*" } else { "" },
+            sa.responder_spi,
+            if sa.initiator { "" } else { "*" }
+        );
+        let nat = |b: bool| if b { " NAT" } else { "" };
+        let _ = writeln!(
+            o,
+            "  local  '{}' @ {}[{}]{}",
+            sa.local_id,
+            sa.local_host,
+            sa.local_port,
+            nat(sa.nat_local)
+        );
+        let _ = writeln!(
+            o,
+            "  remote '{}' @ {}[{}]{}",
+            sa.remote_id,
+            sa.remote_host,
+            sa.remote_port,
+            nat(sa.nat_remote)
+        );
+        let _ = writeln!(
+            o,
+            "  {}-{}/{}/{}/{}",
+            sa.encr_alg, sa.encr_keysize, sa.integ_alg, sa.prf_alg, sa.dh_group
+        );
+        let times: Vec<String> =
+            [secs("established", sa.established).map(|s| s + " ago"), secs("rekeying in", sa.rekey_time)]
+                .into_iter()
+                .flatten()
+                .collect();
+        if !times.is_empty() {
+            let _ = writeln!(o, "  {}", times.join(", "));
+        }
+        for c in &sa.child_sas {
+            let mut algs = format!("{}-{}", c.encr_alg, c.encr_keysize);
+            for a in [&c.integ_alg, &c.dh_group].into_iter().flatten() {
+                algs.push('/');
+                algs.push_str(a);
+            }
+            if c.esn {
+                algs.push_str("/ESN");
+            }
+            let _ = writeln!(
+                o,
+                "  {}: #{}, {}, {}{}, {}:{}",
+                c.name,
+                c.uniqueid,
+                c.state,
+                c.mode,
+                if c.encap { "-in-UDP" } else { "" },
+                c.protocol,
+                algs
+            );
+            let mut times = vec![format!("installed {}s ago", c.install_time)];
+            times.extend(secs("rekeying in", c.rekey_time));
+            times.extend(secs("expires in", c.life_time));
+            let _ = writeln!(o, "    {}", times.join(", "));
+            let used = |u: Option<u64>| u.map(|s| format!(", {s}s ago")).unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "    in  {}, {:>10} bytes, {:>8} packets{}",
+                c.spi_in,
+                c.bytes_in,
+                c.packets_in,
+                used(c.use_in)
+            );
+            let _ = writeln!(
+                o,
+                "    out {}, {:>10} bytes, {:>8} packets{}",
+                c.spi_out,
+                c.bytes_out,
+                c.packets_out,
+                used(c.use_out)
+            );
+            let _ = writeln!(o, "    local  {}", c.local_ts.join(" "));
+            let _ = writeln!(o, "    remote {}", c.remote_ts.join(" "));
+        }
+    }
+    o
+}
+
+/// `swanctl --list-conns`.
+pub fn list_conns(conns: &[ConnectionInfo]) -> String {
+    let mut o = String::new();
+    if conns.is_empty() {
+        o.push_str("no connections loaded\n");
+    }
+    for c in conns {
+        let _ = writeln!(
+            o,
+            "{}: {}, {}",
+            c.name,
+            c.version,
+            if c.aggressive { "aggressive mode" } else { "main mode" }
+        );
+        let _ = writeln!(o, "  local:  {} [{}]", c.local_addrs.join(","), c.local_port);
+        let _ = writeln!(o, "  remote: {} [{}]", c.remote_addrs.join(","), c.remote_port);
+        let _ = writeln!(o, "  proposals: {}", c.proposals.join(", "));
+        let _ = writeln!(
+            o,
+            "  rekeying every {}s, reauth every {}s, dpd delay {}s timeout {}s, keyingtries {}{}",
+            c.rekey_time,
+            c.reauth_time,
+            c.dpd_delay,
+            c.dpd_timeout,
+            c.keyingtries,
+            if c.encap { ", forced UDP encapsulation" } else { "" }
+        );
+        let _ = writeln!(o, "  local {} authentication:\n    id: {}", c.local_auth, c.local_id);
+        let _ = writeln!(o, "  remote {} authentication:\n    id: {}", c.remote_auth, c.remote_id);
+        for ch in &c.children {
+            let _ = writeln!(
+                o,
+                "  {}: {}, rekeying every {}s, lifetime {}s, start {}, dpd {}, close {}",
+                ch.name,
+                ch.mode,
+                ch.rekey_time,
+                ch.life_time,
+                ch.start_action,
+                ch.dpd_action,
+                ch.close_action
+            );
+            let _ = writeln!(o, "    esp: {}", ch.esp_proposals.join(", "));
+            let _ = writeln!(o, "    local:  {}", ch.local_ts.join(" "));
+            let _ = writeln!(o, "    remote: {}", ch.remote_ts.join(" "));
+        }
+    }
+    o
+}
+
+/// `swanctl --stats`.
+pub fn stats(s: &Stats) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "uptime: {}s", s.uptime);
+    let _ = writeln!(o, "connections: {}", s.connections);
+    let _ = writeln!(o, "IKE_SAs: {} total, {} half-open", s.ike_sas, s.ike_sas_half_open);
+    let _ = writeln!(o, "CHILD_SAs: {}", s.child_sas);
+    let _ = writeln!(o, "control: {} requests, {} errors", s.ctl_requests, s.ctl_errors);
+    match &s.dataplane {
+        None => o.push_str("dataplane: not attached\n"),
+        Some(d) => {
+            let _ = writeln!(o, "dataplane: {} rx, {} tx packets", d.rx_packets, d.tx_packets);
+            for (reason, n) in &d.drops {
+                let _ = writeln!(o, "  drop {reason}: {n}");
+            }
+        }
+    }
+    o
+}
+
+/// `load-all` result.
+pub fn load_summary(s: &LoadSummary) -> String {
+    let mut o = String::new();
+    for (label, v) in
+        [("added", &s.added), ("changed", &s.changed), ("removed", &s.removed), ("unchanged", &s.unchanged)]
+    {
+        if !v.is_empty() {
+            let _ = writeln!(o, "{label}: {}", v.join(", "));
+        }
+    }
+    if o.is_empty() {
+        o.push_str("no connections\n");
+    }
+    o
+}
+
+/// One `ikectl log` line, as charon's log (`[IKE] message`).
+pub fn log_line(r: &LogRecord) -> String {
+    format!(
+        "{}.{:03} {:>5} [{}] {}",
+        r.time_ms / 1000,
+        r.time_ms % 1000,
+        r.level,
+        r.subsystem.to_uppercase(),
+        r.message
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_sas_looks_like_swanctl() {
+        let sa = IkeSaInfo {
+            name: "home".into(),
+            uniqueid: 3,
+            state: "ESTABLISHED".into(),
+            local_host: "192.0.2.1".into(),
+            local_port: 500,
+            local_id: "192.0.2.1".into(),
+            remote_host: "198.51.100.2".into(),
+            remote_port: 4500,
+            remote_id: "@b.example".into(),
+            initiator: true,
+            initiator_spi: "0011223344556677".into(),
+            responder_spi: "8899aabbccddeeff".into(),
+            nat_remote: true,
+            encr_alg: "AES_CBC".into(),
+            encr_keysize: 256,
+            integ_alg: "HMAC_SHA2_256_128".into(),
+            prf_alg: "PRF_HMAC_SHA2_256".into(),
+            dh_group: "MODP_2048".into(),
+            established: Some(120),
+            rekey_time: Some(13_000),
+            child_sas: vec![ChildSaInfo {
+                name: "net".into(),
+                uniqueid: 4,
+                state: "INSTALLED".into(),
+                mode: "TUNNEL".into(),
+                protocol: "ESP".into(),
+                encap: true,
+                spi_in: "c0ffee01".into(),
+                spi_out: "c0ffee02".into(),
+                encr_alg: "AES_GCM_16".into(),
+                encr_keysize: 128,
+                dh_group: Some("MODP_2048".into()),
+                bytes_in: 1234,
+                packets_in: 10,
+                use_in: Some(2),
+                bytes_out: 5678,
+                packets_out: 12,
+                rekey_time: Some(3000),
+                life_time: Some(3300),
+                install_time: 110,
+                local_ts: vec!["10.1.0.0/16".into()],
+                remote_ts: vec!["10.2.0.0/16".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let want = "\
+home: #3, ESTABLISHED, IKEv1, 0011223344556677_i* 8899aabbccddeeff_r
+  local  '192.0.2.1' @ 192.0.2.1[500]
+  remote '@b.example' @ 198.51.100.2[4500] NAT
+  AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048
+  established 120s ago, rekeying in 13000s
+  net: #4, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-128/MODP_2048
+    installed 110s ago, rekeying in 3000s, expires in 3300s
+    in  c0ffee01,       1234 bytes,       10 packets, 2s ago
+    out c0ffee02,       5678 bytes,       12 packets
+    local  10.1.0.0/16
+    remote 10.2.0.0/16
+";
+        assert_eq!(list_sas(&[sa]), want);
+        assert_eq!(list_sas(&[]), "no IKE SAs\n");
+    }
+
+    #[test]
+    fn stats_and_summaries() {
+        let s = Stats { uptime: 5, connections: 2, ctl_requests: 7, ctl_errors: 1, ..Default::default() };
+        assert_eq!(
+            stats(&s),
+            "uptime: 5s\nconnections: 2\nIKE_SAs: 0 total, 0 half-open\nCHILD_SAs: 0\ncontrol: 7 requests, 1 errors\ndataplane: not attached\n"
+        );
+        let l = LoadSummary {
+            added: vec!["a".into()],
+            unchanged: vec!["b".into(), "c".into()],
+            ..Default::default()
+        };
+        assert_eq!(load_summary(&l), "added: a\nunchanged: b, c\n");
+        let r = LogRecord {
+            time_ms: 1_700_000_000_042,
+            level: "INFO".into(),
+            subsystem: "ike".into(),
+            message: "up".into(),
+        };
+        assert_eq!(log_line(&r), "1700000000.042  INFO [IKE] up");
+    }
+}

@@ -1,0 +1,291 @@
+//! The daemon's state behind the control socket, and the seam for the IKE
+//! engine loop.
+//!
+//! [`Daemon`] owns the configuration (reloaded by SIGHUP and `load-all`),
+//! answers `list-conns`, `load-all` and `stats` itself, and passes SA work
+//! to an [`EngineControl`]. The engine loop (UDP sockets driving
+//! `ike::engine::Engine`, SA installation into the SA database) implements
+//! that trait; until it is attached, [`Detached`] answers `list-sas` with
+//! nothing and refuses `initiate`/`terminate` with `unavailable`.
+
+use crate::config::{self, AuthMethod, Child, Config, ConfigError, Connection, PeerGoneAction, StartAction};
+use crate::ctl::protocol::*;
+use crate::ctl::ControlHandler;
+use crate::logging::LogHandle;
+use ike::engine::Mode;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+use tokio::sync::broadcast;
+
+/// SA counts for `stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineCounts {
+    /// IKE SAs in any state.
+    pub ike_sas: u64,
+    /// Of which not yet authenticated.
+    pub ike_sas_half_open: u64,
+    /// Installed child SA pairs.
+    pub child_sas: u64,
+}
+
+/// What the engine loop provides to the rest of the daemon. Calls are
+/// short: implementations post commands to the engine task and return.
+pub trait EngineControl: Send + Sync + 'static {
+    /// Current IKE and child SAs with dataplane counters.
+    fn list_sas(&self) -> Vec<IkeSaInfo>;
+    /// Starts `conn` (and `child`, or every child when `None`).
+    fn initiate(&self, conn: &Connection, child: Option<&Child>) -> Result<String, CtlError>;
+    /// Deletes the SAs of `conn` (only `child`'s when given), sending Deletes.
+    fn terminate(&self, conn: &str, child: Option<&str>) -> Result<String, CtlError>;
+    /// A new configuration was loaded: `summary` says which connections were
+    /// added, changed or removed; unchanged ones must be left alone.
+    fn reconfigure(&self, config: &Arc<Config>, summary: &LoadSummary);
+    /// SA counts.
+    fn counts(&self) -> EngineCounts;
+    /// Dataplane counters, when the SA database is attached.
+    fn dataplane_stats(&self) -> Option<DataplaneStats>;
+    /// The daemon is stopping: with `delete_sas`, send Deletes and remove
+    /// this daemon's SAs from the dataplane; otherwise leave them installed.
+    fn shutdown(&self, delete_sas: bool);
+}
+
+/// No engine attached (yet).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Detached;
+
+impl EngineControl for Detached {
+    fn list_sas(&self) -> Vec<IkeSaInfo> {
+        Vec::new()
+    }
+    fn initiate(&self, conn: &Connection, _child: Option<&Child>) -> Result<String, CtlError> {
+        Err(CtlError::new(
+            ErrorCode::Unavailable,
+            format!("cannot initiate `{}`: no IKE engine attached", conn.name),
+        ))
+    }
+    fn terminate(&self, conn: &str, _child: Option<&str>) -> Result<String, CtlError> {
+        Err(CtlError::new(
+            ErrorCode::Unavailable,
+            format!("cannot terminate `{conn}`: no IKE engine attached"),
+        ))
+    }
+    fn reconfigure(&self, _config: &Arc<Config>, _summary: &LoadSummary) {}
+    fn counts(&self) -> EngineCounts {
+        EngineCounts::default()
+    }
+    fn dataplane_stats(&self) -> Option<DataplaneStats> {
+        None
+    }
+    fn shutdown(&self, _delete_sas: bool) {}
+}
+
+/// The daemon state shared by the control server and signal handling.
+#[derive(Debug)]
+pub struct Daemon<E> {
+    config_path: PathBuf,
+    config: RwLock<Arc<Config>>,
+    engine: E,
+    log: Option<LogHandle>,
+    started: Instant,
+}
+
+impl<E: EngineControl> Daemon<E> {
+    /// A daemon with a validated configuration read from `config_path`.
+    pub fn new(config_path: PathBuf, config: Config, engine: E, log: Option<LogHandle>) -> Self {
+        Self { config_path, config: RwLock::new(Arc::new(config)), engine, log, started: Instant::now() }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().map(|c| Arc::clone(&c)).unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Re-reads the configuration file (SIGHUP, `load-all`). On error the old
+    /// configuration stays in force.
+    pub fn reload(&self) -> Result<LoadSummary, ConfigError> {
+        let new = Arc::new(config::load(&self.config_path)?);
+        let old = self.config();
+        let summary = diff(&old, &new);
+        if old.daemon.control_socket != new.daemon.control_socket
+            || old.daemon.listen != new.daemon.listen
+            || old.daemon.sadb != new.daemon.sadb
+            || old.daemon.port != new.daemon.port
+            || old.daemon.port_nat_t != new.daemon.port_nat_t
+        {
+            tracing::warn!(target: "cfg", "daemon sockets and SA database paths change only on restart");
+        }
+        if let Some(log) = &self.log {
+            log.set_levels(new.daemon.log.clone());
+        }
+        if let Ok(mut c) = self.config.write() {
+            *c = Arc::clone(&new);
+        }
+        self.engine.reconfigure(&new, &summary);
+        tracing::info!(
+            target: "cfg",
+            "loaded {}: {} added, {} changed, {} removed, {} unchanged",
+            self.config_path.display(),
+            summary.added.len(),
+            summary.changed.len(),
+            summary.removed.len(),
+            summary.unchanged.len()
+        );
+        Ok(summary)
+    }
+
+    fn find(&self, target: &TargetName) -> Result<(Arc<Config>, String, Option<String>), CtlError> {
+        let config = self.config();
+        let (conn, child) = match target {
+            TargetName::Ike(name) => match config.connection(name) {
+                Some(c) => (c.name.clone(), None),
+                None => return Err(CtlError::new(ErrorCode::NotFound, format!("no connection `{name}`"))),
+            },
+            TargetName::Child(name) => match config.child(name) {
+                Some((c, ch)) => (c.name.clone(), Some(ch.name.clone())),
+                None => return Err(CtlError::new(ErrorCode::NotFound, format!("no child `{name}`"))),
+            },
+        };
+        Ok((config, conn, child))
+    }
+}
+
+/// Which connections changed between two configurations. A connection is
+/// unchanged when every setting, children and its PSK included, is equal.
+pub fn diff(old: &Config, new: &Config) -> LoadSummary {
+    let mut s = LoadSummary::default();
+    for c in &new.connections {
+        match old.connection(&c.name) {
+            None => s.added.push(c.name.clone()),
+            Some(o) if o == c && old.psk_for(o) == new.psk_for(c) => s.unchanged.push(c.name.clone()),
+            Some(_) => s.changed.push(c.name.clone()),
+        }
+    }
+    for c in &old.connections {
+        if new.connection(&c.name).is_none() {
+            s.removed.push(c.name.clone());
+        }
+    }
+    s
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Tunnel => "TUNNEL",
+        Mode::Transport => "TRANSPORT",
+    }
+}
+
+fn action_name(a: PeerGoneAction, restart: &'static str, clear: &'static str) -> &'static str {
+    match a {
+        PeerGoneAction::Clear => clear,
+        PeerGoneAction::Trap => "trap",
+        PeerGoneAction::Restart => restart,
+    }
+}
+
+/// `list-conns` entry for a connection.
+pub fn connection_info(c: &Connection) -> ConnectionInfo {
+    let auth = |a: AuthMethod| match a {
+        AuthMethod::Psk => "pre-shared key".to_owned(),
+    };
+    ConnectionInfo {
+        name: c.name.clone(),
+        version: "IKEv1".to_owned(),
+        local_addrs: c.local_addrs.iter().map(ToString::to_string).collect(),
+        remote_addrs: c.remote_addrs.iter().map(ToString::to_string).collect(),
+        local_port: c.local_port,
+        remote_port: c.remote_port,
+        proposals: c.proposals.iter().map(|p| p.text.clone()).collect(),
+        aggressive: c.aggressive,
+        encap: c.encap,
+        dpd_delay: c.dpd_delay.as_secs(),
+        dpd_timeout: c.dpd_timeout.as_secs(),
+        rekey_time: c.rekey_time.as_secs(),
+        reauth_time: c.reauth_time.as_secs(),
+        keyingtries: c.keyingtries,
+        local_auth: auth(c.local.auth),
+        local_id: c.local.id.to_string(),
+        remote_auth: auth(c.remote.auth),
+        remote_id: c.remote.id.to_string(),
+        children: c
+            .children
+            .iter()
+            .map(|ch| ChildConfigInfo {
+                name: ch.name.clone(),
+                mode: mode_name(ch.mode).to_owned(),
+                start_action: match ch.start_action {
+                    StartAction::None => "none",
+                    StartAction::Trap => "trap",
+                    StartAction::Start => "start",
+                }
+                .to_owned(),
+                dpd_action: action_name(ch.dpd_action, "restart", "clear").to_owned(),
+                close_action: action_name(ch.close_action, "start", "none").to_owned(),
+                rekey_time: ch.rekey_time.as_secs(),
+                life_time: ch.life_time.as_secs(),
+                esp_proposals: ch.esp_proposals.iter().map(|p| p.text.clone()).collect(),
+                local_ts: ch.local_ts.iter().map(ToString::to_string).collect(),
+                remote_ts: ch.remote_ts.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+    }
+}
+
+impl<E: EngineControl> ControlHandler for Daemon<E> {
+    async fn list_sas(&self, ike: Option<String>) -> Result<Vec<IkeSaInfo>, CtlError> {
+        let mut sas = self.engine.list_sas();
+        if let Some(name) = ike {
+            sas.retain(|s| s.name == name);
+        }
+        Ok(sas)
+    }
+
+    async fn list_conns(&self) -> Result<Vec<ConnectionInfo>, CtlError> {
+        Ok(self.config().connections.iter().map(connection_info).collect())
+    }
+
+    async fn initiate(&self, target: TargetName) -> Result<String, CtlError> {
+        let (config, conn, child) = self.find(&target)?;
+        let c = config
+            .connection(&conn)
+            .ok_or_else(|| CtlError::new(ErrorCode::NotFound, "connection vanished"))?;
+        let ch = child.as_deref().and_then(|n| c.children.iter().find(|x| x.name == n));
+        self.engine.initiate(c, ch)
+    }
+
+    async fn terminate(&self, target: TargetName) -> Result<String, CtlError> {
+        let (_, conn, child) = self.find(&target)?;
+        self.engine.terminate(&conn, child.as_deref())
+    }
+
+    async fn load_all(&self) -> Result<LoadSummary, CtlError> {
+        self.reload().map_err(|e| CtlError::new(ErrorCode::ConfigInvalid, e.to_string()))
+    }
+
+    async fn stats(&self) -> Result<Stats, CtlError> {
+        let counts = self.engine.counts();
+        Ok(Stats {
+            uptime: self.started.elapsed().as_secs(),
+            connections: self.config().connections.len() as u64,
+            ike_sas: counts.ike_sas,
+            ike_sas_half_open: counts.ike_sas_half_open,
+            child_sas: counts.child_sas,
+            ctl_requests: 0,
+            ctl_errors: 0,
+            dataplane: self.engine.dataplane_stats(),
+        })
+    }
+
+    fn follow_log(&self) -> Result<broadcast::Receiver<LogRecord>, CtlError> {
+        self.log
+            .as_ref()
+            .map(LogHandle::subscribe)
+            .ok_or_else(|| CtlError::new(ErrorCode::Unavailable, "logging is not set up in this process"))
+    }
+}

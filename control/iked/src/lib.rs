@@ -1,0 +1,18 @@
+//! iked: the IKEv1 daemon's shell around the sans-IO engine of the `ike`
+//! crate: swanctl-style configuration, the ikectl control socket, logging
+//! per subsystem, and Wireshark key logs.
+//!
+//! The engine loop (UDP sockets on 500/4500, timers, SA installation into
+//! the SA database) plugs in through [`daemon::EngineControl`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+pub mod config;
+pub mod ctl;
+pub mod daemon;
+pub mod keylog;
+pub mod logging;

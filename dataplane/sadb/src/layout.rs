@@ -1,0 +1,248 @@
+//! Where everything sits in the region, derived from the capacities alone. Offsets are
+//! never read from the file: both processes compute them from the (validated) capacities
+//! in the header, so a corrupted header cannot point a reader outside the mapping.
+
+use std::mem::size_of;
+
+use crate::abi::{Event, PolicyConfig, SaConfig};
+use crate::SadbError;
+
+/// Sizes fixed when a region is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacities {
+    /// SA slots (default 65,536; up to 16,777,216).
+    pub sas: u32,
+    /// Policy slots (default 4,096).
+    pub policies: u32,
+    /// Dataplane readers (lcores) that can register (default 64).
+    pub readers: u32,
+    /// Events per reader ring, a power of two (default 1,024).
+    pub event_ring: u32,
+    /// Largest anti-replay window an SA may ask for, in packets (default 1,024; a multiple
+    /// of 64, at most 65,536).
+    pub max_replay_window: u32,
+    /// Inbound SAs are found by SPI and destination address (RFC 4301 §4.1), not SPI alone.
+    pub spi_dst_index: bool,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Self {
+            sas: 65_536,
+            policies: 4_096,
+            readers: 64,
+            event_ring: 1_024,
+            max_replay_window: 1_024,
+            spi_dst_index: false,
+        }
+    }
+}
+
+pub(crate) const CACHE_LINE: usize = 64;
+/// The header page: static part at 0, dynamic (atomic) part at `HEADER_DYN_OFFSET`.
+pub(crate) const HEADER_SIZE: usize = 4096;
+pub(crate) const HEADER_DYN_OFFSET: usize = 256;
+/// Reader slot: registration, epoch, counters.
+pub(crate) const READER_SLOT_SIZE: usize = 1024;
+/// SA slot header: seqlock, state, SPI, destination, retire epoch.
+pub(crate) const SLOT_HDR_SIZE: usize = 64;
+/// Words of an SA configuration record.
+pub(crate) const SA_CFG_WORDS: usize = size_of::<SaConfig>() / 8;
+/// Words of a policy record.
+pub(crate) const POLICY_CFG_WORDS: usize = size_of::<PolicyConfig>() / 8;
+/// Policy slot: atomics line plus the record.
+pub(crate) const POLICY_SLOT_SIZE: usize = CACHE_LINE + round_up(size_of::<PolicyConfig>(), CACHE_LINE);
+/// Per-SA hot state before the replay bitmap: a line of counters, a line of drops.
+pub(crate) const HOT_FIXED_SIZE: usize = 2 * CACHE_LINE;
+/// Per-SA drop counters, indexed by the dataplane's drop reason code.
+pub const SA_DROP_COUNTERS: usize = 8;
+/// Per-reader counters (indexes defined by the dataplane; see `ReaderCounters`).
+pub const READER_COUNTERS: usize = 112;
+/// Words of a v4 candidate record; of a v6 one.
+pub(crate) const CAND4_WORDS: usize = 3;
+pub(crate) const CAND6_WORDS: usize = 7;
+/// First-level table of the v4 classifiers: one entry per top-16-bit value, plus one.
+pub(crate) const DIR16_LEN: usize = 65_537;
+/// Longest linear probe of the SPI index.
+pub(crate) const MAX_PROBE: usize = 32;
+/// Largest SA capacity.
+pub const MAX_SAS: u32 = 1 << 24;
+
+pub(crate) const fn round_up(v: usize, to: usize) -> usize {
+    v.div_ceil(to) * to
+}
+
+/// Offsets of the sections and per-item strides, all multiples of 64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub readers: usize,
+    pub rings: usize,
+    pub ring_stride: usize,
+    pub slot_hdrs: usize,
+    pub configs: usize,
+    pub config_stride: usize,
+    pub hot: usize,
+    pub hot_stride: usize,
+    pub replay_words: usize,
+    pub free_stack: usize,
+    pub retired: usize,
+    pub index: [usize; 2],
+    pub index_len: usize,
+    pub policies: usize,
+    pub banks: [usize; 2],
+    pub bank: BankLayout,
+    pub total: usize,
+}
+
+/// Offsets inside one compiled policy bank (relative to the bank's start).
+/// Classifier `c`: 0 = out/v4, 1 = in/v4, 2 = out/v6, 3 = in/v6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BankLayout {
+    /// Boundaries per classifier (2 per policy, plus the zero boundary).
+    pub bounds_cap: usize,
+    /// Candidate records per family.
+    pub cands_cap: usize,
+    pub bounds4: [usize; 2],
+    pub dir16: [usize; 2],
+    pub bounds6: [usize; 2],
+    pub ivals: [usize; 4],
+    pub cands4: usize,
+    pub cands6: usize,
+    pub size: usize,
+}
+
+/// Words of the replay bitmap for a largest window of `w` packets: RFC 6479 keeps one
+/// spare 64-bit block beyond the window, and a power of two of blocks so that the block
+/// index is a mask.
+pub(crate) fn replay_words_for(w: u32) -> usize {
+    (w as usize / 64 + 1).next_power_of_two()
+}
+
+struct Cursor(usize);
+impl Cursor {
+    fn take(&mut self, bytes: usize) -> Result<usize, SadbError> {
+        let at = self.0;
+        self.0 = at
+            .checked_add(round_up(bytes, CACHE_LINE))
+            .ok_or(SadbError::Capacity { what: "region size", reason: "overflows".into() })?;
+        Ok(at)
+    }
+}
+
+fn mul(a: usize, b: usize) -> Result<usize, SadbError> {
+    a.checked_mul(b).ok_or(SadbError::Capacity { what: "region size", reason: "overflows".into() })
+}
+
+impl Layout {
+    pub(crate) fn new(c: &Capacities) -> Result<Layout, SadbError> {
+        let bad = |what: &'static str, reason: String| Err(SadbError::Capacity { what, reason });
+        if c.sas == 0 || c.sas > MAX_SAS {
+            return bad("sas", format!("{} is outside 1..={MAX_SAS}", c.sas));
+        }
+        if c.policies == 0 || c.policies > 1 << 20 {
+            return bad("policies", format!("{} is outside 1..=1048576", c.policies));
+        }
+        if c.readers == 0 || c.readers > 1024 {
+            return bad("readers", format!("{} is outside 1..=1024", c.readers));
+        }
+        if !c.event_ring.is_power_of_two() || c.event_ring < 8 || c.event_ring > 1 << 16 {
+            return bad("event_ring", format!("{} is not a power of two in 8..=65536", c.event_ring));
+        }
+        if c.max_replay_window == 0 || !c.max_replay_window.is_multiple_of(64) || c.max_replay_window > 65_536
+        {
+            return bad(
+                "max_replay_window",
+                format!("{} is not a multiple of 64 in 64..=65536", c.max_replay_window),
+            );
+        }
+        let sas = c.sas as usize;
+        let mut cur = Cursor(HEADER_SIZE);
+        let readers = cur.take(mul(c.readers as usize, READER_SLOT_SIZE)?)?;
+        let ring_stride = CACHE_LINE * 3 + mul(c.event_ring as usize, size_of::<Event>())?;
+        let rings = cur.take(mul(c.readers as usize, ring_stride)?)?;
+        let slot_hdrs = cur.take(mul(sas, SLOT_HDR_SIZE)?)?;
+        let config_stride = round_up(size_of::<SaConfig>(), CACHE_LINE);
+        let configs = cur.take(mul(sas, config_stride)?)?;
+        let replay_words = replay_words_for(c.max_replay_window);
+        let hot_stride = HOT_FIXED_SIZE + round_up(replay_words * 8, CACHE_LINE);
+        let hot = cur.take(mul(sas, hot_stride)?)?;
+        let free_stack = cur.take(mul(sas, 4)?)?;
+        let retired = cur.take(mul(sas, 4)?)?;
+        // Twice the SAs, so the load factor stays at or under one half.
+        let index_len = (2 * sas).next_power_of_two();
+        let index = [cur.take(mul(index_len, 8)?)?, cur.take(mul(index_len, 8)?)?];
+        let policies = cur.take(mul(c.policies as usize, POLICY_SLOT_SIZE)?)?;
+        let bank = BankLayout::new(c.policies as usize)?;
+        let banks = [cur.take(bank.size)?, cur.take(bank.size)?];
+        // Whole 2 MiB pages, so the same file works on hugetlbfs.
+        let total = round_up(cur.0, 2 << 20);
+        Ok(Layout {
+            readers,
+            rings,
+            ring_stride,
+            slot_hdrs,
+            configs,
+            config_stride,
+            hot,
+            hot_stride,
+            replay_words,
+            free_stack,
+            retired,
+            index,
+            index_len,
+            policies,
+            banks,
+            bank,
+            total,
+        })
+    }
+}
+
+impl BankLayout {
+    fn new(policies: usize) -> Result<BankLayout, SadbError> {
+        let bounds_cap = mul(policies, 2)? + 2;
+        // Each elementary interval lists the policies covering it; nested prefixes make the
+        // lists overlap. 16 per policy covers deep nesting; beyond it, compiling fails with a
+        // clear error rather than growing the region.
+        let cands_cap = mul(policies, 16)? + 1024;
+        let mut cur = Cursor(CACHE_LINE);
+        let bounds4 = [cur.take(mul(bounds_cap, 4)?)?, cur.take(mul(bounds_cap, 4)?)?];
+        let dir16 = [cur.take(DIR16_LEN * 4)?, cur.take(DIR16_LEN * 4)?];
+        let bounds6 = [cur.take(mul(bounds_cap, 16)?)?, cur.take(mul(bounds_cap, 16)?)?];
+        let ivals = [
+            cur.take(mul(bounds_cap, 8)?)?,
+            cur.take(mul(bounds_cap, 8)?)?,
+            cur.take(mul(bounds_cap, 8)?)?,
+            cur.take(mul(bounds_cap, 8)?)?,
+        ];
+        let cands4 = cur.take(mul(cands_cap, CAND4_WORDS * 8)?)?;
+        let cands6 = cur.take(mul(cands_cap, CAND6_WORDS * 8)?)?;
+        Ok(BankLayout { bounds_cap, cands_cap, bounds4, dir16, bounds6, ivals, cands4, cands6, size: cur.0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_at_the_documented_capacities() {
+        let l = Layout::new(&Capacities::default()).unwrap();
+        assert_eq!(l.total % (2 << 20), 0);
+        assert!(l.total < 128 << 20, "default region is {} MiB", l.total >> 20);
+        let big = Layout::new(&Capacities { sas: 1 << 20, ..Capacities::default() }).unwrap();
+        assert!(big.total < 2 << 30, "a million SAs fit in {} MiB", big.total >> 20);
+        assert_eq!(replay_words_for(64), 2);
+        assert_eq!(replay_words_for(1024), 32);
+        assert_eq!(replay_words_for(4096), 128);
+        for bad in [
+            Capacities { sas: 0, ..Capacities::default() },
+            Capacities { sas: MAX_SAS + 1, ..Capacities::default() },
+            Capacities { event_ring: 1000, ..Capacities::default() },
+            Capacities { max_replay_window: 100, ..Capacities::default() },
+            Capacities { readers: 0, ..Capacities::default() },
+        ] {
+            assert!(Layout::new(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

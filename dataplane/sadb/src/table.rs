@@ -1,0 +1,466 @@
+//! SA slots: install, update, delete, reclaim; listing.
+//!
+//! Slot life: FREE → (writer fills it, resets its hot state, publishes it in the index)
+//! LIVE → (writer unlinks it from the index and the policies) RETIRED with the epoch of
+//! the unlink → (every reader has passed that epoch) FREE. Retired slots wait in a FIFO in
+//! the region, so a writer that dies does not leak them: the next writer reclaims them.
+
+use std::sync::atomic::Ordering;
+
+use crate::abi::*;
+use crate::index::{dst_words, entry};
+use crate::layout::SA_DROP_COUNTERS;
+use crate::region::{load_words, store_words, Region};
+use crate::shm::{NO_SLOT, POLICY_LIVE, SLOT_FREE, SLOT_LIVE, SLOT_RETIRED};
+use crate::writer::Writer;
+use crate::SadbError;
+
+/// What identifies an SA: SPI and direction, plus the destination when the region
+/// indexes inbound SAs by SPI and destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SaKey {
+    /// SPI.
+    pub spi: u32,
+    /// Direction.
+    pub direction: Direction,
+    /// Destination address (used only by regions indexed by SPI and destination).
+    pub dst: Option<[u8; 16]>,
+}
+
+impl std::fmt::Display for SaKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dir = match self.direction {
+            Direction::In => "in",
+            Direction::Out => "out",
+        };
+        write!(f, "SPI {:#010x} {dir}", self.spi)
+    }
+}
+
+/// The dataplane's counters of one SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SaStats {
+    /// Outbound: last sequence number sent; inbound: highest accepted.
+    pub seq: u64,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Drops by reason code.
+    pub drops: [u64; SA_DROP_COUNTERS],
+    /// `HOT_FLAG_*`.
+    pub flags: u64,
+    /// Unix seconds of the last packet.
+    pub last_used: u64,
+}
+
+/// A live SA as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaEntry {
+    /// Its slot.
+    pub slot: u32,
+    /// Its configuration version.
+    pub version: u32,
+    /// Its configuration.
+    pub config: SaConfig,
+    /// Its counters.
+    pub stats: SaStats,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> SadbError {
+    SadbError::Invalid { field, reason: reason.into() }
+}
+
+/// Checks an SA record before it is installed.
+pub(crate) fn validate_sa(c: &SaConfig, max_window: u32) -> Result<(), SadbError> {
+    let dir = Direction::from_code(c.direction)
+        .ok_or_else(|| invalid("direction", format!("unknown code {}", c.direction)))?;
+    Mode::from_code(c.mode).ok_or_else(|| invalid("mode", format!("unknown code {}", c.mode)))?;
+    if c.family != 4 && c.family != 6 {
+        return Err(invalid("family", format!("{} is neither 4 nor 6", c.family)));
+    }
+    if c.flags & !SA_FLAGS_KNOWN != 0 {
+        return Err(invalid("flags", format!("unknown bits {:#04x}", c.flags & !SA_FLAGS_KNOWN)));
+    }
+    Backend::from_code(c.backend).ok_or_else(|| invalid("backend", format!("unknown code {}", c.backend)))?;
+    let cipher =
+        Cipher::from_code(c.cipher).ok_or_else(|| invalid("cipher", format!("unknown code {}", c.cipher)))?;
+    let integ =
+        Integ::from_code(c.integ).ok_or_else(|| invalid("integ", format!("unknown code {}", c.integ)))?;
+    match cipher {
+        Cipher::AesGcm16 | Cipher::AesCbc if !matches!(c.cipher_key_len, 16 | 32) => {
+            return Err(invalid("cipher_key_len", format!("{} bytes; AES takes 16 or 32", c.cipher_key_len)));
+        }
+        Cipher::Null if c.cipher_key_len != 0 => {
+            return Err(invalid("cipher_key_len", "NULL encryption takes no key"));
+        }
+        _ => {}
+    }
+    let want_integ_len = match integ {
+        Integ::None => 0,
+        Integ::HmacSha1_96 => 20,
+        Integ::HmacSha256_128 => 32,
+        Integ::HmacSha384_192 => 48,
+        Integ::HmacSha512_256 => 64,
+    };
+    if c.integ_key_len != want_integ_len {
+        return Err(invalid(
+            "integ_key_len",
+            format!("{} bytes; the algorithm takes {want_integ_len}", c.integ_key_len),
+        ));
+    }
+    match (cipher, integ) {
+        (Cipher::AesGcm16, Integ::None) => {}
+        (Cipher::AesGcm16, _) => {
+            return Err(invalid("integ", "AES-GCM authenticates itself; no integrity algorithm"))
+        }
+        (_, Integ::None) => return Err(invalid("integ", "AES-CBC and NULL need an integrity algorithm")),
+        _ => {}
+    }
+    let no_replay = c.flags & SA_FLAG_NO_REPLAY != 0;
+    if dir == Direction::In {
+        if no_replay && c.replay_window != 0 {
+            return Err(invalid("replay_window", "must be 0 when anti-replay is off"));
+        }
+        if !no_replay && (c.replay_window == 0 || c.replay_window > max_window) {
+            return Err(invalid(
+                "replay_window",
+                format!(
+                    "{} is outside 1..={max_window} (0 needs anti-replay turned off explicitly)",
+                    c.replay_window
+                ),
+            ));
+        }
+    }
+    if c.flags & SA_FLAG_UDP_ENCAP != 0 && (c.encap_sport == 0 || c.encap_dport == 0) {
+        return Err(invalid("encap_port", "UDP encapsulation needs both ports"));
+    }
+    for (name, ts) in [("ts_local", &c.ts_local), ("ts_remote", &c.ts_remote)] {
+        if !matches!(ts.family, 0 | 4 | 6) {
+            return Err(invalid(name, format!("family {} is neither 4 nor 6", ts.family)));
+        }
+        if ts.family != 0 && (ts.addr_start > ts.addr_end || ts.port_start > ts.port_end) {
+            return Err(invalid(name, "range ends before it starts"));
+        }
+    }
+    for (name, soft, hard) in
+        [("soft_bytes", c.soft_bytes, c.hard_bytes), ("soft_packets", c.soft_packets, c.hard_packets)]
+    {
+        if soft != 0 && hard != 0 && soft > hard {
+            return Err(invalid(name, "soft lifetime beyond the hard one"));
+        }
+    }
+    Ok(())
+}
+
+impl Region {
+    fn stats_of(&self, slot: u32) -> SaStats {
+        let h = self.hot(slot);
+        let mut drops = [0u64; SA_DROP_COUNTERS];
+        for (d, c) in drops.iter_mut().zip(&h.drops) {
+            *d = c.load(Ordering::Relaxed);
+        }
+        SaStats {
+            seq: h.seq.load(Ordering::Relaxed),
+            packets: h.packets.load(Ordering::Relaxed),
+            bytes: h.bytes.load(Ordering::Relaxed),
+            drops,
+            flags: h.flags.load(Ordering::Relaxed),
+            last_used: h.last_used.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A live SA by slot.
+    pub fn sa_entry(&self, slot: u32) -> Option<SaEntry> {
+        if slot >= self.caps.sas {
+            return None;
+        }
+        let (config, version) = self.read_config(slot)?;
+        Some(SaEntry { slot, version, config, stats: self.stats_of(slot) })
+    }
+
+    /// Every live SA, in slot order. Reads without the writer lock.
+    pub fn list_sas(&self) -> Vec<SaEntry> {
+        (0..self.caps.sas)
+            .filter(|&s| self.slot_hdr(s).state.load(Ordering::Acquire) == SLOT_LIVE)
+            .filter_map(|s| self.sa_entry(s))
+            .collect()
+    }
+
+    /// The slot of a live SA.
+    pub fn find_sa(&self, key: &SaKey) -> Option<u32> {
+        let dst = if self.caps.spi_dst_index { key.dst.as_ref() } else { None };
+        self.index_find(key.spi, key.direction == Direction::Out, dst)
+    }
+
+    fn key_dst<'k>(&self, key: &'k SaKey) -> Option<&'k [u8; 16]> {
+        if self.caps.spi_dst_index && key.direction == Direction::In {
+            key.dst.as_ref()
+        } else {
+            None
+        }
+    }
+}
+
+impl Writer<'_> {
+    /// Installs an SA and returns its slot. Inbound SAs become visible to lookups;
+    /// outbound ones are bound to the Protect policies with the same reqid (the newest SA
+    /// of a reqid wins, which is make-before-break rekeying).
+    pub fn add_sa(&mut self, cfg: &SaConfig) -> Result<u32, SadbError> {
+        let r = self.r;
+        validate_sa(cfg, r.caps.max_replay_window)?;
+        let dir = Direction::from_code(cfg.direction).unwrap_or(Direction::In);
+        let key = SaKey { spi: cfg.spi, direction: dir, dst: Some(cfg.dst) };
+        let out = dir == Direction::Out;
+        let bank = r.hdr().active_index.load(Ordering::Relaxed);
+        if r.index_position(bank, cfg.spi, out, r.key_dst(&key)).is_some() {
+            return Err(SadbError::Duplicate { key });
+        }
+        let slot = match self.pop_free() {
+            Some(s) => s,
+            None => {
+                r.hdr().sa_full.fetch_add(1, Ordering::Relaxed);
+                return Err(SadbError::Full { what: "SA table" });
+            }
+        };
+        // The slot is unreachable (free), so nothing reads it while it is filled.
+        let h = r.slot_hdr(slot);
+        let seq = h.seq.load(Ordering::Relaxed);
+        h.seq.store(seq | 1, Ordering::Relaxed);
+        store_words(r.config_words(slot), cfg);
+        let hot = r.hot(slot);
+        for a in [&hot.seq, &hot.packets, &hot.bytes, &hot.flags, &hot.last_used] {
+            a.store(0, Ordering::Relaxed);
+        }
+        for d in hot.drops.iter().chain(r.replay_bitmap(slot)) {
+            d.store(0, Ordering::Relaxed);
+        }
+        h.spi.store(cfg.spi, Ordering::Relaxed);
+        h.direction.store(u32::from(cfg.direction), Ordering::Relaxed);
+        h.reqid.store(cfg.reqid, Ordering::Relaxed);
+        let (hi, lo) = dst_words(&cfg.dst);
+        h.dst[0].store(hi, Ordering::Relaxed);
+        h.dst[1].store(lo, Ordering::Relaxed);
+        h.state.store(SLOT_LIVE, Ordering::Relaxed);
+        h.seq.store((seq | 1).wrapping_add(1), Ordering::Release);
+        if r.index_insert(bank, entry(cfg.spi, out, slot)).is_none() {
+            // The probe chain is full: give the slot back untouched by readers.
+            h.state.store(SLOT_FREE, Ordering::Release);
+            self.push_free(slot);
+            return Err(SadbError::Full { what: "SPI index (probe chain)" });
+        }
+        if out && cfg.reqid != 0 {
+            self.bind_policies(cfg.reqid, slot);
+        }
+        r.hdr().sa_live.fetch_add(1, Ordering::Relaxed);
+        self.committed();
+        Ok(slot)
+    }
+
+    /// Changes a live SA's configuration in place (lifetimes, keys of a manual SA, ...);
+    /// the SPI, direction and destination cannot change. Readers see the old or the new
+    /// record, never a mix, and rebuild their cached context when the version changes.
+    pub fn update_sa(&mut self, key: &SaKey, f: impl FnOnce(&mut SaConfig)) -> Result<(), SadbError> {
+        let r = self.r;
+        let slot = r.find_sa(key).ok_or(SadbError::NotFound { key: *key })?;
+        let mut cfg: SaConfig = load_words(r.config_words(slot));
+        let before = cfg;
+        f(&mut cfg);
+        if (cfg.spi, cfg.direction, cfg.dst, cfg.reqid)
+            != (before.spi, before.direction, before.dst, before.reqid)
+        {
+            return Err(invalid("spi", "an update cannot change the SPI, direction, destination or reqid"));
+        }
+        validate_sa(&cfg, r.caps.max_replay_window)?;
+        let h = r.slot_hdr(slot);
+        let seq = h.seq.load(Ordering::Relaxed);
+        h.seq.store(seq | 1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
+        store_words(r.config_words(slot), &cfg);
+        h.seq.store((seq | 1).wrapping_add(1), Ordering::Release);
+        self.committed();
+        Ok(())
+    }
+
+    /// Deletes an SA: unlinked at once, its slot reused after a grace period.
+    pub fn del_sa(&mut self, key: &SaKey) -> Result<(), SadbError> {
+        let r = self.r;
+        let out = key.direction == Direction::Out;
+        let bank = r.hdr().active_index.load(Ordering::Relaxed);
+        let pos =
+            r.index_position(bank, key.spi, out, r.key_dst(key)).ok_or(SadbError::NotFound { key: *key })?;
+        let slot = crate::index::entry_slot(r.index(bank)[pos].load(Ordering::Relaxed));
+        r.index_remove_at(bank, pos);
+        r.hdr().tombstones.fetch_add(1, Ordering::Relaxed);
+        if out {
+            self.unbind_policies(slot);
+        }
+        self.retire(slot);
+        r.hdr().sa_live.fetch_sub(1, Ordering::Relaxed);
+        self.maybe_rebuild_index();
+        self.reclaim();
+        self.committed();
+        Ok(())
+    }
+
+    /// Deletes every SA; returns how many.
+    pub fn flush_sas(&mut self) -> usize {
+        let keys: Vec<SaKey> = self
+            .r
+            .list_sas()
+            .iter()
+            .filter_map(|e| {
+                Direction::from_code(e.config.direction).map(|d| SaKey {
+                    spi: e.config.spi,
+                    direction: d,
+                    dst: Some(e.config.dst),
+                })
+            })
+            .collect();
+        keys.iter().filter(|k| self.del_sa(k).is_ok()).count()
+    }
+
+    fn retire(&mut self, slot: u32) {
+        let r = self.r;
+        let h = r.slot_hdr(slot);
+        h.state.store(SLOT_RETIRED, Ordering::Release);
+        let epoch = self.advance_epoch();
+        h.retire_epoch.store(epoch, Ordering::Relaxed);
+        let tail = r.hdr().retired_tail.load(Ordering::Relaxed);
+        r.retired()[(tail % r.caps.sas) as usize].store(slot, Ordering::Relaxed);
+        r.hdr().retired_tail.store(tail.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Frees retired slots that every reader has moved past; returns how many.
+    pub fn reclaim(&mut self) -> u32 {
+        let r = self.r;
+        let hdr = r.hdr();
+        let mut head = hdr.retired_head.load(Ordering::Relaxed);
+        let tail = hdr.retired_tail.load(Ordering::Relaxed);
+        if head == tail {
+            return 0;
+        }
+        let min = self.min_seen();
+        let mut n = 0;
+        while head != tail {
+            let slot = r.retired()[(head % r.caps.sas) as usize].load(Ordering::Relaxed);
+            if slot >= r.caps.sas {
+                // A corrupted entry: skip it rather than free a wrong slot.
+                head = head.wrapping_add(1);
+                continue;
+            }
+            let h = r.slot_hdr(slot);
+            if h.retire_epoch.load(Ordering::Relaxed) > min {
+                break;
+            }
+            h.state.store(SLOT_FREE, Ordering::Release);
+            self.push_free(slot);
+            head = head.wrapping_add(1);
+            n += 1;
+        }
+        hdr.retired_head.store(head, Ordering::Relaxed);
+        n
+    }
+
+    /// Slots retired but not yet reusable.
+    pub fn retired_pending(&self) -> u32 {
+        let h = self.r.hdr();
+        h.retired_tail.load(Ordering::Relaxed).wrapping_sub(h.retired_head.load(Ordering::Relaxed))
+    }
+
+    fn pop_free(&mut self) -> Option<u32> {
+        let hdr = self.r.hdr();
+        if hdr.free_top.load(Ordering::Relaxed) == 0 {
+            self.reclaim();
+        }
+        let top = hdr.free_top.load(Ordering::Relaxed);
+        if top == 0 || top > self.r.caps.sas {
+            return None;
+        }
+        let slot = self.r.free_stack()[(top - 1) as usize].load(Ordering::Relaxed);
+        if slot >= self.r.caps.sas || self.r.slot_hdr(slot).state.load(Ordering::Relaxed) != SLOT_FREE {
+            return None;
+        }
+        hdr.free_top.store(top - 1, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    fn push_free(&mut self, slot: u32) {
+        let hdr = self.r.hdr();
+        let top = hdr.free_top.load(Ordering::Relaxed);
+        if let Some(e) = self.r.free_stack().get(top as usize) {
+            e.store(slot, Ordering::Relaxed);
+            hdr.free_top.store(top + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Rebuilds the SPI index into the other bank once tombstones pass an eighth of it.
+    /// Never waits: the other bank is rewritten only once every reader has passed the
+    /// grace period of the previous flip; until then the tombstones stay (probes stay
+    /// bounded by `MAX_PROBE` regardless).
+    fn maybe_rebuild_index(&mut self) {
+        let r = self.r;
+        let h = r.hdr();
+        if (h.tombstones.load(Ordering::Relaxed) as usize) < r.lay.index_len / 8 {
+            return;
+        }
+        if self.min_seen() < h.index_flip_epoch.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(next) = r.index_rebuild() {
+            h.active_index.store(next, Ordering::Release);
+            h.tombstones.store(0, Ordering::Relaxed);
+            let e = self.advance_epoch();
+            h.index_flip_epoch.store(e, Ordering::Relaxed);
+        }
+    }
+
+    /// Points every live outbound Protect policy with this reqid at `slot`.
+    fn bind_policies(&mut self, reqid: u32, slot: u32) {
+        let r = self.r;
+        for p in 0..r.caps.policies {
+            let h = r.policy_hdr(p);
+            if h.state.load(Ordering::Relaxed) == POLICY_LIVE && h.reqid.load(Ordering::Relaxed) == reqid {
+                let cfg: PolicyConfig = load_words(r.policy_words(p));
+                if cfg.direction == Direction::Out as u8 && cfg.action == Action::Protect as u8 {
+                    h.sa_slot.store(slot, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Moves policies bound to `slot` to another live outbound SA of their reqid, or to
+    /// none.
+    fn unbind_policies(&mut self, slot: u32) {
+        let r = self.r;
+        for p in 0..r.caps.policies {
+            let h = r.policy_hdr(p);
+            if h.state.load(Ordering::Relaxed) == POLICY_LIVE && h.sa_slot.load(Ordering::Relaxed) == slot {
+                let other = self.newest_out_sa(h.reqid.load(Ordering::Relaxed), Some(slot));
+                h.sa_slot.store(other.unwrap_or(NO_SLOT), Ordering::Release);
+            }
+        }
+    }
+
+    /// The live outbound SA of a reqid installed last (highest version of the newest
+    /// slot is not tracked; the latest `added_unix`, then the highest slot, wins).
+    pub(crate) fn newest_out_sa(&self, reqid: u32, except: Option<u32>) -> Option<u32> {
+        let r = self.r;
+        let mut best: Option<(u64, u32)> = None;
+        for s in 0..r.caps.sas {
+            let h = r.slot_hdr(s);
+            if Some(s) == except
+                || h.state.load(Ordering::Relaxed) != SLOT_LIVE
+                || h.reqid.load(Ordering::Relaxed) != reqid
+                || h.direction.load(Ordering::Relaxed) != Direction::Out as u32
+            {
+                continue;
+            }
+            let added = load_words::<SaConfig>(r.config_words(s)).added_unix;
+            if best.is_none_or(|(a, _)| added >= a) {
+                best = Some((added, s));
+            }
+        }
+        best.map(|(_, s)| s)
+    }
+}
