@@ -73,7 +73,7 @@ fn reader() {
         }
         r.quiescent();
         bursts += 1;
-        if bursts % 256 == 0 && Path::new(&stop).exists() {
+        if bursts.is_multiple_of(256) && Path::new(&stop).exists() {
             break;
         }
     }
@@ -140,7 +140,7 @@ fn writer() {
                 Err(e) => panic!("add {spi:#x}: {e}"),
             },
             None => continue,
-            Some(_) if next() % 3 == 0 => {
+            Some(_) if next().is_multiple_of(3) => {
                 w.update_sa(&key, |c| fill_key(c, generation)).unwrap();
                 live[spi as usize] = Some(generation);
                 updates += 1;
