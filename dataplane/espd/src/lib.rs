@@ -8,6 +8,8 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod counters;
+pub mod espctl;
 pub mod fwd;
 pub mod pcap;
 pub mod stats;

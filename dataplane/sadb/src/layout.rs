@@ -52,10 +52,10 @@ pub(crate) const SA_CFG_WORDS: usize = size_of::<SaConfig>() / 8;
 pub(crate) const POLICY_CFG_WORDS: usize = size_of::<PolicyConfig>() / 8;
 /// Policy slot: atomics line plus the record.
 pub(crate) const POLICY_SLOT_SIZE: usize = CACHE_LINE + round_up(size_of::<PolicyConfig>(), CACHE_LINE);
-/// Per-SA hot state before the replay bitmap: a line of counters, a line of drops.
-pub(crate) const HOT_FIXED_SIZE: usize = 2 * CACHE_LINE;
+/// Per-SA hot state before the replay bitmap: a line of counters, two lines of drops.
+pub(crate) const HOT_FIXED_SIZE: usize = 3 * CACHE_LINE;
 /// Per-SA drop counters, indexed by the dataplane's drop reason code.
-pub const SA_DROP_COUNTERS: usize = 8;
+pub const SA_DROP_COUNTERS: usize = 16;
 /// Per-reader counters (indexes defined by the dataplane; see `ReaderCounters`).
 pub const READER_COUNTERS: usize = 112;
 /// Words of a v4 candidate record; of a v6 one.

@@ -1,0 +1,874 @@
+//! `espctl`: writes and reads the shared-memory SA database directly, so the dataplane can
+//! be keyed, tested and benchmarked without `iked`. Its commands mirror `ip xfrm`:
+//!
+//! ```text
+//! espctl create [--sas N] [--policies N] [--readers N] [--replay-max N] [--spi-dst]
+//! espctl sa add --spi 0x1000 --dir in --mode tunnel --src 198.18.0.1 --dst 198.18.0.2 \
+//!               --enc aes128gcm16 --enc-key <40 hex digits: key + salt> [--replay-window 64] ...
+//! espctl sa del --spi 0x1000 --dir in [--dst ADDR] | sa list | sa flush
+//! espctl policy add --id 1 --dir out --src 198.18.1.0/24 --dst 198.19.1.0/24 --action protect --reqid 1
+//! espctl policy del --id 1 | policy list | policy flush
+//! espctl stats | events
+//! ```
+//!
+//! Every command takes `--json`. A bad argument gives one line naming it and the reason.
+//! Keys are never printed.
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sadb::{
+    Action, Backend, Capacities, Cipher, Direction, Integ, Mode, PolicyConfig, Region, SaConfig, SaKey,
+    Selector, SA_FLAG_DF, SA_FLAG_ESN, SA_FLAG_NO_REPLAY, SA_FLAG_UDP_ENCAP,
+};
+use serde_json::json;
+
+use crate::counters;
+
+#[derive(Debug, Parser)]
+#[command(name = "espctl", version, about = "Manual keying and inspection of the espgw SA database")]
+struct Cli {
+    /// The SA database region.
+    #[arg(long, global = true, default_value = sadb::DEFAULT_PATH)]
+    sadb: std::path::PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create the region file.
+    Create(CreateArgs),
+    /// Security associations.
+    #[command(subcommand)]
+    Sa(SaCmd),
+    /// Security policies.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Per-lcore and per-reason counters of the dataplane.
+    Stats,
+    /// Take and print the dataplane's queued events (expiry, acquire).
+    Events,
+}
+
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// SA slots.
+    #[arg(long, default_value_t = 65_536)]
+    sas: u32,
+    /// Policy slots.
+    #[arg(long, default_value_t = 4_096)]
+    policies: u32,
+    /// Dataplane lcores that can attach.
+    #[arg(long, default_value_t = 64)]
+    readers: u32,
+    /// Largest anti-replay window, in packets (multiple of 64).
+    #[arg(long, default_value_t = 1_024)]
+    replay_max: u32,
+    /// Find inbound SAs by SPI and destination address.
+    #[arg(long)]
+    spi_dst: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum SaCmd {
+    /// Install an SA.
+    Add(Box<SaAddArgs>),
+    /// Delete an SA.
+    Del(SaKeyArgs),
+    /// List the SAs with their counters.
+    List,
+    /// Delete every SA.
+    Flush,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Dir {
+    In,
+    Out,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Tunnel,
+    Transport,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
+enum Enc {
+    Aes128gcm16,
+    Aes256gcm16,
+    Aes128,
+    Aes256,
+    Null,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum IntegArg {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Default,
+    IpsecMb,
+    Rust,
+}
+
+#[derive(Debug, Args)]
+struct SaKeyArgs {
+    /// SPI (decimal or 0x hex).
+    #[arg(long, value_parser = parse_u32)]
+    spi: u32,
+    /// Direction.
+    #[arg(long, value_enum)]
+    dir: Dir,
+    /// Destination address (regions indexed by SPI and destination).
+    #[arg(long)]
+    dst: Option<IpAddr>,
+}
+
+#[derive(Debug, Args)]
+struct SaAddArgs {
+    /// SPI (decimal or 0x hex).
+    #[arg(long, value_parser = parse_u32)]
+    spi: u32,
+    /// Direction.
+    #[arg(long, value_enum)]
+    dir: Dir,
+    /// Mode.
+    #[arg(long, value_enum, default_value = "tunnel")]
+    mode: ModeArg,
+    /// Outer source address.
+    #[arg(long)]
+    src: IpAddr,
+    /// Outer destination address.
+    #[arg(long)]
+    dst: IpAddr,
+    /// Encryption: aes128gcm16, aes256gcm16 (key + 4-byte salt), aes128, aes256 (CBC), null.
+    #[arg(long, value_enum)]
+    enc: Enc,
+    /// Encryption key in hex (for GCM: the key followed by the 4-byte salt, as RFC 4106 and
+    /// `ip xfrm ... aead rfc4106` take it).
+    #[arg(long, default_value = "")]
+    enc_key: String,
+    /// Integrity algorithm (not with GCM).
+    #[arg(long, value_enum)]
+    integ: Option<IntegArg>,
+    /// Integrity key in hex.
+    #[arg(long, default_value = "")]
+    integ_key: String,
+    /// reqid linking the SA to its policies.
+    #[arg(long, default_value_t = 1)]
+    reqid: u32,
+    /// Anti-replay window in packets (inbound).
+    #[arg(long, default_value_t = 64)]
+    replay_window: u32,
+    /// Turn the anti-replay check off (inbound).
+    #[arg(long)]
+    no_replay: bool,
+    /// 64-bit extended sequence numbers (RFC 4304).
+    #[arg(long)]
+    esn: bool,
+    /// UDP encapsulation (RFC 3948): source port.
+    #[arg(long)]
+    encap_sport: Option<u16>,
+    /// UDP encapsulation (RFC 3948): destination port.
+    #[arg(long)]
+    encap_dport: Option<u16>,
+    /// Our traffic selector (CIDR); default: any.
+    #[arg(long)]
+    local_ts: Option<String>,
+    /// The peer's traffic selector (CIDR); default: any.
+    #[arg(long)]
+    remote_ts: Option<String>,
+    /// Soft/hard lifetimes.
+    #[arg(long, default_value_t = 0)]
+    soft_bytes: u64,
+    #[arg(long, default_value_t = 0)]
+    hard_bytes: u64,
+    #[arg(long, default_value_t = 0)]
+    soft_packets: u64,
+    #[arg(long, default_value_t = 0)]
+    hard_packets: u64,
+    /// Crypto backend.
+    #[arg(long, value_enum, default_value = "default")]
+    backend: BackendArg,
+    /// Outer TTL / hop limit (0: 64).
+    #[arg(long, default_value_t = 0)]
+    ttl: u8,
+    /// Outer DSCP (0..=63); default: copy the inner one.
+    #[arg(long)]
+    dscp: Option<u8>,
+    /// Set DF on the outer IPv4 header.
+    #[arg(long)]
+    df: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCmd {
+    /// Add a policy.
+    Add(PolicyAddArgs),
+    /// Delete a policy by id.
+    Del {
+        /// The policy id.
+        #[arg(long)]
+        id: u32,
+    },
+    /// List the policies.
+    List,
+    /// Delete every policy.
+    Flush,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ActionArg {
+    Protect,
+    Bypass,
+    Discard,
+}
+
+#[derive(Debug, Args)]
+struct PolicyAddArgs {
+    /// Policy id (unique).
+    #[arg(long)]
+    id: u32,
+    /// Direction.
+    #[arg(long, value_enum)]
+    dir: Dir,
+    /// Source prefix (CIDR).
+    #[arg(long)]
+    src: String,
+    /// Destination prefix (CIDR).
+    #[arg(long)]
+    dst: String,
+    /// IP protocol: tcp, udp, icmp, ipv6-icmp, any, or a number.
+    #[arg(long, default_value = "any")]
+    proto: String,
+    /// Source ports: N or N-M.
+    #[arg(long)]
+    sport: Option<String>,
+    /// Destination ports: N or N-M.
+    #[arg(long)]
+    dport: Option<String>,
+    /// What to do.
+    #[arg(long, value_enum)]
+    action: ActionArg,
+    /// reqid of the SAs that protect this traffic.
+    #[arg(long, default_value_t = 0)]
+    reqid: u32,
+    /// Lower is tried first.
+    #[arg(long, default_value_t = 1000)]
+    priority: u32,
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("{s:?} is not a 32-bit number"))
+}
+
+/// An error for one argument: `--name: reason`.
+struct ArgError(String);
+
+fn arg_err(name: &str, reason: impl std::fmt::Display) -> ArgError {
+    ArgError(format!("{name}: {reason}"))
+}
+
+fn addr16(a: IpAddr) -> ([u8; 16], u8) {
+    let mut x = [0u8; 16];
+    match a {
+        IpAddr::V4(v) => {
+            x[..4].copy_from_slice(&v.octets());
+            (x, 4)
+        }
+        IpAddr::V6(v) => (v.octets(), 6),
+    }
+}
+
+fn show_addr(a: &[u8; 16], family: u8) -> String {
+    if family == 4 {
+        std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string()
+    } else {
+        std::net::Ipv6Addr::from(*a).to_string()
+    }
+}
+
+/// Parses `ADDR/LEN` (or a bare address) into address bytes, family and prefix length.
+fn parse_cidr(name: &str, s: &str) -> Result<([u8; 16], u8, u8), ArgError> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let ip: IpAddr = a.parse().map_err(|_| arg_err(name, format!("{a:?} is not an IP address")))?;
+    let (bytes, fam) = addr16(ip);
+    let max = if fam == 4 { 32 } else { 128 };
+    let len = match l {
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|&v| v <= max)
+            .ok_or_else(|| arg_err(name, format!("prefix length {l:?} is not 0..={max}")))?,
+        None => max,
+    };
+    Ok((bytes, fam, len))
+}
+
+fn selector(name: &str, s: Option<&str>) -> Result<Selector, ArgError> {
+    let Some(s) = s else { return Ok(Selector::default()) };
+    let (a, fam, len) = parse_cidr(name, s)?;
+    let bits = if fam == 4 { 32u32 } else { 128 };
+    let v = if fam == 4 {
+        u128::from(u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
+    } else {
+        u128::from_be_bytes(a)
+    };
+    let host = if u32::from(len) == bits { 0 } else { (u128::MAX >> (128 - bits)) >> len };
+    let to16 = |x: u128| -> [u8; 16] {
+        let mut o = [0u8; 16];
+        if fam == 4 {
+            o[..4].copy_from_slice(&(x as u32).to_be_bytes());
+        } else {
+            o = x.to_be_bytes();
+        }
+        o
+    };
+    Ok(Selector {
+        addr_start: to16(v & !host),
+        addr_end: to16(v | host),
+        family: fam,
+        proto: 0,
+        _pad: [0; 2],
+        port_start: 0,
+        port_end: u16::MAX,
+    })
+}
+
+fn hex(name: &str, s: &str) -> Result<Vec<u8>, ArgError> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if !s.len().is_multiple_of(2) {
+        return Err(arg_err(name, "odd number of hex digits"));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(s.get(i..i + 2).unwrap_or(""), 16)
+                .map_err(|_| arg_err(name, "not hexadecimal"))
+        })
+        .collect()
+}
+
+fn ports(name: &str, s: Option<&str>) -> Result<[u16; 2], ArgError> {
+    let Some(s) = s else { return Ok([0, u16::MAX]) };
+    let bad = || arg_err(name, format!("{s:?} is not PORT or PORT-PORT"));
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+        None => {
+            let p = s.parse().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if a > b {
+        return Err(arg_err(name, "range ends before it starts"));
+    }
+    Ok([a, b])
+}
+
+fn proto(s: &str) -> Result<u8, ArgError> {
+    Ok(match s {
+        "any" => 0,
+        "icmp" => 1,
+        "tcp" => 6,
+        "udp" => 17,
+        "ipv6-icmp" | "icmpv6" => 58,
+        n => n.parse().map_err(|_| {
+            arg_err("--proto", format!("{n:?} is not tcp, udp, icmp, ipv6-icmp, any or a number"))
+        })?,
+    })
+}
+
+fn build_sa(a: &SaAddArgs) -> Result<SaConfig, ArgError> {
+    let mut c: SaConfig = bytemuck::Zeroable::zeroed();
+    c.spi = a.spi;
+    c.reqid = a.reqid;
+    c.direction = match a.dir {
+        Dir::In => Direction::In,
+        Dir::Out => Direction::Out,
+    } as u8;
+    c.mode = match a.mode {
+        ModeArg::Tunnel => Mode::Tunnel,
+        ModeArg::Transport => Mode::Transport,
+    } as u8;
+    let (src, fs) = addr16(a.src);
+    let (dst, fd) = addr16(a.dst);
+    if fs != fd {
+        return Err(arg_err("--dst", "--src and --dst are of different address families"));
+    }
+    (c.src, c.dst, c.family) = (src, dst, fs);
+    let key = hex("--enc-key", &a.enc_key)?;
+    let (cipher, klen) = match a.enc {
+        Enc::Aes128gcm16 => (Cipher::AesGcm16, 16),
+        Enc::Aes256gcm16 => (Cipher::AesGcm16, 32),
+        Enc::Aes128 => (Cipher::AesCbc, 16),
+        Enc::Aes256 => (Cipher::AesCbc, 32),
+        Enc::Null => (Cipher::Null, 0),
+    };
+    let want = if cipher == Cipher::AesGcm16 { klen + 4 } else { klen };
+    if key.len() != want {
+        let what = if cipher == Cipher::AesGcm16 { " (key + 4-byte salt)" } else { "" };
+        return Err(arg_err("--enc-key", format!("{} bytes given, {want} expected{what}", key.len())));
+    }
+    c.cipher = cipher as u8;
+    c.cipher_key_len = klen as u8;
+    c.cipher_key[..klen].copy_from_slice(&key[..klen]);
+    if cipher == Cipher::AesGcm16 {
+        c.salt.copy_from_slice(&key[klen..]);
+    }
+    let ikey = hex("--integ-key", &a.integ_key)?;
+    let (integ, ilen) = match (a.integ, cipher) {
+        (None, Cipher::AesGcm16) => (Integ::None, 0),
+        (Some(_), Cipher::AesGcm16) => {
+            return Err(arg_err("--integ", "AES-GCM authenticates itself; give no --integ"))
+        }
+        (None, _) => return Err(arg_err("--integ", "AES-CBC and NULL need an integrity algorithm")),
+        (Some(IntegArg::Sha1), _) => (Integ::HmacSha1_96, 20),
+        (Some(IntegArg::Sha256), _) => (Integ::HmacSha256_128, 32),
+        (Some(IntegArg::Sha384), _) => (Integ::HmacSha384_192, 48),
+        (Some(IntegArg::Sha512), _) => (Integ::HmacSha512_256, 64),
+    };
+    if ikey.len() != ilen {
+        return Err(arg_err("--integ-key", format!("{} bytes given, {ilen} expected", ikey.len())));
+    }
+    c.integ = integ as u8;
+    c.integ_key_len = ilen as u8;
+    c.integ_key[..ilen].copy_from_slice(&ikey);
+    c.replay_window = if a.no_replay { 0 } else { a.replay_window };
+    c.flags = if a.no_replay { SA_FLAG_NO_REPLAY } else { 0 }
+        | if a.esn { SA_FLAG_ESN } else { 0 }
+        | if a.df { SA_FLAG_DF } else { 0 };
+    match (a.encap_sport, a.encap_dport) {
+        (None, None) => {}
+        (Some(s), Some(d)) => {
+            c.flags |= SA_FLAG_UDP_ENCAP;
+            (c.encap_sport, c.encap_dport) = (s, d);
+        }
+        _ => {
+            return Err(arg_err(
+                "--encap-dport",
+                "UDP encapsulation needs both --encap-sport and --encap-dport",
+            ))
+        }
+    }
+    c.ts_local = selector("--local-ts", a.local_ts.as_deref())?;
+    c.ts_remote = selector("--remote-ts", a.remote_ts.as_deref())?;
+    (c.soft_bytes, c.hard_bytes, c.soft_packets, c.hard_packets) =
+        (a.soft_bytes, a.hard_bytes, a.soft_packets, a.hard_packets);
+    c.backend = match a.backend {
+        BackendArg::Default => Backend::Default,
+        BackendArg::IpsecMb => Backend::IpsecMb,
+        BackendArg::Rust => Backend::Rust,
+    } as u8;
+    c.ttl = a.ttl;
+    c.dscp = match a.dscp {
+        None => 0xff,
+        Some(d) if d < 64 => d,
+        Some(d) => return Err(arg_err("--dscp", format!("{d} is not 0..=63"))),
+    };
+    c.added_unix =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Ok(c)
+}
+
+fn build_policy(a: &PolicyAddArgs) -> Result<PolicyConfig, ArgError> {
+    let (src, fs, src_plen) = parse_cidr("--src", &a.src)?;
+    let (dst, fd, dst_plen) = parse_cidr("--dst", &a.dst)?;
+    if fs != fd {
+        return Err(arg_err("--dst", "--src and --dst are of different address families"));
+    }
+    let action = match a.action {
+        ActionArg::Protect => Action::Protect,
+        ActionArg::Bypass => Action::Bypass,
+        ActionArg::Discard => Action::Discard,
+    };
+    if action == Action::Protect && a.reqid == 0 {
+        return Err(arg_err("--reqid", "a protect policy needs the reqid of its SAs"));
+    }
+    Ok(PolicyConfig {
+        id: a.id,
+        priority: a.priority,
+        reqid: a.reqid,
+        direction: match a.dir {
+            Dir::In => Direction::In,
+            Dir::Out => Direction::Out,
+        } as u8,
+        action: action as u8,
+        family: fs,
+        proto: proto(&a.proto)?,
+        src,
+        dst,
+        src_plen,
+        dst_plen,
+        _pad: [0; 2],
+        sport: ports("--sport", a.sport.as_deref())?,
+        dport: ports("--dport", a.dport.as_deref())?,
+        _pad2: 0,
+    })
+}
+
+fn enc_name(c: &SaConfig) -> &'static str {
+    match (Cipher::from_code(c.cipher), c.cipher_key_len) {
+        (Some(Cipher::AesGcm16), 16) => "aes128gcm16",
+        (Some(Cipher::AesGcm16), _) => "aes256gcm16",
+        (Some(Cipher::AesCbc), 16) => "aes128",
+        (Some(Cipher::AesCbc), _) => "aes256",
+        (Some(Cipher::Null), _) => "null",
+        (None, _) => "?",
+    }
+}
+
+fn integ_name(c: &SaConfig) -> &'static str {
+    match Integ::from_code(c.integ) {
+        Some(Integ::None) => "-",
+        Some(Integ::HmacSha1_96) => "sha1",
+        Some(Integ::HmacSha256_128) => "sha256",
+        Some(Integ::HmacSha384_192) => "sha384",
+        Some(Integ::HmacSha512_256) => "sha512",
+        None => "?",
+    }
+}
+
+fn sa_json(e: &sadb::SaEntry) -> serde_json::Value {
+    let c = &e.config;
+    let drops: serde_json::Map<String, serde_json::Value> = e
+        .stats
+        .drops
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0)
+        .map(|(i, &n)| (counters::drop_name(i).to_string(), json!(n)))
+        .collect();
+    json!({
+        "slot": e.slot,
+        "spi": format!("{:#010x}", c.spi),
+        "dir": if c.direction == Direction::In as u8 { "in" } else { "out" },
+        "mode": if c.mode == Mode::Tunnel as u8 { "tunnel" } else { "transport" },
+        "src": show_addr(&c.src, c.family),
+        "dst": show_addr(&c.dst, c.family),
+        "reqid": c.reqid,
+        "enc": enc_name(c),
+        "integ": integ_name(c),
+        "esn": c.flags & SA_FLAG_ESN != 0,
+        "udp_encap": (c.flags & SA_FLAG_UDP_ENCAP != 0).then(|| json!([c.encap_sport, c.encap_dport])),
+        "replay_window": c.replay_window,
+        "seq": e.stats.seq,
+        "packets": e.stats.packets,
+        "bytes": e.stats.bytes,
+        "drops": drops,
+    })
+}
+
+fn run(cli: Cli) -> Result<String, String> {
+    let open = || Region::attach(&cli.sadb).map_err(|e| e.to_string());
+    let out = match cli.cmd {
+        Cmd::Create(a) => {
+            let caps = Capacities {
+                sas: a.sas,
+                policies: a.policies,
+                readers: a.readers,
+                event_ring: Capacities::default().event_ring,
+                max_replay_window: a.replay_max,
+                spi_dst_index: a.spi_dst,
+            };
+            Region::create(&cli.sadb, &caps).map_err(|e| e.to_string())?;
+            if cli.json {
+                json!({"created": cli.sadb}).to_string()
+            } else {
+                format!("created {}", cli.sadb.display())
+            }
+        }
+        Cmd::Sa(SaCmd::Add(a)) => {
+            let cfg = build_sa(&a).map_err(|e| e.0)?;
+            let r = open()?;
+            let slot = r.writer().and_then(|mut w| w.add_sa(&cfg)).map_err(|e| e.to_string())?;
+            if cli.json {
+                json!({"slot": slot}).to_string()
+            } else {
+                format!("added SPI {:#010x} in slot {slot}", a.spi)
+            }
+        }
+        Cmd::Sa(SaCmd::Del(k)) => {
+            let r = open()?;
+            let key = SaKey {
+                spi: k.spi,
+                direction: match k.dir {
+                    Dir::In => Direction::In,
+                    Dir::Out => Direction::Out,
+                },
+                dst: k.dst.map(|d| addr16(d).0),
+            };
+            r.writer().and_then(|mut w| w.del_sa(&key)).map_err(|e| e.to_string())?;
+            if cli.json {
+                json!({"deleted": format!("{:#010x}", k.spi)}).to_string()
+            } else {
+                format!("deleted {key}")
+            }
+        }
+        Cmd::Sa(SaCmd::List) => {
+            let r = open()?;
+            let sas = r.list_sas();
+            if cli.json {
+                serde_json::Value::Array(sas.iter().map(sa_json).collect()).to_string()
+            } else {
+                let mut s = format!(
+                    "{:>6} {:>10} {:<3} {:<9} {:<32} {:<12} {:<6} {:>12} {:>12} {:>14} {:>8}\n",
+                    "slot",
+                    "spi",
+                    "dir",
+                    "mode",
+                    "src -> dst",
+                    "enc",
+                    "integ",
+                    "seq",
+                    "packets",
+                    "bytes",
+                    "drops"
+                );
+                for e in &sas {
+                    let j = sa_json(e);
+                    let drops: u64 = e.stats.drops.iter().sum();
+                    s += &format!(
+                        "{:>6} {:>10} {:<3} {:<9} {:<32} {:<12} {:<6} {:>12} {:>12} {:>14} {:>8}\n",
+                        e.slot,
+                        j["spi"].as_str().unwrap_or(""),
+                        j["dir"].as_str().unwrap_or(""),
+                        j["mode"].as_str().unwrap_or(""),
+                        format!("{} -> {}", j["src"].as_str().unwrap_or(""), j["dst"].as_str().unwrap_or("")),
+                        j["enc"].as_str().unwrap_or(""),
+                        j["integ"].as_str().unwrap_or(""),
+                        e.stats.seq,
+                        e.stats.packets,
+                        e.stats.bytes,
+                        drops
+                    );
+                }
+                s
+            }
+        }
+        Cmd::Sa(SaCmd::Flush) => {
+            let r = open()?;
+            let n = r.writer().map(|mut w| w.flush_sas()).map_err(|e| e.to_string())?;
+            if cli.json {
+                json!({"deleted": n}).to_string()
+            } else {
+                format!("deleted {n} SAs")
+            }
+        }
+        Cmd::Policy(PolicyCmd::Add(a)) => {
+            let p = build_policy(&a).map_err(|e| e.0)?;
+            let r = open()?;
+            r.writer().and_then(|mut w| w.add_policy(&p)).map_err(|e| e.to_string())?;
+            if cli.json {
+                json!({"added": a.id}).to_string()
+            } else {
+                format!("added policy {}", a.id)
+            }
+        }
+        Cmd::Policy(PolicyCmd::Del { id }) => {
+            let r = open()?;
+            r.writer().and_then(|mut w| w.del_policy(id)).map_err(|e| e.to_string())?;
+            if cli.json {
+                json!({"deleted": id}).to_string()
+            } else {
+                format!("deleted policy {id}")
+            }
+        }
+        Cmd::Policy(PolicyCmd::List) => {
+            let r = open()?;
+            let ps: Vec<serde_json::Value> = r
+                .list_policies()
+                .iter()
+                .map(|e| {
+                    let p = &e.config;
+                    json!({
+                        "id": p.id,
+                        "dir": if p.direction == Direction::In as u8 { "in" } else { "out" },
+                        "src": format!("{}/{}", show_addr(&p.src, p.family), p.src_plen),
+                        "dst": format!("{}/{}", show_addr(&p.dst, p.family), p.dst_plen),
+                        "proto": p.proto,
+                        "sport": p.sport,
+                        "dport": p.dport,
+                        "action": match Action::from_code(p.action) {
+                            Some(Action::Protect) => "protect",
+                            Some(Action::Bypass) => "bypass",
+                            Some(Action::Discard) => "discard",
+                            None => "?",
+                        },
+                        "reqid": p.reqid,
+                        "priority": p.priority,
+                        "sa_slot": e.sa_slot,
+                    })
+                })
+                .collect();
+            if cli.json {
+                serde_json::Value::Array(ps).to_string()
+            } else {
+                let mut s = format!(
+                    "{:>6} {:<3} {:<24} {:<24} {:>5} {:<8} {:>6} {:>8} {:>7}\n",
+                    "id", "dir", "src", "dst", "proto", "action", "reqid", "priority", "sa-slot"
+                );
+                for p in &ps {
+                    s += &format!(
+                        "{:>6} {:<3} {:<24} {:<24} {:>5} {:<8} {:>6} {:>8} {:>7}\n",
+                        p["id"],
+                        p["dir"].as_str().unwrap_or(""),
+                        p["src"].as_str().unwrap_or(""),
+                        p["dst"].as_str().unwrap_or(""),
+                        p["proto"],
+                        p["action"].as_str().unwrap_or(""),
+                        p["reqid"],
+                        p["priority"],
+                        p["sa_slot"].as_u64().map_or("-".into(), |v| v.to_string())
+                    );
+                }
+                s
+            }
+        }
+        Cmd::Policy(PolicyCmd::Flush) => {
+            let r = open()?;
+            let n = r.writer().and_then(|mut w| w.flush_policies()).map_err(|e| e.to_string())?;
+            if cli.json {
+                json!({"deleted": n}).to_string()
+            } else {
+                format!("deleted {n} policies")
+            }
+        }
+        Cmd::Stats => {
+            let r = open()?;
+            let readers = r.readers();
+            let mut totals = vec![0u64; sadb::READER_COUNTERS];
+            for rd in &readers {
+                for (t, c) in totals.iter_mut().zip(&rd.counters) {
+                    *t += c;
+                }
+            }
+            let named = |v: &[u64]| -> serde_json::Map<String, serde_json::Value> {
+                v.iter()
+                    .enumerate()
+                    .filter(|(_, &n)| n > 0)
+                    .map(|(i, &n)| (counters::name(i), json!(n)))
+                    .collect()
+            };
+            if cli.json {
+                json!({
+                    "sas": r.sa_count(),
+                    "policies": r.policy_count(),
+                    "lcores": readers.iter().map(|rd| json!({"lcore": rd.lcore, "pid": rd.pid, "bursts": rd.passes, "events_dropped": rd.events_dropped, "counters": named(&rd.counters)})).collect::<Vec<_>>(),
+                    "total": named(&totals),
+                })
+                .to_string()
+            } else {
+                let mut s = format!(
+                    "SAs: {}   policies: {}   dataplane lcores: {}\n",
+                    r.sa_count(),
+                    r.policy_count(),
+                    readers.len()
+                );
+                for rd in &readers {
+                    s += &format!(
+                        "lcore {} (pid {}): {} bursts, {} events dropped\n",
+                        rd.lcore, rd.pid, rd.passes, rd.events_dropped
+                    );
+                }
+                s += "counter                         total\n";
+                for (k, v) in named(&totals) {
+                    s += &format!("{k:<28} {:>12}\n", v);
+                }
+                s
+            }
+        }
+        Cmd::Events => {
+            let r = open()?;
+            let mut evs = Vec::new();
+            r.writer()
+                .map(|mut w| {
+                    w.drain_events(|rd, e| evs.push((rd, e)));
+                })
+                .map_err(|e| e.to_string())?;
+            let js: Vec<serde_json::Value> = evs
+                .iter()
+                .map(|(rd, e)| {
+                    json!({
+                        "reader": rd,
+                        "kind": match sadb::EventKind::from_code(e.kind) {
+                            Some(sadb::EventKind::SoftExpire) => "soft-expire",
+                            Some(sadb::EventKind::HardExpire) => "hard-expire",
+                            Some(sadb::EventKind::SeqNearOverflow) => "seq-near-overflow",
+                            Some(sadb::EventKind::Acquire) => "acquire",
+                            None => "?",
+                        },
+                        "spi": format!("{:#010x}", e.spi),
+                        "reqid": e.reqid,
+                        "value": e.value,
+                        "policy": e.policy,
+                        "src": show_addr(&e.src, e.family.max(4)),
+                        "dst": show_addr(&e.dst, e.family.max(4)),
+                    })
+                })
+                .collect();
+            if cli.json {
+                serde_json::Value::Array(js).to_string()
+            } else {
+                js.iter().map(|j| format!("{j}\n")).collect()
+            }
+        }
+    };
+    Ok(out)
+}
+
+/// Runs espctl with these arguments; the exit code is 0 on success, 1 on a refused
+/// operation, 2 on a bad argument.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line: clap's first, which names the argument and the reason.
+            let text = e.render().to_string();
+            let line = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+            eprintln!("espctl: {line}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(out) => {
+            print!("{out}");
+            if !out.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("espctl: {e}");
+            ExitCode::from(if e.starts_with("--") { 2 } else { 1 })
+        }
+    }
+}
