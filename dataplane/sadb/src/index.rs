@@ -72,8 +72,41 @@ impl Region {
     pub(crate) fn index_find(&self, spi: u32, out: bool, dst: Option<&[u8; 16]>) -> Option<u32> {
         let bank = self.hdr().active_index.load(Ordering::Acquire);
         let idx = self.index(bank);
+        // A corrupted entry naming a slot past the table is a miss, not a panic.
+        self.probe_from(idx, home(self.seed, spi, out, idx.len() - 1), spi, out, dst)
+    }
+
+    /// Reader-side lookup of a burst: hashes every SPI and prefetches its chain head first,
+    /// so the cache misses of a burst overlap instead of queueing one after another.
+    #[inline]
+    pub(crate) fn index_find_burst(&self, spis: &[u32], dsts: Option<&[[u8; 16]]>, out: &mut [Option<u32>]) {
+        let bank = self.hdr().active_index.load(Ordering::Acquire);
+        let idx = self.index(bank);
         let mask = idx.len() - 1;
-        let mut pos = home(self.seed, spi, out, mask);
+        let mut homes = [0usize; 64];
+        for (base, chunk) in spis.chunks(64).enumerate() {
+            for (h, &spi) in homes.iter_mut().zip(chunk) {
+                *h = home(self.seed, spi, false, mask);
+                prefetch(&idx[*h]);
+            }
+            for (i, (&spi, &h)) in chunk.iter().zip(&homes).enumerate() {
+                let k = base * 64 + i;
+                let dst = if self.caps.spi_dst_index { dsts.and_then(|d| d.get(k)) } else { None };
+                if let Some(o) = out.get_mut(k) {
+                    *o = self.probe_from(idx, h, spi, false, dst);
+                    // The caller reads the slot's header (version) and hot state next.
+                    if let Some(s) = *o {
+                        prefetch(self.slot_hdr(s));
+                        prefetch(&self.hot(s).seq);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn probe_from(&self, idx: &[AtomicU64], mut pos: usize, spi: u32, out: bool, dst: Option<&[u8; 16]>) -> Option<u32> {
+        let mask = idx.len() - 1;
         for _ in 0..MAX_PROBE {
             let e = idx[pos].load(Ordering::Acquire);
             if e == EMPTY {
@@ -81,7 +114,6 @@ impl Region {
             }
             if entry_matches(e, spi, out) {
                 let slot = entry_slot(e);
-                // A corrupted entry naming a slot past the table is a miss, not a panic.
                 if slot < self.caps.sas && self.dst_matches(slot, dst) {
                     return Some(slot);
                 }
@@ -159,6 +191,19 @@ impl Region {
         let e = slot.load(Ordering::Relaxed);
         slot.store(tombstone(e), Ordering::Release);
     }
+}
+
+/// Hints the CPU to fetch the cache line holding `v`.
+#[inline(always)]
+fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults and has no visible effect, and
+    // SSE is part of the x86-64 baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>((v as *const T).cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// A 16-byte address as two big-endian words.

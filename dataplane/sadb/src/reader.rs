@@ -165,9 +165,7 @@ impl Reader {
     /// `dsts` is used when the region indexes by SPI and destination.
     #[inline]
     pub fn lookup_burst(&self, spis: &[u32], dsts: Option<&[[u8; 16]]>, out: &mut [Option<u32>]) {
-        for (i, (spi, o)) in spis.iter().zip(out.iter_mut()).enumerate() {
-            *o = self.lookup_inbound(*spi, dsts.and_then(|d| d.get(i)));
-        }
+        self.region.index_find_burst(spis, dsts, out);
     }
 
     /// The configuration version of a slot: even and stable while the SA is unchanged, so
