@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod config;
 pub mod counters;
 pub mod espctl;
 pub mod fwd;
