@@ -1,0 +1,251 @@
+//! Informational exchanges (RFC 2409 §5.7): protected Notify and Delete,
+//! INITIAL-CONTACT (RFC 2407 §4.6.3.3), DPD R-U-THERE/ACK (RFC 3706 §5).
+//!
+//! ```text
+//!       HDR*, HASH(1), N/D          -->
+//! HASH(1) = prf(SKEYID_a, M-ID | N/D)
+//! ```
+
+use super::{
+    after_first, decrypt_body, encrypt_message, hashed_chain, parse_plain, Engine, Error, Event, IkeSaId,
+    PeerMisbehaved,
+};
+use crate::crypto::ct_eq;
+use crate::msgs::{
+    emit_chain, parse_chain, DeletePayload, ExchangeType, Header, NotifyPayload, NotifyType, Payload,
+    ProtocolId, DOI_IPSEC,
+};
+use std::time::Instant;
+
+impl Engine {
+    /// Sends HDR*, HASH(1), payloads with a fresh message id.
+    fn send_informational(&mut self, idx: usize, payloads: Vec<Payload>) {
+        let mid = self.new_message_id(idx);
+        let Some(sa) = self.sas.get(idx) else {
+            return;
+        };
+        let Some(keys) = sa.keys() else {
+            return;
+        };
+        let (_, rest) = emit_chain(&payloads);
+        let hash = keys.hash1(mid, &rest);
+        let mut iv = keys.phase2_iv(&sa.p1_iv, mid);
+        if let Ok(bytes) = encrypt_message(
+            keys,
+            &mut iv,
+            Self::header(sa, ExchangeType::INFORMATIONAL, mid, 0),
+            &hashed_chain(hash.to_vec(), &payloads),
+        ) {
+            self.send_once(idx, bytes);
+        }
+    }
+
+    pub(super) fn send_protected_notify(&mut self, idx: usize, n: NotifyType, data: Vec<u8>) {
+        let Some(sa) = self.sas.get(idx) else {
+            return;
+        };
+        let p = Payload::Notify(NotifyPayload {
+            doi: DOI_IPSEC,
+            protocol: ProtocolId::ISAKMP,
+            notify_type: n,
+            spi: [sa.cky_i, sa.cky_r].concat(),
+            data,
+        });
+        self.send_informational(idx, vec![p]);
+    }
+
+    /// RFC 3706 §5.3: sends R-U-THERE and waits for the ACK.
+    pub(super) fn start_dpd(&mut self, now: Instant, id: IkeSaId) {
+        let (initial, tries) = (self.config.retransmit_initial, self.config.retransmit_tries);
+        if let Some(sa) = self.sas.iter_mut().find(|s| s.id == id && s.keys().is_some()) {
+            if sa.dpd.is_some() {
+                return;
+            }
+            sa.dpd = Some(super::Dpd {
+                sequence: 0,
+                deadline: now + initial,
+                interval: initial,
+                tries_left: tries,
+            });
+        } else {
+            return;
+        }
+        self.send_dpd_probe(id);
+    }
+
+    /// One R-U-THERE with the next sequence number (RFC 3706 §7).
+    pub(super) fn send_dpd_probe(&mut self, id: IkeSaId) {
+        let Some(idx) = self.sas.iter().position(|s| s.id == id) else {
+            return;
+        };
+        let Some(sa) = self.sas.get_mut(idx) else {
+            return;
+        };
+        sa.dpd_sequence = sa.dpd_sequence.wrapping_add(1);
+        let seq = sa.dpd_sequence;
+        if let Some(d) = sa.dpd.as_mut() {
+            d.sequence = seq;
+        }
+        self.send_protected_notify(idx, NotifyType::R_U_THERE, seq.to_be_bytes().to_vec());
+    }
+
+    /// Deletes one child pair and tells the peer our inbound SPI is gone.
+    pub(super) fn delete_child(&mut self, id: IkeSaId, inbound_spi: u32) {
+        let Some(idx) = self.sas.iter().position(|s| s.id == id) else {
+            return;
+        };
+        let Some(sa) = self.sas.get_mut(idx) else {
+            return;
+        };
+        let Some(pos) = sa.children.iter().position(|(i, _)| *i == inbound_spi) else {
+            return;
+        };
+        let (i, o) = sa.children.remove(pos);
+        self.send_informational(
+            idx,
+            vec![Payload::Delete(DeletePayload {
+                doi: DOI_IPSEC,
+                protocol: ProtocolId::ESP,
+                spi_size: 4,
+                spis: vec![i.to_be_bytes().to_vec()],
+            })],
+        );
+        self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
+        self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
+    }
+
+    /// Deletes an IKE SA and its children; tells the peer when asked.
+    pub(super) fn delete_ike_sa(&mut self, id: IkeSaId, notify_peer: bool) {
+        let Some(idx) = self.sas.iter().position(|s| s.id == id) else {
+            return;
+        };
+        if notify_peer {
+            if let Some(sa) = self.sas.get(idx) {
+                let mut payloads: Vec<Payload> = Vec::new();
+                if !sa.children.is_empty() {
+                    payloads.push(Payload::Delete(DeletePayload {
+                        doi: DOI_IPSEC,
+                        protocol: ProtocolId::ESP,
+                        spi_size: 4,
+                        spis: sa.children.iter().map(|(i, _)| i.to_be_bytes().to_vec()).collect(),
+                    }));
+                }
+                payloads.push(Payload::Delete(DeletePayload {
+                    doi: DOI_IPSEC,
+                    protocol: ProtocolId::ISAKMP,
+                    spi_size: 16,
+                    spis: vec![[sa.cky_i, sa.cky_r].concat()],
+                }));
+                self.send_informational(idx, payloads);
+            }
+        }
+        let sa = self.sas.remove(idx);
+        for (i, o) in sa.children {
+            self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
+            self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
+        }
+        self.events.push_back(Event::IkeSaDeleted(id));
+    }
+
+    pub(super) fn informational_datagram(
+        &mut self,
+        idx: usize,
+        header: &Header,
+        datagram: &[u8],
+    ) -> Result<(), Error> {
+        let sa = self.sas.get(idx).ok_or(Error::Local("sa"))?;
+        let id = sa.id;
+        let Some(keys) = sa.keys().cloned() else {
+            // Phase 1 not done: an unprotected error Notify ends the attempt.
+            // It is unauthenticated, so only an error type is acted on.
+            if let Ok(raws) = parse_plain(header, datagram) {
+                for r in &raws {
+                    if let Payload::Notify(n) = &r.payload {
+                        if n.notify_type.is_error() {
+                            self.fail(id, Error::PeerNotified(n.notify_type));
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            return Ok(());
+        };
+        if !header.is_encrypted() {
+            // RFC 2409 §5.7: after phase 1, Informational is protected.
+            return Ok(());
+        }
+        let iv = keys.phase2_iv(&sa.p1_iv, header.message_id);
+        let (plain, _) = decrypt_body(&keys, &iv, datagram)?;
+        let Ok(raws) = parse_chain(header.next_payload, &plain, true) else {
+            return Ok(());
+        };
+        let Some(Payload::Hash(h)) = raws.first().map(|r| &r.payload) else {
+            return Err(Error::PeerMisbehaved(PeerMisbehaved::MissingPayload));
+        };
+        if !ct_eq(&keys.hash1(header.message_id, &after_first(&raws)), h) {
+            // Unauthenticated: drop silently, do not answer.
+            return Ok(());
+        }
+        let payloads: Vec<Payload> = raws.into_iter().skip(1).map(|r| r.payload).collect();
+        for p in payloads {
+            match p {
+                Payload::Notify(n) => match n.notify_type {
+                    NotifyType::R_U_THERE => {
+                        self.send_protected_notify(idx, NotifyType::R_U_THERE_ACK, n.data);
+                    }
+                    NotifyType::R_U_THERE_ACK => {
+                        let seq = <[u8; 4]>::try_from(n.data.as_slice()).map(u32::from_be_bytes).unwrap_or(0);
+                        // RFC 3706 §7: only the ACK of the outstanding probe counts.
+                        if let Some(sa) = self.sas.get_mut(idx) {
+                            if sa.dpd.as_ref().is_some_and(|d| d.sequence == seq) {
+                                sa.dpd = None;
+                            }
+                        }
+                        self.events.push_back(Event::DeadPeerDetectionAck { ike_sa: id, sequence: seq });
+                    }
+                    NotifyType::INITIAL_CONTACT => {
+                        self.events.push_back(Event::InitialContact(id));
+                    }
+                    t if t.is_error() => {
+                        // The peer refused our pending Quick Mode: stop
+                        // retransmitting it and free its SPI.
+                        if let Some(sa) = self.sas.get_mut(idx) {
+                            let (gone, keep): (Vec<_>, Vec<_>) =
+                                sa.quick.drain(..).partition(|q| q.is_initiator_pending());
+                            sa.quick = keep;
+                            for q in gone {
+                                if let Some(spi) = q.allocated_spi() {
+                                    self.spis.release(spi);
+                                }
+                            }
+                        }
+                        self.events.push_back(Event::Failed { ike_sa: id, error: Error::PeerNotified(t) });
+                    }
+                    _ => {}
+                },
+                Payload::Delete(d) if d.protocol == ProtocolId::ISAKMP => {
+                    self.delete_ike_sa(id, false);
+                    return Ok(());
+                }
+                Payload::Delete(d) if d.protocol == ProtocolId::ESP => {
+                    let Some(sa) = self.sas.get_mut(idx) else {
+                        return Ok(());
+                    };
+                    for spi in d.spis {
+                        let Ok(b) = <[u8; 4]>::try_from(spi.as_slice()) else {
+                            continue;
+                        };
+                        let out = u32::from_be_bytes(b);
+                        if let Some(pos) = sa.children.iter().position(|(_, o)| *o == out) {
+                            let (i, o) = sa.children.remove(pos);
+                            self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
+                            self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

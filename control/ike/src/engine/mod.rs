@@ -1,0 +1,677 @@
+//! The sans-IO IKEv1 engine.
+//!
+//! Inputs: [`Engine::handle_datagram`], [`Engine::handle_timeout`],
+//! [`Engine::handle_command`]. Outputs: [`Engine::poll_transmit`],
+//! [`Engine::poll_timeout`], [`Engine::poll_event`]. The engine never reads
+//! a clock or touches a socket; randomness and SPIs come from the caller.
+//!
+//! Invariants: a duplicate of the last datagram received in an exchange only
+//! resends our last reply and changes no state; every state holding a
+//! [`phase1::PeerAuthenticated`] proof passed the HASH_I/HASH_R check.
+
+pub mod config;
+mod informational;
+mod phase1;
+mod quick_mode;
+pub mod types;
+
+pub use config::*;
+pub use phase1::PeerAuthenticated;
+pub use types::*;
+
+use crate::crypto::{HashAlgorithm, Rng};
+use crate::keys::Phase1Keys;
+use crate::msgs::{
+    emit_chain, parse_chain, ExchangeType, Header, Payload, PayloadType, RawPayload, FLAG_ENCRYPTION,
+    HEADER_LEN, ISAKMP_VERSION,
+};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Retransmission state of one outstanding request.
+#[derive(Debug)]
+struct Retransmit {
+    deadline: Instant,
+    interval: Duration,
+    tries_left: u32,
+}
+
+/// The last datagram in and out of one exchange, for duplicate handling
+/// and retransmission.
+#[derive(Debug, Default)]
+struct Flight {
+    last_in: Option<[u8; 32]>,
+    last_out: Option<Vec<u8>>,
+    retransmit: Option<Retransmit>,
+}
+
+enum Tick {
+    Idle,
+    Resend(Vec<u8>),
+    GiveUp,
+}
+
+impl Flight {
+    /// Retransmission with exponential back-off, then give up.
+    fn tick(&mut self, now: Instant) -> Tick {
+        let Some(r) = self.retransmit.as_mut() else {
+            return Tick::Idle;
+        };
+        if r.deadline > now {
+            return Tick::Idle;
+        }
+        if r.tries_left == 0 {
+            self.retransmit = None;
+            return Tick::GiveUp;
+        }
+        r.tries_left -= 1;
+        r.interval = r.interval.saturating_mul(2);
+        r.deadline = now + r.interval;
+        self.last_out.clone().map_or(Tick::Idle, Tick::Resend)
+    }
+}
+
+/// An outstanding DPD R-U-THERE.
+#[derive(Debug)]
+struct Dpd {
+    sequence: u32,
+    deadline: Instant,
+    interval: Duration,
+    tries_left: u32,
+}
+
+fn fingerprint(datagram: &[u8]) -> [u8; 32] {
+    let h = HashAlgorithm::Sha256.hash(&[datagram]);
+    let mut out = [0u8; 32];
+    for (o, b) in out.iter_mut().zip(h) {
+        *o = b;
+    }
+    out
+}
+
+/// One IKE SA.
+#[derive(Debug)]
+struct IkeSa {
+    id: IkeSaId,
+    peer: usize,
+    initiator: bool,
+    local: SocketAddr,
+    remote: SocketAddr,
+    cky_i: [u8; 8],
+    cky_r: [u8; 8],
+    state: phase1::State,
+    /// CBC IV for the next phase-1 message; after phase 1, the last
+    /// phase-1 CBC block that seeds phase-2 IVs (RFC 2409 Appendix B).
+    p1_iv: Vec<u8>,
+    flight: Flight,
+    quick: Vec<quick_mode::Exchange>,
+    /// (inbound SPI, outbound SPI) of installed children.
+    children: Vec<(u32, u32)>,
+    dpd_sequence: u32,
+    /// Both sides sent the RFC 3947 vendor id.
+    nat_t: bool,
+    /// What NAT-D told us (RFC 3947 §3.2).
+    nat: NatStatus,
+    /// Next NAT keepalive (RFC 3948 §2.3), when we are behind a NAT.
+    keepalive_at: Option<Instant>,
+    /// End of the IKE SA lifetime.
+    expires_at: Option<Instant>,
+    /// Outstanding R-U-THERE.
+    dpd: Option<Dpd>,
+}
+
+/// What [`Engine::ike_sas`] reports about one IKE SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaSummary {
+    /// Handle.
+    pub id: IkeSaId,
+    /// Peer config index.
+    pub peer: usize,
+    /// We initiated it.
+    pub initiator: bool,
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// Phase-1 state name (`MmISentSa` ... `Established`).
+    pub state: &'static str,
+    /// Quick Mode exchange state names.
+    pub quick_modes: Vec<&'static str>,
+    /// NAT discovery result.
+    pub nat: NatStatus,
+    /// (inbound SPI, outbound SPI) of installed child SAs.
+    pub children: Vec<(u32, u32)>,
+}
+
+/// Result of NAT discovery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NatStatus {
+    /// Our NAT-D did not match: we are behind a NAT.
+    pub local_behind: bool,
+    /// The peer's NAT-D did not match: it is behind a NAT.
+    pub remote_behind: bool,
+}
+
+impl NatStatus {
+    /// Any NAT on the path: float to 4500 and UDP-encapsulate ESP.
+    pub fn any(self) -> bool {
+        self.local_behind || self.remote_behind
+    }
+}
+
+impl IkeSa {
+    fn keys(&self) -> Option<&Phase1Keys> {
+        match &self.state {
+            phase1::State::Established { keys, .. } => Some(keys),
+            _ => None,
+        }
+    }
+
+    fn is_half_open(&self) -> bool {
+        !matches!(self.state, phase1::State::Established { .. } | phase1::State::Dead)
+    }
+}
+
+/// The IKEv1 protocol engine for all peers of one gateway.
+pub struct Engine {
+    config: EngineConfig,
+    rng: Box<dyn Rng + Send>,
+    spis: Box<dyn SpiAllocator + Send>,
+    cookie_secret: [u8; 32],
+    next_id: u64,
+    sas: Vec<IkeSa>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine").field("sas", &self.sas.len()).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A new engine. The cookie secret is drawn from `rng`.
+    pub fn new(
+        config: EngineConfig,
+        mut rng: Box<dyn Rng + Send>,
+        spis: Box<dyn SpiAllocator + Send>,
+    ) -> Self {
+        let mut cookie_secret = [0u8; 32];
+        rng.fill_bytes(&mut cookie_secret);
+        Self {
+            config,
+            rng,
+            spis,
+            cookie_secret,
+            next_id: 1,
+            sas: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// How long a finished exchange is kept to answer retransmissions: the
+    /// peer's whole retransmission schedule.
+    fn linger(&self) -> Duration {
+        self.config.retransmit_initial.saturating_mul(1 << (self.config.retransmit_tries + 1).min(16))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Number of IKE SAs (any state).
+    pub fn ike_sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// A snapshot of every IKE SA, for the control socket (`ikectl`).
+    pub fn ike_sas(&self) -> Vec<IkeSaSummary> {
+        self.sas
+            .iter()
+            .map(|sa| IkeSaSummary {
+                id: sa.id,
+                peer: sa.peer,
+                initiator: sa.initiator,
+                local: sa.local,
+                remote: sa.remote,
+                state: sa.state.name(),
+                quick_modes: sa.quick.iter().map(|q| q.state_name()).collect(),
+                nat: sa.nat,
+                children: sa.children.clone(),
+            })
+            .collect()
+    }
+
+    /// Next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the driver.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let linger = self.linger();
+        self.sas
+            .iter()
+            .flat_map(|sa| {
+                core::iter::once(&sa.flight)
+                    .chain(sa.quick.iter().map(|q| &q.flight))
+                    .filter_map(|f| f.retransmit.as_ref().map(|r| r.deadline))
+                    .chain(sa.keepalive_at)
+                    .chain(sa.expires_at)
+                    .chain(sa.dpd.as_ref().map(|d| d.deadline))
+                    .chain(sa.quick.iter().filter_map(|q| q.finished.map(|t| t + linger)))
+            })
+            .min()
+    }
+
+    /// Acts on a command.
+    pub fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Initiate { peer } => self.initiate(now, peer),
+            Command::Delete(id) => self.delete_ike_sa(id, true),
+            Command::DeadPeerDetection(id) => self.start_dpd(now, id),
+            Command::DeleteChild { ike_sa, inbound_spi } => self.delete_child(ike_sa, inbound_spi),
+            Command::CreateChild(id) => {
+                if let Some(idx) = self.sas.iter().position(|s| s.id == id && s.keys().is_some()) {
+                    self.start_quick_mode(now, idx);
+                }
+            }
+        }
+    }
+
+    /// Retransmits or gives up on overdue requests, sends NAT keepalives,
+    /// retries or gives up DPD, and expires IKE SAs.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let keepalive = self.config.nat_keepalive_interval;
+        let linger = self.linger();
+        let mut dead = Vec::new();
+        let mut expired = Vec::new();
+        let mut dpd_retry = Vec::new();
+        let mut quick_failed = Vec::new();
+        for sa in &mut self.sas {
+            let id = sa.id;
+            if sa.expires_at.is_some_and(|t| t <= now) {
+                expired.push(id);
+                continue;
+            }
+            // RFC 3948 §2.3: a one-byte 0xFF NAT-keepalive, no marker.
+            if let Some(at) = sa.keepalive_at {
+                if at <= now {
+                    sa.keepalive_at = Some(now + keepalive);
+                    self.transmits.push_back(Transmit {
+                        source: sa.local,
+                        destination: sa.remote,
+                        contents: vec![0xff],
+                    });
+                }
+            }
+            // RFC 3706 §5.5: unanswered R-U-THERE are retried, then the
+            // peer is declared dead.
+            if let Some(d) = sa.dpd.as_mut() {
+                if d.deadline <= now {
+                    if d.tries_left == 0 {
+                        dead.push(id);
+                        continue;
+                    }
+                    d.tries_left -= 1;
+                    d.interval = d.interval.saturating_mul(2);
+                    d.deadline = now + d.interval;
+                    dpd_retry.push(id);
+                }
+            }
+            // Finished Quick Modes stay only as long as a peer could still
+            // retransmit into them.
+            sa.quick.retain(|q| q.finished.is_none_or(|t| t + linger > now));
+            let (local, remote) = (sa.local, sa.remote);
+            match sa.flight.tick(now) {
+                Tick::Resend(out) => self.transmits.push_back(wrap(local, remote, out)),
+                Tick::GiveUp => {
+                    dead.push(id);
+                    continue;
+                }
+                Tick::Idle => {}
+            }
+            for q in &mut sa.quick {
+                match q.flight.tick(now) {
+                    Tick::Resend(out) => self.transmits.push_back(wrap(local, remote, out)),
+                    Tick::GiveUp => quick_failed.push((id, q.message_id)),
+                    Tick::Idle => {}
+                }
+            }
+        }
+        for (id, mid) in quick_failed {
+            // A Quick Mode that timed out ends alone; the IKE SA stays.
+            if let Some(sa) = self.sas.iter_mut().find(|s| s.id == id) {
+                if let Some(pos) = sa.quick.iter().position(|q| q.message_id == mid) {
+                    let q = sa.quick.remove(pos);
+                    if let Some(spi) = q.allocated_spi() {
+                        self.spis.release(spi);
+                    }
+                }
+            }
+            self.events.push_back(Event::Failed { ike_sa: id, error: Error::Timeout });
+        }
+        for id in dpd_retry {
+            self.send_dpd_probe(id);
+        }
+        for id in expired {
+            // No rekeying yet: an expired IKE SA is deleted with its children.
+            self.delete_ike_sa(id, true);
+        }
+        for id in dead {
+            self.fail(id, Error::Timeout);
+        }
+    }
+
+    /// Processes one received UDP payload.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        let Some(datagram) = strip_marker(local, datagram) else {
+            return;
+        };
+        let header = match Header::parse(datagram, self.config.max_message_len) {
+            Ok(h) => h,
+            // Nothing authenticated to answer to; a malformed header is dropped.
+            Err(_) => return,
+        };
+        let idx = self.find_sa(&header, remote);
+        let Some(idx) = idx else {
+            if header.responder_cookie == [0; 8]
+                && header.message_id == 0
+                && matches!(header.exchange_type, ExchangeType::MAIN_MODE | ExchangeType::AGGRESSIVE)
+            {
+                self.respond_new(now, local, remote, &header, datagram);
+            }
+            return;
+        };
+        let Some(sa) = self.sas.get_mut(idx) else {
+            return;
+        };
+        // RFC 3947 §4: after the float (and on NAT mapping changes) follow
+        // the peer's port; the change is undone if the message fails.
+        let previous = (sa.local, sa.remote);
+        if sa.remote.ip() == remote.ip() && sa.remote.port() != remote.port() {
+            sa.remote = remote;
+            sa.local = local;
+        }
+        let result = match header.exchange_type {
+            ExchangeType::MAIN_MODE | ExchangeType::AGGRESSIVE => {
+                self.phase1_datagram(now, idx, &header, datagram)
+            }
+            ExchangeType::QUICK_MODE => self.quick_datagram(now, idx, &header, datagram),
+            ExchangeType::INFORMATIONAL => self.informational_datagram(idx, &header, datagram),
+            _ => Err(Error::PeerMisbehaved(PeerMisbehaved::UnexpectedExchange)),
+        };
+        if let Err(e) = result {
+            if let Some(sa) = self.sas.get_mut(idx) {
+                (sa.local, sa.remote) = previous;
+            }
+            self.handle_error(idx, &header, e);
+        }
+    }
+
+    fn find_sa(&self, h: &Header, remote: SocketAddr) -> Option<usize> {
+        self.sas.iter().position(|sa| {
+            sa.cky_i == h.initiator_cookie
+                && (sa.cky_r == h.responder_cookie
+                    || (h.responder_cookie == [0; 8] && sa.remote.ip() == remote.ip() && !sa.initiator)
+                    || (sa.initiator && sa.cky_r == [0; 8]))
+        })
+    }
+
+    fn alloc_id(&mut self) -> IkeSaId {
+        let id = IkeSaId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    fn random_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.rng.fill_bytes(&mut v);
+        v
+    }
+
+    /// A fresh non-zero message id unused in this SA.
+    fn new_message_id(&mut self, idx: usize) -> u32 {
+        loop {
+            let m = self.rng.next_u32();
+            let used = self.sas.get(idx).is_some_and(|sa| sa.quick.iter().any(|q| q.message_id == m));
+            if m != 0 && !used {
+                return m;
+            }
+        }
+    }
+
+    /// RFC 2408 §2.5.3: the responder cookie is a hash over the peer's
+    /// address and port, the initiator cookie and a local secret.
+    fn responder_cookie(&self, remote: SocketAddr, cky_i: &[u8; 8]) -> [u8; 8] {
+        let addr = match remote.ip() {
+            std::net::IpAddr::V4(a) => a.octets().to_vec(),
+            std::net::IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let mac =
+            HashAlgorithm::Sha256.prf(&self.cookie_secret, &[&addr, &remote.port().to_be_bytes(), cky_i]);
+        let mut c = [0u8; 8];
+        for (o, b) in c.iter_mut().zip(mac.iter()) {
+            *o = *b;
+        }
+        c
+    }
+
+    fn header(sa: &IkeSa, exchange: ExchangeType, message_id: u32, flags: u8) -> Header {
+        Header {
+            initiator_cookie: sa.cky_i,
+            responder_cookie: sa.cky_r,
+            next_payload: PayloadType::NONE,
+            version: ISAKMP_VERSION,
+            exchange_type: exchange,
+            flags,
+            message_id,
+            length: 0,
+        }
+    }
+
+    /// Queues a datagram of `sa`; records it as the flight's last output and
+    /// arms retransmission when a reply is expected.
+    fn send(&mut self, now: Instant, idx: usize, qm: Option<u32>, bytes: Vec<u8>, expect_reply: bool) {
+        let initial = self.config.retransmit_initial;
+        let tries = self.config.retransmit_tries;
+        let Some(sa) = self.sas.get_mut(idx) else {
+            return;
+        };
+        self.transmits.push_back(wrap(sa.local, sa.remote, bytes.clone()));
+        let flight = match qm {
+            None => &mut sa.flight,
+            Some(m) => match sa.quick.iter_mut().find(|q| q.message_id == m) {
+                Some(q) => &mut q.flight,
+                None => return,
+            },
+        };
+        flight.last_out = Some(bytes);
+        flight.retransmit = expect_reply.then(|| Retransmit {
+            deadline: now + initial,
+            interval: initial,
+            tries_left: tries,
+        });
+    }
+
+    /// Sends a one-shot datagram (Informational) without flight tracking.
+    fn send_once(&mut self, idx: usize, bytes: Vec<u8>) {
+        if let Some(sa) = self.sas.get(idx) {
+            self.transmits.push_back(wrap(sa.local, sa.remote, bytes));
+        }
+    }
+
+    fn handle_error(&mut self, idx: usize, header: &Header, e: Error) {
+        let Some(sa) = self.sas.get(idx) else {
+            return;
+        };
+        // RFC 2408 §5.1/§5.5: a Quick Mode message that does not decrypt,
+        // decode or hash-verify is discarded; the exchange keeps its state
+        // and the retransmission of the genuine message completes it.
+        if header.exchange_type == ExchangeType::QUICK_MODE
+            && matches!(e, Error::Malformed(_) | Error::AuthenticationFailed)
+        {
+            return;
+        }
+        let id = sa.id;
+        let established = sa.keys().is_some();
+        if let Some(n) = e.notify_type() {
+            if established {
+                self.send_protected_notify(idx, n, Vec::new());
+            } else {
+                self.send_plain_notify(idx, n);
+            }
+        }
+        match header.exchange_type {
+            // A failed phase 1 kills the IKE SA.
+            ExchangeType::MAIN_MODE | ExchangeType::AGGRESSIVE if !established => {
+                self.fail(id, e);
+            }
+            ExchangeType::QUICK_MODE => {
+                if let Some(sa) = self.sas.get_mut(idx) {
+                    if let Some(pos) = sa.quick.iter().position(|q| q.message_id == header.message_id) {
+                        let q = sa.quick.remove(pos);
+                        if let Some(spi) = q.allocated_spi() {
+                            self.spis.release(spi);
+                        }
+                    }
+                }
+                self.events.push_back(Event::Failed { ike_sa: id, error: e });
+            }
+            _ => self.events.push_back(Event::Failed { ike_sa: id, error: e }),
+        }
+    }
+
+    /// Ends an IKE SA after an error, without telling the peer.
+    fn fail(&mut self, id: IkeSaId, error: Error) {
+        if let Some(pos) = self.sas.iter().position(|s| s.id == id) {
+            let sa = self.sas.remove(pos);
+            let was_established = sa.keys().is_some();
+            for q in sa.quick {
+                if let Some(spi) = q.allocated_spi() {
+                    self.spis.release(spi);
+                }
+            }
+            self.events.push_back(Event::Failed { ike_sa: id, error });
+            for (i, o) in sa.children {
+                self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
+                self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
+            }
+            if was_established {
+                self.events.push_back(Event::IkeSaDeleted(id));
+            }
+        }
+    }
+
+    /// Unprotected Informational with an error Notify (phase 1 failures).
+    fn send_plain_notify(&mut self, idx: usize, n: crate::msgs::NotifyType) {
+        let Some(sa) = self.sas.get(idx) else {
+            return;
+        };
+        let h = Self::header(sa, ExchangeType::INFORMATIONAL, 0, 0);
+        let payloads = vec![Payload::Notify(crate::msgs::NotifyPayload {
+            doi: crate::msgs::DOI_IPSEC,
+            protocol: crate::msgs::ProtocolId::ISAKMP,
+            notify_type: n,
+            spi: [sa.cky_i, sa.cky_r].concat(),
+            data: Vec::new(),
+        })];
+        let bytes = crate::msgs::Message { header: h, payloads }.emit();
+        self.send_once(idx, bytes);
+    }
+}
+
+/// Encrypts `payloads` under `keys` with `iv`, returning the datagram and
+/// updating `iv` to the last ciphertext block (RFC 2409 Appendix B chaining).
+fn encrypt_message(
+    keys: &Phase1Keys,
+    iv: &mut Vec<u8>,
+    mut header: Header,
+    payloads: &[Payload],
+) -> Result<Vec<u8>, Error> {
+    let (first, mut body) = emit_chain(payloads);
+    let bl = keys.cipher.block_len();
+    // RFC 2409 §5.3 / RFC 2408 §3.1: pad to the block size.
+    let pad = (bl - body.len() % bl) % bl;
+    body.resize(body.len() + pad, 0);
+    keys.cipher.encrypt(&keys.encryption_key, iv, &mut body).map_err(|_| Error::Local("encryption"))?;
+    if let Some(last) = body.get(body.len().saturating_sub(bl)..) {
+        *iv = last.to_vec();
+    }
+    header.next_payload = first;
+    header.flags |= FLAG_ENCRYPTION;
+    header.length = u32::try_from(HEADER_LEN + body.len()).map_err(|_| Error::Local("size"))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    header.emit(&mut out);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Emits `[HASH(hash), rest...]` as a payload chain.
+fn hashed_chain(hash: Vec<u8>, rest: &[Payload]) -> Vec<Payload> {
+    let mut v = Vec::with_capacity(rest.len() + 1);
+    v.push(Payload::Hash(hash));
+    v.extend_from_slice(rest);
+    v
+}
+
+/// Decrypts the body of `datagram`; returns the plaintext and the IV that
+/// follows this message.
+fn decrypt_body(keys: &Phase1Keys, iv: &[u8], datagram: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let mut body = datagram.get(HEADER_LEN..).unwrap_or(&[]).to_vec();
+    let bl = keys.cipher.block_len();
+    let next_iv = body.get(body.len().saturating_sub(bl)..).unwrap_or(&[]).to_vec();
+    keys.cipher.decrypt(&keys.encryption_key, iv, &mut body).map_err(|_| Error::AuthenticationFailed)?;
+    Ok((body, next_iv))
+}
+
+/// The bytes of every payload after the first (the HASH payload), as they
+/// were received: the input of HASH(1), HASH(2) and the Informational hash.
+fn after_first(raws: &[RawPayload<'_>]) -> Vec<u8> {
+    raws.iter().skip(1).flat_map(|r| r.raw.iter().copied()).collect()
+}
+
+fn parse_plain<'a>(header: &Header, datagram: &'a [u8]) -> Result<Vec<RawPayload<'a>>, Error> {
+    let body = datagram.get(HEADER_LEN..).unwrap_or(&[]);
+    Ok(parse_chain(header.next_payload, body, false)?)
+}
+
+/// Port 4500 carries a 4-byte zero non-ESP marker (RFC 3948 §2.2); a single
+/// 0xff byte is a NAT-keepalive.
+fn strip_marker(local: SocketAddr, d: &[u8]) -> Option<&[u8]> {
+    if local.port() == 4500 {
+        match d {
+            [0, 0, 0, 0, rest @ ..] => Some(rest),
+            _ => None,
+        }
+    } else {
+        Some(d)
+    }
+}
+
+fn wrap(local: SocketAddr, remote: SocketAddr, bytes: Vec<u8>) -> Transmit {
+    let contents = if local.port() == 4500 {
+        let mut v = Vec::with_capacity(bytes.len() + 4);
+        v.extend_from_slice(&[0, 0, 0, 0]);
+        v.extend_from_slice(&bytes);
+        v
+    } else {
+        bytes
+    };
+    Transmit { source: local, destination: remote, contents }
+}
+
+#[cfg(test)]
+mod tests;

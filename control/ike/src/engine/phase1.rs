@@ -1,0 +1,859 @@
+//! Phase 1: Main Mode and Aggressive Mode with pre-shared keys.
+//!
+//! RFC 2409 §5.4, Main Mode (Identity Protection):
+//! ```text
+//!       Initiator                          Responder
+//!      -----------                        -----------
+//!       HDR, SA                     -->                     MmISentSa
+//!                                   <--    HDR, SA          MmRSentSa
+//!       HDR, KE, Ni                 -->                     MmISentKe
+//!                                   <--    HDR, KE, Nr      MmRSentKe
+//!       HDR*, IDii, HASH_I          -->                     MmISentAuth
+//!                                   <--    HDR*, IDir, HASH_R  Established
+//! ```
+//! RFC 2409 §5.4, Aggressive Mode:
+//! ```text
+//!       HDR, SA, KE, Ni, IDii       -->                     AmISent1
+//!                                   <--    HDR, SA, KE, Nr, IDir, HASH_R
+//!                                                           AmRSent2
+//!       HDR*, HASH_I                -->                     Established
+//! ```
+//! Transitions (one place, see [`Engine::phase1_datagram`]):
+//! MmISentSa → MmISentKe → MmISentAuth → Established (initiator, MM);
+//! new → MmRSentSa → MmRSentKe → Established (responder, MM);
+//! AmISent1 → Established (initiator, AM); new → AmRSent2 → Established
+//! (responder, AM); any error → Dead (the SA is removed).
+
+use super::config::{AuthMethod, IkeProposal, Phase1Mode};
+use super::types::secs;
+use super::{
+    decrypt_body, encrypt_message, fingerprint, parse_plain, Engine, Error, Event, Flight, IkeSa,
+    PeerMisbehaved,
+};
+use crate::crypto::{ct_eq, Cipher, DhGroup, DhSecret, HashAlgorithm};
+use crate::keys::{derive_phase1, skeyid_psk, Phase1Keys};
+use crate::msgs::{
+    emit_one, p1attr, parse_chain, Attribute, ExchangeType, Header, IdPayload, NotifyPayload, NotifyType,
+    Payload, PayloadType, Proposal, ProtocolId, RawPayload, SaPayload, Transform, DOI_IPSEC, KEY_IKE,
+    SIT_IDENTITY_ONLY,
+};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// RFC 3947 §2: the NAT-T vendor id.
+pub const VID_NAT_T_RFC3947: [u8; 16] =
+    [0x4a, 0x13, 0x1c, 0x81, 0x07, 0x03, 0x58, 0x45, 0x5c, 0x57, 0x28, 0xf2, 0x0e, 0x95, 0x45, 0x2f];
+/// RFC 3706 §3.1: the DPD vendor id.
+pub const VID_DPD: [u8; 16] =
+    [0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9, 0x6b, 0x86, 0x96, 0xfc, 0x77, 0x57, 0x01, 0x00];
+
+/// Proof that the peer's HASH_I/HASH_R verified. Only
+/// `verify_peer_hash` can create one, and `State::Established` needs
+/// one: no code path reaches an established SA around the hash check.
+#[derive(Debug)]
+pub struct PeerAuthenticated(());
+
+/// Compares our computation of the peer's hash with what it sent.
+fn verify_peer_hash(expected: &[u8], received: &[u8]) -> Result<PeerAuthenticated, Error> {
+    if ct_eq(expected, received) {
+        Ok(PeerAuthenticated(()))
+    } else {
+        Err(Error::AuthenticationFailed)
+    }
+}
+
+/// Phase-1 state; each variant holds only what its next step needs.
+#[derive(Debug)]
+pub(super) enum State {
+    MmISentSa {
+        sa_i_b: Vec<u8>,
+    },
+    MmISentKe {
+        sa_i_b: Vec<u8>,
+        chosen: IkeProposal,
+        dh: DhSecret,
+        ni: Vec<u8>,
+    },
+    MmISentAuth {
+        sa_i_b: Vec<u8>,
+        keys: Box<Phase1Keys>,
+        gxi: Vec<u8>,
+        gxr: Vec<u8>,
+    },
+    MmRSentSa {
+        sa_i_b: Vec<u8>,
+        chosen: IkeProposal,
+    },
+    MmRSentKe {
+        sa_i_b: Vec<u8>,
+        keys: Box<Phase1Keys>,
+        gxi: Vec<u8>,
+        gxr: Vec<u8>,
+    },
+    AmISent1 {
+        sa_i_b: Vec<u8>,
+        dh: DhSecret,
+        ni: Vec<u8>,
+        idii_b: Vec<u8>,
+    },
+    AmRSent2 {
+        sa_i_b: Vec<u8>,
+        keys: Box<Phase1Keys>,
+        gxi: Vec<u8>,
+        gxr: Vec<u8>,
+        idii_b: Vec<u8>,
+    },
+    Established {
+        keys: Box<Phase1Keys>,
+        #[allow(dead_code)]
+        proof: PeerAuthenticated,
+    },
+    Dead,
+}
+
+impl State {
+    /// The variant name, for traces and the transition snapshot test.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Self::MmISentSa { .. } => "MmISentSa",
+            Self::MmISentKe { .. } => "MmISentKe",
+            Self::MmISentAuth { .. } => "MmISentAuth",
+            Self::MmRSentSa { .. } => "MmRSentSa",
+            Self::MmRSentKe { .. } => "MmRSentKe",
+            Self::AmISent1 { .. } => "AmISent1",
+            Self::AmRSent2 { .. } => "AmRSent2",
+            Self::Established { .. } => "Established",
+            Self::Dead => "Dead",
+        }
+    }
+}
+
+fn cipher_attrs(c: Cipher) -> [Attribute; 2] {
+    [
+        Attribute::basic(p1attr::ENCRYPTION_ALGORITHM, p1attr::ENCR_AES_CBC),
+        Attribute::basic(p1attr::KEY_LENGTH, c.key_bits()),
+    ]
+}
+
+fn hash_id(h: HashAlgorithm) -> u16 {
+    match h {
+        HashAlgorithm::Sha1 => p1attr::HASH_SHA1,
+        HashAlgorithm::Sha256 => p1attr::HASH_SHA2_256,
+        HashAlgorithm::Sha384 => p1attr::HASH_SHA2_384,
+        HashAlgorithm::Sha512 => p1attr::HASH_SHA2_512,
+    }
+}
+
+/// The phase-1 SA payload offering `proposals` (one transform each).
+pub(super) fn ike_sa_payload(proposals: &[IkeProposal], lifetime: u32) -> SaPayload {
+    let transforms = proposals
+        .iter()
+        .zip(1u8..)
+        .map(|(p, n)| {
+            let [e, k] = cipher_attrs(p.cipher);
+            Transform {
+                number: n,
+                transform_id: KEY_IKE,
+                attributes: vec![
+                    e,
+                    k,
+                    Attribute::basic(p1attr::HASH_ALGORITHM, hash_id(p.hash)),
+                    Attribute::basic(p1attr::AUTH_METHOD, p1attr::AUTH_PSK),
+                    Attribute::basic(p1attr::GROUP_DESCRIPTION, p.group.id()),
+                    Attribute::basic(p1attr::LIFE_TYPE, p1attr::LIFE_SECONDS),
+                    Attribute::duration(p1attr::LIFE_DURATION, lifetime),
+                ],
+            }
+        })
+        .collect();
+    SaPayload {
+        doi: DOI_IPSEC,
+        situation: SIT_IDENTITY_ONLY,
+        proposals: vec![Proposal { number: 1, protocol: ProtocolId::ISAKMP, spi: Vec::new(), transforms }],
+    }
+}
+
+/// Reads one phase-1 transform; `None` if any attribute is unsupported.
+pub(super) fn parse_ike_transform(t: &Transform) -> Option<IkeProposal> {
+    if t.transform_id != KEY_IKE {
+        return None;
+    }
+    let (mut enc, mut keylen, mut hash, mut auth, mut group) = (None, None, None, None, None);
+    for a in &t.attributes {
+        let v = a.as_u64()?;
+        match a.kind {
+            p1attr::ENCRYPTION_ALGORITHM => enc = Some(v),
+            p1attr::KEY_LENGTH => keylen = Some(v),
+            p1attr::HASH_ALGORITHM => {
+                hash = Some(match u16::try_from(v).ok()? {
+                    p1attr::HASH_SHA1 => HashAlgorithm::Sha1,
+                    p1attr::HASH_SHA2_256 => HashAlgorithm::Sha256,
+                    p1attr::HASH_SHA2_384 => HashAlgorithm::Sha384,
+                    p1attr::HASH_SHA2_512 => HashAlgorithm::Sha512,
+                    _ => return None,
+                })
+            }
+            p1attr::AUTH_METHOD => auth = Some(v),
+            p1attr::GROUP_DESCRIPTION => group = DhGroup::from_id(u16::try_from(v).ok()?),
+            p1attr::LIFE_TYPE | p1attr::LIFE_DURATION => {}
+            _ => return None,
+        }
+    }
+    if enc != Some(u64::from(p1attr::ENCR_AES_CBC)) || auth != Some(u64::from(p1attr::AUTH_PSK)) {
+        return None;
+    }
+    Some(IkeProposal { cipher: Cipher::aes_cbc(u16::try_from(keylen?).ok()?)?, hash: hash?, group: group? })
+}
+
+/// Responder choice: the first initiator transform (in the initiator's
+/// order) equal to one of ours; returns it verbatim and the parsed value.
+pub(super) fn select_ike(sa: &SaPayload, ours: &[IkeProposal]) -> Result<(Proposal, IkeProposal), Error> {
+    if sa.doi != DOI_IPSEC {
+        return Err(Error::NoProposalChosen);
+    }
+    for p in &sa.proposals {
+        if p.protocol != ProtocolId::ISAKMP {
+            continue;
+        }
+        for t in &p.transforms {
+            if let Some(ike) = parse_ike_transform(t) {
+                if ours.contains(&ike) {
+                    let chosen = Proposal {
+                        number: p.number,
+                        protocol: p.protocol,
+                        spi: p.spi.clone(),
+                        transforms: vec![t.clone()],
+                    };
+                    return Ok((chosen, ike));
+                }
+            }
+        }
+    }
+    Err(Error::NoProposalChosen)
+}
+
+/// Initiator check of the responder's single chosen transform.
+fn accept_ike_reply(sa: &SaPayload, offered: &[IkeProposal]) -> Result<IkeProposal, Error> {
+    let bad = Error::PeerMisbehaved(PeerMisbehaved::InvalidProposalReply);
+    match sa.proposals.as_slice() {
+        [p] => match p.transforms.as_slice() {
+            [t] => parse_ike_transform(t).filter(|c| offered.contains(c)).ok_or(bad),
+            _ => Err(bad),
+        },
+        _ => Err(bad),
+    }
+}
+
+pub(super) fn find<'a, 'b>(raws: &'b [RawPayload<'a>], pt: PayloadType) -> Option<&'b RawPayload<'a>> {
+    raws.iter().find(|r| r.payload.payload_type() == pt)
+}
+
+fn missing() -> Error {
+    Error::PeerMisbehaved(PeerMisbehaved::MissingPayload)
+}
+
+pub(super) fn get_sa<'b>(raws: &'b [RawPayload<'_>]) -> Result<(&'b SaPayload, &'b [u8]), Error> {
+    match find(raws, PayloadType::SA) {
+        Some(r) => match &r.payload {
+            Payload::Sa(sa) => Ok((sa, r.body())),
+            _ => Err(missing()),
+        },
+        None => Err(missing()),
+    }
+}
+
+pub(super) fn get_bytes<'b>(raws: &'b [RawPayload<'_>], pt: PayloadType) -> Result<&'b [u8], Error> {
+    find(raws, pt).map(|r| r.body()).ok_or_else(missing)
+}
+
+/// RFC 2409 §5: nonce data "MUST be between 8 and 256 bytes inclusive".
+pub(super) fn get_nonce<'b>(raws: &'b [RawPayload<'_>]) -> Result<&'b [u8], Error> {
+    let n = get_bytes(raws, PayloadType::NONCE)?;
+    if (8..=256).contains(&n.len()) {
+        Ok(n)
+    } else {
+        Err(Error::PeerMisbehaved(PeerMisbehaved::BadNonce))
+    }
+}
+
+fn get_id<'b>(raws: &'b [RawPayload<'_>]) -> Result<(&'b IdPayload, &'b [u8]), Error> {
+    match find(raws, PayloadType::ID) {
+        Some(r) => match &r.payload {
+            Payload::Id(id) => Ok((id, r.body())),
+            _ => Err(missing()),
+        },
+        None => Err(missing()),
+    }
+}
+
+fn has_initial_contact(raws: &[RawPayload<'_>]) -> bool {
+    raws.iter()
+        .any(|r| matches!(&r.payload, Payload::Notify(n) if n.notify_type == NotifyType::INITIAL_CONTACT))
+}
+
+fn body_of(p: &Payload) -> Vec<u8> {
+    emit_one(p, PayloadType::NONE).split_off(4)
+}
+
+fn vendor_ids(nat_t: bool) -> Vec<Payload> {
+    let mut v = vec![Payload::VendorId(VID_DPD.to_vec())];
+    if nat_t {
+        v.push(Payload::VendorId(VID_NAT_T_RFC3947.to_vec()));
+    }
+    v
+}
+
+fn peer_supports_nat_t(raws: &[RawPayload<'_>]) -> bool {
+    raws.iter().any(|r| matches!(&r.payload, Payload::VendorId(v) if v.as_slice() == VID_NAT_T_RFC3947))
+}
+
+/// RFC 3947 §3.2: HASH = HASH(CKY-I | CKY-R | IP | Port), negotiated hash.
+fn nat_d_hash(hash: HashAlgorithm, sa: &IkeSa, addr: SocketAddr) -> Vec<u8> {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    hash.hash(&[&sa.cky_i, &sa.cky_r, &ip, &addr.port().to_be_bytes()])
+}
+
+/// RFC 3947 §3.2: the first NAT-D is the destination (the peer), then ours.
+fn nat_d_payloads(hash: HashAlgorithm, sa: &IkeSa) -> Vec<Payload> {
+    if !sa.nat_t {
+        return Vec::new();
+    }
+    vec![Payload::NatD(nat_d_hash(hash, sa, sa.remote)), Payload::NatD(nat_d_hash(hash, sa, sa.local))]
+}
+
+/// Compares the peer's NAT-D payloads with the addresses we see.
+fn detect_nat(hash: HashAlgorithm, sa: &mut IkeSa, raws: &[RawPayload<'_>]) {
+    if !sa.nat_t {
+        return;
+    }
+    let nat_d: Vec<&[u8]> = raws
+        .iter()
+        .filter_map(|r| match &r.payload {
+            Payload::NatD(h) => Some(h.as_slice()),
+            _ => None,
+        })
+        .collect();
+    let Some((first, rest)) = nat_d.split_first() else {
+        // RFC 3947 §3.2: without NAT-D payloads there is no NAT-T.
+        sa.nat_t = false;
+        return;
+    };
+    let me = nat_d_hash(hash, sa, sa.local);
+    let them = nat_d_hash(hash, sa, sa.remote);
+    sa.nat = super::NatStatus {
+        local_behind: !ct_eq(first, &me),
+        remote_behind: !rest.iter().any(|h| ct_eq(h, &them)),
+    };
+}
+
+/// RFC 3947 §4: with a NAT on the path the initiator moves to port 4500
+/// (MM5 or AM3) and every IKE packet then carries the non-ESP marker.
+fn float(sa: &mut IkeSa) {
+    if sa.nat_t && sa.nat.any() {
+        sa.local.set_port(4500);
+        sa.remote.set_port(4500);
+    }
+}
+
+impl Engine {
+    fn psk(&self, peer: usize) -> crate::crypto::Secret {
+        zeroize::Zeroizing::new(match self.config.peers.get(peer).map(|p| &p.auth) {
+            Some(AuthMethod::PreSharedKey(k)) => k.clone(),
+            None => Vec::new(),
+        })
+    }
+
+    pub(super) fn initiate(&mut self, now: Instant, peer: usize) {
+        let Some(cfg) = self.config.peers.get(peer).cloned() else {
+            return;
+        };
+        let mut cky_i = [0u8; 8];
+        self.rng.fill_bytes(&mut cky_i);
+        let id = self.alloc_id();
+        let local = SocketAddr::new(cfg.local_address, 500);
+        let remote = SocketAddr::new(cfg.remote_address, 500);
+        let lifetime = secs(cfg.ike_lifetime);
+        let mut sa = IkeSa {
+            id,
+            peer,
+            initiator: true,
+            local,
+            remote,
+            cky_i,
+            cky_r: [0; 8],
+            state: State::Dead,
+            p1_iv: Vec::new(),
+            flight: Flight::default(),
+            quick: Vec::new(),
+            children: Vec::new(),
+            dpd_sequence: 0,
+            nat_t: false,
+            nat: super::NatStatus::default(),
+            keepalive_at: None,
+            expires_at: None,
+            dpd: None,
+        };
+        let result = match cfg.mode {
+            Phase1Mode::Main => {
+                let sap = Payload::Sa(ike_sa_payload(&cfg.ike_proposals, lifetime));
+                let sa_i_b = body_of(&sap);
+                let mut payloads = vec![sap];
+                payloads.extend(vendor_ids(cfg.nat_traversal));
+                sa.state = State::MmISentSa { sa_i_b };
+                Ok((ExchangeType::MAIN_MODE, payloads))
+            }
+            Phase1Mode::Aggressive => {
+                // All Aggressive Mode proposals must share the KE's group.
+                let Some(group) = cfg.ike_proposals.first().map(|p| p.group) else {
+                    return;
+                };
+                let offered: Vec<IkeProposal> =
+                    cfg.ike_proposals.iter().copied().filter(|p| p.group == group).collect();
+                match DhSecret::generate(group, &mut *self.rng) {
+                    Ok(dh) => {
+                        let sap = Payload::Sa(ike_sa_payload(&offered, lifetime));
+                        let sa_i_b = body_of(&sap);
+                        let ni = self.random_bytes(32);
+                        let idp = Payload::Id(cfg.local_id.to_payload());
+                        let idii_b = body_of(&idp);
+                        let mut payloads = vec![
+                            sap,
+                            Payload::Ke(dh.public_value().to_vec()),
+                            Payload::Nonce(ni.clone()),
+                            idp,
+                        ];
+                        payloads.extend(vendor_ids(cfg.nat_traversal));
+                        sa.state = State::AmISent1 { sa_i_b, dh, ni, idii_b };
+                        Ok((ExchangeType::AGGRESSIVE, payloads))
+                    }
+                    Err(_) => Err(Error::Local("dh")),
+                }
+            }
+        };
+        match result {
+            Ok((ex, payloads)) => {
+                let h = Self::header(&sa, ex, 0, 0);
+                let bytes = crate::msgs::Message { header: h, payloads }.emit();
+                self.sas.push(sa);
+                let idx = self.sas.len() - 1;
+                self.send(now, idx, None, bytes, true);
+            }
+            Err(e) => self.events.push_back(Event::Failed { ike_sa: id, error: e }),
+        }
+    }
+
+    /// First message from a new initiator.
+    pub(super) fn respond_new(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        datagram: &[u8],
+    ) {
+        let Some(peer) = self.config.peers.iter().position(|p| p.remote_address == remote.ip()) else {
+            return;
+        };
+        // Bounded half-open state, per peer and in total.
+        let half_open: Vec<&IkeSa> = self.sas.iter().filter(|s| s.is_half_open()).collect();
+        if half_open.len() >= self.config.max_half_open
+            || half_open.iter().filter(|s| s.remote.ip() == remote.ip()).count()
+                >= self.config.max_half_open_per_peer
+        {
+            return;
+        }
+        let Ok(raws) = parse_plain(header, datagram) else {
+            return;
+        };
+        let id = self.alloc_id();
+        let cky_r = self.responder_cookie(remote, &header.initiator_cookie);
+        self.sas.push(IkeSa {
+            id,
+            peer,
+            initiator: false,
+            local,
+            remote,
+            cky_i: header.initiator_cookie,
+            cky_r,
+            state: State::Dead,
+            p1_iv: Vec::new(),
+            flight: Flight::default(),
+            quick: Vec::new(),
+            children: Vec::new(),
+            dpd_sequence: 0,
+            nat_t: false,
+            nat: super::NatStatus::default(),
+            keepalive_at: None,
+            expires_at: None,
+            dpd: None,
+        });
+        let idx = self.sas.len() - 1;
+        let r = if header.exchange_type == ExchangeType::MAIN_MODE {
+            self.mm_responder_1(now, idx, &raws)
+        } else {
+            self.am_responder_1(now, idx, &raws)
+        };
+        match r {
+            Ok(()) => {
+                if let Some(sa) = self.sas.get_mut(idx) {
+                    sa.flight.last_in = Some(fingerprint(datagram));
+                }
+            }
+            Err(e) => self.handle_error(idx, header, e),
+        }
+    }
+
+    fn mm_responder_1(&mut self, now: Instant, idx: usize, raws: &[RawPayload<'_>]) -> Result<(), Error> {
+        let peer = self.sas.get(idx).map_or(0, |s| s.peer);
+        let cfg = self.config.peers.get(peer).cloned().ok_or(Error::Local("peer"))?;
+        let (sa_payload, sa_i_b) = get_sa(raws)?;
+        let (chosen_p, chosen) = select_ike(sa_payload, &cfg.ike_proposals)?;
+        let reply_sa =
+            SaPayload { doi: DOI_IPSEC, situation: sa_payload.situation, proposals: vec![chosen_p] };
+        let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+        sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(raws);
+        let mut payloads = vec![Payload::Sa(reply_sa)];
+        payloads.extend(vendor_ids(sa.nat_t));
+        sa.state = State::MmRSentSa { sa_i_b: sa_i_b.to_vec(), chosen };
+        let bytes =
+            crate::msgs::Message { header: Self::header(sa, ExchangeType::MAIN_MODE, 0, 0), payloads }.emit();
+        self.send(now, idx, None, bytes, true);
+        Ok(())
+    }
+
+    fn am_responder_1(&mut self, now: Instant, idx: usize, raws: &[RawPayload<'_>]) -> Result<(), Error> {
+        let peer = self.sas.get(idx).map_or(0, |s| s.peer);
+        let cfg = self.config.peers.get(peer).cloned().ok_or(Error::Local("peer"))?;
+        // Aggressive Mode sends a PSK-keyed hash in the clear: refuse unless
+        // explicitly enabled.
+        if !cfg.accept_aggressive {
+            return Err(Error::PeerMisbehaved(PeerMisbehaved::AggressiveModeRefused));
+        }
+        let (sa_payload, sa_i_b) = get_sa(raws)?;
+        let (chosen_p, chosen) = select_ike(sa_payload, &cfg.ike_proposals)?;
+        let gxi = get_bytes(raws, PayloadType::KE)?.to_vec();
+        let ni = get_nonce(raws)?.to_vec();
+        let (idii, idii_b) = get_id(raws)?;
+        if !cfg.remote_id.matches(idii) {
+            return Err(Error::InvalidIdentity);
+        }
+        let dh = DhSecret::generate(chosen.group, &mut *self.rng).map_err(|_| Error::Local("dh"))?;
+        let gxy = dh.agree(&gxi).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
+        let nr = self.random_bytes(32);
+        let psk = self.psk(peer);
+        let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+        sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(raws);
+        let gxr = dh.public_value().to_vec();
+        let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
+        let keys = derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
+        let idp = Payload::Id(cfg.local_id.to_payload());
+        let idir_b = body_of(&idp);
+        let hash_r = keys.hash_r(&gxi, &gxr, &sa.cky_i, &sa.cky_r, sa_i_b, &idir_b);
+        let mut payloads = vec![
+            Payload::Sa(SaPayload {
+                doi: DOI_IPSEC,
+                situation: sa_payload.situation,
+                proposals: vec![chosen_p],
+            }),
+            Payload::Ke(gxr.clone()),
+            Payload::Nonce(nr),
+            idp,
+            Payload::Hash(hash_r.to_vec()),
+        ];
+        payloads.extend(vendor_ids(sa.nat_t));
+        payloads.extend(nat_d_payloads(chosen.hash, sa));
+        sa.p1_iv = keys.initial_iv.clone();
+        sa.state = State::AmRSent2 {
+            sa_i_b: sa_i_b.to_vec(),
+            keys: Box::new(keys),
+            gxi,
+            gxr,
+            idii_b: idii_b.to_vec(),
+        };
+        let bytes =
+            crate::msgs::Message { header: Self::header(sa, ExchangeType::AGGRESSIVE, 0, 0), payloads }
+                .emit();
+        self.send(now, idx, None, bytes, true);
+        Ok(())
+    }
+
+    /// Every later phase-1 message of an existing SA.
+    pub(super) fn phase1_datagram(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        header: &Header,
+        datagram: &[u8],
+    ) -> Result<(), Error> {
+        let fp = fingerprint(datagram);
+        let peer;
+        let state;
+        {
+            let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+            // A duplicate request: resend the last reply, change nothing.
+            if sa.flight.last_in == Some(fp) {
+                if let Some(out) = sa.flight.last_out.clone() {
+                    self.transmits.push_back(super::wrap(sa.local, sa.remote, out));
+                }
+                return Ok(());
+            }
+            if matches!(sa.state, State::Established { .. } | State::Dead) {
+                // Late or replayed phase-1 traffic: ignore.
+                return Ok(());
+            }
+            let expected = match sa.state {
+                State::AmISent1 { .. } | State::AmRSent2 { .. } => ExchangeType::AGGRESSIVE,
+                _ => ExchangeType::MAIN_MODE,
+            };
+            if header.exchange_type != expected {
+                // Not this exchange: drop without touching the state.
+                return Ok(());
+            }
+            peer = sa.peer;
+            state = core::mem::replace(&mut sa.state, State::Dead);
+            sa.flight.retransmit = None;
+            sa.flight.last_in = Some(fp);
+            if sa.cky_r == [0; 8] {
+                sa.cky_r = header.responder_cookie;
+            }
+        }
+        let cfg = self.config.peers.get(peer).cloned().ok_or(Error::Local("peer"))?;
+        let psk = self.psk(peer);
+        match state {
+            State::MmISentSa { sa_i_b } => {
+                let raws = parse_plain(header, datagram)?;
+                let (sa_payload, _) = get_sa(&raws)?;
+                let chosen = accept_ike_reply(sa_payload, &cfg.ike_proposals)?;
+                let dh = DhSecret::generate(chosen.group, &mut *self.rng).map_err(|_| Error::Local("dh"))?;
+                let ni = self.random_bytes(32);
+                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(&raws);
+                let mut payloads = vec![Payload::Ke(dh.public_value().to_vec()), Payload::Nonce(ni.clone())];
+                payloads.extend(nat_d_payloads(chosen.hash, sa));
+                sa.state = State::MmISentKe { sa_i_b, chosen, dh, ni };
+                let bytes = crate::msgs::Message {
+                    header: Self::header(sa, ExchangeType::MAIN_MODE, 0, 0),
+                    payloads,
+                }
+                .emit();
+                self.send(now, idx, None, bytes, true);
+                Ok(())
+            }
+            State::MmRSentSa { sa_i_b, chosen } => {
+                let raws = parse_plain(header, datagram)?;
+                let gxi = get_bytes(&raws, PayloadType::KE)?.to_vec();
+                let ni = get_nonce(&raws)?.to_vec();
+                let dh = DhSecret::generate(chosen.group, &mut *self.rng).map_err(|_| Error::Local("dh"))?;
+                let gxy =
+                    dh.agree(&gxi).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
+                let nr = self.random_bytes(32);
+                let gxr = dh.public_value().to_vec();
+                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                detect_nat(chosen.hash, sa, &raws);
+                let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
+                let keys =
+                    derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
+                sa.p1_iv = keys.initial_iv.clone();
+                sa.state = State::MmRSentKe { sa_i_b, keys: Box::new(keys), gxi, gxr: gxr.clone() };
+                let bytes = crate::msgs::Message {
+                    header: Self::header(sa, ExchangeType::MAIN_MODE, 0, 0),
+                    payloads: [Payload::Ke(gxr), Payload::Nonce(nr)]
+                        .into_iter()
+                        .chain(nat_d_payloads(chosen.hash, sa))
+                        .collect(),
+                }
+                .emit();
+                self.send(now, idx, None, bytes, true);
+                Ok(())
+            }
+            State::MmISentKe { sa_i_b, chosen, dh, ni } => {
+                let raws = parse_plain(header, datagram)?;
+                let gxr = get_bytes(&raws, PayloadType::KE)?.to_vec();
+                let nr = get_nonce(&raws)?.to_vec();
+                let gxy =
+                    dh.agree(&gxr).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
+                let gxi = dh.public_value().to_vec();
+                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                detect_nat(chosen.hash, sa, &raws);
+                float(sa);
+                let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
+                let keys =
+                    derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
+                let idp = Payload::Id(cfg.local_id.to_payload());
+                let idii_b = body_of(&idp);
+                let hash_i = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idii_b);
+                let mut payloads = vec![idp, Payload::Hash(hash_i.to_vec())];
+                if cfg.initial_contact {
+                    payloads.push(initial_contact(sa));
+                }
+                let mut iv = keys.initial_iv.clone();
+                let bytes = encrypt_message(
+                    &keys,
+                    &mut iv,
+                    Self::header(sa, ExchangeType::MAIN_MODE, 0, 0),
+                    &payloads,
+                )?;
+                sa.p1_iv = iv;
+                sa.state = State::MmISentAuth { sa_i_b, keys: Box::new(keys), gxi, gxr };
+                self.send(now, idx, None, bytes, true);
+                Ok(())
+            }
+            State::MmRSentKe { sa_i_b, keys, gxi, gxr } => {
+                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                if !header.is_encrypted() {
+                    return Err(Error::PeerMisbehaved(PeerMisbehaved::Unencrypted));
+                }
+                let (plain, next_iv) = decrypt_body(&keys, &sa.p1_iv, datagram)?;
+                // The first encrypted message: garbage after decryption almost
+                // always means the PSKs differ (RFC 2409 gives no better signal).
+                let raws = parse_chain(header.next_payload, &plain, true)
+                    .map_err(|_| Error::AuthenticationFailed)?;
+                let (idii, idii_b) = get_id(&raws)?;
+                if !cfg.remote_id.matches(idii) {
+                    return Err(Error::InvalidIdentity);
+                }
+                let expected = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, idii_b);
+                let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
+                let ic = has_initial_contact(&raws);
+                let idp = Payload::Id(cfg.local_id.to_payload());
+                let idir_b = body_of(&idp);
+                let hash_r = keys.hash_r(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idir_b);
+                let mut iv = next_iv;
+                let bytes = encrypt_message(
+                    &keys,
+                    &mut iv,
+                    Self::header(sa, ExchangeType::MAIN_MODE, 0, 0),
+                    &[idp, Payload::Hash(hash_r.to_vec())],
+                )?;
+                sa.p1_iv = iv;
+                sa.state = State::Established { keys, proof };
+                let id = sa.id;
+                self.send(now, idx, None, bytes, false);
+                self.established(now, idx, id, peer, ic);
+                Ok(())
+            }
+            State::MmISentAuth { sa_i_b, keys, gxi, gxr } => {
+                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                if !header.is_encrypted() {
+                    return Err(Error::PeerMisbehaved(PeerMisbehaved::Unencrypted));
+                }
+                let (plain, next_iv) = decrypt_body(&keys, &sa.p1_iv, datagram)?;
+                let raws = parse_chain(header.next_payload, &plain, true)
+                    .map_err(|_| Error::AuthenticationFailed)?;
+                let (idir, idir_b) = get_id(&raws)?;
+                if !cfg.remote_id.matches(idir) {
+                    return Err(Error::InvalidIdentity);
+                }
+                let expected = keys.hash_r(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, idir_b);
+                let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
+                let ic = has_initial_contact(&raws);
+                sa.p1_iv = next_iv;
+                sa.state = State::Established { keys, proof };
+                // MM6 ends the exchange: a copy of it needs no answer.
+                sa.flight.last_out = None;
+                let id = sa.id;
+                self.established(now, idx, id, peer, ic);
+                Ok(())
+            }
+            State::AmISent1 { sa_i_b, dh, ni, idii_b } => {
+                let raws = parse_plain(header, datagram)?;
+                let (sa_payload, _) = get_sa(&raws)?;
+                let chosen = accept_ike_reply(sa_payload, &cfg.ike_proposals)?;
+                if chosen.group != dh.group() {
+                    return Err(Error::PeerMisbehaved(PeerMisbehaved::InvalidProposalReply));
+                }
+                let gxr = get_bytes(&raws, PayloadType::KE)?.to_vec();
+                let nr = get_nonce(&raws)?.to_vec();
+                let (idir, idir_b) = get_id(&raws)?;
+                if !cfg.remote_id.matches(idir) {
+                    return Err(Error::InvalidIdentity);
+                }
+                let gxy =
+                    dh.agree(&gxr).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
+                let gxi = dh.public_value().to_vec();
+                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(&raws);
+                detect_nat(chosen.hash, sa, &raws);
+                float(sa);
+                let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
+                let keys =
+                    derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
+                let expected = keys.hash_r(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, idir_b);
+                let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
+                let hash_i = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idii_b);
+                let mut payloads = vec![Payload::Hash(hash_i.to_vec())];
+                payloads.extend(nat_d_payloads(chosen.hash, sa));
+                if cfg.initial_contact {
+                    payloads.push(initial_contact(sa));
+                }
+                let mut iv = keys.initial_iv.clone();
+                let bytes = encrypt_message(
+                    &keys,
+                    &mut iv,
+                    Self::header(sa, ExchangeType::AGGRESSIVE, 0, 0),
+                    &payloads,
+                )?;
+                sa.p1_iv = iv;
+                sa.state = State::Established { keys: Box::new(keys), proof };
+                let id = sa.id;
+                self.send(now, idx, None, bytes, false);
+                self.established(now, idx, id, peer, false);
+                Ok(())
+            }
+            State::AmRSent2 { sa_i_b, keys, gxi, gxr, idii_b } => {
+                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                // The third message may be sent encrypted or not.
+                let (plain, next_iv) = if header.is_encrypted() {
+                    decrypt_body(&keys, &sa.p1_iv, datagram)?
+                } else {
+                    (datagram.get(super::HEADER_LEN..).unwrap_or(&[]).to_vec(), sa.p1_iv.clone())
+                };
+                let raws = parse_chain(header.next_payload, &plain, header.is_encrypted())
+                    .map_err(|_| Error::AuthenticationFailed)?;
+                let expected = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idii_b);
+                let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
+                let ic = has_initial_contact(&raws);
+                detect_nat(keys.hash, sa, &raws);
+                sa.p1_iv = next_iv;
+                sa.state = State::Established { keys, proof };
+                // AM3 ends the exchange: a copy of it needs no answer.
+                sa.flight.last_out = None;
+                let id = sa.id;
+                self.established(now, idx, id, peer, ic);
+                Ok(())
+            }
+            State::Established { .. } | State::Dead => Ok(()),
+        }
+    }
+
+    fn established(&mut self, now: Instant, idx: usize, id: super::IkeSaId, peer: usize, ic: bool) {
+        let keepalive = self.config.nat_keepalive_interval;
+        let lifetime = self.config.peers.get(peer).map(|p| p.ike_lifetime);
+        if let Some(sa) = self.sas.get_mut(idx) {
+            if sa.nat_t && sa.nat.local_behind {
+                sa.keepalive_at = Some(now + keepalive);
+            }
+            sa.expires_at = lifetime.map(|l| now + l);
+        }
+        self.events.push_back(Event::IkeSaEstablished { ike_sa: id, peer });
+        if ic {
+            self.events.push_back(Event::InitialContact(id));
+        }
+        if self.sas.get(idx).is_some_and(|s| s.initiator) {
+            self.start_quick_mode(now, idx);
+        }
+    }
+}
+
+fn initial_contact(sa: &IkeSa) -> Payload {
+    Payload::Notify(NotifyPayload {
+        doi: DOI_IPSEC,
+        protocol: ProtocolId::ISAKMP,
+        notify_type: NotifyType::INITIAL_CONTACT,
+        spi: [sa.cky_i, sa.cky_r].concat(),
+        data: Vec::new(),
+    })
+}

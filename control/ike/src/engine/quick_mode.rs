@@ -1,0 +1,783 @@
+//! Quick Mode (RFC 2409 §5.5).
+//!
+//! ```text
+//!       Initiator                          Responder
+//!      -----------                        -----------
+//!       HDR*, HASH(1), SA, Ni
+//!         [, KE ] [, IDci, IDcr ]   -->                      ISent1
+//!                                   <--    HDR*, HASH(2), SA, Nr
+//!                                          [, KE ] [, IDci, IDcr ]  RSent2
+//!       HDR*, HASH(3)               -->                      Done (both)
+//! ```
+//! Each exchange has a random message id and its own IV chain, seeded by
+//! hash(last phase-1 CBC block | M-ID). The initiator installs after
+//! HASH(2) verified, the responder after HASH(3) verified.
+
+use super::config::{EspEncryption, EspIntegrity, EspProposal, Mode, TrafficSelector};
+use super::phase1::{find, get_nonce, get_sa};
+use super::types::{id_to_ts, ts_to_id, Encapsulation, EspSaDescription, Lifetime, NatOriginalAddresses};
+use super::{
+    after_first, decrypt_body, encrypt_message, fingerprint, hashed_chain, Engine, Error, Event, Flight,
+    PeerMisbehaved,
+};
+use crate::crypto::{ct_eq, DhGroup, DhSecret, Secret};
+use crate::keys::Phase1Keys;
+use crate::msgs::{
+    emit_chain, p2attr, parse_chain, Attribute, ExchangeType, Header, IdType, NatOaPayload, NotifyPayload,
+    NotifyType, Payload, PayloadType, Proposal, ProtocolId, RawPayload, SaPayload, Transform, DOI_IPSEC,
+    SIT_IDENTITY_ONLY,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+use zeroize::Zeroizing;
+
+/// One Quick Mode exchange.
+#[derive(Debug)]
+pub(super) struct Exchange {
+    pub(super) message_id: u32,
+    iv: Vec<u8>,
+    pub(super) flight: Flight,
+    state: QmState,
+    /// When the exchange completed; it lingers to answer duplicates.
+    pub(super) finished: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum QmState {
+    ISent1 {
+        ni: Vec<u8>,
+        dh: Option<DhSecret>,
+        spi_in: u32,
+        offered: Vec<EspProposal>,
+        nat_oa: Option<NatOriginalAddresses>,
+    },
+    RSent2 {
+        ni: Vec<u8>,
+        nr: Vec<u8>,
+        gxy: Option<Secret>,
+        spi_in: u32,
+        spi_out: u32,
+        chosen: EspProposal,
+        lifetime: Lifetime,
+        local_ts: TrafficSelector,
+        remote_ts: TrafficSelector,
+        encap: Encapsulation,
+        nat_oa: Option<NatOriginalAddresses>,
+    },
+    Done,
+}
+
+impl Exchange {
+    /// The state name, for traces and the transition snapshot test.
+    pub(super) fn state_name(&self) -> &'static str {
+        match self.state {
+            QmState::ISent1 { .. } => "ISent1",
+            QmState::RSent2 { .. } => "RSent2",
+            QmState::Done => "Done",
+        }
+    }
+
+    /// True while we wait for the responder's HASH(2).
+    pub(super) fn is_initiator_pending(&self) -> bool {
+        matches!(self.state, QmState::ISent1 { .. })
+    }
+
+    /// The inbound SPI reserved and not yet installed, if any.
+    pub(super) fn allocated_spi(&self) -> Option<u32> {
+        match self.state {
+            QmState::ISent1 { spi_in, .. } | QmState::RSent2 { spi_in, .. } => Some(spi_in),
+            QmState::Done => None,
+        }
+    }
+}
+
+fn auth_id(i: EspIntegrity) -> u16 {
+    match i {
+        EspIntegrity::HmacSha1 => p2attr::AUTH_HMAC_SHA1,
+        EspIntegrity::HmacSha256 => p2attr::AUTH_HMAC_SHA2_256,
+        EspIntegrity::HmacSha384 => p2attr::AUTH_HMAC_SHA2_384,
+        EspIntegrity::HmacSha512 => p2attr::AUTH_HMAC_SHA2_512,
+    }
+}
+
+fn mode_id(e: Encapsulation) -> u16 {
+    match e {
+        Encapsulation::Tunnel => p2attr::MODE_TUNNEL,
+        Encapsulation::Transport => p2attr::MODE_TRANSPORT,
+        Encapsulation::UdpTunnel => p2attr::MODE_UDP_TUNNEL,
+        Encapsulation::UdpTransport => p2attr::MODE_UDP_TRANSPORT,
+    }
+}
+
+fn esp_transform(p: &EspProposal, encap: Encapsulation, pfs: Option<DhGroup>, life: Lifetime) -> Transform {
+    let (tid, bits) = match p.encryption {
+        EspEncryption::AesCbc(b) => (p2attr::ESP_AES_CBC, b),
+        EspEncryption::AesGcm16(b) => (p2attr::ESP_AES_GCM_16, b),
+    };
+    // RFC 2407 §4.5: each Life Type precedes its Life Duration.
+    let mut attributes = vec![
+        Attribute::basic(p2attr::LIFE_TYPE, 1),
+        Attribute::duration(p2attr::LIFE_DURATION, life.seconds),
+    ];
+    if life.kilobytes > 0 {
+        attributes.push(Attribute::basic(p2attr::LIFE_TYPE, 2));
+        attributes.push(Attribute::duration(p2attr::LIFE_DURATION, life.kilobytes));
+    }
+    if let Some(g) = pfs {
+        attributes.push(Attribute::basic(p2attr::GROUP_DESCRIPTION, g.id()));
+    }
+    attributes.push(Attribute::basic(p2attr::ENCAPSULATION_MODE, mode_id(encap)));
+    if let Some(i) = p.integrity {
+        attributes.push(Attribute::basic(p2attr::AUTH_ALGORITHM, auth_id(i)));
+    }
+    attributes.push(Attribute::basic(p2attr::KEY_LENGTH, bits));
+    Transform { number: 1, transform_id: tid, attributes }
+}
+
+/// What one received ESP transform asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EspOffer {
+    proposal: EspProposal,
+    encap: Encapsulation,
+    group: Option<DhGroup>,
+    lifetime: Lifetime,
+}
+
+fn parse_esp_transform(t: &Transform) -> Option<EspOffer> {
+    let (mut bits, mut integ, mut encap, mut group) = (None, None, None, None);
+    let mut life = Lifetime { seconds: 28_800, kilobytes: 0 };
+    let mut life_type = None;
+    for a in &t.attributes {
+        let v = a.as_u64()?;
+        match a.kind {
+            p2attr::LIFE_TYPE => life_type = Some(v),
+            p2attr::LIFE_DURATION => {
+                let d = u32::try_from(v).unwrap_or(u32::MAX);
+                match life_type? {
+                    1 => life.seconds = d,
+                    2 => life.kilobytes = d,
+                    _ => return None,
+                }
+            }
+            p2attr::GROUP_DESCRIPTION => group = Some(DhGroup::from_id(u16::try_from(v).ok()?)?),
+            p2attr::ENCAPSULATION_MODE => {
+                encap = Some(match u16::try_from(v).ok()? {
+                    p2attr::MODE_TUNNEL => Encapsulation::Tunnel,
+                    p2attr::MODE_TRANSPORT => Encapsulation::Transport,
+                    p2attr::MODE_UDP_TUNNEL => Encapsulation::UdpTunnel,
+                    p2attr::MODE_UDP_TRANSPORT => Encapsulation::UdpTransport,
+                    _ => return None,
+                })
+            }
+            p2attr::AUTH_ALGORITHM => {
+                integ = Some(match u16::try_from(v).ok()? {
+                    p2attr::AUTH_HMAC_SHA1 => EspIntegrity::HmacSha1,
+                    p2attr::AUTH_HMAC_SHA2_256 => EspIntegrity::HmacSha256,
+                    p2attr::AUTH_HMAC_SHA2_384 => EspIntegrity::HmacSha384,
+                    p2attr::AUTH_HMAC_SHA2_512 => EspIntegrity::HmacSha512,
+                    _ => return None,
+                })
+            }
+            p2attr::KEY_LENGTH => bits = Some(u16::try_from(v).ok()?),
+            _ => return None,
+        }
+    }
+    let bits = bits?;
+    if !matches!(bits, 128 | 192 | 256) {
+        return None;
+    }
+    let encryption = match t.transform_id {
+        p2attr::ESP_AES_CBC if integ.is_some() => EspEncryption::AesCbc(bits),
+        p2attr::ESP_AES_GCM_16 if integ.is_none() => EspEncryption::AesGcm16(bits),
+        _ => return None,
+    };
+    Some(EspOffer {
+        proposal: EspProposal { encryption, integrity: integ },
+        encap: encap?,
+        group,
+        lifetime: life,
+    })
+}
+
+fn spi_of(p: &Proposal) -> Option<u32> {
+    Some(u32::from_be_bytes(p.spi.as_slice().try_into().ok()?))
+}
+
+/// What the initiator takes from a valid Quick Mode reply.
+struct Reply {
+    spi_out: u32,
+    offer: EspOffer,
+    nr: Vec<u8>,
+    lifetime: Lifetime,
+    gxy: Option<Secret>,
+}
+
+/// Checks the responder's single chosen proposal against what we offered,
+/// and reads Nr, KE and RESPONDER-LIFETIME.
+fn read_reply(
+    raws: &[RawPayload<'_>],
+    offered: &[EspProposal],
+    dh: Option<&DhSecret>,
+    expect_encap: Encapsulation,
+) -> Result<Reply, Error> {
+    let bad = Error::PeerMisbehaved(PeerMisbehaved::InvalidProposalReply);
+    let (sa_p, _) = get_sa(raws)?;
+    let (prop, offer) = match sa_p.proposals.as_slice() {
+        [p] => match p.transforms.as_slice() {
+            [t] => (p, parse_esp_transform(t).ok_or(bad.clone())?),
+            _ => return Err(bad),
+        },
+        _ => return Err(bad),
+    };
+    if !offered.contains(&offer.proposal)
+        || offer.group != dh.map(|d| d.group())
+        || offer.encap != expect_encap
+    {
+        return Err(bad);
+    }
+    let spi_out = spi_of(prop).ok_or(bad)?;
+    let nr = get_nonce(raws)?.to_vec();
+    let lifetime = responder_lifetime(raws).unwrap_or(offer.lifetime);
+    let gxy = match dh {
+        Some(dh) => {
+            let ke = find(raws, PayloadType::KE)
+                .map(|r| r.body())
+                .ok_or(Error::PeerMisbehaved(PeerMisbehaved::MissingPayload))?;
+            Some(dh.agree(ke).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?)
+        }
+        None => None,
+    };
+    Ok(Reply { spi_out, offer, nr, lifetime, gxy })
+}
+
+/// Proof that the peer's HASH(2) or HASH(3) verified: only
+/// [`verify_qm_hash`] creates one and [`make_pair`] needs one, so no child
+/// SA is described without the Quick Mode hash check (rustls-style token).
+#[derive(Debug)]
+struct QuickModeAuthenticated(());
+
+fn verify_qm_hash(expected: &[u8], received: &[u8]) -> Option<QuickModeAuthenticated> {
+    ct_eq(expected, received).then_some(QuickModeAuthenticated(()))
+}
+
+/// Builds both directions from KEYMAT (RFC 2409 §5.5). Key layout per SA:
+/// encryption key | salt (GCM, RFC 4106 §8.1) | integrity key.
+#[allow(clippy::too_many_arguments)]
+fn make_pair(
+    _proof: QuickModeAuthenticated,
+    keys: &Phase1Keys,
+    gxy: Option<&[u8]>,
+    ni: &[u8],
+    nr: &[u8],
+    spi_in: u32,
+    spi_out: u32,
+    chosen: EspProposal,
+    encap: Encapsulation,
+    lifetime: Lifetime,
+    local_ts: TrafficSelector,
+    remote_ts: TrafficSelector,
+    local: SocketAddr,
+    remote: SocketAddr,
+    nat_original: Option<NatOriginalAddresses>,
+) -> (EspSaDescription, EspSaDescription) {
+    let ek = chosen.encryption.key_len();
+    let sl = chosen.encryption.salt_len();
+    let ik = chosen.integrity.map_or(0, |i| i.key_len());
+    let one = |spi: u32, inbound: bool| {
+        let km = keys.keymat(gxy, ProtocolId::ESP.0, &spi.to_be_bytes(), ni, nr, ek + sl + ik);
+        let part = |a: usize, b: usize| Zeroizing::new(km.get(a..b).unwrap_or(&[]).to_vec());
+        let (src_ts, dst_ts, src, dst) =
+            if inbound { (remote_ts, local_ts, remote, local) } else { (local_ts, remote_ts, local, remote) };
+        EspSaDescription {
+            spi,
+            encapsulation: encap,
+            encryption: chosen.encryption,
+            integrity: chosen.integrity,
+            encryption_key: part(0, ek),
+            salt: part(ek, ek + sl).to_vec(),
+            integrity_key: part(ek + sl, ek + sl + ik),
+            lifetime,
+            source_ts: src_ts,
+            destination_ts: dst_ts,
+            source: src,
+            destination: dst,
+            nat_original,
+        }
+    };
+    (one(spi_in, true), one(spi_out, false))
+}
+
+fn nat_oa_payload(ip: IpAddr) -> Payload {
+    let (id_type, address) = match ip {
+        IpAddr::V4(a) => (IdType::IPV4_ADDR, a.octets().to_vec()),
+        IpAddr::V6(a) => (IdType::IPV6_ADDR, a.octets().to_vec()),
+    };
+    Payload::NatOa(NatOaPayload { id_type, address })
+}
+
+fn nat_oa_address(oa: &NatOaPayload) -> Option<IpAddr> {
+    match oa.id_type {
+        IdType::IPV4_ADDR => Some(IpAddr::from(<[u8; 4]>::try_from(oa.address.as_slice()).ok()?)),
+        IdType::IPV6_ADDR => Some(IpAddr::from(<[u8; 16]>::try_from(oa.address.as_slice()).ok()?)),
+        _ => None,
+    }
+}
+
+/// RFC 2407 §4.6.3.1: lifetimes the responder imposed, if it sent them.
+fn responder_lifetime(raws: &[RawPayload<'_>]) -> Option<Lifetime> {
+    let n = raws.iter().find_map(|r| match &r.payload {
+        Payload::Notify(n) if n.notify_type == NotifyType::RESPONDER_LIFETIME => Some(n),
+        _ => None,
+    })?;
+    let mut life = Lifetime { seconds: 0, kilobytes: 0 };
+    let mut r = crate::msgs::codec::Reader::new(&n.data);
+    let mut kind = None;
+    while !r.is_empty() {
+        let a = Attribute::parse(&mut r).ok()?;
+        match a.kind {
+            p2attr::LIFE_TYPE => kind = a.as_u64(),
+            p2attr::LIFE_DURATION => {
+                let v = u32::try_from(a.as_u64()?).ok()?;
+                match kind? {
+                    1 => life.seconds = v,
+                    2 => life.kilobytes = v,
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+    (life.seconds > 0).then_some(life)
+}
+
+impl Engine {
+    /// Initiator: sends Quick Mode message 1 for the peer's child config.
+    pub(super) fn start_quick_mode(&mut self, now: Instant, idx: usize) {
+        if let Err(e) = self.try_start_quick_mode(now, idx) {
+            if let Some(sa) = self.sas.get(idx) {
+                self.events.push_back(Event::Failed { ike_sa: sa.id, error: e });
+            }
+        }
+    }
+
+    fn try_start_quick_mode(&mut self, now: Instant, idx: usize) -> Result<(), Error> {
+        let sa = self.sas.get(idx).ok_or(Error::Local("sa"))?;
+        let cfg = self.config.peers.get(sa.peer).cloned().ok_or(Error::Local("peer"))?;
+        let child = cfg.child;
+        // RFC 3947 §5.1: UDP-encapsulated modes only with a NAT on the path.
+        let udp = sa.nat_t && sa.nat.any();
+        let (local_ip, remote_ip) = (sa.local.ip(), sa.remote.ip());
+        let mid = self.new_message_id(idx);
+        let spi_in = self.spis.allocate().ok_or(Error::Local("no SPI"))?;
+        let ni = self.random_bytes(32);
+        let dh = match child.pfs_group {
+            Some(g) => Some(DhSecret::generate(g, &mut *self.rng).map_err(|_| Error::Local("dh"))?),
+            None => None,
+        };
+        let life = Lifetime { seconds: child.lifetime_seconds, kilobytes: child.lifetime_kilobytes };
+        let encap = Encapsulation::new(child.mode, udp);
+        let proposals = child
+            .proposals
+            .iter()
+            .zip(1u8..)
+            .map(|(p, n)| Proposal {
+                number: n,
+                protocol: ProtocolId::ESP,
+                spi: spi_in.to_be_bytes().to_vec(),
+                transforms: vec![esp_transform(p, encap, child.pfs_group, life)],
+            })
+            .collect();
+        let mut rest = vec![
+            Payload::Sa(SaPayload { doi: DOI_IPSEC, situation: SIT_IDENTITY_ONLY, proposals }),
+            Payload::Nonce(ni.clone()),
+        ];
+        if let Some(dh) = &dh {
+            rest.push(Payload::Ke(dh.public_value().to_vec()));
+        }
+        rest.push(Payload::Id(ts_to_id(&child.local_ts)));
+        rest.push(Payload::Id(ts_to_id(&child.remote_ts)));
+        // RFC 3947 §5.2: transport mode behind NAT sends NAT-OAi, NAT-OAr.
+        let nat_oa = (encap == Encapsulation::UdpTransport)
+            .then_some(NatOriginalAddresses { initiator: local_ip, responder: remote_ip });
+        if let Some(oa) = nat_oa {
+            rest.push(nat_oa_payload(oa.initiator));
+            rest.push(nat_oa_payload(oa.responder));
+        }
+        let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+        let keys = sa.keys().ok_or(Error::Local("keys"))?;
+        let (_, rest_bytes) = emit_chain(&rest);
+        let hash = keys.hash1(mid, &rest_bytes);
+        let mut iv = keys.phase2_iv(&sa.p1_iv, mid);
+        let bytes = encrypt_message(
+            keys,
+            &mut iv,
+            Self::header(sa, ExchangeType::QUICK_MODE, mid, 0),
+            &hashed_chain(hash.to_vec(), &rest),
+        )?;
+        sa.quick.push(Exchange {
+            message_id: mid,
+            iv,
+            flight: Flight::default(),
+            finished: None,
+            state: QmState::ISent1 { ni, dh, spi_in, offered: child.proposals.clone(), nat_oa },
+        });
+        self.send(now, idx, Some(mid), bytes, true);
+        Ok(())
+    }
+
+    pub(super) fn quick_datagram(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        header: &Header,
+        datagram: &[u8],
+    ) -> Result<(), Error> {
+        let mid = header.message_id;
+        let fp = fingerprint(datagram);
+        let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+        if sa.keys().is_none() {
+            // Quick Mode before our phase 1 finished (e.g. AM3 or MM6 lost):
+            // drop it; the initiator retransmits once we are established.
+            return Ok(());
+        }
+        if !header.is_encrypted() {
+            return Err(Error::PeerMisbehaved(PeerMisbehaved::Unencrypted));
+        }
+        let Some(pos) = sa.quick.iter().position(|q| q.message_id == mid) else {
+            return self.quick_respond(now, idx, header, datagram);
+        };
+        let (local, remote) = (sa.local, sa.remote);
+        let Some(ex) = sa.quick.get_mut(pos) else {
+            return Ok(());
+        };
+        if ex.flight.last_in == Some(fp) {
+            if let Some(out) = ex.flight.last_out.clone() {
+                self.transmits.push_back(super::wrap(local, remote, out));
+            }
+            return Ok(());
+        }
+        if matches!(ex.state, QmState::Done) {
+            // A late copy of an earlier message of a finished exchange.
+            return Ok(());
+        }
+        let Some(keys) = sa.keys().cloned() else {
+            return Ok(());
+        };
+        let Some(ex) = sa.quick.get_mut(pos) else {
+            return Ok(());
+        };
+        let (plain, next_iv) = decrypt_body(&keys, &ex.iv, datagram)?;
+        let raws = parse_chain(header.next_payload, &plain, true)?;
+        let received_hash = match raws.first().map(|r| &r.payload) {
+            Some(Payload::Hash(h)) => h.clone(),
+            _ => return Err(Error::PeerMisbehaved(PeerMisbehaved::MissingPayload)),
+        };
+        let id = sa.id;
+        let cfg = self.config.peers.get(sa.peer).cloned().ok_or(Error::Local("peer"))?;
+        let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+        let qm_header = Self::header(sa, ExchangeType::QUICK_MODE, mid, 0);
+        let (local, remote) = (sa.local, sa.remote);
+        let Some(ex) = sa.quick.get_mut(pos) else {
+            return Ok(());
+        };
+        match core::mem::replace(&mut ex.state, QmState::Done) {
+            QmState::ISent1 { ni, dh, spi_in, offered, nat_oa } => {
+                let rest = after_first(&raws);
+                let Some(proof) = verify_qm_hash(&keys.hash2(mid, &ni, &rest), &received_hash) else {
+                    ex.state = QmState::ISent1 { ni, dh, spi_in, offered, nat_oa };
+                    return Err(Error::AuthenticationFailed);
+                };
+                let expect_encap = Encapsulation::new(cfg.child.mode, sa.nat_t && sa.nat.any());
+                let reply = match read_reply(&raws, &offered, dh.as_ref(), expect_encap) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Keep the state so the error path releases our SPI.
+                        ex.state = QmState::ISent1 { ni, dh, spi_in, offered, nat_oa };
+                        return Err(e);
+                    }
+                };
+                let Reply { spi_out, offer, nr, lifetime, gxy } = reply;
+                let hash3 = keys.hash3(mid, &ni, &nr);
+                let mut iv = next_iv;
+                let bytes = encrypt_message(&keys, &mut iv, qm_header, &[Payload::Hash(hash3.to_vec())])?;
+                ex.iv = iv;
+                ex.flight.last_in = Some(fp);
+                ex.flight.retransmit = None;
+                ex.finished = Some(now);
+                let (inb, outb) = make_pair(
+                    proof,
+                    &keys,
+                    gxy.as_deref().map(|v| v.as_slice()),
+                    &ni,
+                    &nr,
+                    spi_in,
+                    spi_out,
+                    offer.proposal,
+                    offer.encap,
+                    lifetime,
+                    cfg.child.local_ts,
+                    cfg.child.remote_ts,
+                    local,
+                    remote,
+                    nat_oa,
+                );
+                sa.children.push((spi_in, spi_out));
+                self.send(now, idx, Some(mid), bytes, false);
+                self.events.push_back(Event::InstallSa {
+                    ike_sa: id,
+                    inbound: Box::new(inb),
+                    outbound: Box::new(outb),
+                });
+                Ok(())
+            }
+            QmState::RSent2 {
+                ni,
+                nr,
+                gxy,
+                spi_in,
+                spi_out,
+                chosen,
+                lifetime,
+                local_ts,
+                remote_ts,
+                encap,
+                nat_oa,
+            } => {
+                // RFC 2409 §5.5: HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
+                let proof =
+                    verify_qm_hash(&keys.hash3(mid, &ni, &nr), &received_hash).filter(|_| raws.len() == 1);
+                let Some(proof) = proof else {
+                    ex.state = QmState::RSent2 {
+                        ni,
+                        nr,
+                        gxy,
+                        spi_in,
+                        spi_out,
+                        chosen,
+                        lifetime,
+                        local_ts,
+                        remote_ts,
+                        encap,
+                        nat_oa,
+                    };
+                    return Err(Error::AuthenticationFailed);
+                };
+                ex.iv = next_iv;
+                ex.flight.last_in = Some(fp);
+                ex.flight.retransmit = None;
+                // HASH(3) ends the exchange: a copy of it needs no answer.
+                ex.flight.last_out = None;
+                ex.finished = Some(now);
+                let (inb, outb) = make_pair(
+                    proof,
+                    &keys,
+                    gxy.as_deref().map(|v| v.as_slice()),
+                    &ni,
+                    &nr,
+                    spi_in,
+                    spi_out,
+                    chosen,
+                    encap,
+                    lifetime,
+                    local_ts,
+                    remote_ts,
+                    sa.local,
+                    sa.remote,
+                    nat_oa,
+                );
+                sa.children.push((spi_in, spi_out));
+                self.events.push_back(Event::InstallSa {
+                    ike_sa: id,
+                    inbound: Box::new(inb),
+                    outbound: Box::new(outb),
+                });
+                Ok(())
+            }
+            QmState::Done => Ok(()),
+        }
+    }
+
+    /// Responder: a new Quick Mode message 1.
+    fn quick_respond(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        header: &Header,
+        datagram: &[u8],
+    ) -> Result<(), Error> {
+        let mid = header.message_id;
+        let sa = self.sas.get(idx).ok_or(Error::Local("sa"))?;
+        if sa.quick.iter().filter(|q| q.finished.is_none()).count() >= self.config.max_quick_modes_per_sa {
+            return Ok(());
+        }
+        let keys = sa.keys().cloned().ok_or(Error::Local("keys"))?;
+        let cfg = self.config.peers.get(sa.peer).cloned().ok_or(Error::Local("peer"))?;
+        let child = cfg.child;
+        let (local_ip, remote_ip) = (sa.local.ip(), sa.remote.ip());
+        let iv = keys.phase2_iv(&sa.p1_iv, mid);
+        let (plain, next_iv) = decrypt_body(&keys, &iv, datagram)?;
+        let raws = parse_chain(header.next_payload, &plain, true)?;
+        let received_hash = match raws.first().map(|r| &r.payload) {
+            Some(Payload::Hash(h)) => h.clone(),
+            _ => return Err(Error::PeerMisbehaved(PeerMisbehaved::MissingPayload)),
+        };
+        // RFC 2409 §5.5: HASH(1) covers M-ID and everything after HASH.
+        if !ct_eq(&keys.hash1(mid, &after_first(&raws)), &received_hash) {
+            return Err(Error::AuthenticationFailed);
+        }
+        let fp = fingerprint(datagram);
+        let (sa_p, _) = get_sa(&raws)?;
+        let ni = get_nonce(&raws)?.to_vec();
+        // IDci / IDcr: the initiator's view; must equal ours mirrored.
+        let ids: Vec<&RawPayload<'_>> =
+            raws.iter().filter(|r| r.payload.payload_type() == PayloadType::ID).collect();
+        let (ts_i, ts_r) = match ids.as_slice() {
+            [a, b] => match (&a.payload, &b.payload) {
+                (Payload::Id(a), Payload::Id(b)) => (id_to_ts(a), id_to_ts(b)),
+                _ => (None, None),
+            },
+            _ => (None, None),
+        };
+        if ts_i.map(TrafficSelector::normalized) != Some(child.remote_ts.normalized())
+            || ts_r.map(TrafficSelector::normalized) != Some(child.local_ts.normalized())
+        {
+            return Err(Error::InvalidIdentity);
+        }
+        // The first initiator proposal that matches one of ours.
+        let mut choice = None;
+        for p in &sa_p.proposals {
+            if p.protocol != ProtocolId::ESP {
+                continue;
+            }
+            if let ([t], Some(spi)) = (p.transforms.as_slice(), spi_of(p)) {
+                if let Some(o) = parse_esp_transform(t) {
+                    let mode_ok = match o.encap {
+                        Encapsulation::Tunnel | Encapsulation::UdpTunnel => child.mode == Mode::Tunnel,
+                        Encapsulation::Transport | Encapsulation::UdpTransport => {
+                            child.mode == Mode::Transport
+                        }
+                    };
+                    if mode_ok && o.group == child.pfs_group && child.proposals.contains(&o.proposal) {
+                        choice = Some((p.clone(), t.clone(), o, spi));
+                        break;
+                    }
+                }
+            }
+        }
+        let (prop, t, offer, spi_out) = choice.ok_or(Error::NoProposalChosen)?;
+        let spi_in = self.spis.allocate().ok_or(Error::Local("no SPI"))?;
+        let nr = self.random_bytes(32);
+        let (ke, gxy) = match offer.group {
+            Some(g) => {
+                let dh = DhSecret::generate(g, &mut *self.rng).map_err(|_| Error::Local("dh"))?;
+                let peer_ke = find(&raws, PayloadType::KE)
+                    .map(|r| r.body())
+                    .ok_or(Error::PeerMisbehaved(PeerMisbehaved::MissingPayload))?;
+                let z = dh
+                    .agree(peer_ke)
+                    .map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
+                (Some(dh.public_value().to_vec()), Some(z))
+            }
+            None => (None, None),
+        };
+        // Lifetimes: the shorter of the two.
+        let lifetime = Lifetime {
+            seconds: offer.lifetime.seconds.min(child.lifetime_seconds),
+            kilobytes: match (offer.lifetime.kilobytes, child.lifetime_kilobytes) {
+                (0, k) | (k, 0) => k,
+                (a, b) => a.min(b),
+            },
+        };
+        let mut rest = vec![
+            Payload::Sa(SaPayload {
+                doi: DOI_IPSEC,
+                situation: sa_p.situation,
+                proposals: vec![Proposal {
+                    number: prop.number,
+                    protocol: ProtocolId::ESP,
+                    spi: spi_in.to_be_bytes().to_vec(),
+                    transforms: vec![t],
+                }],
+            }),
+            Payload::Nonce(nr.clone()),
+        ];
+        if let Some(ke) = ke {
+            rest.push(Payload::Ke(ke));
+        }
+        rest.push(Payload::Id(ts_to_id(&child.remote_ts)));
+        rest.push(Payload::Id(ts_to_id(&child.local_ts)));
+        // RFC 3947 §5.2: the initiator's original addresses, echoed with ours.
+        let nat_oa = if offer.encap == Encapsulation::UdpTransport {
+            let oas: Vec<IpAddr> = raws
+                .iter()
+                .filter_map(|r| match &r.payload {
+                    Payload::NatOa(oa) => nat_oa_address(oa),
+                    _ => None,
+                })
+                .collect();
+            match oas.as_slice() {
+                [i, r] => Some(NatOriginalAddresses { initiator: *i, responder: *r }),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if nat_oa.is_some() {
+            rest.push(nat_oa_payload(remote_ip));
+            rest.push(nat_oa_payload(local_ip));
+        }
+        // RFC 2407 §4.6.3.1: tell the initiator when we shortened its lifetime.
+        if lifetime != offer.lifetime {
+            let mut data = Vec::new();
+            let mut attrs = vec![
+                Attribute::basic(p2attr::LIFE_TYPE, 1),
+                Attribute::duration(p2attr::LIFE_DURATION, lifetime.seconds),
+            ];
+            if lifetime.kilobytes > 0 {
+                attrs.push(Attribute::basic(p2attr::LIFE_TYPE, 2));
+                attrs.push(Attribute::duration(p2attr::LIFE_DURATION, lifetime.kilobytes));
+            }
+            for a in &attrs {
+                a.emit(&mut data);
+            }
+            rest.push(Payload::Notify(NotifyPayload {
+                doi: DOI_IPSEC,
+                protocol: ProtocolId::ESP,
+                notify_type: NotifyType::RESPONDER_LIFETIME,
+                spi: spi_in.to_be_bytes().to_vec(),
+                data,
+            }));
+        }
+        let (_, rest_bytes) = emit_chain(&rest);
+        let hash2 = keys.hash2(mid, &ni, &rest_bytes);
+        let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+        let mut iv2 = next_iv;
+        let bytes = encrypt_message(
+            &keys,
+            &mut iv2,
+            Self::header(sa, ExchangeType::QUICK_MODE, mid, 0),
+            &hashed_chain(hash2.to_vec(), &rest),
+        )?;
+        sa.quick.push(Exchange {
+            message_id: mid,
+            iv: iv2,
+            flight: Flight { last_in: Some(fp), ..Flight::default() },
+            finished: None,
+            state: QmState::RSent2 {
+                ni,
+                nr,
+                gxy,
+                spi_in,
+                spi_out,
+                chosen: offer.proposal,
+                lifetime,
+                local_ts: child.local_ts,
+                remote_ts: child.remote_ts,
+                encap: offer.encap,
+                nat_oa,
+            },
+        });
+        self.send(now, idx, Some(mid), bytes, true);
+        Ok(())
+    }
+}

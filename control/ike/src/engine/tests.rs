@@ -1,0 +1,257 @@
+use super::*;
+use crate::msgs::{IdType, NotifyType};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+struct Counter(u32);
+impl SpiAllocator for Counter {
+    fn allocate(&mut self) -> Option<u32> {
+        self.0 += 1;
+        Some(self.0)
+    }
+    fn release(&mut self, _: u32) {}
+}
+
+fn engine(seed: u64) -> Engine {
+    use rand_chacha::rand_core::SeedableRng;
+    Engine::new(
+        EngineConfig::default(),
+        Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(seed)),
+        Box::new(Counter(0x100)),
+    )
+}
+
+#[test]
+fn responder_cookie_depends_on_peer_and_secret() {
+    let e = engine(1);
+    let a: SocketAddr = "192.0.2.1:500".parse().unwrap();
+    let b: SocketAddr = "192.0.2.2:500".parse().unwrap();
+    let c: SocketAddr = "192.0.2.1:4500".parse().unwrap();
+    let ci = [7u8; 8];
+    assert_eq!(e.responder_cookie(a, &ci), e.responder_cookie(a, &ci));
+    assert_ne!(e.responder_cookie(a, &ci), e.responder_cookie(b, &ci));
+    assert_ne!(e.responder_cookie(a, &ci), e.responder_cookie(c, &ci));
+    assert_ne!(e.responder_cookie(a, &ci), e.responder_cookie(a, &[8u8; 8]));
+    assert_ne!(e.responder_cookie(a, &ci), engine(2).responder_cookie(a, &ci));
+}
+
+#[test]
+fn traffic_selectors_round_trip() {
+    let cases = [
+        TsAddress::Host(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))),
+        TsAddress::Host(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        TsAddress::Subnet(IpAddr::V4(Ipv4Addr::new(10, 1, 0, 0)), 16),
+        TsAddress::Subnet(IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)), 0),
+        TsAddress::Subnet(IpAddr::V6("2001:db8::".parse().unwrap()), 48),
+        TsAddress::Range(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9))),
+        TsAddress::Range(
+            IpAddr::V6("2001:db8::1".parse().unwrap()),
+            IpAddr::V6("2001:db8::9".parse().unwrap()),
+        ),
+    ];
+    for address in cases {
+        let ts = TrafficSelector { address, protocol: 6, port: 443 };
+        let id = ts_to_id(&ts);
+        assert_eq!(id_to_ts(&id), Some(ts), "{address:?}");
+    }
+    let subnet = ts_to_id(&TrafficSelector {
+        address: TsAddress::Subnet(IpAddr::V4(Ipv4Addr::new(10, 1, 0, 0)), 16),
+        protocol: 0,
+        port: 0,
+    });
+    assert_eq!(subnet.id_type, IdType::IPV4_ADDR_SUBNET);
+    assert_eq!(subnet.data, vec![10, 1, 0, 0, 255, 255, 0, 0]);
+    // A non-contiguous mask is refused.
+    let mut bad = subnet.clone();
+    bad.data = vec![10, 1, 0, 0, 255, 0, 255, 0];
+    assert_eq!(id_to_ts(&bad), None);
+}
+
+#[test]
+fn errors_map_to_notify_types() {
+    assert_eq!(Error::AuthenticationFailed.notify_type(), Some(NotifyType::AUTHENTICATION_FAILED));
+    assert_eq!(Error::NoProposalChosen.notify_type(), Some(NotifyType::NO_PROPOSAL_CHOSEN));
+    assert_eq!(Error::InvalidIdentity.notify_type(), Some(NotifyType::INVALID_ID_INFORMATION));
+    assert_eq!(
+        Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange).notify_type(),
+        Some(NotifyType::INVALID_KEY_INFORMATION)
+    );
+    assert_eq!(Error::Timeout.notify_type(), None);
+}
+
+#[test]
+fn identity_matching_allows_udp_500() {
+    let id = Identity::Fqdn("gw.example".into());
+    let mut p = id.to_payload();
+    assert!(id.matches(&p));
+    p.protocol = 17;
+    p.port = 500;
+    assert!(id.matches(&p));
+    p.port = 501;
+    assert!(!id.matches(&p));
+    assert!(!Identity::UserFqdn("gw.example".into()).matches(&id.to_payload()));
+}
+
+#[test]
+fn phase1_proposal_round_trip_and_selection() {
+    use crate::crypto::{Cipher, DhGroup, HashAlgorithm};
+    let ours = [
+        IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlgorithm::Sha256, group: DhGroup::Modp2048 },
+        IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlgorithm::Sha1, group: DhGroup::Ecp256 },
+    ];
+    let sa = phase1::ike_sa_payload(&ours, 86_400);
+    let parsed: Vec<_> =
+        sa.proposals[0].transforms.iter().map(|t| phase1::parse_ike_transform(t).unwrap()).collect();
+    assert_eq!(parsed, ours);
+    // The responder takes the initiator's first acceptable transform.
+    let (chosen_p, chosen) = phase1::select_ike(&sa, &ours[1..]).unwrap();
+    assert_eq!(chosen, ours[1]);
+    assert_eq!(chosen_p.transforms.len(), 1);
+    assert_eq!(chosen_p.transforms[0].number, 2);
+    assert_eq!(phase1::select_ike(&sa, &[]).unwrap_err(), Error::NoProposalChosen);
+}
+
+fn snapshot(e: &Engine) -> String {
+    e.ike_sas()
+        .iter()
+        .map(|sa| {
+            if sa.quick_modes.is_empty() {
+                sa.state.to_string()
+            } else {
+                format!("{}+QM[{}]", sa.state, sa.quick_modes.join(","))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn snapshot_config(local: IpAddr, remote: IpAddr, mode: Phase1Mode) -> EngineConfig {
+    use crate::crypto::{Cipher, DhGroup, HashAlgorithm};
+    let ts = |a| TrafficSelector { address: TsAddress::Host(a), protocol: 0, port: 0 };
+    EngineConfig {
+        peers: vec![PeerConfig {
+            name: "peer".into(),
+            remote_address: remote,
+            local_address: local,
+            local_id: Identity::Address(local),
+            remote_id: Identity::Address(remote),
+            auth: AuthMethod::PreSharedKey(b"k".to_vec()),
+            mode,
+            accept_aggressive: true,
+            ike_proposals: vec![IkeProposal {
+                cipher: Cipher::Aes128Cbc,
+                hash: HashAlgorithm::Sha256,
+                group: DhGroup::Curve25519,
+            }],
+            ike_lifetime: std::time::Duration::from_secs(3600),
+            child: ChildConfig {
+                local_ts: ts(local),
+                remote_ts: ts(remote),
+                proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None }],
+                mode: Mode::Transport,
+                pfs_group: Some(DhGroup::Curve25519),
+                lifetime_seconds: 3600,
+                lifetime_kilobytes: 0,
+            },
+            nat_traversal: true,
+            initial_contact: false,
+        }],
+        ..EngineConfig::default()
+    }
+}
+
+/// The transitions of both roles, one line per delivered datagram
+/// (s2n-quic style snapshot): "who received | initiator | responder".
+fn transitions(mode: Phase1Mode) -> Vec<String> {
+    use rand_chacha::rand_core::SeedableRng;
+    let (a_ip, b_ip) = (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+    let mk = |l, r, seed| {
+        Engine::new(
+            snapshot_config(l, r, mode),
+            Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(seed)),
+            Box::new(Counter(seed as u32 * 0x1000)),
+        )
+    };
+    let (mut a, mut b) = (mk(a_ip, b_ip, 1), mk(b_ip, a_ip, 2));
+    let now = std::time::Instant::now();
+    a.handle_command(now, Command::Initiate { peer: 0 });
+    let mut lines = vec![format!("start | {} | {}", snapshot(&a), snapshot(&b))];
+    for _ in 0..20 {
+        if let Some(t) = a.poll_transmit() {
+            b.handle_datagram(now, t.destination, t.source, &t.contents);
+            lines.push(format!("R got | {} | {}", snapshot(&a), snapshot(&b)));
+        } else if let Some(t) = b.poll_transmit() {
+            a.handle_datagram(now, t.destination, t.source, &t.contents);
+            lines.push(format!("I got | {} | {}", snapshot(&a), snapshot(&b)));
+        } else {
+            break;
+        }
+    }
+    lines
+}
+
+#[test]
+fn main_mode_transitions() {
+    assert_eq!(
+        transitions(Phase1Mode::Main),
+        [
+            "start | MmISentSa | ",
+            "R got | MmISentSa | MmRSentSa",
+            "I got | MmISentKe | MmRSentSa",
+            "R got | MmISentKe | MmRSentKe",
+            "I got | MmISentAuth | MmRSentKe",
+            "R got | MmISentAuth | Established",
+            "I got | Established+QM[ISent1] | Established",
+            "R got | Established+QM[ISent1] | Established+QM[RSent2]",
+            "I got | Established+QM[Done] | Established+QM[RSent2]",
+            "R got | Established+QM[Done] | Established+QM[Done]",
+        ]
+    );
+}
+
+#[test]
+fn aggressive_mode_transitions() {
+    assert_eq!(
+        transitions(Phase1Mode::Aggressive),
+        [
+            "start | AmISent1 | ",
+            "R got | AmISent1 | AmRSent2",
+            "I got | Established+QM[ISent1] | AmRSent2",
+            // AM3 and QM1 leave the initiator back to back.
+            "R got | Established+QM[ISent1] | Established",
+            "R got | Established+QM[ISent1] | Established+QM[RSent2]",
+            "I got | Established+QM[Done] | Established+QM[RSent2]",
+            "R got | Established+QM[Done] | Established+QM[Done]",
+        ]
+    );
+}
+
+#[test]
+fn selector_normal_form() {
+    let host = TrafficSelector {
+        address: TsAddress::Host(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
+        protocol: 0,
+        port: 0,
+    };
+    let sub32 =
+        TrafficSelector { address: TsAddress::Subnet(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 32), ..host };
+    let range = TrafficSelector {
+        address: TsAddress::Range(
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        ),
+        ..host
+    };
+    let sub24 =
+        TrafficSelector { address: TsAddress::Subnet(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 24), ..host };
+    assert_eq!(sub32.normalized(), host);
+    assert_eq!(range.normalized(), host);
+    assert_eq!(sub24.normalized(), sub24);
+}
+
+#[test]
+fn engine_is_send() {
+    // The tokio driver (iked) moves the engine between tasks.
+    fn assert_send<T: Send>() {}
+    assert_send::<Engine>();
+    assert_send::<Event>();
+}

@@ -1,0 +1,949 @@
+//! Two engines over an in-memory network with virtual time (quinn's `Pair`
+//! style). Loss, duplication and delay are parameters of the network.
+
+use ike::crypto::{Cipher, DhGroup, HashAlgorithm};
+use ike::engine::*;
+use ike::msgs::NotifyType;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+/// The public side of a NAT in front of A, when enabled.
+const NAT_PUBLIC: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+const NAT_PORT_OFFSET: u16 = 30_000;
+
+/// Hands out SPIs from a base, never twice.
+struct Spis {
+    next: u32,
+    used: HashSet<u32>,
+}
+
+impl SpiAllocator for Spis {
+    fn allocate(&mut self) -> Option<u32> {
+        self.next += 1;
+        assert!(self.used.insert(self.next), "SPI reused");
+        Some(self.next)
+    }
+    fn release(&mut self, spi: u32) {
+        self.used.remove(&spi);
+    }
+}
+
+/// Decides the fate of the n-th datagram put on the wire.
+type FaultFn = Box<dyn FnMut(usize, &Transmit) -> Fault>;
+
+#[derive(Clone, Debug)]
+enum Fault {
+    Deliver,
+    Drop,
+    Duplicate,
+    Delay(Duration),
+    /// Flip one bit of the datagram (index into its bits).
+    Flip(proptest::sample::Index),
+}
+
+#[derive(Clone)]
+struct Params {
+    mode: Phase1Mode,
+    ike: IkeProposal,
+    esp: EspProposal,
+    child_mode: Mode,
+    pfs: Option<DhGroup>,
+}
+
+fn ts(addr: IpAddr) -> TrafficSelector {
+    TrafficSelector { address: TsAddress::Host(addr), protocol: 0, port: 0 }
+}
+
+fn peer(local: IpAddr, remote: IpAddr, p: &Params, psk: &[u8]) -> PeerConfig {
+    let subnet = |a: IpAddr| match a {
+        IpAddr::V4(v) => TrafficSelector {
+            address: TsAddress::Subnet(IpAddr::V4(Ipv4Addr::new(10, v.octets()[3], 0, 0)), 16),
+            protocol: 0,
+            port: 0,
+        },
+        _ => ts(a),
+    };
+    let (lts, rts) = match p.child_mode {
+        Mode::Tunnel => (subnet(local), subnet(remote)),
+        Mode::Transport => (ts(local), ts(remote)),
+    };
+    PeerConfig {
+        name: format!("{remote}"),
+        remote_address: remote,
+        local_address: local,
+        local_id: Identity::Fqdn(format!("gw-{local}")),
+        remote_id: Identity::Fqdn(format!("gw-{remote}")),
+        auth: AuthMethod::PreSharedKey(psk.to_vec()),
+        mode: p.mode,
+        accept_aggressive: true,
+        ike_proposals: vec![p.ike],
+        ike_lifetime: Duration::from_secs(86_400),
+        child: ChildConfig {
+            local_ts: lts,
+            remote_ts: rts,
+            proposals: vec![p.esp],
+            mode: p.child_mode,
+            pfs_group: p.pfs,
+            lifetime_seconds: 3600,
+            lifetime_kilobytes: 4_000_000,
+        },
+        nat_traversal: true,
+        initial_contact: true,
+    }
+}
+
+fn engine(peers: Vec<PeerConfig>, seed: u64, spi_base: u32) -> Engine {
+    Engine::new(
+        EngineConfig { peers, ..EngineConfig::default() },
+        Box::new(ChaCha20Rng::seed_from_u64(seed)),
+        Box::new(Spis { next: spi_base, used: HashSet::new() }),
+    )
+}
+
+struct Pair {
+    a: Engine,
+    b: Engine,
+    now: Instant,
+    wire: Vec<(Instant, Transmit)>,
+    sent: usize,
+    fault: FaultFn,
+    a_events: Vec<Event>,
+    b_events: Vec<Event>,
+    /// A sits behind a NAT (address and port translation).
+    nat: bool,
+    keepalives: usize,
+}
+
+impl Pair {
+    fn new(a: Engine, b: Engine) -> Self {
+        Self {
+            a,
+            b,
+            now: Instant::now(),
+            wire: Vec::new(),
+            sent: 0,
+            fault: Box::new(|_, _| Fault::Deliver),
+            a_events: Vec::new(),
+            b_events: Vec::new(),
+            nat: false,
+            keepalives: 0,
+        }
+    }
+
+    fn collect(&mut self) {
+        let latency = Duration::from_millis(10);
+        loop {
+            let mut t = match self.a.poll_transmit() {
+                Some(t) => t,
+                None => match self.b.poll_transmit() {
+                    Some(t) => t,
+                    None => break,
+                },
+            };
+            if self.nat && t.source.ip() == A {
+                t.source = SocketAddr::new(NAT_PUBLIC, t.source.port() + NAT_PORT_OFFSET);
+            }
+            if t.contents == [0xff] {
+                self.keepalives += 1;
+            }
+            let n = self.sent;
+            self.sent += 1;
+            match (self.fault)(n, &t) {
+                Fault::Deliver => self.wire.push((self.now + latency, t)),
+                Fault::Drop => {}
+                Fault::Duplicate => {
+                    self.wire.push((self.now + latency, t.clone()));
+                    self.wire.push((self.now + latency * 2, t));
+                }
+                Fault::Delay(d) => self.wire.push((self.now + latency + d, t)),
+                Fault::Flip(bit) => {
+                    let mut t = t;
+                    let i = bit.index(t.contents.len() * 8);
+                    t.contents[i / 8] ^= 1 << (i % 8);
+                    self.wire.push((self.now + latency, t));
+                }
+            }
+        }
+        while let Some(e) = self.a.poll_event() {
+            self.a_events.push(e);
+        }
+        while let Some(e) = self.b.poll_event() {
+            self.b_events.push(e);
+        }
+    }
+
+    /// Runs until nothing is in flight and no timer is armed, or 5 minutes
+    /// of virtual time pass.
+    fn drive(&mut self) {
+        let end = self.now + Duration::from_secs(300);
+        loop {
+            self.collect();
+            let next_wire = self.wire.iter().map(|(t, _)| *t).min();
+            let next_timer = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min();
+            let Some(next) = [next_wire, next_timer].into_iter().flatten().min() else {
+                break;
+            };
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            let now = self.now;
+            let (due, keep): (Vec<_>, Vec<_>) = self.wire.drain(..).partition(|(t, _)| *t <= now);
+            self.wire = keep;
+            for (_, mut t) in due {
+                if self.nat && t.destination.ip() == NAT_PUBLIC {
+                    t.destination = SocketAddr::new(A, t.destination.port() - NAT_PORT_OFFSET);
+                }
+                let dst = if t.destination.ip() == A { &mut self.a } else { &mut self.b };
+                dst.handle_datagram(now, t.destination, t.source, &t.contents);
+            }
+            self.a.handle_timeout(now);
+            self.b.handle_timeout(now);
+        }
+    }
+}
+
+fn installs(events: &[Event]) -> Vec<(EspSaDescription, EspSaDescription)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::InstallSa { inbound, outbound, .. } => Some(((**inbound).clone(), (**outbound).clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failures(events: &[Event]) -> Vec<Error> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Failed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn established(events: &[Event]) -> usize {
+    events.iter().filter(|e| matches!(e, Event::IkeSaEstablished { .. })).count()
+}
+
+fn pair_for(p: &Params, seed: u64) -> Pair {
+    let a = engine(vec![peer(A, B, p, b"secret")], seed, 0x1000);
+    let b = engine(vec![peer(B, A, p, b"secret")], seed + 1000, 0x2000);
+    Pair::new(a, b)
+}
+
+fn run_ok(p: &Params, seed: u64, fault: FaultFn) -> Pair {
+    let mut pair = pair_for(p, seed);
+    pair.fault = fault;
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    check_ok(&pair, p);
+    pair
+}
+
+fn check_ok(pair: &Pair, p: &Params) {
+    assert_eq!(failures(&pair.a_events), vec![], "initiator {p:?}", p = p.ike);
+    assert_eq!(failures(&pair.b_events), vec![], "responder {:?}", p.ike);
+    assert_eq!(established(&pair.a_events), 1);
+    assert_eq!(established(&pair.b_events), 1);
+    let ia = installs(&pair.a_events);
+    let ib = installs(&pair.b_events);
+    assert_eq!(ia.len(), 1, "initiator installs");
+    assert_eq!(ib.len(), 1, "responder installs");
+    let (a_in, a_out) = &ia[0];
+    let (b_in, b_out) = &ib[0];
+    // My outbound is your inbound, byte for byte.
+    assert_eq!(a_out, b_in);
+    assert_eq!(a_in, b_out);
+    assert_ne!(a_in.spi, a_out.spi);
+    assert_ne!(*a_in.encryption_key, *a_out.encryption_key);
+    assert_eq!(a_out.encryption, p.esp.encryption);
+    assert_eq!(a_out.integrity, p.esp.integrity);
+    assert_eq!(a_out.encryption_key.len(), p.esp.encryption.key_len());
+    assert_eq!(a_out.salt.len(), p.esp.encryption.salt_len());
+    assert_eq!(a_out.integrity_key.len(), p.esp.integrity.map_or(0, |i| i.key_len()));
+    let expect_mode = match p.child_mode {
+        Mode::Tunnel => Encapsulation::Tunnel,
+        Mode::Transport => Encapsulation::Transport,
+    };
+    assert_eq!(a_out.encapsulation, expect_mode);
+    assert_eq!(a_out.destination.ip(), B);
+    assert_eq!(a_out.lifetime.seconds, 3600);
+    assert_eq!(a_out.lifetime.kilobytes, 4_000_000);
+}
+
+const HASHES: [HashAlgorithm; 4] =
+    [HashAlgorithm::Sha1, HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512];
+const CIPHERS: [Cipher; 3] = [Cipher::Aes128Cbc, Cipher::Aes192Cbc, Cipher::Aes256Cbc];
+const ESPS: [EspProposal; 6] = [
+    EspProposal { encryption: EspEncryption::AesCbc(128), integrity: Some(EspIntegrity::HmacSha1) },
+    EspProposal { encryption: EspEncryption::AesCbc(256), integrity: Some(EspIntegrity::HmacSha256) },
+    EspProposal { encryption: EspEncryption::AesCbc(192), integrity: Some(EspIntegrity::HmacSha384) },
+    EspProposal { encryption: EspEncryption::AesCbc(256), integrity: Some(EspIntegrity::HmacSha512) },
+    EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None },
+    EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None },
+];
+
+fn params(i: usize, mode: Phase1Mode, group: DhGroup) -> Params {
+    Params {
+        mode,
+        ike: IkeProposal { cipher: CIPHERS[i % 3], hash: HASHES[i % 4], group },
+        esp: ESPS[i % ESPS.len()],
+        child_mode: if i.is_multiple_of(2) { Mode::Tunnel } else { Mode::Transport },
+        pfs: if i.is_multiple_of(3) { None } else { Some(group) },
+    }
+}
+
+fn clean() -> FaultFn {
+    Box::new(|_, _| Fault::Deliver)
+}
+
+#[test]
+fn matrix_fast_groups() {
+    let groups = [
+        DhGroup::Modp1024,
+        DhGroup::Modp2048,
+        DhGroup::Ecp256,
+        DhGroup::Ecp384,
+        DhGroup::Ecp521,
+        DhGroup::Curve25519,
+    ];
+    let mut i = 0;
+    for g in groups {
+        for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+            for _ in 0..2 {
+                run_ok(&params(i, mode, g), i as u64, clean());
+                i += 1;
+            }
+        }
+    }
+}
+
+#[test]
+fn matrix_every_hash_and_cipher() {
+    for (h, hash) in HASHES.iter().enumerate() {
+        for (c, cipher) in CIPHERS.iter().enumerate() {
+            let mut p = params(h * 3 + c, Phase1Mode::Main, DhGroup::Curve25519);
+            p.ike.hash = *hash;
+            p.ike.cipher = *cipher;
+            run_ok(&p, (h * 3 + c) as u64, clean());
+        }
+    }
+}
+
+#[test]
+fn matrix_every_esp_transform_mode_and_pfs() {
+    let mut i = 0;
+    for esp in ESPS {
+        for child_mode in [Mode::Tunnel, Mode::Transport] {
+            for pfs in [None, Some(DhGroup::Ecp256)] {
+                for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+                    let p = Params {
+                        mode,
+                        ike: IkeProposal {
+                            cipher: Cipher::Aes128Cbc,
+                            hash: HashAlgorithm::Sha256,
+                            group: DhGroup::Ecp256,
+                        },
+                        esp,
+                        child_mode,
+                        pfs,
+                    };
+                    run_ok(&p, 100 + i, clean());
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matrix_every_group_both_modes_with_pfs() {
+    let mut i = 0;
+    for g in DhGroup::ALL {
+        for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+            let mut p = params(i, mode, g);
+            p.pfs = Some(g);
+            run_ok(&p, 200 + i as u64, clean());
+            i += 1;
+        }
+    }
+}
+
+/// The full product for the fastest group: mode x cipher x hash x PFS x
+/// ESP transform x encapsulation mode (576 handshakes).
+#[test]
+fn matrix_full_product_curve25519() {
+    let mut n = 0u64;
+    for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+        for cipher in CIPHERS {
+            for hash in HASHES {
+                for pfs in [None, Some(DhGroup::Curve25519)] {
+                    for esp in ESPS {
+                        for child_mode in [Mode::Tunnel, Mode::Transport] {
+                            let p = Params {
+                                mode,
+                                ike: IkeProposal { cipher, hash, group: DhGroup::Curve25519 },
+                                esp,
+                                child_mode,
+                                pfs,
+                            };
+                            run_ok(&p, 1000 + n, clean());
+                            n += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(n, 576);
+}
+
+#[test]
+fn loss_at_every_step() {
+    for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+        let p = params(1, mode, DhGroup::Curve25519);
+        // A clean run's packet count bounds the interesting positions.
+        let n = run_ok(&p, 7, clean()).sent;
+        for k in 0..n {
+            run_ok(&p, 7, Box::new(move |i, _| if i == k { Fault::Drop } else { Fault::Deliver }));
+        }
+    }
+}
+
+#[test]
+fn duplication_at_every_step() {
+    for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+        let p = params(2, mode, DhGroup::Ecp256);
+        let n = run_ok(&p, 8, clean()).sent;
+        for k in 0..n {
+            run_ok(&p, 8, Box::new(move |i, _| if i == k { Fault::Duplicate } else { Fault::Deliver }));
+        }
+    }
+}
+
+#[test]
+fn reordering_by_delay() {
+    let p = params(4, Phase1Mode::Main, DhGroup::Ecp256);
+    for k in 0..8 {
+        run_ok(
+            &p,
+            9,
+            Box::new(
+                move |i, _| {
+                    if i == k {
+                        Fault::Delay(Duration::from_millis(700))
+                    } else {
+                        Fault::Deliver
+                    }
+                },
+            ),
+        );
+    }
+}
+
+#[test]
+fn heavy_random_loss_still_converges_or_times_out_cleanly() {
+    let p = params(5, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
+    use rand_chacha::rand_core::RngCore;
+    let mut pair = pair_for(&p, 11);
+    pair.fault = Box::new(move |_, _| if rng.next_u32() % 3 == 0 { Fault::Drop } else { Fault::Deliver });
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    let ia = installs(&pair.a_events);
+    let ib = installs(&pair.b_events);
+    // Whatever both installed must match.
+    if let (Some(a), Some(b)) = (ia.first(), ib.first()) {
+        assert_eq!(a.1, b.0);
+    }
+    assert!(!ia.is_empty() || !failures(&pair.a_events).is_empty());
+}
+
+#[test]
+fn total_loss_times_out() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Ecp256);
+    let mut pair = pair_for(&p, 12);
+    pair.fault = Box::new(|_, _| Fault::Drop);
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(failures(&pair.a_events), vec![Error::Timeout]);
+    assert_eq!(pair.a.ike_sa_count(), 0);
+    // 1 + retransmit_tries datagrams.
+    assert_eq!(pair.sent, 1 + EngineConfig::default().retransmit_tries as usize);
+}
+
+#[test]
+fn wrong_psk_fails_authentication() {
+    for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+        let p = params(1, mode, DhGroup::Ecp256);
+        let a = engine(vec![peer(A, B, &p, b"secret")], 1, 0x1000);
+        let b = engine(vec![peer(B, A, &p, b"other secret")], 2, 0x2000);
+        let mut pair = Pair::new(a, b);
+        let now = pair.now;
+        pair.a.handle_command(now, Command::Initiate { peer: 0 });
+        pair.drive();
+        assert!(installs(&pair.a_events).is_empty());
+        assert!(installs(&pair.b_events).is_empty());
+        match mode {
+            Phase1Mode::Main => {
+                assert_eq!(failures(&pair.b_events), vec![Error::AuthenticationFailed]);
+                assert_eq!(
+                    failures(&pair.a_events),
+                    vec![Error::PeerNotified(NotifyType::AUTHENTICATION_FAILED)]
+                );
+            }
+            Phase1Mode::Aggressive => {
+                // The initiator checks HASH_R first.
+                assert_eq!(failures(&pair.a_events), vec![Error::AuthenticationFailed]);
+                assert_eq!(
+                    failures(&pair.b_events),
+                    vec![Error::PeerNotified(NotifyType::AUTHENTICATION_FAILED)]
+                );
+            }
+        }
+        assert_eq!(established(&pair.a_events) + established(&pair.b_events), 0);
+    }
+}
+
+#[test]
+fn no_common_ike_proposal() {
+    let p = params(1, Phase1Mode::Main, DhGroup::Ecp256);
+    let mut q = p.clone();
+    q.ike.group = DhGroup::Ecp384;
+    let a = engine(vec![peer(A, B, &p, b"secret")], 1, 0x1000);
+    let b = engine(vec![peer(B, A, &q, b"secret")], 2, 0x2000);
+    let mut pair = Pair::new(a, b);
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(failures(&pair.b_events), vec![Error::NoProposalChosen]);
+    assert_eq!(failures(&pair.a_events), vec![Error::PeerNotified(NotifyType::NO_PROPOSAL_CHOSEN)]);
+    assert_eq!(pair.b.ike_sa_count(), 0);
+}
+
+#[test]
+fn no_common_esp_proposal() {
+    let p = params(1, Phase1Mode::Main, DhGroup::Ecp256);
+    let mut q = p.clone();
+    q.esp = ESPS[5];
+    let a = engine(vec![peer(A, B, &p, b"secret")], 1, 0x1000);
+    let b = engine(vec![peer(B, A, &q, b"secret")], 2, 0x2000);
+    let mut pair = Pair::new(a, b);
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(established(&pair.a_events), 1);
+    assert!(installs(&pair.b_events).is_empty());
+    assert_eq!(failures(&pair.b_events), vec![Error::NoProposalChosen]);
+    assert!(failures(&pair.a_events).contains(&Error::PeerNotified(NotifyType::NO_PROPOSAL_CHOSEN)));
+}
+
+#[test]
+fn identity_mismatch() {
+    for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+        let p = params(1, mode, DhGroup::Ecp256);
+        let mut pb = peer(B, A, &p, b"secret");
+        pb.remote_id = Identity::UserFqdn("someone@example.net".into());
+        let a = engine(vec![peer(A, B, &p, b"secret")], 1, 0x1000);
+        let b = engine(vec![pb], 2, 0x2000);
+        let mut pair = Pair::new(a, b);
+        let now = pair.now;
+        pair.a.handle_command(now, Command::Initiate { peer: 0 });
+        pair.drive();
+        assert_eq!(failures(&pair.b_events), vec![Error::InvalidIdentity], "{mode:?}");
+        assert!(installs(&pair.a_events).is_empty());
+    }
+}
+
+#[test]
+fn aggressive_mode_refused_unless_enabled() {
+    let p = params(1, Phase1Mode::Aggressive, DhGroup::Ecp256);
+    let mut pb = peer(B, A, &p, b"secret");
+    pb.accept_aggressive = false;
+    let a = engine(vec![peer(A, B, &p, b"secret")], 1, 0x1000);
+    let b = engine(vec![pb], 2, 0x2000);
+    let mut pair = Pair::new(a, b);
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(failures(&pair.b_events), vec![Error::PeerMisbehaved(PeerMisbehaved::AggressiveModeRefused)]);
+    assert_eq!(failures(&pair.a_events), vec![Error::PeerNotified(NotifyType::NO_PROPOSAL_CHOSEN)]);
+}
+
+#[test]
+fn traffic_selector_mismatch_in_quick_mode() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Ecp256);
+    let mut pb = peer(B, A, &p, b"secret");
+    pb.child.remote_ts.port = 80;
+    let a = engine(vec![peer(A, B, &p, b"secret")], 1, 0x1000);
+    let b = engine(vec![pb], 2, 0x2000);
+    let mut pair = Pair::new(a, b);
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(failures(&pair.b_events), vec![Error::InvalidIdentity]);
+    assert!(installs(&pair.a_events).is_empty());
+}
+
+#[test]
+fn initial_contact_dpd_and_delete() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 21, clean());
+    assert!(pair.b_events.iter().any(|e| matches!(e, Event::InitialContact(_))));
+    let ike = pair
+        .a_events
+        .iter()
+        .find_map(|e| match e {
+            Event::IkeSaEstablished { ike_sa, .. } => Some(*ike_sa),
+            _ => None,
+        })
+        .unwrap();
+    let now = pair.now;
+    pair.a.handle_command(now, Command::DeadPeerDetection(ike));
+    // A second probe while one is outstanding is not sent.
+    pair.a.handle_command(now, Command::DeadPeerDetection(ike));
+    pair.drive();
+    let now = pair.now;
+    pair.a.handle_command(now, Command::DeadPeerDetection(ike));
+    pair.drive();
+    let acks: Vec<u32> = pair
+        .a_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::DeadPeerDetectionAck { sequence, .. } => Some(*sequence),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, vec![1, 2]);
+
+    let (a_in, a_out) = installs(&pair.a_events)[0].clone();
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Delete(ike));
+    pair.drive();
+    assert!(pair.a_events.contains(&Event::DeleteSa { spi: a_in.spi, inbound: true }));
+    assert!(pair.b_events.contains(&Event::DeleteSa { spi: a_out.spi, inbound: true }));
+    assert!(pair.b_events.contains(&Event::DeleteSa { spi: a_in.spi, inbound: false }));
+    assert_eq!(pair.a.ike_sa_count(), 0);
+    assert_eq!(pair.b.ike_sa_count(), 0);
+}
+
+#[test]
+fn half_open_limit_per_peer() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Ecp256);
+    let mut b = engine(vec![peer(B, A, &p, b"secret")], 2, 0x2000);
+    let now = Instant::now();
+    // Many initiators from the same address: only the limit is kept.
+    for s in 0..40u64 {
+        let mut a = engine(vec![peer(A, B, &p, b"secret")], 1000 + s, 0x1000);
+        a.handle_command(now, Command::Initiate { peer: 0 });
+        let t = a.poll_transmit().unwrap();
+        b.handle_datagram(now, t.destination, t.source, &t.contents);
+    }
+    assert_eq!(b.ike_sa_count(), EngineConfig::default().max_half_open_per_peer);
+}
+
+#[test]
+fn garbage_never_panics() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Ecp256);
+    let mut pair = pair_for(&p, 5);
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    let t = pair.a.poll_transmit().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    use rand_chacha::rand_core::RngCore;
+    for _ in 0..2000 {
+        let mut m = t.contents.clone();
+        let i = (rng.next_u32() as usize) % m.len();
+        m[i] = rng.next_u32() as u8;
+        let cut = (rng.next_u32() as usize) % (m.len() + 1);
+        m.truncate(cut.max(m.len() / 2));
+        pair.b.handle_datagram(now, t.destination, t.source, &m);
+        while pair.b.poll_transmit().is_some() {}
+    }
+}
+
+fn nat_pair(p: &Params) -> Pair {
+    let pa = peer(A, B, p, b"secret");
+    let mut pb = peer(B, NAT_PUBLIC, p, b"secret");
+    pb.remote_id = pa.local_id.clone();
+    if p.child_mode == Mode::Transport {
+        // The initiator's selectors carry its private address.
+        pb.child.remote_ts = pa.child.local_ts;
+    }
+    let mut pair = Pair::new(engine(vec![pa], 31, 0x1000), engine(vec![pb], 32, 0x2000));
+    pair.nat = true;
+    pair
+}
+
+#[test]
+fn nat_traversal_floats_and_encapsulates() {
+    for (mode, child_mode) in [
+        (Phase1Mode::Main, Mode::Tunnel),
+        (Phase1Mode::Main, Mode::Transport),
+        (Phase1Mode::Aggressive, Mode::Tunnel),
+        (Phase1Mode::Aggressive, Mode::Transport),
+    ] {
+        let mut p = params(1, mode, DhGroup::Ecp256);
+        p.child_mode = child_mode;
+        let mut pair = nat_pair(&p);
+        let now = pair.now;
+        pair.a.handle_command(now, Command::Initiate { peer: 0 });
+        pair.drive();
+        assert_eq!(failures(&pair.a_events), vec![], "{mode:?} {child_mode:?}");
+        assert_eq!(failures(&pair.b_events), vec![]);
+        let (a_in, a_out) = installs(&pair.a_events)[0].clone();
+        let (b_in, b_out) = installs(&pair.b_events)[0].clone();
+        let udp = match child_mode {
+            Mode::Tunnel => Encapsulation::UdpTunnel,
+            Mode::Transport => Encapsulation::UdpTransport,
+        };
+        for sa in [&a_in, &a_out, &b_in, &b_out] {
+            assert_eq!(sa.encapsulation, udp);
+        }
+        // Same SA, seen from both sides of the NAT.
+        assert_eq!(a_out.spi, b_in.spi);
+        assert_eq!(a_out.encryption_key, b_in.encryption_key);
+        assert_eq!(a_out.integrity_key, b_in.integrity_key);
+        assert_eq!(a_in.encryption_key, b_out.encryption_key);
+        assert_eq!(a_out.source, SocketAddr::new(A, 4500));
+        assert_eq!(a_out.destination, SocketAddr::new(B, 4500));
+        assert_eq!(b_in.source, SocketAddr::new(NAT_PUBLIC, 4500 + NAT_PORT_OFFSET));
+        assert_eq!(b_in.destination, SocketAddr::new(B, 4500));
+        let oa =
+            (child_mode == Mode::Transport).then_some(NatOriginalAddresses { initiator: A, responder: B });
+        assert_eq!(a_out.nat_original, oa);
+        assert_eq!(b_in.nat_original, oa);
+        // Only the side behind the NAT sends keepalives.
+        assert!(pair.keepalives >= 10, "{} keepalives", pair.keepalives);
+    }
+}
+
+#[test]
+fn no_nat_means_no_float() {
+    let p = params(1, Phase1Mode::Main, DhGroup::Ecp256);
+    let pair = run_ok(&p, 41, clean());
+    let (_, a_out) = installs(&pair.a_events)[0].clone();
+    assert_eq!(a_out.destination, SocketAddr::new(B, 500));
+    assert_eq!(pair.keepalives, 0);
+}
+
+#[test]
+fn nat_with_loss_at_every_step() {
+    let p = params(3, Phase1Mode::Main, DhGroup::Curve25519);
+    for k in 0..12 {
+        let mut pair = nat_pair(&p);
+        pair.fault = Box::new(move |i, _| if i == k { Fault::Drop } else { Fault::Deliver });
+        let now = pair.now;
+        pair.a.handle_command(now, Command::Initiate { peer: 0 });
+        pair.drive();
+        assert_eq!(failures(&pair.a_events), vec![], "drop #{k}");
+        assert_eq!(installs(&pair.a_events)[0].1.spi, installs(&pair.b_events)[0].0.spi);
+    }
+}
+
+#[test]
+fn responder_lifetime_is_adopted() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Ecp256);
+    let mut pb = peer(B, A, &p, b"secret");
+    pb.child.lifetime_seconds = 1200;
+    pb.child.lifetime_kilobytes = 100_000;
+    let mut pair = Pair::new(engine(vec![peer(A, B, &p, b"secret")], 1, 0x1000), engine(vec![pb], 2, 0x2000));
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    let (a_in, a_out) = installs(&pair.a_events)[0].clone();
+    let (b_in, b_out) = installs(&pair.b_events)[0].clone();
+    let want = Lifetime { seconds: 1200, kilobytes: 100_000 };
+    for sa in [&a_in, &a_out, &b_in, &b_out] {
+        assert_eq!(sa.lifetime, want);
+    }
+    assert_eq!(a_out, b_in);
+}
+
+fn established_id(events: &[Event]) -> IkeSaId {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::IkeSaEstablished { ike_sa, .. } => Some(*ike_sa),
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[test]
+fn dpd_declares_a_silent_peer_dead() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 51, clean());
+    let ike = established_id(&pair.a_events);
+    let (a_in, a_out) = installs(&pair.a_events)[0].clone();
+    pair.fault = Box::new(|_, _| Fault::Drop);
+    let sent_before = pair.sent;
+    let now = pair.now;
+    pair.a.handle_command(now, Command::DeadPeerDetection(ike));
+    pair.drive();
+    assert_eq!(pair.sent - sent_before, 1 + EngineConfig::default().retransmit_tries as usize);
+    assert_eq!(failures(&pair.a_events), vec![Error::Timeout]);
+    assert!(pair.a_events.contains(&Event::IkeSaDeleted(ike)));
+    assert!(pair.a_events.contains(&Event::DeleteSa { spi: a_in.spi, inbound: true }));
+    assert!(pair.a_events.contains(&Event::DeleteSa { spi: a_out.spi, inbound: false }));
+    assert_eq!(pair.a.ike_sa_count(), 0);
+}
+
+#[test]
+fn quick_mode_timeout_keeps_the_ike_sa() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = pair_for(&p, 52);
+    // Main Mode's six messages pass, everything after is lost.
+    pair.fault = Box::new(|i, _| if i < 6 { Fault::Deliver } else { Fault::Drop });
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(established(&pair.a_events), 1);
+    assert_eq!(failures(&pair.a_events), vec![Error::Timeout]);
+    assert!(installs(&pair.a_events).is_empty());
+    assert_eq!(pair.a.ike_sa_count(), 1);
+    assert_eq!(pair.b.ike_sa_count(), 1);
+}
+
+#[test]
+fn ike_sa_lifetime_expires() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pa = peer(A, B, &p, b"secret");
+    let mut pb = peer(B, A, &p, b"secret");
+    pa.ike_lifetime = Duration::from_secs(60);
+    pb.ike_lifetime = Duration::from_secs(120);
+    let mut pair = Pair::new(engine(vec![pa], 1, 0x1000), engine(vec![pb], 2, 0x2000));
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(installs(&pair.a_events).len(), 1);
+    let ike_a = established_id(&pair.a_events);
+    let ike_b = established_id(&pair.b_events);
+    // A expires first and tells B with a Delete.
+    assert!(pair.a_events.contains(&Event::IkeSaDeleted(ike_a)));
+    assert!(pair.b_events.contains(&Event::IkeSaDeleted(ike_b)));
+    assert_eq!(pair.a.ike_sa_count() + pair.b.ike_sa_count(), 0);
+}
+
+mod flips {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// One bit flipped in any datagram of a handshake: the pair either
+        /// recovers (the damaged copy is rejected, a retransmission goes
+        /// through) with matching keys, or nobody installs anything. A flip
+        /// never yields mismatched keys or a second SA.
+        #[test]
+        fn any_bit_flip_is_rejected_or_recovered(
+            packet in 0usize..12,
+            bit in any::<prop::sample::Index>(),
+            aggressive in any::<bool>(),
+        ) {
+            let mode = if aggressive { Phase1Mode::Aggressive } else { Phase1Mode::Main };
+            let p = params(1, mode, DhGroup::Curve25519);
+            let mut pair = pair_for(&p, 77);
+            let mut flipped = false;
+            pair.fault = Box::new(move |i, _| {
+                if i == packet && !flipped {
+                    flipped = true;
+                    Fault::Flip(bit)
+                } else {
+                    Fault::Deliver
+                }
+            });
+            let now = pair.now;
+            pair.a.handle_command(now, Command::Initiate { peer: 0 });
+            pair.drive();
+            let ia = installs(&pair.a_events);
+            let ib = installs(&pair.b_events);
+            prop_assert!(ia.len() <= 1 && ib.len() <= 1);
+            if let (Some(a), Some(b)) = (ia.first(), ib.first()) {
+                prop_assert_eq!(&a.1, &b.0);
+                prop_assert_eq!(&a.0, &b.1);
+            }
+        }
+    }
+}
+
+#[test]
+fn many_children_on_one_ike_sa() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 61, clean());
+    let ike = established_id(&pair.a_events);
+    // Twice the concurrent Quick Mode limit, one after the other; finished
+    // exchanges must age out so the limit never blocks new ones.
+    let n = 2 * EngineConfig::default().max_quick_modes_per_sa;
+    for _ in 0..n {
+        let now = pair.now;
+        pair.a.handle_command(now, Command::CreateChild(ike));
+        pair.drive();
+    }
+    let ia = installs(&pair.a_events);
+    let ib = installs(&pair.b_events);
+    assert_eq!(ia.len(), n + 1);
+    assert_eq!(ib.len(), n + 1);
+    for (a, b) in ia.iter().zip(&ib) {
+        assert_eq!(a.1, b.0);
+        assert_eq!(a.0, b.1);
+    }
+    let spis: HashSet<u32> = ia.iter().map(|(i, _)| i.spi).collect();
+    assert_eq!(spis.len(), n + 1, "inbound SPIs are unique");
+    for e in [&pair.a, &pair.b] {
+        let sa = &e.ike_sas()[0];
+        assert_eq!(sa.children.len(), n + 1);
+        assert!(sa.quick_modes.is_empty(), "finished exchanges linger only briefly");
+    }
+    assert_eq!(failures(&pair.a_events), vec![]);
+}
+
+#[test]
+fn concurrent_children_within_limit() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 62, clean());
+    let ike = established_id(&pair.a_events);
+    let now = pair.now;
+    for _ in 0..5 {
+        pair.a.handle_command(now, Command::CreateChild(ike));
+    }
+    pair.drive();
+    assert_eq!(installs(&pair.a_events).len(), 6);
+    assert_eq!(installs(&pair.b_events).len(), 6);
+}
+
+#[test]
+fn child_rekey_by_create_then_delete() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 63, clean());
+    let ike = established_id(&pair.a_events);
+    let (old_in, old_out) = installs(&pair.a_events)[0].clone();
+    let now = pair.now;
+    pair.a.handle_command(now, Command::CreateChild(ike));
+    pair.drive();
+    let now = pair.now;
+    pair.a.handle_command(now, Command::DeleteChild { ike_sa: ike, inbound_spi: old_in.spi });
+    pair.drive();
+    assert!(pair.a_events.contains(&Event::DeleteSa { spi: old_in.spi, inbound: true }));
+    assert!(pair.a_events.contains(&Event::DeleteSa { spi: old_out.spi, inbound: false }));
+    // The peer removes the same pair, seen from its side.
+    assert!(pair.b_events.contains(&Event::DeleteSa { spi: old_in.spi, inbound: false }));
+    assert!(pair.b_events.contains(&Event::DeleteSa { spi: old_out.spi, inbound: true }));
+    let (new_in, _) = installs(&pair.a_events)[1].clone();
+    for e in [&pair.a, &pair.b] {
+        let sa = &e.ike_sas()[0];
+        assert_eq!(sa.children.len(), 1);
+        assert!(sa.children[0].0 == new_in.spi || sa.children[0].1 == new_in.spi);
+    }
+}
