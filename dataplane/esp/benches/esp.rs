@@ -1,8 +1,9 @@
-//! ESP encap/decap cost per packet next to the raw crypto, pure-Rust backend.
+//! ESP encap/decap cost per packet next to the raw crypto, per crypto backend.
 //!
-//! `cargo bench -p esp --bench esp` (add `-- <filter>` to narrow). Groups:
-//! - `raw/<alg>/<size>`: the crypto session alone sealing one ESP-sized buffer;
-//! - `encap/<alg>/<size>`, `decap/<alg>/<size>`: one packet through the engine
+//! `cargo bench -p esp --bench esp [--features ipsec-mb]` (add `-- <filter>` to narrow).
+//! Backends: `rust`, and `ipsec-mb` with the feature. Groups:
+//! - `raw/<backend>/<alg>/<size>`: the crypto session alone sealing one ESP-sized buffer;
+//! - `encap/<backend>/<alg>/<size>`, `decap/…`: one packet through the engine
 //!   (tunnel mode, IPv4 outer and inner);
 //! - `encap32/…`, `decap32/…`: a burst of 32 (throughput in elements = packets);
 //! - `replay/check+update`: one in-order sequence number through the window.
@@ -60,88 +61,105 @@ fn packet(size: usize) -> Vec<u8> {
     p
 }
 
-fn outbound(cfg: &SaConfig) -> OutboundSa {
+fn outbound(cfg: &SaConfig, backend: &dyn CryptoBackend) -> OutboundSa {
     let iv = Box::new(AesCounterIvSource::from_system_rng().unwrap());
-    OutboundSa::new(cfg, &RustBackend, iv).unwrap()
+    OutboundSa::new(cfg, backend, iv).unwrap()
+}
+
+/// The backends to measure: pure Rust always, Intel ipsec-mb with `--features ipsec-mb`.
+fn backends() -> Vec<(&'static str, Box<dyn CryptoBackend>)> {
+    #[allow(unused_mut)]
+    let mut v: Vec<(&'static str, Box<dyn CryptoBackend>)> = vec![("rust", Box::new(RustBackend))];
+    #[cfg(all(feature = "ipsec-mb", target_arch = "x86_64"))]
+    v.push(("ipsec-mb", Box::new(esp::crypto::ipsec_mb::IpsecMbBackend::new().unwrap())));
+    v
 }
 
 fn bench(c: &mut Criterion) {
-    for (name, ca, ia) in ALGS {
-        let cfg = config(ca, ia);
-        for size in SIZES {
-            let plain = VecBuffer::new(&packet(size));
-            let mut sealed = plain.clone();
-            let mut o = outbound(&cfg);
-            encap(&mut o, &mut sealed).unwrap();
+    for (bname, backend) in backends() {
+        let backend = backend.as_ref();
+        for (aname, ca, ia) in ALGS {
+            let name = format!("{bname}/{aname}");
+            let cfg = config(ca, ia);
+            for size in SIZES {
+                let plain = VecBuffer::new(&packet(size));
+                let mut sealed = plain.clone();
+                let mut o = outbound(&cfg, backend);
+                encap(&mut o, &mut sealed).unwrap();
 
-            let mut g = c.benchmark_group(format!("raw/{name}"));
-            g.throughput(Throughput::Bytes(size as u64));
-            let mut session = RustBackend.new_session(&cfg.crypto).unwrap();
-            let lay = cfg.crypto.layout();
-            // ESP header + IV + payload padded to the block + 2 + ICV, as the engine builds.
-            let body = (size + 2).div_ceil(lay.block_len.max(4)) * lay.block_len.max(4);
-            let esp_buf = vec![0u8; 8 + lay.iv_len + body + lay.icv_len];
-            // Same conditions as encap/decap: a fresh copy of the buffer per iteration.
-            g.bench_function(BenchmarkId::from_parameter(size), |b| {
-                b.iter_batched_ref(
-                    || esp_buf.clone(),
-                    |buf| {
-                        let mut j = [CryptoJob::new(buf, None)];
-                        session.process(Operation::Seal, &mut j);
-                        black_box(j[0].status)
-                    },
-                    BatchSize::SmallInput,
-                )
-            });
-            g.finish();
+                let mut g = c.benchmark_group(format!("raw/{name}"));
+                g.throughput(Throughput::Bytes(size as u64));
+                let mut session = backend.new_session(&cfg.crypto).unwrap();
+                let lay = cfg.crypto.layout();
+                // ESP header + IV + payload padded to the block + 2 + ICV, as the engine builds.
+                let body = (size + 2).div_ceil(lay.block_len.max(4)) * lay.block_len.max(4);
+                let esp_buf = vec![0u8; 8 + lay.iv_len + body + lay.icv_len];
+                // Same conditions as encap/decap: a fresh copy of the buffer per iteration.
+                g.bench_function(BenchmarkId::from_parameter(size), |b| {
+                    b.iter_batched_ref(
+                        || esp_buf.clone(),
+                        |buf| {
+                            let mut j = [CryptoJob::new(buf, None)];
+                            session.process(Operation::Seal, &mut j);
+                            black_box(j[0].status)
+                        },
+                        BatchSize::SmallInput,
+                    )
+                });
+                g.finish();
 
-            let mut g = c.benchmark_group(format!("encap/{name}"));
-            g.throughput(Throughput::Bytes(size as u64));
-            g.bench_function(BenchmarkId::from_parameter(size), |b| {
-                b.iter_batched_ref(|| plain.clone(), |buf| encap(&mut o, buf).unwrap(), BatchSize::SmallInput)
-            });
-            g.finish();
+                let mut g = c.benchmark_group(format!("encap/{name}"));
+                g.throughput(Throughput::Bytes(size as u64));
+                g.bench_function(BenchmarkId::from_parameter(size), |b| {
+                    b.iter_batched_ref(
+                        || plain.clone(),
+                        |buf| encap(&mut o, buf).unwrap(),
+                        BatchSize::SmallInput,
+                    )
+                });
+                g.finish();
 
-            let mut g = c.benchmark_group(format!("decap/{name}"));
-            g.throughput(Throughput::Bytes(size as u64));
-            let mut inb = InboundSa::new(&cfg, &RustBackend).unwrap();
-            g.bench_function(BenchmarkId::from_parameter(size), |b| {
-                b.iter_batched_ref(
-                    || sealed.clone(),
-                    |buf| decap(&mut inb, buf).unwrap(),
-                    BatchSize::SmallInput,
-                )
-            });
-            g.finish();
+                let mut g = c.benchmark_group(format!("decap/{name}"));
+                g.throughput(Throughput::Bytes(size as u64));
+                let mut inb = InboundSa::new(&cfg, backend).unwrap();
+                g.bench_function(BenchmarkId::from_parameter(size), |b| {
+                    b.iter_batched_ref(
+                        || sealed.clone(),
+                        |buf| decap(&mut inb, buf).unwrap(),
+                        BatchSize::SmallInput,
+                    )
+                });
+                g.finish();
 
-            let mut g = c.benchmark_group(format!("encap32/{name}"));
-            g.throughput(Throughput::Elements(32));
-            g.bench_function(BenchmarkId::from_parameter(size), |b| {
-                b.iter_batched_ref(
-                    || vec![plain.clone(); 32],
-                    |bufs| {
-                        let mut r = [Ok(()); 32];
-                        assert_eq!(encap_burst(&mut o, bufs, &mut r), 32);
-                    },
-                    BatchSize::PerIteration,
-                )
-            });
-            g.finish();
+                let mut g = c.benchmark_group(format!("encap32/{name}"));
+                g.throughput(Throughput::Elements(32));
+                g.bench_function(BenchmarkId::from_parameter(size), |b| {
+                    b.iter_batched_ref(
+                        || vec![plain.clone(); 32],
+                        |bufs| {
+                            let mut r = [Ok(()); 32];
+                            assert_eq!(encap_burst(&mut o, bufs, &mut r), 32);
+                        },
+                        BatchSize::PerIteration,
+                    )
+                });
+                g.finish();
 
-            let mut g = c.benchmark_group(format!("decap32/{name}"));
-            g.throughput(Throughput::Elements(32));
-            g.bench_function(BenchmarkId::from_parameter(size), |b| {
-                b.iter_batched_ref(
-                    || vec![sealed.clone(); 32],
-                    |bufs| {
-                        let mut r = [Ok(()); 32];
-                        assert_eq!(decap_burst(&mut inb, bufs, &mut r), 32);
-                    },
-                    BatchSize::PerIteration,
-                )
-            });
-            g.finish();
-            black_box(sealed.data_len());
+                let mut g = c.benchmark_group(format!("decap32/{name}"));
+                g.throughput(Throughput::Elements(32));
+                g.bench_function(BenchmarkId::from_parameter(size), |b| {
+                    b.iter_batched_ref(
+                        || vec![sealed.clone(); 32],
+                        |bufs| {
+                            let mut r = [Ok(()); 32];
+                            assert_eq!(decap_burst(&mut inb, bufs, &mut r), 32);
+                        },
+                        BatchSize::PerIteration,
+                    )
+                });
+                g.finish();
+                black_box(sealed.data_len());
+            }
         }
     }
 

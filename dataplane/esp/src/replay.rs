@@ -66,6 +66,14 @@ impl ReplayWindow {
         self.top
     }
 
+    /// Restart a window at `top` with every number up to it marked as seen: what a receiver
+    /// that lost its bitmap (a restarted dataplane) must assume so that no replay gets in.
+    /// A few reordered packets left of `top` may be dropped; none is accepted twice.
+    pub fn restore_all_seen(&mut self, top: u64) {
+        self.top = top;
+        self.buckets.iter_mut().for_each(|b| *b = u64::MAX);
+    }
+
     /// Start a window at `top` (e.g. an SA migrated from another core), all older bits clear.
     pub fn set_top(&mut self, top: u64) {
         self.top = top;
@@ -172,6 +180,21 @@ impl ReplayWindow {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn restore_all_seen_rejects_everything_up_to_the_edge() {
+        let mut w = ReplayWindow::new(64, false).unwrap();
+        w.restore_all_seen(1000);
+        assert_eq!(w.top(), 1000);
+        for old in [1000u32, 999, 990, 937, 1] {
+            assert_eq!(w.check(old), Err(DropReason::Replay), "{old} was possibly seen before the restart");
+        }
+        assert_eq!(w.check(1001), Ok(1001));
+        w.update(1001).unwrap();
+        assert_eq!(w.check(1001), Err(DropReason::Replay));
+        assert_eq!(w.check(1003), Ok(1003));
+    }
+
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeSet;

@@ -422,6 +422,12 @@ impl OutboundSa {
     pub fn last_sequence_number(&self) -> u64 {
         self.hot.seq
     }
+    /// Sets the last sequence number used, so the next packet carries `seq + 1`. A dataplane
+    /// whose lcores share an SA reserves numbers elsewhere (in the SA database) and hands
+    /// each burst its block this way.
+    pub fn set_last_sequence_number(&mut self, seq: u64) {
+        self.hot.seq = seq;
+    }
     /// The path chosen at construction.
     pub fn path(&self) -> Path {
         self.common.path

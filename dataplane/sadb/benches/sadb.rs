@@ -156,7 +156,8 @@ fn main() {
             })
             .collect();
         let mut catch = ps[0];
-        (catch.id, catch.priority, catch.action, catch.reqid, catch.dst_plen, catch.src_plen) = (p + 1, 1000, Action::Bypass as u8, 0, 0, 0);
+        (catch.id, catch.priority, catch.action, catch.reqid, catch.dst_plen, catch.src_plen) =
+            (p + 1, 1000, Action::Bypass as u8, 0, 0, 0);
         ps.push(catch);
         let t = Instant::now();
         region.writer().unwrap().add_policies(&ps).unwrap();
@@ -187,8 +188,14 @@ fn main() {
         }
         let ns = t.elapsed().as_nanos() as f64 / total as f64;
         assert_eq!(hits, total, "every flow matched its protect policy");
-        println!("| policy lookup, {p} policies (ns/packet; compile {:.1} ms) | {ns:.1} |", compile.as_secs_f64() * 1e3);
-        rows.push(format!(r#"{{"bench":"policy_lookup","policies":{p},"ns_per_packet":{ns:.2},"compile_ms":{:.2}}}"#, compile.as_secs_f64() * 1e3));
+        println!(
+            "| policy lookup, {p} policies (ns/packet; compile {:.1} ms) | {ns:.1} |",
+            compile.as_secs_f64() * 1e3
+        );
+        rows.push(format!(
+            r#"{{"bench":"policy_lookup","policies":{p},"ns_per_packet":{ns:.2},"compile_ms":{:.2}}}"#,
+            compile.as_secs_f64() * 1e3
+        ));
         drop(rd);
         drop(region);
         let _ = std::fs::remove_file(&path);

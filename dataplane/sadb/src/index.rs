@@ -105,7 +105,14 @@ impl Region {
     }
 
     #[inline]
-    fn probe_from(&self, idx: &[AtomicU64], mut pos: usize, spi: u32, out: bool, dst: Option<&[u8; 16]>) -> Option<u32> {
+    fn probe_from(
+        &self,
+        idx: &[AtomicU64],
+        mut pos: usize,
+        spi: u32,
+        out: bool,
+        dst: Option<&[u8; 16]>,
+    ) -> Option<u32> {
         let mask = idx.len() - 1;
         for _ in 0..MAX_PROBE {
             let e = idx[pos].load(Ordering::Acquire);

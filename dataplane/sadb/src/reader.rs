@@ -216,6 +216,24 @@ impl Reader {
         }
     }
 
+    /// Claims an inbound SA for this reader (value `me`, conventionally reader index + 1) so
+    /// that one lcore alone updates its replay window. Returns the owner: `me` when the claim
+    /// succeeded or was already ours, another reader's value otherwise.
+    #[inline]
+    pub fn claim_inbound(&self, slot: u32, me: u32) -> u32 {
+        let o = &self.region.hot(slot).owner;
+        match o.compare_exchange(0, u64::from(me), Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => me,
+            Err(cur) => u32::try_from(cur).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Drops a stale claim (`owner` is gone), so the next claim can succeed.
+    #[inline]
+    pub fn release_inbound(&self, slot: u32, owner: u32) {
+        let _ = self.region.hot(slot).owner.compare_exchange(u64::from(owner), 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
     /// Adds to an SA's packet and byte counters (any lcore).
     #[inline]
     pub fn count_sa(&self, slot: u32, packets: u64, bytes: u64) {

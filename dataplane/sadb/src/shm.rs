@@ -117,7 +117,9 @@ pub struct SaHot {
     pub flags: AtomicU64,
     /// Unix seconds of the last packet (for idle detection).
     pub last_used: AtomicU64,
-    _pad: [u64; 3],
+    /// Inbound: the reader (slot + 1) that owns the replay window; 0 when unclaimed.
+    pub owner: AtomicU64,
+    _pad: [u64; 2],
     /// Drops by the dataplane's reason code.
     pub drops: [AtomicU64; SA_DROP_COUNTERS],
 }

@@ -229,7 +229,7 @@ impl Writer<'_> {
         h.seq.store(seq | 1, Ordering::Relaxed);
         store_words(r.config_words(slot), cfg);
         let hot = r.hot(slot);
-        for a in [&hot.seq, &hot.packets, &hot.bytes, &hot.flags, &hot.last_used] {
+        for a in [&hot.seq, &hot.packets, &hot.bytes, &hot.flags, &hot.last_used, &hot.owner] {
             a.store(0, Ordering::Relaxed);
         }
         for d in hot.drops.iter().chain(r.replay_bitmap(slot)) {

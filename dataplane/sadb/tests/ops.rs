@@ -576,3 +576,28 @@ fn classifier_agrees_with_a_linear_scan() {
         }
     }
 }
+
+#[test]
+fn inbound_ownership_claims() {
+    // One slot, so the reinstalled SA reuses it.
+    let (_d, r) = region(&Capacities { sas: 1, ..small_caps() });
+    let a = r.register_reader(1).unwrap();
+    let b = r.register_reader(2).unwrap();
+    let slot = r.writer().unwrap().add_sa(&gcm_sa(0x77, Direction::In, 0)).unwrap();
+    let (ma, mb) = (a.index() + 1, b.index() + 1);
+    assert_eq!(a.claim_inbound(slot, ma), ma, "first claim wins");
+    assert_eq!(b.claim_inbound(slot, mb), ma, "the second sees the owner");
+    assert_eq!(a.claim_inbound(slot, ma), ma, "claiming again is idempotent");
+    b.release_inbound(slot, mb); // not the owner: no effect
+    assert_eq!(b.claim_inbound(slot, mb), ma);
+    b.release_inbound(slot, ma); // the owner is gone
+    assert_eq!(b.claim_inbound(slot, mb), mb);
+    // A reinstalled SA starts unclaimed.
+    let mut w = r.writer().unwrap();
+    w.del_sa(&SaKey { spi: 0x77, direction: Direction::In, dst: None }).unwrap();
+    a.quiescent();
+    b.quiescent();
+    let again = w.add_sa(&gcm_sa(0x77, Direction::In, 1)).unwrap();
+    assert_eq!(again, slot);
+    assert_eq!(b.claim_inbound(again, mb), mb, "a reinstalled SA starts unclaimed");
+}

@@ -16,6 +16,8 @@
 //!   the ICV first, in constant time, then decrypts.
 
 pub mod conformance;
+#[cfg(all(feature = "ipsec-mb", target_arch = "x86_64"))]
+pub mod ipsec_mb;
 mod iv;
 pub mod rust;
 
@@ -208,6 +210,8 @@ pub enum JobStatus {
     AuthFailed,
     /// Lengths do not fit the algorithm (e.g. CBC ciphertext not a block multiple).
     BadLength,
+    /// The backend failed for another reason (library error); nothing is guaranteed.
+    Failed,
 }
 
 /// One packet for a session: `esp` spans the ESP header to the end of the ICV.
