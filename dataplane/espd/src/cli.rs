@@ -18,7 +18,16 @@ pub enum Mode {
     after_help = "EAL arguments go after `--`, e.g. `-- -l 0,1 --no-pci --no-huge -m 1024 --vdev net_null0 --vdev net_null1`"
 )]
 pub struct Args {
-    /// Forwarding mode.
+    /// Run as the ESP gateway described by this TOML file (see docs/espd.md); without it,
+    /// espd forwards frames between ports as testpmd's io mode does.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Validate the configuration file and exit.
+    #[arg(long, requires = "config")]
+    pub check_config: bool,
+
+    /// Forwarding mode without --config.
     #[arg(long, value_enum, default_value_t = Mode::Io)]
     pub mode: Mode,
 
@@ -59,7 +68,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
-    /// EAL arguments (after `--`).
+    /// EAL arguments (after `--`); with --config they replace the file's `eal`.
     #[arg(last = true)]
     pub eal: Vec<String>,
 }

@@ -12,5 +12,7 @@ pub mod config;
 pub mod counters;
 pub mod espctl;
 pub mod fwd;
+pub mod gw;
+pub mod net;
 pub mod pcap;
 pub mod stats;

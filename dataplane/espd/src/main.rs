@@ -18,13 +18,63 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let eal = match dpdk::Eal::init("espd", &args.eal) {
+    let config = match &args.config {
+        None => None,
+        Some(path) => match espd::config::Config::load(path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("espd: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if args.check_config {
+        println!(
+            "espd: {} is valid",
+            args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let eal_args = match (&config, args.eal.is_empty()) {
+        (Some(c), true) => c.eal.clone(),
+        _ => args.eal.clone(),
+    };
+    let eal = match dpdk::Eal::init("espd", &eal_args) {
         Ok(eal) => eal,
         Err(e) => {
-            eprintln!("espd: EAL initialisation failed: {e} (EAL arguments: {:?})", args.eal);
+            eprintln!("espd: EAL initialisation failed: {e} (EAL arguments: {eal_args:?})");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(cfg) = &config {
+        let limits = espd::gw::app::RunLimits {
+            duration: args.duration.map(std::time::Duration::from_secs_f64),
+            idle_exit: args.idle_exit_ms.map(std::time::Duration::from_millis),
+            stats_interval: None,
+        };
+        let code = match espd::gw::app::run(cfg, &limits, stop) {
+            Ok(report) => {
+                if args.json {
+                    match serde_json::to_string(&report) {
+                        Ok(line) => println!("{line}"),
+                        Err(e) => eprintln!("espd: cannot encode the report: {e}"),
+                    }
+                } else {
+                    eprintln!(
+                        "espd: stopped after {:.1} s; counters: {:?}",
+                        report.elapsed_s, report.counters
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("espd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+        drop(eal);
+        return code;
+    }
     let code = match espd::fwd::run(&args, stop) {
         Ok(report) => {
             eprint!("{}", report.table(None));

@@ -231,7 +231,12 @@ impl Reader {
     /// Drops a stale claim (`owner` is gone), so the next claim can succeed.
     #[inline]
     pub fn release_inbound(&self, slot: u32, owner: u32) {
-        let _ = self.region.hot(slot).owner.compare_exchange(u64::from(owner), 0, Ordering::AcqRel, Ordering::Relaxed);
+        let _ = self.region.hot(slot).owner.compare_exchange(
+            u64::from(owner),
+            0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
     }
 
     /// Adds to an SA's packet and byte counters (any lcore).

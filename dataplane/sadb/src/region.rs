@@ -412,20 +412,23 @@ impl Region {
     }
 }
 
-/// Copies a POD record out of words read with relaxed atomic loads.
+/// Copies a POD record out of words read with relaxed atomic loads. Works through bytes,
+/// so the record needs no 8-byte alignment (a `PolicyConfig` has 4).
 pub(crate) fn load_words<T: Pod>(words: &[AtomicU64]) -> T {
     let mut v = T::zeroed();
-    let out: &mut [u64] = bytemuck::cast_slice_mut(std::slice::from_mut(&mut v));
-    for (o, w) in out.iter_mut().zip(words) {
-        *o = w.load(Ordering::Relaxed);
+    let out: &mut [u8] = bytemuck::bytes_of_mut(&mut v);
+    for (chunk, w) in out.chunks_mut(8).zip(words) {
+        let b = w.load(Ordering::Relaxed).to_ne_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
     }
     v
 }
 
-/// Stores a POD record as words with relaxed atomic stores.
+/// Stores a POD record as words with relaxed atomic stores (through bytes, as above).
 pub(crate) fn store_words<T: Pod>(words: &[AtomicU64], v: &T) {
-    let src: &[u64] = bytemuck::cast_slice(std::slice::from_ref(v));
-    for (w, s) in words.iter().zip(src) {
-        w.store(*s, Ordering::Relaxed);
+    for (chunk, w) in bytemuck::bytes_of(v).chunks(8).zip(words) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        w.store(u64::from_ne_bytes(b), Ordering::Relaxed);
     }
 }

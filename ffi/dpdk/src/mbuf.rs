@@ -114,6 +114,16 @@ impl Mbuf {
         }
     }
 
+    /// The whole buffer (read-only), with the data's offset and length inside it.
+    #[inline]
+    pub fn buffer(&self) -> (&[u8], usize, usize) {
+        let m = self.raw();
+        // SAFETY: buf_addr points to buf_len bytes owned by this mbuf; the borrow of self
+        // keeps them alive and unmodified.
+        let buf = unsafe { std::slice::from_raw_parts(m.buf_addr.cast::<u8>(), usize::from(m.buf_len)) };
+        (buf, usize::from(m.data_off), usize::from(m.data_len))
+    }
+
     /// The whole buffer with the data's offset and length inside it, for in-place
     /// processing that grows the packet at both ends (ESP encapsulation). Commit the new
     /// extent with [`Mbuf::set_data`].

@@ -253,6 +253,14 @@ impl Port {
         Ok(addr.addr_bytes)
     }
 
+    /// Sets the port's MAC address (a TAP given the MAC of the port it stands in for).
+    pub fn set_mac(&self, mac: [u8; 6]) -> Result<()> {
+        let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: a valid pointer to an initialised address for the duration of the call.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_default_mac_addr_set(self.id, &mut addr) };
+        Error::check(|| format!("rte_eth_dev_default_mac_addr_set(port {})", self.id), ret).map(drop)
+    }
+
     /// Link state, without waiting.
     pub fn link(&self) -> Result<Link> {
         let mut link = dpdk_sys::rte_eth_link::default();

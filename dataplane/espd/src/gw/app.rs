@@ -1,0 +1,331 @@
+//! Gateway mode: build everything from the configuration, launch one worker per worker
+//! lcore, supervise (statistics, signals, limits), and tear down.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dpdk::{lcore, Mempool, Port, PortConfig, Ring};
+use serde::Serialize;
+
+use crate::config::{parse_mac, Config, Prefix, Role};
+use crate::counters;
+use crate::fwd::RunError;
+use crate::gw::sa_ctx::Backends;
+use crate::gw::worker::{Worker, WorkerPort};
+use crate::net::addr::{IfAddr, Interface};
+use crate::net::neigh::NeighborTable;
+use crate::net::route::{NextHop, Route, RouteTable};
+use crate::net::Mac;
+use crate::stats::PortSnapshot;
+
+/// Options the command line adds to the file.
+#[derive(Debug, Clone, Default)]
+pub struct RunLimits {
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this long without a received packet.
+    pub idle_exit: Option<Duration>,
+    /// Seconds between tables (overrides the file when set).
+    pub stats_interval: Option<f64>,
+}
+
+/// What espd reports at exit (and `--json` prints).
+#[derive(Debug, Clone, Serialize)]
+pub struct GwReport {
+    /// Seconds the workers ran.
+    pub elapsed_s: f64,
+    /// Device counters per port.
+    pub ports: Vec<PortSnapshot>,
+    /// Named per-lcore counters summed over the workers (zeros left out).
+    pub counters: std::collections::BTreeMap<String, u64>,
+    /// SA contexts built by the workers.
+    pub sa_contexts_built: u64,
+}
+
+fn cfg_err(m: impl Into<String>) -> RunError {
+    RunError::Config(m.into())
+}
+
+struct Built {
+    ports: Vec<(Port, Role, bool)>,
+    tap: Option<Port>,
+    ifaces: Vec<Interface>,
+    routes: RouteTable,
+    neigh: NeighborTable,
+}
+
+fn build(cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, RunError> {
+    let mut ports = Vec::new();
+    let mut ifaces = Vec::new();
+    let exception_port = cfg.exception.as_ref().map(|x| x.port.as_str());
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let port = Port::by_name(&p.device).map_err(|_| {
+            cfg_err(format!(
+                "ports[{i}].device: no DPDK port named {:?} (declare it in eal, e.g. --vdev {}...); found {:?}",
+                p.device,
+                p.device,
+                Port::all().iter().map(|q| q.name()).collect::<Vec<_>>()
+            ))
+        })?;
+        let pc = PortConfig {
+            rx_queues: queues,
+            tx_queues: queues,
+            rx_desc: cfg.dataplane.rx_desc,
+            tx_desc: cfg.dataplane.tx_desc,
+            rss: cfg.dataplane.rss,
+            promiscuous: true,
+        };
+        port.configure(&pc, pool)?;
+        let mac = Mac(port.mac()?);
+        let mut addrs = Vec::new();
+        for a in &p.addresses {
+            let pf = Prefix::parse(a).map_err(cfg_err)?;
+            addrs.push(
+                IfAddr::new(pf.addr, pf.len).map_err(|e| cfg_err(format!("ports[{i}].addresses: {e:?}")))?,
+            );
+        }
+        ifaces.push(Interface::new(i as u16, mac, addrs));
+        ports.push((port, p.role, exception_port == Some(p.name.as_str())));
+    }
+    let tap = match &cfg.exception {
+        None => None,
+        Some(x) => {
+            let tap = Port::by_name(&x.device).map_err(|_| {
+                cfg_err(format!(
+                    "exception.device: no DPDK port named {:?} (add --vdev {},iface=espgw0 to eal)",
+                    x.device, x.device
+                ))
+            })?;
+            let pc = PortConfig { rx_queues: 1, tx_queues: queues, rss: false, ..PortConfig::default() };
+            tap.configure(&pc, pool)?;
+            // The host's side of the TAP answers for the outside port: same MAC.
+            let owner = cfg.ports.iter().position(|p| p.name == x.port).unwrap_or(0);
+            if let Some((p, _, _)) = ports.get(owner) {
+                tap.set_mac(p.mac()?)?;
+            }
+            Some(tap)
+        }
+    };
+    let mut routes = RouteTable::connected(&ifaces);
+    for (i, r) in cfg.routes.iter().enumerate() {
+        let pf = Prefix::parse(&r.prefix).map_err(cfg_err)?;
+        let port = match (&r.port, r.via) {
+            (Some(name), _) => cfg.ports.iter().position(|p| &p.name == name),
+            (None, Some(via)) => ifaces.iter().position(|f| f.on_link(via)),
+            (None, None) => None,
+        }
+        .ok_or_else(|| cfg_err(format!("routes[{i}]: cannot tell which port it leaves by")))?
+            as u16;
+        let next_hop = match r.via {
+            Some(v) => NextHop::Via(v, port),
+            None => NextHop::OnLink(port),
+        };
+        let network = crate::net::addr::mask(pf.addr, pf.len);
+        routes.push(Route { prefix: network, prefix_len: pf.len, next_hop });
+    }
+    let routes = RouteTable::new(&routes).map_err(|e| cfg_err(format!("routes: {e:?}")))?;
+    let neigh = NeighborTable::new();
+    for (i, n) in cfg.neighbors.iter().enumerate() {
+        let mac = Mac(parse_mac(&n.mac).map_err(cfg_err)?);
+        let port = cfg.ports.iter().position(|p| p.name == n.port).unwrap_or(0) as u16;
+        neigh.add_static(n.ip, mac, port, 0).map_err(|e| cfg_err(format!("neighbors[{i}]: {e:?}")))?;
+    }
+    Ok(Built { ports, tap, ifaces, routes, neigh })
+}
+
+fn port_snapshot(p: &Port) -> PortSnapshot {
+    let s = p.stats().unwrap_or_default();
+    PortSnapshot {
+        id: p.id(),
+        name: p.name(),
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    }
+}
+
+fn lcore_totals(readers: &[Arc<sadb::Region>], idx: &[u32]) -> Vec<u64> {
+    let mut t = vec![0u64; sadb::READER_COUNTERS];
+    if let Some(r) = readers.first() {
+        for info in r.readers().iter().filter(|i| idx.contains(&i.slot)) {
+            for (a, b) in t.iter_mut().zip(&info.counters) {
+                *a += b;
+            }
+        }
+    }
+    t
+}
+
+fn table(ports: &[PortSnapshot], totals: &[u64], elapsed: f64) -> String {
+    let mut s = format!("  -------- espd gateway at {elapsed:.1} s --------\n");
+    s += "  port name              RX-packets   TX-packets   missed  errors\n";
+    for p in ports {
+        s += &format!(
+            "  {:>4} {:<16} {:>12} {:>12} {:>8} {:>7}\n",
+            p.id,
+            p.name,
+            p.ipackets,
+            p.opackets,
+            p.imissed,
+            p.ierrors + p.oerrors + p.rx_nombuf
+        );
+    }
+    let named: Vec<String> = totals
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| v > 0)
+        .map(|(i, v)| format!("{}={v}", counters::name(i)))
+        .collect();
+    s += &format!("  {}\n", named.join(" "));
+    s
+}
+
+/// Runs the gateway with an initialised EAL.
+pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<GwReport, RunError> {
+    let lcores = lcore::workers();
+    if lcores.is_empty() {
+        return Err(cfg_err("no worker lcore: give the EAL at least two, e.g. -l 0,1 (lcore 0 supervises)"));
+    }
+    let queues = u16::try_from(lcores.len()).map_err(|_| cfg_err("too many lcores"))?;
+    let pool = Mempool::new("espd_pool", cfg.dataplane.mbufs, 256, Mempool::DEFAULT_DATA_ROOM, None)?;
+    let built = build(cfg, &pool, queues)?;
+    let caps = sadb::Capacities {
+        sas: cfg.sadb.sas,
+        policies: cfg.sadb.policies,
+        readers: cfg.sadb.readers,
+        ..sadb::Capacities::default()
+    };
+    let region = Arc::new(
+        sadb::Region::open_or_create(&cfg.sadb.path, &caps).map_err(|e| cfg_err(format!("sadb: {e}")))?,
+    );
+    let mut readers = Vec::new();
+    for &l in &lcores {
+        readers.push(region.register_reader(l).map_err(|e| cfg_err(format!("sadb: {e}")))?);
+    }
+    let reader_slots: Vec<u32> = readers.iter().map(|r| r.index()).collect();
+    let mut owners = vec![None; region.capacities().readers as usize];
+    for (w, slot) in reader_slots.iter().enumerate() {
+        if let Some(o) = owners.get_mut(*slot as usize) {
+            *o = Some(w);
+        }
+    }
+    let owners = Arc::new(owners);
+    let rings = Arc::new(
+        (0..lcores.len())
+            .map(|w| Ring::new(&format!("espd_handoff_{w}"), 4096, false))
+            .collect::<Result<Vec<_>, _>>()?,
+    );
+    for (p, _, _) in &built.ports {
+        p.start()?;
+    }
+    if let Some(t) = built.tap {
+        t.start()?;
+    }
+    let ifaces = Arc::new(built.ifaces);
+    let routes = Arc::new(built.routes);
+    let neigh = Arc::new(built.neigh);
+    let builds = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Workers add their final counters here before they deregister from the region.
+    let finals: Arc<Vec<std::sync::atomic::AtomicU64>> =
+        Arc::new((0..sadb::READER_COUNTERS).map(|_| Default::default()).collect());
+    for (w, (l, reader)) in lcores.iter().zip(readers).enumerate() {
+        let wports: Vec<WorkerPort> = built
+            .ports
+            .iter()
+            .map(|(p, role, to_tap)| WorkerPort {
+                port: *p,
+                inside: matches!(role, Role::Inside | Role::Both),
+                outside: matches!(role, Role::Outside | Role::Both),
+                to_tap: *to_tap,
+            })
+            .collect();
+        let mut worker = Worker::new(
+            w,
+            wports,
+            ifaces.clone(),
+            owners.clone(),
+            built.tap,
+            rings.clone(),
+            reader,
+            Backends::new(cfg.dataplane.backend == "ipsec-mb"),
+            neigh.clone(),
+            routes.clone(),
+            pool,
+            usize::from(cfg.dataplane.burst),
+            stop.clone(),
+        );
+        let (b, f) = (builds.clone(), finals.clone());
+        lcore::launch(*l, move || {
+            let rc = worker.run();
+            b.fetch_add(worker.cache.builds, Ordering::Relaxed);
+            for (t, c) in f.iter().zip(worker.reader.counters().iter()) {
+                t.fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            rc
+        })?;
+    }
+
+    let start = Instant::now();
+    let all_ports: Vec<Port> = built.ports.iter().map(|(p, _, _)| *p).chain(built.tap).collect();
+    let interval = limits.stats_interval.unwrap_or(cfg.dataplane.stats_interval);
+    let interval = (interval > 0.0).then(|| Duration::from_secs_f64(interval));
+    let mut last_print = start;
+    let (mut last_rx, mut last_change) = (0u64, start);
+    let regions = [region.clone()];
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = Instant::now();
+        let rx: u64 = all_ports.iter().map(|p| p.stats().map_or(0, |s| s.ipackets)).sum();
+        if rx != last_rx {
+            (last_rx, last_change) = (rx, now);
+        }
+        if limits.idle_exit.is_some_and(|d| now.duration_since(last_change) >= d)
+            || limits.duration.is_some_and(|d| now.duration_since(start) >= d)
+        {
+            break;
+        }
+        if let Some(iv) = interval {
+            if now.duration_since(last_print) >= iv {
+                let snaps: Vec<PortSnapshot> = all_ports.iter().map(port_snapshot).collect();
+                eprint!(
+                    "{}",
+                    table(&snaps, &lcore_totals(&regions, &reader_slots), start.elapsed().as_secs_f64())
+                );
+                last_print = now;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failed = Vec::new();
+    for l in &lcores {
+        if lcore::wait(*l) != 0 {
+            failed.push(*l);
+        }
+    }
+    let snaps: Vec<PortSnapshot> = all_ports.iter().map(port_snapshot).collect();
+    let totals: Vec<u64> = finals.iter().map(|v| v.load(Ordering::Relaxed)).collect();
+    for p in &all_ports {
+        let _ = p.stop();
+        let _ = p.close();
+    }
+    if !failed.is_empty() {
+        return Err(cfg_err(format!("worker lcore(s) {failed:?} failed (panicked)")));
+    }
+    Ok(GwReport {
+        elapsed_s: start.elapsed().as_secs_f64(),
+        ports: snaps,
+        counters: totals
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v > 0)
+            .map(|(i, &v)| (counters::name(i), v))
+            .collect(),
+        sa_contexts_built: builds.load(Ordering::Relaxed),
+    })
+}

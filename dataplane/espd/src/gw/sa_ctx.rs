@@ -1,0 +1,303 @@
+//! SA contexts: the ESP engine's runtime SA, built from an SA database record when an lcore
+//! first meets the SA (or its record's version changes), and cached per lcore by slot.
+//! Building expands keys and allocates; using does neither.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use esp::crypto::{AesCounterIvSource, CipherAlgorithm, CryptoBackend, CryptoParams, IntegrityAlgorithm};
+use esp::sa::{DfMode, DscpMode, IpPrefix, Mode, OuterHeader, TrafficSelector, TunnelEndpoints, UdpEncap};
+use esp::{InboundSa, OutboundSa};
+use sadb::{
+    Cipher, Direction, Integ, Selector, SA_FLAG_DF, SA_FLAG_ESN, SA_FLAG_NO_REPLAY, SA_FLAG_UDP_ENCAP,
+};
+use zeroize::Zeroizing;
+
+/// Why an SA record could not become a context (the SA's packets are dropped and counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError(pub String);
+
+fn ip_of(a: &[u8; 16], family: u8) -> IpAddr {
+    if family == 4 {
+        IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*a))
+    }
+}
+
+/// The smallest set of prefixes covering `[lo, hi]` in a `bits`-wide space.
+pub fn range_to_prefixes(mut lo: u128, hi: u128, bits: u32) -> Vec<(u128, u8)> {
+    let mut out = Vec::new();
+    if lo > hi {
+        return out;
+    }
+    loop {
+        // Largest aligned block starting at lo that stays within hi.
+        let mut size = if lo == 0 { bits } else { lo.trailing_zeros().min(bits) };
+        while size > 0 && (size >= 128 || lo + ((1u128 << size) - 1) > hi) {
+            if size == bits && lo == 0 && hi == (u128::MAX >> (128 - bits)) {
+                break;
+            }
+            size -= 1;
+        }
+        out.push((lo, (bits - size) as u8));
+        let last = if size >= 128 { u128::MAX } else { lo + ((1u128 << size) - 1) };
+        if last >= hi {
+            return out;
+        }
+        lo = last + 1;
+    }
+}
+
+fn prefixes(sel: &Selector) -> Vec<IpPrefix> {
+    let (bits, lo, hi) = if sel.family == 4 {
+        let f = |a: &[u8; 16]| u128::from(u32::from_be_bytes([a[0], a[1], a[2], a[3]]));
+        (32, f(&sel.addr_start), f(&sel.addr_end))
+    } else {
+        (128, u128::from_be_bytes(sel.addr_start), u128::from_be_bytes(sel.addr_end))
+    };
+    range_to_prefixes(lo, hi, bits)
+        .into_iter()
+        .map(|(v, len)| IpPrefix {
+            addr: if sel.family == 4 {
+                IpAddr::V4(Ipv4Addr::from(v as u32))
+            } else {
+                IpAddr::V6(Ipv6Addr::from(v))
+            },
+            len,
+        })
+        .collect()
+}
+
+/// Inbound tunnel selectors (RFC 4301 §5.2): inner source in the peer's selector, inner
+/// destination in ours. Unset selectors mean any.
+fn inbound_selectors(c: &sadb::SaConfig) -> Vec<TrafficSelector> {
+    let (local, remote) = (&c.ts_local, &c.ts_remote);
+    if local.family == 0 && remote.family == 0 {
+        return Vec::new();
+    }
+    let any = |fam: u8| vec![IpPrefix::any(fam == 6)];
+    let fam = if remote.family != 0 { remote.family } else { local.family };
+    let srcs = if remote.family == 0 { any(fam) } else { prefixes(remote) };
+    let dsts = if local.family == 0 { any(fam) } else { prefixes(local) };
+    let proto =
+        if remote.proto != 0 { Some(remote.proto) } else { (local.proto != 0).then_some(local.proto) };
+    let ports = |s: &Selector| if s.family == 0 { (0, u16::MAX) } else { (s.port_start, s.port_end) };
+    let mut out = Vec::with_capacity(srcs.len() * dsts.len());
+    for s in &srcs {
+        for d in &dsts {
+            out.push(TrafficSelector {
+                src: *s,
+                dst: *d,
+                protocol: proto,
+                src_ports: ports(remote),
+                dst_ports: ports(local),
+            });
+        }
+    }
+    out
+}
+
+/// The engine's configuration of an SA record.
+pub fn engine_config(c: &sadb::SaConfig) -> Result<esp::SaConfig, BuildError> {
+    let bad = |m: &str| BuildError(format!("SPI {:#010x}: {m}", c.spi));
+    let cipher = match (Cipher::from_code(c.cipher), c.cipher_key_len) {
+        (Some(Cipher::AesGcm16), 16) => CipherAlgorithm::AesGcm128,
+        (Some(Cipher::AesGcm16), 32) => CipherAlgorithm::AesGcm256,
+        (Some(Cipher::AesCbc), 16) => CipherAlgorithm::AesCbc128,
+        (Some(Cipher::AesCbc), 32) => CipherAlgorithm::AesCbc256,
+        (Some(Cipher::Null), 0) => CipherAlgorithm::Null,
+        _ => return Err(bad("unsupported cipher or key length")),
+    };
+    let integrity = match Integ::from_code(c.integ) {
+        Some(Integ::None) => IntegrityAlgorithm::None,
+        Some(Integ::HmacSha1_96) => IntegrityAlgorithm::HmacSha1_96,
+        Some(Integ::HmacSha256_128) => IntegrityAlgorithm::HmacSha256_128,
+        Some(Integ::HmacSha384_192) => IntegrityAlgorithm::HmacSha384_192,
+        Some(Integ::HmacSha512_256) => IntegrityAlgorithm::HmacSha512_256,
+        None => return Err(bad("unknown integrity algorithm")),
+    };
+    let klen = usize::from(c.cipher_key_len).min(c.cipher_key.len());
+    let mut cipher_key = Zeroizing::new(c.cipher_key[..klen].to_vec());
+    if cipher.is_aead() {
+        cipher_key.extend_from_slice(&c.salt);
+    }
+    let ilen = usize::from(c.integ_key_len).min(c.integ_key.len());
+    let crypto = CryptoParams {
+        cipher,
+        integrity,
+        cipher_key,
+        auth_key: Zeroizing::new(c.integ_key[..ilen].to_vec()),
+    };
+    let mode = match sadb::Mode::from_code(c.mode) {
+        Some(sadb::Mode::Tunnel) => {
+            Mode::Tunnel(TunnelEndpoints { src: ip_of(&c.src, c.family), dst: ip_of(&c.dst, c.family) })
+        }
+        Some(sadb::Mode::Transport) => Mode::Transport,
+        None => return Err(bad("unknown mode")),
+    };
+    let mut cfg = esp::SaConfig::new(c.spi, crypto, mode);
+    cfg.esn = c.flags & SA_FLAG_ESN != 0;
+    cfg.replay_window = if c.flags & SA_FLAG_NO_REPLAY != 0 { 0 } else { c.replay_window };
+    if c.flags & SA_FLAG_UDP_ENCAP != 0 {
+        cfg.udp_encap = Some(UdpEncap { src_port: c.encap_sport, dst_port: c.encap_dport });
+    }
+    cfg.outer = OuterHeader {
+        ttl: if c.ttl == 0 { 64 } else { c.ttl },
+        df: if c.flags & SA_FLAG_DF != 0 { DfMode::Set } else { DfMode::Copy },
+        dscp: if c.dscp == 0xff { DscpMode::Copy } else { DscpMode::Set(c.dscp & 0x3f) },
+        ..OuterHeader::default()
+    };
+    if Direction::from_code(c.direction) == Some(Direction::In) && matches!(cfg.mode, Mode::Tunnel(_)) {
+        cfg.selectors = inbound_selectors(c);
+    }
+    Ok(cfg)
+}
+
+/// One lcore's crypto backends.
+pub struct Backends {
+    rust: esp::crypto::rust::RustBackend,
+    ipsec_mb: Option<esp::crypto::ipsec_mb::IpsecMbBackend>,
+    /// Backend for SAs whose record says "default".
+    prefer_ipsec_mb: bool,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends").field("ipsec_mb", &self.ipsec_mb.is_some()).finish()
+    }
+}
+
+impl Backends {
+    /// Backends for one lcore; ipsec-mb when the CPU and library allow it.
+    pub fn new(prefer_ipsec_mb: bool) -> Backends {
+        Backends {
+            rust: esp::crypto::rust::RustBackend,
+            ipsec_mb: esp::crypto::ipsec_mb::IpsecMbBackend::new().ok(),
+            prefer_ipsec_mb,
+        }
+    }
+
+    fn pick(&self, code: u8) -> &dyn CryptoBackend {
+        let want_mb = match sadb::Backend::from_code(code) {
+            Some(sadb::Backend::IpsecMb) => true,
+            Some(sadb::Backend::Rust) => false,
+            _ => self.prefer_ipsec_mb,
+        };
+        match (&self.ipsec_mb, want_mb) {
+            (Some(mb), true) => mb,
+            _ => &self.rust,
+        }
+    }
+}
+
+/// A runtime SA of either direction.
+#[derive(Debug)]
+pub enum Ctx {
+    /// Decapsulates.
+    In(InboundSa),
+    /// Encapsulates.
+    Out(OutboundSa),
+}
+
+/// A cached context and the record version it was built from.
+#[derive(Debug)]
+pub struct Entry {
+    /// The configuration version (`Reader::sa_version`).
+    pub version: u32,
+    /// The context.
+    pub ctx: Ctx,
+    /// ESN in use (outbound sequence reservation).
+    pub esn: bool,
+    /// Lifetimes from the record.
+    pub soft_bytes: u64,
+    /// Hard byte lifetime.
+    pub hard_bytes: u64,
+    /// Soft packet lifetime.
+    pub soft_packets: u64,
+    /// Hard packet lifetime.
+    pub hard_packets: u64,
+    /// The SA's reqid.
+    pub reqid: u32,
+    /// The SA's SPI.
+    pub spi: u32,
+}
+
+/// Builds a context from a record.
+pub fn build(c: &sadb::SaConfig, version: u32, backends: &Backends) -> Result<Entry, BuildError> {
+    let cfg = engine_config(c)?;
+    let backend = backends.pick(c.backend);
+    let ctx = match Direction::from_code(c.direction) {
+        Some(Direction::In) => {
+            Ctx::In(InboundSa::new(&cfg, backend).map_err(|e| BuildError(format!("{e:?}")))?)
+        }
+        Some(Direction::Out) => {
+            let iv = AesCounterIvSource::from_system_rng()
+                .ok_or_else(|| BuildError("no system randomness for IVs".into()))?;
+            Ctx::Out(OutboundSa::new(&cfg, backend, Box::new(iv)).map_err(|e| BuildError(format!("{e:?}")))?)
+        }
+        None => return Err(BuildError("unknown direction".into())),
+    };
+    Ok(Entry {
+        version,
+        ctx,
+        esn: cfg.esn,
+        soft_bytes: c.soft_bytes,
+        hard_bytes: c.hard_bytes,
+        soft_packets: c.soft_packets,
+        hard_packets: c.hard_packets,
+        reqid: c.reqid,
+        spi: c.spi,
+    })
+}
+
+/// One lcore's contexts, by SA slot. A slot's context is rebuilt when the record's version
+/// changes (a rekeyed or updated SA, or a reused slot).
+#[derive(Debug)]
+pub struct SaCache {
+    entries: Vec<Option<Box<Entry>>>,
+    /// Contexts built (for statistics and tests).
+    pub builds: u64,
+}
+
+impl SaCache {
+    /// An empty cache for a region of `sas` slots.
+    pub fn new(sas: u32) -> SaCache {
+        SaCache { entries: (0..sas).map(|_| None).collect(), builds: 0 }
+    }
+
+    /// The context of `slot`, built or rebuilt as needed; `None` if the SA is gone or its
+    /// record cannot be used.
+    pub fn get(&mut self, reader: &sadb::Reader, backends: &Backends, slot: u32) -> Option<&mut Entry> {
+        let version = reader.sa_version(slot);
+        let fresh = matches!(self.entries.get(slot as usize), Some(Some(e)) if e.version == version);
+        if !fresh {
+            let (rec, v) = reader.read_sa(slot)?;
+            let entry = build(&rec, v, backends).ok()?;
+            self.builds += 1;
+            *self.entries.get_mut(slot as usize)? = Some(Box::new(entry));
+        }
+        self.entries.get_mut(slot as usize)?.as_deref_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_become_prefixes() {
+        assert_eq!(range_to_prefixes(0xc612_0100, 0xc612_01ff, 32), vec![(0xc612_0100, 24)]);
+        assert_eq!(range_to_prefixes(0, u128::from(u32::MAX), 32), vec![(0, 0)]);
+        assert_eq!(range_to_prefixes(5, 5, 32), vec![(5, 32)]);
+        // 10.0.0.1 - 10.0.0.6: .1/32 .2/31 .4/31 .6/32
+        assert_eq!(
+            range_to_prefixes(0x0a00_0001, 0x0a00_0006, 32),
+            vec![(0x0a00_0001, 32), (0x0a00_0002, 31), (0x0a00_0004, 31), (0x0a00_0006, 32)]
+        );
+        assert_eq!(range_to_prefixes(0, u128::MAX, 128), vec![(0, 0)]);
+        let p = range_to_prefixes(3, 1000, 32);
+        let covered: u128 = p.iter().map(|(_, l)| 1u128 << (32 - u32::from(*l))).sum();
+        assert_eq!(covered, 998, "exactly the range, no more");
+        assert!(range_to_prefixes(9, 3, 32).is_empty());
+    }
+}

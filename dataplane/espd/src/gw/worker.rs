@@ -1,0 +1,722 @@
+//! One worker lcore: run to completion over bursts.
+//!
+//! Per iteration: for each port, receive a burst on this worker's queue and classify every
+//! frame (ARP, ND and echo for our addresses answered in place; IKE and other traffic for
+//! the gateway to the host through the exception TAP; ESP for us to the inbound stage;
+//! transit traffic from the inside to the outbound policy lookup). Then the inbound stage
+//! looks every SPI up in one batch and runs the ESP engine per SA group; the outbound stage
+//! reserves sequence numbers per SA group and encapsulates; both route the result and
+//! rewrite Ethernet; finally every port's TX burst is flushed and the lcore passes a
+//! quiescent point of the SA database. No allocation, lock or system call in the loop:
+//! staging vectors are allocated once, contexts are built only when an SA is first seen.
+//!
+//! Inbound SAs are decapsulated by one lcore at a time: the first worker to see an SA
+//! claims it in the region (`owner` in the hot state); another worker that receives its
+//! packets hands the frames to the owner through the owner's ring, which the owner polls
+//! like a port. So the replay window has a single writer whatever the NIC's RSS does.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use dpdk::{lcore, Burst, Mbuf, Mempool, Port, Ring};
+use esp::DropReason;
+use sadb::{Action, Direction, Event, EventKind, Flow, Reader};
+
+use crate::counters::{DROP_BASE, GW_DROP_BASE, TRAFFIC_BASE};
+use crate::gw::pkt::Pkt;
+use crate::gw::sa_ctx::{Backends, Ctx, SaCache};
+use crate::net::addr::Interface;
+use crate::net::classify::{classify, Classified, Family};
+use crate::net::ethernet;
+use crate::net::neigh::NeighborTable;
+use crate::net::route::RouteTable;
+use crate::net::{arp, icmp, nd};
+
+/// Largest burst.
+pub const MAX_BURST: usize = 64;
+
+/// The gateway's own drop reasons (counted after the engine's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum GwDrop {
+    /// An outbound policy said discard.
+    PolicyDiscard = 0,
+    /// A protect policy has no SA yet (an acquire was sent).
+    NoSaAcquire,
+    /// The SA's hard lifetime was reached.
+    SaExpired,
+    /// No route, or the next hop's MAC is unknown (a resolution request was sent).
+    NoRoute,
+    /// The TX queue was full.
+    TxFull,
+    /// A multi-segment mbuf.
+    ChainedMbuf,
+    /// Not IP, or malformed.
+    NotIp,
+    /// Addressed to the gateway with no exception path to deliver it to.
+    NoException,
+}
+
+/// A port as a worker sees it.
+#[derive(Debug)]
+pub struct WorkerPort {
+    /// The ethdev.
+    pub port: Port,
+    /// Plaintext side.
+    pub inside: bool,
+    /// Ciphertext side.
+    pub outside: bool,
+    /// Frames for the gateway go to the TAP from this port.
+    pub to_tap: bool,
+}
+
+/// Everything one worker owns or shares.
+pub struct Worker {
+    /// Worker number (its queue on every port).
+    pub index: usize,
+    /// Ports, indexed as `Interface::port`.
+    pub ports: Vec<WorkerPort>,
+    /// Their addresses and MACs, same order.
+    pub ifaces: Arc<Vec<Interface>>,
+    /// Reader slot → worker index, for handing inbound frames to an SA's owner.
+    pub owners: Arc<Vec<Option<usize>>>,
+    /// The exception TAP (polled for RX by worker 0 only).
+    pub tap: Option<Port>,
+    /// Hand-off rings of every worker (inbound frames for an SA another worker owns).
+    pub rings: Arc<Vec<Ring>>,
+    /// SA database reader.
+    pub reader: Reader,
+    /// SA contexts.
+    pub cache: SaCache,
+    /// Crypto backends.
+    pub backends: Backends,
+    /// Neighbours (shared).
+    pub neigh: Arc<NeighborTable>,
+    /// Routes (shared, read-only).
+    pub routes: Arc<RouteTable>,
+    /// Pool for frames the worker creates (ARP/NS requests).
+    pub pool: Mempool,
+    /// Packets per RX burst.
+    pub burst: usize,
+    /// Stop flag.
+    pub stop: Arc<AtomicBool>,
+    tx: Vec<Burst<MAX_BURST>>,
+    tap_tx: Burst<MAX_BURST>,
+    inb: Vec<(Mbuf, usize)>,
+    inb_spis: Vec<u32>,
+    inb_slots: Vec<Option<u32>>,
+    stage: Vec<Pkt>,
+    results: Vec<Result<(), DropReason>>,
+    outb: Vec<(Mbuf, usize, u32)>,
+    tsc_hz: u64,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("index", &self.index).finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Worker {
+    /// A worker; staging space is allocated here, once.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: usize,
+        ports: Vec<WorkerPort>,
+        ifaces: Arc<Vec<Interface>>,
+        owners: Arc<Vec<Option<usize>>>,
+        tap: Option<Port>,
+        rings: Arc<Vec<Ring>>,
+        reader: Reader,
+        backends: Backends,
+        neigh: Arc<NeighborTable>,
+        routes: Arc<RouteTable>,
+        pool: Mempool,
+        burst: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Worker {
+        let sas = reader.region().capacities().sas;
+        let n = ports.len();
+        let cap = MAX_BURST * (n + 2);
+        Worker {
+            index,
+            tx: (0..n).map(|_| Burst::new()).collect(),
+            ports,
+            ifaces,
+            owners,
+            tap,
+            rings,
+            reader,
+            cache: SaCache::new(sas),
+            backends,
+            neigh,
+            routes,
+            pool,
+            burst: burst.clamp(1, MAX_BURST),
+            stop,
+            tap_tx: Burst::new(),
+            inb: Vec::with_capacity(cap),
+            inb_spis: Vec::with_capacity(cap),
+            inb_slots: Vec::with_capacity(cap),
+            stage: Vec::with_capacity(cap),
+            results: Vec::with_capacity(cap),
+            outb: Vec::with_capacity(cap),
+            tsc_hz: lcore::tsc_hz().max(1),
+        }
+    }
+
+    #[inline]
+    fn drop_gw(&self, why: GwDrop, m: Mbuf) {
+        self.reader.count(GW_DROP_BASE + why as usize, 1);
+        drop(m);
+    }
+
+    #[inline]
+    fn drop_esp(&self, why: DropReason, slot: Option<u32>, m: Mbuf) {
+        self.reader.count(DROP_BASE + why as usize, 1);
+        if let Some(s) = slot {
+            self.reader.count_sa_drop(s, why as usize);
+        }
+        drop(m);
+    }
+
+    #[inline]
+    fn count(&self, traffic: usize, n: u64) {
+        self.reader.count(TRAFFIC_BASE + traffic, n);
+    }
+
+    /// Runs until the stop flag is set; returns 0 (the lcore's exit value).
+    pub fn run(&mut self) -> i32 {
+        let mut rx: Burst<MAX_BURST> = Burst::new();
+        let queue = self.index as u16;
+        while !self.stop.load(Ordering::Relaxed) {
+            for pi in 0..self.ports.len() {
+                let n = self.ports[pi].port.rx_burst_limited(queue, &mut rx, self.burst);
+                if n == 0 {
+                    continue;
+                }
+                self.count(0, n as u64);
+                for m in rx.drain() {
+                    self.classify_one(pi, m);
+                }
+            }
+            // Frames handed to us by other workers (SAs we own).
+            if let Some(ring) = self.rings.get(self.index) {
+                if ring.dequeue_burst(&mut rx) > 0 {
+                    for m in rx.drain() {
+                        match self.port_index_of(m.port()) {
+                            Some(pi) => self.classify_one(pi, m),
+                            None => self.drop_gw(GwDrop::NotIp, m),
+                        }
+                    }
+                }
+            }
+            self.run_inbound();
+            self.run_outbound();
+            if self.index == 0 {
+                self.poll_tap(&mut rx);
+            }
+            self.flush();
+            self.reader.quiescent();
+        }
+        self.flush();
+        self.reader.offline();
+        0
+    }
+
+    fn port_index_of(&self, dpdk_port: u16) -> Option<usize> {
+        self.ports.iter().position(|p| p.port.id() == dpdk_port)
+    }
+
+    /// Frames from the host stack leave by the exception port, unchanged.
+    fn poll_tap(&mut self, rx: &mut Burst<MAX_BURST>) {
+        let Some(tap) = self.tap else { return };
+        if tap.rx_burst(0, rx) == 0 {
+            return;
+        }
+        let Some(pi) = self.ports.iter().position(|p| p.to_tap) else {
+            rx.clear();
+            return;
+        };
+        for m in rx.drain() {
+            self.count(8, 1);
+            self.push_tx(pi, m);
+        }
+    }
+
+    fn send_to_host(&mut self, pi: usize, m: Mbuf) {
+        if self.tap.is_some() && self.ports[pi].to_tap {
+            self.count(7, 1);
+            if let Err(m) = self.tap_tx.push(m) {
+                self.drop_gw(GwDrop::TxFull, m);
+            }
+        } else {
+            self.drop_gw(GwDrop::NoException, m);
+        }
+    }
+
+    #[inline]
+    fn push_tx(&mut self, pi: usize, m: Mbuf) {
+        let Some(b) = self.tx.get_mut(pi) else {
+            self.drop_gw(GwDrop::NoRoute, m);
+            return;
+        };
+        if let Err(m) = b.push(m) {
+            // Full: send what we have, then queue this one.
+            let port = self.ports[pi].port;
+            port.tx_burst(self.index as u16, b);
+            let left = b.len() as u64;
+            b.clear();
+            self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, left);
+            if let Err(m) = b.push(m) {
+                self.drop_gw(GwDrop::TxFull, m);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let q = self.index as u16;
+        for (pi, b) in self.tx.iter_mut().enumerate() {
+            if b.is_empty() {
+                continue;
+            }
+            let sent = self.ports[pi].port.tx_burst(q, b) as u64;
+            self.reader.count(TRAFFIC_BASE + 2, sent);
+            if !b.is_empty() {
+                self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, b.len() as u64);
+                b.clear();
+            }
+        }
+        if let Some(tap) = self.tap {
+            if !self.tap_tx.is_empty() {
+                tap.tx_burst(q, &mut self.tap_tx);
+                if !self.tap_tx.is_empty() {
+                    self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, self.tap_tx.len() as u64);
+                    self.tap_tx.clear();
+                }
+            }
+        }
+    }
+
+    fn classify_one(&mut self, pi: usize, mut m: Mbuf) {
+        if !m.is_contiguous() {
+            self.drop_gw(GwDrop::ChainedMbuf, m);
+            return;
+        }
+        let now = lcore::tsc();
+        let class = classify(m.data(), pi as u16, &self.ifaces);
+        let Some(iface) = self.ifaces.get(pi) else {
+            self.drop_gw(GwDrop::NotIp, m);
+            return;
+        };
+        match class {
+            Classified::Arp => {
+                if let Ok(a) = arp::parse(m.data()) {
+                    if a.sender_is_learnable() {
+                        let _ = self.neigh.learn(IpAddr::V4(a.sender_ip), a.sender_mac, pi as u16, now);
+                    }
+                }
+                if arp::reply_in_place(m.data_mut(), iface) {
+                    self.count(9, 1);
+                    self.push_tx(pi, m);
+                } else {
+                    // Replies and requests not for us: the host stack may be waiting for them.
+                    self.send_to_host(pi, m);
+                }
+            }
+            Classified::NeighborSolicit => {
+                if let Ok(ns) = nd::parse_ns(m.data()) {
+                    if let Some((ip, mac)) = ns.learnable() {
+                        let _ = self.neigh.learn(IpAddr::V6(ip), mac, pi as u16, now);
+                    }
+                }
+                let len = m.data_len();
+                match nd::na_in_place(m.data_mut(), len, iface) {
+                    Some(n) if n <= len || m.append((n - len) as u16).is_some() => {
+                        let _ = m.trim((m.data_len() - n) as u16);
+                        self.count(10, 1);
+                        self.push_tx(pi, m);
+                    }
+                    _ => self.send_to_host(pi, m),
+                }
+            }
+            Classified::NeighborAdvert => {
+                if let Ok(na) = nd::parse_na(m.data()) {
+                    if let Some((ip, mac)) = na.learnable() {
+                        let _ = self.neigh.learn(IpAddr::V6(ip), mac, pi as u16, now);
+                    }
+                }
+                self.send_to_host(pi, m);
+            }
+            Classified::IcmpEchoToUs { family, .. } => {
+                if self.ports[pi].to_tap && self.tap.is_some() {
+                    self.send_to_host(pi, m);
+                    return;
+                }
+                let mac = iface.mac;
+                let len = match family {
+                    Family::V4 => icmp::echo_reply_v4_in_place(m.data_mut(), mac),
+                    Family::V6 => icmp::echo_reply_v6_in_place(m.data_mut(), mac),
+                };
+                match len {
+                    Some(n) if m.trim((m.data_len().saturating_sub(n)) as u16) || m.data_len() == n => {
+                        self.push_tx(pi, m)
+                    }
+                    _ => self.drop_gw(GwDrop::NotIp, m),
+                }
+            }
+            Classified::IkeToUs { .. } | Classified::NatKeepalive { .. } | Classified::OtherToUs { .. } => {
+                self.send_to_host(pi, m)
+            }
+            Classified::EspToUs { spi, l3_offset, .. } if self.ports[pi].outside => {
+                self.inb_spis.push(spi);
+                self.inb.push((m, l3_offset));
+            }
+            Classified::Transit { family, src, dst, proto, sport, dport, l3_offset, .. } => {
+                let family = if family == Family::V4 { 4 } else { 6 };
+                let flow = Flow { family, src: ip16(src), dst: ip16(dst), proto, sport, dport };
+                self.transit(pi, m, l3_offset, flow, now);
+            }
+            Classified::Ignore(_) => drop(m),
+            _ => self.drop_gw(GwDrop::NotIp, m),
+        }
+    }
+
+    /// Plaintext not addressed to us: outbound policy from the inside, inbound policy check
+    /// from the outside. With no matching policy the packet is forwarded (xfrm's default).
+    fn transit(&mut self, pi: usize, m: Mbuf, l3: usize, flow: Flow, now: u64) {
+        let p = &self.ports[pi];
+        if p.inside {
+            match self.reader.lookup_policy(Direction::Out, &flow) {
+                Some(pm) if pm.action == Action::Protect => match pm.sa_slot {
+                    Some(slot) => {
+                        self.outb.push((m, l3, slot));
+                        return;
+                    }
+                    None => {
+                        if self.reader.acquire_due(pm.slot, now, self.tsc_hz) {
+                            let ev = Event {
+                                kind: EventKind::Acquire as u8,
+                                family: flow.family,
+                                proto: flow.proto,
+                                reqid: pm.reqid,
+                                src: flow.src,
+                                dst: flow.dst,
+                                sport: flow.sport,
+                                dport: flow.dport,
+                                policy: pm.id,
+                                ..bytemuck::Zeroable::zeroed()
+                            };
+                            self.reader.emit(&ev);
+                            self.count(11, 1);
+                        }
+                        self.drop_gw(GwDrop::NoSaAcquire, m);
+                        return;
+                    }
+                },
+                Some(pm) if pm.action == Action::Discard => {
+                    self.drop_gw(GwDrop::PolicyDiscard, m);
+                    return;
+                }
+                _ => {}
+            }
+        } else if let Some(pm) = self.reader.lookup_policy(Direction::In, &flow) {
+            // Plaintext from the outside that a policy says must arrive protected.
+            if pm.action != Action::Bypass {
+                self.drop_gw(GwDrop::PolicyDiscard, m);
+                return;
+            }
+        }
+        self.count(6, 1);
+        self.forward_l3(m, l3, flow.family, ip_of(&flow.dst, flow.family));
+    }
+
+    /// Strips the L2 header (`l3` bytes), routes the IP packet to `dst` and sends it.
+    fn forward_l3(&mut self, mut m: Mbuf, l3: usize, family: u8, dst: IpAddr) {
+        if l3 > 0 && !m.adj(l3 as u16) {
+            self.drop_gw(GwDrop::NotIp, m);
+            return;
+        }
+        self.send_ip(m, family, dst);
+    }
+
+    /// Sends an IP packet (data starts at the IP header) towards `dst`.
+    fn send_ip(&mut self, mut m: Mbuf, family: u8, dst: IpAddr) {
+        let Some((nh, port)) = self.routes.resolve(dst) else {
+            self.drop_gw(GwDrop::NoRoute, m);
+            return;
+        };
+        let pi = usize::from(port);
+        let Some(wp) = self.ports.get(pi) else {
+            self.drop_gw(GwDrop::NoRoute, m);
+            return;
+        };
+        let _ = wp;
+        let Some(src_mac) = self.ifaces.get(pi).map(|i| i.mac) else {
+            self.drop_gw(GwDrop::NoRoute, m);
+            return;
+        };
+        let Some((dst_mac, _)) = self.neigh.lookup(nh) else {
+            self.resolve(pi, nh);
+            self.drop_gw(GwDrop::NoRoute, m);
+            return;
+        };
+        let ethertype = if family == 4 { ethernet::ETHERTYPE_IPV4 } else { ethernet::ETHERTYPE_IPV6 };
+        let written = m.prepend(14).is_some_and(|h| ethernet::write_header(h, dst_mac, src_mac, ethertype));
+        if written {
+            self.push_tx(pi, m);
+        } else {
+            self.drop_gw(GwDrop::NoRoute, m);
+        }
+    }
+
+    /// Sends an ARP request or neighbour solicitation for `ip` on port `pi`, at most one per
+    /// second per address across workers.
+    fn resolve(&mut self, pi: usize, ip: IpAddr) {
+        let now = lcore::tsc();
+        if !self.neigh.needs_request(ip, now, self.tsc_hz) {
+            return;
+        }
+        let Some(mut m) = self.pool.alloc() else { return };
+        let Some(iface) = self.ifaces.get(pi) else { return };
+        let len = match (ip, m.append(128)) {
+            (IpAddr::V4(t), Some(buf)) => {
+                iface.ipv4_for(t).and_then(|src| arp::build_request(buf, iface.mac, src, t))
+            }
+            (IpAddr::V6(t), Some(buf)) => {
+                iface.ipv6_for(t).and_then(|src| nd::build_ns(buf, iface.mac, src, t))
+            }
+            _ => None,
+        };
+        match len {
+            Some(n) if m.trim((128 - n) as u16) => self.push_tx(pi, m),
+            _ => drop(m),
+        }
+    }
+
+    /// Inbound stage: batch SPI lookup, hand-off of other workers' SAs, ESP per SA group.
+    fn run_inbound(&mut self) {
+        if self.inb.is_empty() {
+            return;
+        }
+        self.inb_slots.clear();
+        self.inb_slots.resize(self.inb_spis.len(), None);
+        self.reader.lookup_burst(&self.inb_spis, None, &mut self.inb_slots);
+        let me = self.reader.index() + 1;
+        let mut items = std::mem::take(&mut self.inb);
+        for (i, (m, l3)) in items.drain(..).enumerate() {
+            let Some(slot) = self.inb_slots.get(i).copied().flatten() else {
+                self.drop_esp(DropReason::NoSa, None, m);
+                continue;
+            };
+            // Single writer for the replay window: claim the SA, or hand the frame to its owner.
+            let owner = self.reader.claim_inbound(slot, me);
+            if owner != me {
+                let worker = self.owners.get(owner.wrapping_sub(1) as usize).copied().flatten();
+                match worker.and_then(|w| self.rings.get(w)) {
+                    Some(r) => {
+                        let mut one: Burst<1> = Burst::new();
+                        let _ = one.push(m);
+                        if r.enqueue_burst(&mut one) == 0 {
+                            self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, 1);
+                        }
+                    }
+                    None => {
+                        // The owner is gone: take the SA over.
+                        self.reader.release_inbound(slot, owner);
+                        self.reader.claim_inbound(slot, me);
+                        self.stage_inbound(m, l3, slot);
+                    }
+                }
+                continue;
+            }
+            self.stage_inbound(m, l3, slot);
+        }
+        self.inb = items;
+        self.inb_spis.clear();
+        self.process_stage(true);
+    }
+
+    fn stage_inbound(&mut self, mut m: Mbuf, l3: usize, slot: u32) {
+        if l3 > 0 && !m.adj(l3 as u16) {
+            self.drop_esp(DropReason::BadLength, Some(slot), m);
+            return;
+        }
+        insert_by_slot(&mut self.stage, Pkt::new(m, slot));
+    }
+
+    /// Outbound stage.
+    fn run_outbound(&mut self) {
+        if self.outb.is_empty() {
+            return;
+        }
+        let mut items = std::mem::take(&mut self.outb);
+        for (mut m, l3, slot) in items.drain(..) {
+            if l3 > 0 && !m.adj(l3 as u16) {
+                self.drop_esp(DropReason::BadLength, Some(slot), m);
+                continue;
+            }
+            insert_by_slot(&mut self.stage, Pkt::new(m, slot));
+        }
+        self.outb = items;
+        self.process_stage(false);
+    }
+
+    /// Runs the staged packets (sorted by slot, arrival order kept within a slot) through the
+    /// engine one SA group at a time, then routes the results.
+    fn process_stage(&mut self, inbound: bool) {
+        let mut stage = std::mem::take(&mut self.stage);
+        let mut start = 0;
+        while start < stage.len() {
+            let slot = stage[start].slot;
+            let mut end = start + 1;
+            while end < stage.len() && stage[end].slot == slot {
+                end += 1;
+            }
+            self.process_group(slot, &mut stage[start..end], inbound);
+            start = end;
+        }
+        let mut results = std::mem::take(&mut self.results);
+        for (p, r) in stage.drain(..).zip(results.drain(..)) {
+            let slot = p.slot;
+            match r {
+                Ok(()) => {
+                    let (family, dst) = match ip_dst(p.m.data()) {
+                        Some(x) => x,
+                        None => {
+                            self.drop_esp(DropReason::BadInnerHeader, Some(slot), p.m);
+                            continue;
+                        }
+                    };
+                    self.count(if inbound { 5 } else { 4 }, 1);
+                    self.send_ip(p.m, family, dst);
+                }
+                Err(why) => self.drop_esp(why, Some(slot), p.m),
+            }
+        }
+        self.results = results;
+        self.stage = stage;
+    }
+
+    fn process_group(&mut self, slot: u32, group: &mut [Pkt], inbound: bool) {
+        let base = self.results.len();
+        self.results.resize(base + group.len(), Err(DropReason::NoSa));
+        let hot = self.reader.hot(slot);
+        if hot.flags.load(Ordering::Relaxed) & sadb::HOT_FLAG_HARD_FIRED != 0 {
+            self.results[base..].fill(Err(DropReason::NoSa));
+            self.reader.count(GW_DROP_BASE + GwDrop::SaExpired as usize, group.len() as u64);
+            return;
+        }
+        let n = group.len() as u32;
+        let Some(entry) = self.cache.get(&self.reader, &self.backends, slot) else {
+            return;
+        };
+        let results = &mut self.results[base..];
+        let good = match (&mut entry.ctx, inbound) {
+            (Ctx::In(sa), true) => {
+                // The region keeps the window's right edge across restarts.
+                let edge = hot.seq.load(Ordering::Relaxed);
+                if sa.replay_window().top() < edge {
+                    sa.replay_window_mut().restore_all_seen(edge);
+                }
+                let good = esp::decap_burst(sa, group, results);
+                hot.seq.store(sa.replay_window().top(), Ordering::Relaxed);
+                good
+            }
+            (Ctx::Out(sa), false) => match self.reader.reserve_seq(slot, n, entry.esn) {
+                Ok(first) => {
+                    sa.set_last_sequence_number(first - 1);
+                    esp::encap_burst(sa, group, results)
+                }
+                Err(_) => {
+                    results.fill(Err(DropReason::SeqOverflow));
+                    0
+                }
+            },
+            _ => {
+                results.fill(Err(DropReason::NoSa));
+                0
+            }
+        };
+        if good == 0 {
+            return;
+        }
+        let bytes: u64 = group
+            .iter()
+            .zip(results.iter())
+            .filter(|(_, r)| r.is_ok())
+            .map(|(p, _)| p.m.data_len() as u64)
+            .sum();
+        let packets = hot.packets.fetch_add(good as u64, Ordering::Relaxed) + good as u64;
+        let total = hot.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        hot.last_used.store(unix_now(), Ordering::Relaxed);
+        let (spi, reqid) = (entry.spi, entry.reqid);
+        let soft = (entry.soft_bytes != 0 && total >= entry.soft_bytes)
+            || (entry.soft_packets != 0 && packets >= entry.soft_packets);
+        let hard = (entry.hard_bytes != 0 && total >= entry.hard_bytes)
+            || (entry.hard_packets != 0 && packets >= entry.hard_packets);
+        let seq_warn =
+            !inbound && !entry.esn && hot.seq.load(Ordering::Relaxed) >= u64::from(u32::MAX) - (1 << 20);
+        for (flag, fire, kind, value) in [
+            (sadb::HOT_FLAG_SOFT_FIRED, soft, EventKind::SoftExpire, total),
+            (sadb::HOT_FLAG_HARD_FIRED, hard, EventKind::HardExpire, total),
+            (
+                sadb::HOT_FLAG_SEQ_WARNED,
+                seq_warn,
+                EventKind::SeqNearOverflow,
+                hot.seq.load(Ordering::Relaxed),
+            ),
+        ] {
+            if fire && hot.flags.fetch_or(flag, Ordering::Relaxed) & flag == 0 {
+                let ev = Event { kind: kind as u8, spi, slot, reqid, value, ..bytemuck::Zeroable::zeroed() };
+                self.reader.emit(&ev);
+            }
+        }
+    }
+}
+
+/// Inserts keeping the vector sorted by slot and, within a slot, in arrival order (a stable
+/// insertion sort: bursts are short and usually already grouped; no allocation).
+fn insert_by_slot(v: &mut Vec<Pkt>, p: Pkt) {
+    let pos = v.iter().rposition(|q| q.slot <= p.slot).map_or(0, |i| i + 1);
+    v.insert(pos, p);
+}
+
+fn ip16(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(v) => {
+            let mut x = [0u8; 16];
+            x[..4].copy_from_slice(&v.octets());
+            x
+        }
+        IpAddr::V6(v) => v.octets(),
+    }
+}
+
+fn ip_of(a: &[u8; 16], family: u8) -> IpAddr {
+    if family == 4 {
+        IpAddr::V4(std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::from(*a))
+    }
+}
+
+/// Family and destination of an IP packet.
+fn ip_dst(p: &[u8]) -> Option<(u8, IpAddr)> {
+    match p.first()? >> 4 {
+        4 => {
+            let d: [u8; 4] = p.get(16..20)?.try_into().ok()?;
+            Some((4, IpAddr::from(d)))
+        }
+        6 => {
+            let d: [u8; 16] = p.get(24..40)?.try_into().ok()?;
+            Some((6, IpAddr::from(d)))
+        }
+        _ => None,
+    }
+}
