@@ -10,7 +10,7 @@ PKGS=(
     # build: bindgen over DPDK and intel-ipsec-mb
     pkg-config libclang-dev clang dpdk dpdk-dev libdpdk-dev libipsec-mb-dev libpcap-dev
     # tests and demos: namespaces, captures, the strongSwan peer, fingerprinting
-    iproute2 iputils-ping tcpdump tshark ike-scan netcat-openbsd nftables
+    iproute2 iputils-ping ethtool tcpdump tshark ike-scan netcat-openbsd nftables
     strongswan-charon strongswan-swanctl libcharon-extra-plugins
     libstrongswan-extra-plugins libstrongswan-standard-plugins
     # independent implementations used by the tests

@@ -29,7 +29,7 @@ pub const DROP_NAMES: [&str; 17] = [
 /// The gateway's own drop reasons, counted after the engine's.
 pub const GW_DROP_BASE: usize = 24;
 /// Gateway drop names, from `GW_DROP_BASE`.
-pub const GW_DROP_NAMES: [&str; 8] = [
+pub const GW_DROP_NAMES: [&str; 9] = [
     "policy-discard",
     "no-sa-acquire",
     "sa-expired",
@@ -37,7 +37,8 @@ pub const GW_DROP_NAMES: [&str; 8] = [
     "tx-full",
     "chained-mbuf",
     "not-ip",
-    "exception-full",
+    "no-exception-path",
+    "too-big",
 ];
 
 /// Traffic counters, from `TRAFFIC_BASE`.
@@ -92,5 +93,15 @@ mod tests {
         assert_eq!(drop_name(2), "auth");
         assert!(GW_DROP_BASE >= DROP_NAMES.len() && TRAFFIC_BASE >= GW_DROP_BASE + GW_DROP_NAMES.len());
         assert!(TRAFFIC_BASE + TRAFFIC_NAMES.len() <= sadb::READER_COUNTERS);
+        // One name per gateway drop reason, in order.
+        assert_eq!(GW_DROP_NAMES.len(), crate::gw::worker::GwDrop::TooBig as usize + 1);
+        assert_eq!(
+            name(GW_DROP_BASE + crate::gw::worker::GwDrop::NoException as usize),
+            "drop-no-exception-path"
+        );
+        // The engine's reasons: the same count and order as esp::DropReason.
+        assert_eq!(DROP_NAMES.len(), esp::DropReason::COUNT);
+        assert_eq!(DROP_NAMES[esp::DropReason::Auth as usize], "auth");
+        assert_eq!(DROP_NAMES[esp::DropReason::NatKeepalive as usize], "nat-keepalive");
     }
 }

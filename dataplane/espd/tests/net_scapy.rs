@@ -217,7 +217,8 @@ fn scapy_cross_implementation() {
         put(name, &inp, &f);
     }
     let mut buf = [0u8; 128];
-    let n = arp::build_request(&mut buf, OUR, Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 254)).unwrap();
+    let n = arp::build_request(&mut buf, OUR, Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 254))
+        .unwrap();
     put("arp_request", &[], &buf[..n]);
     let n = arp::build_gratuitous(&mut buf, OUR, Ipv4Addr::new(198, 18, 0, 1)).unwrap();
     put("garp", &[], &buf[..n]);
@@ -236,9 +237,14 @@ fn scapy_cross_implementation() {
     let na = frame("na");
     assert_eq!(classify(&na, 0, &ifs), Classified::NeighborAdvert);
     let parsed = nd::parse_na(&na).unwrap();
-    assert_eq!(parsed.learnable(), Some(("2001:db8::2".parse().unwrap(), Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]))));
+    assert_eq!(
+        parsed.learnable(),
+        Some(("2001:db8::2".parse().unwrap(), Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56])))
+    );
     assert!(parsed.solicited && parsed.override_entry && !parsed.router);
-    let n = nd::build_ns(&mut buf, OUR, "2001:db8::1".parse().unwrap(), "2001:db8::abcd:1234".parse().unwrap()).unwrap();
+    let n =
+        nd::build_ns(&mut buf, OUR, "2001:db8::1".parse().unwrap(), "2001:db8::abcd:1234".parse().unwrap())
+            .unwrap();
     put("ns", &[], &buf[..n]);
     let n = nd::build_unsolicited_na(&mut buf, OUR, "2001:db8::1".parse().unwrap()).unwrap();
     put("unsolicited_na", &[], &buf[..n]);
@@ -260,28 +266,68 @@ fn scapy_cross_implementation() {
     // ICMP errors: the L3 packet after an Ethernet header the caller writes.
     let big4 = frame("big4");
     let mut out = vec![0u8; 2048];
-    let n = icmp::build_fragmentation_needed(&mut out[14..], &big4[14..], Ipv4Addr::new(10, 0, 0, 1), 1400).unwrap();
-    ethernet::write_header(&mut out, Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]), INSIDE, ethernet::ETHERTYPE_IPV4);
+    let n = icmp::build_fragmentation_needed(&mut out[14..], &big4[14..], Ipv4Addr::new(10, 0, 0, 1), 1400)
+        .unwrap();
+    ethernet::write_header(
+        &mut out,
+        Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+        INSIDE,
+        ethernet::ETHERTYPE_IPV4,
+    );
     put("frag_needed", &big4, &out[..14 + n]);
     let big6 = frame("big6");
-    let n = icmp::build_packet_too_big(&mut out[14..], &big6[14..], "2001:db8:10::1".parse().unwrap(), 1400).unwrap();
-    ethernet::write_header(&mut out, Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]), INSIDE, ethernet::ETHERTYPE_IPV6);
+    let n = icmp::build_packet_too_big(&mut out[14..], &big6[14..], "2001:db8:10::1".parse().unwrap(), 1400)
+        .unwrap();
+    ethernet::write_header(
+        &mut out,
+        Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+        INSIDE,
+        ethernet::ETHERTYPE_IPV6,
+    );
     put("ptb", &big6, &out[..14 + n]);
 
     // Classifier on scapy's frames.
     let v4 = Family::V4;
     let cases: Vec<(&str, u16, Classified)> = vec![
-        ("c_esp", 0, Classified::EspToUs { family: v4, spi: 0x0102_0304, udp_encap: false, l3_offset: 14, esp_offset: 34 }),
-        ("c_natt_esp", 0, Classified::EspToUs { family: v4, spi: 0xc0ffee, udp_encap: true, l3_offset: 14, esp_offset: 42 }),
-        ("c_natt_ike", 0, Classified::IkeToUs { family: v4, l3_offset: 14, ike_offset: 46, non_esp_marker: true }),
-        ("c_ike", 0, Classified::IkeToUs { family: v4, l3_offset: 14, ike_offset: 42, non_esp_marker: false }),
+        (
+            "c_esp",
+            0,
+            Classified::EspToUs {
+                family: v4,
+                spi: 0x0102_0304,
+                udp_encap: false,
+                l3_offset: 14,
+                esp_offset: 34,
+            },
+        ),
+        (
+            "c_natt_esp",
+            0,
+            Classified::EspToUs { family: v4, spi: 0xc0ffee, udp_encap: true, l3_offset: 14, esp_offset: 42 },
+        ),
+        (
+            "c_natt_ike",
+            0,
+            Classified::IkeToUs { family: v4, l3_offset: 14, ike_offset: 46, non_esp_marker: true },
+        ),
+        (
+            "c_ike",
+            0,
+            Classified::IkeToUs { family: v4, l3_offset: 14, ike_offset: 42, non_esp_marker: false },
+        ),
         ("c_keepalive", 0, Classified::NatKeepalive { family: v4, l3_offset: 14 }),
         ("c_esp_frag", 0, Classified::OtherToUs { family: v4, l3_offset: 14 }),
         ("c_tcp_ssh", 0, Classified::OtherToUs { family: v4, l3_offset: 14 }),
         (
             "c_v6_ext_natt",
             0,
-            Classified::EspToUs { family: Family::V6, spi: 0x99, udp_encap: true, l3_offset: 14, esp_offset: 14 + 40 + 16 + 8 },
+            Classified::EspToUs {
+                family: Family::V6,
+                spi: 0x99,
+                udp_encap: true,
+                l3_offset: 14,
+                esp_offset: 14 + 40 + 16 + 8,
+            },
         ),
         (
             "c_transit_tcp",

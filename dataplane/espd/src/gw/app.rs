@@ -48,7 +48,7 @@ fn cfg_err(m: impl Into<String>) -> RunError {
 }
 
 struct Built {
-    ports: Vec<(Port, Role, bool)>,
+    ports: Vec<(Port, Role, bool, u16)>,
     tap: Option<Port>,
     ifaces: Vec<Interface>,
     routes: RouteTable,
@@ -86,7 +86,7 @@ fn build(cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, RunError> {
             );
         }
         ifaces.push(Interface::new(i as u16, mac, addrs));
-        ports.push((port, p.role, exception_port == Some(p.name.as_str())));
+        ports.push((port, p.role, exception_port == Some(p.name.as_str()), p.mtu));
     }
     let tap = match &cfg.exception {
         None => None,
@@ -101,7 +101,7 @@ fn build(cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, RunError> {
             tap.configure(&pc, pool)?;
             // The host's side of the TAP answers for the outside port: same MAC.
             let owner = cfg.ports.iter().position(|p| p.name == x.port).unwrap_or(0);
-            if let Some((p, _, _)) = ports.get(owner) {
+            if let Some((p, _, _, _)) = ports.get(owner) {
                 tap.set_mac(p.mac()?)?;
             }
             Some(tap)
@@ -221,7 +221,7 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
             .map(|w| Ring::new(&format!("espd_handoff_{w}"), 4096, false))
             .collect::<Result<Vec<_>, _>>()?,
     );
-    for (p, _, _) in &built.ports {
+    for (p, _, _, _) in &built.ports {
         p.start()?;
     }
     if let Some(t) = built.tap {
@@ -238,11 +238,12 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
         let wports: Vec<WorkerPort> = built
             .ports
             .iter()
-            .map(|(p, role, to_tap)| WorkerPort {
+            .map(|(p, role, to_tap, mtu)| WorkerPort {
                 port: *p,
                 inside: matches!(role, Role::Inside | Role::Both),
                 outside: matches!(role, Role::Outside | Role::Both),
                 to_tap: *to_tap,
+                mtu: *mtu,
             })
             .collect();
         let mut worker = Worker::new(
@@ -272,7 +273,7 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
     }
 
     let start = Instant::now();
-    let all_ports: Vec<Port> = built.ports.iter().map(|(p, _, _)| *p).chain(built.tap).collect();
+    let all_ports: Vec<Port> = built.ports.iter().map(|(p, _, _, _)| *p).chain(built.tap).collect();
     let interval = limits.stats_interval.unwrap_or(cfg.dataplane.stats_interval);
     let interval = (interval > 0.0).then(|| Duration::from_secs_f64(interval));
     let mut last_print = start;

@@ -220,6 +220,8 @@ pub struct Entry {
     pub reqid: u32,
     /// The SA's SPI.
     pub spi: u32,
+    /// Tunnel mode: the outer destination (the peer).
+    pub peer: Option<IpAddr>,
 }
 
 /// Builds a context from a record.
@@ -247,6 +249,10 @@ pub fn build(c: &sadb::SaConfig, version: u32, backends: &Backends) -> Result<En
         hard_packets: c.hard_packets,
         reqid: c.reqid,
         spi: c.spi,
+        peer: match cfg.mode {
+            Mode::Tunnel(t) => Some(t.dst),
+            Mode::Transport => None,
+        },
     })
 }
 

@@ -36,6 +36,9 @@ use crate::net::{arp, icmp, nd};
 /// Largest burst.
 pub const MAX_BURST: usize = 64;
 
+/// A solicited neighbour advertisement with a target link-layer option, Ethernet included.
+const NA_LEN: usize = 86;
+
 /// The gateway's own drop reasons (counted after the engine's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -56,6 +59,9 @@ pub enum GwDrop {
     NotIp,
     /// Addressed to the gateway with no exception path to deliver it to.
     NoException,
+    /// Too big for the outside link once encapsulated (an ICMP error went back when DF
+    /// was set or the packet was IPv6; IPv4 without DF is not fragmented yet).
+    TooBig,
 }
 
 /// A port as a worker sees it.
@@ -69,6 +75,8 @@ pub struct WorkerPort {
     pub outside: bool,
     /// Frames for the gateway go to the TAP from this port.
     pub to_tap: bool,
+    /// Largest IP packet its link carries.
+    pub mtu: u16,
 }
 
 /// Everything one worker owns or shares.
@@ -108,8 +116,10 @@ pub struct Worker {
     inb_slots: Vec<Option<u32>>,
     stage: Vec<Pkt>,
     results: Vec<Result<(), DropReason>>,
-    outb: Vec<(Mbuf, usize, u32)>,
+    outb: Vec<(Mbuf, usize, u32, usize)>,
     tsc_hz: u64,
+    out_mtu: usize,
+    icmp_limit: icmp::ErrorRateLimiter,
 }
 
 impl std::fmt::Debug for Worker {
@@ -142,9 +152,11 @@ impl Worker {
     ) -> Worker {
         let sas = reader.region().capacities().sas;
         let n = ports.len();
+        let out_mtu = ports.iter().filter(|p| p.outside).map(|p| usize::from(p.mtu)).min().unwrap_or(1500);
         let cap = MAX_BURST * (n + 2);
         Worker {
             index,
+            out_mtu,
             tx: (0..n).map(|_| Burst::new()).collect(),
             ports,
             ifaces,
@@ -167,6 +179,7 @@ impl Worker {
             results: Vec::with_capacity(cap),
             outb: Vec::with_capacity(cap),
             tsc_hz: lcore::tsc_hz().max(1),
+            icmp_limit: icmp::ErrorRateLimiter::new(lcore::tsc_hz().max(1) / 100, 10),
         }
     }
 
@@ -318,7 +331,14 @@ impl Worker {
             Classified::Arp => {
                 if let Ok(a) = arp::parse(m.data()) {
                     if a.sender_is_learnable() {
-                        let _ = self.neigh.learn(IpAddr::V4(a.sender_ip), a.sender_mac, pi as u16, now);
+                        // RFC 826 merge: anyone may refresh an entry we have; only a packet
+                        // for one of our addresses may add one (no table filling by strangers).
+                        let ip = IpAddr::V4(a.sender_ip);
+                        if iface.is_local(IpAddr::V4(a.target_ip)) {
+                            let _ = self.neigh.learn(ip, a.sender_mac, pi as u16, now);
+                        } else {
+                            let _ = self.neigh.update_existing(ip, a.sender_mac, pi as u16, now);
+                        }
                     }
                 }
                 if arp::reply_in_place(m.data_mut(), iface) {
@@ -335,14 +355,23 @@ impl Worker {
                         let _ = self.neigh.learn(IpAddr::V6(ip), mac, pi as u16, now);
                     }
                 }
+                // The advertisement (86 bytes) can be longer than the solicitation: make room
+                // first, then trim to what was written.
                 let len = m.data_len();
+                if len < NA_LEN && m.append((NA_LEN - len) as u16).is_none() {
+                    self.send_to_host(pi, m);
+                    return;
+                }
                 match nd::na_in_place(m.data_mut(), len, iface) {
-                    Some(n) if n <= len || m.append((n - len) as u16).is_some() => {
-                        let _ = m.trim((m.data_len() - n) as u16);
+                    Some(n) if m.trim((m.data_len().saturating_sub(n)) as u16) || m.data_len() == n => {
                         self.count(10, 1);
                         self.push_tx(pi, m);
                     }
-                    _ => self.send_to_host(pi, m),
+                    _ => {
+                        let extra = m.data_len().saturating_sub(len);
+                        let _ = m.trim(extra as u16);
+                        self.send_to_host(pi, m);
+                    }
                 }
             }
             Classified::NeighborAdvert => {
@@ -395,7 +424,7 @@ impl Worker {
             match self.reader.lookup_policy(Direction::Out, &flow) {
                 Some(pm) if pm.action == Action::Protect => match pm.sa_slot {
                     Some(slot) => {
-                        self.outb.push((m, l3, slot));
+                        self.outb.push((m, l3, slot, pi));
                         return;
                     }
                     None => {
@@ -475,6 +504,16 @@ impl Worker {
         }
     }
 
+    /// Whether a packet to `dst` could be sent now; if its next hop is unresolved, asks for it.
+    fn next_hop_ready(&mut self, dst: IpAddr) -> bool {
+        let Some((nh, port)) = self.routes.resolve(dst) else { return false };
+        if self.neigh.lookup(nh).is_some() {
+            return true;
+        }
+        self.resolve(usize::from(port), nh);
+        false
+    }
+
     /// Sends an ARP request or neighbour solicitation for `ip` on port `pi`, at most one per
     /// second per address across workers.
     fn resolve(&mut self, pi: usize, ip: IpAddr) {
@@ -497,6 +536,33 @@ impl Worker {
             Some(n) if m.trim((128 - n) as u16) => self.push_tx(pi, m),
             _ => drop(m),
         }
+    }
+
+    /// Answers a packet too big for the tunnel with ICMP "fragmentation needed" (IPv4 with
+    /// DF) or ICMPv6 "packet too big", from our address on the port it came in by.
+    fn too_big(&mut self, m: Mbuf, pi: usize, mtu: usize) {
+        let data = m.data();
+        let v4 = data.first().is_some_and(|b| b >> 4 == 4);
+        let df = data.get(6).is_some_and(|b| b & 0x40 != 0);
+        let src = ip_src(data);
+        let allowed = (!v4 || df) && self.icmp_limit.allow(lcore::tsc());
+        if let (true, Some(src), Some(mut e)) = (allowed, src, self.pool.alloc()) {
+            let iface = self.ifaces.get(pi);
+            let len = match (src, e.append(1280)) {
+                (IpAddr::V4(s), Some(buf)) => iface.and_then(|i| i.ipv4_for(s)).and_then(|ours| {
+                    icmp::build_fragmentation_needed(buf, data, ours, mtu.min(usize::from(u16::MAX)) as u16)
+                }),
+                (IpAddr::V6(s), Some(buf)) => iface
+                    .and_then(|i| i.ipv6_for(s))
+                    .and_then(|ours| icmp::build_packet_too_big(buf, data, ours, mtu.max(1280) as u32)),
+                _ => None,
+            };
+            match len {
+                Some(n) if e.trim((1280 - n) as u16) => self.send_ip(e, if v4 { 4 } else { 6 }, src),
+                _ => drop(e),
+            }
+        }
+        self.drop_gw(GwDrop::TooBig, m);
     }
 
     /// Inbound stage: batch SPI lookup, hand-off of other workers' SAs, ESP per SA group.
@@ -556,9 +622,29 @@ impl Worker {
             return;
         }
         let mut items = std::mem::take(&mut self.outb);
-        for (mut m, l3, slot) in items.drain(..) {
+        for (mut m, l3, slot, pi) in items.drain(..) {
             if l3 > 0 && !m.adj(l3 as u16) {
                 self.drop_esp(DropReason::BadLength, Some(slot), m);
+                continue;
+            }
+            // RFC 4301 §8: the packet plus ESP overhead (an upper bound: worst-case padding)
+            // must fit the outside link, or the sender learns the MTU that does.
+            let (overhead, peer) = match self.cache.get(&self.reader, &self.backends, slot) {
+                Some(e) => match &e.ctx {
+                    Ctx::Out(sa) => (sa.headroom_needed() + sa.tailroom_needed(), e.peer),
+                    Ctx::In(_) => (0, None),
+                },
+                None => (0, None),
+            };
+            if m.data_len() + overhead > self.out_mtu {
+                self.too_big(m, pi, self.out_mtu.saturating_sub(overhead));
+                continue;
+            }
+            // Only spend a sequence number on a packet that can leave: the next hop towards
+            // the peer (or, in transport mode, the destination) must be resolved.
+            let dst = peer.or_else(|| ip_dst(m.data()).map(|(_, d)| d));
+            if !dst.is_some_and(|d| self.next_hop_ready(d)) {
+                self.drop_gw(GwDrop::NoRoute, m);
                 continue;
             }
             insert_by_slot(&mut self.stage, Pkt::new(m, slot));
@@ -703,6 +789,21 @@ fn ip_of(a: &[u8; 16], family: u8) -> IpAddr {
         IpAddr::V4(std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]))
     } else {
         IpAddr::V6(std::net::Ipv6Addr::from(*a))
+    }
+}
+
+/// Source address of an IP packet.
+fn ip_src(p: &[u8]) -> Option<IpAddr> {
+    match p.first()? >> 4 {
+        4 => {
+            let d: [u8; 4] = p.get(12..16)?.try_into().ok()?;
+            Some(IpAddr::from(d))
+        }
+        6 => {
+            let d: [u8; 16] = p.get(8..24)?.try_into().ok()?;
+            Some(IpAddr::from(d))
+        }
+        _ => None,
     }
 }
 

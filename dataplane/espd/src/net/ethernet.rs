@@ -1,7 +1,7 @@
 //! Ethernet II framing (IEEE 802.3 clause 3.2.6 "Length/Type" as an EtherType): the 14-byte
 //! header every frame in this module set starts with, and [`Mac`].
 //!
-//! Untagged only: an 802.1Q/802.1ad tag is reported by [`EtherType`] so the classifier can set
+//! Untagged only: an 802.1Q/802.1ad tag is recognised by its EtherType so the classifier can set
 //! such frames aside, but nothing here looks inside a tag.
 
 use std::fmt;
