@@ -227,17 +227,28 @@ pub struct Entry {
 /// Builds a context from a record.
 pub fn build(c: &sadb::SaConfig, version: u32, backends: &Backends) -> Result<Entry, BuildError> {
     let cfg = engine_config(c)?;
-    let backend = backends.pick(c.backend);
-    let ctx = match Direction::from_code(c.direction) {
-        Some(Direction::In) => {
-            Ctx::In(InboundSa::new(&cfg, backend).map_err(|e| BuildError(format!("{e:?}")))?)
+    let make = |backend: &dyn CryptoBackend| -> Result<Ctx, BuildError> {
+        match Direction::from_code(c.direction) {
+            Some(Direction::In) => {
+                Ok(Ctx::In(InboundSa::new(&cfg, backend).map_err(|e| BuildError(format!("{e:?}")))?))
+            }
+            Some(Direction::Out) => {
+                let iv = AesCounterIvSource::from_system_rng()
+                    .ok_or_else(|| BuildError("no system randomness for IVs".into()))?;
+                Ok(Ctx::Out(
+                    OutboundSa::new(&cfg, backend, Box::new(iv)).map_err(|e| BuildError(format!("{e:?}")))?,
+                ))
+            }
+            None => Err(BuildError("unknown direction".into())),
         }
-        Some(Direction::Out) => {
-            let iv = AesCounterIvSource::from_system_rng()
-                .ok_or_else(|| BuildError("no system randomness for IVs".into()))?;
-            Ctx::Out(OutboundSa::new(&cfg, backend, Box::new(iv)).map_err(|e| BuildError(format!("{e:?}")))?)
+    };
+    // An SA that leaves the choice to the dataplane falls back to the Rust backend for what
+    // ipsec-mb does not do (NULL encryption); one that names its backend gets only that.
+    let ctx = match make(backends.pick(c.backend)) {
+        Err(_) if sadb::Backend::from_code(c.backend) == Some(sadb::Backend::Default) => {
+            make(&backends.rust)?
         }
-        None => return Err(BuildError("unknown direction".into())),
+        other => other?,
     };
     Ok(Entry {
         version,
