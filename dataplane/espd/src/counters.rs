@@ -44,7 +44,7 @@ pub const GW_DROP_NAMES: [&str; 9] = [
 /// Traffic counters, from `TRAFFIC_BASE`.
 pub const TRAFFIC_BASE: usize = 64;
 /// Traffic counter names.
-pub const TRAFFIC_NAMES: [&str; 12] = [
+pub const TRAFFIC_NAMES: [&str; 13] = [
     "rx-packets",
     "rx-bytes",
     "tx-packets",
@@ -57,6 +57,7 @@ pub const TRAFFIC_NAMES: [&str; 12] = [
     "arp-replies",
     "nd-replies",
     "acquires",
+    "handed-off",
 ];
 
 /// The name of per-lcore counter `i`.

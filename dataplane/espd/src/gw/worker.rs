@@ -590,6 +590,8 @@ impl Worker {
                         let _ = one.push(m);
                         if r.enqueue_burst(&mut one) == 0 {
                             self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, 1);
+                        } else {
+                            self.count(12, 1);
                         }
                     }
                     None => {
