@@ -23,7 +23,7 @@ fn main() {
         Ok(lib) => lib,
         Err(e) => fail(&format!(
             "libdpdk >= 22.11 not found by pkg-config ({})",
-            e.to_string().lines().next().unwrap_or("")
+            e.to_string().lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no reason given")
         )),
     };
 
