@@ -44,7 +44,7 @@ pub const GW_DROP_NAMES: [&str; 9] = [
 /// Traffic counters, from `TRAFFIC_BASE`.
 pub const TRAFFIC_BASE: usize = 64;
 /// Traffic counter names.
-pub const TRAFFIC_NAMES: [&str; 13] = [
+pub const TRAFFIC_NAMES: [&str; 14] = [
     "rx-packets",
     "rx-bytes",
     "tx-packets",
@@ -58,6 +58,7 @@ pub const TRAFFIC_NAMES: [&str; 13] = [
     "nd-replies",
     "acquires",
     "handed-off",
+    "ignored",
 ];
 
 /// The name of per-lcore counter `i`.

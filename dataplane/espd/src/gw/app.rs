@@ -102,7 +102,9 @@ fn build(cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, RunError> {
             // The host's side of the TAP answers for the outside port: same MAC.
             let owner = cfg.ports.iter().position(|p| p.name == x.port).unwrap_or(0);
             if let Some((p, _, _, _)) = ports.get(owner) {
-                tap.set_mac(p.mac()?)?;
+                if let Err(e) = tap.set_mac(p.mac()?) {
+                    eprintln!("espd: exception.device: cannot give it the outside port's MAC ({e}); set it on the host side");
+                }
             }
             Some(tap)
         }

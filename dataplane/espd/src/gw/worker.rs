@@ -229,11 +229,11 @@ impl Worker {
                     }
                 }
             }
-            self.run_inbound();
-            self.run_outbound();
             if self.index == 0 {
                 self.poll_tap(&mut rx);
             }
+            self.run_inbound();
+            self.run_outbound();
             self.flush();
             self.reader.quiescent();
         }
@@ -246,7 +246,10 @@ impl Worker {
         self.ports.iter().position(|p| p.port.id() == dpdk_port)
     }
 
-    /// Frames from the host stack leave by the exception port, unchanged.
+    /// Frames from the host stack leave by the exception port. IP packets go through the
+    /// outbound policy first, as inside traffic does: the gateway's own traffic can be
+    /// protected (transport mode between the gateways, GRE or L2TP over IPsec) while IKE,
+    /// which no protect policy should cover, goes out as it is.
     fn poll_tap(&mut self, rx: &mut Burst<MAX_BURST>) {
         let Some(tap) = self.tap else { return };
         if tap.rx_burst(0, rx) == 0 {
@@ -256,9 +259,64 @@ impl Worker {
             rx.clear();
             return;
         };
+        let now = lcore::tsc();
         for m in rx.drain() {
             self.count(8, 1);
-            self.push_tx(pi, m);
+            let Some((flow, l3)) = host_flow(m.data()) else {
+                self.push_tx(pi, m);
+                continue;
+            };
+            match self.reader.lookup_policy(Direction::Out, &flow) {
+                Some(pm) if pm.action == Action::Protect => match pm.sa_slot {
+                    Some(slot) => self.outb.push((m, l3, slot, pi)),
+                    None => {
+                        self.acquire(&pm, &flow, now);
+                        self.drop_gw(GwDrop::NoSaAcquire, m);
+                    }
+                },
+                Some(pm) if pm.action == Action::Discard => self.drop_gw(GwDrop::PolicyDiscard, m),
+                _ => self.push_tx(pi, m),
+            }
+        }
+    }
+
+    /// Tells the control side that a protect policy needs an SA (at most once per second per
+    /// policy, across lcores).
+    fn acquire(&self, pm: &sadb::PolicyMatch, flow: &Flow, now: u64) {
+        if self.reader.acquire_due(pm.slot, now, self.tsc_hz) {
+            let ev = Event {
+                kind: EventKind::Acquire as u8,
+                family: flow.family,
+                proto: flow.proto,
+                reqid: pm.reqid,
+                src: flow.src,
+                dst: flow.dst,
+                sport: flow.sport,
+                dport: flow.dport,
+                policy: pm.id,
+                ..bytemuck::Zeroable::zeroed()
+            };
+            self.reader.emit(&ev);
+            self.count(11, 1);
+        }
+    }
+
+    /// Hands a decapsulated IP packet addressed to the gateway to the host stack, framed for
+    /// the TAP (whose MAC is the exception port's).
+    fn deliver_to_host(&mut self, mut m: Mbuf, family: u8) {
+        let Some(pi) = self.ports.iter().position(|p| p.to_tap) else {
+            self.drop_gw(GwDrop::NoException, m);
+            return;
+        };
+        let Some(mac) = self.ifaces.get(pi).map(|i| i.mac) else {
+            self.drop_gw(GwDrop::NoException, m);
+            return;
+        };
+        let ethertype = if family == 4 { ethernet::ETHERTYPE_IPV4 } else { ethernet::ETHERTYPE_IPV6 };
+        if m.prepend(14).is_some_and(|h| ethernet::write_header(h, mac, mac, ethertype)) {
+            self.send_to_host(pi, m);
+        } else {
+            self.drop_gw(GwDrop::NoException, m);
         }
     }
 
@@ -411,7 +469,11 @@ impl Worker {
                 let flow = Flow { family, src: ip16(src), dst: ip16(dst), proto, sport, dport };
                 self.transit(pi, m, l3_offset, flow, now);
             }
-            Classified::Ignore(_) => drop(m),
+            Classified::Ignore(_) => {
+                // Not an error (another host's unicast, VLAN-tagged, LLDP...), but counted.
+                self.count(13, 1);
+                drop(m);
+            }
             _ => self.drop_gw(GwDrop::NotIp, m),
         }
     }
@@ -428,22 +490,7 @@ impl Worker {
                         return;
                     }
                     None => {
-                        if self.reader.acquire_due(pm.slot, now, self.tsc_hz) {
-                            let ev = Event {
-                                kind: EventKind::Acquire as u8,
-                                family: flow.family,
-                                proto: flow.proto,
-                                reqid: pm.reqid,
-                                src: flow.src,
-                                dst: flow.dst,
-                                sport: flow.sport,
-                                dport: flow.dport,
-                                policy: pm.id,
-                                ..bytemuck::Zeroable::zeroed()
-                            };
-                            self.reader.emit(&ev);
-                            self.count(11, 1);
-                        }
+                        self.acquire(&pm, &flow, now);
                         self.drop_gw(GwDrop::NoSaAcquire, m);
                         return;
                     }
@@ -682,7 +729,12 @@ impl Worker {
                         }
                     };
                     self.count(if inbound { 5 } else { 4 }, 1);
-                    self.send_ip(p.m, family, dst);
+                    if inbound && self.ifaces.iter().any(|i| i.is_local(dst)) {
+                        // Transport mode (or a tunnel) ending at the gateway itself: the host's.
+                        self.deliver_to_host(p.m, family);
+                    } else {
+                        self.send_ip(p.m, family, dst);
+                    }
                 }
                 Err(why) => self.drop_esp(why, Some(slot), p.m),
             }
@@ -792,6 +844,50 @@ fn ip_of(a: &[u8; 16], family: u8) -> IpAddr {
     } else {
         IpAddr::V6(std::net::Ipv6Addr::from(*a))
     }
+}
+
+/// The policy fields of an IP frame from the host stack, and where its IP header starts.
+fn host_flow(frame: &[u8]) -> Option<(Flow, usize)> {
+    let l3 = 14;
+    let ethertype = u16::from_be_bytes(frame.get(12..14)?.try_into().ok()?);
+    let ip = frame.get(l3..)?;
+    let (family, src, dst, proto, l4) = match ethertype {
+        ethernet::ETHERTYPE_IPV4 => {
+            let ihl = usize::from(ip.first()? & 0x0f) * 4;
+            let frag = u16::from_be_bytes(ip.get(6..8)?.try_into().ok()?) & 0x1fff;
+            let l4 = if frag == 0 { Some(ihl) } else { None };
+            (
+                4,
+                ip16(IpAddr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?)),
+                ip16(IpAddr::from(<[u8; 4]>::try_from(ip.get(16..20)?).ok()?)),
+                *ip.get(9)?,
+                l4,
+            )
+        }
+        ethernet::ETHERTYPE_IPV6 => {
+            let up = crate::net::classify::ipv6_upper_layer(ip).ok()?;
+            let l4 = (up.fragment != crate::net::classify::Fragment::NonFirst).then_some(up.offset);
+            (
+                6,
+                <[u8; 16]>::try_from(ip.get(8..24)?).ok()?,
+                <[u8; 16]>::try_from(ip.get(24..40)?).ok()?,
+                up.protocol,
+                l4,
+            )
+        }
+        _ => return None,
+    };
+    let ports = |o: usize| -> Option<(u16, u16)> {
+        Some((
+            u16::from_be_bytes(ip.get(o..o + 2)?.try_into().ok()?),
+            u16::from_be_bytes(ip.get(o + 2..o + 4)?.try_into().ok()?),
+        ))
+    };
+    let (sport, dport) = match (proto, l4) {
+        (6 | 17 | 132, Some(o)) => ports(o).unwrap_or((0, 0)),
+        _ => (0, 0),
+    };
+    Some((Flow { family, src, dst, proto, sport, dport }, l3))
 }
 
 /// Source address of an IP packet.

@@ -1,0 +1,185 @@
+//! Shared by the scapy-checked gateway tests (`gw_pcap` on net_pcap ports, `gw_virtio` on
+//! virtio-user ports behind testpmd's vhost-user ports): the hand-keyed SA database, the
+//! gateway's configuration, the scapy side (`scapy/gw_pcap.py`) and the checks of espd's
+//! report and of the SA database after the run.
+//!
+//! The traffic is fixed by `gw_pcap.py make`: 40 plaintext packets from host A on the inside;
+//! on the outside 29 good ESP packets from the peer, a replay, a tampered ICV and an unknown
+//! SPI. Both tests assert the same counters.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use sadb::*;
+
+/// Plaintext packets `gw_pcap.py make` writes for the inside port.
+pub const PLAIN: u64 = 40;
+/// Good ESP packets it writes for the outside port (then a replay, a bad ICV and an
+/// unknown SPI).
+pub const ESP_GOOD: u64 = 29;
+
+fn v4(a: [u8; 4]) -> [u8; 16] {
+    let mut x = [0u8; 16];
+    x[..4].copy_from_slice(&a);
+    x
+}
+
+fn gcm(spi: u32, dir: Direction, src: [u8; 4], dst: [u8; 4], key: &[u8]) -> SaConfig {
+    let mut c: SaConfig = bytemuck::Zeroable::zeroed();
+    c.spi = spi;
+    c.reqid = 1;
+    c.direction = dir as u8;
+    c.mode = Mode::Tunnel as u8;
+    c.family = 4;
+    c.cipher = Cipher::AesGcm16 as u8;
+    c.cipher_key_len = 16;
+    c.cipher_key[..16].copy_from_slice(&key[..16]);
+    c.salt.copy_from_slice(&key[16..20]);
+    c.replay_window = 64;
+    c.src = v4(src);
+    c.dst = v4(dst);
+    c.dscp = 0xff;
+    c.backend = Backend::IpsecMb as u8;
+    if dir == Direction::In {
+        c.ts_local = Selector {
+            addr_start: v4([198, 18, 1, 0]),
+            addr_end: v4([198, 18, 1, 255]),
+            family: 4,
+            port_end: u16::MAX,
+            ..Default::default()
+        };
+        c.ts_remote = Selector {
+            addr_start: v4([198, 19, 1, 0]),
+            addr_end: v4([198, 19, 1, 255]),
+            family: 4,
+            port_end: u16::MAX,
+            ..Default::default()
+        };
+    }
+    c
+}
+
+fn key(range: std::ops::Range<u8>, salt: [u8; 4]) -> Vec<u8> {
+    range.chain(salt).collect()
+}
+
+/// Creates the SA database at `db` with the keys `gw_pcap.py` uses: outbound SPI 0x2000
+/// (198.18.0.1 → 198.18.0.2), inbound SPI 0x1000, AES-128-GCM, and the policy that protects
+/// 198.18.1.0/24 → 198.19.1.0/24.
+pub fn create_sadb(db: &Path) {
+    let region =
+        Region::create(db, &Capacities { sas: 256, policies: 16, readers: 8, ..Capacities::default() })
+            .unwrap();
+    let mut w = region.writer().unwrap();
+    w.add_sa(&gcm(0x2000, Direction::Out, [198, 18, 0, 1], [198, 18, 0, 2], &key(0..16, [1, 2, 3, 4])))
+        .unwrap();
+    w.add_sa(&gcm(0x1000, Direction::In, [198, 18, 0, 2], [198, 18, 0, 1], &key(16..32, [5, 6, 7, 8])))
+        .unwrap();
+    let p = PolicyConfig {
+        id: 1,
+        priority: 10,
+        reqid: 1,
+        direction: Direction::Out as u8,
+        action: Action::Protect as u8,
+        family: 4,
+        proto: 0,
+        src: v4([198, 18, 1, 0]),
+        dst: v4([198, 19, 1, 0]),
+        src_plen: 24,
+        dst_plen: 24,
+        _pad: [0; 2],
+        sport: [0, 65535],
+        dport: [0, 65535],
+        _pad2: 0,
+    };
+    w.add_policy(&p).unwrap();
+}
+
+/// espd's configuration file: the EAL arguments, the two ports by DPDK device name, the SA
+/// database, and the peer and host A as static neighbours with the MACs `gw_pcap.py` uses.
+pub fn gateway_config(eal: &[String], outside: &str, inside: &str, db: &Path, stats_interval: f64) -> String {
+    // A JSON array of strings is a valid TOML array.
+    let eal = serde_json::to_string(eal).unwrap();
+    let db = serde_json::to_string(&db.display().to_string()).unwrap();
+    format!(
+        r#"
+eal = {eal}
+[dataplane]
+stats_interval = {stats_interval:?}
+[sadb]
+path = {db}
+[[ports]]
+name = "outside"
+device = "{outside}"
+role = "outside"
+addresses = ["198.18.0.1/24"]
+[[ports]]
+name = "inside"
+device = "{inside}"
+role = "inside"
+addresses = ["198.18.1.1/24"]
+[[routes]]
+prefix = "198.19.1.0/24"
+via = "198.18.0.2"
+[[neighbors]]
+ip = "198.18.0.2"
+mac = "02:00:00:00:00:02"
+port = "outside"
+[[neighbors]]
+ip = "198.18.1.10"
+mac = "02:00:00:00:0a:10"
+port = "inside"
+"#
+    )
+}
+
+/// Runs `gw_pcap.py COMMAND DIR OPTIONS...` (`make` or `check`).
+pub fn scapy(dir: &Path, command: &str, options: &[&str]) -> Output {
+    Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scapy/gw_pcap.py"))
+        .arg(command)
+        .arg(dir)
+        .args(options)
+        .output()
+        .expect("python3 runs (scripts/setup.sh installs it with scapy)")
+}
+
+/// Runs `gw_pcap.py check` and fails with its explanation on a mismatch.
+pub fn scapy_check(dir: &Path, options: &[&str]) {
+    let checked = scapy(dir, "check", options);
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "scapy check failed:\n{text}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+/// The JSON report espd's `--json` prints as its last line on stdout.
+pub fn parse_report(stdout: &str, stderr: &str) -> serde_json::Value {
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no JSON report from espd ({e}); stdout: {stdout}\nstderr: {stderr}"))
+}
+
+/// Every packet under its counter: each plaintext packet encapsulated, each good ESP packet
+/// decapsulated, and the replay, the bad ICV and the unknown SPI each dropped for its reason.
+pub fn assert_counters(report: &serde_json::Value) {
+    let c = &report["counters"];
+    assert_eq!(c["encap-packets"], PLAIN, "{report}");
+    assert_eq!(c["decap-packets"], ESP_GOOD, "{report}");
+    assert_eq!(c["drop-replay"], 1, "{report}");
+    assert_eq!(c["drop-auth"], 1, "{report}");
+    assert_eq!(c["drop-no-sa"], 1, "{report}");
+}
+
+/// The SA database saw it too: per-SA counters and the outbound sequence number.
+pub fn assert_sadb(db: &Path) {
+    let region = Region::attach(db).unwrap();
+    let sas = region.list_sas();
+    let out_sa = sas.iter().find(|e| e.config.spi == 0x2000).unwrap();
+    let in_sa = sas.iter().find(|e| e.config.spi == 0x1000).unwrap();
+    assert_eq!((out_sa.stats.packets, out_sa.stats.seq), (PLAIN, PLAIN));
+    assert_eq!((in_sa.stats.packets, in_sa.stats.seq), (ESP_GOOD, ESP_GOOD));
+    assert_eq!(in_sa.stats.drops[esp::DropReason::Replay as usize], 1);
+    assert_eq!(in_sa.stats.drops[esp::DropReason::Auth as usize], 1);
+}
