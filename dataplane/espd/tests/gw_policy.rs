@@ -7,11 +7,8 @@ use std::process::Command;
 use espd::pcap;
 use sadb::*;
 
-fn v4(a: [u8; 4]) -> [u8; 16] {
-    let mut x = [0u8; 16];
-    x[..4].copy_from_slice(&a);
-    x
-}
+mod common;
+use common::{out_policy, pcap_eal, run_espd};
 
 fn udp_frame(dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
     let mut f = vec![0u8; 14 + 28 + 20];
@@ -34,26 +31,6 @@ fn udp_frame(dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8
     ip[22..24].copy_from_slice(&dport.to_be_bytes());
     ip[24..26].copy_from_slice(&28u16.to_be_bytes());
     f
-}
-
-fn policy(id: u32, action: Action, dst: [u8; 4], reqid: u32) -> PolicyConfig {
-    PolicyConfig {
-        id,
-        priority: 10,
-        reqid,
-        direction: Direction::Out as u8,
-        action: action as u8,
-        family: 4,
-        proto: 0,
-        src: v4([198, 18, 1, 0]),
-        dst: v4(dst),
-        src_plen: 24,
-        dst_plen: 24,
-        _pad: [0; 2],
-        sport: [0, 65535],
-        dport: [0, 65535],
-        _pad2: 0,
-    }
 }
 
 #[test]
@@ -79,15 +56,14 @@ fn acquire_discard_bypass() {
         .writer()
         .unwrap()
         .add_policies(&[
-            policy(1, Action::Protect, [198, 19, 1, 0], 9),
-            policy(2, Action::Discard, [198, 19, 2, 0], 0),
-            policy(3, Action::Bypass, [198, 19, 3, 0], 0),
+            out_policy(1, Action::Protect, 9, ([198, 18, 1, 0], 24), ([198, 19, 1, 0], 24)),
+            out_policy(2, Action::Discard, 0, ([198, 18, 1, 0], 24), ([198, 19, 2, 0], 24)),
+            out_policy(3, Action::Bypass, 0, ([198, 18, 1, 0], 24), ([198, 19, 3, 0], 24)),
         ])
         .unwrap();
     let cfg = format!(
         r#"
-eal = ["-l", "0,1", "--no-pci", "--no-huge", "-m", "256", "--no-shconf", "--no-telemetry", "--log-level", "error",
-       "--file-prefix", "espd-policy-{pid}",
+eal = [{eal},
        "--vdev", "net_pcap0,rx_pcap={d}/empty.pcap,tx_pcap={d}/outside_out.pcap",
        "--vdev", "net_pcap1,rx_pcap={d}/inside_in.pcap,tx_pcap={d}/inside_out.pcap"]
 [dataplane]
@@ -112,20 +88,12 @@ ip = "198.18.0.2"
 mac = "02:00:00:00:00:02"
 port = "outside"
 "#,
-        pid = std::process::id(),
+        eal = pcap_eal("policy"),
         d = d.display(),
         db = db.display()
     );
     std::fs::write(d.join("espd.toml"), cfg).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_espd"))
-        .arg("--config")
-        .arg(d.join("espd.toml"))
-        .args(["--idle-exit-ms", "800", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let report = run_espd(&d.join("espd.toml"), 800);
     let c = &report["counters"];
     assert_eq!(c["drop-no-sa-acquire"].as_u64(), Some(5), "{report}");
     assert_eq!(c["acquires"].as_u64(), Some(1), "rate-limited to one per policy per second: {report}");

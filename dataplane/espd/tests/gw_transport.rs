@@ -7,30 +7,8 @@ use std::process::Command;
 
 use sadb::*;
 
-fn v4(a: [u8; 4]) -> [u8; 16] {
-    let mut x = [0u8; 16];
-    x[..4].copy_from_slice(&a);
-    x
-}
-
-fn transport_sa(spi: u32, dir: Direction, src: [u8; 4], dst: [u8; 4], key: std::ops::Range<u8>) -> SaConfig {
-    let key: Vec<u8> = key.collect();
-    let mut c: SaConfig = bytemuck::Zeroable::zeroed();
-    c.spi = spi;
-    c.reqid = 1;
-    c.direction = dir as u8;
-    c.mode = Mode::Transport as u8;
-    c.family = 4;
-    c.cipher = Cipher::AesGcm16 as u8;
-    c.cipher_key_len = 16;
-    c.cipher_key[..16].copy_from_slice(&key[..16]);
-    c.salt.copy_from_slice(&key[16..20]);
-    c.replay_window = 64;
-    c.src = v4(src);
-    c.dst = v4(dst);
-    c.dscp = 0xff;
-    c
-}
+mod common;
+use common::{gcm_sa, pcap_eal, run_espd, v4};
 
 fn python(dir: &std::path::Path, what: &str) -> std::process::Output {
     Command::new("python3")
@@ -55,8 +33,27 @@ fn gateway_own_traffic_in_transport_mode() {
             .unwrap();
     {
         let mut w = region.writer().unwrap();
-        w.add_sa(&transport_sa(0x3000, Direction::Out, [198, 18, 0, 1], [198, 18, 0, 2], 40..60)).unwrap();
-        w.add_sa(&transport_sa(0x3001, Direction::In, [198, 18, 0, 2], [198, 18, 0, 1], 60..80)).unwrap();
+        let key = |r: std::ops::Range<u8>| r.collect::<Vec<u8>>();
+        w.add_sa(&gcm_sa(
+            0x3000,
+            Direction::Out,
+            Mode::Transport,
+            [198, 18, 0, 1],
+            [198, 18, 0, 2],
+            &key(40..60),
+            64,
+        ))
+        .unwrap();
+        w.add_sa(&gcm_sa(
+            0x3001,
+            Direction::In,
+            Mode::Transport,
+            [198, 18, 0, 2],
+            [198, 18, 0, 1],
+            &key(60..80),
+            64,
+        ))
+        .unwrap();
         w.add_policy(&PolicyConfig {
             id: 1,
             priority: 1,
@@ -79,8 +76,7 @@ fn gateway_own_traffic_in_transport_mode() {
     drop(region);
     let cfg = format!(
         r#"
-eal = ["-l", "0,1", "--no-pci", "--no-huge", "-m", "256", "--no-shconf", "--no-telemetry", "--log-level", "error",
-       "--file-prefix", "espd-transport-{pid}",
+eal = [{eal},
        "--vdev", "net_pcap0,rx_pcap={d}/outside_in.pcap,tx_pcap={d}/outside_out.pcap",
        "--vdev", "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/inside_out.pcap",
        "--vdev", "net_pcap2,rx_pcap={d}/host_in.pcap,tx_pcap={d}/host_out.pcap"]
@@ -106,22 +102,12 @@ ip = "198.18.0.2"
 mac = "02:00:00:00:00:02"
 port = "outside"
 "#,
-        pid = std::process::id(),
+        eal = pcap_eal("transport"),
         d = d.display(),
         db = db.display()
     );
     std::fs::write(d.join("espd.toml"), cfg).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_espd"))
-        .arg("--config")
-        .arg(d.join("espd.toml"))
-        .args(["--idle-exit-ms", "800", "--json"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or(""))
-            .unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let report = run_espd(&d.join("espd.toml"), 800);
     let c = &report["counters"];
     assert_eq!((c["encap-packets"].as_u64(), c["decap-packets"].as_u64()), (Some(6), Some(6)), "{report}");
     let checked = python(d, "check");

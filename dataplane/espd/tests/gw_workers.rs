@@ -7,7 +7,6 @@
 //! gw_pcap and gw_matrix check the bytes against scapy.)
 
 use std::fs::File;
-use std::process::Command;
 
 use esp::crypto::{rust::RustBackend, CipherAlgorithm, CounterIvSource, CryptoParams, IntegrityAlgorithm};
 use esp::sa::{Mode as EspMode, TunnelEndpoints};
@@ -15,14 +14,11 @@ use esp::{OutboundSa, PacketBuffer, VecBuffer};
 use espd::pcap;
 use sadb::*;
 
+mod common;
+use common::{gcm_sa, out_policy, run_espd};
+
 const KEY_IN: [u8; 20] = [7; 20];
 const N: usize = 400;
-
-fn v4(a: [u8; 4]) -> [u8; 16] {
-    let mut x = [0u8; 16];
-    x[..4].copy_from_slice(&a);
-    x
-}
 
 fn checksum(h: &[u8]) -> u16 {
     let mut s: u32 = h.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
@@ -61,24 +57,6 @@ fn eth(dst: [u8; 6], src: [u8; 6], l3: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&[0x08, 0x00]);
     f.extend_from_slice(l3);
     f
-}
-
-fn gcm(spi: u32, dir: Direction, src: [u8; 4], dst: [u8; 4], key: &[u8; 20]) -> SaConfig {
-    let mut c: SaConfig = bytemuck::Zeroable::zeroed();
-    c.spi = spi;
-    c.reqid = 1;
-    c.direction = dir as u8;
-    c.mode = Mode::Tunnel as u8;
-    c.family = 4;
-    c.cipher = Cipher::AesGcm16 as u8;
-    c.cipher_key_len = 16;
-    c.cipher_key[..16].copy_from_slice(&key[..16]);
-    c.salt.copy_from_slice(&key[16..]);
-    c.replay_window = 1024;
-    c.src = v4(src);
-    c.dst = v4(dst);
-    c.dscp = 0xff;
-    c
 }
 
 fn write(path: &std::path::Path, frames: &[Vec<u8>]) {
@@ -144,26 +122,28 @@ fn one_sa_on_two_workers() {
             .unwrap();
     {
         let mut w = region.writer().unwrap();
-        w.add_sa(&gcm(0x1000, Direction::In, [198, 18, 0, 2], [198, 18, 0, 1], &KEY_IN)).unwrap();
-        w.add_sa(&gcm(0x2000, Direction::Out, [198, 18, 0, 1], [198, 18, 0, 2], &[9; 20])).unwrap();
-        w.add_policy(&PolicyConfig {
-            id: 1,
-            priority: 1,
-            reqid: 1,
-            direction: Direction::Out as u8,
-            action: Action::Protect as u8,
-            family: 4,
-            proto: 0,
-            src: v4([198, 18, 1, 0]),
-            dst: v4([198, 19, 1, 0]),
-            src_plen: 24,
-            dst_plen: 24,
-            _pad: [0; 2],
-            sport: [0, 65535],
-            dport: [0, 65535],
-            _pad2: 0,
-        })
+        w.add_sa(&gcm_sa(
+            0x1000,
+            Direction::In,
+            Mode::Tunnel,
+            [198, 18, 0, 2],
+            [198, 18, 0, 1],
+            &KEY_IN,
+            1024,
+        ))
         .unwrap();
+        w.add_sa(&gcm_sa(
+            0x2000,
+            Direction::Out,
+            Mode::Tunnel,
+            [198, 18, 0, 1],
+            [198, 18, 0, 2],
+            &[9; 20],
+            1024,
+        ))
+        .unwrap();
+        w.add_policy(&out_policy(1, Action::Protect, 1, ([198, 18, 1, 0], 24), ([198, 19, 1, 0], 24)))
+            .unwrap();
     }
     drop(region);
     let p = |n: &str| d.join(n).display().to_string();
@@ -212,17 +192,7 @@ port = "inside"
         db = db.display()
     );
     std::fs::write(d.join("espd.toml"), cfg).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_espd"))
-        .arg("--config")
-        .arg(d.join("espd.toml"))
-        .args(["--idle-exit-ms", "1500", "--json"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or(""))
-            .unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let report = run_espd(&d.join("espd.toml"), 1500);
     let c = &report["counters"];
     assert_eq!(
         c["decap-packets"].as_u64(),

@@ -6,6 +6,7 @@
 //! The traffic is fixed by `gw_pcap.py make`: 40 plaintext packets from host A on the inside;
 //! on the outside 29 good ESP packets from the peer, a replay, a tampered ICV and an unknown
 //! SPI. Both tests assert the same counters.
+#![allow(dead_code)] // each test crate uses a part of these helpers
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -18,43 +19,25 @@ pub const PLAIN: u64 = 40;
 /// unknown SPI).
 pub const ESP_GOOD: u64 = 29;
 
-fn v4(a: [u8; 4]) -> [u8; 16] {
+/// An IPv4 address in the SA database's 16-byte form.
+pub fn v4(a: [u8; 4]) -> [u8; 16] {
     let mut x = [0u8; 16];
     x[..4].copy_from_slice(&a);
     x
 }
 
 fn gcm(spi: u32, dir: Direction, src: [u8; 4], dst: [u8; 4], key: &[u8]) -> SaConfig {
-    let mut c: SaConfig = bytemuck::Zeroable::zeroed();
-    c.spi = spi;
-    c.reqid = 1;
-    c.direction = dir as u8;
-    c.mode = Mode::Tunnel as u8;
-    c.family = 4;
-    c.cipher = Cipher::AesGcm16 as u8;
-    c.cipher_key_len = 16;
-    c.cipher_key[..16].copy_from_slice(&key[..16]);
-    c.salt.copy_from_slice(&key[16..20]);
-    c.replay_window = 64;
-    c.src = v4(src);
-    c.dst = v4(dst);
-    c.dscp = 0xff;
+    let mut c = gcm_sa(spi, dir, Mode::Tunnel, src, dst, key, 64);
     c.backend = Backend::IpsecMb as u8;
     if dir == Direction::In {
-        c.ts_local = Selector {
-            addr_start: v4([198, 18, 1, 0]),
-            addr_end: v4([198, 18, 1, 255]),
+        let net = |n: u8| Selector {
+            addr_start: v4([198, n, 1, 0]),
+            addr_end: v4([198, n, 1, 255]),
             family: 4,
             port_end: u16::MAX,
             ..Default::default()
         };
-        c.ts_remote = Selector {
-            addr_start: v4([198, 19, 1, 0]),
-            addr_end: v4([198, 19, 1, 255]),
-            family: 4,
-            port_end: u16::MAX,
-            ..Default::default()
-        };
+        (c.ts_local, c.ts_remote) = (net(18), net(19));
     }
     c
 }
@@ -182,4 +165,81 @@ pub fn assert_sadb(db: &Path) {
     assert_eq!((in_sa.stats.packets, in_sa.stats.seq), (ESP_GOOD, ESP_GOOD));
     assert_eq!(in_sa.stats.drops[esp::DropReason::Replay as usize], 1);
     assert_eq!(in_sa.stats.drops[esp::DropReason::Auth as usize], 1);
+}
+
+/// An AES-128-GCM SA (`key` = 16 key bytes + 4 salt bytes), IPv4 outer addresses, no
+/// selectors, replay window `window`.
+pub fn gcm_sa(
+    spi: u32,
+    dir: Direction,
+    mode: Mode,
+    src: [u8; 4],
+    dst: [u8; 4],
+    key: &[u8],
+    window: u32,
+) -> SaConfig {
+    let mut c: SaConfig = bytemuck::Zeroable::zeroed();
+    c.spi = spi;
+    c.reqid = 1;
+    c.direction = dir as u8;
+    c.mode = mode as u8;
+    c.family = 4;
+    c.cipher = Cipher::AesGcm16 as u8;
+    c.cipher_key_len = 16;
+    c.cipher_key[..16].copy_from_slice(&key[..16]);
+    c.salt.copy_from_slice(&key[16..20]);
+    c.replay_window = window;
+    c.src = v4(src);
+    c.dst = v4(dst);
+    c.dscp = 0xff;
+    c
+}
+
+/// An outbound IPv4 policy `src/src_plen -> dst/dst_plen`, any protocol and port.
+pub fn out_policy(
+    id: u32,
+    action: Action,
+    reqid: u32,
+    src: ([u8; 4], u8),
+    dst: ([u8; 4], u8),
+) -> PolicyConfig {
+    PolicyConfig {
+        id,
+        priority: 10,
+        reqid,
+        direction: Direction::Out as u8,
+        action: action as u8,
+        family: 4,
+        proto: 0,
+        src: v4(src.0),
+        dst: v4(dst.0),
+        src_plen: src.1,
+        dst_plen: dst.1,
+        _pad: [0; 2],
+        sport: [0, 65535],
+        dport: [0, 65535],
+        _pad2: 0,
+    }
+}
+
+/// The EAL arguments of a pcap-driven run: lcores 0 and 1, no hugepages, a private prefix.
+pub fn pcap_eal(tag: &str) -> String {
+    format!(
+        r#""-l", "0,1", "--no-pci", "--no-huge", "-m", "256", "--no-shconf", "--no-telemetry", "--log-level", "error", "--file-prefix", "espd-{tag}-{}""#,
+        std::process::id()
+    )
+}
+
+/// Runs `espd --config CFG --idle-exit-ms IDLE --json`, asserts it exits cleanly, returns
+/// its report.
+pub fn run_espd(cfg: &Path, idle_ms: u32) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_espd"))
+        .arg("--config")
+        .arg(cfg)
+        .args(["--idle-exit-ms", &idle_ms.to_string(), "--json"])
+        .output()
+        .expect("espd runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "espd failed: {stderr}");
+    parse_report(&stdout, &stderr)
 }
