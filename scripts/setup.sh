@@ -15,6 +15,8 @@ PKGS=(
     libstrongswan-extra-plugins libstrongswan-standard-plugins
     # independent implementations used by the tests
     python3 python3-scapy python3-cryptography
+    # fuzzing (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer's C++17 sources
+    g++
 )
 
 missing=()

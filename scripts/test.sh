@@ -19,3 +19,7 @@ step "cargo test (workspace)"
 # parallel; RUST_BACKTRACE helps read a failure in CI's log.
 RUST_BACKTRACE=1 cargo test --workspace --locked 2>&1 | tee target/test.log
 grep -q "test result:" target/test.log || { echo "no test ran" >&2; exit 1; }
+
+step "fuzz targets (${FUZZ_SECONDS:-20}s each)"
+# Every cargo-fuzz target, bounded: see docs/fuzzing.md. Longer: bash scripts/fuzz.sh 3600
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

@@ -1,4 +1,5 @@
-//! Write genuine ESP packets for every fuzzed SA into `corpus/inbound/`.
+//! Write genuine ESP packets for every fuzzed SA into `corpus/inbound/`:
+//! `cargo run --example gen-corpus`.
 
 use esp::{encap, PacketBuffer, VecBuffer};
 

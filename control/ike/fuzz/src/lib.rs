@@ -1,0 +1,103 @@
+//! The engines shared by the `engine_datagram` target and the corpus generator: the target's
+//! responder must be the generator's, byte for byte (same config, same seeded RNG), so that a
+//! genuine initiator's messages in the seed corpus take it past its first state.
+
+use ike::crypto::{Cipher, DhGroup, HashAlgorithm};
+use ike::engine::*;
+use rand_chacha::rand_core::SeedableRng;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// The initiator's (the fuzzer's) address.
+pub const INITIATOR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+/// The fuzzed responder's address.
+pub const RESPONDER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+/// The responder's pre-shared key.
+pub const PSK: &[u8] = b"fuzz";
+/// Separates the datagrams of one `engine_datagram` input.
+pub const SEPARATOR: [u8; 2] = [0xfe, 0xfe];
+
+struct Spis(u32);
+impl SpiAllocator for Spis {
+    fn allocate(&mut self) -> Option<u32> {
+        self.0 += 1;
+        Some(self.0)
+    }
+    fn release(&mut self, _: u32) {}
+}
+
+/// UDP 500 at `ip`.
+pub fn port500(ip: IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, 500)
+}
+
+/// A one-peer config from `local`'s point of view.
+pub fn peer_config(local: IpAddr, remote: IpAddr, psk: &[u8], mode: Phase1Mode) -> PeerConfig {
+    let ts = |a| TrafficSelector { address: TsAddress::Host(a), protocol: 0, port: 0 };
+    PeerConfig {
+        name: "fuzz".into(),
+        remote_address: remote,
+        local_address: local,
+        local_id: Identity::Address(local),
+        remote_id: Identity::Address(remote),
+        auth: AuthMethod::PreSharedKey(psk.to_vec()),
+        mode,
+        accept_aggressive: true,
+        ike_proposals: vec![IkeProposal {
+            cipher: Cipher::Aes128Cbc,
+            hash: HashAlgorithm::Sha256,
+            group: DhGroup::Curve25519,
+        }],
+        ike_lifetime: Duration::from_secs(3600),
+        child: ChildConfig {
+            local_ts: ts(local),
+            remote_ts: ts(remote),
+            proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }],
+            mode: Mode::Transport,
+            pfs_group: None,
+            lifetime_seconds: 3600,
+            lifetime_kilobytes: 0,
+        },
+        nat_traversal: true,
+        initial_contact: false,
+    }
+}
+
+fn engine(peer: PeerConfig, seed: u64) -> Engine {
+    Engine::new(
+        EngineConfig { peers: vec![peer], ..EngineConfig::default() },
+        Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(seed)),
+        Box::new(Spis(0x1000)),
+    )
+}
+
+/// The fuzzed responder: Main or Aggressive Mode, PSK [`PSK`], RNG seeded with 0.
+pub fn responder() -> Engine {
+    engine(peer_config(RESPONDER, INITIATOR, PSK, Phase1Mode::Main), 0)
+}
+
+/// An initiator towards [`responder`] (corpus generation).
+pub fn initiator(psk: &[u8], mode: Phase1Mode, seed: u64) -> Engine {
+    engine(peer_config(INITIATOR, RESPONDER, psk, mode), seed)
+}
+
+/// The datagrams of one `engine_datagram` input, split at [`SEPARATOR`].
+pub fn datagrams(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        match data.windows(2).position(|w| w == SEPARATOR) {
+            Some(i) => {
+                let (d, rest) = data.split_at(i);
+                data = &rest[2..];
+                Some(d)
+            }
+            None => {
+                done = true;
+                Some(data)
+            }
+        }
+    })
+}
