@@ -23,3 +23,6 @@ grep -q "test result:" target/test.log || { echo "no test ran" >&2; exit 1; }
 step "fuzz targets (${FUZZ_SECONDS:-20}s each)"
 # Every cargo-fuzz target, bounded: see docs/fuzzing.md. Longer: bash scripts/fuzz.sh 3600
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
+# One closing line for the whole run: the cargo test totals (the fuzz step has no tests).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
