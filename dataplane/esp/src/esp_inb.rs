@@ -378,25 +378,7 @@ pub fn decap_burst_multi<B: PacketBuffer>(
     bufs: &mut [B],
     results: &mut [Result<(), DropReason>],
 ) -> usize {
-    let n = bufs.len().min(results.len());
-    let mut good = 0;
-    let mut start = 0;
-    while start < n {
-        let k = sa_of.get(start).copied();
-        let mut end = start + 1;
-        while end < n && end - start < MAX_BURST && sa_of.get(end).copied() == k {
-            end += 1;
-        }
-        let (Some(b), Some(r)) = (bufs.get_mut(start..end), results.get_mut(start..end)) else {
-            break;
-        };
-        match k.and_then(|k| sas.get_mut(k)) {
-            Some(sa) => good += decap_burst(sa, b, r),
-            None => r.fill(Err(DropReason::NoSa)),
-        }
-        start = end;
-    }
-    good
+    crate::for_each_sa_run(sas, sa_of, bufs, results, decap_burst)
 }
 
 #[cfg(test)]

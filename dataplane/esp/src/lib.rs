@@ -35,3 +35,35 @@ pub use sa::{InboundSa, OutboundSa, SaConfig};
 
 /// Largest burst the batched API processes at once.
 pub const MAX_BURST: usize = 64;
+
+/// The grouping loop of the multi-SA burst functions: runs of consecutive packets of one SA
+/// (`sa_of[i]` indexes `sas`), at most [`MAX_BURST`] long, go through `per_sa` together;
+/// packets whose index is missing or out of range get [`DropReason::NoSa`]. Returns the
+/// number of good packets.
+fn for_each_sa_run<S, B: PacketBuffer>(
+    sas: &mut [S],
+    sa_of: &[usize],
+    bufs: &mut [B],
+    results: &mut [Result<(), DropReason>],
+    mut per_sa: impl FnMut(&mut S, &mut [B], &mut [Result<(), DropReason>]) -> usize,
+) -> usize {
+    let n = bufs.len().min(results.len());
+    let mut good = 0;
+    let mut start = 0;
+    while start < n {
+        let k = sa_of.get(start).copied();
+        let mut end = start + 1;
+        while end < n && end - start < MAX_BURST && sa_of.get(end).copied() == k {
+            end += 1;
+        }
+        let (Some(b), Some(r)) = (bufs.get_mut(start..end), results.get_mut(start..end)) else {
+            break;
+        };
+        match k.and_then(|k| sas.get_mut(k)) {
+            Some(sa) => good += per_sa(sa, b, r),
+            None => r.fill(Err(DropReason::NoSa)),
+        }
+        start = end;
+    }
+    good
+}
