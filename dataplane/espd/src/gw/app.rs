@@ -233,6 +233,9 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
     let routes = Arc::new(built.routes);
     let neigh = Arc::new(built.neigh);
     let builds = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let unix_now =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let clock = Arc::new(std::sync::atomic::AtomicU64::new(unix_now()));
     // Workers add their final counters here before they deregister from the region.
     let finals: Arc<Vec<std::sync::atomic::AtomicU64>> =
         Arc::new((0..sadb::READER_COUNTERS).map(|_| Default::default()).collect());
@@ -262,6 +265,7 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
             pool,
             usize::from(cfg.dataplane.burst),
             stop.clone(),
+            clock.clone(),
         );
         let (b, f) = (builds.clone(), finals.clone());
         lcore::launch(*l, move || {
@@ -283,6 +287,7 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
     let regions = [region.clone()];
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
+        clock.store(unix_now(), Ordering::Relaxed);
         let now = Instant::now();
         let rx: u64 = all_ports.iter().map(|p| p.stats().map_or(0, |s| s.ipackets)).sum();
         if rx != last_rx {

@@ -16,7 +16,7 @@
 //! like a port. So the replay window has a single writer whatever the NIC's RSS does.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dpdk::{lcore, Burst, Mbuf, Mempool, Port, Ring};
@@ -109,6 +109,8 @@ pub struct Worker {
     pub burst: usize,
     /// Stop flag.
     pub stop: Arc<AtomicBool>,
+    /// Unix seconds, published by the supervising lcore (no clock call per packet).
+    pub clock: Arc<AtomicU64>,
     tx: Vec<Burst<MAX_BURST>>,
     tap_tx: Burst<MAX_BURST>,
     inb: Vec<(Mbuf, usize)>,
@@ -128,10 +130,6 @@ impl std::fmt::Debug for Worker {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 impl Worker {
     /// A worker; staging space is allocated here, once.
     #[allow(clippy::too_many_arguments)]
@@ -149,6 +147,7 @@ impl Worker {
         pool: Mempool,
         burst: usize,
         stop: Arc<AtomicBool>,
+        clock: Arc<AtomicU64>,
     ) -> Worker {
         let sas = reader.region().capacities().sas;
         let n = ports.len();
@@ -171,6 +170,7 @@ impl Worker {
             pool,
             burst: burst.clamp(1, MAX_BURST),
             stop,
+            clock,
             tap_tx: Burst::new(),
             inb: Vec::with_capacity(cap),
             inb_spis: Vec::with_capacity(cap),
@@ -794,7 +794,7 @@ impl Worker {
             .sum();
         let packets = hot.packets.fetch_add(good as u64, Ordering::Relaxed) + good as u64;
         let total = hot.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        hot.last_used.store(unix_now(), Ordering::Relaxed);
+        hot.last_used.store(self.clock.load(Ordering::Relaxed), Ordering::Relaxed);
         let (spi, reqid) = (entry.spi, entry.reqid);
         let soft = (entry.soft_bytes != 0 && total >= entry.soft_bytes)
             || (entry.soft_packets != 0 && packets >= entry.soft_packets);
