@@ -32,11 +32,12 @@ fn frames() -> Vec<Vec<u8>> {
 
 fn run_espd(dir: &Path, input: &Path, output: &Path) -> serde_json::Value {
     let empty = dir.join("empty.pcap");
+    let prefix = format!("espd-io-test-{}", std::process::id());
     pcap::write_all(&mut File::create(&empty).unwrap(), std::iter::empty()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_espd"))
         .args(["--idle-exit-ms", "700", "--stats-interval", "0", "--json", "--"])
         .args(["-l", "0,1", "--no-pci", "--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"])
-        .args(["--file-prefix", &format!("espd-io-test-{}", std::process::id()), "--log-level", "error"])
+        .args(["--file-prefix", &prefix, "--log-level", "error"])
         .arg(format!(
             "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
             input.display(),
@@ -47,6 +48,7 @@ fn run_espd(dir: &Path, input: &Path, output: &Path) -> serde_json::Value {
         .expect("espd runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "espd failed: {stderr}");
+    assert!(!Path::new("/var/run/dpdk").join(&prefix).exists(), "espd removes its EAL runtime directory");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let line = stdout.lines().last().unwrap_or_else(|| panic!("no JSON report; stderr: {stderr}"));
     serde_json::from_str(line).unwrap()

@@ -48,10 +48,24 @@ impl Eal {
     }
 }
 
+impl Eal {
+    /// The EAL's runtime directory (`/var/run/dpdk/<file-prefix>`).
+    pub fn runtime_dir(&self) -> std::path::PathBuf {
+        // SAFETY: the EAL is initialised; the function returns a pointer to a NUL-terminated
+        // string owned by the EAL, copied here before anything can free it.
+        let dir = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_eal_get_runtime_dir()) };
+        std::path::PathBuf::from(dir.to_string_lossy().into_owned())
+    }
+}
+
 impl Drop for Eal {
     fn drop(&mut self) {
+        let dir = self.runtime_dir();
         // SAFETY: the EAL was initialised (an Eal only exists after a successful init) and
         // the owner drops this value last, after every port, pool and mbuf.
         unsafe { dpdk_sys::rte_eal_cleanup() };
+        // DPDK leaves its runtime directory behind. Remove it if it is empty: one that still
+        // holds files belongs to other processes of the same prefix and stays.
+        let _ = std::fs::remove_dir(dir);
     }
 }
