@@ -89,7 +89,19 @@ fn pcap_in_pcap_out_unchanged() {
 fn clear_errors() {
     // No worker lcore.
     let out = Command::new(env!("CARGO_BIN_EXE_espd"))
-        .args(["--duration", "1", "--", "-l", "0", "--no-pci", "--no-huge", "-m", "128", "--no-shconf"])
+        .args([
+            "--duration",
+            "1",
+            "--",
+            "-l",
+            "0",
+            "--no-pci",
+            "--no-huge",
+            "-m",
+            "128",
+            "--no-shconf",
+            "--no-telemetry",
+        ])
         .args([
             "--file-prefix",
             &format!("espd-err-{}", std::process::id()),
@@ -114,7 +126,19 @@ fn clear_errors() {
 
     // A port that does not exist.
     let out = Command::new(env!("CARGO_BIN_EXE_espd"))
-        .args(["--ports", "0,5", "--", "-l", "0,1", "--no-pci", "--no-huge", "-m", "128", "--no-shconf"])
+        .args([
+            "--ports",
+            "0,5",
+            "--",
+            "-l",
+            "0,1",
+            "--no-pci",
+            "--no-huge",
+            "-m",
+            "128",
+            "--no-shconf",
+            "--no-telemetry",
+        ])
         .args([
             "--file-prefix",
             &format!("espd-err2-{}", std::process::id()),
