@@ -292,14 +292,7 @@ pub fn encap_burst<B: PacketBuffer>(
     bufs: &mut [B],
     results: &mut [Result<(), DropReason>],
 ) -> usize {
-    let n = bufs.len().min(results.len());
-    let (Some(bufs), Some(results)) = (bufs.get_mut(..n), results.get_mut(..n)) else {
-        return 0;
-    };
-    bufs.chunks_mut(MAX_BURST)
-        .zip(results.chunks_mut(MAX_BURST))
-        .map(|(b, r)| encap_chunk::<B, MAX_BURST>(sa, b, r))
-        .sum()
+    crate::for_each_chunk(bufs, results, |b, r| encap_chunk::<B, MAX_BURST>(sa, b, r))
 }
 
 /// One chunk of at most `N` packets (`N` = 1 for the single-packet call keeps its stack

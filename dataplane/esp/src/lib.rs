@@ -36,6 +36,20 @@ pub use sa::{InboundSa, OutboundSa, SaConfig};
 /// Largest burst the batched API processes at once.
 pub const MAX_BURST: usize = 64;
 
+/// The chunking of the one-SA burst functions: `bufs` and `results` (up to the shorter of the
+/// two) in chunks of at most [`MAX_BURST`], each through `chunk`; returns the good packets.
+fn for_each_chunk<B>(
+    bufs: &mut [B],
+    results: &mut [Result<(), DropReason>],
+    mut chunk: impl FnMut(&mut [B], &mut [Result<(), DropReason>]) -> usize,
+) -> usize {
+    let n = bufs.len().min(results.len());
+    let (Some(bufs), Some(results)) = (bufs.get_mut(..n), results.get_mut(..n)) else {
+        return 0;
+    };
+    bufs.chunks_mut(MAX_BURST).zip(results.chunks_mut(MAX_BURST)).map(|(b, r)| chunk(b, r)).sum()
+}
+
 /// The grouping loop of the multi-SA burst functions: runs of consecutive packets of one SA
 /// (`sa_of[i]` indexes `sas`), at most [`MAX_BURST`] long, go through `per_sa` together;
 /// packets whose index is missing or out of range get [`DropReason::NoSa`]. Returns the
