@@ -11,12 +11,14 @@ pub struct Pkt {
     pub m: Mbuf,
     /// SA slot (inbound or outbound stage).
     pub slot: u32,
+    /// Outbound: the next hop (MAC, port index) resolved before encryption.
+    pub via: Option<(crate::net::Mac, usize)>,
 }
 
 impl Pkt {
     /// Wraps an mbuf whose data starts at the IP header.
     pub fn new(m: Mbuf, slot: u32) -> Pkt {
-        Pkt { m, slot }
+        Pkt { m, slot, via: None }
     }
 }
 

@@ -28,7 +28,7 @@ use crate::gw::pkt::Pkt;
 use crate::gw::sa_ctx::{Backends, Ctx, SaCache};
 use crate::net::addr::Interface;
 use crate::net::classify::{classify, Classified, Family};
-use crate::net::ethernet;
+use crate::net::ethernet::{self, Mac};
 use crate::net::neigh::NeighborTable;
 use crate::net::route::RouteTable;
 use crate::net::{arp, icmp, nd};
@@ -522,43 +522,40 @@ impl Worker {
     }
 
     /// Sends an IP packet (data starts at the IP header) towards `dst`.
-    fn send_ip(&mut self, mut m: Mbuf, family: u8, dst: IpAddr) {
-        let Some((nh, port)) = self.routes.resolve(dst) else {
-            self.drop_gw(GwDrop::NoRoute, m);
-            return;
-        };
+    fn send_ip(&mut self, m: Mbuf, family: u8, dst: IpAddr) {
+        match self.next_hop(dst) {
+            Some((mac, pi)) => self.emit(m, family, mac, pi),
+            None => self.drop_gw(GwDrop::NoRoute, m),
+        }
+    }
+
+    /// The MAC and port of the next hop towards `dst`; if the neighbour is unresolved, asks
+    /// for it and returns `None`.
+    fn next_hop(&mut self, dst: IpAddr) -> Option<(Mac, usize)> {
+        let (nh, port) = self.routes.resolve(dst)?;
         let pi = usize::from(port);
-        let Some(wp) = self.ports.get(pi) else {
-            self.drop_gw(GwDrop::NoRoute, m);
-            return;
-        };
-        let _ = wp;
+        self.ifaces.get(pi)?;
+        match self.neigh.lookup(nh) {
+            Some((mac, _)) => Some((mac, pi)),
+            None => {
+                self.resolve(pi, nh);
+                None
+            }
+        }
+    }
+
+    /// Prepends the Ethernet header (to `dst_mac`, from port `pi`) and queues for TX.
+    fn emit(&mut self, mut m: Mbuf, family: u8, dst_mac: Mac, pi: usize) {
         let Some(src_mac) = self.ifaces.get(pi).map(|i| i.mac) else {
             self.drop_gw(GwDrop::NoRoute, m);
             return;
         };
-        let Some((dst_mac, _)) = self.neigh.lookup(nh) else {
-            self.resolve(pi, nh);
-            self.drop_gw(GwDrop::NoRoute, m);
-            return;
-        };
         let ethertype = if family == 4 { ethernet::ETHERTYPE_IPV4 } else { ethernet::ETHERTYPE_IPV6 };
-        let written = m.prepend(14).is_some_and(|h| ethernet::write_header(h, dst_mac, src_mac, ethertype));
-        if written {
+        if m.prepend(14).is_some_and(|h| ethernet::write_header(h, dst_mac, src_mac, ethertype)) {
             self.push_tx(pi, m);
         } else {
             self.drop_gw(GwDrop::NoRoute, m);
         }
-    }
-
-    /// Whether a packet to `dst` could be sent now; if its next hop is unresolved, asks for it.
-    fn next_hop_ready(&mut self, dst: IpAddr) -> bool {
-        let Some((nh, port)) = self.routes.resolve(dst) else { return false };
-        if self.neigh.lookup(nh).is_some() {
-            return true;
-        }
-        self.resolve(usize::from(port), nh);
-        false
     }
 
     /// Sends an ARP request or neighbour solicitation for `ip` on port `pi`, at most one per
@@ -691,12 +688,15 @@ impl Worker {
             }
             // Only spend a sequence number on a packet that can leave: the next hop towards
             // the peer (or, in transport mode, the destination) must be resolved.
+            // The next hop found here is used after encryption: one lookup per packet.
             let dst = peer.or_else(|| ip_dst(m.data()).map(|(_, d)| d));
-            if !dst.is_some_and(|d| self.next_hop_ready(d)) {
+            let Some(via) = dst.and_then(|d| self.next_hop(d)) else {
                 self.drop_gw(GwDrop::NoRoute, m);
                 continue;
-            }
-            insert_by_slot(&mut self.stage, Pkt::new(m, slot));
+            };
+            let mut p = Pkt::new(m, slot);
+            p.via = Some(via);
+            insert_by_slot(&mut self.stage, p);
         }
         self.outb = items;
         self.process_stage(false);
@@ -733,7 +733,10 @@ impl Worker {
                         // Transport mode (or a tunnel) ending at the gateway itself: the host's.
                         self.deliver_to_host(p.m, family);
                     } else {
-                        self.send_ip(p.m, family, dst);
+                        match p.via {
+                            Some((mac, pi)) => self.emit(p.m, family, mac, pi),
+                            None => self.send_ip(p.m, family, dst),
+                        }
                     }
                 }
                 Err(why) => self.drop_esp(why, Some(slot), p.m),
