@@ -947,3 +947,150 @@ fn child_rekey_by_create_then_delete() {
         assert!(sa.children[0].0 == new_in.spi || sa.children[0].1 == new_in.spi);
     }
 }
+
+fn subnet(a: [u8; 4], p: u8) -> TrafficSelector {
+    TrafficSelector { address: TsAddress::Subnet(IpAddr::from(a), p), protocol: 0, port: 0 }
+}
+
+fn gcm_params() -> Params {
+    Params {
+        mode: Phase1Mode::Main,
+        ike: IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlgorithm::Sha256, group: DhGroup::Ecp256 },
+        esp: EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None },
+        child_mode: Mode::Tunnel,
+        pfs: None,
+    }
+}
+
+/// The responder's inbound SA is handed out with (before) its HASH(2) reply,
+/// and the initiator installs before sending HASH(3): no packet can arrive
+/// for an SA the receiver does not have yet.
+#[test]
+fn inbound_sa_is_installed_before_the_message_that_lets_the_peer_use_it() {
+    let p = gcm_params();
+    let mut pair = pair_for(&p, 7);
+    let mut now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    let (mut b_inbound, mut a_installed_before) = (None, None);
+    for _ in 0..50 {
+        now += Duration::from_millis(10);
+        let mut moved = false;
+        while let Some(t) = pair.a.poll_transmit() {
+            moved = true;
+            pair.b.handle_datagram(now, t.destination, t.source, &t.contents);
+            // What B queued in answer to this one datagram.
+            let replies: Vec<Transmit> = std::iter::from_fn(|| pair.b.poll_transmit()).collect();
+            let events: Vec<Event> = std::iter::from_fn(|| pair.b.poll_event()).collect();
+            for e in &events {
+                if let Event::InstallInbound { inbound, peer, .. } = e {
+                    assert_eq!(*peer, 0);
+                    assert_eq!(replies.len(), 1, "InstallInbound comes with the HASH(2) reply");
+                    assert!(a_installed_before.is_none(), "A must not have installed before HASH(2)");
+                    b_inbound = Some((**inbound).clone());
+                }
+                if let Event::InstallSa { inbound, .. } = e {
+                    let early =
+                        b_inbound.as_ref().unwrap_or_else(|| panic!("InstallSa before InstallInbound"));
+                    assert_eq!(**inbound, *early, "the pair completes the inbound SA installed earlier");
+                }
+            }
+            pair.b_events.extend(events);
+            for r in replies {
+                pair.a.handle_datagram(now, r.destination, r.source, &r.contents);
+                while let Some(e) = pair.a.poll_event() {
+                    if let Event::InstallSa { outbound, .. } = &e {
+                        // A's outbound is B's inbound, and B had it already.
+                        assert_eq!(Some(&**outbound), b_inbound.as_ref());
+                        a_installed_before = Some(());
+                    }
+                    pair.a_events.push(e);
+                }
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert!(a_installed_before.is_some() && b_inbound.is_some());
+    assert_eq!(installs(&pair.b_events).len(), 1);
+}
+
+/// A responder for any peer address (`%any`) accepts the initiator's
+/// selectors when they lie inside its own (narrowing) and installs what was
+/// proposed; selectors outside are refused with INVALID-ID-INFORMATION.
+#[test]
+fn responder_for_any_peer_narrows_to_the_proposed_selectors() {
+    let p = gcm_params();
+    let mut a_cfg = peer(A, B, &p, b"secret");
+    a_cfg.child.local_ts = subnet([10, 1, 5, 0], 24);
+    a_cfg.child.remote_ts = subnet([10, 2, 0, 0], 16);
+    let mut b_cfg = peer(B, IpAddr::V4(Ipv4Addr::UNSPECIFIED), &p, b"secret");
+    b_cfg.remote_id = Identity::Fqdn(format!("gw-{A}"));
+    b_cfg.child.local_ts = subnet([10, 2, 0, 0], 16);
+    b_cfg.child.remote_ts = subnet([10, 0, 0, 0], 8);
+    let mut pair =
+        Pair::new(engine(vec![a_cfg.clone()], 11, 0x1000), engine(vec![b_cfg.clone()], 12, 0x2000));
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(failures(&pair.a_events), vec![]);
+    let ib = installs(&pair.b_events);
+    assert_eq!(ib.len(), 1);
+    assert_eq!(ib[0].0.source_ts, subnet([10, 1, 5, 0], 24), "narrowed to the proposal");
+    assert_eq!(ib[0].0.destination_ts, subnet([10, 2, 0, 0], 16));
+    assert_eq!(ib[0].0.source.ip(), A, "the SA goes to the actual peer");
+
+    // Outside the responder's selectors: refused.
+    a_cfg.child.local_ts = subnet([11, 0, 0, 0], 8);
+    let mut pair = Pair::new(engine(vec![a_cfg], 13, 0x1000), engine(vec![b_cfg], 14, 0x2000));
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(installs(&pair.b_events).len(), 0);
+    assert_eq!(installs(&pair.a_events).len(), 0);
+    assert!(
+        failures(&pair.a_events).contains(&Error::PeerNotified(NotifyType::INVALID_ID_INFORMATION)),
+        "{:?}",
+        failures(&pair.a_events)
+    );
+}
+
+/// Several children of one connection (one peer entry each) share the IKE
+/// SA: the responder finds the entry whose selectors match, and says which.
+#[test]
+fn second_child_of_a_peer_runs_on_the_same_ike_sa() {
+    let p = gcm_params();
+    let mut a0 = peer(A, B, &p, b"secret");
+    let mut a1 = a0.clone();
+    a0.child.local_ts = subnet([10, 1, 0, 0], 16);
+    a0.child.remote_ts = subnet([10, 2, 0, 0], 16);
+    a1.child.local_ts = subnet([10, 11, 0, 0], 16);
+    a1.child.remote_ts = subnet([10, 12, 0, 0], 16);
+    let mut b0 = peer(B, A, &p, b"secret");
+    let mut b1 = b0.clone();
+    b0.child.local_ts = subnet([10, 2, 0, 0], 16);
+    b0.child.remote_ts = subnet([10, 1, 0, 0], 16);
+    b1.child.local_ts = subnet([10, 12, 0, 0], 16);
+    b1.child.remote_ts = subnet([10, 11, 0, 0], 16);
+    let mut pair = Pair::new(engine(vec![a0, a1], 21, 0x1000), engine(vec![b0, b1], 22, 0x2000));
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    let ike_sa = pair.a.ike_sas()[0].id;
+    let now = pair.now;
+    pair.a.handle_command(now, Command::CreateChildFor { ike_sa, peer: 1 });
+    pair.drive();
+    assert_eq!(failures(&pair.b_events), vec![]);
+    assert_eq!(pair.a.ike_sas().len(), 1, "one IKE SA");
+    let peers: Vec<usize> = pair
+        .b_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::InstallSa { peer, .. } => Some(*peer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(peers, vec![0, 1]);
+    let ib = installs(&pair.b_events);
+    assert_eq!(ib[1].0.source_ts, subnet([10, 11, 0, 0], 16));
+}

@@ -90,6 +90,15 @@ pub enum AuthMethod {
     PreSharedKey(Vec<u8>),
 }
 
+impl Drop for AuthMethod {
+    /// The engine's copy of a PSK is wiped with it.
+    fn drop(&mut self) {
+        match self {
+            Self::PreSharedKey(k) => zeroize::Zeroize::zeroize(k),
+        }
+    }
+}
+
 impl core::fmt::Debug for AuthMethod {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -120,6 +129,10 @@ pub enum Identity {
     UserFqdn(String),
     /// ID_KEY_ID.
     KeyId(Vec<u8>),
+    /// Any identity (`%any`): a remote identity a responder for many peers
+    /// accepts (the PSK authenticates). Sent as ID_IPV4_ADDR 0.0.0.0 if it
+    /// were ever used as our own, which configuration prevents.
+    Any,
 }
 
 impl Identity {
@@ -131,12 +144,16 @@ impl Identity {
             Self::Fqdn(s) => (IdType::FQDN, s.as_bytes().to_vec()),
             Self::UserFqdn(s) => (IdType::USER_FQDN, s.as_bytes().to_vec()),
             Self::KeyId(k) => (IdType::KEY_ID, k.clone()),
+            Self::Any => (IdType::IPV4_ADDR, vec![0; 4]),
         };
         IdPayload { id_type, protocol: 0, port: 0, data }
     }
 
     /// RFC 2407 §4.6.2: in phase 1 the protocol/port are 0 or UDP/500.
     pub fn matches(&self, id: &IdPayload) -> bool {
+        if *self == Self::Any {
+            return true;
+        }
         let mine = self.to_payload();
         let proto_ok = (id.protocol == 0 && id.port == 0) || (id.protocol == 17 && id.port == 500);
         proto_ok && mine.id_type == id.id_type && mine.data == id.data

@@ -120,23 +120,28 @@ impl Engine {
             return;
         };
         if notify_peer {
+            // One Delete per Informational: strongSwan (as other IKEv1
+            // implementations) acts on the first Delete payload of a message
+            // only, so the children's and the ISAKMP SA's go separately.
             if let Some(sa) = self.sas.get(idx) {
-                let mut payloads: Vec<Payload> = Vec::new();
-                if !sa.children.is_empty() {
-                    payloads.push(Payload::Delete(DeletePayload {
+                let children = (!sa.children.is_empty()).then(|| {
+                    Payload::Delete(DeletePayload {
                         doi: DOI_IPSEC,
                         protocol: ProtocolId::ESP,
                         spi_size: 4,
                         spis: sa.children.iter().map(|(i, _)| i.to_be_bytes().to_vec()).collect(),
-                    }));
-                }
-                payloads.push(Payload::Delete(DeletePayload {
+                    })
+                });
+                let isakmp = Payload::Delete(DeletePayload {
                     doi: DOI_IPSEC,
                     protocol: ProtocolId::ISAKMP,
                     spi_size: 16,
                     spis: vec![[sa.cky_i, sa.cky_r].concat()],
-                }));
-                self.send_informational(idx, payloads);
+                });
+                if let Some(c) = children {
+                    self.send_informational(idx, vec![c]);
+                }
+                self.send_informational(idx, vec![isakmp]);
             }
         }
         let sa = self.sas.remove(idx);
@@ -177,6 +182,8 @@ impl Engine {
         let iv = keys.phase2_iv(&sa.p1_iv, header.message_id);
         let (plain, _) = decrypt_body(&keys, &iv, datagram)?;
         let Ok(raws) = parse_chain(header.next_payload, &plain, true) else {
+            // Garbage after decryption: the wrong key or tampering.
+            self.stats.auth_failed += 1;
             return Ok(());
         };
         let Some(Payload::Hash(h)) = raws.first().map(|r| &r.payload) else {
@@ -184,6 +191,7 @@ impl Engine {
         };
         if !ct_eq(&keys.hash1(header.message_id, &after_first(&raws)), h) {
             // Unauthenticated: drop silently, do not answer.
+            self.stats.auth_failed += 1;
             return Ok(());
         }
         let payloads: Vec<Payload> = raws.into_iter().skip(1).map(|r| r.payload).collect();
@@ -235,8 +243,10 @@ impl Engine {
                         let Ok(b) = <[u8; 4]>::try_from(spi.as_slice()) else {
                             continue;
                         };
-                        let out = u32::from_be_bytes(b);
-                        if let Some(pos) = sa.children.iter().position(|(_, o)| *o == out) {
+                        // RFC 2408 §3.15: the sender names its inbound SPI, our
+                        // outbound; some peers name ours, so either is taken.
+                        let spi = u32::from_be_bytes(b);
+                        if let Some(pos) = sa.children.iter().position(|(i, o)| *o == spi || *i == spi) {
                             let (i, o) = sa.children.remove(pos);
                             self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
                             self.events.push_back(Event::DeleteSa { spi: i, inbound: true });

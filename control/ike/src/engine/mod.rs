@@ -119,6 +119,8 @@ struct IkeSa {
     expires_at: Option<Instant>,
     /// Outstanding R-U-THERE.
     dpd: Option<Dpd>,
+    /// The phase-1 transform agreed on, once known.
+    chosen: Option<IkeProposal>,
 }
 
 /// What [`Engine::ike_sas`] reports about one IKE SA.
@@ -142,6 +144,36 @@ pub struct IkeSaSummary {
     pub nat: NatStatus,
     /// (inbound SPI, outbound SPI) of installed child SAs.
     pub children: Vec<(u32, u32)>,
+    /// Initiator and responder cookies.
+    pub cookies: ([u8; 8], [u8; 8]),
+    /// The phase-1 transform, once agreed.
+    pub proposal: Option<IkeProposal>,
+    /// Established (phase 1 complete and authenticated).
+    pub established: bool,
+}
+
+/// What the engine did with the datagrams it was given (`ikectl stats`):
+/// every datagram lands in exactly one of the `dropped_*` counters or is
+/// `processed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Datagrams handed to the engine.
+    pub received: u64,
+    /// Taken by an exchange (including retransmissions answered).
+    pub processed: u64,
+    /// Not ISAKMP: bad header, length, version, or a missing non-ESP marker.
+    pub dropped_malformed: u64,
+    /// Cookies of no IKE SA of ours, and not a first message.
+    pub dropped_unknown_sa: u64,
+    /// A first message from an address no connection accepts.
+    pub dropped_no_config: u64,
+    /// A first message refused by the half-open limits (flood protection).
+    pub dropped_half_open_limit: u64,
+    /// A message of a known SA that failed: decoding, authentication,
+    /// proposal, identity, or an exchange out of place.
+    pub failed: u64,
+    /// Of those, HASH or decryption failures (wrong PSK, tampering).
+    pub auth_failed: u64,
 }
 
 /// Result of NAT discovery.
@@ -181,8 +213,11 @@ pub struct Engine {
     cookie_secret: [u8; 32],
     next_id: u64,
     sas: Vec<IkeSa>,
+    /// Per peer entry: retired by a reload.
+    retired: Vec<bool>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    stats: EngineStats,
 }
 
 impl core::fmt::Debug for Engine {
@@ -200,7 +235,9 @@ impl Engine {
     ) -> Self {
         let mut cookie_secret = [0u8; 32];
         rng.fill_bytes(&mut cookie_secret);
+        let retired = vec![false; config.peers.len()];
         Self {
+            retired,
             config,
             rng,
             spis,
@@ -209,7 +246,13 @@ impl Engine {
             sas: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            stats: EngineStats::default(),
         }
+    }
+
+    /// Datagram counters.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
     }
 
     /// How long a finished exchange is kept to answer retransmissions: the
@@ -230,20 +273,50 @@ impl Engine {
 
     /// A snapshot of every IKE SA, for the control socket (`ikectl`).
     pub fn ike_sas(&self) -> Vec<IkeSaSummary> {
-        self.sas
-            .iter()
-            .map(|sa| IkeSaSummary {
-                id: sa.id,
-                peer: sa.peer,
-                initiator: sa.initiator,
-                local: sa.local,
-                remote: sa.remote,
-                state: sa.state.name(),
-                quick_modes: sa.quick.iter().map(|q| q.state_name()).collect(),
-                nat: sa.nat,
-                children: sa.children.clone(),
-            })
-            .collect()
+        self.sas.iter().map(summary).collect()
+    }
+
+    /// One IKE SA's snapshot.
+    pub fn ike_sa(&self, id: IkeSaId) -> Option<IkeSaSummary> {
+        self.sas.iter().find(|s| s.id == id).map(summary)
+    }
+
+    /// The most recently created IKE SA (after [`Command::Initiate`]).
+    pub fn newest_ike_sa(&self) -> Option<IkeSaSummary> {
+        self.sas.iter().max_by_key(|s| s.id).map(summary)
+    }
+
+    /// The IKE SAs with a peer at `remote`.
+    pub fn ike_sas_with(&self, remote: std::net::IpAddr) -> Vec<IkeSaId> {
+        self.sas.iter().filter(|s| s.remote.ip() == remote).map(|s| s.id).collect()
+    }
+
+    /// The initiator cookie and phase-1 encryption key of an established IKE
+    /// SA: only for `--keylog` (Wireshark's IKEv1 decryption table).
+    pub fn keylog_ike_sa(&self, id: IkeSaId) -> Option<([u8; 8], crate::crypto::Secret)> {
+        let sa = self.sas.iter().find(|s| s.id == id)?;
+        sa.keys().map(|k| (sa.cky_i, k.encryption_key.clone()))
+    }
+
+    /// Adds a peer entry and returns its index. Indices are stable: entries
+    /// are never removed, only retired.
+    pub fn add_peer(&mut self, peer: PeerConfig) -> usize {
+        self.config.peers.push(peer);
+        self.retired.push(false);
+        self.config.peers.len() - 1
+    }
+
+    /// Retires a peer entry: it no longer answers new phase 1 or Quick Mode
+    /// exchanges nor initiates; SAs already using it live on until deleted.
+    pub fn retire_peer(&mut self, peer: usize) {
+        if let Some(r) = self.retired.get_mut(peer) {
+            *r = true;
+        }
+    }
+
+    /// True when `peer` exists and is not retired.
+    pub(crate) fn peer_active(&self, peer: usize) -> bool {
+        peer < self.config.peers.len() && !self.retired.get(peer).copied().unwrap_or(false)
     }
 
     /// Next datagram to send.
@@ -285,7 +358,15 @@ impl Engine {
             Command::DeleteChild { ike_sa, inbound_spi } => self.delete_child(ike_sa, inbound_spi),
             Command::CreateChild(id) => {
                 if let Some(idx) = self.sas.iter().position(|s| s.id == id && s.keys().is_some()) {
-                    self.start_quick_mode(now, idx);
+                    let peer = self.sas.get(idx).map_or(0, |s| s.peer);
+                    self.start_quick_mode(now, idx, peer);
+                }
+            }
+            Command::CreateChildFor { ike_sa, peer } => {
+                if let Some(idx) = self.sas.iter().position(|s| s.id == ike_sa && s.keys().is_some()) {
+                    if self.peer_active(peer) {
+                        self.start_quick_mode(now, idx, peer);
+                    }
                 }
             }
         }
@@ -356,9 +437,7 @@ impl Engine {
             if let Some(sa) = self.sas.iter_mut().find(|s| s.id == id) {
                 if let Some(pos) = sa.quick.iter().position(|q| q.message_id == mid) {
                     let q = sa.quick.remove(pos);
-                    if let Some(spi) = q.allocated_spi() {
-                        self.spis.release(spi);
-                    }
+                    self.abandon_quick(&q);
                 }
             }
             self.events.push_back(Event::Failed { ike_sa: id, error: Error::Timeout });
@@ -377,13 +456,18 @@ impl Engine {
 
     /// Processes one received UDP payload.
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        self.stats.received += 1;
         let Some(datagram) = strip_marker(local, datagram) else {
+            self.stats.dropped_malformed += 1;
             return;
         };
         let header = match Header::parse(datagram, self.config.max_message_len) {
             Ok(h) => h,
             // Nothing authenticated to answer to; a malformed header is dropped.
-            Err(_) => return,
+            Err(_) => {
+                self.stats.dropped_malformed += 1;
+                return;
+            }
         };
         let idx = self.find_sa(&header, remote);
         let Some(idx) = idx else {
@@ -392,6 +476,8 @@ impl Engine {
                 && matches!(header.exchange_type, ExchangeType::MAIN_MODE | ExchangeType::AGGRESSIVE)
             {
                 self.respond_new(now, local, remote, &header, datagram);
+            } else {
+                self.stats.dropped_unknown_sa += 1;
             }
             return;
         };
@@ -413,11 +499,18 @@ impl Engine {
             ExchangeType::INFORMATIONAL => self.informational_datagram(idx, &header, datagram),
             _ => Err(Error::PeerMisbehaved(PeerMisbehaved::UnexpectedExchange)),
         };
-        if let Err(e) = result {
-            if let Some(sa) = self.sas.get_mut(idx) {
-                (sa.local, sa.remote) = previous;
+        match result {
+            Ok(()) => self.stats.processed += 1,
+            Err(e) => {
+                self.stats.failed += 1;
+                if matches!(e, Error::AuthenticationFailed) {
+                    self.stats.auth_failed += 1;
+                }
+                if let Some(sa) = self.sas.get_mut(idx) {
+                    (sa.local, sa.remote) = previous;
+                }
+                self.handle_error(idx, &header, e);
             }
-            self.handle_error(idx, &header, e);
         }
     }
 
@@ -543,9 +636,7 @@ impl Engine {
                 if let Some(sa) = self.sas.get_mut(idx) {
                     if let Some(pos) = sa.quick.iter().position(|q| q.message_id == header.message_id) {
                         let q = sa.quick.remove(pos);
-                        if let Some(spi) = q.allocated_spi() {
-                            self.spis.release(spi);
-                        }
+                        self.abandon_quick(&q);
                     }
                 }
                 self.events.push_back(Event::Failed { ike_sa: id, error: e });
@@ -554,15 +645,27 @@ impl Engine {
         }
     }
 
+    /// An unfinished Quick Mode ends: a responder whose inbound SA was
+    /// already installed (after HASH(2), see quick_mode.rs) asks for its
+    /// removal (the driver frees the SPI with it); otherwise the SPI, never
+    /// installed, goes back to the allocator.
+    fn abandon_quick(&mut self, q: &quick_mode::Exchange) {
+        if let Some(spi) = q.allocated_spi() {
+            if q.inbound_installed() {
+                self.events.push_back(Event::DeleteSa { spi, inbound: true });
+            } else {
+                self.spis.release(spi);
+            }
+        }
+    }
+
     /// Ends an IKE SA after an error, without telling the peer.
     fn fail(&mut self, id: IkeSaId, error: Error) {
         if let Some(pos) = self.sas.iter().position(|s| s.id == id) {
             let sa = self.sas.remove(pos);
             let was_established = sa.keys().is_some();
-            for q in sa.quick {
-                if let Some(spi) = q.allocated_spi() {
-                    self.spis.release(spi);
-                }
+            for q in &sa.quick {
+                self.abandon_quick(q);
             }
             self.events.push_back(Event::Failed { ike_sa: id, error });
             for (i, o) in sa.children {
@@ -590,6 +693,23 @@ impl Engine {
         })];
         let bytes = crate::msgs::Message { header: h, payloads }.emit();
         self.send_once(idx, bytes);
+    }
+}
+
+fn summary(sa: &IkeSa) -> IkeSaSummary {
+    IkeSaSummary {
+        id: sa.id,
+        peer: sa.peer,
+        initiator: sa.initiator,
+        local: sa.local,
+        remote: sa.remote,
+        state: sa.state.name(),
+        quick_modes: sa.quick.iter().map(|q| q.state_name()).collect(),
+        nat: sa.nat,
+        children: sa.children.clone(),
+        cookies: (sa.cky_i, sa.cky_r),
+        proposal: sa.chosen,
+        established: sa.keys().is_some(),
     }
 }
 

@@ -37,7 +37,7 @@ use crate::msgs::{
     Payload, PayloadType, Proposal, ProtocolId, RawPayload, SaPayload, Transform, DOI_IPSEC, KEY_IKE,
     SIT_IDENTITY_ONLY,
 };
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// RFC 3947 §2: the NAT-T vendor id.
@@ -366,10 +366,24 @@ impl Engine {
         })
     }
 
+    /// RFC 2407 §4.6.3.3: INITIAL-CONTACT tells the peer we have no other
+    /// SA with it, so it is sent only when no other IKE SA with this peer
+    /// is established (not on re-establishment).
+    fn other_established_with_peer(&self, idx: usize) -> bool {
+        let Some(me) = self.sas.get(idx) else {
+            return false;
+        };
+        self.sas.iter().any(|s| s.id != me.id && s.remote.ip() == me.remote.ip() && s.keys().is_some())
+    }
+
     pub(super) fn initiate(&mut self, now: Instant, peer: usize) {
         let Some(cfg) = self.config.peers.get(peer).cloned() else {
             return;
         };
+        // A responder-only entry (`%any`) has no address to initiate to.
+        if !self.peer_active(peer) || cfg.remote_address.is_unspecified() {
+            return;
+        }
         let mut cky_i = [0u8; 8];
         self.rng.fill_bytes(&mut cky_i);
         let id = self.alloc_id();
@@ -395,6 +409,7 @@ impl Engine {
             keepalive_at: None,
             expires_at: None,
             dpd: None,
+            chosen: None,
         };
         let result = match cfg.mode {
             Phase1Mode::Main => {
@@ -454,7 +469,18 @@ impl Engine {
         header: &Header,
         datagram: &[u8],
     ) {
-        let Some(peer) = self.config.peers.iter().position(|p| p.remote_address == remote.ip()) else {
+        // An exact address entry first, then one that accepts any peer.
+        let find = |want: &dyn Fn(IpAddr) -> bool| {
+            self.config
+                .peers
+                .iter()
+                .enumerate()
+                .find(|(i, p)| self.peer_active(*i) && want(p.remote_address))
+                .map(|(i, _)| i)
+        };
+        let exact = find(&|a| a == remote.ip());
+        let Some(peer) = exact.or_else(|| find(&|a: IpAddr| a.is_unspecified())) else {
+            self.stats.dropped_no_config += 1;
             return;
         };
         // Bounded half-open state, per peer and in total.
@@ -463,9 +489,11 @@ impl Engine {
             || half_open.iter().filter(|s| s.remote.ip() == remote.ip()).count()
                 >= self.config.max_half_open_per_peer
         {
+            self.stats.dropped_half_open_limit += 1;
             return;
         }
         let Ok(raws) = parse_plain(header, datagram) else {
+            self.stats.dropped_malformed += 1;
             return;
         };
         let id = self.alloc_id();
@@ -489,6 +517,7 @@ impl Engine {
             keepalive_at: None,
             expires_at: None,
             dpd: None,
+            chosen: None,
         });
         let idx = self.sas.len() - 1;
         let r = if header.exchange_type == ExchangeType::MAIN_MODE {
@@ -498,11 +527,15 @@ impl Engine {
         };
         match r {
             Ok(()) => {
+                self.stats.processed += 1;
                 if let Some(sa) = self.sas.get_mut(idx) {
                     sa.flight.last_in = Some(fingerprint(datagram));
                 }
             }
-            Err(e) => self.handle_error(idx, header, e),
+            Err(e) => {
+                self.stats.failed += 1;
+                self.handle_error(idx, header, e);
+            }
         }
     }
 
@@ -517,6 +550,7 @@ impl Engine {
         sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(raws);
         let mut payloads = vec![Payload::Sa(reply_sa)];
         payloads.extend(vendor_ids(sa.nat_t));
+        sa.chosen = Some(chosen);
         sa.state = State::MmRSentSa { sa_i_b: sa_i_b.to_vec(), chosen };
         let bytes =
             crate::msgs::Message { header: Self::header(sa, ExchangeType::MAIN_MODE, 0, 0), payloads }.emit();
@@ -566,6 +600,7 @@ impl Engine {
         payloads.extend(vendor_ids(sa.nat_t));
         payloads.extend(nat_d_payloads(chosen.hash, sa));
         sa.p1_iv = keys.initial_iv.clone();
+        sa.chosen = Some(chosen);
         sa.state = State::AmRSent2 {
             sa_i_b: sa_i_b.to_vec(),
             keys: Box::new(keys),
@@ -633,6 +668,7 @@ impl Engine {
                 sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(&raws);
                 let mut payloads = vec![Payload::Ke(dh.public_value().to_vec()), Payload::Nonce(ni.clone())];
                 payloads.extend(nat_d_payloads(chosen.hash, sa));
+                sa.chosen = Some(chosen);
                 sa.state = State::MmISentKe { sa_i_b, chosen, dh, ni };
                 let bytes = crate::msgs::Message {
                     header: Self::header(sa, ExchangeType::MAIN_MODE, 0, 0),
@@ -676,6 +712,7 @@ impl Engine {
                 let gxy =
                     dh.agree(&gxr).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
                 let gxi = dh.public_value().to_vec();
+                let first_contact = cfg.initial_contact && !self.other_established_with_peer(idx);
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 detect_nat(chosen.hash, sa, &raws);
                 float(sa);
@@ -686,7 +723,7 @@ impl Engine {
                 let idii_b = body_of(&idp);
                 let hash_i = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idii_b);
                 let mut payloads = vec![idp, Payload::Hash(hash_i.to_vec())];
-                if cfg.initial_contact {
+                if first_contact {
                     payloads.push(initial_contact(sa));
                 }
                 let mut iv = keys.initial_iv.clone();
@@ -774,7 +811,9 @@ impl Engine {
                 let gxy =
                     dh.agree(&gxr).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
                 let gxi = dh.public_value().to_vec();
+                let first_contact = cfg.initial_contact && !self.other_established_with_peer(idx);
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                sa.chosen = Some(chosen);
                 sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(&raws);
                 detect_nat(chosen.hash, sa, &raws);
                 float(sa);
@@ -786,7 +825,7 @@ impl Engine {
                 let hash_i = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idii_b);
                 let mut payloads = vec![Payload::Hash(hash_i.to_vec())];
                 payloads.extend(nat_d_payloads(chosen.hash, sa));
-                if cfg.initial_contact {
+                if first_contact {
                     payloads.push(initial_contact(sa));
                 }
                 let mut iv = keys.initial_iv.clone();
@@ -843,7 +882,7 @@ impl Engine {
             self.events.push_back(Event::InitialContact(id));
         }
         if self.sas.get(idx).is_some_and(|s| s.initiator) {
-            self.start_quick_mode(now, idx);
+            self.start_quick_mode(now, idx, peer);
         }
     }
 }

@@ -10,10 +10,16 @@
 //!       HDR*, HASH(3)               -->                      Done (both)
 //! ```
 //! Each exchange has a random message id and its own IV chain, seeded by
-//! hash(last phase-1 CBC block | M-ID). The initiator installs after
-//! HASH(2) verified, the responder after HASH(3) verified.
+//! hash(last phase-1 CBC block | M-ID). The initiator installs both SAs
+//! after HASH(2) verified, before its HASH(3) leaves. The responder
+//! installs its inbound SA before HASH(2) leaves (the initiator may send on
+//! it as soon as HASH(2) arrives) and its outbound SA after HASH(3).
+//!
+//! The responder accepts the initiator's selectors when they lie inside
+//! one of the children configured for the peer (narrowing, as strongSwan
+//! does for IKEv1) and installs exactly what was proposed.
 
-use super::config::{EspEncryption, EspIntegrity, EspProposal, Mode, TrafficSelector};
+use super::config::{EspEncryption, EspIntegrity, EspProposal, Mode, TrafficSelector, TsAddress};
 use super::phase1::{find, get_nonce, get_sa};
 use super::types::{id_to_ts, ts_to_id, Encapsulation, EspSaDescription, Lifetime, NatOriginalAddresses};
 use super::{
@@ -45,13 +51,18 @@ pub(super) struct Exchange {
 #[derive(Debug)]
 enum QmState {
     ISent1 {
+        peer: usize,
         ni: Vec<u8>,
         dh: Option<DhSecret>,
         spi_in: u32,
         offered: Vec<EspProposal>,
         nat_oa: Option<NatOriginalAddresses>,
+        mode: Mode,
+        local_ts: TrafficSelector,
+        remote_ts: TrafficSelector,
     },
     RSent2 {
+        peer: usize,
         ni: Vec<u8>,
         nr: Vec<u8>,
         gxy: Option<Secret>,
@@ -82,7 +93,12 @@ impl Exchange {
         matches!(self.state, QmState::ISent1 { .. })
     }
 
-    /// The inbound SPI reserved and not yet installed, if any.
+    /// True when the driver was told to install the inbound SA already.
+    pub(super) fn inbound_installed(&self) -> bool {
+        matches!(self.state, QmState::RSent2 { .. })
+    }
+
+    /// The inbound SPI reserved and not yet in a finished pair, if any.
     pub(super) fn allocated_spi(&self) -> Option<u32> {
         match self.state {
             QmState::ISent1 { spi_in, .. } | QmState::RSent2 { spi_in, .. } => Some(spi_in),
@@ -350,23 +366,68 @@ fn responder_lifetime(raws: &[RawPayload<'_>]) -> Option<Lifetime> {
     (life.seconds > 0).then_some(life)
 }
 
+/// A configured host selector on the unspecified address stands for the IKE
+/// address (`dynamic` in swanctl.conf, or `%any` peers).
+fn resolve(ts: TrafficSelector, ike_address: IpAddr) -> TrafficSelector {
+    match ts.address {
+        TsAddress::Host(a) if a.is_unspecified() => {
+            TrafficSelector { address: TsAddress::Host(ike_address), ..ts }.normalized()
+        }
+        _ => ts.normalized(),
+    }
+}
+
+/// The inclusive address range of a selector, as 128-bit numbers (IPv4 in
+/// the low bits), with its family.
+fn ts_range(a: &TsAddress) -> (bool, u128, u128) {
+    let n = |a: IpAddr| match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    match *a {
+        TsAddress::Host(h) => (h.is_ipv4(), n(h), n(h)),
+        TsAddress::Subnet(h, p) => {
+            let bits: u32 = if h.is_ipv4() { 32 } else { 128 };
+            let host_bits = bits.saturating_sub(u32::from(p));
+            let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+            let lo = n(h) & mask;
+            (h.is_ipv4(), lo, lo | !mask & (u128::MAX >> (128 - bits)))
+        }
+        TsAddress::Range(x, y) => (x.is_ipv4(), n(x), n(y)),
+    }
+}
+
+/// True when every packet `inner` matches also matches `outer`.
+pub(super) fn ts_contains(outer: &TrafficSelector, inner: &TrafficSelector) -> bool {
+    let (f1, lo1, hi1) = ts_range(&outer.address);
+    let (f2, lo2, hi2) = ts_range(&inner.address);
+    f1 == f2
+        && lo1 <= lo2
+        && hi2 <= hi1
+        && lo2 <= hi2
+        && (outer.protocol == 0 || outer.protocol == inner.protocol)
+        && (outer.port == 0 || outer.port == inner.port)
+}
+
 impl Engine {
     /// Initiator: sends Quick Mode message 1 for the peer's child config.
-    pub(super) fn start_quick_mode(&mut self, now: Instant, idx: usize) {
-        if let Err(e) = self.try_start_quick_mode(now, idx) {
+    pub(super) fn start_quick_mode(&mut self, now: Instant, idx: usize, peer: usize) {
+        if let Err(e) = self.try_start_quick_mode(now, idx, peer) {
             if let Some(sa) = self.sas.get(idx) {
                 self.events.push_back(Event::Failed { ike_sa: sa.id, error: e });
             }
         }
     }
 
-    fn try_start_quick_mode(&mut self, now: Instant, idx: usize) -> Result<(), Error> {
+    fn try_start_quick_mode(&mut self, now: Instant, idx: usize, peer: usize) -> Result<(), Error> {
         let sa = self.sas.get(idx).ok_or(Error::Local("sa"))?;
-        let cfg = self.config.peers.get(sa.peer).cloned().ok_or(Error::Local("peer"))?;
+        let cfg = self.config.peers.get(peer).cloned().ok_or(Error::Local("peer"))?;
         let child = cfg.child;
         // RFC 3947 §5.1: UDP-encapsulated modes only with a NAT on the path.
         let udp = sa.nat_t && sa.nat.any();
         let (local_ip, remote_ip) = (sa.local.ip(), sa.remote.ip());
+        let local_ts = resolve(child.local_ts, local_ip);
+        let remote_ts = resolve(child.remote_ts, remote_ip);
         let mid = self.new_message_id(idx);
         let spi_in = self.spis.allocate().ok_or(Error::Local("no SPI"))?;
         let ni = self.random_bytes(32);
@@ -394,8 +455,8 @@ impl Engine {
         if let Some(dh) = &dh {
             rest.push(Payload::Ke(dh.public_value().to_vec()));
         }
-        rest.push(Payload::Id(ts_to_id(&child.local_ts)));
-        rest.push(Payload::Id(ts_to_id(&child.remote_ts)));
+        rest.push(Payload::Id(ts_to_id(&local_ts)));
+        rest.push(Payload::Id(ts_to_id(&remote_ts)));
         // RFC 3947 §5.2: transport mode behind NAT sends NAT-OAi, NAT-OAr.
         let nat_oa = (encap == Encapsulation::UdpTransport)
             .then_some(NatOriginalAddresses { initiator: local_ip, responder: remote_ip });
@@ -419,7 +480,17 @@ impl Engine {
             iv,
             flight: Flight::default(),
             finished: None,
-            state: QmState::ISent1 { ni, dh, spi_in, offered: child.proposals.clone(), nat_oa },
+            state: QmState::ISent1 {
+                peer,
+                ni,
+                dh,
+                spi_in,
+                offered: child.proposals.clone(),
+                nat_oa,
+                mode: child.mode,
+                local_ts,
+                remote_ts,
+            },
         });
         self.send(now, idx, Some(mid), bytes, true);
         Ok(())
@@ -473,7 +544,6 @@ impl Engine {
             _ => return Err(Error::PeerMisbehaved(PeerMisbehaved::MissingPayload)),
         };
         let id = sa.id;
-        let cfg = self.config.peers.get(sa.peer).cloned().ok_or(Error::Local("peer"))?;
         let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
         let qm_header = Self::header(sa, ExchangeType::QUICK_MODE, mid, 0);
         let (local, remote) = (sa.local, sa.remote);
@@ -481,18 +551,29 @@ impl Engine {
             return Ok(());
         };
         match core::mem::replace(&mut ex.state, QmState::Done) {
-            QmState::ISent1 { ni, dh, spi_in, offered, nat_oa } => {
+            QmState::ISent1 { peer, ni, dh, spi_in, offered, nat_oa, mode, local_ts, remote_ts } => {
                 let rest = after_first(&raws);
                 let Some(proof) = verify_qm_hash(&keys.hash2(mid, &ni, &rest), &received_hash) else {
-                    ex.state = QmState::ISent1 { ni, dh, spi_in, offered, nat_oa };
+                    ex.state =
+                        QmState::ISent1 { peer, ni, dh, spi_in, offered, nat_oa, mode, local_ts, remote_ts };
                     return Err(Error::AuthenticationFailed);
                 };
-                let expect_encap = Encapsulation::new(cfg.child.mode, sa.nat_t && sa.nat.any());
+                let expect_encap = Encapsulation::new(mode, sa.nat_t && sa.nat.any());
                 let reply = match read_reply(&raws, &offered, dh.as_ref(), expect_encap) {
                     Ok(r) => r,
                     Err(e) => {
                         // Keep the state so the error path releases our SPI.
-                        ex.state = QmState::ISent1 { ni, dh, spi_in, offered, nat_oa };
+                        ex.state = QmState::ISent1 {
+                            peer,
+                            ni,
+                            dh,
+                            spi_in,
+                            offered,
+                            nat_oa,
+                            mode,
+                            local_ts,
+                            remote_ts,
+                        };
                         return Err(e);
                     }
                 };
@@ -515,8 +596,8 @@ impl Engine {
                     offer.proposal,
                     offer.encap,
                     lifetime,
-                    cfg.child.local_ts,
-                    cfg.child.remote_ts,
+                    local_ts,
+                    remote_ts,
                     local,
                     remote,
                     nat_oa,
@@ -525,12 +606,14 @@ impl Engine {
                 self.send(now, idx, Some(mid), bytes, false);
                 self.events.push_back(Event::InstallSa {
                     ike_sa: id,
+                    peer,
                     inbound: Box::new(inb),
                     outbound: Box::new(outb),
                 });
                 Ok(())
             }
             QmState::RSent2 {
+                peer,
                 ni,
                 nr,
                 gxy,
@@ -548,6 +631,7 @@ impl Engine {
                     verify_qm_hash(&keys.hash3(mid, &ni, &nr), &received_hash).filter(|_| raws.len() == 1);
                 let Some(proof) = proof else {
                     ex.state = QmState::RSent2 {
+                        peer,
                         ni,
                         nr,
                         gxy,
@@ -588,6 +672,7 @@ impl Engine {
                 sa.children.push((spi_in, spi_out));
                 self.events.push_back(Event::InstallSa {
                     ike_sa: id,
+                    peer,
                     inbound: Box::new(inb),
                     outbound: Box::new(outb),
                 });
@@ -611,8 +696,7 @@ impl Engine {
             return Ok(());
         }
         let keys = sa.keys().cloned().ok_or(Error::Local("keys"))?;
-        let cfg = self.config.peers.get(sa.peer).cloned().ok_or(Error::Local("peer"))?;
-        let child = cfg.child;
+        let candidates = self.children_of_peer(sa.peer);
         let (local_ip, remote_ip) = (sa.local.ip(), sa.remote.ip());
         let iv = keys.phase2_iv(&sa.p1_iv, mid);
         let (plain, next_iv) = decrypt_body(&keys, &iv, datagram)?;
@@ -628,43 +712,61 @@ impl Engine {
         let fp = fingerprint(datagram);
         let (sa_p, _) = get_sa(&raws)?;
         let ni = get_nonce(&raws)?.to_vec();
-        // IDci / IDcr: the initiator's view; must equal ours mirrored.
+        // IDci / IDcr: the initiator's view. Without them the selectors are
+        // the IKE addresses (RFC 2409 §5.5).
         let ids: Vec<&RawPayload<'_>> =
             raws.iter().filter(|r| r.payload.payload_type() == PayloadType::ID).collect();
+        let host = |a: IpAddr| TrafficSelector { address: TsAddress::Host(a), protocol: 0, port: 0 };
         let (ts_i, ts_r) = match ids.as_slice() {
+            [] => (host(remote_ip), host(local_ip)),
             [a, b] => match (&a.payload, &b.payload) {
-                (Payload::Id(a), Payload::Id(b)) => (id_to_ts(a), id_to_ts(b)),
-                _ => (None, None),
+                (Payload::Id(a), Payload::Id(b)) => match (id_to_ts(a), id_to_ts(b)) {
+                    (Some(i), Some(r)) => (i.normalized(), r.normalized()),
+                    _ => return Err(Error::InvalidIdentity),
+                },
+                _ => return Err(Error::InvalidIdentity),
             },
-            _ => (None, None),
+            _ => return Err(Error::InvalidIdentity),
         };
-        if ts_i.map(TrafficSelector::normalized) != Some(child.remote_ts.normalized())
-            || ts_r.map(TrafficSelector::normalized) != Some(child.local_ts.normalized())
-        {
-            return Err(Error::InvalidIdentity);
-        }
-        // The first initiator proposal that matches one of ours.
+        // The first child (of those configured for this peer) whose
+        // selectors contain the proposed ones, then its first proposal the
+        // initiator offered.
+        let mut selectors_fit = false;
         let mut choice = None;
-        for p in &sa_p.proposals {
-            if p.protocol != ProtocolId::ESP {
+        'children: for &peer in &candidates {
+            let Some(child) = self.config.peers.get(peer).map(|p| &p.child) else {
+                continue;
+            };
+            if !ts_contains(&resolve(child.remote_ts, remote_ip), &ts_i)
+                || !ts_contains(&resolve(child.local_ts, local_ip), &ts_r)
+            {
                 continue;
             }
-            if let ([t], Some(spi)) = (p.transforms.as_slice(), spi_of(p)) {
-                if let Some(o) = parse_esp_transform(t) {
-                    let mode_ok = match o.encap {
-                        Encapsulation::Tunnel | Encapsulation::UdpTunnel => child.mode == Mode::Tunnel,
-                        Encapsulation::Transport | Encapsulation::UdpTransport => {
-                            child.mode == Mode::Transport
+            selectors_fit = true;
+            for p in &sa_p.proposals {
+                if p.protocol != ProtocolId::ESP {
+                    continue;
+                }
+                if let ([t], Some(spi)) = (p.transforms.as_slice(), spi_of(p)) {
+                    if let Some(o) = parse_esp_transform(t) {
+                        let mode_ok = match o.encap {
+                            Encapsulation::Tunnel | Encapsulation::UdpTunnel => child.mode == Mode::Tunnel,
+                            Encapsulation::Transport | Encapsulation::UdpTransport => {
+                                child.mode == Mode::Transport
+                            }
+                        };
+                        if mode_ok && o.group == child.pfs_group && child.proposals.contains(&o.proposal) {
+                            choice = Some((peer, child.clone(), p.clone(), t.clone(), o, spi));
+                            break 'children;
                         }
-                    };
-                    if mode_ok && o.group == child.pfs_group && child.proposals.contains(&o.proposal) {
-                        choice = Some((p.clone(), t.clone(), o, spi));
-                        break;
                     }
                 }
             }
         }
-        let (prop, t, offer, spi_out) = choice.ok_or(Error::NoProposalChosen)?;
+        if !selectors_fit {
+            return Err(Error::InvalidIdentity);
+        }
+        let (peer, child, prop, t, offer, spi_out) = choice.ok_or(Error::NoProposalChosen)?;
         let spi_in = self.spis.allocate().ok_or(Error::Local("no SPI"))?;
         let nr = self.random_bytes(32);
         let (ke, gxy) = match offer.group {
@@ -704,8 +806,10 @@ impl Engine {
         if let Some(ke) = ke {
             rest.push(Payload::Ke(ke));
         }
-        rest.push(Payload::Id(ts_to_id(&child.remote_ts)));
-        rest.push(Payload::Id(ts_to_id(&child.local_ts)));
+        if !ids.is_empty() {
+            rest.push(Payload::Id(ts_to_id(&ts_i)));
+            rest.push(Payload::Id(ts_to_id(&ts_r)));
+        }
         // RFC 3947 §5.2: the initiator's original addresses, echoed with ours.
         let nat_oa = if offer.encap == Encapsulation::UdpTransport {
             let oas: Vec<IpAddr> = raws
@@ -764,20 +868,65 @@ impl Engine {
             flight: Flight { last_in: Some(fp), ..Flight::default() },
             finished: None,
             state: QmState::RSent2 {
-                ni,
-                nr,
-                gxy,
+                peer,
+                ni: ni.clone(),
+                nr: nr.clone(),
+                gxy: gxy.clone(),
                 spi_in,
                 spi_out,
                 chosen: offer.proposal,
                 lifetime,
-                local_ts: child.local_ts,
-                remote_ts: child.remote_ts,
+                local_ts: ts_r,
+                remote_ts: ts_i,
                 encap: offer.encap,
                 nat_oa,
             },
         });
+        // HASH(1) verified above: the pair is keyed by this authenticated
+        // exchange. The inbound half goes in before HASH(2) is sent.
+        let (inb, _) = make_pair(
+            QuickModeAuthenticated(()),
+            &keys,
+            gxy.as_deref().map(|v| v.as_slice()),
+            &ni,
+            &nr,
+            spi_in,
+            spi_out,
+            offer.proposal,
+            offer.encap,
+            lifetime,
+            ts_r,
+            ts_i,
+            sa.local,
+            sa.remote,
+            nat_oa,
+        );
+        let id = sa.id;
+        self.events.push_back(Event::InstallInbound { ike_sa: id, peer, inbound: Box::new(inb) });
         self.send(now, idx, Some(mid), bytes, true);
         Ok(())
+    }
+
+    /// The peer entries that describe children of the same peer as `peer`
+    /// (same addresses and identity): `peer` first.
+    fn children_of_peer(&self, peer: usize) -> Vec<usize> {
+        let Some(base) = self.config.peers.get(peer) else {
+            return Vec::new();
+        };
+        let same = |p: &super::PeerConfig| {
+            p.remote_address == base.remote_address
+                && p.local_address == base.local_address
+                && p.remote_id == base.remote_id
+        };
+        core::iter::once(peer)
+            .chain(
+                self.config
+                    .peers
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, p)| *i != peer && self.peer_active(*i) && same(p))
+                    .map(|(i, _)| i),
+            )
+            .collect()
     }
 }

@@ -88,6 +88,13 @@ pub struct EspSaDescription {
     pub nat_original: Option<NatOriginalAddresses>,
 }
 
+impl Drop for EspSaDescription {
+    /// The GCM salt is keying material too (the keys are `Secret`s).
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.salt);
+    }
+}
+
 impl core::fmt::Debug for EspSaDescription {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("EspSaDescription")
@@ -130,6 +137,14 @@ pub enum Command {
     /// Negotiate another child SA (Quick Mode) on an established IKE SA,
     /// e.g. to replace one nearing the end of its lifetime.
     CreateChild(IkeSaId),
+    /// Like [`Command::CreateChild`], for the child of another peer entry
+    /// (another child or selector pair of the same connection).
+    CreateChildFor {
+        /// The established IKE SA to run Quick Mode on.
+        ike_sa: IkeSaId,
+        /// The peer entry whose child config is proposed.
+        peer: usize,
+    },
     /// Delete one child SA, given our inbound SPI, telling the peer
     /// (RFC 2408 §3.15 Delete, protected per RFC 2409 §5.7).
     DeleteChild {
@@ -157,10 +172,26 @@ pub enum Event {
         /// What went wrong.
         error: Error,
     },
-    /// A child SA pair to install.
+    /// Responder only: the inbound SA of a Quick Mode we just answered
+    /// (HASH(2) sent). Install it before sending the reply, which lets the
+    /// initiator start using it (the driver handles events before
+    /// transmits). [`Event::InstallSa`] follows with both directions when
+    /// HASH(3) arrives, or [`Event::DeleteSa`] if the exchange fails.
+    InstallInbound {
+        /// The IKE SA it belongs to.
+        ike_sa: IkeSaId,
+        /// The peer entry whose child config matched.
+        peer: usize,
+        /// Traffic from the peer.
+        inbound: Box<EspSaDescription>,
+    },
+    /// A child SA pair to install (both roles, when the exchange completes;
+    /// the initiator's reply HASH(3) is queued after this event).
     InstallSa {
         /// The IKE SA it belongs to.
         ike_sa: IkeSaId,
+        /// The peer entry whose child config was negotiated.
+        peer: usize,
         /// Traffic from the peer.
         inbound: Box<EspSaDescription>,
         /// Traffic to the peer.
