@@ -34,6 +34,7 @@
 //! so a restarted dataplane continues after the last number any lcore took: none is reused.
 
 mod abi;
+pub mod counters;
 mod index;
 mod layout;
 mod reader;
