@@ -19,7 +19,7 @@ use std::time::Instant;
 use tokio::sync::broadcast;
 
 /// SA counts for `stats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineCounts {
     /// IKE SAs in any state.
     pub ike_sas: u64,
@@ -27,6 +27,8 @@ pub struct EngineCounts {
     pub ike_sas_half_open: u64,
     /// Installed child SA pairs.
     pub child_sas: u64,
+    /// What became of received IKE datagrams (counter name → count).
+    pub ike_datagrams: std::collections::BTreeMap<String, u64>,
 }
 
 /// What the engine loop provides to the rest of the daemon. Calls are
@@ -279,6 +281,7 @@ impl<E: EngineControl> ControlHandler for Daemon<E> {
             ctl_requests: 0,
             ctl_errors: 0,
             dataplane: self.engine.dataplane_stats(),
+            ike_datagrams: counts.ike_datagrams,
         })
     }
 

@@ -115,7 +115,10 @@ pub fn esp_line(k: &EspKeys<'_>) -> String {
 }
 
 fn open_secret_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).mode(0o600).open(path)
+    let f = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    // `mode` applies only at creation: an existing file is narrowed too.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(f)
 }
 
 /// The open key log files.
@@ -223,5 +226,17 @@ mod tests {
         }
         let mode = std::fs::metadata(&kl_dir).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn an_existing_file_is_narrowed_to_owner_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join(ESP_TABLE);
+        std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _log = KeyLog::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        assert_eq!(mode, 0o600);
     }
 }

@@ -2,8 +2,10 @@
 //! crate: swanctl-style configuration, the ikectl control socket, logging
 //! per subsystem, and Wireshark key logs.
 //!
-//! The engine loop (UDP sockets on 500/4500, timers, SA installation into
-//! the SA database) plugs in through [`daemon::EngineControl`].
+//! The engine loop ([`net`]: UDP sockets on 500/4500, the beat) drives the
+//! [`manager::Manager`], which runs the SA lifecycle and installs into the
+//! SA database through [`knl`]; the control socket reaches it through
+//! [`daemon::EngineControl`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -15,4 +17,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod keylog;
+pub mod knl;
 pub mod logging;
+pub mod manager;
+pub mod net;

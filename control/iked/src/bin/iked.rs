@@ -9,9 +9,12 @@
 use clap::Parser;
 use iked::config::{self, Config, DEFAULT_CONFIG};
 use iked::ctl::server::{self, ServerCounters, SocketGuard};
-use iked::daemon::{Daemon, Detached, EngineControl};
+use iked::daemon::{Daemon, EngineControl};
 use iked::keylog::KeyLog;
+use iked::knl::Kernel;
 use iked::logging;
+use iked::manager::Manager;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -96,7 +99,7 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     let listener = server::bind(&socket_path).await.map_err(|e| e.to_string())?;
     let _guard = SocketGuard(socket_path.clone());
     let keylog_dir = args.keylog.clone().or_else(|| config.daemon.keylog.clone());
-    let _keylog = match &keylog_dir {
+    let keylog = match &keylog_dir {
         Some(dir) => {
             let k =
                 KeyLog::open(dir).map_err(|e| format!("cannot open key log in {}: {e}", dir.display()))?;
@@ -110,8 +113,28 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     tracing::info!(target: "dmn", "iked {} starting: {}", env!("CARGO_PKG_VERSION"), summary(&config));
     let delete_on_exit = config.daemon.delete_sas_on_exit;
-    let daemon = Arc::new(Daemon::new(args.config.clone(), config, Detached, Some(log)));
+    // One iked per SA database: a lock file beside it.
+    let lock_path = lock_path(&config.daemon.sadb);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    lock.try_lock().map_err(|_| {
+        format!(
+            "another iked already manages the SA database {} (lock {} is held)",
+            config.daemon.sadb.display(),
+            lock_path.display()
+        )
+    })?;
+    let kernel = Kernel::open(&config.daemon.sadb).map_err(|e| format!("SA database: {e}"))?;
+    tracing::info!(target: "knl", "SA database {}", config.daemon.sadb.display());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let manager = Manager::new(Arc::new(config.clone()), kernel, keylog);
+    let (engine, engine_task) = iked::net::start(manager, stop_rx.clone()).await?;
+    let daemon = Arc::new(Daemon::new(args.config.clone(), config, engine, Some(log)));
     let counters = Arc::new(ServerCounters::default());
     let server = tokio::spawn(server::serve(listener, Arc::clone(&daemon), counters, stop_rx));
     tracing::info!(target: "dmn", "control socket {}", socket_path.display());
@@ -134,6 +157,15 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     );
     daemon.engine().shutdown(delete_on_exit);
     let _ = stop_tx.send(true);
+    let _ = engine_task.await;
     let _ = server.await;
+    drop(lock);
     Ok(())
+}
+
+/// `/dev/shm/espgw-sadb` -> `/dev/shm/espgw-sadb.iked.lock`.
+fn lock_path(sadb: &std::path::Path) -> PathBuf {
+    let mut s = sadb.as_os_str().to_owned();
+    s.push(".iked.lock");
+    PathBuf::from(s)
 }

@@ -45,7 +45,13 @@ pub fn peer_configs(
     }
     let psk = config.psk_for(conn).ok_or_else(|| err("no pre-shared key".to_owned()))?;
     let local_id = conn.local.id.to_engine().unwrap_or(Identity::Address(local));
-    let remote_id = conn.remote.id.to_engine().unwrap_or(Identity::Address(remote));
+    // Unset, the peer's identity is its address (IKEv1 PSK convention); a
+    // responder for any address (`%any`) then accepts any identity.
+    let remote_id = conn.remote.id.to_engine().unwrap_or(if remote.is_unspecified() {
+        Identity::Any
+    } else {
+        Identity::Address(remote)
+    });
     let mut proposals = Vec::new();
     for t in child.esp_transforms() {
         proposals
@@ -144,5 +150,20 @@ secret = "k"
             peer_configs(&config, conn, child, local, other).err().map(|e| e.to_string()),
             Some("connection `home`, child `net`: 203.0.113.1 is not in remote_addrs".to_owned())
         );
+    }
+
+    #[test]
+    fn a_responder_for_any_peer_accepts_any_identity() {
+        let text = TEXT
+            .replace("remote_addrs = \"198.51.100.2\"", "remote_addrs = \"%any\"")
+            .replace("remote.id = \"@b.example\"\n", "");
+        let text = text.replace("[secrets.ike-b]\nid = \"@b.example\"\n", "[secrets.ike-b]\n");
+        let config = parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let (conn, child) = config.child("net").unwrap_or_else(|| panic!("net"));
+        let local: IpAddr = "192.0.2.1".parse().unwrap_or(IpAddr::from([0; 4]));
+        let any = IpAddr::from([0u8; 4]);
+        let peers = peer_configs(&config, conn, child, local, any).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(peers[0].remote_id, Identity::Any);
+        assert!(peers[0].remote_id.matches(&Identity::Fqdn("whoever.example".into()).to_payload()));
     }
 }

@@ -161,6 +161,12 @@ pub fn stats(s: &Stats) -> String {
     let _ = writeln!(o, "IKE_SAs: {} total, {} half-open", s.ike_sas, s.ike_sas_half_open);
     let _ = writeln!(o, "CHILD_SAs: {}", s.child_sas);
     let _ = writeln!(o, "control: {} requests, {} errors", s.ctl_requests, s.ctl_errors);
+    if !s.ike_datagrams.is_empty() {
+        let _ = writeln!(o, "IKE datagrams:");
+        for (k, v) in &s.ike_datagrams {
+            let _ = writeln!(o, "  {k}: {v}");
+        }
+    }
     match &s.dataplane {
         None => o.push_str("dataplane: not attached\n"),
         Some(d) => {

@@ -399,6 +399,11 @@ pub struct Stats {
     /// count, plus totals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataplane: Option<DataplaneStats>,
+    /// What became of received IKE datagrams: `received`, `processed`,
+    /// `dropped-malformed`, `dropped-unknown-sa`, `dropped-no-config`,
+    /// `dropped-half-open-limit`, `failed`, `auth-failed`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ike_datagrams: BTreeMap<String, u64>,
 }
 
 /// Dataplane counters read from the SA database.

@@ -1,0 +1,625 @@
+//! The dataplane side of iked (strongSwan's `knl` subsystem): SAs and
+//! policies written into the shared SA database that `espd` reads, SPI
+//! allocation, the dataplane's events and counters read back.
+//!
+//! What is installed, per child SA pair with reqid `r`:
+//! - an inbound SA (our SPI) and an outbound SA (the peer's SPI), both with
+//!   reqid `r`, selectors and lifetimes;
+//! - two Protect policies, outbound `local_ts -> remote_ts` (id `2r`) and
+//!   inbound `remote_ts -> local_ts` (id `2r + 1`). The database binds an
+//!   outbound policy to the newest outbound SA of its reqid, so installing
+//!   the new SA of a rekey switches traffic atomically (make-before-break).
+//!
+//! Policies are keyed by reqid and installed once; a rekeyed pair reuses
+//! them. A trap (`start_action = trap`) is the same policies without SA: the
+//! dataplane then raises an acquire event.
+
+use ike::engine::{
+    Encapsulation, EspEncryption, EspIntegrity, EspSaDescription, SpiAllocator, TrafficSelector, TsAddress,
+};
+use sadb::{
+    Action, Backend, Capacities, Cipher, Direction, Event, Integ, Mode, PolicyConfig, Region, SaConfig,
+    SaKey, SaStats, Selector, SA_FLAG_UDP_ENCAP,
+};
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use zeroize::Zeroize;
+
+/// Capacities of a database iked creates (espd usually creates it first,
+/// with its own): room for 16,000 tunnels' policy pairs and their SAs.
+pub const IKED_CAPACITIES: Capacities = Capacities {
+    sas: 65_536,
+    policies: 32_768,
+    readers: 64,
+    event_ring: 1_024,
+    max_replay_window: 1_024,
+    spi_dst_index: false,
+};
+
+/// What an SA needs besides the negotiated description.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaLimits {
+    /// Anti-replay window (inbound), in packets.
+    pub replay_window: u32,
+    /// Soft byte limit (0: none).
+    pub soft_bytes: u64,
+    /// Hard byte limit (0: none).
+    pub hard_bytes: u64,
+    /// Soft packet limit (0: none).
+    pub soft_packets: u64,
+    /// Hard packet limit (0: none).
+    pub hard_packets: u64,
+}
+
+/// A dataplane error, with the operation that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnlError(pub String);
+
+impl std::fmt::Display for KnlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> KnlError {
+    KnlError(format!("{what}: {e}"))
+}
+
+fn addr16(a: IpAddr) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    match a {
+        IpAddr::V4(v4) => {
+            if let Some(d) = out.get_mut(..4) {
+                d.copy_from_slice(&v4.octets());
+            }
+        }
+        IpAddr::V6(v6) => out = v6.octets(),
+    }
+    out
+}
+
+fn family(a: IpAddr) -> u8 {
+    if a.is_ipv4() {
+        4
+    } else {
+        6
+    }
+}
+
+/// The inclusive address range of a selector.
+fn ts_bounds(ts: &TrafficSelector) -> (IpAddr, IpAddr) {
+    match ts.address {
+        TsAddress::Host(a) => (a, a),
+        TsAddress::Range(a, b) => (a, b),
+        TsAddress::Subnet(a, p) => match a {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(p.min(32))).unwrap_or(0);
+                let lo = u32::from(v4) & mask;
+                (IpAddr::from(lo.to_be_bytes()), IpAddr::from((lo | !mask).to_be_bytes()))
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(p.min(128))).unwrap_or(0);
+                let lo = u128::from(v6) & mask;
+                (IpAddr::from(lo.to_be_bytes()), IpAddr::from((lo | !mask).to_be_bytes()))
+            }
+        },
+    }
+}
+
+/// A selector as the SA record stores it (a range, protocol, ports).
+pub fn selector(ts: &TrafficSelector) -> Selector {
+    let (lo, hi) = ts_bounds(ts);
+    let (ps, pe) = if ts.port == 0 { (0, u16::MAX) } else { (ts.port, ts.port) };
+    Selector {
+        addr_start: addr16(lo),
+        addr_end: addr16(hi),
+        family: family(lo),
+        proto: ts.protocol,
+        _pad: [0; 2],
+        port_start: ps,
+        port_end: pe,
+    }
+}
+
+/// A selector as a policy prefix; a range that is not a prefix is refused
+/// (a wider policy would protect traffic the peer did not agree to).
+fn prefix(ts: &TrafficSelector) -> Result<([u8; 16], u8), KnlError> {
+    match ts.normalized().address {
+        TsAddress::Host(a) => Ok((addr16(a), if a.is_ipv4() { 32 } else { 128 })),
+        TsAddress::Subnet(a, p) => Ok((addr16(ts_bounds(ts).0), p.min(if a.is_ipv4() { 32 } else { 128 }))),
+        TsAddress::Range(a, b) => Err(KnlError(format!("selector range {a}-{b} is not a prefix"))),
+    }
+}
+
+fn ports(ts: &TrafficSelector) -> [u16; 2] {
+    if ts.port == 0 {
+        [0, u16::MAX]
+    } else {
+        [ts.port, ts.port]
+    }
+}
+
+/// The two Protect policies of a reqid: outbound `local -> remote` and
+/// inbound `remote -> local`.
+pub fn policies(
+    reqid: u32,
+    local: &TrafficSelector,
+    remote: &TrafficSelector,
+) -> Result<[PolicyConfig; 2], KnlError> {
+    let (l, lp) = prefix(local)?;
+    let (r, rp) = prefix(remote)?;
+    let fam = match local.address {
+        TsAddress::Host(a) | TsAddress::Subnet(a, _) | TsAddress::Range(a, _) => family(a),
+    };
+    let proto = if local.protocol != 0 { local.protocol } else { remote.protocol };
+    let one = |id: u32, direction: Direction, src, src_plen, dst, dst_plen, sport, dport| PolicyConfig {
+        id,
+        priority: 100,
+        reqid,
+        direction: direction as u8,
+        action: Action::Protect as u8,
+        family: fam,
+        proto,
+        src,
+        dst,
+        src_plen,
+        dst_plen,
+        _pad: [0; 2],
+        sport,
+        dport,
+        _pad2: 0,
+    };
+    Ok([
+        one(reqid.wrapping_mul(2), Direction::Out, l, lp, r, rp, ports(local), ports(remote)),
+        one(reqid.wrapping_mul(2).wrapping_add(1), Direction::In, r, rp, l, lp, ports(remote), ports(local)),
+    ])
+}
+
+/// First policy id of the IKE bypass policies (below it: reqid-derived ids).
+pub const BYPASS_POLICY_BASE: u32 = 0xffff_0000;
+
+/// Bypass policies for IKE: UDP from and to `ports` of every address, in
+/// both directions, with a priority ahead of every Protect policy.
+pub fn ike_bypass_policies(addrs: &[IpAddr], ports: [u16; 2]) -> Vec<PolicyConfig> {
+    let mut out = Vec::new();
+    let mut id = BYPASS_POLICY_BASE;
+    for a in addrs {
+        let (fam, plen) = if a.is_ipv4() { (4, 32) } else { (6, 128) };
+        for port in ports {
+            for direction in [Direction::Out, Direction::In] {
+                let (src, src_plen, dst, dst_plen, sport, dport) = match direction {
+                    Direction::Out => (addr16(*a), plen, [0; 16], 0, [port, port], [0, u16::MAX]),
+                    Direction::In => ([0; 16], 0, addr16(*a), plen, [0, u16::MAX], [port, port]),
+                };
+                out.push(PolicyConfig {
+                    id,
+                    priority: 10,
+                    reqid: 0,
+                    direction: direction as u8,
+                    action: Action::Bypass as u8,
+                    family: fam,
+                    proto: 17,
+                    src,
+                    dst,
+                    src_plen,
+                    dst_plen,
+                    _pad: [0; 2],
+                    sport,
+                    dport,
+                    _pad2: 0,
+                });
+                id = id.wrapping_add(1);
+            }
+        }
+    }
+    out
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The SA record for one negotiated direction.
+pub fn sa_config(d: &EspSaDescription, inbound: bool, reqid: u32, limits: &SaLimits) -> SaConfig {
+    let mut c = SaConfig::default_zeroed();
+    c.spi = d.spi;
+    c.reqid = reqid;
+    c.direction = if inbound { Direction::In } else { Direction::Out } as u8;
+    let (mode, udp) = match d.encapsulation {
+        Encapsulation::Tunnel => (Mode::Tunnel, false),
+        Encapsulation::Transport => (Mode::Transport, false),
+        Encapsulation::UdpTunnel => (Mode::Tunnel, true),
+        Encapsulation::UdpTransport => (Mode::Transport, true),
+    };
+    c.mode = mode as u8;
+    c.family = family(d.source.ip());
+    c.flags = if udp { SA_FLAG_UDP_ENCAP } else { 0 };
+    if udp {
+        c.encap_sport = d.source.port();
+        c.encap_dport = d.destination.port();
+    }
+    let (cipher, key_bytes) = match d.encryption {
+        EspEncryption::AesCbc(b) => (Cipher::AesCbc, b / 8),
+        EspEncryption::AesGcm16(b) => (Cipher::AesGcm16, b / 8),
+    };
+    c.cipher = cipher as u8;
+    c.cipher_key_len = u8::try_from(key_bytes).unwrap_or(0);
+    let n = d.encryption_key.len().min(c.cipher_key.len());
+    if let (Some(dst), Some(src)) = (c.cipher_key.get_mut(..n), d.encryption_key.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    if let (Some(dst), Some(src)) = (c.salt.get_mut(..d.salt.len().min(4)), d.salt.get(..d.salt.len().min(4)))
+    {
+        dst.copy_from_slice(src);
+    }
+    let (integ, ilen) = match d.integrity {
+        None => (Integ::None, 0u8),
+        Some(EspIntegrity::HmacSha1) => (Integ::HmacSha1_96, 20),
+        Some(EspIntegrity::HmacSha256) => (Integ::HmacSha256_128, 32),
+        Some(EspIntegrity::HmacSha384) => (Integ::HmacSha384_192, 48),
+        Some(EspIntegrity::HmacSha512) => (Integ::HmacSha512_256, 64),
+    };
+    c.integ = integ as u8;
+    c.integ_key_len = ilen;
+    let n = d.integrity_key.len().min(usize::from(ilen));
+    if let (Some(dst), Some(src)) = (c.integ_key.get_mut(..n), d.integrity_key.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    c.backend = Backend::Default as u8;
+    c.dscp = 0xff;
+    c.replay_window = if inbound { limits.replay_window.max(32) } else { 32 };
+    c.src = addr16(d.source.ip());
+    c.dst = addr16(d.destination.ip());
+    // The SA record's selectors are "ours" and "the peer's" in both directions.
+    let (local, remote) =
+        if inbound { (&d.destination_ts, &d.source_ts) } else { (&d.source_ts, &d.destination_ts) };
+    c.ts_local = selector(local);
+    c.ts_remote = selector(remote);
+    // The negotiated kilobyte lifetime is a hard limit too.
+    let negotiated = u64::from(d.lifetime.kilobytes).saturating_mul(1024);
+    c.hard_bytes = match (limits.hard_bytes, negotiated) {
+        (0, n) | (n, 0) => n,
+        (a, b) => a.min(b),
+    };
+    c.soft_bytes = limits.soft_bytes;
+    c.soft_packets = limits.soft_packets;
+    c.hard_packets = limits.hard_packets;
+    c.added_unix = unix_now();
+    c
+}
+
+trait ZeroedExt {
+    fn default_zeroed() -> Self;
+}
+
+impl ZeroedExt for SaConfig {
+    fn default_zeroed() -> Self {
+        bytemuck::Zeroable::zeroed()
+    }
+}
+
+/// Wipes an SA record's keys.
+fn wipe(c: &mut SaConfig) {
+    c.cipher_key.zeroize();
+    c.integ_key.zeroize();
+    c.salt.zeroize();
+}
+
+/// The SA database as iked uses it.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    region: Arc<Region>,
+    /// Inbound SPIs handed to the engine and not yet released.
+    reserved: Arc<Mutex<HashSet<u32>>>,
+}
+
+impl Kernel {
+    /// Attaches to the database at `path`, creating it when the dataplane
+    /// has not yet.
+    pub fn open(path: &Path) -> Result<Self, KnlError> {
+        let region = Region::open_or_create(path, &IKED_CAPACITIES).map_err(|e| err(path.display(), e))?;
+        Ok(Self { region: Arc::new(region), reserved: Arc::default() })
+    }
+
+    /// The region.
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// An SPI allocator for the engine: random, never 0..=255, unused in
+    /// the database and not reserved by an unfinished exchange.
+    pub fn spi_allocator(&self, seed: u64) -> SpiPool {
+        SpiPool { kernel: self.clone(), state: seed | 1 }
+    }
+
+    /// Forgets a reserved SPI (its SA was deleted, or never installed).
+    pub fn release_spi(&self, spi: u32) {
+        if let Ok(mut r) = self.reserved.lock() {
+            r.remove(&spi);
+        }
+    }
+
+    /// Installs (or replaces) one SA.
+    pub fn add_sa(
+        &self,
+        d: &EspSaDescription,
+        inbound: bool,
+        reqid: u32,
+        l: &SaLimits,
+    ) -> Result<(), KnlError> {
+        let mut c = sa_config(d, inbound, reqid, l);
+        let dir = if inbound { Direction::In } else { Direction::Out };
+        let key = SaKey { spi: c.spi, direction: dir, dst: Some(c.dst) };
+        let result = (|| {
+            let mut w = self.region.writer().map_err(|e| err("SA database lock", e))?;
+            match self.region.find_sa(&key).and_then(|s| self.region.sa_entry(s)) {
+                // Our own inbound SA installed at HASH(2), completed now.
+                Some(old) if old.config.reqid == c.reqid => {
+                    let new = c;
+                    w.update_sa(&key, |old| *old = new).map_err(|e| err(key, e))
+                }
+                // Left by an earlier run or another configuration (the peer chose
+                // an SPI that is ours no more): replaced.
+                Some(_) => {
+                    w.del_sa(&key).map_err(|e| err(key, e))?;
+                    w.add_sa(&c).map(|_| ()).map_err(|e| err(key, e))
+                }
+                None => w.add_sa(&c).map(|_| ()).map_err(|e| err(key, e)),
+            }
+        })();
+        wipe(&mut c);
+        result
+    }
+
+    /// True when the SA is in the database.
+    pub fn has_sa(&self, spi: u32, inbound: bool) -> bool {
+        let direction = if inbound { Direction::In } else { Direction::Out };
+        self.region.find_sa(&SaKey { spi, direction, dst: None }).is_some()
+    }
+
+    /// Removes one SA; absent is not an error.
+    pub fn del_sa(&self, spi: u32, inbound: bool) -> Result<(), KnlError> {
+        let direction = if inbound { Direction::In } else { Direction::Out };
+        let key = SaKey { spi, direction, dst: None };
+        let Some(slot) = self.region.find_sa(&key) else {
+            return Ok(());
+        };
+        let dst = self.region.sa_entry(slot).map(|e| e.config.dst);
+        let mut w = self.region.writer().map_err(|e| err("SA database lock", e))?;
+        w.del_sa(&SaKey { dst, ..key }).map_err(|e| err(key, e))?;
+        w.reclaim();
+        Ok(())
+    }
+
+    /// Installs the policies of a reqid unless identical ones are there.
+    pub fn add_policies(&self, ps: &[PolicyConfig]) -> Result<(), KnlError> {
+        let existing = self.region.list_policies();
+        let mut w = self.region.writer().map_err(|e| err("SA database lock", e))?;
+        let mut missing = Vec::new();
+        for p in ps {
+            match existing.iter().find(|e| e.config.id == p.id) {
+                Some(e) if e.config == *p => {}
+                Some(_) => {
+                    w.del_policy(p.id).map_err(|e| err(format!("policy {}", p.id), e))?;
+                    missing.push(*p);
+                }
+                None => missing.push(*p),
+            }
+        }
+        if !missing.is_empty() {
+            w.add_policies(&missing).map_err(|e| err("policies", e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the policies with these ids; absent ones are skipped.
+    pub fn del_policies(&self, ids: &[u32]) -> Result<(), KnlError> {
+        let existing = self.region.list_policies();
+        let mut w = self.region.writer().map_err(|e| err("SA database lock", e))?;
+        for id in ids {
+            if existing.iter().any(|e| e.config.id == *id) {
+                w.del_policy(*id).map_err(|e| err(format!("policy {id}"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The dataplane counters of one SA.
+    pub fn sa_stats(&self, spi: u32, inbound: bool) -> Option<SaStats> {
+        let direction = if inbound { Direction::In } else { Direction::Out };
+        let slot = self.region.find_sa(&SaKey { spi, direction, dst: None })?;
+        self.region.sa_entry(slot).map(|e| e.stats)
+    }
+
+    /// Every SA in the database: (SPI, inbound, reqid).
+    pub fn list_sas(&self) -> Vec<(u32, bool, u32)> {
+        self.region
+            .list_sas()
+            .into_iter()
+            .map(|e| (e.config.spi, e.config.direction == Direction::In as u8, e.config.reqid))
+            .collect()
+    }
+
+    /// Takes the dataplane's queued events.
+    pub fn drain_events(&self) -> Vec<Event> {
+        let mut out = Vec::new();
+        if let Ok(mut w) = self.region.writer() {
+            w.drain_events(|_, e| out.push(e));
+        }
+        out
+    }
+
+    /// Dataplane traffic and drop counters summed over its lcores.
+    pub fn dataplane_stats(&self) -> crate::ctl::protocol::DataplaneStats {
+        use sadb::counters::{name, TRAFFIC_BASE};
+        let mut sums = vec![0u64; sadb::READER_COUNTERS];
+        for r in self.region.readers() {
+            for (s, c) in sums.iter_mut().zip(&r.counters) {
+                *s = s.saturating_add(*c);
+            }
+        }
+        let get = |i: usize| sums.get(i).copied().unwrap_or(0);
+        let mut drops = BTreeMap::new();
+        for (i, &v) in sums.iter().enumerate().take(TRAFFIC_BASE) {
+            if v > 0 {
+                let n = name(i);
+                drops.insert(n.strip_prefix("drop-").map_or_else(|| n.clone(), str::to_owned), v);
+            }
+        }
+        crate::ctl::protocol::DataplaneStats {
+            rx_packets: get(TRAFFIC_BASE),
+            tx_packets: get(TRAFFIC_BASE + 2),
+            drops,
+        }
+    }
+}
+
+/// Allocates inbound SPIs for the engine (see [`Kernel::spi_allocator`]).
+#[derive(Debug)]
+pub struct SpiPool {
+    kernel: Kernel,
+    state: u64,
+}
+
+impl SpiPool {
+    /// xorshift64*: SPIs need to be unpredictable only against blind
+    /// injection, and are checked for uniqueness; the seed is random.
+    fn next(&mut self) -> u32 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        (self.state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+}
+
+impl SpiAllocator for SpiPool {
+    fn allocate(&mut self) -> Option<u32> {
+        for _ in 0..64 {
+            let spi = self.next();
+            if spi < 256 || self.kernel.has_sa(spi, true) {
+                continue;
+            }
+            let Ok(mut r) = self.kernel.reserved.lock() else {
+                return None;
+            };
+            if r.insert(spi) {
+                return Some(spi);
+            }
+        }
+        None
+    }
+
+    fn release(&mut self, spi: u32) {
+        self.kernel.release_spi(spi);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ike::engine::Lifetime;
+    use std::net::SocketAddr;
+
+    fn ts(s: &str, p: u8) -> TrafficSelector {
+        let a: IpAddr = s.parse().unwrap_or(IpAddr::from([0; 4]));
+        TrafficSelector { address: TsAddress::Subnet(a, p), protocol: 0, port: 0 }
+    }
+
+    fn desc(spi: u32, udp: bool) -> EspSaDescription {
+        let a: SocketAddr = "198.18.0.1:4500".parse().unwrap_or_else(|_| SocketAddr::from(([0; 4], 0)));
+        let b: SocketAddr = "198.18.0.2:4501".parse().unwrap_or_else(|_| SocketAddr::from(([0; 4], 0)));
+        EspSaDescription {
+            spi,
+            encapsulation: if udp { Encapsulation::UdpTunnel } else { Encapsulation::Tunnel },
+            encryption: EspEncryption::AesCbc(256),
+            integrity: Some(EspIntegrity::HmacSha256),
+            encryption_key: zeroize::Zeroizing::new((0u8..32).collect()),
+            salt: Vec::new(),
+            integrity_key: zeroize::Zeroizing::new((100u8..132).collect()),
+            lifetime: Lifetime { seconds: 3600, kilobytes: 1000 },
+            source_ts: ts("198.18.1.0", 24),
+            destination_ts: ts("198.19.1.0", 24),
+            source: a,
+            destination: b,
+            nat_original: None,
+        }
+    }
+
+    #[test]
+    fn sa_record_carries_the_negotiated_values() {
+        let limits =
+            SaLimits { replay_window: 64, soft_bytes: 500_000, hard_bytes: 2_000_000, ..Default::default() };
+        let c = sa_config(&desc(0x1234_5678, true), false, 7, &limits);
+        assert_eq!((c.spi, c.reqid, c.direction), (0x1234_5678, 7, Direction::Out as u8));
+        assert_eq!((c.mode, c.family, c.flags), (Mode::Tunnel as u8, 4, SA_FLAG_UDP_ENCAP));
+        assert_eq!((c.encap_sport, c.encap_dport), (4500, 4501));
+        assert_eq!((c.cipher, c.cipher_key_len), (Cipher::AesCbc as u8, 32));
+        assert_eq!(c.cipher_key.to_vec(), (0u8..32).collect::<Vec<_>>());
+        assert_eq!((c.integ, c.integ_key_len), (Integ::HmacSha256_128 as u8, 32));
+        assert_eq!(c.integ_key.get(..32).map(<[u8]>::to_vec), Some((100u8..132).collect::<Vec<_>>()));
+        // The negotiated 1000 KiB is lower than life_bytes: it wins.
+        assert_eq!((c.soft_bytes, c.hard_bytes), (500_000, 1_024_000));
+        assert_eq!(c.ts_local.addr_start.get(..4), Some(&[198, 18, 1, 0][..]));
+        assert_eq!(c.ts_local.addr_end.get(..4), Some(&[198, 18, 1, 255][..]));
+        assert_eq!(c.ts_remote.addr_start.get(..4), Some(&[198, 19, 1, 0][..]));
+        // Inbound: ours is the destination side.
+        let i = sa_config(&desc(1, false), true, 7, &limits);
+        assert_eq!((i.flags, i.replay_window), (0, 64));
+        assert_eq!(i.ts_local.addr_start.get(..4), Some(&[198, 19, 1, 0][..]));
+    }
+
+    #[test]
+    fn policies_are_mirrored_prefixes() {
+        let [out, inb] =
+            policies(5, &ts("198.18.1.0", 24), &ts("198.19.1.0", 24)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((out.id, inb.id, out.reqid), (10, 11, 5));
+        assert_eq!((out.direction, inb.direction), (Direction::Out as u8, Direction::In as u8));
+        assert_eq!((out.src.get(..4), out.src_plen), (Some(&[198, 18, 1, 0][..]), 24));
+        assert_eq!(
+            (inb.src.get(..4), inb.dst.get(..4)),
+            (Some(&[198, 19, 1, 0][..]), Some(&[198, 18, 1, 0][..]))
+        );
+        let range = TrafficSelector {
+            address: TsAddress::Range(IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 5])),
+            protocol: 0,
+            port: 0,
+        };
+        assert!(policies(5, &range, &ts("198.19.1.0", 24)).is_err());
+    }
+
+    #[test]
+    fn install_update_delete_in_a_real_region() {
+        let path = std::env::temp_dir().join(format!("iked-knl-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let d = desc(0x4242, false);
+        k.add_sa(&d, true, 3, &SaLimits { replay_window: 64, ..Default::default() })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(k.has_sa(0x4242, true));
+        // A second install of the same SPI updates in place.
+        k.add_sa(&d, true, 3, &SaLimits { replay_window: 128, ..Default::default() })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.list_sas(), vec![(0x4242, true, 3)]);
+        let ps = policies(3, &d.destination_ts, &d.source_ts).unwrap_or_else(|e| panic!("{e}"));
+        k.add_policies(&ps).unwrap_or_else(|e| panic!("{e}"));
+        k.add_policies(&ps).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.region().list_policies().len(), 2);
+        let mut pool = k.spi_allocator(99);
+        let spis: Vec<u32> = (0..100).filter_map(|_| pool.allocate()).collect();
+        assert_eq!(spis.len(), 100);
+        assert!(spis.iter().all(|&s| s >= 256 && s != 0x4242));
+        assert_eq!(spis.iter().collect::<HashSet<_>>().len(), 100, "SPIs are unique");
+        // An SA left with another reqid (an earlier run) is replaced, not refused.
+        k.add_sa(&desc(0x5151, false), false, 4, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+        k.add_sa(&desc(0x5151, false), false, 9, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(k.list_sas().contains(&(0x5151, false, 9)));
+        k.del_sa(0x5151, false).unwrap_or_else(|e| panic!("{e}"));
+        k.del_sa(0x4242, true).unwrap_or_else(|e| panic!("{e}"));
+        k.del_policies(&[6, 7]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(k.list_sas().is_empty() && k.region().list_policies().is_empty());
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,0 +1,1517 @@
+//! The SA manager: what strongSwan's charon does around the protocol. It
+//! owns the sans-IO engine and the SA database handle, turns configuration
+//! into engine peer entries, installs what the engine negotiates, and runs
+//! the lifecycle: start and trap actions, acquires, rekeying
+//! (make-before-break), expiry, re-establishment of ISAKMP SAs, DPD on
+//! idle, INITIAL-CONTACT. It reads no clock and touches no socket: the
+//! caller passes `now` and moves the engine's datagrams (see `net.rs`).
+//!
+//! Rules worth knowing:
+//! - Events are handled before datagrams are sent, so the inbound SA of a
+//!   Quick Mode is in the database before the message that lets the peer
+//!   use it leaves.
+//! - A child pair gets a reqid per (peer entry, selectors). A rekeyed pair
+//!   reuses it: the database moves the policy to the newest outbound SA, and
+//!   the old pair is deleted (Delete sent) after [`REKEY_OVERLAP`].
+//! - Each new pair records which pair of its reqid was current when its
+//!   Quick Mode started (`replaces`). Two pairs replacing the same one are
+//!   duplicates (both ends rekeyed, or started, at once): both ends keep the
+//!   pair with the lower min(SPI in, SPI out) and delete the other, so they
+//!   agree without talking. Quick Mode messages cross on a FIFO path, so both
+//!   ends see the same `replaces` for both pairs.
+
+use crate::config::{engine::peer_configs, selector::DisplayTs, Child, Config, Connection};
+use crate::config::{PeerGoneAction, StartAction};
+use crate::ctl::protocol::{ChildSaInfo, CtlError, ErrorCode, IkeSaInfo, LoadSummary};
+use crate::daemon::EngineCounts;
+use crate::keylog::{EspKeys, KeyLog};
+use crate::knl::{policies, Kernel, SaLimits};
+use ike::crypto::{Cipher, DhGroup, HashAlgorithm};
+use ike::engine::{
+    Command, Encapsulation, Engine, EngineConfig, EspEncryption, EspIntegrity, EspSaDescription, Event,
+    IkeSaId, TrafficSelector, Transmit, TsAddress,
+};
+use rand_core::RngCore;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a rekeyed pair stays after its successor is installed.
+pub const REKEY_OVERLAP: Duration = Duration::from_secs(2);
+/// A rekey without result after this long is tried again.
+const REKEY_RETRY: Duration = Duration::from_secs(30);
+/// Pause before retrying a failed initiation.
+const RETRY_DELAY: Duration = Duration::from_secs(3);
+/// First reqid for selectors narrowed by a peer (configured ones use the
+/// peer entry index + 1).
+const DYNAMIC_REQID: u32 = 0x0001_0000;
+
+/// One engine peer entry: a child's selector pair of a connection.
+#[derive(Debug, Clone)]
+struct Entry {
+    conn: String,
+    child: String,
+    local_ts: TrafficSelector,
+    remote_ts: TrafficSelector,
+    retired: bool,
+}
+
+/// DPD bookkeeping of an IKE SA.
+#[derive(Debug, Clone, Copy)]
+struct Dpd {
+    /// When inbound traffic (or a DPD answer) was last seen.
+    last_activity: Instant,
+    /// Inbound ESP packets of the IKE SA's children at the last look.
+    inbound_packets: u64,
+    probe_deadline: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct IkeState {
+    conn: String,
+    /// The peer's address (a `%any` connection has many peers).
+    remote: Option<IpAddr>,
+    established: Option<(Instant, SystemTime)>,
+    reauth_at: Option<Instant>,
+    /// A newer IKE SA of the connection replaced this one.
+    replaced: bool,
+    dpd: Option<Dpd>,
+    /// The DPD probe went unanswered.
+    dead: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChildState {
+    /// Responder: inbound installed, waiting for HASH(3).
+    Inbound,
+    Installed,
+    /// We started its rekey.
+    Rekeying,
+    /// The peer started a Quick Mode that will replace it: we do not
+    /// start our own.
+    PeerRekeying,
+    /// A successor is installed; deleted at `delete_at` (by us if we rekeyed).
+    Superseded,
+}
+
+#[derive(Debug, Clone)]
+struct ChildSa {
+    ike_sa: IkeSaId,
+    /// The peer's address.
+    remote: IpAddr,
+    entry: usize,
+    reqid: u32,
+    spi_in: u32,
+    spi_out: u32,
+    state: ChildState,
+    encryption: EspEncryption,
+    integrity: Option<EspIntegrity>,
+    encapsulation: Encapsulation,
+    local_ts: TrafficSelector,
+    remote_ts: TrafficSelector,
+    installed: Instant,
+    installed_wall: SystemTime,
+    rekey_at: Option<Instant>,
+    expire_at: Option<Instant>,
+    delete_at: Option<Instant>,
+    /// The pair of the reqid that was current when this one's Quick Mode
+    /// started (its inbound SPI here), if any.
+    replaces: Option<u32>,
+    /// We initiated its Quick Mode.
+    initiated: bool,
+    /// When we started rekeying it.
+    rekey_started: Option<Instant>,
+}
+
+/// A reqid's policies.
+#[derive(Debug, Clone)]
+struct Binding {
+    entry: usize,
+    local_ts: TrafficSelector,
+    remote_ts: TrafficSelector,
+    /// Installed by `start_action = trap` (or a trap dpd/close action): kept
+    /// without SAs.
+    trap: bool,
+    /// The pair we are rekeying (its inbound SPI).
+    rekey_from: Option<u32>,
+}
+
+/// A child to negotiate once an IKE SA of its connection is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pending {
+    entry: usize,
+    since: Instant,
+}
+
+/// The SA manager.
+pub struct Manager {
+    config: Arc<Config>,
+    engine: Engine,
+    kernel: Kernel,
+    keylog: Option<Arc<KeyLog>>,
+    entries: Vec<Entry>,
+    ike: BTreeMap<IkeSaId, IkeState>,
+    children: Vec<ChildSa>,
+    bindings: BTreeMap<u32, Binding>,
+    next_reqid: u32,
+    pending: Vec<Pending>,
+    /// Connections to initiate again at a time (keyingtries, restart).
+    retries: Vec<(String, Instant, u32)>,
+    rng: rand_core::OsRng,
+    /// IKE and NAT-T ports.
+    ports: (u16, u16),
+    /// Policies of pairs installed since the last [`Manager::commit`]: the
+    /// database recompiles its classifier on every policy change, so they go
+    /// in as one batch per round of datagrams (thousands of tunnels coming up
+    /// at once would otherwise pay one compile each).
+    pending_policies: Vec<sadb::PolicyConfig>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("ike_sas", &self.ike.len())
+            .field("child_sas", &self.children.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn secs_until(now: Instant, t: Option<Instant>) -> Option<u64> {
+    t.map(|t| t.saturating_duration_since(now).as_secs())
+}
+
+/// The address a connection uses locally: its `local_addrs` host, else the
+/// first listen address of the same family as the peer (or any).
+fn local_address(config: &Config, conn: &Connection, remote: Option<IpAddr>) -> Option<IpAddr> {
+    conn.local_addrs.iter().find_map(|a| a.host()).or_else(|| {
+        let fam = remote.map(|r| r.is_ipv4());
+        config.daemon.listen.iter().copied().find(|l| {
+            fam.is_none_or(|v4| l.is_ipv4() == v4) && conn.local_addrs.iter().any(|a| a.contains(*l))
+        })
+    })
+}
+
+fn unspecified_like(a: IpAddr) -> IpAddr {
+    if a.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    }
+}
+
+fn alg_names(e: EspEncryption, i: Option<EspIntegrity>) -> (String, u16, Option<String>) {
+    let (name, bits) = match e {
+        EspEncryption::AesCbc(b) => ("AES_CBC", b),
+        EspEncryption::AesGcm16(b) => ("AES_GCM_16", b),
+    };
+    let integ = i.map(|i| {
+        match i {
+            EspIntegrity::HmacSha1 => "HMAC_SHA1_96",
+            EspIntegrity::HmacSha256 => "HMAC_SHA2_256_128",
+            EspIntegrity::HmacSha384 => "HMAC_SHA2_384_192",
+            EspIntegrity::HmacSha512 => "HMAC_SHA2_512_256",
+        }
+        .to_owned()
+    });
+    (name.to_owned(), bits, integ)
+}
+
+fn dh_name(g: DhGroup) -> String {
+    format!("{g:?}").to_uppercase().replace("MODP", "MODP_").replace("ECP", "ECP_").replace("CURVE", "CURVE_")
+}
+
+fn hash_names(h: HashAlgorithm) -> (&'static str, &'static str) {
+    match h {
+        HashAlgorithm::Sha1 => ("HMAC_SHA1_96", "PRF_HMAC_SHA1"),
+        HashAlgorithm::Sha256 => ("HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256"),
+        HashAlgorithm::Sha384 => ("HMAC_SHA2_384_192", "PRF_HMAC_SHA2_384"),
+        HashAlgorithm::Sha512 => ("HMAC_SHA2_512_256", "PRF_HMAC_SHA2_512"),
+    }
+}
+
+fn cipher_bits(c: Cipher) -> u16 {
+    match c {
+        Cipher::Aes128Cbc => 128,
+        Cipher::Aes192Cbc => 192,
+        Cipher::Aes256Cbc => 256,
+    }
+}
+
+impl Manager {
+    /// A manager for `config`, writing into `kernel`. Traps of
+    /// `start_action = trap` children are installed at once; call
+    /// [`Manager::start`] to initiate `start_action = start` ones.
+    pub fn new(config: Arc<Config>, kernel: Kernel, keylog: Option<Arc<KeyLog>>) -> Self {
+        let mut seed = [0u8; 8];
+        rand_core::OsRng.fill_bytes(&mut seed);
+        let spis = kernel.spi_allocator(u64::from_le_bytes(seed));
+        let engine = Engine::new(EngineConfig::default(), Box::new(rand_core::OsRng), Box::new(spis));
+        let ports = (config.daemon.port, config.daemon.port_nat_t);
+        let mut m = Self {
+            config: Arc::clone(&config),
+            engine,
+            kernel,
+            keylog,
+            entries: Vec::new(),
+            ike: BTreeMap::new(),
+            children: Vec::new(),
+            bindings: BTreeMap::new(),
+            next_reqid: DYNAMIC_REQID,
+            pending: Vec::new(),
+            retries: Vec::new(),
+            rng: rand_core::OsRng,
+            ports,
+            pending_policies: Vec::new(),
+        };
+        m.install_ike_bypass();
+        let orphans = !m.kernel.list_sas().is_empty();
+        for conn in &config.connections {
+            m.add_connection(conn, orphans);
+        }
+        m
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// IKE itself must never be protected by a policy (a transport-mode
+    /// child between the gateways covers their addresses): Bypass policies
+    /// for UDP from and to the IKE and NAT-T ports of every listen address,
+    /// tried before any other (as strongSwan's per-socket bypass).
+    fn install_ike_bypass(&mut self) {
+        let ps = crate::knl::ike_bypass_policies(&self.config.daemon.listen, [self.ports.0, self.ports.1]);
+        if let Err(e) = self.kernel.add_policies(&ps) {
+            tracing::error!(target: "knl", "IKE bypass policies: {e}");
+        }
+    }
+
+    /// Adds the engine entries of a connection and installs its traps.
+    /// `quiet` suppresses INITIAL-CONTACT (SAs of a previous run are still
+    /// in the dataplane and carry traffic until the new ones replace them).
+    fn add_connection(&mut self, conn: &Connection, quiet: bool) {
+        let remote = conn.initiate_address();
+        let Some(local) = local_address(&self.config, conn, remote) else {
+            tracing::warn!(target: "cfg", "connection `{}`: no local address to use (local_addrs / daemon.listen)", conn.name);
+            return;
+        };
+        let remote_ip = remote.unwrap_or_else(|| unspecified_like(local));
+        for child in &conn.children {
+            match peer_configs(&self.config, conn, child, local, remote_ip) {
+                Ok(peers) => {
+                    for (mut p, (lts, rts)) in peers.into_iter().zip(selector_pairs(child, local, remote_ip))
+                    {
+                        p.initial_contact = !quiet;
+                        // `dynamic` of a responder-only entry stays the
+                        // unspecified host; the engine substitutes the peer.
+                        let entry = Entry {
+                            conn: conn.name.clone(),
+                            child: child.name.clone(),
+                            local_ts: lts,
+                            remote_ts: rts,
+                            retired: false,
+                        };
+                        let idx = self.engine.add_peer(p);
+                        self.entries.resize(idx, entry.clone());
+                        self.entries.push(entry);
+                        if child.start_action == StartAction::Trap {
+                            self.install_trap(idx);
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(target: "cfg", "{e}"),
+            }
+        }
+    }
+
+    /// Initiates every `start_action = start` child.
+    pub fn start(&mut self, now: Instant) {
+        let conns: Vec<(Connection, Child)> = self
+            .config
+            .connections
+            .iter()
+            .flat_map(|c| c.children.iter().map(move |ch| (c.clone(), ch.clone())))
+            .filter(|(_, ch)| ch.start_action == StartAction::Start)
+            .collect();
+        for (c, ch) in conns {
+            if let Err(e) = self.initiate(now, &c.name, Some(&ch.name)) {
+                tracing::warn!(target: "ike", "start of `{}`: {}", ch.name, e.message);
+            }
+        }
+    }
+
+    fn entries_of(&self, conn: &str, child: Option<&str>) -> Vec<usize> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.retired && e.conn == conn && child.is_none_or(|c| e.child == c))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The newest usable IKE SA of `conn` (with the peer at `remote`, for
+    /// connections that accept several peers).
+    fn established_ike_sa(&self, conn: &str, remote: Option<IpAddr>) -> Option<IkeSaId> {
+        self.ike
+            .iter()
+            .filter(|(_, s)| s.conn == conn && s.established.is_some() && !s.replaced && !s.dead)
+            .filter(|(_, s)| remote.is_none() || s.remote == remote)
+            .max_by_key(|(_, s)| s.established.map(|e| e.0))
+            .map(|(id, _)| *id)
+    }
+
+    fn connecting(&self, conn: &str) -> bool {
+        self.ike.values().any(|s| s.conn == conn && s.established.is_none())
+    }
+
+    /// Starts the children of `conn` (or only `child`): Quick Mode on an
+    /// established IKE SA, else a new phase 1 first.
+    pub fn initiate(&mut self, now: Instant, conn: &str, child: Option<&str>) -> Result<String, CtlError> {
+        let entries = self.entries_of(conn, child);
+        let Some(&first) = entries.first() else {
+            return Err(CtlError::new(ErrorCode::NotFound, format!("`{conn}` has no child to initiate")));
+        };
+        if let Some(ike_sa) = self.established_ike_sa(conn, None) {
+            for &e in &entries {
+                self.engine.handle_command(now, Command::CreateChildFor { ike_sa, peer: e });
+            }
+            return Ok(format!("Quick Mode for {} selector pair(s) of `{conn}` started", entries.len()));
+        }
+        if self.config.connection(conn).is_none_or(|c| c.initiate_address().is_none()) {
+            return Err(CtlError::new(
+                ErrorCode::Unavailable,
+                format!("`{conn}` has no single remote address to initiate to (remote_addrs)"),
+            ));
+        }
+        for &e in entries.iter().skip(1) {
+            if !self.pending.iter().any(|p| p.entry == e) {
+                self.pending.push(Pending { entry: e, since: now });
+            }
+        }
+        if !self.connecting(conn) {
+            self.engine.handle_command(now, Command::Initiate { peer: first });
+            // The new IKE SA is the newest in the engine.
+            if let Some(s) = self.engine.newest_ike_sa().filter(|s| s.peer == first) {
+                self.ike.insert(
+                    s.id,
+                    IkeState {
+                        conn: conn.to_owned(),
+                        remote: Some(s.remote.ip()),
+                        established: None,
+                        reauth_at: None,
+                        replaced: false,
+                        dpd: None,
+                        dead: false,
+                    },
+                );
+            }
+        } else if !self.pending.iter().any(|p| p.entry == first) {
+            self.pending.push(Pending { entry: first, since: now });
+        }
+        Ok(format!("initiating `{conn}`"))
+    }
+
+    /// Deletes the SAs of `conn` (only `child`'s when given), telling the peer.
+    pub fn terminate(&mut self, now: Instant, conn: &str, child: Option<&str>) -> Result<String, CtlError> {
+        let _ = now;
+        match child {
+            Some(ch) => {
+                let doomed: Vec<(IkeSaId, u32)> = self
+                    .children
+                    .iter()
+                    .filter(|c| self.entries.get(c.entry).is_some_and(|e| e.conn == conn && e.child == ch))
+                    .map(|c| (c.ike_sa, c.spi_in))
+                    .collect();
+                for (ike_sa, spi) in &doomed {
+                    self.engine
+                        .handle_command(now, Command::DeleteChild { ike_sa: *ike_sa, inbound_spi: *spi });
+                }
+                Ok(format!("deleting {} child SA pair(s) of `{ch}`", doomed.len()))
+            }
+            None => {
+                let ids: Vec<IkeSaId> =
+                    self.ike.iter().filter(|(_, s)| s.conn == conn).map(|(id, _)| *id).collect();
+                for id in &ids {
+                    self.engine.handle_command(now, Command::Delete(*id));
+                }
+                self.pending.retain(|p| self.entries.get(p.entry).is_none_or(|e| e.conn != conn));
+                self.retries.retain(|r| r.0 != conn);
+                Ok(format!("deleting {} IKE SA(s) of `{conn}`", ids.len()))
+            }
+        }
+    }
+
+    /// A datagram arrived on `local` from `remote`.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        self.engine.handle_datagram(now, local, remote, data);
+        self.process_events(now);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.engine.poll_transmit()
+    }
+
+    /// When [`Manager::tick`] must run next (it also runs on a fixed beat).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.engine.poll_timeout()
+    }
+
+    /// Timers: the engine's, then rekeys, expiries, DPD, retries and the
+    /// dataplane's events.
+    pub fn tick(&mut self, now: Instant) {
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            self.engine.handle_timeout(now);
+            self.process_events(now);
+        }
+        self.dataplane_events(now);
+        self.child_timers(now);
+        self.ike_timers(now);
+        self.process_events(now);
+        self.delete_replaced_ike_sas(now);
+        let due: Vec<(String, u32)> =
+            self.retries.iter().filter(|r| r.1 <= now).map(|r| (r.0.clone(), r.2)).collect();
+        self.retries.retain(|r| r.1 > now);
+        for (conn, _) in due {
+            if self.established_ike_sa(&conn, None).is_none() && !self.connecting(&conn) {
+                let _ = self.initiate(now, &conn, None);
+            }
+        }
+        self.process_events(now);
+    }
+
+    fn dataplane_events(&mut self, now: Instant) {
+        for ev in self.kernel.drain_events() {
+            match sadb::EventKind::from_code(ev.kind) {
+                Some(sadb::EventKind::Acquire) => {
+                    let Some(b) = self.bindings.get(&ev.reqid) else {
+                        continue;
+                    };
+                    let Some(e) = self.entries.get(b.entry).cloned() else {
+                        continue;
+                    };
+                    if self.children.iter().any(|c| c.reqid == ev.reqid && c.state != ChildState::Superseded)
+                    {
+                        continue;
+                    }
+                    if self.connecting(&e.conn) || self.pending.iter().any(|p| p.entry == b.entry) {
+                        continue;
+                    }
+                    tracing::info!(target: "knl", "acquire for reqid {} (`{}`): initiating", ev.reqid, e.child);
+                    let entry = b.entry;
+                    if let Some(ike_sa) = self.established_ike_sa(&e.conn, None) {
+                        self.engine.handle_command(now, Command::CreateChildFor { ike_sa, peer: entry });
+                    } else if let Err(err) = self.initiate(now, &e.conn, Some(&e.child)) {
+                        tracing::warn!(target: "knl", "acquire for `{}`: {}", e.child, err.message);
+                    }
+                }
+                Some(sadb::EventKind::SoftExpire | sadb::EventKind::SeqNearOverflow) => {
+                    if let Some(i) =
+                        self.children.iter().position(|c| c.spi_out == ev.spi || c.spi_in == ev.spi)
+                    {
+                        tracing::info!(target: "knl", "soft limit of SPI {:08x} reached: rekeying", ev.spi);
+                        self.rekey(now, i);
+                    }
+                }
+                Some(sadb::EventKind::HardExpire) => {
+                    if let Some(c) = self.children.iter().find(|c| c.spi_out == ev.spi || c.spi_in == ev.spi)
+                    {
+                        tracing::info!(target: "knl", "hard limit of SPI {:08x} reached: deleting", ev.spi);
+                        let (ike_sa, inbound_spi) = (c.ike_sa, c.spi_in);
+                        self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi });
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn child_config(&self, entry: usize) -> Option<&Child> {
+        let e = self.entries.get(entry)?;
+        self.config.child(&e.child).map(|(_, ch)| ch)
+    }
+
+    fn conn_config(&self, conn: &str) -> Option<&Connection> {
+        self.config.connection(conn)
+    }
+
+    /// Starts a rekey of child `i` (Quick Mode on the newest IKE SA of its
+    /// connection, or a new phase 1).
+    fn rekey(&mut self, now: Instant, i: usize) {
+        let Some(c) = self.children.get(i) else {
+            return;
+        };
+        if c.state != ChildState::Installed {
+            return;
+        }
+        let (entry, remote, reqid, spi_in) = (c.entry, c.remote, c.reqid, c.spi_in);
+        if let Some(b) = self.bindings.get_mut(&reqid) {
+            b.rekey_from = Some(spi_in);
+        }
+        let Some(conn) = self.entries.get(entry).map(|e| e.conn.clone()) else {
+            return;
+        };
+        if let Some(c) = self.children.get_mut(i) {
+            c.state = ChildState::Rekeying;
+            c.rekey_at = None;
+            c.rekey_started = Some(now);
+        }
+        match self.established_ike_sa(&conn, Some(remote)) {
+            Some(ike_sa) => self.engine.handle_command(now, Command::CreateChildFor { ike_sa, peer: entry }),
+            None => {
+                if !self.pending.iter().any(|p| p.entry == entry) {
+                    self.pending.push(Pending { entry, since: now });
+                }
+                if !self.connecting(&conn) {
+                    let _ = self.initiate(now, &conn, None);
+                }
+            }
+        }
+    }
+
+    fn child_timers(&mut self, now: Instant) {
+        let mut rekeys = Vec::new();
+        let mut deletes = Vec::new();
+        for (i, c) in self.children.iter().enumerate() {
+            if c.delete_at.is_some_and(|t| t <= now) || c.expire_at.is_some_and(|t| t <= now) {
+                deletes.push((c.ike_sa, c.spi_in));
+            } else if c.rekey_at.is_some_and(|t| t <= now) && c.state == ChildState::Installed {
+                rekeys.push(i);
+            }
+        }
+        for c in &mut self.children {
+            let stuck = matches!(c.state, ChildState::Rekeying | ChildState::PeerRekeying);
+            if stuck && c.rekey_started.is_some_and(|t| now > t + REKEY_RETRY) {
+                // The Quick Mode failed or got no answer: try again.
+                c.state = ChildState::Installed;
+                c.rekey_at = Some(now);
+            }
+        }
+        for i in rekeys {
+            tracing::info!(
+                target: "ike",
+                "rekeying child SA {:08x}/{:08x}",
+                self.children.get(i).map_or(0, |c| c.spi_in),
+                self.children.get(i).map_or(0, |c| c.spi_out)
+            );
+            self.rekey(now, i);
+        }
+        for (ike_sa, inbound_spi) in deletes {
+            if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == inbound_spi) {
+                c.delete_at = None;
+                c.expire_at = None;
+            }
+            if self.ike.contains_key(&ike_sa) {
+                self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi });
+            } else {
+                // Its IKE SA is gone (reauthenticated): remove it locally.
+                self.remove_child_spi(inbound_spi, true);
+            }
+        }
+    }
+
+    fn ike_timers(&mut self, now: Instant) {
+        let mut reauth = Vec::new();
+        let mut dpd = Vec::new();
+        let mut dead = Vec::new();
+        let ids: Vec<IkeSaId> = self.ike.keys().copied().collect();
+        for id in ids {
+            let Some(s) = self.ike.get(&id).cloned() else {
+                continue;
+            };
+            if s.established.is_none() || s.replaced || s.dead {
+                continue;
+            }
+            if s.reauth_at.is_some_and(|t| t <= now) {
+                reauth.push(id);
+            }
+            let Some(mut d) = s.dpd else {
+                continue;
+            };
+            // RFC 3706 §5.5: only an idle peer is probed. The children's
+            // inbound counters say whether it is idle (as strongSwan reads
+            // the kernel's SA use times), looked at on every beat.
+            let packets = self.inbound_packets(id);
+            if packets != d.inbound_packets {
+                d.inbound_packets = packets;
+                d.last_activity = now;
+                d.probe_deadline = None;
+            }
+            let (delay, timeout) = self
+                .conn_config(&s.conn)
+                .map_or((Duration::ZERO, Duration::ZERO), |c| (c.dpd_delay, c.dpd_timeout));
+            match d.probe_deadline {
+                Some(deadline) if deadline <= now => dead.push(id),
+                Some(_) => {}
+                None if now.saturating_duration_since(d.last_activity) >= delay => {
+                    d.probe_deadline = Some(now + timeout);
+                    dpd.push(id);
+                }
+                None => {}
+            }
+            if let Some(st) = self.ike.get_mut(&id) {
+                st.dpd = Some(d);
+            }
+        }
+        for id in dpd {
+            tracing::debug!(target: "ike", "IKE SA {} idle: sending R-U-THERE", id.0);
+            self.engine.handle_command(now, Command::DeadPeerDetection(id));
+        }
+        for id in dead {
+            tracing::warn!(target: "ike", "IKE SA {}: no DPD answer within dpd_timeout, peer is dead", id.0);
+            if let Some(s) = self.ike.get_mut(&id) {
+                s.dead = true;
+            }
+            self.engine.handle_command(now, Command::Delete(id));
+        }
+        for id in reauth {
+            let Some(conn) = self.ike.get(&id).map(|s| s.conn.clone()) else {
+                continue;
+            };
+            tracing::info!(target: "ike", "re-establishing ISAKMP SA of `{conn}` before it expires");
+            if let Some(s) = self.ike.get_mut(&id) {
+                s.reauth_at = None;
+            }
+            // Every child with SAs under the old IKE SA moves to the new one:
+            // a rekey of each (the new pair replaces the old, which is deleted
+            // after the overlap, then the old IKE SA).
+            let moving: Vec<(usize, u32, u32)> = self
+                .children
+                .iter()
+                .filter(|c| c.ike_sa == id && c.state == ChildState::Installed)
+                .map(|c| (c.entry, c.reqid, c.spi_in))
+                .collect();
+            for (entry, reqid, spi_in) in moving {
+                if let Some(b) = self.bindings.get_mut(&reqid) {
+                    b.rekey_from = Some(spi_in);
+                }
+                if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi_in) {
+                    c.state = ChildState::Rekeying;
+                    c.rekey_at = None;
+                    c.rekey_started = Some(now);
+                }
+                if !self.pending.iter().any(|p| p.entry == entry) {
+                    self.pending.push(Pending { entry, since: now });
+                }
+            }
+            let first =
+                self.pending.iter().position(|p| self.entries.get(p.entry).is_some_and(|e| e.conn == conn));
+            if let Some(pos) = first {
+                let p = self.pending.remove(pos);
+                self.engine.handle_command(now, Command::Initiate { peer: p.entry });
+                if let Some(s) = self.engine.newest_ike_sa().filter(|s| s.peer == p.entry) {
+                    self.ike.insert(
+                        s.id,
+                        IkeState {
+                            conn: conn.clone(),
+                            remote: Some(s.remote.ip()),
+                            established: None,
+                            reauth_at: None,
+                            replaced: false,
+                            dpd: None,
+                            dead: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn inbound_packets(&self, ike_sa: IkeSaId) -> u64 {
+        self.children
+            .iter()
+            .filter(|c| c.ike_sa == ike_sa)
+            .filter_map(|c| self.kernel.sa_stats(c.spi_in, true))
+            .map(|s| s.packets)
+            .sum()
+    }
+
+    fn jitter(&mut self, max: Duration) -> Duration {
+        let ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+        if ms == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(self.rng.next_u64() % ms)
+    }
+
+    /// Handles everything the engine produced.
+    pub fn process_events(&mut self, now: Instant) {
+        while let Some(ev) = self.engine.poll_event() {
+            match ev {
+                Event::IkeSaEstablished { ike_sa, peer } => self.on_ike_established(now, ike_sa, peer),
+                Event::InstallInbound { ike_sa, peer, inbound } => {
+                    self.on_install(now, ike_sa, peer, &inbound, None);
+                }
+                Event::InstallSa { ike_sa, peer, inbound, outbound } => {
+                    self.on_install(now, ike_sa, peer, &inbound, Some(&outbound));
+                }
+                Event::DeleteSa { spi, inbound } => self.remove_child_spi(spi, inbound),
+                Event::IkeSaDeleted(id) => self.on_ike_gone(now, id, false),
+                Event::Failed { ike_sa, error } => {
+                    tracing::warn!(target: "ike", "IKE SA {}: {:?}", ike_sa.0, error);
+                    let gone = self.engine.ike_sa(ike_sa).is_none();
+                    if gone {
+                        self.on_ike_gone(now, ike_sa, true);
+                    }
+                }
+                Event::InitialContact(id) => self.on_initial_contact(now, id),
+                Event::DeadPeerDetectionAck { ike_sa, .. } => {
+                    if let Some(s) = self.ike.get_mut(&ike_sa) {
+                        if let Some(d) = s.dpd.as_mut() {
+                            d.probe_deadline = None;
+                            d.last_activity = now;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_ike_established(&mut self, now: Instant, id: IkeSaId, peer: usize) {
+        let Some(entry) = self.entries.get(peer).cloned() else {
+            return;
+        };
+        let conn = self.conn_config(&entry.conn).cloned();
+        let summary = self.engine.ike_sa(id);
+        tracing::info!(
+            target: "ike",
+            "IKE SA {} of `{}` established with {}",
+            id.0,
+            entry.conn,
+            summary.as_ref().map_or_else(String::new, |s| s.remote.to_string())
+        );
+        if let (Some(k), Some((cky_i, key))) = (&self.keylog, self.engine.keylog_ike_sa(id)) {
+            if let Err(e) = k.log_ike_sa(&cky_i, &key) {
+                tracing::warn!(target: "dmn", "key log: {e}");
+            }
+        }
+        let initiator = summary.as_ref().is_some_and(|s| s.initiator);
+        let reauth_at = conn.as_ref().and_then(|c| {
+            let base = match (c.rekey_time.is_zero(), c.reauth_time.is_zero()) {
+                (true, true) => return None,
+                (false, true) => c.rekey_time,
+                (true, false) => c.reauth_time,
+                (false, false) => c.rekey_time.min(c.reauth_time),
+            };
+            // The responder waits longer, so one end re-establishes.
+            let base =
+                if initiator || c.initiate_address().is_none() { base } else { base + c.over_time / 2 };
+            Some(base)
+        });
+        let reauth_at = match reauth_at {
+            Some(b) => {
+                let j = self.jitter(conn.as_ref().map_or(Duration::ZERO, |c| c.rand_time));
+                Some(now + b.saturating_sub(j))
+            }
+            None => None,
+        };
+        let dpd = conn.as_ref().filter(|c| !c.dpd_delay.is_zero()).map(|_| Dpd {
+            last_activity: now,
+            inbound_packets: 0,
+            probe_deadline: None,
+        });
+        // Older IKE SAs of this connection with this peer are replaced.
+        let remote = summary.as_ref().map(|s| s.remote.ip());
+        for (oid, s) in self.ike.iter_mut() {
+            if *oid != id && s.conn == entry.conn && s.established.is_some() && s.remote == remote {
+                s.replaced = true;
+            }
+        }
+        self.ike.insert(
+            id,
+            IkeState {
+                conn: entry.conn.clone(),
+                remote,
+                established: Some((now, SystemTime::now())),
+                reauth_at,
+                replaced: false,
+                dpd,
+                dead: false,
+            },
+        );
+        self.retries.retain(|r| r.0 != entry.conn);
+        // Children waiting for this connection.
+        let (mine, rest): (Vec<Pending>, Vec<Pending>) = self
+            .pending
+            .drain(..)
+            .partition(|p| self.entries.get(p.entry).is_some_and(|e| e.conn == entry.conn));
+        self.pending = rest;
+        for p in mine {
+            if p.entry != peer || !initiator {
+                self.engine.handle_command(now, Command::CreateChildFor { ike_sa: id, peer: p.entry });
+            }
+        }
+        self.delete_replaced_ike_sas(now);
+    }
+
+    /// An IKE SA replaced by a newer one is deleted once its children are
+    /// gone (each deleted after the overlap once its successor is in).
+    fn delete_replaced_ike_sas(&mut self, now: Instant) {
+        let replaced: Vec<IkeSaId> = self
+            .ike
+            .iter()
+            .filter(|(_, s)| s.replaced && s.established.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in replaced {
+            let waiting = self.children.iter().any(|c| c.ike_sa == id);
+            let conn = self.ike.get(&id).map(|s| s.conn.clone()).unwrap_or_default();
+            let pending =
+                self.pending.iter().any(|p| self.entries.get(p.entry).is_some_and(|e| e.conn == conn));
+            if !waiting && !pending {
+                tracing::info!(target: "ike", "deleting replaced IKE SA {}", id.0);
+                self.engine.handle_command(now, Command::Delete(id));
+            }
+        }
+    }
+
+    fn reqid_for(&mut self, entry: usize, local: &TrafficSelector, remote: &TrafficSelector) -> u32 {
+        let (l, r) = (local.normalized(), remote.normalized());
+        if let Some((id, _)) = self
+            .bindings
+            .iter()
+            .find(|(_, b)| b.entry == entry && b.local_ts.normalized() == l && b.remote_ts.normalized() == r)
+        {
+            return *id;
+        }
+        let configured = self
+            .entries
+            .get(entry)
+            .is_some_and(|e| e.local_ts.normalized() == l && e.remote_ts.normalized() == r);
+        let id = match u32::try_from(entry + 1) {
+            Ok(id) if configured && id < DYNAMIC_REQID => id,
+            _ => {
+                self.next_reqid = self.next_reqid.wrapping_add(1).max(DYNAMIC_REQID);
+                self.next_reqid
+            }
+        };
+        self.bindings.insert(id, Binding { entry, local_ts: l, remote_ts: r, trap: false, rekey_from: None });
+        id
+    }
+
+    fn install_trap(&mut self, entry: usize) {
+        let Some(e) = self.entries.get(entry).cloned() else {
+            return;
+        };
+        let unresolved =
+            |ts: &TrafficSelector| matches!(ts.address, TsAddress::Host(a) if a.is_unspecified());
+        if unresolved(&e.local_ts) || unresolved(&e.remote_ts) {
+            tracing::warn!(target: "cfg", "child `{}`: a trap needs fixed selectors", e.child);
+            return;
+        }
+        let reqid = self.reqid_for(entry, &e.local_ts, &e.remote_ts);
+        if let Some(b) = self.bindings.get_mut(&reqid) {
+            b.trap = true;
+        }
+        match policies(reqid, &e.local_ts, &e.remote_ts).and_then(|ps| self.kernel.add_policies(&ps)) {
+            Ok(()) => tracing::info!(
+                target: "knl",
+                "trap installed for `{}`: {} === {} (reqid {reqid})",
+                e.child,
+                DisplayTs(e.local_ts),
+                DisplayTs(e.remote_ts)
+            ),
+            Err(err) => tracing::error!(target: "knl", "trap for `{}`: {err}", e.child),
+        }
+    }
+
+    fn limits(&mut self, entry: usize) -> SaLimits {
+        let Some(ch) = self.child_config(entry).cloned() else {
+            return SaLimits::default();
+        };
+        let jb = if ch.rand_bytes > 0 { self.rng.next_u64() % ch.rand_bytes } else { 0 };
+        let jp = if ch.rand_packets > 0 { self.rng.next_u64() % ch.rand_packets } else { 0 };
+        SaLimits {
+            replay_window: ch.replay_window,
+            soft_bytes: ch.rekey_bytes.saturating_sub(jb),
+            hard_bytes: ch.life_bytes,
+            soft_packets: ch.rekey_packets.saturating_sub(jp),
+            hard_packets: ch.life_packets,
+        }
+    }
+
+    fn on_install(
+        &mut self,
+        now: Instant,
+        ike_sa: IkeSaId,
+        entry: usize,
+        inbound: &EspSaDescription,
+        outbound: Option<&EspSaDescription>,
+    ) {
+        // Selectors as negotiated: ours is the inbound SA's destination.
+        let (local_ts, remote_ts) = (inbound.destination_ts, inbound.source_ts);
+        let reqid = self.reqid_for(entry, &local_ts, &remote_ts);
+        let limits = self.limits(entry);
+        let existing = self.children.iter().position(|c| c.spi_in == inbound.spi);
+        // A responder saw InstallInbound first; a pair without a record is ours.
+        let initiated = existing.is_none() && outbound.is_some();
+        let replaces = if initiated {
+            self.bindings.get_mut(&reqid).and_then(|b| b.rekey_from.take())
+        } else {
+            self.current_pair(reqid)
+        };
+        if existing.is_none() || outbound.is_none() {
+            if let Err(e) = self.kernel.add_sa(inbound, true, reqid, &limits) {
+                tracing::error!(target: "knl", "installing inbound SA {:08x}: {e}", inbound.spi);
+                if existing.is_none() {
+                    self.engine
+                        .handle_command(now, Command::DeleteChild { ike_sa, inbound_spi: inbound.spi });
+                }
+                return;
+            }
+        }
+        if existing.is_none() && !initiated {
+            // The peer's Quick Mode replaces the current pair: no rekey of
+            // ours for it any more (that would be a second replacement).
+            if let Some(cur) = replaces {
+                if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == cur) {
+                    if c.state == ChildState::Installed {
+                        c.state = ChildState::PeerRekeying;
+                        c.rekey_at = None;
+                        c.rekey_started = Some(now);
+                    }
+                }
+            }
+        }
+        if existing.is_none() {
+            self.children.push(ChildSa {
+                ike_sa,
+                remote: inbound.source.ip(),
+                entry,
+                reqid,
+                spi_in: inbound.spi,
+                spi_out: 0,
+                state: ChildState::Inbound,
+                encryption: inbound.encryption,
+                integrity: inbound.integrity,
+                encapsulation: inbound.encapsulation,
+                local_ts,
+                remote_ts,
+                installed: now,
+                installed_wall: SystemTime::now(),
+                rekey_at: None,
+                expire_at: None,
+                delete_at: None,
+                replaces,
+                initiated,
+                rekey_started: None,
+            });
+        }
+        let Some(outbound) = outbound else {
+            tracing::debug!(target: "knl", "inbound SA {:08x} installed (reqid {reqid})", inbound.spi);
+            return;
+        };
+        match policies(reqid, &local_ts, &remote_ts) {
+            Ok(ps) => {
+                // Bound to the newest outbound SA of the reqid when they go in
+                // (`commit`), or moved to it if they are there already.
+                self.pending_policies.retain(|p| ps.iter().all(|q| q.id != p.id));
+                self.pending_policies.extend(ps);
+            }
+            Err(e) => tracing::error!(target: "knl", "policies for reqid {reqid}: {e}"),
+        }
+        if let Err(e) = self.kernel.add_sa(outbound, false, reqid, &limits) {
+            tracing::error!(target: "knl", "installing outbound SA {:08x}: {e}", outbound.spi);
+            self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi: inbound.spi });
+            return;
+        }
+        if let Some(k) = &self.keylog {
+            for d in [inbound, outbound] {
+                if let Err(e) = k.log_esp_sa(&EspKeys::from_description(d)) {
+                    tracing::warn!(target: "dmn", "key log: {e}");
+                }
+            }
+        }
+        let ch = self.child_config(entry).cloned();
+        let negotiated = Duration::from_secs(u64::from(inbound.lifetime.seconds));
+        let life =
+            ch.as_ref().map_or(negotiated, |c| c.life_time.min(negotiated.max(Duration::from_secs(1))));
+        let rekey =
+            ch.as_ref().and_then(|c| (!c.rekey_time.is_zero()).then_some((c.rekey_time, c.rand_time)));
+        let rekey_at = match rekey {
+            Some((t, r)) => {
+                let j = self.jitter(r);
+                Some(now + t.min(life).saturating_sub(j))
+            }
+            None => None,
+        };
+        if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == inbound.spi) {
+            c.spi_out = outbound.spi;
+            c.state = ChildState::Installed;
+            c.installed = now;
+            c.installed_wall = SystemTime::now();
+            c.rekey_at = rekey_at;
+            c.expire_at = Some(now + life);
+        }
+        tracing::info!(
+            target: "knl",
+            "child SA `{}` installed: SPIs {:08x}_i {:08x}_o, {} === {} (reqid {reqid})",
+            self.entries.get(entry).map_or("", |e| e.child.as_str()),
+            inbound.spi,
+            outbound.spi,
+            DisplayTs(local_ts),
+            DisplayTs(remote_ts)
+        );
+        self.settle_reqid(now, reqid, inbound.spi);
+        self.delete_replaced_ike_sas(now);
+    }
+
+    /// The newest fully installed pair of `reqid` not yet superseded.
+    fn current_pair(&self, reqid: u32) -> Option<u32> {
+        self.children
+            .iter()
+            .filter(|c| c.reqid == reqid && c.spi_out != 0 && c.state != ChildState::Superseded)
+            .max_by_key(|c| c.installed)
+            .map(|c| c.spi_in)
+    }
+
+    /// After pair `new_spi` of `reqid` was installed: a duplicate (same
+    /// `replaces`) resolved by the lower min(SPI), the pairs it replaces
+    /// superseded (deleted after the overlap by the end that rekeyed).
+    fn settle_reqid(&mut self, now: Instant, reqid: u32, new_spi: u32) {
+        let Some(new) = self.children.iter().find(|c| c.spi_in == new_spi).cloned() else {
+            return;
+        };
+        let others: Vec<ChildSa> = self
+            .children
+            .iter()
+            .filter(|c| c.reqid == reqid && c.spi_in != new_spi && c.spi_out != 0)
+            .filter(|c| c.state != ChildState::Superseded)
+            .cloned()
+            .collect();
+        let key = |c: &ChildSa| c.spi_in.min(c.spi_out);
+        for o in others {
+            if o.replaces == new.replaces {
+                let loser = if key(&o) < key(&new) { new.spi_in } else { o.spi_in };
+                tracing::info!(target: "ike", "duplicate child SA pair for reqid {reqid}: deleting {loser:08x}");
+                if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == loser) {
+                    c.state = ChildState::Superseded;
+                    c.rekey_at = None;
+                    // Stop sending on it now (the policy falls back to the other
+                    // pair); keep receiving on it until the peer did the same.
+                    c.delete_at = Some(now + REKEY_OVERLAP);
+                    let out = c.spi_out;
+                    if let Err(e) = self.kernel.del_sa(out, false) {
+                        tracing::error!(target: "knl", "removing outbound SA {out:08x}: {e}");
+                    }
+                }
+                if loser == new.spi_in {
+                    return;
+                }
+            } else if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == o.spi_in) {
+                c.state = ChildState::Superseded;
+                c.rekey_at = None;
+                if new.initiated || o.state == ChildState::Rekeying {
+                    c.delete_at = Some(now + REKEY_OVERLAP);
+                }
+            }
+        }
+    }
+
+    /// The engine or the peer removed one SA.
+    fn remove_child_spi(&mut self, spi: u32, inbound: bool) {
+        if let Err(e) = self.kernel.del_sa(spi, inbound) {
+            tracing::error!(target: "knl", "removing SA {spi:08x}: {e}");
+        }
+        if inbound {
+            self.kernel.release_spi(spi);
+        }
+        let Some(i) =
+            self.children.iter().position(|c| if inbound { c.spi_in == spi } else { c.spi_out == spi })
+        else {
+            return;
+        };
+        let Some(c) = self.children.get_mut(i) else {
+            return;
+        };
+        if inbound {
+            c.spi_in = 0;
+        } else {
+            c.spi_out = 0;
+        }
+        if c.spi_in != 0 && c.spi_out != 0 {
+            return;
+        }
+        // Half-installed or half-deleted: finish the other direction.
+        let (other, other_inbound) = if c.spi_in != 0 { (c.spi_in, true) } else { (c.spi_out, false) };
+        let c = self.children.remove(i);
+        if other != 0 {
+            let _ = self.kernel.del_sa(other, other_inbound);
+            if other_inbound {
+                self.kernel.release_spi(other);
+            }
+        }
+        tracing::info!(target: "knl", "child SA pair of reqid {} removed", c.reqid);
+        let live = self.children.iter().any(|x| x.reqid == c.reqid);
+        // A child configured to be up (start or trap) keeps its policies as a
+        // trap: traffic then renegotiates instead of leaving in the clear.
+        let up = self.child_config(c.entry).is_some_and(|ch| ch.start_action != StartAction::None);
+        let configured = self.bindings.get(&c.reqid).is_some_and(|b| {
+            self.entries.get(b.entry).is_some_and(|e| {
+                e.local_ts.normalized() == b.local_ts && e.remote_ts.normalized() == b.remote_ts && !e.retired
+            })
+        });
+        if !live && up && configured {
+            if let Some(b) = self.bindings.get_mut(&c.reqid) {
+                if !b.trap {
+                    tracing::info!(target: "knl", "reqid {}: no SA left, policies stay as a trap", c.reqid);
+                }
+                b.trap = true;
+            }
+        }
+        let keep = self.bindings.get(&c.reqid).is_some_and(|b| b.trap);
+        if !live && !keep {
+            let ids = [c.reqid.wrapping_mul(2), c.reqid.wrapping_mul(2).wrapping_add(1)];
+            if let Err(e) = self.kernel.del_policies(&ids) {
+                tracing::error!(target: "knl", "removing policies of reqid {}: {e}", c.reqid);
+            }
+            self.bindings.remove(&c.reqid);
+        }
+    }
+
+    /// An IKE SA ended: by Delete, failure, DPD or expiry.
+    fn on_ike_gone(&mut self, now: Instant, id: IkeSaId, failed: bool) {
+        let Some(s) = self.ike.remove(&id) else {
+            return;
+        };
+        // Children that lost their IKE SA stay until their own lifetime
+        // unless the peer is dead; they are rekeyed under a new IKE SA.
+        let orphans: Vec<usize> =
+            self.children.iter().enumerate().filter(|(_, c)| c.ike_sa == id).map(|(i, _)| i).collect();
+        let conn = self.conn_config(&s.conn).cloned();
+        let action = if s.dead {
+            conn.as_ref().and_then(|c| c.children.first()).map(|ch| ch.dpd_action)
+        } else if failed && s.established.is_none() {
+            None
+        } else if !s.replaced {
+            conn.as_ref().and_then(|c| c.children.first()).map(|ch| ch.close_action)
+        } else {
+            None
+        };
+        if s.dead {
+            for i in orphans.into_iter().rev() {
+                if let Some(c) = self.children.get(i).cloned() {
+                    self.remove_child_spi(c.spi_out, false);
+                    self.remove_child_spi(c.spi_in, true);
+                }
+            }
+        }
+        let name = s.conn.clone();
+        match action {
+            Some(PeerGoneAction::Restart) => {
+                tracing::info!(target: "ike", "`{name}`: peer gone, restarting");
+                self.retries.push((name.clone(), now + RETRY_DELAY, 0));
+            }
+            Some(PeerGoneAction::Trap) => {
+                for e in self.entries_of(&name, None) {
+                    self.install_trap(e);
+                }
+            }
+            Some(PeerGoneAction::Clear) | None => {}
+        }
+        if failed && s.established.is_none() {
+            // keyingtries: 0 = forever.
+            let tries = conn.as_ref().map_or(1, |c| c.keyingtries);
+            let done = self.retries.iter().find(|r| r.0 == name).map_or(0, |r| r.2);
+            self.retries.retain(|r| r.0 != name);
+            if tries == 0 || done + 1 < tries {
+                self.retries.push((name, now + RETRY_DELAY, done + 1));
+            } else {
+                tracing::warn!(target: "ike", "`{name}`: giving up after {tries} keying tries");
+                self.pending.retain(|p| self.entries.get(p.entry).is_none_or(|e| e.conn != s.conn));
+            }
+        }
+    }
+
+    /// INITIAL-CONTACT: the peer has no memory of older SAs with us.
+    fn on_initial_contact(&mut self, now: Instant, id: IkeSaId) {
+        let Some(remote) = self.engine.ike_sa(id).map(|s| s.remote.ip()) else {
+            return;
+        };
+        for o in self.engine.ike_sas_with(remote) {
+            if o == id {
+                continue;
+            }
+            tracing::info!(target: "ike", "INITIAL-CONTACT from {remote}: deleting older IKE SA {}", o.0);
+            if let Some(s) = self.ike.get_mut(&o) {
+                s.replaced = true;
+            }
+            self.engine.handle_command(now, Command::Delete(o));
+        }
+        // Pairs kept after their IKE SA ended.
+        let stale: Vec<(u32, u32)> = self
+            .children
+            .iter()
+            .filter(|c| c.remote == remote && c.ike_sa != id && !self.ike.contains_key(&c.ike_sa))
+            .map(|c| (c.spi_in, c.spi_out))
+            .collect();
+        for (i, o) in stale {
+            self.remove_child_spi(o, false);
+            self.remove_child_spi(i, true);
+        }
+    }
+
+    /// A new configuration: retire the entries of changed and removed
+    /// connections (their SAs are deleted), add changed and new ones.
+    pub fn reconfigure(&mut self, now: Instant, config: Arc<Config>, summary: &LoadSummary) {
+        for name in summary.changed.iter().chain(&summary.removed) {
+            let _ = self.terminate(now, name, None);
+            for (i, e) in self.entries.iter_mut().enumerate() {
+                if &e.conn == name {
+                    e.retired = true;
+                    self.engine.retire_peer(i);
+                }
+            }
+            let traps: Vec<u32> = self
+                .bindings
+                .iter()
+                .filter(|(_, b)| b.trap && self.entries.get(b.entry).is_some_and(|e| &e.conn == name))
+                .map(|(r, _)| *r)
+                .collect();
+            for r in traps {
+                let _ = self.kernel.del_policies(&[r.wrapping_mul(2), r.wrapping_mul(2).wrapping_add(1)]);
+                if let Some(b) = self.bindings.get_mut(&r) {
+                    b.trap = false;
+                }
+            }
+        }
+        self.config = config;
+        let cfg = Arc::clone(&self.config);
+        for name in summary.changed.iter().chain(&summary.added) {
+            if let Some(c) = cfg.connection(name) {
+                self.add_connection(c, false);
+                for ch in &c.children {
+                    if ch.start_action == StartAction::Start {
+                        let _ = self.initiate(now, name, Some(&ch.name));
+                    }
+                }
+            }
+        }
+    }
+
+    /// SA counts for `stats`.
+    pub fn counts(&self) -> EngineCounts {
+        let sas = self.engine.ike_sas();
+        EngineCounts {
+            ike_sas: sas.len() as u64,
+            ike_sas_half_open: sas.iter().filter(|s| !s.established).count() as u64,
+            child_sas: self.children.iter().filter(|c| c.spi_out != 0).count() as u64,
+            ike_datagrams: {
+                let s = self.engine.stats();
+                [
+                    ("received", s.received),
+                    ("processed", s.processed),
+                    ("dropped-malformed", s.dropped_malformed),
+                    ("dropped-unknown-sa", s.dropped_unknown_sa),
+                    ("dropped-no-config", s.dropped_no_config),
+                    ("dropped-half-open-limit", s.dropped_half_open_limit),
+                    ("failed", s.failed),
+                    ("auth-failed", s.auth_failed),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect()
+            },
+        }
+    }
+
+    /// The dataplane's counters.
+    pub fn dataplane_stats(&self) -> crate::ctl::protocol::DataplaneStats {
+        self.kernel.dataplane_stats()
+    }
+
+    /// `list-sas`.
+    pub fn list_sas(&self, now: Instant) -> Vec<IkeSaInfo> {
+        let mut out = Vec::new();
+        for s in self.engine.ike_sas() {
+            let st = self.ike.get(&s.id);
+            let entry = self.entries.get(s.peer);
+            let conn = entry.and_then(|e| self.conn_config(&e.conn));
+            let (encr_alg, encr_keysize, integ_alg, prf_alg, dh_group) = match s.proposal {
+                Some(p) => {
+                    let (i, prf) = hash_names(p.hash);
+                    (
+                        "AES_CBC".to_owned(),
+                        cipher_bits(p.cipher),
+                        i.to_owned(),
+                        prf.to_owned(),
+                        dh_name(p.group),
+                    )
+                }
+                None => Default::default(),
+            };
+            let state = match st {
+                _ if !s.established => "CONNECTING",
+                Some(x) if x.dead => "DELETING",
+                Some(x) if x.replaced => "REKEYED",
+                _ => "ESTABLISHED",
+            };
+            let child_sas =
+                self.children.iter().filter(|c| c.ike_sa == s.id).map(|c| self.child_info(now, c)).collect();
+            out.push(IkeSaInfo {
+                name: entry.map_or_else(String::new, |e| e.conn.clone()),
+                uniqueid: s.id.0,
+                state: state.to_owned(),
+                local_host: s.local.ip().to_string(),
+                local_port: s.local.port(),
+                local_id: conn.map_or_else(String::new, |c| c.local.id.to_string()),
+                remote_host: s.remote.ip().to_string(),
+                remote_port: s.remote.port(),
+                remote_id: conn.map_or_else(String::new, |c| c.remote.id.to_string()),
+                initiator: s.initiator,
+                initiator_spi: hex8(&s.cookies.0),
+                responder_spi: hex8(&s.cookies.1),
+                nat_local: s.nat.local_behind,
+                nat_remote: s.nat.remote_behind,
+                encr_alg,
+                encr_keysize,
+                integ_alg,
+                prf_alg,
+                dh_group,
+                established: st
+                    .and_then(|x| x.established)
+                    .map(|e| now.saturating_duration_since(e.0).as_secs()),
+                rekey_time: st.and_then(|x| secs_until(now, x.reauth_at)),
+                child_sas,
+            });
+        }
+        out
+    }
+
+    fn child_info(&self, now: Instant, c: &ChildSa) -> ChildSaInfo {
+        let (encr_alg, encr_keysize, integ_alg) = alg_names(c.encryption, c.integrity);
+        let e = self.entries.get(c.entry);
+        let ch = self.child_config(c.entry);
+        let stat_in = if c.spi_in != 0 { self.kernel.sa_stats(c.spi_in, true) } else { None };
+        let stat_out = if c.spi_out != 0 { self.kernel.sa_stats(c.spi_out, false) } else { None };
+        let wall = unix(SystemTime::now());
+        let used = |s: Option<sadb::SaStats>| {
+            s.filter(|s| s.last_used > 0).map(|s| wall.saturating_sub(s.last_used))
+        };
+        ChildSaInfo {
+            name: e.map_or_else(String::new, |e| e.child.clone()),
+            uniqueid: u64::from(c.spi_in),
+            state: match c.state {
+                ChildState::Inbound => "INSTALLING",
+                ChildState::Installed => "INSTALLED",
+                ChildState::Rekeying | ChildState::PeerRekeying => "REKEYING",
+                ChildState::Superseded => "REKEYED",
+            }
+            .to_owned(),
+            mode: match c.encapsulation {
+                Encapsulation::Tunnel | Encapsulation::UdpTunnel => "TUNNEL",
+                Encapsulation::Transport | Encapsulation::UdpTransport => "TRANSPORT",
+            }
+            .to_owned(),
+            protocol: "ESP".to_owned(),
+            encap: matches!(c.encapsulation, Encapsulation::UdpTunnel | Encapsulation::UdpTransport),
+            spi_in: format!("{:08x}", c.spi_in),
+            spi_out: format!("{:08x}", c.spi_out),
+            encr_alg,
+            encr_keysize,
+            integ_alg,
+            dh_group: ch.and_then(|ch| ch.pfs_group).map(dh_name),
+            esn: false,
+            bytes_in: stat_in.map_or(0, |s| s.bytes),
+            packets_in: stat_in.map_or(0, |s| s.packets),
+            use_in: used(stat_in),
+            bytes_out: stat_out.map_or(0, |s| s.bytes),
+            packets_out: stat_out.map_or(0, |s| s.packets),
+            use_out: used(stat_out),
+            rekey_time: secs_until(now, c.rekey_at),
+            life_time: secs_until(now, c.expire_at),
+            install_time: now.saturating_duration_since(c.installed).as_secs(),
+            local_ts: vec![DisplayTs(c.local_ts).to_string()],
+            remote_ts: vec![DisplayTs(c.remote_ts).to_string()],
+        }
+    }
+
+    /// Stopping: with `delete`, Deletes go out and our SAs and policies
+    /// leave the dataplane; otherwise everything stays installed.
+    pub fn shutdown(&mut self, now: Instant, delete: bool) {
+        self.commit();
+        if !delete {
+            return;
+        }
+        let ids: Vec<IkeSaId> = self.engine.ike_sas().iter().map(|s| s.id).collect();
+        for id in ids {
+            self.engine.handle_command(now, Command::Delete(id));
+        }
+        self.process_events(now);
+        for c in std::mem::take(&mut self.children) {
+            let _ = self.kernel.del_sa(c.spi_in, true);
+            let _ = self.kernel.del_sa(c.spi_out, false);
+        }
+        let reqids: Vec<u32> = self.bindings.keys().copied().collect();
+        for r in reqids {
+            let _ = self.kernel.del_policies(&[r.wrapping_mul(2), r.wrapping_mul(2).wrapping_add(1)]);
+        }
+        self.bindings.clear();
+        let bypass: Vec<u32> =
+            crate::knl::ike_bypass_policies(&self.config.daemon.listen, [self.ports.0, self.ports.1])
+                .iter()
+                .map(|p| p.id)
+                .collect();
+        let _ = self.kernel.del_policies(&bypass);
+    }
+
+    /// Removes SAs left by an earlier run whose reqid now has a fresh pair
+    /// (called on the beat; cheap when there are none).
+    pub fn reap_orphans(&mut self) {
+        let known: std::collections::HashSet<(u32, bool)> =
+            self.children.iter().flat_map(|c| [(c.spi_in, true), (c.spi_out, false)]).collect();
+        let fresh: std::collections::HashSet<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.state == ChildState::Installed && c.installed.elapsed() > REKEY_OVERLAP)
+            .map(|c| c.reqid)
+            .collect();
+        for (spi, inbound, reqid) in self.kernel.list_sas() {
+            if !known.contains(&(spi, inbound)) && fresh.contains(&reqid) {
+                tracing::info!(target: "knl", "removing SA {spi:08x} left by an earlier run (reqid {reqid})");
+                let _ = self.kernel.del_sa(spi, inbound);
+            }
+        }
+    }
+
+    /// Writes the policies queued by this round of events into the database
+    /// in one batch. The engine loop calls it before sending datagrams.
+    pub fn commit(&mut self) {
+        if self.pending_policies.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending_policies);
+        // Pairs removed since they were queued take their policies with them.
+        let live: std::collections::HashSet<u32> = self.bindings.keys().copied().collect();
+        let batch: Vec<_> = batch.into_iter().filter(|p| live.contains(&p.reqid)).collect();
+        if let Err(e) = self.kernel.add_policies(&batch) {
+            tracing::error!(target: "knl", "installing {} policies: {e}", batch.len());
+        }
+    }
+
+    /// Ports the sockets use (IKE, NAT-T).
+    pub fn ports(&self) -> (u16, u16) {
+        self.ports
+    }
+}
+
+fn hex8(b: &[u8; 8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The selector pairs of a child in the order `peer_configs` emits them.
+fn selector_pairs(child: &Child, local: IpAddr, remote: IpAddr) -> Vec<(TrafficSelector, TrafficSelector)> {
+    let mut out = Vec::new();
+    for l in &child.local_ts {
+        for r in &child.remote_ts {
+            out.push((l.resolve(local), r.resolve(remote)));
+        }
+    }
+    out
+}
