@@ -1,0 +1,593 @@
+#!/usr/bin/env bash
+# Our gateway against strongSwan, in network namespaces:
+#   host-a -- [gw-a: espd + iked] == wire 198.18.0.0/24, 2001:db8::/64 == [gw-b: charon] -- host-b
+# gw-b runs Debian's charon with kernel-libipsec (userspace ESP over a TUN device; this
+# kernel has no ESP). strongSwan 5.9.8's libipsec only speaks UDP-encapsulated ESP and fakes
+# NAT-D so that both ends believe in a NAT: every case exercises our NAT-T (RFC 3947/3948).
+#
+# Usage: scripts/interop.sh [--quick | --demo | --full] [--only REGEX]
+#   --full   the whole matrix (default): every IKE proposal, ESP proposal, PFS or not, Main and
+#            Aggressive Mode, IPv4 and IPv6, tunnel and transport, each with us and with
+#            strongSwan initiating; then the lifecycle cases, the key-log decryption with
+#            tshark and the ike-scan probes
+#   --quick  a representative subset (CI)
+#   --demo   the main job: one tunnel with the shipped configs (scripts/conf/iked-demo.toml,
+#            scripts/conf/swanctl-demo.conf), traffic both ways, the tables printed
+# Per case: ping and a TCP transfer through the tunnel (sha256 compared), `ikectl list-sas`
+# and `swanctl --list-sas` agree on SPIs, algorithms and packet counters; Delete from the
+# initiator clears both sides. A failing case prints both daemons' logs and the decoded wire.
+#
+# Env: ESPD, ESPCTL, IKED, IKECTL (default target/release), NS_TAG, KEEP=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MODE=full
+ONLY=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) MODE=quick ;;
+    --demo) MODE=demo ;;
+    --full) MODE=full ;;
+    --only) ONLY=$2; shift ;;
+    *) echo "usage: $0 [--quick|--demo|--full] [--only REGEX]" >&2; exit 2 ;;
+    esac
+    shift
+done
+ESPD=${ESPD:-target/release/espd}
+ESPCTL=${ESPCTL:-target/release/espctl}
+IKED=${IKED:-target/release/iked}
+IKECTL=${IKECTL:-target/release/ikectl}
+CHARON=/usr/lib/ipsec/charon
+export NS_TAG=${NS_TAG:-swan$$}
+source scripts/lib/netns.sh
+WORK=$(mktemp -d /tmp/interop.XXXXXX)
+DB_A=/dev/shm/espgw-$NS_TAG-a
+export STRONGSWAN_CONF=$WORK/strongswan.conf
+ESPD_PID= IKED_PID= CHARON_PID= CAP_PID=
+PASS=0 FAIL=0
+RESULTS=()
+
+stop_all() {
+    for p in $IKED_PID $ESPD_PID $CHARON_PID $CAP_PID; do kill -TERM "$p" 2>/dev/null; done
+    for p in $IKED_PID $ESPD_PID $CHARON_PID $CAP_PID; do wait "$p" 2>/dev/null; done
+    IKED_PID= ESPD_PID= CHARON_PID= CAP_PID=
+}
+cleanup() {
+    local rc=$?
+    set +e +o pipefail
+    stop_all
+    [ -n "${KEEP:-}" ] && { echo "kept: $WORK, namespaces $NS_TAG-*"; exit $rc; }
+    ns_down
+    rm -rf "$WORK" "$DB_A" "$DB_A.iked.lock"
+    exit $rc
+}
+trap cleanup EXIT
+die() { echo "FATAL: $*" >&2; exit 1; }
+step() { printf '== %s\n' "$*"; }
+
+[ "$(id -u)" = 0 ] || die "needs root"
+[ -x "$CHARON" ] || die "$CHARON missing (scripts/setup.sh installs strongswan-charon)"
+
+# ---------------------------------------------------------------------------------------
+# Topology: the namespaces of scripts/lib/netns.sh; gw-b becomes an ordinary Linux router
+# (charon's libipsec routes cleartext through its TUN device).
+ns_up
+ip netns exec "$NS_GB" nft delete table netdev espd-owned 2>/dev/null || true
+for ifc in in0 out0; do ip netns exec "$NS_GB" sysctl -qw "net.ipv6.conf.$ifc.disable_ipv6=0"; done
+ip -n "$NS_GB" addr add 198.18.0.2/24 dev out0
+ip -n "$NS_GB" addr add 2001:db8::2/64 dev out0 nodad
+ip -n "$NS_GB" addr add 198.19.1.1/24 dev in0
+ip -n "$NS_GB" addr add 2001:db8:2::1/64 dev in0 nodad
+ip netns exec "$NS_GB" sysctl -qw net.ipv4.ip_forward=1
+ip netns exec "$NS_GB" sysctl -qw net.ipv6.conf.all.forwarding=1
+
+# --- strongSwan on gw-b --------------------------------------------------------------------
+(cd "$WORK" && mkdir -p x509 x509ca x509ocsp x509aa x509ac x509crl pubkey private rsa ecdsa bliss pkcs8 pkcs12)
+cat >"$WORK/strongswan.conf" <<EOF
+charon {
+    # Aggressive Mode with PSK as responder is refused unless this is set.
+    i_dont_care_about_security_and_use_aggressive_mode_psk = yes
+    retransmit_tries = 3
+    install_routes = yes
+    load_modular = no
+    load = random nonce openssl hmac kdf gcm curve25519 kernel-libipsec kernel-netlink socket-default vici updown
+    plugins {
+        vici { socket = unix://$WORK/charon.vici }
+        kernel-libipsec { allow_peer_ts = yes }
+    }
+    syslog { }
+    filelog {
+        log { path = $WORK/charon.log
+              flush_line = yes
+              default = 1
+              ike = 2
+              knl = 2
+              cfg = 1
+              time_format = %T }
+    }
+}
+EOF
+start_charon() {
+    ip netns exec "$NS_GB" unshare -m --propagation private sh -c "mount -t tmpfs tmpfs /run && exec $CHARON" \
+        >>"$WORK/charon.out" 2>&1 &
+    CHARON_PID=$!
+    for _ in $(seq 50); do [ -S "$WORK/charon.vici" ] && return 0; sleep 0.1; done
+    cat "$WORK/charon.log" "$WORK/charon.out" 2>/dev/null | tail -20
+    die "charon did not start"
+}
+swan() { ip netns exec "$NS_GB" swanctl "$@" --uri "unix://$WORK/charon.vici"; }
+
+# --- our gateway on gw-a ---------------------------------------------------------------------
+sed -e "s|/dev/shm/espgw-demo-gw-a|$DB_A|" -e "s|espd-gw-a|espd-$NS_TAG|" scripts/conf/gw-a.toml >"$WORK/espd.toml"
+start_espd() {
+    rm -f "$DB_A"
+    ip netns exec "$NS_GA" "$ESPD" --config "$WORK/espd.toml" >>"$WORK/espd.log" 2>&1 &
+    ESPD_PID=$!
+    for _ in $(seq 100); do ip -n "$NS_GA" link show espgw0 >/dev/null 2>&1 && break; sleep 0.1; done
+    ip -n "$NS_GA" link show espgw0 >/dev/null 2>&1 || die "espd did not create its TAP"
+    ip netns exec "$NS_GA" sysctl -qw net.ipv6.conf.espgw0.disable_ipv6=0 || true
+    ip netns exec "$NS_GA" ethtool -K espgw0 tx off >/dev/null 2>&1 || true
+    ip -n "$NS_GA" link set espgw0 up
+    ip -n "$NS_GA" addr add 198.18.0.1/24 dev espgw0
+    ip -n "$NS_GA" addr add 2001:db8::1/64 dev espgw0 nodad
+}
+start_iked() {
+    ip netns exec "$NS_GA" "$IKED" --config "$WORK/iked.toml" --keylog "$WORK/keylog" >>"$WORK/iked.log" 2>&1 &
+    IKED_PID=$!
+    for _ in $(seq 50); do [ -S "$WORK/iked.sock" ] && return 0; sleep 0.1; done
+    tail -20 "$WORK/iked.log"
+    die "iked did not start"
+}
+ikectl() { "$IKECTL" -s "$WORK/iked.sock" "$@"; }
+
+# --- configuration of one case ---------------------------------------------------------------
+# conf FAMILY IKE_PROPOSAL ESP_PROPOSAL MODE AGGRESSIVE [EXTRA_SWAN_CONN] [EXTRA_SWAN_CHILD] [EXTRA_IKED_CONN] [EXTRA_IKED_CHILD]
+conf() {
+    local fam=$1 ike=$2 esp=$3 mode=$4 aggr=$5
+    local a b na nb
+    if [ "$fam" = 6 ]; then a=2001:db8::1 b=2001:db8::2 na=2001:db8:1::/64 nb=2001:db8:2::/64
+    else a=198.18.0.1 b=198.18.0.2 na=198.18.1.0/24 nb=198.19.1.0/24; fi
+    local lts_a=$na rts_a=$nb lts_b=$nb rts_b=$na
+    if [ "$mode" = transport ]; then lts_a=dynamic rts_a=dynamic lts_b=dynamic rts_b=dynamic; fi
+    cat >"$WORK/swanctl.conf" <<EOF
+connections {
+    ours {
+        version = 1
+        aggressive = $aggr
+        local_addrs = $b
+        remote_addrs = $a
+        proposals = $ike
+        ${6:-}
+        local { auth = psk
+                id = gw-b@example.net }
+        remote { auth = psk
+                 id = gw-a@example.net }
+        children {
+            net {
+                local_ts = $lts_b
+                remote_ts = $rts_b
+                esp_proposals = $esp
+                mode = $mode
+                start_action = none
+                ${7:-}
+            }
+        }
+    }
+}
+secrets {
+    ike-ours {
+        id-a = gw-a@example.net
+        id-b = gw-b@example.net
+        secret = "interop-psk-$NS_TAG"
+    }
+}
+EOF
+    cat >"$WORK/iked.toml" <<EOF
+[daemon]
+sadb = "$DB_A"
+control_socket = "$WORK/iked.sock"
+listen = ["198.18.0.1", "2001:db8::1"]
+[daemon.log]
+default = 1
+ike = 2
+knl = 2
+
+[connections.ours]
+version = 1
+local_addrs = "$a"
+remote_addrs = "$b"
+proposals = "$ike"
+aggressive = $( [ "$aggr" = yes ] && echo true || echo false)
+local.auth = "psk"
+local.id = "gw-a@example.net"
+remote.auth = "psk"
+remote.id = "gw-b@example.net"
+${8:-}
+[connections.ours.children.net]
+local_ts = "$lts_a"
+remote_ts = "$rts_a"
+esp_proposals = "$esp"
+mode = "$mode"
+start_action = "none"
+${9:-}
+[secrets.ike-ours]
+id = "gw-a@example.net"
+id-1 = "gw-b@example.net"
+secret = "interop-psk-$NS_TAG"
+EOF
+    "$IKED" --check-config "$WORK/iked.toml" >/dev/null || die "our config for this case is invalid"
+    swan --load-all --noprompt --file "$WORK/swanctl.conf" >/dev/null || die "swanctl --load-all"
+    if [ -n "$IKED_PID" ]; then ikectl load-all >/dev/null || die "ikectl load-all"; fi
+}
+
+# --- checks -------------------------------------------------------------------------------------
+# Our child SAs as "spi_in spi_out packets_in packets_out encr keysize integ" lines.
+our_children() {
+    ikectl --json list-sas | python3 -c '
+import json, sys
+for ike in json.loads(sys.stdin.read())["ike_sas"]:
+    for c in ike["child-sas"]:
+        if c["state"] == "INSTALLED":
+            print(c["spi-in"], c["spi-out"], c["packets-in"], c["packets-out"], c["encr-alg"], c["encr-keysize"], c.get("integ-alg", "-"), "encap" if c["encap"] else "plain")'
+}
+# charon's child SAs the same way, from `swanctl --list-sas --raw` (vici's own names).
+their_children() {
+    swan --list-sas --raw 2>/dev/null | python3 -c '
+import re, sys
+text = sys.stdin.read()
+# --raw prints vici messages as nested {key=value ...}; child SAs carry spi-in/spi-out.
+for m in re.finditer(r"\{([^{}]*spi-in=[^{}]*)\}", text):
+    f = dict(re.findall(r"([a-z-]+)=([^ }]*)", m.group(1)))
+    if f.get("state") != "INSTALLED":
+        continue
+    print(f["spi-in"], f["spi-out"], f.get("packets-in", "0"), f.get("packets-out", "0"),
+          f.get("encr-alg", "-"), f.get("encr-keysize", "-"), f.get("integ-alg", "-"), "encap" if f.get("encap") == "yes" else "plain")'
+}
+wait_up() { # SECONDS
+    for _ in $(seq $(($1 * 10))); do
+        [ -n "$(our_children)" ] && [ -n "$(their_children)" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+wait_down() {
+    for _ in $(seq 50); do
+        [ -z "$(our_children)" ] && [ -z "$(their_children)" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# Both sides list one pair: SPIs mirrored, same algorithms, counters agreeing.
+agree() {
+    python3 - "$(our_children)" "$(their_children)" <<'PY'
+import sys
+ours = [l.split() for l in sys.argv[1].splitlines() if l.strip()]
+theirs = [l.split() for l in sys.argv[2].splitlines() if l.strip()]
+assert len(ours) == 1 and len(theirs) == 1, f"want one pair each: ours {ours}, theirs {theirs}"
+o, t = ours[0], theirs[0]
+assert o[0] == t[1] and o[1] == t[0], f"SPIs not mirrored: ours in {o[0]} out {o[1]}, theirs in {t[0]} out {t[1]}"
+assert (o[4], o[5]) == (t[4], t[5]), f"encryption differs: ours {o[4]}-{o[5]}, theirs {t[4]}-{t[5]}"
+oi, ti = (o[6] if o[6] != "-" else None), (t[6] if t[6] != "-" else None)
+assert oi == ti, f"integrity differs: {oi} vs {ti}"
+assert o[7] == t[7] == "encap", f"ESP should be UDP-encapsulated on both: {o[7]}, {t[7]}"
+# Called after pings only: nothing may be missing (charon's userspace ESP drops under TCP
+# bursts, so counters are compared before the bulk transfer).
+for sent, got, d in ((int(o[3]), int(t[2]), "ours->theirs"), (int(t[3]), int(o[2]), "theirs->ours")):
+    assert got == sent and sent > 0, f"{d}: sent {sent}, received {got}"
+print(f"    SPIs {o[0]}/{o[1]} mirrored, {o[4]}-{o[5]} {oi or ''}, UDP-encapsulated; "
+      f"packets ours->theirs {o[3]}/{t[2]}, theirs->ours {t[3]}/{o[2]}")
+PY
+}
+tcp_transfer() { # MIB TARGET
+    local mib=$1 target=$2
+    head -c $((mib << 20)) /dev/urandom >"$WORK/send.bin"
+    ip netns exec "$NS_HB" timeout 60 nc -l -N "$target" 5001 >"$WORK/recv.bin" &
+    local l=$!
+    sleep 0.3
+    ip netns exec "$NS_HA" timeout 60 nc -N "$target" 5001 <"$WORK/send.bin" 2>/dev/null || { kill $l 2>/dev/null; return 1; }
+    wait $l || return 1
+    [ "$(sha256sum <"$WORK/send.bin")" = "$(sha256sum <"$WORK/recv.bin")" ]
+}
+ping_through() { # NS TARGET
+    for _ in $(seq 20); do ip netns exec "$1" ping -c 1 -W 0.3 "$2" >/dev/null 2>&1 && break; done
+    ip netns exec "$1" ping -c 5 -i 0.2 -W 2 "$2" >/dev/null
+}
+
+explain_failure() {
+    echo "    ---- ikectl list-sas"; ikectl list-sas 2>&1 | sed 's/^/    /'
+    echo "    ---- swanctl --list-sas"; swan --list-sas 2>&1 | sed 's/^/    /'
+    echo "    ---- iked log (last 25)"; tail -25 "$WORK/iked.log" | sed 's/^/    /'
+    echo "    ---- charon log (last 25)"; tail -25 "$WORK/charon.log" | sed 's/^/    /'
+    if [ -s "$WORK/case.pcap" ]; then
+        echo "    ---- the wire, decoded (last 20 packets)"
+        tshark -r "$WORK/case.pcap" 2>/dev/null | tail -20 | sed 's/^/    /'
+    fi
+}
+
+# case NAME INITIATOR(us|them) FAMILY IKE ESP MODE AGGRESSIVE [extra conf args...]
+case_run() {
+    local name=$1 init=$2 fam=$3 ike=$4 esp=$5 mode=$6 aggr=$7
+    shift 7
+    [ -n "$ONLY" ] && ! grep -Eq -- "$ONLY" <<<"$name" && return 0
+    local ok=1 why="" logpos
+    conf "$fam" "$ike" "$esp" "$mode" "$aggr" "$@"
+    logpos=$(stat -c %s "$WORK/charon.log")
+    : >"$WORK/case.pcap"
+    ip netns exec "$NS_GB" tcpdump -U -ni out0 --immediate-mode -w "$WORK/case.pcap" udp or esp 2>/dev/null &
+    CAP_PID=$!
+    sleep 0.3
+    if [ "$init" = us ]; then ikectl initiate --child net >/dev/null || true
+    else swan --initiate --child net --timeout 10 >/dev/null 2>&1 || true; fi
+    if ! wait_up 15; then ok=0 why="no tunnel"; fi
+    local target=198.19.1.10 from=$NS_HA
+    [ "$fam" = 6 ] && target=2001:db8:2::10
+    if [ "$mode" = transport ]; then from=$NS_GA target=198.18.0.2; [ "$fam" = 6 ] && target=2001:db8::2; fi
+    if [ $ok = 1 ] && ! ping_through "$from" "$target"; then ok=0 why="ping"; fi
+    sleep 0.3
+    local line=""
+    if [ $ok = 1 ]; then line=$(agree 2>&1) || { ok=0 why="list-sas disagree: $line"; }; fi
+    if [ $ok = 1 ] && [ "$mode" = tunnel ] && ! tcp_transfer 4 "$target"; then ok=0 why="TCP transfer"; fi
+    # The initiator deletes; the other side must follow (Delete honoured both ways over the matrix).
+    if [ "$init" = us ]; then ikectl terminate --ike ours >/dev/null 2>&1 || true
+    else swan --terminate --ike ours --timeout 5 >/dev/null 2>&1 || true; fi
+    if [ $ok = 1 ] && ! wait_down; then ok=0 why="Delete not honoured"; fi
+    kill "$CAP_PID" 2>/dev/null; wait "$CAP_PID" 2>/dev/null; CAP_PID=
+    # strongSwan 5.9.8's kernel-libipsec has no transport mode: the Quick Mode completes
+    # (NAT-OA exchanged) and charon then fails to install. That is the peer's limit, not a
+    # failure of ours; our transport mode is proven against our own gateway (e2e-ike.sh).
+    if [ $ok = 0 ] && [ "$mode" = transport ] && tail -c +$((logpos + 1)) "$WORK/charon.log" | grep -q "IPsec SA: unsupported mode" \
+        && ikectl list-sas >/dev/null; then
+        echo "skip $name: Quick Mode completed; strongSwan's kernel-libipsec cannot install transport-mode SAs"
+        RESULTS+=("| $name | peer limit: Quick Mode (with NAT-OA) completed, kernel-libipsec refuses transport-mode SAs |")
+        ikectl terminate --ike ours >/dev/null 2>&1 || true
+        swan --terminate --ike ours --force --timeout 2 >/dev/null 2>&1 || true
+        return 0
+    fi
+    if [ $ok = 1 ]; then
+        echo "ok   $name"; [ -n "$line" ] && echo "$line"
+        PASS=$((PASS + 1)); RESULTS+=("| $name | pass |")
+    else
+        echo "FAIL $name: $why"; explain_failure
+        FAIL=$((FAIL + 1)); RESULTS+=("| $name | **fail**: $why |")
+        # A failed case may leave SAs behind: clear both sides.
+        ikectl terminate --ike ours >/dev/null 2>&1 || true
+        swan --terminate --ike ours --force --timeout 2 >/dev/null 2>&1 || true
+    fi
+}
+
+step "starting espd, iked (gw-a) and charon (gw-b)"
+start_charon
+start_espd
+conf 4 aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel no
+start_iked
+
+if [ "$MODE" = demo ]; then
+    cp scripts/conf/swanctl-demo.conf "$WORK/swanctl.conf"
+    sed -e "s|@SADB@|$DB_A|" -e "s|@SOCKET@|$WORK/iked.sock|" scripts/conf/iked-demo.toml >"$WORK/iked.toml"
+    swan --load-all --noprompt --file "$WORK/swanctl.conf" >/dev/null
+    ikectl load-all
+    step "iked initiates: Main Mode, PSK, AES-GCM-128 with PFS (modp2048), NAT-T"
+    ikectl initiate --child net
+    wait_up 15 || { explain_failure; die "no tunnel"; }
+    step "ping both ways, 8 MiB TCP host-a -> host-b"
+    ping_through "$NS_HA" 198.19.1.10 || die "ping host-a -> host-b"
+    ping_through "$NS_HB" 198.18.1.10 || die "ping host-b -> host-a"
+    sleep 0.3
+    step "both sides agree on SPIs, algorithms and counters"
+    agree
+    step "8 MiB TCP host-a -> host-b"
+    tcp_transfer 8 198.19.1.10 || die "TCP transfer"
+    echo "8 MiB: sha256 equal"
+    echo; step "ikectl list-sas (our gateway)"; ikectl list-sas
+    echo; step "swanctl --list-sas (strongSwan)"; swan --list-sas
+    echo; step "ikectl stats"; ikectl stats
+    echo; step "espctl stats (dataplane counters)"; "$ESPCTL" --sadb "$DB_A" stats
+    echo "demo: tunnel with strongSwan up, traffic both ways, 1 passed, 0 failed"
+    exit 0
+fi
+
+# --- independent checks of the wire ----------------------------------------------------------
+# tshark decrypts the capture of a case with our key log (Wireshark's IKEv1 decryption table
+# and ESP SA table, written by iked --keylog): every encrypted ISAKMP message and every ESP
+# packet must decrypt and (ESP) pass tshark's own ICV check: a third implementation confirms
+# our key derivation and our encryption.
+tshark_check() {
+    local args=() line
+    while IFS= read -r line; do args+=(-o "uat:ikev1_decryption_table:$line"); done <"$WORK/keylog/ikev1_decryption_table"
+    while IFS= read -r line; do args+=(-o "uat:esp_sa:$line"); done <"$WORK/keylog/esp_sa"
+    args+=(-o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE)
+    tshark -r "$WORK/case.pcap" "${args[@]}" -T fields -e frame.number -e isakmp.exchangetype -e isakmp.flag_e \
+        -e isakmp.typepayload -e esp.spi -e esp.icv_good -e icmp.type -e tcp.srcport 2>/dev/null >"$WORK/tshark.txt"
+    python3 - "$WORK/tshark.txt" <<'PY'
+import sys
+enc = dec = esp = good = inner = 0
+for line in open(sys.argv[1]):
+    f = (line.rstrip("\n").split("\t") + [""] * 8)[:8]
+    _, exch, flag_e, payloads, spi, icv, icmp, tcp = f
+    if exch and flag_e == "1":
+        enc += 1
+        # Every encrypted IKEv1 message carries HASH (8); only a decrypted one shows it.
+        dec += "8" in payloads.split(",")
+    if spi:
+        esp += 1
+        good += icv == "1"
+        inner += bool(icmp or tcp)  # the decrypted inner packet was dissected
+print(f"    tshark with our key log: {dec}/{enc} encrypted ISAKMP messages decrypted, "
+      f"{good}/{esp} ESP packets decrypted with a good ICV ({inner} inner packets dissected)")
+assert enc >= 3 and dec == enc, "ISAKMP not decrypted"
+assert esp > 0 and good == esp and inner == esp, "ESP not decrypted"
+PY
+}
+
+# ike-scan against our responder (from gw-b's address, charon keeps port 500 there).
+ike_scan_check() {
+    local out
+    out=$(ip netns exec "$NS_GB" ike-scan --sport=0 -M --trans=7/128,4,1,14 198.18.0.1 2>&1 || true)
+    grep -q "Main Mode Handshake returned" <<<"$out" || { echo "$out"; return 1; }
+    echo "    ike-scan, acceptable proposal (AES-128/SHA2-256/PSK/modp2048): Main Mode Handshake returned"
+    out=$(ip netns exec "$NS_GB" ike-scan --sport=0 -M --trans=5,2,1,2 198.18.0.1 2>&1 || true)
+    grep -q "NO-PROPOSAL-CHOSEN" <<<"$out" || { echo "$out"; return 1; }
+    echo "    ike-scan, unacceptable proposal (3DES/SHA1/modp1024): NO-PROPOSAL-CHOSEN"
+    out=$(ip netns exec "$NS_GB" ike-scan --sport=0 -A --id=gw-b@example.net --idtype=3 --dhgroup=14 --trans=7/128,4,1,14 198.18.0.1 2>&1 || true)
+    if grep -q "Aggressive Mode Handshake returned" <<<"$out"; then echo "$out"; return 1; fi
+    echo "    ike-scan, Aggressive Mode while disabled: no handshake ($(grep -o 'Notify message [0-9]* ([A-Z-]*)' <<<"$out" | head -1))"
+}
+
+wire_checks() {
+    [ -n "$ONLY" ] && ! grep -Eq -- "$ONLY" <<<"wire checks" && return 0
+    local ok=1 why=""
+    conf 4 aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel no
+    : >"$WORK/case.pcap"
+    ip netns exec "$NS_GB" tcpdump -U -ni out0 --immediate-mode -w "$WORK/case.pcap" udp or esp 2>/dev/null &
+    CAP_PID=$!
+    sleep 0.3
+    ikectl initiate --child net >/dev/null || true
+    wait_up 15 || { ok=0 why="no tunnel"; }
+    [ $ok = 1 ] && { ping_through "$NS_HA" 198.19.1.10 || { ok=0 why="ping"; }; }
+    [ $ok = 1 ] && { tcp_transfer 1 198.19.1.10 || { ok=0 why="TCP"; }; }
+    sleep 0.5
+    kill "$CAP_PID" 2>/dev/null; wait "$CAP_PID" 2>/dev/null; CAP_PID=
+    [ $ok = 1 ] && { tshark_check || { ok=0 why="tshark could not decrypt with our key log"; }; }
+    ikectl terminate --ike ours >/dev/null 2>&1 || true
+    wait_down || true
+    # ike-scan needs a connection for gw-b's address: the one of this case is loaded.
+    [ $ok = 1 ] && { ike_scan_check || { ok=0 why="ike-scan"; }; }
+    if [ $ok = 1 ]; then echo "ok   wire checks: tshark decrypts our IKE and ESP from our key log; ike-scan"; PASS=$((PASS + 1)); RESULTS+=("| tshark decryption with our key log; ike-scan probes | pass |")
+    else echo "FAIL wire checks: $why"; explain_failure; FAIL=$((FAIL + 1)); RESULTS+=("| tshark / ike-scan | **fail**: $why |"); fi
+}
+
+# --- lifecycle against strongSwan ---------------------------------------------------------------
+# ping_loss NS TARGET SECONDS -> "sent received"
+ping_loss() {
+    ip netns exec "$1" ping -i 0.01 -c $(($3 * 100)) -W 1 "$2" >"$WORK/ping.out" 2>&1 || true
+    echo "$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.out") $(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping.out")"
+}
+lifecycle() { # NAME
+    local name=$1 ok=1 why="" sent recv first last
+    [ -n "$ONLY" ] && ! grep -Eq -- "$ONLY" <<<"$name" && return 0
+    case $name in
+    "rekey by us"*)
+        conf 4 aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel no "" "rekey_time = 1h" "" $'rekey_time = "5s"\nlife_time = "9s"\nrand_time = "1s"' ;;
+    "rekey by strongSwan"*)
+        conf 4 aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel no "" $'rekey_time = 5s\nlife_time = 9s\nrand_time = 1s' ;;
+    "reauthentication"*)
+        conf 4 aes128-sha256-modp2048 aes128gcm16 tunnel no "" "" $'rekey_time = "6s"\nover_time = "3s"\nrand_time = "1s"' ;;
+    "DPD"*)
+        conf 4 aes128-sha256-modp2048 aes128gcm16 tunnel no $'dpd_delay = 2s\ndpd_timeout = 6s' "dpd_action = clear" $'dpd_delay = "2s"\ndpd_timeout = "6s"' 'dpd_action = "clear"' ;;
+    *) conf 4 aes128-sha256-modp2048 aes128gcm16 tunnel no ;;
+    esac
+    ikectl initiate --child net >/dev/null || true
+    wait_up 15 || { ok=0 why="no tunnel"; }
+    [ $ok = 1 ] && { ping_through "$NS_HA" 198.19.1.10 || { ok=0 why="ping"; }; }
+    first=$(our_children)
+    if [ $ok = 1 ]; then
+        case $name in
+        "rekey by us"* | "rekey by strongSwan"* | "reauthentication"*)
+            read -r sent recv < <(ping_loss "$NS_HA" 198.19.1.10 14)
+            last=$(our_children)
+            echo "    $name: pings sent $sent, answered $recv; child SA ${first%% *} -> ${last%% *}"
+            # strongSwan deletes the old inbound SA of an IKEv1 rekey at once (its
+            # delete_rekeyed_delay is IKEv2 only): a packet we sent on the old SA while its
+            # HASH(3) was in flight can be lost when it rekeys. Ours keep a 2 s overlap.
+            local allowed=0
+            case $name in "rekey by strongSwan"*) allowed=2 ;; esac
+            [ $((sent - recv)) -le $allowed ] || { ok=0 why="lost $((sent - recv)) packets"; }
+            [ "${first%% *}" != "${last%% *}" ] || { ok=0 why="no rekey happened"; }
+            [ "$(their_children | wc -l)" -le 2 ] || { ok=0 why="strongSwan kept old SAs: $(their_children | wc -l)"; }
+            ;;
+        "DPD: strongSwan dies"*)
+            kill -9 "$CHARON_PID"; wait "$CHARON_PID" 2>/dev/null || true; CHARON_PID=
+            local t0=$SECONDS
+            for _ in $(seq 150); do [ -z "$(our_children)" ] && break; sleep 0.1; done
+            echo "    $name: we cleared after $((SECONDS - t0)) s (dpd_delay 2 s + dpd_timeout 6 s)"
+            [ -z "$(our_children)" ] || { ok=0 why="we did not clear"; }
+            ip -n "$NS_GB" link del ipsec0 2>/dev/null || true
+            start_charon
+            ;;
+        "DPD: we die"*)
+            kill -9 "$IKED_PID" "$ESPD_PID"; wait "$IKED_PID" "$ESPD_PID" 2>/dev/null || true; IKED_PID= ESPD_PID=
+            local t0=$SECONDS
+            for _ in $(seq 200); do [ -z "$(their_children)" ] && break; sleep 0.1; done
+            echo "    $name: strongSwan cleared after $((SECONDS - t0)) s"
+            [ -z "$(their_children)" ] || { ok=0 why="strongSwan did not clear"; }
+            rm -f "$WORK/iked.sock"; ip -n "$NS_GA" link del espgw0 2>/dev/null || true
+            start_espd; start_iked
+            ;;
+        "INITIAL-CONTACT"*)
+            # Our gateway restarts from nothing (dataplane and database too): the first IKE SA
+            # carries INITIAL-CONTACT and strongSwan drops what it had with us.
+            local old
+            old=$(swan --list-sas --raw 2>/dev/null | grep -o 'uniqueid=[0-9]*' | head -1)
+            kill -9 "$IKED_PID" "$ESPD_PID"; wait "$IKED_PID" "$ESPD_PID" 2>/dev/null || true; IKED_PID= ESPD_PID=
+            rm -f "$WORK/iked.sock"; ip -n "$NS_GA" link del espgw0 2>/dev/null || true
+            start_espd; start_iked
+            ikectl initiate --child net >/dev/null || true
+            wait_up 15 || { ok=0 why="no tunnel after the restart"; }
+            sleep 1
+            local n
+            n=$(swan --list-sas --raw 2>/dev/null | grep -o 'ours {' | wc -l)
+            local new
+            new=$(swan --list-sas --raw 2>/dev/null | grep -o 'uniqueid=[0-9]*' | head -1)
+            echo "    $name: strongSwan holds $n IKE SA(s) with us after our restart ($old before, $new after)"
+            # Without INITIAL-CONTACT charon would keep the old IKE SA (no DPD configured here).
+            [ "$n" = 1 ] && [ "$old" != "$new" ] || { ok=0 why="strongSwan kept $n IKE SAs ($old, $new)"; }
+            ping_through "$NS_HA" 198.19.1.10 || { ok=0 why="ping after the restart"; }
+            ;;
+        esac
+    fi
+    ikectl terminate --ike ours >/dev/null 2>&1 || true
+    swan --terminate --ike ours --force --timeout 2 >/dev/null 2>&1 || true
+    wait_down || true
+    if [ $ok = 1 ]; then echo "ok   $name"; PASS=$((PASS + 1)); RESULTS+=("| $name | pass |")
+    else echo "FAIL $name: $why"; explain_failure; FAIL=$((FAIL + 1)); RESULTS+=("| $name | **fail**: $why |"); fi
+}
+
+step "the matrix ($MODE)"
+IKE_ALL=(aes128-sha256-modp2048 aes256-sha1-modp1536 aes256-sha512-modp4096 aes128-sha256-ecp256 aes256-sha384-ecp384 aes128-sha256-curve25519)
+ESP_ALL=(aes128gcm16 aes256gcm16 aes128-sha1 aes256-sha256 aes256-sha512)
+pfs_group() { case $1 in *modp2048) echo modp2048 ;; *modp1536) echo modp1536 ;; *modp4096) echo modp4096 ;;
+    *ecp256) echo ecp256 ;; *ecp384) echo ecp384 ;; *curve25519) echo curve25519 ;; esac; }
+if [ "$MODE" = quick ]; then
+    case_run "us: MM aes128-sha256-modp2048, ESP aes128gcm16 PFS, tunnel v4" us 4 aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel no
+    case_run "them: MM aes128-sha256-ecp256, ESP aes256-sha256, tunnel v4" them 4 aes128-sha256-ecp256 aes256-sha256 tunnel no
+    case_run "us: AM aes256-sha1-modp1536, ESP aes128-sha1, tunnel v6" us 6 aes256-sha1-modp1536 aes128-sha1 tunnel yes
+    case_run "them: MM aes128-sha256-curve25519, ESP aes256gcm16 PFS, tunnel v6" them 6 aes128-sha256-curve25519 aes256gcm16-curve25519 tunnel no
+else
+    # Every IKE proposal with every ESP proposal (30), PFS on every other one, Main Mode,
+    # alternately IPv4 and IPv6 and alternately initiated by each side; then Aggressive Mode
+    # and transport mode cases with both initiators.
+    i=0
+    for ike in "${IKE_ALL[@]}"; do
+        for esp in "${ESP_ALL[@]}"; do
+            fam=$(( i % 2 == 0 ? 4 : 6 ))
+            init=us; [ $(( (i / 2) % 2 )) = 1 ] && init=them
+            e=$esp pfs=""
+            if [ $(( i % 3 )) != 2 ]; then e="$esp-$(pfs_group "$ike")"; pfs=" PFS"; fi
+            case_run "$init: MM $ike, ESP $esp$pfs, tunnel v$fam" $init $fam "$ike" "$e" tunnel no
+            i=$((i + 1))
+        done
+    done
+    for init in us them; do
+        for fam in 4 6; do
+            case_run "$init: AM aes128-sha256-modp2048, ESP aes128gcm16 PFS, tunnel v$fam" $init $fam aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel yes
+            case_run "$init: MM aes128-sha256-ecp256, ESP aes128gcm16, transport v$fam" $init $fam aes128-sha256-ecp256 aes128gcm16 transport no
+        done
+    done
+fi
+
+step "independent checks of the wire"
+wire_checks
+step "lifecycle"
+lifecycle "rekey by strongSwan under a 100/s ping"
+if [ "$MODE" = full ]; then
+    lifecycle "rekey by us under a 100/s ping"
+    lifecycle "reauthentication of the ISAKMP SA by us under a 100/s ping"
+    lifecycle "DPD: strongSwan dies, we clear"
+    lifecycle "DPD: we die, strongSwan clears"
+    lifecycle "INITIAL-CONTACT after our restart"
+fi
+
+echo "interop ($MODE): $PASS passed, $FAIL failed"
+printf '%s\n' "${RESULTS[@]}" >"$WORK/results.md"
+[ -n "${RESULTS_OUT:-}" ] && cp "$WORK/results.md" "$RESULTS_OUT"
+[ "$FAIL" -eq 0 ]
