@@ -35,10 +35,11 @@ pub(crate) fn tombstone(e: u64) -> u64 {
     (e & !SLOT_MASK) | TOMB_LOW
 }
 
-/// Slot named by a live entry.
+/// Slot named by a live entry. A corrupted entry with a zero slot field names
+/// `u32::MAX`, which no table reaches (callers check the slot against the capacity).
 #[inline]
 pub(crate) fn entry_slot(e: u64) -> u32 {
-    ((e & SLOT_MASK) - 1) as u32
+    (e & SLOT_MASK).wrapping_sub(1) as u32
 }
 
 #[inline]
@@ -55,7 +56,12 @@ pub(crate) fn home(seed: u64, spi: u32, out: bool, mask: usize) -> usize {
 }
 
 impl Region {
+    /// Whether `slot` is in the table and, when `dst` is given, holds that destination.
+    /// A corrupted entry naming a slot past the table matches nothing.
     fn dst_matches(&self, slot: u32, dst: Option<&[u8; 16]>) -> bool {
+        if slot >= self.caps.sas {
+            return false;
+        }
         match dst {
             None => true,
             Some(d) => {
@@ -121,7 +127,7 @@ impl Region {
             }
             if entry_matches(e, spi, out) {
                 let slot = entry_slot(e);
-                if slot < self.caps.sas && self.dst_matches(slot, dst) {
+                if self.dst_matches(slot, dst) {
                     return Some(slot);
                 }
             }
@@ -237,6 +243,8 @@ mod tests {
         assert!(is_tombstone(t));
         assert!(!entry_matches(t, 0xdead_beef, true));
         assert_ne!(t, EMPTY);
+        // A corrupted entry with a zero slot field names no slot of any table.
+        assert_eq!(entry_slot(0xdead_beef_0000_0000), u32::MAX);
         // Slot 0 with SPI 0 inbound is not the empty entry.
         assert_ne!(entry(0, false, 0), EMPTY);
         assert!(!is_tombstone(entry(0, false, crate::layout::MAX_SAS - 1)));

@@ -32,6 +32,8 @@ use crate::SadbError;
 
 /// Flag in the header: inbound SAs are indexed by SPI and destination.
 const FLAG_SPI_DST: u32 = 1;
+/// Largest epoch a region may hold (see `Region::check_counters`).
+const MAX_EPOCH: u64 = 1 << 62;
 
 /// The fixed part of the header, written once at creation.
 #[repr(C)]
@@ -243,14 +245,23 @@ impl Region {
         };
         let lay = Layout::new(&caps)
             .map_err(|e| SadbError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
-        if lay.total as u64 != hs.total_size || len < lay.total {
+        if lay.total as u64 != hs.total_size {
+            return Err(SadbError::Corrupt {
+                path: path.to_owned(),
+                reason: format!(
+                    "the header gives the region's size as {} bytes, its capacities make it {}",
+                    hs.total_size, lay.total
+                ),
+            });
+        }
+        if len < lay.total {
             return Err(SadbError::Truncated {
                 path: path.to_owned(),
                 size: len as u64,
                 expected: lay.total as u64,
             });
         }
-        Ok(Region {
+        let region = Region {
             map,
             file,
             path: path.to_owned(),
@@ -258,7 +269,43 @@ impl Region {
             caps,
             seed: hs.hash_seed,
             writer_mutex: Mutex::new(()),
-        })
+        };
+        region.check_counters().map_err(|reason| SadbError::Corrupt { path: path.to_owned(), reason })?;
+        Ok(region)
+    }
+
+    /// The header's changing part, checked once at attach: values no sequence of writes
+    /// can produce are refused here with a clear message instead of misleading the
+    /// protocols later (a wrapped epoch would let a writer reuse a slot a reader still
+    /// holds; a retired FIFO longer than the table would loop a writer billions of times).
+    /// Each check holds at every instant of a live region, so a process attaching while
+    /// another writes is never refused. The accessors stay bounds-checked regardless: this
+    /// is for a clear refusal, not for memory safety.
+    fn check_counters(&self) -> Result<(), String> {
+        let h = self.hdr();
+        let c = &self.caps;
+        let epoch = h.epoch.load(Ordering::Acquire);
+        // One bump per delete or flip: 2^62 of them take millennia.
+        if epoch == 0 || epoch > MAX_EPOCH {
+            return Err(format!("epoch {epoch} is outside 1..={MAX_EPOCH}"));
+        }
+        // Head before tail: a writer may retire and reclaim between the two loads, and
+        // both only grow, so this order never sees a head past the tail.
+        let retired_head = h.retired_head.load(Ordering::Acquire);
+        let retired = h.retired_tail.load(Ordering::Acquire).wrapping_sub(retired_head);
+        for (what, v, max) in [
+            ("active_bank", h.active_bank.load(Ordering::Relaxed), 1),
+            ("active_index", h.active_index.load(Ordering::Relaxed), 1),
+            ("free_top", h.free_top.load(Ordering::Relaxed), c.sas),
+            ("sa_live", h.sa_live.load(Ordering::Relaxed), c.sas),
+            ("policy_live", h.policy_live.load(Ordering::Relaxed), c.policies),
+            ("retired slots (retired_tail - retired_head)", retired, c.sas),
+        ] {
+            if v > max {
+                return Err(format!("{what} is {v}, more than {max}"));
+            }
+        }
+        Ok(())
     }
 
     /// Attaches to the region at `path`, creating it with `caps` if there is none.
@@ -288,6 +335,11 @@ impl Region {
     /// Live SAs.
     pub fn sa_count(&self) -> u32 {
         self.hdr().sa_live.load(Ordering::Relaxed)
+    }
+
+    /// SA installs refused because the table was full, since the region was created.
+    pub fn sa_full_refusals(&self) -> u32 {
+        self.hdr().sa_full.load(Ordering::Relaxed)
     }
 
     /// Live policies.

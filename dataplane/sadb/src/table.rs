@@ -153,6 +153,14 @@ pub(crate) fn validate_sa(c: &SaConfig, max_window: u32) -> Result<(), SadbError
     Ok(())
 }
 
+/// Zeroes a slot's configuration record (keys included) in the region. Only for a slot no
+/// reader can reach: a free one, or a retired one whose grace period is over.
+fn wipe_config(r: &Region, slot: u32) {
+    for w in r.config_words(slot) {
+        w.store(0, Ordering::Relaxed);
+    }
+}
+
 impl Region {
     fn stats_of(&self, slot: u32) -> SaStats {
         let h = self.hot(slot);
@@ -245,6 +253,7 @@ impl Writer<'_> {
         h.seq.store((seq | 1).wrapping_add(1), Ordering::Release);
         if r.index_insert(bank, entry(cfg.spi, out, slot)).is_none() {
             // The probe chain is full: give the slot back untouched by readers.
+            wipe_config(r, slot);
             h.state.store(SLOT_FREE, Ordering::Release);
             self.push_free(slot);
             return Err(SadbError::Full { what: "SPI index (probe chain)" });
@@ -353,6 +362,8 @@ impl Writer<'_> {
             if h.retire_epoch.load(Ordering::Relaxed) > min {
                 break;
             }
+            // No reader can reach the slot any more: its keys need not outlive it in the file.
+            wipe_config(r, slot);
             h.state.store(SLOT_FREE, Ordering::Release);
             self.push_free(slot);
             head = head.wrapping_add(1);

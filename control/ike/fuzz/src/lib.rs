@@ -2,6 +2,8 @@
 //! responder must be the generator's, byte for byte (same config, same seeded RNG), so that a
 //! genuine initiator's messages in the seed corpus take it past its first state.
 
+pub mod quick_mode;
+
 use ike::crypto::{Cipher, DhGroup, HashAlgorithm};
 use ike::engine::*;
 use rand_chacha::rand_core::SeedableRng;
