@@ -17,6 +17,8 @@ PKGS=(
     python3 python3-scapy python3-cryptography
     # fuzzing (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer's C++17 sources
     g++
+    # benchmarks (benches/run.sh): the plots of docs/benchmarks.md
+    gnuplot-nox
 )
 
 missing=()

@@ -18,6 +18,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if let Some(espd::cli::Command::Bench(bench)) = &args.command {
+        return bench_main(bench, stop);
+    }
     let config = match &args.config {
         None => None,
         Some(path) => match espd::config::Config::load(path) {
@@ -88,6 +91,26 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("espd: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    drop(eal);
+    code
+}
+
+/// `espd bench`: the EAL from the subcommand's `--` arguments, then every configuration.
+fn bench_main(bench: &espd::cli::BenchArgs, stop: Arc<AtomicBool>) -> ExitCode {
+    let eal = match dpdk::Eal::init("espd", &bench.eal) {
+        Ok(eal) => eal,
+        Err(e) => {
+            eprintln!("espd: EAL initialisation failed: {e} (EAL arguments: {:?})", bench.eal);
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match espd::bench::run(bench, stop) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("espd bench: {e}");
             ExitCode::FAILURE
         }
     };

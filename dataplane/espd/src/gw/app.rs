@@ -47,15 +47,24 @@ fn cfg_err(m: impl Into<String>) -> RunError {
     RunError::Config(m.into())
 }
 
-struct Built {
-    ports: Vec<(Port, Role, bool, u16)>,
-    tap: Option<Port>,
-    ifaces: Vec<Interface>,
-    routes: RouteTable,
-    neigh: NeighborTable,
+/// The ports, addresses, routes and neighbours of a configuration, set up (ports
+/// configured, not started).
+pub(crate) struct Built {
+    /// Each port with its role, whether it feeds the TAP, and its MTU.
+    pub(crate) ports: Vec<(Port, Role, bool, u16)>,
+    /// The exception TAP.
+    pub(crate) tap: Option<Port>,
+    /// Addresses and MACs, in port order.
+    pub(crate) ifaces: Vec<Interface>,
+    /// Routes.
+    pub(crate) routes: RouteTable,
+    /// Neighbours.
+    pub(crate) neigh: NeighborTable,
 }
 
-fn build(cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, RunError> {
+/// Configures the configuration's ports with `queues` queue pairs each and builds the
+/// tables the workers share (the bench mode reuses it).
+pub(crate) fn build(cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, RunError> {
     let mut ports = Vec::new();
     let mut ifaces = Vec::new();
     let exception_port = cfg.exception.as_ref().map(|x| x.port.as_str());

@@ -213,10 +213,7 @@ impl Worker {
                 if n == 0 {
                     continue;
                 }
-                self.count(0, n as u64);
-                for m in rx.drain() {
-                    self.classify_one(pi, m);
-                }
+                self.receive(pi, &mut rx);
             }
             // Frames handed to us by other workers (SAs we own).
             if let Some(ring) = self.rings.get(self.index) {
@@ -232,14 +229,50 @@ impl Worker {
             if self.index == 0 {
                 self.poll_tap(&mut rx);
             }
-            self.run_inbound();
-            self.run_outbound();
-            self.flush();
-            self.reader.quiescent();
+            self.run_stages();
+            self.end_iteration();
         }
         self.flush();
         self.reader.offline();
         0
+    }
+
+    /// Counts and classifies a received burst of port `pi` (index in `ports`), staging ESP
+    /// and protected traffic for [`Worker::run_stages`]. `run` calls it for every RX burst;
+    /// the bench's traffic source (`crate::bench`) calls it with the frames it built.
+    pub fn receive(&mut self, pi: usize, rx: &mut Burst<MAX_BURST>) {
+        self.count(0, rx.len() as u64);
+        for m in rx.drain() {
+            self.classify_one(pi, m);
+        }
+    }
+
+    /// The inbound then the outbound stage over what was received since the last call.
+    pub fn run_stages(&mut self) {
+        self.run_inbound();
+        self.run_outbound();
+    }
+
+    /// Flushes every port's TX burst and passes a quiescent point of the SA database.
+    pub fn end_iteration(&mut self) {
+        self.flush();
+        self.reader.quiescent();
+    }
+
+    /// For the bench's traffic source only (a production path never calls it): forgets
+    /// what inbound SA `slot`'s replay window has seen, in this lcore's context and in the
+    /// region, so that a pool of pre-generated ESP packets with sequence numbers 1, 2, ...
+    /// can be sent again. Returns false if the slot is not an inbound SA this lcore can use.
+    pub fn rearm_inbound(&mut self, slot: u32) -> bool {
+        let Some(entry) = self.cache.get(&self.reader, &self.backends, slot) else {
+            return false;
+        };
+        let Ctx::In(sa) = &mut entry.ctx else {
+            return false;
+        };
+        sa.replay_window_mut().set_top(0);
+        self.reader.hot(slot).seq.store(0, Ordering::Relaxed);
+        true
     }
 
     fn port_index_of(&self, dpdk_port: u16) -> Option<usize> {
