@@ -15,6 +15,8 @@
 #               removed from the database
 #   dpd         gw-b dies; gw-a detects it within dpd_delay + dpd_timeout, clears the SAs
 #               and (dpd_action = restart) keeps initiating until gw-b is back
+#   rekey-bytes child rekey_bytes 2 MiB (the dataplane's soft-limit events): a 16 MiB transfer
+#               crosses several rekeys, arrives intact, no ESP dropped for a missing SA
 #   reauth      ISAKMP SA rekey_time 5s: re-established (new IKE SA, children moved, old one
 #               deleted) several times under a continuous ping, nothing lost
 #   hostile     while a 100/s ping crosses the tunnel, gw-b's namespace throws at gw-a's iked:
@@ -100,6 +102,7 @@ rekey) CHILD_REKEY=4s CHILD_LIFE=8s CHILD_RAND=1s CHILDREN="net4" OUTER6_CONN=fa
 dpd) DPD_DELAY=2s DPD_TIMEOUT=6s DPD_ACTION=restart CHILDREN="net4" OUTER6_CONN=false ;;
 restart) CHILDREN="net4" OUTER6_CONN=false ;;
 hostile) CHILDREN="net4" OUTER6_CONN=false IKED_TRACE=1 ;;
+rekey-bytes) CHILD_BYTES=1 CHILDREN="net4" OUTER6_CONN=false ;;
 reauth) IKE_REKEY=5s IKE_OVER=2s CHILDREN="net4" OUTER6_CONN=false ;;
 *) fail "unknown case $CASE" ;;
 esac
@@ -112,6 +115,10 @@ iked_conf() {
     [ -n "$CHILD_LIFE" ] && life="life_time = \"$CHILD_LIFE\""
     [ -n "$CHILD_RAND" ] && life="$life
 rand_time = \"$CHILD_RAND\""
+    [ -n "${CHILD_BYTES:-}" ] && life="$life
+rekey_bytes = \"2m\"
+life_bytes = \"64m\"
+rand_bytes = \"256k\""
     cat <<EOF
 [daemon]
 sadb = "$( [ $side = a ] && echo "$DB_A" || echo "$DB_B")"
@@ -452,6 +459,27 @@ PY
     warm_ping "$NS_HA" 198.19.1.10
     ip netns exec "$NS_HA" ping -c 3 -i 0.2 -W 2 198.19.1.10 >/dev/null || fail "ping after the restart"
     agree
+    ;;
+rekey-bytes)
+    wait_children a 1 20; wait_children b 1 20
+    warm_ping "$NS_HA" 198.19.1.10
+    first=$(spis a)
+    step "16 MiB TCP across rekeys every ~2 MiB (soft byte limit events from the dataplane)"
+    tcp_transfer 16 198.19.1.10
+    sleep 3
+    last=$(spis a)
+    n=$(grep -c "soft limit of SPI" "$WORK/iked-a.log" "$WORK/iked-b.log" | awk -F: '{s+=$2} END {print s}')
+    echo "rekey-bytes: $n rekeys started by soft byte limits; child SAs $first -> $last"
+    [ "$n" -ge 3 ] || fail "fewer than 3 byte-triggered rekeys"
+    [ "$first" != "$last" ] || fail "no rekey happened"
+    for db in "$DB_A" "$DB_B"; do
+        "$ESPCTL" --sadb "$db" --json stats | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["total"]
+bad = {k: v for k, v in t.items() if k in ("drop-no-sa", "drop-replay", "drop-auth", "drop-sa-expired")}
+print(f"rekey-bytes: {sys.argv[1]}: drops a rekey could cause: {bad or 0}")
+assert not bad, bad' "$db" || fail "ESP dropped across byte-triggered rekeys"
+    done
     ;;
 reauth)
     wait_children a 1 20; wait_children b 1 20

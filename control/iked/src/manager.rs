@@ -929,9 +929,10 @@ impl Manager {
         let jp = if ch.rand_packets > 0 { self.rng.next_u64() % ch.rand_packets } else { 0 };
         SaLimits {
             replay_window: ch.replay_window,
-            soft_bytes: ch.rekey_bytes.saturating_sub(jb),
+            // The jitter never takes a soft limit below half of it (0 would mean none).
+            soft_bytes: ch.rekey_bytes.saturating_sub(jb).max(ch.rekey_bytes / 2),
             hard_bytes: ch.life_bytes,
-            soft_packets: ch.rekey_packets.saturating_sub(jp),
+            soft_packets: ch.rekey_packets.saturating_sub(jp).max(ch.rekey_packets / 2),
             hard_packets: ch.life_packets,
         }
     }

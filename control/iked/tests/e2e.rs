@@ -107,3 +107,10 @@ fn hostile_ike_is_counted_and_leaves_the_tunnel_alone() {
     assert!(out.contains("dropped-no-config = 5000"));
     assert!(out.contains("none found"), "secrets grep ran");
 }
+
+#[test]
+fn soft_byte_limits_from_the_dataplane_rekey() {
+    let out = run_case("rekey-bytes");
+    assert!(out.contains("16 MiB to 198.19.1.10: sha256 equal"));
+    assert!(out.contains("drops a rekey could cause: 0"));
+}
