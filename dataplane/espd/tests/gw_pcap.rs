@@ -17,26 +17,11 @@ fn esp_both_ways_through_pcaps() {
     let db = d.join("sadb");
     common::create_sadb(&db);
 
-    let eal: Vec<String> = [
-        "-l",
-        "0,1",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level",
-        "error",
-        "--file-prefix",
+    let eal = common::pcap_gateway_eal(
         &format!("espd-gw-pcap-{}", std::process::id()),
-        "--vdev",
-        &format!("net_pcap0,rx_pcap={d}/outside_in.pcap,tx_pcap={d}/outside_out.pcap", d = d.display()),
-        "--vdev",
-        &format!("net_pcap1,rx_pcap={d}/inside_in.pcap,tx_pcap={d}/inside_out.pcap", d = d.display()),
-    ]
-    .map(String::from)
-    .into();
+        format!("net_pcap0,rx_pcap={d}/outside_in.pcap,tx_pcap={d}/outside_out.pcap", d = d.display()),
+        format!("net_pcap1,rx_pcap={d}/inside_in.pcap,tx_pcap={d}/inside_out.pcap", d = d.display()),
+    );
     let cfg_path = d.join("espd.toml");
     std::fs::write(&cfg_path, common::gateway_config(&eal, "net_pcap0", "net_pcap1", &db, 0.0)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_espd"))

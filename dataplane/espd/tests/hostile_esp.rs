@@ -110,26 +110,11 @@ fn hostile_esp_is_dropped_under_its_reason_and_legitimate_traffic_flows() {
     key_by_hand(&db);
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&db).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "espctl creates the SA database owner-only: it holds keys");
-    let eal: Vec<String> = [
-        "-l",
-        "0,1",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level",
-        "error",
-        "--file-prefix",
+    let eal = common::pcap_gateway_eal(
         &format!("espd-hostile-{}", std::process::id()),
-        "--vdev",
-        &format!("net_pcap0,rx_pcap={d}/outside_in.pcap,tx_pcap={d}/outside_out.pcap", d = d.display()),
-        "--vdev",
-        &format!("net_pcap1,rx_pcap={d}/inside_in.pcap,tx_pcap={d}/inside_out.pcap", d = d.display()),
-    ]
-    .map(String::from)
-    .into();
+        format!("net_pcap0,rx_pcap={d}/outside_in.pcap,tx_pcap={d}/outside_out.pcap", d = d.display()),
+        format!("net_pcap1,rx_pcap={d}/inside_in.pcap,tx_pcap={d}/inside_out.pcap", d = d.display()),
+    );
     let cfg = d.join("espd.toml");
     std::fs::write(&cfg, common::gateway_config(&eal, "net_pcap0", "net_pcap1", &db, 0.0)).unwrap();
     let espd = Command::new(env!("CARGO_BIN_EXE_espd"))

@@ -46,30 +46,15 @@ fn out_seq(db: &Path) -> u64 {
 
 fn config(d: &Path, db: &Path, run: u32, infinite: bool) -> std::path::PathBuf {
     let prefix = format!("espd-restart-{}-{run}", std::process::id());
-    let eal: Vec<String> = [
-        "-l",
-        "0,1",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level",
-        "error",
-        "--file-prefix",
+    let eal = common::pcap_gateway_eal(
         &prefix,
-        "--vdev",
-        &format!("net_pcap0,rx_pcap={d}/outside_in.pcap,tx_pcap={d}/outside_out{run}.pcap", d = d.display()),
-        "--vdev",
-        &format!(
+        format!("net_pcap0,rx_pcap={d}/outside_in.pcap,tx_pcap={d}/outside_out{run}.pcap", d = d.display()),
+        format!(
             "net_pcap1,rx_pcap={d}/inside_in.pcap,tx_pcap={d}/inside_out{run}.pcap{}",
             if infinite { ",infinite_rx=1" } else { "" },
             d = d.display()
         ),
-    ]
-    .map(String::from)
-    .into();
+    );
     let path = d.join(format!("espd{run}.toml"));
     std::fs::write(&path, common::gateway_config(&eal, "net_pcap0", "net_pcap1", db, 0.0)).unwrap();
     path

@@ -230,6 +230,16 @@ pub fn pcap_eal(tag: &str) -> String {
     )
 }
 
+/// The EAL arguments of a gateway run on two `net_pcap` ports (`net_pcap0` outside, `net_pcap1`
+/// inside, given as their vdev argument strings) with a private file prefix, as a vector.
+pub fn pcap_gateway_eal(prefix: &str, outside: String, inside: String) -> Vec<String> {
+    let fixed = ["-l", "0,1", "--no-pci", "--no-huge", "-m", "256", "--no-shconf", "--no-telemetry"];
+    let mut v: Vec<String> = fixed.map(String::from).into();
+    v.extend(["--log-level", "error", "--file-prefix", prefix].map(String::from));
+    v.extend(["--vdev".to_owned(), outside, "--vdev".to_owned(), inside]);
+    v
+}
+
 /// Runs `espd --config CFG --idle-exit-ms IDLE --json`, asserts it exits cleanly, returns
 /// its report.
 pub fn run_espd(cfg: &Path, idle_ms: u32) -> serde_json::Value {
