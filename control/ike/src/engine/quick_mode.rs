@@ -49,6 +49,9 @@ pub(super) struct Exchange {
 }
 
 #[derive(Debug)]
+// One state per live exchange, a handful per IKE SA: boxing the initiator's
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum QmState {
     ISent1 {
         peer: usize,
@@ -65,15 +68,10 @@ enum QmState {
         peer: usize,
         ni: Vec<u8>,
         nr: Vec<u8>,
-        gxy: Option<Secret>,
         spi_in: u32,
-        spi_out: u32,
-        chosen: EspProposal,
-        lifetime: Lifetime,
-        local_ts: TrafficSelector,
-        remote_ts: TrafficSelector,
-        encap: Encapsulation,
-        nat_oa: Option<NatOriginalAddresses>,
+        /// (inbound, outbound), keyed when HASH(1) verified; the inbound half
+        /// is installed already, both are handed out after HASH(3).
+        pair: Box<(EspSaDescription, EspSaDescription)>,
     },
     Done,
 }
@@ -266,7 +264,7 @@ fn read_reply(
     Ok(Reply { spi_out, offer, nr, lifetime, gxy })
 }
 
-/// Proof that the peer's HASH(2) or HASH(3) verified: only
+/// Proof that the peer's HASH(1) (responder) or HASH(2) (initiator) verified: only
 /// [`verify_qm_hash`] creates one and [`make_pair`] needs one, so no child
 /// SA is described without the Quick Mode hash check (rustls-style token).
 #[derive(Debug)]
@@ -612,64 +610,21 @@ impl Engine {
                 });
                 Ok(())
             }
-            QmState::RSent2 {
-                peer,
-                ni,
-                nr,
-                gxy,
-                spi_in,
-                spi_out,
-                chosen,
-                lifetime,
-                local_ts,
-                remote_ts,
-                encap,
-                nat_oa,
-            } => {
+            QmState::RSent2 { peer, ni, nr, spi_in, pair } => {
                 // RFC 2409 §5.5: HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
-                let proof =
-                    verify_qm_hash(&keys.hash3(mid, &ni, &nr), &received_hash).filter(|_| raws.len() == 1);
-                let Some(proof) = proof else {
-                    ex.state = QmState::RSent2 {
-                        peer,
-                        ni,
-                        nr,
-                        gxy,
-                        spi_in,
-                        spi_out,
-                        chosen,
-                        lifetime,
-                        local_ts,
-                        remote_ts,
-                        encap,
-                        nat_oa,
-                    };
+                let ok = ct_eq(&keys.hash3(mid, &ni, &nr), &received_hash) && raws.len() == 1;
+                if !ok {
+                    ex.state = QmState::RSent2 { peer, ni, nr, spi_in, pair };
                     return Err(Error::AuthenticationFailed);
-                };
+                }
                 ex.iv = next_iv;
                 ex.flight.last_in = Some(fp);
                 ex.flight.retransmit = None;
                 // HASH(3) ends the exchange: a copy of it needs no answer.
                 ex.flight.last_out = None;
                 ex.finished = Some(now);
-                let (inb, outb) = make_pair(
-                    proof,
-                    &keys,
-                    gxy.as_deref().map(|v| v.as_slice()),
-                    &ni,
-                    &nr,
-                    spi_in,
-                    spi_out,
-                    chosen,
-                    encap,
-                    lifetime,
-                    local_ts,
-                    remote_ts,
-                    sa.local,
-                    sa.remote,
-                    nat_oa,
-                );
-                sa.children.push((spi_in, spi_out));
+                let (inb, outb) = *pair;
+                sa.children.push((inb.spi, outb.spi));
                 self.events.push_back(Event::InstallSa {
                     ike_sa: id,
                     peer,
@@ -706,9 +661,9 @@ impl Engine {
             _ => return Err(Error::PeerMisbehaved(PeerMisbehaved::MissingPayload)),
         };
         // RFC 2409 §5.5: HASH(1) covers M-ID and everything after HASH.
-        if !ct_eq(&keys.hash1(mid, &after_first(&raws)), &received_hash) {
+        let Some(proof) = verify_qm_hash(&keys.hash1(mid, &after_first(&raws)), &received_hash) else {
             return Err(Error::AuthenticationFailed);
-        }
+        };
         let fp = fingerprint(datagram);
         let (sa_p, _) = get_sa(&raws)?;
         let ni = get_nonce(&raws)?.to_vec();
@@ -862,30 +817,10 @@ impl Engine {
             Self::header(sa, ExchangeType::QUICK_MODE, mid, 0),
             &hashed_chain(hash2.to_vec(), &rest),
         )?;
-        sa.quick.push(Exchange {
-            message_id: mid,
-            iv: iv2,
-            flight: Flight { last_in: Some(fp), ..Flight::default() },
-            finished: None,
-            state: QmState::RSent2 {
-                peer,
-                ni: ni.clone(),
-                nr: nr.clone(),
-                gxy: gxy.clone(),
-                spi_in,
-                spi_out,
-                chosen: offer.proposal,
-                lifetime,
-                local_ts: ts_r,
-                remote_ts: ts_i,
-                encap: offer.encap,
-                nat_oa,
-            },
-        });
         // HASH(1) verified above: the pair is keyed by this authenticated
         // exchange. The inbound half goes in before HASH(2) is sent.
-        let (inb, _) = make_pair(
-            QuickModeAuthenticated(()),
+        let (inb, outb) = make_pair(
+            proof,
             &keys,
             gxy.as_deref().map(|v| v.as_slice()),
             &ni,
@@ -902,7 +837,14 @@ impl Engine {
             nat_oa,
         );
         let id = sa.id;
-        self.events.push_back(Event::InstallInbound { ike_sa: id, peer, inbound: Box::new(inb) });
+        self.events.push_back(Event::InstallInbound { ike_sa: id, peer, inbound: Box::new(inb.clone()) });
+        sa.quick.push(Exchange {
+            message_id: mid,
+            iv: iv2,
+            flight: Flight { last_in: Some(fp), ..Flight::default() },
+            finished: None,
+            state: QmState::RSent2 { peer, ni, nr, spi_in, pair: Box::new((inb, outb)) },
+        });
         self.send(now, idx, Some(mid), bytes, true);
         Ok(())
     }
