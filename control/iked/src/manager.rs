@@ -449,6 +449,20 @@ impl Manager {
 
     /// A datagram arrived on `local` from `remote`.
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        // A wildcard socket does not say which address the datagram was for:
+        // the connection's own local address stands in (NAT-D hashes it).
+        let local = if local.ip().is_unspecified() {
+            let peers = &self.engine.config().peers;
+            peers
+                .iter()
+                .find(|p| p.remote_address == remote.ip())
+                .or_else(|| peers.iter().find(|p| p.remote_address.is_unspecified()))
+                .map(|p| p.local_address)
+                .filter(|a| !a.is_unspecified() && a.is_ipv4() == remote.is_ipv4())
+                .map_or(local, |a| SocketAddr::new(a, local.port()))
+        } else {
+            local
+        };
         self.engine.handle_datagram(now, local, remote, data);
         self.process_events(now);
     }

@@ -91,6 +91,19 @@ impl Sockets {
     }
 }
 
+/// One UDP socket. IPv6 sockets are IPv6-only, so the default `0.0.0.0` and
+/// `::` can both be bound on one port.
+fn bind_one(sa: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(sa), Type::DGRAM, Some(Protocol::UDP))?;
+    if sa.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&sa.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// Binds the IKE and NAT-T sockets of every listen address. A port held
 /// by another process (another iked, charon) is a startup error.
 async fn bind(config: &Config) -> Result<Sockets, String> {
@@ -98,7 +111,7 @@ async fn bind(config: &Config) -> Result<Sockets, String> {
     for addr in &config.daemon.listen {
         for port in [config.daemon.port, config.daemon.port_nat_t] {
             let sa = SocketAddr::new(*addr, port);
-            let sock = UdpSocket::bind(sa).await.map_err(|e| {
+            let sock = bind_one(sa).map_err(|e| {
                 format!("cannot bind UDP {sa}: {e} (is another IKE daemon running, or the address missing?)")
             })?;
             s.by_addr.insert(sa, Arc::new(sock));
