@@ -25,6 +25,9 @@
 #               live IKE SA, Aggressive Mode probes (scripts/hostile-ike.py). Expected: every
 #               datagram counted under its reason in `ikectl stats`, the tunnel untouched (no
 #               ping lost, same SPIs), iked's RSS bounded; then no secret in any log
+#   full        gw-b's SA database has room for 2 SAs: the first child comes up, the second
+#               Quick Mode is refused with NO-PROPOSAL-CHOSEN (the reply withdrawn before it
+#               left), counted, and the first child keeps carrying traffic
 #   restart     iked on gw-a SIGKILLed during a transfer: no loss; restarted, it renegotiates
 #               and the tunnel stays up
 #
@@ -101,6 +104,7 @@ trap) START_ACTION=trap CHILDREN="net4" OUTER6_CONN=false ;;
 rekey) CHILD_REKEY=4s CHILD_LIFE=8s CHILD_RAND=1s CHILDREN="net4" OUTER6_CONN=false ;;
 dpd) DPD_DELAY=2s DPD_TIMEOUT=6s DPD_ACTION=restart CHILDREN="net4" OUTER6_CONN=false ;;
 restart) CHILDREN="net4" OUTER6_CONN=false ;;
+full) START_ACTION=none CHILDREN="net4 net6" OUTER6_CONN=false SADB_SAS_B=2 ;;
 hostile) CHILDREN="net4" OUTER6_CONN=false IKED_TRACE=1 ;;
 rekey-bytes) CHILD_BYTES=1 CHILDREN="net4" OUTER6_CONN=false ;;
 reauth) IKE_REKEY=5s IKE_OVER=2s CHILDREN="net4" OUTER6_CONN=false ;;
@@ -215,6 +219,9 @@ for side in a b; do
     db=$DB_A; [ $side = b ] && db=$DB_B
     sed -e "s|/dev/shm/espgw-demo-gw-$side|$db|" -e "s|espd-gw-$side|espd-$NS_TAG-$side|" \
         "scripts/conf/gw-$side.toml" >"$WORK/espd-$side.toml"
+    if [ "$side" = b ] && [ -n "${SADB_SAS_B:-}" ]; then
+        sed -i "s|^path = \"$db\"|path = \"$db\"\nsas = $SADB_SAS_B|" "$WORK/espd-$side.toml"
+    fi
 done
 
 ns_up
@@ -227,6 +234,9 @@ start_espd() { # SIDE
     eval "ESPD_${side^^}=$!"
     for _ in $(seq 100); do ip -n "$ns" link show espgw0 >/dev/null 2>&1 && break; sleep 0.1; done
     ip -n "$ns" link show espgw0 >/dev/null 2>&1 || fail "espd in $ns did not create its TAP"
+    # espd creates the SA database (with its configured capacities) before iked attaches.
+    local db=$DB_A; [ "$side" = b ] && db=$DB_B
+    for _ in $(seq 100); do [ -e "$db" ] && break; sleep 0.1; done
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.espgw0.disable_ipv6=0 || true
     ip netns exec "$ns" ethtool -K espgw0 tx off >/dev/null 2>&1 || true
     ip -n "$ns" link set espgw0 up
@@ -565,6 +575,22 @@ for s in secrets:
 print(f"secrets: {len(secrets)} secrets (PSK, IKE and ESP keys) checked against {len(logs)} logs at trace level: none found")
 assert len(secrets) >= 4
 PY
+    ;;
+full)
+    ikectl a initiate --child net4
+    wait_children a 1 20; wait_children b 1 20
+    warm_ping "$NS_HA" 198.19.1.10
+    step "a second child while gw-b's SA table is full"
+    ikectl a initiate --child net6
+    sleep 2
+    ikectl b stats | tee "$WORK/stats-b.out" | grep -i "refused\|CHILD_SAs"
+    grep -q "quick-modes-refused: 1" "$WORK/stats-b.out" || fail "gw-b did not count the refusal"
+    grep -q "SA table is full" "$WORK/iked-b.log" || fail "gw-b's log does not name the full table"
+    grep -q "PeerNotified" "$WORK/iked-a.log" || fail "gw-a did not hear NO-PROPOSAL-CHOSEN"
+    grep -h "NO_PROPOSAL_CHOSEN\|SA table is full" "$WORK/iked-a.log" "$WORK/iked-b.log" | sed 's/^/full: /' | head -3
+    [ "$(installed_children a)" = 1 ] && [ "$(installed_children b)" = 1 ] || fail "the first child should remain, alone"
+    ip netns exec "$NS_HA" ping -c 3 -i 0.2 -W 2 198.19.1.10 >/dev/null || fail "the first child stopped carrying traffic"
+    echo "full: second Quick Mode refused, first child still carries traffic"
     ;;
 restart)
     wait_children a 1 20; wait_children b 1 20

@@ -974,7 +974,11 @@ impl Manager {
         if existing.is_none() || outbound.is_none() {
             if let Err(e) = self.kernel.add_sa(inbound, true, reqid, &limits) {
                 tracing::error!(target: "knl", "installing inbound SA {:08x}: {e}", inbound.spi);
-                if existing.is_none() {
+                if outbound.is_none() {
+                    // Our reply is still queued: refuse the Quick Mode instead.
+                    self.engine
+                        .handle_command(now, Command::AbortQuickMode { ike_sa, inbound_spi: inbound.spi });
+                } else if existing.is_none() {
                     self.engine
                         .handle_command(now, Command::DeleteChild { ike_sa, inbound_spi: inbound.spi });
                 }
@@ -1328,6 +1332,7 @@ impl Manager {
                     ("dropped-half-open-limit", s.dropped_half_open_limit),
                     ("failed", s.failed),
                     ("auth-failed", s.auth_failed),
+                    ("quick-modes-refused", s.quick_modes_refused),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))

@@ -114,3 +114,10 @@ fn soft_byte_limits_from_the_dataplane_rekey() {
     assert!(out.contains("16 MiB to 198.19.1.10: sha256 equal"));
     assert!(out.contains("drops a rekey could cause: 0"));
 }
+
+#[test]
+fn a_full_sa_table_refuses_the_quick_mode_and_keeps_the_tunnel() {
+    let out = run_case("full");
+    assert!(out.contains("quick-modes-refused: 1"), "{out}");
+    assert!(out.contains("first child still carries traffic"));
+}

@@ -174,6 +174,9 @@ pub struct EngineStats {
     pub failed: u64,
     /// Of those, HASH or decryption failures (wrong PSK, tampering).
     pub auth_failed: u64,
+    /// Quick Modes refused after the fact because the dataplane could not
+    /// take the SA (a full SA table).
+    pub quick_modes_refused: u64,
 }
 
 /// Result of NAT discovery.
@@ -362,6 +365,7 @@ impl Engine {
                     self.start_quick_mode(now, idx, peer);
                 }
             }
+            Command::AbortQuickMode { ike_sa, inbound_spi } => self.abort_quick_mode(ike_sa, inbound_spi),
             Command::CreateChildFor { ike_sa, peer } => {
                 if let Some(idx) = self.sas.iter().position(|s| s.id == ike_sa && s.keys().is_some()) {
                     if self.peer_active(peer) {
@@ -657,6 +661,30 @@ impl Engine {
                 self.spis.release(spi);
             }
         }
+    }
+
+    fn abort_quick_mode(&mut self, id: IkeSaId, inbound_spi: u32) {
+        let Some(idx) = self.sas.iter().position(|s| s.id == id) else {
+            return;
+        };
+        let Some(sa) = self.sas.get_mut(idx) else {
+            return;
+        };
+        let Some(pos) =
+            sa.quick.iter().position(|q| q.inbound_installed() && q.allocated_spi() == Some(inbound_spi))
+        else {
+            return;
+        };
+        let q = sa.quick.remove(pos);
+        // The reply has not left yet (the driver handles events first).
+        if let Some(out) = &q.flight.last_out {
+            let (local, remote) = (sa.local, sa.remote);
+            let queued = wrap(local, remote, out.clone());
+            self.transmits.retain(|t| *t != queued);
+        }
+        self.spis.release(inbound_spi);
+        self.stats.quick_modes_refused += 1;
+        self.send_protected_notify(idx, crate::msgs::NotifyType::NO_PROPOSAL_CHOSEN, Vec::new());
     }
 
     /// Ends an IKE SA after an error, without telling the peer.

@@ -145,6 +145,15 @@ pub enum Command {
         /// The peer entry whose child config is proposed.
         peer: usize,
     },
+    /// Responder: the inbound SA of a Quick Mode could not be installed
+    /// (e.g. a full SA table): withdraw the HASH(2) reply still queued,
+    /// drop the exchange and tell the peer NO-PROPOSAL-CHOSEN.
+    AbortQuickMode {
+        /// The IKE SA.
+        ike_sa: IkeSaId,
+        /// Our inbound SPI of the exchange.
+        inbound_spi: u32,
+    },
     /// Delete one child SA, given our inbound SPI, telling the peer
     /// (RFC 2408 §3.15 Delete, protected per RFC 2409 §5.7).
     DeleteChild {

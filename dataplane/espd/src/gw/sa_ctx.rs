@@ -288,8 +288,13 @@ impl SaCache {
         let version = reader.sa_version(slot);
         let fresh = matches!(self.entries.get(slot as usize), Some(Some(e)) if e.version == version);
         if !fresh {
-            let (rec, v) = reader.read_sa(slot)?;
-            let entry = build(&rec, v, backends).ok()?;
+            let (mut rec, v) = reader.read_sa(slot)?;
+            let built = build(&rec, v, backends);
+            // The crypto sessions hold their own (wiped) copies of the keys.
+            zeroize::Zeroize::zeroize(&mut rec.cipher_key);
+            zeroize::Zeroize::zeroize(&mut rec.integ_key);
+            zeroize::Zeroize::zeroize(&mut rec.salt);
+            let entry = built.ok()?;
             self.builds += 1;
             *self.entries.get_mut(slot as usize)? = Some(Box::new(entry));
         }
