@@ -160,6 +160,7 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     let _ = engine_task.await;
     let _ = server.await;
     drop(lock);
+    let _ = std::fs::remove_file(&lock_path);
     Ok(())
 }
 
