@@ -70,7 +70,8 @@ cleanup() {
         done
     fi
     [ -n "${KEEP:-}" ] || ns_down
-    rm -rf "$WORK" "$DB_A" "$DB_B" "$DB_A.iked.lock" "$DB_B.iked.lock"
+    # A SIGKILLed espd (dpd case) leaves its EAL runtime directory behind.
+    rm -rf "$WORK" "$DB_A" "$DB_B" "$DB_A.iked.lock" "$DB_B.iked.lock" /var/run/dpdk/espd-"$NS_TAG"-*
     exit $rc
 }
 trap cleanup EXIT

@@ -58,7 +58,7 @@ cleanup() {
     stop_all
     [ -n "${KEEP:-}" ] && { echo "kept: $WORK, namespaces $NS_TAG-*"; exit $rc; }
     ns_down
-    rm -rf "$WORK" "$DB_A" "$DB_A.iked.lock"
+    rm -rf "$WORK" "$DB_A" "$DB_A.iked.lock" /var/run/dpdk/espd-"$NS_TAG"
     exit $rc
 }
 trap cleanup EXIT
