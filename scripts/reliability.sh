@@ -35,6 +35,8 @@ run sadb-faults cargo test --locked -p sadb --test faults --test ops
 run espd-hostile cargo test --locked -p espd --test hostile_esp -- --nocapture
 run espd-restart cargo test --locked -p espd --test restart_seq -- --nocapture
 run secrets cargo test --locked -p iked --lib keylog
+# The IKE side (rows 20-26): two complete gateways in namespaces (scripts/e2e-ike.sh).
+run ike-e2e cargo test --locked -p iked --test e2e hostile full iked_sigkill dead_peer -- --nocapture --test-threads=1
 run fuzz bash scripts/fuzz.sh "$secs"
 
 # ---- the figures, as markdown ----
@@ -73,6 +75,10 @@ line() { sed -n "s/^$2//p" "$out/$1.log" | tail -n 1; }
         echo "- \`$t\`: $(passed "$out/sadb-faults.log" "$t")"
     done
     echo "- key log files 0600 (\`control/iked/src/keylog.rs\`, \`files_are_owner_only_and_appended\`): $(passed "$out/secrets.log" keylog::tests::files_are_owner_only_and_appended)"
+    echo
+    echo "IKE against a running iked (\`control/iked/tests/e2e.rs\`, \`scripts/e2e-ike.sh\`; rows 20-26):"
+    echo
+    grep -hE '^(hostile|secrets|full|restart|dpd): ' "$out/ike-e2e.log" | sed 's/^/- /'
     echo
     echo "Fuzzing, ${secs} s per target, one at a time:"
     echo
