@@ -634,6 +634,13 @@ impl Manager {
         let mut reauth = Vec::new();
         let mut dpd = Vec::new();
         let mut dead = Vec::new();
+        // Inbound packets per IKE SA, in one pass over the children (only
+        // when some IKE SA runs DPD).
+        let inbound = if self.ike.values().any(|s| s.dpd.is_some()) {
+            self.inbound_packets()
+        } else {
+            Default::default()
+        };
         let ids: Vec<IkeSaId> = self.ike.keys().copied().collect();
         for id in ids {
             let Some(s) = self.ike.get(&id).cloned() else {
@@ -651,7 +658,7 @@ impl Manager {
             // RFC 3706 §5.5: only an idle peer is probed. The children's
             // inbound counters say whether it is idle (as strongSwan reads
             // the kernel's SA use times), looked at on every beat.
-            let packets = self.inbound_packets(id);
+            let packets = inbound.get(&id).copied().unwrap_or(0);
             if packets != d.inbound_packets {
                 d.inbound_packets = packets;
                 d.last_activity = now;
@@ -737,13 +744,15 @@ impl Manager {
         }
     }
 
-    fn inbound_packets(&self, ike_sa: IkeSaId) -> u64 {
-        self.children
-            .iter()
-            .filter(|c| c.ike_sa == ike_sa)
-            .filter_map(|c| self.kernel.sa_stats(c.spi_in, true))
-            .map(|s| s.packets)
-            .sum()
+    /// Inbound packets of each IKE SA's children, from the dataplane.
+    fn inbound_packets(&self) -> std::collections::HashMap<IkeSaId, u64> {
+        let mut m = std::collections::HashMap::new();
+        for c in &self.children {
+            if let Some(s) = self.kernel.sa_stats(c.spi_in, true) {
+                *m.entry(c.ike_sa).or_insert(0) += s.packets;
+            }
+        }
+        m
     }
 
     fn jitter(&mut self, max: Duration) -> Duration {
