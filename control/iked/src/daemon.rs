@@ -3,10 +3,10 @@
 //!
 //! [`Daemon`] owns the configuration (reloaded by SIGHUP and `load-all`),
 //! answers `list-conns`, `load-all` and `stats` itself, and passes SA work
-//! to an [`EngineControl`]. The engine loop (UDP sockets driving
-//! `ike::engine::Engine`, SA installation into the SA database) implements
-//! that trait; until it is attached, [`Detached`] answers `list-sas` with
-//! nothing and refuses `initiate`/`terminate` with `unavailable`.
+//! to an [`EngineControl`]: the engine loop (`crate::net::EngineHandle`)
+//! in the daemon; [`Detached`] (nothing to list, `initiate`/`terminate`
+//! refused with `unavailable`) where no loop runs, as in the control
+//! socket's tests.
 
 use crate::config::{self, AuthMethod, Child, Config, ConfigError, Connection, PeerGoneAction, StartAction};
 use crate::ctl::protocol::*;
