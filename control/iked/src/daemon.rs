@@ -5,8 +5,8 @@
 //! answers `list-conns`, `load-all` and `stats` itself, and passes SA work
 //! to an [`EngineControl`]: the engine loop (`crate::net::EngineHandle`)
 //! in the daemon; [`Detached`] (nothing to list, `initiate`/`terminate`
-//! refused with `unavailable`) where no loop runs, as in the control
-//! socket's tests.
+//! refused with `unavailable`) where no loop runs, as in the
+//! configuration tests of `tests/daemon.rs`.
 
 use crate::config::{self, AuthMethod, Child, Config, ConfigError, Connection, PeerGoneAction, StartAction};
 use crate::ctl::protocol::*;
