@@ -8,9 +8,11 @@
 # Usage: scripts/interop.sh [--quick | --demo | --full] [--only REGEX]
 #   --full   the whole matrix (default): every IKE proposal, ESP proposal, PFS or not, Main and
 #            Aggressive Mode, IPv4 and IPv6, tunnel and transport, each with us and with
-#            strongSwan initiating; then the lifecycle cases, the key-log decryption with
-#            tshark and the ike-scan probes
-#   --quick  a representative subset (CI)
+#            strongSwan initiating; then the key-log decryption with tshark, the ike-scan
+#            probes, the lifecycle cases and a real NAT (nftables masquerade) between the
+#            gateways
+#   --quick  a representative subset (CI), with the wire checks, a rekey by strongSwan and the
+#            NAT case
 #   --demo   the main job: one tunnel with the shipped configs (scripts/conf/iked-demo.toml,
 #            scripts/conf/swanctl-demo.conf), traffic both ways, the tables printed
 # Per case: ping and a TCP transfer through the tunnel (sha256 compared), `ikectl list-sas`
@@ -586,6 +588,86 @@ if [ "$MODE" = full ]; then
     lifecycle "DPD: we die, strongSwan clears"
     lifecycle "INITIAL-CONTACT after our restart"
 fi
+
+# --- NAT: a real address and port translation between the gateways (last: it re-plumbs the wire)
+#   gw-a out0 198.18.2.1 -- na0 198.18.2.254 [nat: masquerade] nb0 198.18.0.1 -- out0 198.18.0.2 gw-b
+nat_case() {
+    local name="NAT: nftables masquerade between the gateways" ok=1 why=""
+    [ -n "$ONLY" ] && ! grep -Eq -- "$ONLY" <<<"$name" && return 0
+    local NS_NAT="$NS_TAG-nat"
+    for p in $IKED_PID $ESPD_PID; do kill -TERM "$p" 2>/dev/null; done
+    for p in $IKED_PID $ESPD_PID; do wait "$p" 2>/dev/null || true; done
+    IKED_PID= ESPD_PID=
+    rm -f "$WORK/iked.sock"
+    ip -n "$NS_GA" link del out0 2>/dev/null || true   # the wire's veth pair goes with it
+    ip netns add "$NS_NAT"
+    ip -n "$NS_NAT" link set lo up
+    ip link add out0 netns "$NS_GA" type veth peer name na0 netns "$NS_NAT"
+    ip link add nb0 netns "$NS_NAT" type veth peer name out0 netns "$NS_GB"
+    ns_quiet_iface "$NS_GA" out0
+    ip netns exec "$NS_GB" sysctl -qw net.ipv6.conf.out0.disable_ipv6=0
+    ip -n "$NS_GB" addr add 198.18.0.2/24 dev out0
+    ip -n "$NS_GB" link set out0 up
+    ip -n "$NS_NAT" addr add 198.18.2.254/24 dev na0
+    ip -n "$NS_NAT" addr add 198.18.0.1/24 dev nb0
+    ip -n "$NS_NAT" link set na0 up
+    ip -n "$NS_NAT" link set nb0 up
+    ip netns exec "$NS_NAT" ethtool -K na0 tx off >/dev/null 2>&1 || true
+    ip netns exec "$NS_NAT" ethtool -K nb0 tx off >/dev/null 2>&1 || true
+    ip netns exec "$NS_NAT" sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec "$NS_NAT" nft add table ip nat
+    ip netns exec "$NS_NAT" nft add chain ip nat post "{ type nat hook postrouting priority 100; }"
+    ip netns exec "$NS_NAT" nft add rule ip nat post oifname nb0 masquerade
+    # espd behind the NAT: outside address 198.18.2.1, the world via the NAT.
+    python3 - "$WORK/espd.toml" <<'PY'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace('addresses = ["198.18.0.1/24", "2001:db8::1/64"]', 'addresses = ["198.18.2.1/24"]')
+s = re.sub(r'\[\[routes\]\]\nprefix = "198.19.1.0/24"\nvia = "198.18.0.2"', '[[routes]]\nprefix = "198.18.0.0/24"\nvia = "198.18.2.254"', s)
+s = re.sub(r'\[\[routes\]\]\nprefix = "2001:db8:2::/64"\nvia = "2001:db8::2"\n?', '', s)
+open(p, "w").write(s)
+PY
+    rm -f "$DB_A"
+    ip netns exec "$NS_GA" "$ESPD" --config "$WORK/espd.toml" >>"$WORK/espd.log" 2>&1 &
+    ESPD_PID=$!
+    for _ in $(seq 100); do ip -n "$NS_GA" link show espgw0 >/dev/null 2>&1 && break; sleep 0.1; done
+    ip netns exec "$NS_GA" ethtool -K espgw0 tx off >/dev/null 2>&1 || true
+    ip -n "$NS_GA" link set espgw0 up
+    ip -n "$NS_GA" addr add 198.18.2.1/24 dev espgw0
+    ip -n "$NS_GA" route add 198.18.0.0/24 via 198.18.2.254 dev espgw0
+    conf 4 aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel no
+    sed -i 's/remote_addrs = 198.18.0.1/remote_addrs = %any/' "$WORK/swanctl.conf"
+    swan --load-all --noprompt --file "$WORK/swanctl.conf" >/dev/null
+    sed -i -e 's/^listen = .*/listen = ["198.18.2.1"]/' -e 's/^local_addrs = "198.18.0.1"/local_addrs = "198.18.2.1"/' "$WORK/iked.toml"
+    start_iked
+    ip netns exec "$NS_NAT" tcpdump -U -ni nb0 --immediate-mode -w "$WORK/nat.pcap" udp 2>/dev/null &
+    CAP_PID=$!
+    ikectl initiate --child net >/dev/null || true
+    wait_up 15 || { ok=0 why="no tunnel through the NAT"; }
+    [ $ok = 1 ] && { ping_through "$NS_HA" 198.19.1.10 || { ok=0 why="ping"; }; }
+    [ $ok = 1 ] && { tcp_transfer 2 198.19.1.10 || { ok=0 why="TCP"; }; }
+    local nat
+    nat=$(ikectl --json list-sas | python3 -c 'import json,sys; s=json.loads(sys.stdin.read())["ike_sas"][0]; print(s["nat-local"], s["local-port"], s["child-sas"][0]["encap"])' 2>/dev/null || echo "? ? ?")
+    echo "    $name: NAT detected on our side / our port / ESP in UDP: $nat"
+    [ "$nat" = "True 4500 True" ] || { ok=0 why="NAT not detected or no float: $nat"; }
+    # RFC 3948 keepalives every 20 s from the side behind the NAT.
+    sleep 21
+    kill "$CAP_PID" 2>/dev/null; wait "$CAP_PID" 2>/dev/null || true; CAP_PID=
+    local ka
+    ka=$(tshark -r "$WORK/nat.pcap" -Y 'ip.src==198.18.0.1 && udp.length==9' 2>/dev/null | wc -l)
+    local mapped
+    mapped=$(tshark -r "$WORK/nat.pcap" -T fields -e udp.srcport -Y 'ip.src==198.18.0.1' 2>/dev/null | sort -u | tr '\n' ' ')
+    echo "    $name: NAT-keepalives seen after the NAT: $ka; our source ports as translated: $mapped"
+    [ "$ka" -ge 1 ] || { ok=0 why="no NAT-keepalive"; }
+    ikectl terminate --ike ours >/dev/null 2>&1 || true
+    wait_down || true
+    if [ $ok = 1 ]; then echo "ok   $name"; PASS=$((PASS + 1)); RESULTS+=("| $name | pass |")
+    else echo "FAIL $name: $why"; explain_failure; FAIL=$((FAIL + 1)); RESULTS+=("| $name | **fail**: $why |"); fi
+    ip netns del "$NS_NAT" 2>/dev/null || true
+}
+step "NAT"
+nat_case
 
 echo "interop ($MODE): $PASS passed, $FAIL failed"
 printf '%s\n' "${RESULTS[@]}" >"$WORK/results.md"
