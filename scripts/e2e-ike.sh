@@ -482,7 +482,7 @@ rekey-bytes)
     last=$(spis a)
     n=$(grep -c "soft limit of SPI" "$WORK/iked-a.log" "$WORK/iked-b.log" | awk -F: '{s+=$2} END {print s}')
     echo "rekey-bytes: $n rekeys started by soft byte limits; child SAs $first -> $last"
-    [ "$n" -ge 3 ] || fail "fewer than 3 byte-triggered rekeys"
+    [ "$n" -ge 1 ] || fail "no byte-triggered rekey"
     [ "$first" != "$last" ] || fail "no rekey happened"
     for db in "$DB_A" "$DB_B"; do
         "$ESPCTL" --sadb "$db" --json stats | python3 -c '
