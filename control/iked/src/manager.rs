@@ -526,9 +526,10 @@ impl Manager {
                     }
                 }
                 Some(sadb::EventKind::SoftExpire | sadb::EventKind::SeqNearOverflow) => {
-                    if let Some(i) =
-                        self.children.iter().position(|c| c.spi_out == ev.spi || c.spi_in == ev.spi)
-                    {
+                    // Only the sender's count starts a rekey: the peer's inbound
+                    // count of the same bytes would fire at the same moment and
+                    // make both ends rekey at once (duplicates to resolve).
+                    if let Some(i) = self.children.iter().position(|c| c.spi_out == ev.spi) {
                         tracing::info!(target: "knl", "soft limit of SPI {:08x} reached: rekeying", ev.spi);
                         self.rekey(now, i);
                     }
