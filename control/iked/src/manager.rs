@@ -137,13 +137,6 @@ struct Binding {
     rekey_from: Option<u32>,
 }
 
-/// A child to negotiate once an IKE SA of its connection is up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Pending {
-    entry: usize,
-    since: Instant,
-}
-
 /// The SA manager.
 pub struct Manager {
     config: Arc<Config>,
@@ -155,12 +148,12 @@ pub struct Manager {
     children: Vec<ChildSa>,
     bindings: BTreeMap<u32, Binding>,
     next_reqid: u32,
-    pending: Vec<Pending>,
+    /// Peer entries (children) to negotiate once an IKE SA of their
+    /// connection is up.
+    pending: Vec<usize>,
     /// Connections to initiate again at a time (keyingtries, restart).
     retries: Vec<(String, Instant, u32)>,
     rng: rand_core::OsRng,
-    /// IKE and NAT-T ports.
-    ports: (u16, u16),
     /// Policies of pairs installed since the last [`Manager::commit`]: the
     /// database recompiles its classifier on every policy change, so they go
     /// in as one batch per round of datagrams (thousands of tunnels coming up
@@ -251,7 +244,6 @@ impl Manager {
         rand_core::OsRng.fill_bytes(&mut seed);
         let spis = kernel.spi_allocator(u64::from_le_bytes(seed));
         let engine = Engine::new(EngineConfig::default(), Box::new(rand_core::OsRng), Box::new(spis));
-        let ports = (config.daemon.port, config.daemon.port_nat_t);
         let mut m = Self {
             config: Arc::clone(&config),
             engine,
@@ -265,7 +257,6 @@ impl Manager {
             pending: Vec::new(),
             retries: Vec::new(),
             rng: rand_core::OsRng,
-            ports,
             pending_policies: Vec::new(),
         };
         m.install_ike_bypass();
@@ -286,7 +277,10 @@ impl Manager {
     /// for UDP from and to the IKE and NAT-T ports of every listen address,
     /// tried before any other (as strongSwan's per-socket bypass).
     fn install_ike_bypass(&mut self) {
-        let ps = crate::knl::ike_bypass_policies(&self.config.daemon.listen, [self.ports.0, self.ports.1]);
+        let ps = crate::knl::ike_bypass_policies(
+            &self.config.daemon.listen,
+            [self.config.daemon.port, self.config.daemon.port_nat_t],
+        );
         if let Err(e) = self.kernel.add_policies(&ps) {
             tracing::error!(target: "knl", "IKE bypass policies: {e}");
         }
@@ -390,8 +384,8 @@ impl Manager {
             ));
         }
         for &e in entries.iter().skip(1) {
-            if !self.pending.iter().any(|p| p.entry == e) {
-                self.pending.push(Pending { entry: e, since: now });
+            if !self.pending.contains(&e) {
+                self.pending.push(e);
             }
         }
         if !self.connecting(conn) {
@@ -411,15 +405,14 @@ impl Manager {
                     },
                 );
             }
-        } else if !self.pending.iter().any(|p| p.entry == first) {
-            self.pending.push(Pending { entry: first, since: now });
+        } else if !self.pending.contains(&first) {
+            self.pending.push(first);
         }
         Ok(format!("initiating `{conn}`"))
     }
 
     /// Deletes the SAs of `conn` (only `child`'s when given), telling the peer.
     pub fn terminate(&mut self, now: Instant, conn: &str, child: Option<&str>) -> Result<String, CtlError> {
-        let _ = now;
         match child {
             Some(ch) => {
                 let doomed: Vec<(IkeSaId, u32)> = self
@@ -440,7 +433,7 @@ impl Manager {
                 for id in &ids {
                     self.engine.handle_command(now, Command::Delete(*id));
                 }
-                self.pending.retain(|p| self.entries.get(p.entry).is_none_or(|e| e.conn != conn));
+                self.pending.retain(|p| self.entries.get(*p).is_none_or(|e| e.conn != conn));
                 self.retries.retain(|r| r.0 != conn);
                 Ok(format!("deleting {} IKE SA(s) of `{conn}`", ids.len()))
             }
@@ -514,7 +507,7 @@ impl Manager {
                     {
                         continue;
                     }
-                    if self.connecting(&e.conn) || self.pending.iter().any(|p| p.entry == b.entry) {
+                    if self.connecting(&e.conn) || self.pending.contains(&b.entry) {
                         continue;
                     }
                     tracing::info!(target: "knl", "acquire for reqid {} (`{}`): initiating", ev.reqid, e.child);
@@ -580,8 +573,8 @@ impl Manager {
         match self.established_ike_sa(&conn, Some(remote)) {
             Some(ike_sa) => self.engine.handle_command(now, Command::CreateChildFor { ike_sa, peer: entry }),
             None => {
-                if !self.pending.iter().any(|p| p.entry == entry) {
-                    self.pending.push(Pending { entry, since: now });
+                if !self.pending.contains(&entry) {
+                    self.pending.push(entry);
                 }
                 if !self.connecting(&conn) {
                     let _ = self.initiate(now, &conn, None);
@@ -718,16 +711,16 @@ impl Manager {
                     c.rekey_at = None;
                     c.rekey_started = Some(now);
                 }
-                if !self.pending.iter().any(|p| p.entry == entry) {
-                    self.pending.push(Pending { entry, since: now });
+                if !self.pending.contains(&entry) {
+                    self.pending.push(entry);
                 }
             }
             let first =
-                self.pending.iter().position(|p| self.entries.get(p.entry).is_some_and(|e| e.conn == conn));
+                self.pending.iter().position(|p| self.entries.get(*p).is_some_and(|e| e.conn == conn));
             if let Some(pos) = first {
                 let p = self.pending.remove(pos);
-                self.engine.handle_command(now, Command::Initiate { peer: p.entry });
-                if let Some(s) = self.engine.newest_ike_sa().filter(|s| s.peer == p.entry) {
+                self.engine.handle_command(now, Command::Initiate { peer: p });
+                if let Some(s) = self.engine.newest_ike_sa().filter(|s| s.peer == p) {
                     self.ike.insert(
                         s.id,
                         IkeState {
@@ -861,14 +854,12 @@ impl Manager {
         );
         self.retries.retain(|r| r.0 != entry.conn);
         // Children waiting for this connection.
-        let (mine, rest): (Vec<Pending>, Vec<Pending>) = self
-            .pending
-            .drain(..)
-            .partition(|p| self.entries.get(p.entry).is_some_and(|e| e.conn == entry.conn));
+        let (mine, rest): (Vec<usize>, Vec<usize>) =
+            self.pending.drain(..).partition(|p| self.entries.get(*p).is_some_and(|e| e.conn == entry.conn));
         self.pending = rest;
         for p in mine {
-            if p.entry != peer || !initiator {
-                self.engine.handle_command(now, Command::CreateChildFor { ike_sa: id, peer: p.entry });
+            if p != peer || !initiator {
+                self.engine.handle_command(now, Command::CreateChildFor { ike_sa: id, peer: p });
             }
         }
         self.delete_replaced_ike_sas(now);
@@ -886,8 +877,7 @@ impl Manager {
         for id in replaced {
             let waiting = self.children.iter().any(|c| c.ike_sa == id);
             let conn = self.ike.get(&id).map(|s| s.conn.clone()).unwrap_or_default();
-            let pending =
-                self.pending.iter().any(|p| self.entries.get(p.entry).is_some_and(|e| e.conn == conn));
+            let pending = self.pending.iter().any(|p| self.entries.get(*p).is_some_and(|e| e.conn == conn));
             if !waiting && !pending {
                 tracing::info!(target: "ike", "deleting replaced IKE SA {}", id.0);
                 self.engine.handle_command(now, Command::Delete(id));
@@ -1253,7 +1243,7 @@ impl Manager {
                 self.retries.push((name, now + RETRY_DELAY, done + 1));
             } else {
                 tracing::warn!(target: "ike", "`{name}`: giving up after {tries} keying tries");
-                self.pending.retain(|p| self.entries.get(p.entry).is_none_or(|e| e.conn != s.conn));
+                self.pending.retain(|p| self.entries.get(*p).is_none_or(|e| e.conn != s.conn));
             }
         }
     }
@@ -1483,11 +1473,13 @@ impl Manager {
             let _ = self.kernel.del_policies(&[r.wrapping_mul(2), r.wrapping_mul(2).wrapping_add(1)]);
         }
         self.bindings.clear();
-        let bypass: Vec<u32> =
-            crate::knl::ike_bypass_policies(&self.config.daemon.listen, [self.ports.0, self.ports.1])
-                .iter()
-                .map(|p| p.id)
-                .collect();
+        let bypass: Vec<u32> = crate::knl::ike_bypass_policies(
+            &self.config.daemon.listen,
+            [self.config.daemon.port, self.config.daemon.port_nat_t],
+        )
+        .iter()
+        .map(|p| p.id)
+        .collect();
         let _ = self.kernel.del_policies(&bypass);
     }
 
@@ -1523,11 +1515,6 @@ impl Manager {
         if let Err(e) = self.kernel.add_policies(&batch) {
             tracing::error!(target: "knl", "installing {} policies: {e}", batch.len());
         }
-    }
-
-    /// Ports the sockets use (IKE, NAT-T).
-    pub fn ports(&self) -> (u16, u16) {
-        self.ports
     }
 }
 
