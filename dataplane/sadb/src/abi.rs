@@ -11,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 /// First eight bytes of every region.
 pub const MAGIC: [u8; 8] = *b"ESPGWSDB";
 /// Version of the layout and of the records below.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Direction of an SA or a policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

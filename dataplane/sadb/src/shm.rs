@@ -40,6 +40,8 @@ pub(crate) struct HeaderDyn {
     pub index_flip_epoch: AtomicU64,
     /// Epoch after which the inactive policy bank may be rewritten.
     pub bank_flip_epoch: AtomicU64,
+    /// SAs installed since the region was created: the next SA's install order.
+    pub installs: AtomicU64,
 }
 
 /// Reader slot states.
@@ -99,6 +101,9 @@ pub(crate) struct SlotHdr {
     /// Destination address (for SPI + destination lookups), as two big-endian words.
     pub dst: [AtomicU64; 2],
     pub reqid: AtomicU32,
+    /// Install order (the header's `installs` when the SA was added, from 1): of the live
+    /// outbound SAs of a reqid, the highest is the newest, whatever its slot or second.
+    pub installed: AtomicU64,
 }
 
 /// Hot state of an SA: written by the dataplane only (and reset by the writer before the

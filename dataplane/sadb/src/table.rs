@@ -246,6 +246,7 @@ impl Writer<'_> {
         h.spi.store(cfg.spi, Ordering::Relaxed);
         h.direction.store(u32::from(cfg.direction), Ordering::Relaxed);
         h.reqid.store(cfg.reqid, Ordering::Relaxed);
+        h.installed.store(r.hdr().installs.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
         let (hi, lo) = dst_words(&cfg.dst);
         h.dst[0].store(hi, Ordering::Relaxed);
         h.dst[1].store(lo, Ordering::Relaxed);
@@ -453,8 +454,10 @@ impl Writer<'_> {
         }
     }
 
-    /// The live outbound SA of a reqid installed last (highest version of the newest
-    /// slot is not tracked; the latest `added_unix`, then the highest slot, wins).
+    /// The live outbound SA of a reqid installed last, by install order: SAs of one reqid
+    /// installed within one second, or into a reused lower slot, still rank correctly (a
+    /// rekey's duplicate deleted must hand the policy to the newest pair, not back to the
+    /// pair it replaced).
     pub(crate) fn newest_out_sa(&self, reqid: u32, except: Option<u32>) -> Option<u32> {
         let r = self.r;
         let mut best: Option<(u64, u32)> = None;
@@ -467,9 +470,9 @@ impl Writer<'_> {
             {
                 continue;
             }
-            let added = load_words::<SaConfig>(r.config_words(s)).added_unix;
-            if best.is_none_or(|(a, _)| added >= a) {
-                best = Some((added, s));
+            let installed = h.installed.load(Ordering::Relaxed);
+            if best.is_none_or(|(a, _)| installed > a) {
+                best = Some((installed, s));
             }
         }
         best.map(|(_, s)| s)

@@ -164,6 +164,55 @@ fn invalid_records_are_refused_with_the_field() {
     assert_eq!(r.sa_count(), 1);
 }
 
+/// When the SA bound to a policy goes, the policy moves to the live outbound SA of its
+/// reqid installed last, even when every SA carries the same `added_unix` (one second) and
+/// the newest sits in a lower, reused slot (the old rule, latest second then highest slot,
+/// picked the superseded SA here: traffic stayed on a pair about to be deleted).
+#[test]
+fn rebinding_follows_install_order_not_slot_or_second() {
+    let (_d, r) = region(&small_caps());
+    let reader = r.register_reader(0).unwrap();
+    let mut w = r.writer().unwrap();
+    w.add_policy(&policy(
+        1,
+        Direction::Out,
+        Action::Protect,
+        (v4([198, 18, 1, 0]), 24),
+        (v4([198, 19, 1, 0]), 24),
+    ))
+    .unwrap();
+    let bound = || {
+        reader
+            .lookup_policy(Direction::Out, &flow([198, 18, 1, 5], [198, 19, 1, 9], 17, 1, 2))
+            .and_then(|m| m.sa_slot)
+    };
+    let out = |spi: u32, generation: u8| {
+        let mut c = gcm_sa(spi, Direction::Out, generation);
+        c.added_unix = 1_000;
+        c
+    };
+    let key = |spi: u32| SaKey { spi, direction: Direction::Out, dst: None };
+    let a = w.add_sa(&out(0x100, 1)).unwrap();
+    let b = w.add_sa(&out(0x200, 2)).unwrap();
+    // a's slot is freed and reused by a newer SA: the newest now sits below the older b.
+    w.del_sa(&key(0x100)).unwrap();
+    reader.quiescent();
+    assert_eq!(w.reclaim(), 1);
+    let c = w.add_sa(&out(0x300, 3)).unwrap();
+    assert_eq!(c, a, "the test needs the reused slot");
+    assert!(c < b, "the newest SA sits in the lower slot");
+    assert_eq!(bound(), Some(c), "a new SA takes the policy");
+    let d = w.add_sa(&out(0x400, 4)).unwrap();
+    assert_eq!(bound(), Some(d));
+    // d goes (a duplicate from simultaneous rekeys, say): c, installed after b, takes over.
+    w.del_sa(&key(0x400)).unwrap();
+    assert_eq!(bound(), Some(c), "fell back to the superseded SA in the higher slot");
+    w.del_sa(&key(0x300)).unwrap();
+    assert_eq!(bound(), Some(b));
+    w.del_sa(&key(0x200)).unwrap();
+    assert_eq!(bound(), None);
+}
+
 #[test]
 fn full_table_and_reclaim_after_quiescence() {
     let caps = Capacities { sas: 4, ..small_caps() };

@@ -50,7 +50,7 @@ fn main() {
         ("image0-policy-changes".into(), vec![2]),
         ("image1-policy-changes".into(), vec![3]),
         ("bad-magic".into(), [vec![0], header(0, b"NOTSADB!")].concat()),
-        ("abi-version-2".into(), [vec![0], header(8, &u32b(2))].concat()),
+        ("abi-version-foreign".into(), [vec![0], header(8, &u32b(sadb::ABI_VERSION + 1))].concat()),
         ("sa-record-size".into(), [vec![0], header(16, &u32b(123))].concat()),
         ("zero-sas".into(), [vec![0], header(40, &u32b(0))].concat()),
         ("sas-17-same-size".into(), [vec![0], header(40, &u32b(17))].concat()),
