@@ -5,16 +5,20 @@
 # kernel has no ESP). strongSwan 5.9.8's libipsec only speaks UDP-encapsulated ESP and fakes
 # NAT-D so that both ends believe in a NAT: every case exercises our NAT-T (RFC 3947/3948).
 #
-# Usage: scripts/interop.sh [--quick | --demo | --full] [--only REGEX]
+# Usage: scripts/interop.sh [--quick | --demo | --full] [--peer 5|6] [--only REGEX]
 #   --full   the whole matrix (default): every IKE proposal, ESP proposal, PFS or not, Main and
 #            Aggressive Mode, IPv4 and IPv6, tunnel and transport, each with us and with
 #            strongSwan initiating; then the key-log decryption with tshark, the ike-scan
 #            probes, the lifecycle cases and a real NAT (nftables masquerade) between the
 #            gateways
-#   --quick  a representative subset (CI), with the wire checks, a rekey by strongSwan and the
+#   --quick  a representative subset (CI), with the wire checks, a rekey by each side and the
 #            NAT case
 #   --demo   the main job: one tunnel with the shipped configs (scripts/conf/iked-demo.toml,
 #            scripts/conf/swanctl-demo.conf), traffic both ways, the tables printed
+#   --peer 6 against strongSwan 6.0 (Debian 13, unpacked into a private root by
+#            scripts/setup-strongswan6.sh) with kernel-libipsec's raw_esp: no NAT is faked, so
+#            ESP travels as plain IP protocol 50 and IKE stays on port 500 (the NAT case still
+#            floats). Default: --peer 5, Debian 12's strongSwan 5.9.8, UDP-encapsulated only.
 # Per case: ping and a TCP transfer through the tunnel (sha256 compared), `ikectl list-sas`
 # and `swanctl --list-sas` agree on SPIs, algorithms and packet counters; Delete from the
 # initiator clears both sides. A failing case prints both daemons' logs and the decoded wire.
@@ -25,13 +29,15 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 MODE=full
 ONLY=
+PEER=5
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) MODE=quick ;;
     --demo) MODE=demo ;;
     --full) MODE=full ;;
     --only) ONLY=$2; shift ;;
-    *) echo "usage: $0 [--quick|--demo|--full] [--only REGEX]" >&2; exit 2 ;;
+    --peer) PEER=$2; shift ;;
+    *) echo "usage: $0 [--quick|--demo|--full] [--peer 5|6] [--only REGEX]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -40,6 +46,21 @@ ESPCTL=${ESPCTL:-target/release/espctl}
 IKED=${IKED:-target/release/iked}
 IKECTL=${IKECTL:-target/release/ikectl}
 CHARON=/usr/lib/ipsec/charon
+case $PEER in
+5)  # Debian 12's charon as installed; its userspace ESP forces UDP encapsulation.
+    CHARON_EXEC=$CHARON
+    SWAN_PLUGINS="random nonce openssl hmac kdf gcm curve25519 kernel-libipsec kernel-netlink socket-default vici updown"
+    ESP_WIRE=encap ;;
+6)  # strongSwan 6.0 from its private root: its loader and libraries, its plugin directory
+    # mounted over /usr/lib/ipsec in charon's own mount namespace. OpenSSL provides HMAC,
+    # GCM and X25519 there (6.0 ships no separate hmac/gcm/curve25519 plugins).
+    SWAN6_ROOT=$(bash scripts/setup-strongswan6.sh)
+    CHARON_EXEC="mount --bind $SWAN6_ROOT/usr/lib/ipsec /usr/lib/ipsec \
+        && exec $SWAN6_ROOT/usr/lib64/ld-linux-x86-64.so.2 --library-path $SWAN6_ROOT/usr/lib/x86_64-linux-gnu $CHARON"
+    SWAN_PLUGINS="random nonce openssl kernel-libipsec kernel-netlink socket-default vici"
+    ESP_WIRE=plain ;;
+*) echo "--peer takes 5 or 6" >&2; exit 2 ;;
+esac
 export NS_TAG=${NS_TAG:-swan$$}
 source scripts/lib/netns.sh
 WORK=$(mktemp -d /tmp/interop.XXXXXX)
@@ -92,10 +113,11 @@ charon {
     retransmit_tries = 3
     install_routes = yes
     load_modular = no
-    load = random nonce openssl hmac kdf gcm curve25519 kernel-libipsec kernel-netlink socket-default vici updown
+    load = $SWAN_PLUGINS
     plugins {
         vici { socket = unix://$WORK/charon.vici }
-        kernel-libipsec { allow_peer_ts = yes }
+        kernel-libipsec { allow_peer_ts = yes
+                          $([ "$ESP_WIRE" = plain ] && echo "raw_esp = yes") }
     }
     syslog { }
     filelog {
@@ -105,12 +127,13 @@ charon {
               ike = 2
               knl = 2
               cfg = 1
+              esp = 1
               time_format = %T }
     }
 }
 EOF
 start_charon() {
-    ip netns exec "$NS_GB" unshare -m --propagation private sh -c "mount -t tmpfs tmpfs /run && exec $CHARON" \
+    ip netns exec "$NS_GB" unshare -m --propagation private sh -c "mount -t tmpfs tmpfs /run && $CHARON_EXEC" \
         >>"$WORK/charon.out" 2>&1 &
     CHARON_PID=$!
     for _ in $(seq 50); do [ -S "$WORK/charon.vici" ] && return 0; sleep 0.1; done
@@ -259,10 +282,12 @@ wait_down() {
     done
     return 1
 }
-# Both sides list one pair: SPIs mirrored, same algorithms, counters agreeing.
+# Both sides list one pair: SPIs mirrored, same algorithms, ESP carried as $ESP_WIRE
+# (UDP-encapsulated or plain) on both, counters agreeing.
 agree() {
-    python3 - "$(our_children)" "$(their_children)" <<'PY'
+    python3 - "$(our_children)" "$(their_children)" "$ESP_WIRE" <<'PY'
 import sys
+wire = sys.argv[3]
 ours = [l.split() for l in sys.argv[1].splitlines() if l.strip()]
 theirs = [l.split() for l in sys.argv[2].splitlines() if l.strip()]
 assert len(ours) == 1 and len(theirs) == 1, f"want one pair each: ours {ours}, theirs {theirs}"
@@ -271,12 +296,12 @@ assert o[0] == t[1] and o[1] == t[0], f"SPIs not mirrored: ours in {o[0]} out {o
 assert (o[4], o[5]) == (t[4], t[5]), f"encryption differs: ours {o[4]}-{o[5]}, theirs {t[4]}-{t[5]}"
 oi, ti = (o[6] if o[6] != "-" else None), (t[6] if t[6] != "-" else None)
 assert oi == ti, f"integrity differs: {oi} vs {ti}"
-assert o[7] == t[7] == "encap", f"ESP should be UDP-encapsulated on both: {o[7]}, {t[7]}"
+assert o[7] == t[7] == wire, f"ESP should be {wire} on both: ours {o[7]}, theirs {t[7]}"
 # Called after pings only: nothing may be missing (charon's userspace ESP drops under TCP
 # bursts, so counters are compared before the bulk transfer).
 for sent, got, d in ((int(o[3]), int(t[2]), "ours->theirs"), (int(t[3]), int(o[2]), "theirs->ours")):
     assert got == sent and sent > 0, f"{d}: sent {sent}, received {got}"
-print(f"    SPIs {o[0]}/{o[1]} mirrored, {o[4]}-{o[5]} {oi or ''}, UDP-encapsulated; "
+print(f"    SPIs {o[0]}/{o[1]} mirrored, {o[4]}-{o[5]} {oi or ''}, {'UDP-encapsulated' if wire == 'encap' else 'plain ESP'}; "
       f"packets ours->theirs {o[3]}/{t[2]}, theirs->ours {t[3]}/{o[2]}")
 PY
 }
@@ -334,13 +359,13 @@ case_run() {
     else swan --terminate --ike ours --timeout 5 >/dev/null 2>&1 || true; fi
     if [ $ok = 1 ] && ! wait_down; then ok=0 why="Delete not honoured"; fi
     kill "$CAP_PID" 2>/dev/null; wait "$CAP_PID" 2>/dev/null; CAP_PID=
-    # strongSwan 5.9.8's kernel-libipsec has no transport mode: the Quick Mode completes
-    # (NAT-OA exchanged) and charon then fails to install. That is the peer's limit, not a
+    # strongSwan's kernel-libipsec (5.9.8 and 6.0) has no transport mode: the Quick Mode
+    # completes (NAT-OA exchanged when encapsulated) and charon then fails to install. That is the peer's limit, not a
     # failure of ours; our transport mode is proven against our own gateway (e2e-ike.sh).
     if [ $ok = 0 ] && [ "$mode" = transport ] && tail -c +$((logpos + 1)) "$WORK/charon.log" | grep -q "IPsec SA: unsupported mode" \
         && ikectl list-sas >/dev/null; then
         echo "skip $name: Quick Mode completed; strongSwan's kernel-libipsec cannot install transport-mode SAs"
-        RESULTS+=("| $name | peer limit: Quick Mode (with NAT-OA) completed, kernel-libipsec refuses transport-mode SAs |")
+        RESULTS+=("| $name | peer limit: Quick Mode$([ "$ESP_WIRE" = encap ] && echo " (with NAT-OA)") completed, kernel-libipsec refuses transport-mode SAs |")
         ikectl terminate --ike ours >/dev/null 2>&1 || true
         swan --terminate --ike ours --force --timeout 2 >/dev/null 2>&1 || true
         return 0
@@ -359,6 +384,7 @@ case_run() {
 
 step "starting espd, iked (gw-a) and charon (gw-b)"
 start_charon
+echo "peer: $(sed -n 's/.*Starting IKE charon daemon (\(strongSwan [^,]*\),.*/\1/p' "$WORK/charon.log" | head -1), ESP ${ESP_WIRE/encap/in UDP (RFC 3948)}"
 start_espd
 conf 4 aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel no
 start_iked
@@ -392,20 +418,26 @@ fi
 # tshark decrypts the capture of a case with our key log (Wireshark's IKEv1 decryption table
 # and ESP SA table, written by iked --keylog): every encrypted ISAKMP message and every ESP
 # packet must decrypt and (ESP) pass tshark's own ICV check: a third implementation confirms
-# our key derivation and our encryption.
+# our key derivation and our encryption. The outer headers show how ESP travelled: in UDP
+# (port 4500) against 5.9.8, as IP protocol 50 with IKE left on port 500 against 6.0.
 tshark_check() {
     local args=() line
     while IFS= read -r line; do args+=(-o "uat:ikev1_decryption_table:$line"); done <"$WORK/keylog/ikev1_decryption_table"
     while IFS= read -r line; do args+=(-o "uat:esp_sa:$line"); done <"$WORK/keylog/esp_sa"
     args+=(-o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE)
     tshark -r "$WORK/case.pcap" "${args[@]}" -T fields -e frame.number -e isakmp.exchangetype -e isakmp.flag_e \
-        -e isakmp.typepayload -e esp.spi -e esp.icv_good -e icmp.type -e tcp.srcport 2>/dev/null >"$WORK/tshark.txt"
-    python3 - "$WORK/tshark.txt" <<'PY'
+        -e isakmp.typepayload -e esp.spi -e esp.icv_good -e icmp.type -e tcp.srcport -e udp.dstport \
+        2>/dev/null >"$WORK/tshark.txt"
+    python3 - "$WORK/tshark.txt" "$ESP_WIRE" <<'PY'
 import sys
-enc = dec = esp = good = inner = 0
+wire = sys.argv[2]
+enc = dec = esp = good = inner = esp_udp = ike = ike_4500 = 0
 for line in open(sys.argv[1]):
-    f = (line.rstrip("\n").split("\t") + [""] * 8)[:8]
-    _, exch, flag_e, payloads, spi, icv, icmp, tcp = f
+    f = (line.rstrip("\n").split("\t") + [""] * 9)[:9]
+    _, exch, flag_e, payloads, spi, icv, icmp, tcp, udp = f
+    if exch:
+        ike += 1
+        ike_4500 += "4500" in udp.split(",")
     if exch and flag_e == "1":
         enc += 1
         # Every encrypted IKEv1 message carries HASH (8); only a decrypted one shows it.
@@ -414,10 +446,16 @@ for line in open(sys.argv[1]):
         esp += 1
         good += icv == "1"
         inner += bool(icmp or tcp)  # the decrypted inner packet was dissected
+        esp_udp += bool(udp)
 print(f"    tshark with our key log: {dec}/{enc} encrypted ISAKMP messages decrypted, "
       f"{good}/{esp} ESP packets decrypted with a good ICV ({inner} inner packets dissected)")
+print(f"    outer headers: {esp_udp}/{esp} ESP packets in UDP, {ike_4500}/{ike} ISAKMP messages on port 4500")
 assert enc >= 3 and dec == enc, "ISAKMP not decrypted"
 assert esp > 0 and good == esp and inner == esp, "ESP not decrypted"
+if wire == "encap":
+    assert esp_udp == esp and ike_4500 > 0, "ESP should travel in UDP after the float to 4500"
+else:
+    assert esp_udp == 0 and ike_4500 == 0, "plain ESP (protocol 50) and IKE on port 500 expected"
 PY
 }
 
@@ -581,8 +619,8 @@ step "independent checks of the wire"
 wire_checks
 step "lifecycle"
 lifecycle "rekey by strongSwan under a 100/s ping"
+lifecycle "rekey by us under a 100/s ping"
 if [ "$MODE" = full ]; then
-    lifecycle "rekey by us under a 100/s ping"
     lifecycle "reauthentication of the ISAKMP SA by us under a 100/s ping"
     lifecycle "DPD: strongSwan dies, we clear"
     lifecycle "DPD: we die, strongSwan clears"

@@ -46,3 +46,7 @@ py=$(command -v python3)
 if ! "$py" -c 'import scapy, cryptography' 2>/dev/null; then
     "$py" -m pip install -q 'scapy==2.5.0' 'cryptography>=41,<46'
 fi
+
+# strongSwan 6.0 (Debian 13) unpacked into a private root, for the plain-ESP interop subset
+# (scripts/interop.sh --peer 6); the system's packages and apt state are left alone.
+bash "$(dirname "$0")/setup-strongswan6.sh" >/dev/null
