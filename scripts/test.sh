@@ -17,7 +17,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 # DPDK tests each start their own EAL with a private --file-prefix, so they may run in
 # parallel; RUST_BACKTRACE helps read a failure in CI's log.
-RUST_BACKTRACE=1 cargo test --workspace --locked 2>&1 | tee target/test.log
+RUST_BACKTRACE=1 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test.log
 grep -q "test result:" target/test.log || { echo "no test ran" >&2; exit 1; }
 
 step "fuzz targets (${FUZZ_SECONDS:-20}s each)"
