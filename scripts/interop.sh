@@ -50,7 +50,7 @@ case $PEER in
 5)  # Debian 12's charon as installed; its userspace ESP forces UDP encapsulation.
     CHARON_EXEC=$CHARON
     SWAN_PLUGINS="random nonce openssl hmac kdf gcm curve25519 kernel-libipsec kernel-netlink socket-default vici updown"
-    ESP_WIRE=encap ;;
+    ESP_WIRE=encap LIBIPSEC_RAW_ESP="" ;;
 6)  # strongSwan 6.0 from its private root: its loader and libraries, its plugin directory
     # mounted over /usr/lib/ipsec in charon's own mount namespace. OpenSSL provides HMAC,
     # GCM and X25519 there (6.0 ships no separate hmac/gcm/curve25519 plugins).
@@ -58,7 +58,7 @@ case $PEER in
     CHARON_EXEC="mount --bind $SWAN6_ROOT/usr/lib/ipsec /usr/lib/ipsec \
         && exec $SWAN6_ROOT/usr/lib64/ld-linux-x86-64.so.2 --library-path $SWAN6_ROOT/usr/lib/x86_64-linux-gnu $CHARON"
     SWAN_PLUGINS="random nonce openssl kernel-libipsec kernel-netlink socket-default vici"
-    ESP_WIRE=plain ;;
+    ESP_WIRE=plain LIBIPSEC_RAW_ESP="raw_esp = yes" ;;
 *) echo "--peer takes 5 or 6" >&2; exit 2 ;;
 esac
 export NS_TAG=${NS_TAG:-swan$$}
@@ -117,7 +117,7 @@ charon {
     plugins {
         vici { socket = unix://$WORK/charon.vici }
         kernel-libipsec { allow_peer_ts = yes
-                          $([ "$ESP_WIRE" = plain ] && echo "raw_esp = yes") }
+                          $LIBIPSEC_RAW_ESP }
     }
     syslog { }
     filelog {
@@ -360,8 +360,9 @@ case_run() {
     if [ $ok = 1 ] && ! wait_down; then ok=0 why="Delete not honoured"; fi
     kill "$CAP_PID" 2>/dev/null; wait "$CAP_PID" 2>/dev/null; CAP_PID=
     # strongSwan's kernel-libipsec (5.9.8 and 6.0) has no transport mode: the Quick Mode
-    # completes (NAT-OA exchanged when encapsulated) and charon then fails to install. That is the peer's limit, not a
-    # failure of ours; our transport mode is proven against our own gateway (e2e-ike.sh).
+    # completes (NAT-OA exchanged when encapsulated) and charon then fails to install. That
+    # is the peer's limit, not a failure of ours; our transport mode is proven against our
+    # own gateway (e2e-ike.sh).
     if [ $ok = 0 ] && [ "$mode" = transport ] && tail -c +$((logpos + 1)) "$WORK/charon.log" | grep -q "IPsec SA: unsupported mode" \
         && ikectl list-sas >/dev/null; then
         echo "skip $name: Quick Mode completed; strongSwan's kernel-libipsec cannot install transport-mode SAs"
