@@ -19,6 +19,13 @@
 //!   pair with the lower min(SPI in, SPI out) and delete the other, so they
 //!   agree without talking. Quick Mode messages cross on a FIFO path, so both
 //!   ends see the same `replaces` for both pairs.
+//! - A rekey we initiate switches traffic to the new outbound SA
+//!   [`OUTBOUND_SWITCH_DELAY`] after HASH(3) leaves, not with it: a responder
+//!   may install its inbound SA only once HASH(3) arrives (charon does), and
+//!   an ESP packet overtaking it is dropped there (seen against strongSwan
+//!   6.0, whose ESP arrives on a socket of its own). The old pair carries
+//!   the traffic meanwhile; a first pair, with nothing to fall back on, is
+//!   used at once.
 
 use crate::config::{engine::peer_configs, selector::DisplayTs, Child, Config, Connection};
 use crate::config::{PeerGoneAction, StartAction};
@@ -39,6 +46,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a rekeyed pair stays after its successor is installed.
 pub const REKEY_OVERLAP: Duration = Duration::from_secs(2);
+/// How long after our HASH(3) a rekeyed pair's outbound SA takes the traffic
+/// (the responder's time to receive it and install its inbound SA; well
+/// within [`REKEY_OVERLAP`], so the old pair is still there).
+pub const OUTBOUND_SWITCH_DELAY: Duration = Duration::from_millis(200);
 /// A rekey without result after this long is tried again.
 const REKEY_RETRY: Duration = Duration::from_secs(30);
 /// Pause before retrying a failed initiation.
@@ -159,6 +170,19 @@ pub struct Manager {
     /// in as one batch per round of datagrams (thousands of tunnels coming up
     /// at once would otherwise pay one compile each).
     pending_policies: Vec<sadb::PolicyConfig>,
+    /// Outbound SAs of rekeys we initiated, waiting for the peer to have
+    /// installed their inbound side (see [`OUTBOUND_SWITCH_DELAY`]).
+    deferred_outbound: Vec<DeferredOutbound>,
+}
+
+/// The second half of a rekeyed pair's installation, due at `due`.
+#[derive(Debug)]
+struct DeferredOutbound {
+    due: Instant,
+    ike_sa: IkeSaId,
+    entry: usize,
+    inbound: EspSaDescription,
+    outbound: EspSaDescription,
 }
 
 impl std::fmt::Debug for Manager {
@@ -258,6 +282,7 @@ impl Manager {
             retries: Vec::new(),
             rng: rand_core::OsRng,
             pending_policies: Vec::new(),
+            deferred_outbound: Vec::new(),
         };
         m.install_ike_bypass();
         let orphans = !m.kernel.list_sas().is_empty();
@@ -467,7 +492,11 @@ impl Manager {
 
     /// When [`Manager::tick`] must run next (it also runs on a fixed beat).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.engine.poll_timeout()
+        let deferred = self.deferred_outbound.iter().map(|d| d.due).min();
+        match (self.engine.poll_timeout(), deferred) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Timers: the engine's, then rekeys, expiries, DPD, retries and the
@@ -478,6 +507,7 @@ impl Manager {
             self.process_events(now);
         }
         self.dataplane_events(now);
+        self.switch_outbound(now);
         self.child_timers(now);
         self.ike_timers(now);
         self.process_events(now);
@@ -491,6 +521,24 @@ impl Manager {
             }
         }
         self.process_events(now);
+    }
+
+    /// Installs the deferred outbound SAs that are due, for pairs still
+    /// waiting for theirs (a pair deleted meanwhile is not brought back).
+    fn switch_outbound(&mut self, now: Instant) {
+        if self.deferred_outbound.iter().all(|d| d.due > now) {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.deferred_outbound).into_iter().partition(|d| d.due <= now);
+        self.deferred_outbound = later;
+        for d in due {
+            let waiting =
+                self.children.iter().any(|c| c.spi_in == d.inbound.spi && c.state == ChildState::Inbound);
+            if waiting {
+                self.on_install(now, d.ike_sa, d.entry, &d.inbound, Some(&d.outbound));
+            }
+        }
     }
 
     fn dataplane_events(&mut self, now: Instant) {
@@ -1026,6 +1074,25 @@ impl Manager {
             tracing::debug!(target: "knl", "inbound SA {:08x} installed (reqid {reqid})", inbound.spi);
             return;
         };
+        if initiated && replaces.is_some() {
+            // Our HASH(3) is about to leave: the old pair keeps the traffic
+            // until the peer has had time to install its inbound SA.
+            tracing::debug!(
+                target: "knl",
+                "inbound SA {:08x} installed (reqid {reqid}); outbound {:08x} in {} ms",
+                inbound.spi,
+                outbound.spi,
+                OUTBOUND_SWITCH_DELAY.as_millis()
+            );
+            self.deferred_outbound.push(DeferredOutbound {
+                due: now + OUTBOUND_SWITCH_DELAY,
+                ike_sa,
+                entry,
+                inbound: inbound.clone(),
+                outbound: outbound.clone(),
+            });
+            return;
+        }
         match policies(reqid, &local_ts, &remote_ts) {
             Ok(ps) => {
                 // Bound to the newest outbound SA of the reqid when they go in
