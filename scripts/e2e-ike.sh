@@ -291,7 +291,13 @@ print(json.dumps(out, sort_keys=True))'
 # agree: every child SA of gw-a has its mirror on gw-b, counters equal in each direction.
 agree() {
     local a b
-    a=$(spis a); b=$(spis b)
+    # A rekey or re-establishment in progress leaves one side without an installed pair
+    # for a moment (the new one is INSTALLING until its outbound SA goes in): wait it out.
+    for _ in $(seq 30); do
+        a=$(spis a); b=$(spis b)
+        [ "$a" != "{}" ] && [ "$b" != "{}" ] && break
+        sleep 0.1
+    done
     python3 - "$a" "$b" <<'PY' || fail "ikectl list-sas disagree between the gateways"
 import json, sys
 a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])

@@ -527,20 +527,22 @@ lifecycle() { # NAME
         case $name in
         "rekey by us"* | "rekey by strongSwan"* | "reauthentication"*)
             read -r sent recv < <(ping_loss "$NS_HA" 198.19.1.10 14)
-            last=$(our_children)
+            # Mid-rekey the pair may be between states (the old one superseded, the new
+            # one not yet outbound): ask again until one pair is installed.
+            for _ in $(seq 30); do last=$(our_children); [ -n "$last" ] && break; sleep 0.1; done
             echo "    $name: pings sent $sent, answered $recv; child SA ${first%% *} -> ${last%% *}"
             # strongSwan deletes the old inbound SA of an IKEv1 rekey at once (its
             # delete_rekeyed_delay is IKEv2 only): a packet we sent on the old SA while its
             # HASH(3) was in flight can be lost when it rekeys. Ours keep a 2 s overlap.
-            # Against 6.0 (raw ESP) the same race runs the other way when we rekey: charon
-            # installs its inbound SA when our HASH(3) arrives, and our first ESP packet on the
-            # new SA, on its own raw socket, can overtake it (seen: 1 in 1,400). A switch
-            # delay in iked fixed it but broke the two-gateway reauth case; not landed.
+            # The same race runs the other way when we rekey: charon installs its inbound SA
+            # when our HASH(3) arrives, and our first ESP packet on the new SA can overtake it
+            # (seen without the delay below: 1 and 2 of 1,400, against 6.0 and 5.9). So iked
+            # switches a rekey it initiates to the new outbound SA 200 ms after HASH(3)
+            # (`OUTBOUND_SWITCH_DELAY`), and that case must lose nothing.
             local allowed=0
             case $name in "rekey by strongSwan"*) allowed=2 ;; esac
-            [ "$ESP_WIRE" = plain ] && allowed=2
             [ $((sent - recv)) -le $allowed ] || { ok=0 why="lost $((sent - recv)) packets"; }
-            [ "${first%% *}" != "${last%% *}" ] || { ok=0 why="no rekey happened"; }
+            [ -n "$last" ] && [ "${first%% *}" != "${last%% *}" ] || { ok=0 why="no rekey happened"; }
             [ "$(their_children | wc -l)" -le 2 ] || { ok=0 why="strongSwan kept old SAs: $(their_children | wc -l)"; }
             ;;
         "DPD: strongSwan dies"*)

@@ -523,14 +523,19 @@ impl Manager {
         self.process_events(now);
     }
 
-    /// Installs the deferred outbound SAs that are due, for pairs still
-    /// waiting for theirs (a pair deleted meanwhile is not brought back).
+    /// Installs the deferred outbound SAs that are due.
     fn switch_outbound(&mut self, now: Instant) {
-        if self.deferred_outbound.iter().all(|d| d.due > now) {
+        self.install_deferred(now, |d| d.due <= now);
+    }
+
+    /// Installs the deferred outbound SAs that `take` selects, for pairs
+    /// still waiting for theirs (a pair deleted meanwhile is not brought back).
+    fn install_deferred(&mut self, now: Instant, take: impl Fn(&DeferredOutbound) -> bool) {
+        if !self.deferred_outbound.iter().any(&take) {
             return;
         }
         let (due, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.deferred_outbound).into_iter().partition(|d| d.due <= now);
+            std::mem::take(&mut self.deferred_outbound).into_iter().partition(take);
         self.deferred_outbound = later;
         for d in due {
             let waiting =
@@ -667,7 +672,7 @@ impl Manager {
                 self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi });
             } else {
                 // Its IKE SA is gone (reauthenticated): remove it locally.
-                self.remove_child_spi(inbound_spi, true);
+                self.remove_child_spi(now, inbound_spi, true);
             }
         }
     }
@@ -816,7 +821,7 @@ impl Manager {
                 Event::InstallSa { ike_sa, peer, inbound, outbound } => {
                     self.on_install(now, ike_sa, peer, &inbound, Some(&outbound));
                 }
-                Event::DeleteSa { spi, inbound } => self.remove_child_spi(spi, inbound),
+                Event::DeleteSa { spi, inbound } => self.remove_child_spi(now, spi, inbound),
                 Event::IkeSaDeleted(id) => self.on_ike_gone(now, id, false),
                 Event::Failed { ike_sa, error } => {
                     tracing::warn!(target: "ike", "IKE SA {}: {:?}", ike_sa.0, error);
@@ -1201,7 +1206,23 @@ impl Manager {
     }
 
     /// The engine or the peer removed one SA.
-    fn remove_child_spi(&mut self, spi: u32, inbound: bool) {
+    fn remove_child_spi(&mut self, now: Instant, spi: u32, inbound: bool) {
+        // The pair going away may be the one carrying the traffic of a rekey
+        // whose outbound SA is still deferred (a reauthentication deletes the
+        // old IKE SA's pairs at once): that outbound SA takes over now.
+        let gone = self.children.iter().find(|c| if inbound { c.spi_in == spi } else { c.spi_out == spi });
+        if let Some((reqid, own_in)) = gone.map(|c| (c.reqid, c.spi_in)) {
+            let pending: Vec<u32> = self
+                .children
+                .iter()
+                .filter(|c| c.reqid == reqid && c.spi_in != own_in && c.state == ChildState::Inbound)
+                .map(|c| c.spi_in)
+                .collect();
+            if !pending.is_empty() {
+                tracing::debug!(target: "knl", "reqid {reqid}: SA {spi:08x} removed before the deferred outbound switch; switching now");
+                self.install_deferred(now, |d| pending.contains(&d.inbound.spi));
+            }
+        }
         if let Err(e) = self.kernel.del_sa(spi, inbound) {
             tracing::error!(target: "knl", "removing SA {spi:08x}: {e}");
         }
@@ -1283,8 +1304,8 @@ impl Manager {
         if s.dead {
             for i in orphans.into_iter().rev() {
                 if let Some(c) = self.children.get(i).cloned() {
-                    self.remove_child_spi(c.spi_out, false);
-                    self.remove_child_spi(c.spi_in, true);
+                    self.remove_child_spi(now, c.spi_out, false);
+                    self.remove_child_spi(now, c.spi_in, true);
                 }
             }
         }
@@ -1338,8 +1359,8 @@ impl Manager {
             .map(|c| (c.spi_in, c.spi_out))
             .collect();
         for (i, o) in stale {
-            self.remove_child_spi(o, false);
-            self.remove_child_spi(i, true);
+            self.remove_child_spi(now, o, false);
+            self.remove_child_spi(now, i, true);
         }
     }
 
