@@ -32,6 +32,7 @@ use ctr::cipher::{InnerIvInit, StreamCipherCore};
 use ghash::universal_hash::UniversalHash;
 use ghash::GHash;
 use subtle::ConstantTimeEq;
+use wipe::WipeBox;
 use zeroize::Zeroize;
 
 /// Packets encrypted in lockstep by multi-buffer CBC.
@@ -66,7 +67,7 @@ impl CryptoBackend for RustBackend {
                     return Err(CryptoError::BadKeyLength);
                 }
                 salt.copy_from_slice(s);
-                Ok(Box::new(GcmSession::new(aes, salt, layout)))
+                Ok(Box::new(WipeBox::new(GcmSession::new(aes, salt, layout))))
             }
             CipherAlgorithm::AesCbc128 | CipherAlgorithm::AesCbc256 | CipherAlgorithm::Null => {
                 let cbc = match params.cipher {
@@ -79,9 +80,21 @@ impl CryptoBackend for RustBackend {
                     _ => None,
                 };
                 let mac = HmacKey::new(params.integrity, &params.auth_key)?;
-                Ok(Box::new(CbcHmacSession { cbc, mac, layout }))
+                Ok(Box::new(WipeBox::new(CbcHmacSession { cbc, mac, layout })))
             }
         }
+    }
+}
+
+/// Sessions live in a [`WipeBox`]: their own `Drop`s wipe the fields they know, the box the
+/// bytes nobody writes (the unused tail of `aes`'s and `polyval`'s run-time-detected unions,
+/// which moving the value fills with stale stack, and padding).
+impl<T: CryptoSession> CryptoSession for WipeBox<T> {
+    fn layout(&self) -> Layout {
+        (**self).layout()
+    }
+    fn process(&mut self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
+        (**self).process(op, jobs)
     }
 }
 
