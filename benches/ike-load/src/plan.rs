@@ -164,7 +164,7 @@ impl Plan {
             local_address: local,
             local_id: ids.0,
             remote_id: ids.1,
-            auth: AuthMethod::PreSharedKey(self.psk.clone()),
+            auth: AuthMethod::PreSharedKey(ike::crypto::Secret::new(self.psk.clone())),
             mode: Phase1Mode::Main,
             accept_aggressive: false,
             ike_proposals: vec![self.ike],

@@ -28,7 +28,7 @@ fn config(local: IpAddr, remote: IpAddr, group: DhGroup, pfs: bool) -> EngineCon
             local_address: local,
             local_id: Identity::Address(local),
             remote_id: Identity::Address(remote),
-            auth: AuthMethod::PreSharedKey(b"bench".to_vec()),
+            auth: AuthMethod::PreSharedKey(ike::crypto::Secret::new(b"bench".to_vec())),
             mode: Phase1Mode::Main,
             accept_aggressive: false,
             ike_proposals: vec![IkeProposal {

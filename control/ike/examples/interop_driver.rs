@@ -76,7 +76,9 @@ fn main() {
             local_address: local,
             local_id: Identity::Address(local),
             remote_id: Identity::Address(peer),
-            auth: AuthMethod::PreSharedKey(env("IKE_PSK", "interop-secret").into_bytes()),
+            auth: AuthMethod::PreSharedKey(ike::crypto::Secret::new(
+                env("IKE_PSK", "interop-secret").into_bytes(),
+            )),
             mode: if env("IKE_AGGRESSIVE", "0") == "1" { Phase1Mode::Aggressive } else { Phase1Mode::Main },
             accept_aggressive: true,
             ike_proposals: vec![IkeProposal { cipher, hash, group }],

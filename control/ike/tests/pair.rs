@@ -78,7 +78,7 @@ fn peer(local: IpAddr, remote: IpAddr, p: &Params, psk: &[u8]) -> PeerConfig {
         local_address: local,
         local_id: Identity::Fqdn(format!("gw-{local}")),
         remote_id: Identity::Fqdn(format!("gw-{remote}")),
-        auth: AuthMethod::PreSharedKey(psk.to_vec()),
+        auth: AuthMethod::PreSharedKey(ike::crypto::Secret::new(psk.to_vec())),
         mode: p.mode,
         accept_aggressive: true,
         ike_proposals: vec![p.ike],

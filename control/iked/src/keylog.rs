@@ -100,7 +100,9 @@ impl<'a> EspKeys<'a> {
 pub fn esp_line(k: &EspKeys<'_>) -> String {
     let family = if k.source.is_ipv4() { "IPv4" } else { "IPv6" };
     let key = |bytes: &[u8]| if bytes.is_empty() { String::new() } else { format!("0x{}", hex(bytes)) };
-    let mut enc_key = k.encryption_key.to_vec();
+    // Key || salt at its final size (a growing `Vec` frees a copy unwiped), wiped after.
+    let mut enc_key = zeroize::Zeroizing::new(Vec::with_capacity(k.encryption_key.len() + k.salt.len()));
+    enc_key.extend_from_slice(k.encryption_key);
     enc_key.extend_from_slice(k.salt);
     format!(
         "\"{family}\",\"{}\",\"{}\",\"0x{:08x}\",\"{}\",\"{}\",\"{}\",\"{}\"",
@@ -133,6 +135,8 @@ impl KeyLog {
     /// `dir/esp_sa`, appending.
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        // `mode` applies only at creation: an existing directory is narrowed too.
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         Ok(Self {
             ikev1: Mutex::new(open_secret_file(&dir.join(IKEV1_TABLE))?),
             esp: Mutex::new(open_secret_file(&dir.join(ESP_TABLE))?),
@@ -214,12 +218,21 @@ mod tests {
     fn files_are_owner_only_and_appended() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let kl_dir = dir.path().join("keys");
+        // Left by an earlier run with the usual umask: a 0755 directory, a 0644 file with a
+        // line in it. Both are narrowed, and the line is kept.
+        std::fs::create_dir(&kl_dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&kl_dir, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let old = kl_dir.join(IKEV1_TABLE);
+        std::fs::write(&old, "0000000000000000,00\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
         let log = KeyLog::open(&kl_dir).unwrap_or_else(|e| panic!("{e}"));
         log.log_ike_sa(&[1; 8], &[2; 16]).unwrap_or_else(|e| panic!("{e}"));
         log.log_ike_sa(&[3; 8], &[4; 16]).unwrap_or_else(|e| panic!("{e}"));
         let text = std::fs::read_to_string(kl_dir.join(IKEV1_TABLE)).unwrap_or_default();
-        assert_eq!(text.lines().count(), 2);
-        assert!(text.starts_with("0101010101010101,0202"));
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.starts_with("0000000000000000,00\n0101010101010101,0202"));
         for f in [IKEV1_TABLE, ESP_TABLE] {
             let mode = std::fs::metadata(kl_dir.join(f)).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
             assert_eq!(mode, 0o600, "{f}");

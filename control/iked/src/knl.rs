@@ -26,7 +26,6 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
-use zeroize::Zeroize;
 
 /// Capacities of a database iked creates (espd usually creates it first,
 /// with its own): room for 16,000 tunnels' policy pairs and their SAs.
@@ -301,13 +300,6 @@ impl ZeroedExt for SaConfig {
     }
 }
 
-/// Wipes an SA record's keys.
-fn wipe(c: &mut SaConfig) {
-    c.cipher_key.zeroize();
-    c.integ_key.zeroize();
-    c.salt.zeroize();
-}
-
 /// The SA database as iked uses it.
 #[derive(Debug, Clone)]
 pub struct Kernel {
@@ -358,8 +350,8 @@ impl Kernel {
             match self.region.find_sa(&key).and_then(|s| self.region.sa_entry(s)) {
                 // Our own inbound SA installed at HASH(2), completed now.
                 Some(old) if old.config.reqid == c.reqid => {
-                    let new = c;
-                    w.update_sa(&key, |old| *old = new).map_err(|e| err(key, e))
+                    // No copy of `c`: the closure borrows it (it is wiped below).
+                    w.update_sa(&key, |old| *old = c).map_err(|e| err(key, e))
                 }
                 // Left by an earlier run or another configuration (the peer chose
                 // an SPI that is ours no more): replaced.
@@ -370,7 +362,7 @@ impl Kernel {
                 None => w.add_sa(&c).map(|_| ()).map_err(|e| err(key, e)),
             }
         })();
-        wipe(&mut c);
+        c.wipe_keys();
         result
     }
 
@@ -537,7 +529,7 @@ mod tests {
             encryption: EspEncryption::AesCbc(256),
             integrity: Some(EspIntegrity::HmacSha256),
             encryption_key: zeroize::Zeroizing::new((0u8..32).collect()),
-            salt: Vec::new(),
+            salt: zeroize::Zeroizing::new(Vec::new()),
             integrity_key: zeroize::Zeroizing::new((100u8..132).collect()),
             lifetime: Lifetime { seconds: 3600, kilobytes: 1000 },
             source_ts: ts("198.18.1.0", 24),

@@ -6,6 +6,8 @@
 //! - `encap/<backend>/<alg>/<size>`, `decap/…`: one packet through the engine
 //!   (tunnel mode, IPv4 outer and inner);
 //! - `encap32/…`, `decap32/…`: a burst of 32 (throughput in elements = packets);
+//! - `gcm-impl/…`, `hmac-impl/…`: the Rust backend's AES-GCM and HMAC next to `ring`, `aes-gcm`
+//!   and `hmac` (what the backend used before it zeroized its keys);
 //! - `replay/check+update`: one in-order sequence number through the window.
 //!
 //! Buffers are prepared outside the timed routine (`iter_batched_ref`; per iteration for the
@@ -163,7 +165,9 @@ fn bench(c: &mut Criterion) {
         }
     }
 
-    // Which AES-GCM implementation: ring (used) against RustCrypto aes-gcm, seal in place.
+    // Which AES-GCM implementation, sealing in place: `ring` (the backend's until it had to
+    // zeroize its keys, which ring cannot), RustCrypto `aes-gcm`, and ours (aes + ctr + ghash,
+    // wiped on drop; through a backend session, so with the ESP nonce and AAD set-up).
     let mut g = c.benchmark_group("gcm-impl");
     for size in [64usize, 1420] {
         g.throughput(Throughput::Bytes(size as u64));
@@ -181,6 +185,58 @@ fn bench(c: &mut Criterion) {
         let rc = aes_gcm::Aes128Gcm::new(&[7u8; 16].into());
         g.bench_function(BenchmarkId::new("rustcrypto", size), |b| {
             b.iter(|| black_box(rc.encrypt_in_place_detached(&[1u8; 12].into(), &[0u8; 8], &mut buf)))
+        });
+        let mut ours = RustBackend.new_session(&config(C::AesGcm128, I::None).crypto).unwrap();
+        let mut esp_buf = vec![0u8; 8 + 8 + size + 16];
+        g.bench_function(BenchmarkId::new("ours", size), |b| {
+            b.iter(|| {
+                let mut j = [CryptoJob::new(&mut esp_buf, None)];
+                ours.process(Operation::Seal, &mut j);
+                black_box(j[0].status)
+            })
+        });
+    }
+    g.finish();
+
+    // Which HMAC: the `hmac` crate keyed once and cloned per packet (the backend's until it
+    // had to zeroize its keyed state, which `hmac` 0.12 cannot), and ours
+    // (`esp::crypto::hmac`, the same compression functions).
+    let mut g = c.benchmark_group("hmac-impl");
+    for size in [64usize, 1420] {
+        g.throughput(Throughput::Bytes(size as u64));
+        let data = vec![0x5au8; size];
+        use hmac::Mac;
+        let sha1 = <hmac::Hmac<sha1::Sha1> as Mac>::new_from_slice(&[0x22; 20]).unwrap();
+        g.bench_function(BenchmarkId::new("hmac-crate/sha1", size), |b| {
+            b.iter(|| {
+                let mut m = sha1.clone();
+                m.update(&data);
+                black_box(m.finalize().into_bytes())
+            })
+        });
+        let ours = esp::crypto::hmac::HmacKey::new(I::HmacSha1_96, &[0x22; 20]).unwrap();
+        let mut out = [0u8; 12];
+        g.bench_function(BenchmarkId::new("ours/sha1", size), |b| {
+            b.iter(|| {
+                ours.compute(&data, None, &mut out);
+                black_box(out)
+            })
+        });
+        let sha256 = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0x22; 32]).unwrap();
+        g.bench_function(BenchmarkId::new("hmac-crate/sha256", size), |b| {
+            b.iter(|| {
+                let mut m = sha256.clone();
+                m.update(&data);
+                black_box(m.finalize().into_bytes())
+            })
+        });
+        let ours = esp::crypto::hmac::HmacKey::new(I::HmacSha256_128, &[0x22; 32]).unwrap();
+        let mut out = [0u8; 16];
+        g.bench_function(BenchmarkId::new("ours/sha256", size), |b| {
+            b.iter(|| {
+                ours.compute(&data, None, &mut out);
+                black_box(out)
+            })
         });
     }
     g.finish();

@@ -354,18 +354,21 @@ fn selector(name: &str, s: Option<&str>) -> Result<Selector, ArgError> {
     })
 }
 
-fn hex(name: &str, s: &str) -> Result<Vec<u8>, ArgError> {
+/// Key bytes from hex: wiped when dropped, and allocated at their final size (a growing `Vec`
+/// would free a copy unwiped).
+fn hex(name: &str, s: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, ArgError> {
     let s = s.strip_prefix("0x").unwrap_or(s);
     if !s.len().is_multiple_of(2) {
         return Err(arg_err(name, "odd number of hex digits"));
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(s.len() / 2));
+    for i in (0..s.len()).step_by(2) {
+        out.push(
             u8::from_str_radix(s.get(i..i + 2).unwrap_or(""), 16)
-                .map_err(|_| arg_err(name, "not hexadecimal"))
-        })
-        .collect()
+                .map_err(|_| arg_err(name, "not hexadecimal"))?,
+        );
+    }
+    Ok(out)
 }
 
 fn ports(name: &str, s: Option<&str>) -> Result<[u16; 2], ArgError> {
@@ -597,9 +600,11 @@ fn run(cli: Cli) -> Result<String, String> {
             }
         }
         Cmd::Sa(SaCmd::Add(a)) => {
-            let cfg = build_sa(&a).map_err(|e| e.0)?;
-            let r = open()?;
-            let slot = r.writer().and_then(|mut w| w.add_sa(&cfg)).map_err(|e| e.to_string())?;
+            let mut cfg = build_sa(&a).map_err(|e| e.0)?;
+            let added =
+                open().and_then(|r| r.writer().and_then(|mut w| w.add_sa(&cfg)).map_err(|e| e.to_string()));
+            cfg.wipe_keys();
+            let slot = added?;
             if cli.json {
                 json!({"slot": slot}).to_string()
             } else {

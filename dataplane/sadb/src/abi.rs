@@ -203,6 +203,19 @@ pub struct SaConfig {
     pub added_unix: u64,
 }
 
+impl SaConfig {
+    /// Overwrites the keys of this copy (encryption key, salt, integrity key) with zeros,
+    /// with writes the compiler keeps (`zeroize`). `SaConfig` is the shared-memory record and
+    /// `Copy`, so it cannot wipe itself on drop: whoever copies one out of the region calls
+    /// this when done with it ([`crate::SaEntry`] does so in its `Drop`).
+    pub fn wipe_keys(&mut self) {
+        use zeroize::Zeroize;
+        self.cipher_key.zeroize();
+        self.salt.zeroize();
+        self.integ_key.zeroize();
+    }
+}
+
 impl std::fmt::Debug for SaConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Keys are never printed.

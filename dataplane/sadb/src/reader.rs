@@ -176,7 +176,8 @@ impl Reader {
     }
 
     /// A consistent copy of a live SA's configuration and its version, or `None` if the
-    /// slot is not live or kept changing under us.
+    /// slot is not live or kept changing under us. The copy holds the keys: the caller wipes
+    /// them ([`SaConfig::wipe_keys`]) when done.
     pub fn read_sa(&self, slot: u32) -> Option<(SaConfig, u32)> {
         if slot >= self.region.caps.sas {
             return None;
@@ -322,11 +323,13 @@ impl Region {
             if h.state.load(Ordering::Acquire) != SLOT_LIVE {
                 return None;
             }
-            let cfg: SaConfig = load_words(self.config_words(slot));
+            let mut cfg: SaConfig = load_words(self.config_words(slot));
             fence(Ordering::Acquire);
             if h.seq.load(Ordering::Relaxed) == s1 {
                 return Some((cfg, s1));
             }
+            // A torn copy: its keys (old, new or a mix) are wiped before trying again.
+            cfg.wipe_keys();
         }
         None
     }

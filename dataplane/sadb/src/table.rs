@@ -54,7 +54,8 @@ pub struct SaStats {
     pub last_used: u64,
 }
 
-/// A live SA as listed.
+/// A live SA as listed. Its copy of the keys is wiped when it is dropped
+/// ([`SaConfig::wipe_keys`]); a `config` copied out of it is the caller's to wipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaEntry {
     /// Its slot.
@@ -65,6 +66,24 @@ pub struct SaEntry {
     pub config: SaConfig,
     /// Its counters.
     pub stats: SaStats,
+}
+
+impl Drop for SaEntry {
+    fn drop(&mut self) {
+        self.config.wipe_keys();
+    }
+}
+
+/// Appends to a list of entries without leaving a copy behind: a `Vec` that grows moves its
+/// elements bitwise and frees the old buffer unwiped, so grow by cloning into a larger one
+/// and dropping (wiping) the old entries instead.
+fn push_wiping(v: &mut Vec<SaEntry>, e: SaEntry) {
+    if v.len() == v.capacity() {
+        let mut bigger = Vec::with_capacity(v.capacity().saturating_mul(2).max(4));
+        bigger.extend(v.iter().cloned());
+        *v = bigger;
+    }
+    v.push(e);
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> SadbError {
@@ -187,12 +206,16 @@ impl Region {
         Some(SaEntry { slot, version, config, stats: self.stats_of(slot) })
     }
 
-    /// Every live SA, in slot order. Reads without the writer lock.
+    /// Every live SA, in slot order. Reads without the writer lock. The entries' keys are
+    /// wiped when they are dropped, and no copy is left in memory the list frees.
     pub fn list_sas(&self) -> Vec<SaEntry> {
-        (0..self.caps.sas)
-            .filter(|&s| self.slot_hdr(s).state.load(Ordering::Acquire) == SLOT_LIVE)
-            .filter_map(|s| self.sa_entry(s))
-            .collect()
+        let live = |s: &u32| self.slot_hdr(*s).state.load(Ordering::Acquire) == SLOT_LIVE;
+        // Sized for the SAs live now, so that the list does not usually grow.
+        let mut out = Vec::with_capacity((0..self.caps.sas).filter(live).count());
+        for e in (0..self.caps.sas).filter(live).filter_map(|s| self.sa_entry(s)) {
+            push_wiping(&mut out, e);
+        }
+        out
     }
 
     /// The slot of a live SA.
@@ -274,19 +297,23 @@ impl Writer<'_> {
         let r = self.r;
         let slot = r.find_sa(key).ok_or(SadbError::NotFound { key: *key })?;
         let mut cfg: SaConfig = load_words(r.config_words(slot));
-        let before = cfg;
+        let (spi, direction, dst, reqid) = (cfg.spi, cfg.direction, cfg.dst, cfg.reqid);
         f(&mut cfg);
-        if (cfg.spi, cfg.direction, cfg.dst, cfg.reqid)
-            != (before.spi, before.direction, before.dst, before.reqid)
-        {
-            return Err(invalid("spi", "an update cannot change the SPI, direction, destination or reqid"));
+        let checked = if (cfg.spi, cfg.direction, cfg.dst, cfg.reqid) != (spi, direction, dst, reqid) {
+            Err(invalid("spi", "an update cannot change the SPI, direction, destination or reqid"))
+        } else {
+            validate_sa(&cfg, r.caps.max_replay_window)
+        };
+        if let Err(e) = checked {
+            cfg.wipe_keys();
+            return Err(e);
         }
-        validate_sa(&cfg, r.caps.max_replay_window)?;
         let h = r.slot_hdr(slot);
         let seq = h.seq.load(Ordering::Relaxed);
         h.seq.store(seq | 1, Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Release);
         store_words(r.config_words(slot), &cfg);
+        cfg.wipe_keys();
         h.seq.store((seq | 1).wrapping_add(1), Ordering::Release);
         self.committed();
         Ok(())

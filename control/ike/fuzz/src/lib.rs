@@ -42,7 +42,7 @@ pub fn peer_config(local: IpAddr, remote: IpAddr, psk: &[u8], mode: Phase1Mode) 
         local_address: local,
         local_id: Identity::Address(local),
         remote_id: Identity::Address(remote),
-        auth: AuthMethod::PreSharedKey(psk.to_vec()),
+        auth: AuthMethod::PreSharedKey(ike::crypto::Secret::new(psk.to_vec())),
         mode,
         accept_aggressive: true,
         ike_proposals: vec![IkeProposal {

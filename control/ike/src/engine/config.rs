@@ -1,7 +1,7 @@
 //! Engine configuration: plain data, filled in by the daemon (swanctl-style
 //! TOML in `iked`) or by tests.
 
-use crate::crypto::{Cipher, DhGroup, HashAlgorithm};
+use crate::crypto::{Cipher, DhGroup, HashAlgorithm, Secret};
 use crate::msgs::{IdPayload, IdType};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -86,17 +86,9 @@ pub struct PeerConfig {
 /// Phase-1 authentication. Only PSK for now; signatures plug in here.
 #[derive(Clone)]
 pub enum AuthMethod {
-    /// Pre-shared key.
-    PreSharedKey(Vec<u8>),
-}
-
-impl Drop for AuthMethod {
-    /// The engine's copy of a PSK is wiped with it.
-    fn drop(&mut self) {
-        match self {
-            Self::PreSharedKey(k) => zeroize::Zeroize::zeroize(k),
-        }
-    }
+    /// Pre-shared key; the engine's copy is wiped when the configuration or a retired peer
+    /// is dropped.
+    PreSharedKey(Secret),
 }
 
 impl core::fmt::Debug for AuthMethod {

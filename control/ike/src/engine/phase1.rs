@@ -360,10 +360,10 @@ fn float(sa: &mut IkeSa) {
 
 impl Engine {
     fn psk(&self, peer: usize) -> crate::crypto::Secret {
-        zeroize::Zeroizing::new(match self.config.peers.get(peer).map(|p| &p.auth) {
+        match self.config.peers.get(peer).map(|p| &p.auth) {
             Some(AuthMethod::PreSharedKey(k)) => k.clone(),
-            None => Vec::new(),
-        })
+            None => crate::crypto::Secret::new(Vec::new()),
+        }
     }
 
     /// RFC 2407 §4.6.3.3: INITIAL-CONTACT tells the peer we have no other

@@ -308,7 +308,7 @@ fn make_pair(
             encryption: chosen.encryption,
             integrity: chosen.integrity,
             encryption_key: part(0, ek),
-            salt: part(ek, ek + sl).to_vec(),
+            salt: part(ek, ek + sl),
             integrity_key: part(ek + sl, ek + sl + ik),
             lifetime,
             source_ts: src_ts,

@@ -134,7 +134,7 @@ fn snapshot_config(local: IpAddr, remote: IpAddr, mode: Phase1Mode) -> EngineCon
             local_address: local,
             local_id: Identity::Address(local),
             remote_id: Identity::Address(remote),
-            auth: AuthMethod::PreSharedKey(b"k".to_vec()),
+            auth: AuthMethod::PreSharedKey(crate::crypto::Secret::new(b"k".to_vec())),
             mode,
             accept_aggressive: true,
             ike_proposals: vec![IkeProposal {

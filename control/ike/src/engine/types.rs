@@ -69,8 +69,8 @@ pub struct EspSaDescription {
     pub integrity: Option<EspIntegrity>,
     /// Encryption key.
     pub encryption_key: Secret,
-    /// GCM salt (4 bytes) or empty.
-    pub salt: Vec<u8>,
+    /// GCM salt (4 bytes) or empty; keying material (RFC 4106 §8.1), wiped on drop.
+    pub salt: Secret,
     /// Integrity key or empty.
     pub integrity_key: Secret,
     /// Lifetimes.
@@ -86,13 +86,6 @@ pub struct EspSaDescription {
     /// RFC 3947 §5.2 original addresses (UDP-encapsulated transport mode),
     /// for the checksum fix-up of RFC 3948 §3.1.2.
     pub nat_original: Option<NatOriginalAddresses>,
-}
-
-impl Drop for EspSaDescription {
-    /// The GCM salt is keying material too (the keys are `Secret`s).
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.salt);
-    }
 }
 
 impl core::fmt::Debug for EspSaDescription {

@@ -67,7 +67,7 @@ pub fn peer_configs(
                 local_address: local,
                 local_id: local_id.clone(),
                 remote_id: remote_id.clone(),
-                auth: EngineAuth::PreSharedKey(psk.0.to_vec()),
+                auth: EngineAuth::PreSharedKey(psk.0.clone()),
                 mode: if conn.aggressive { Phase1Mode::Aggressive } else { Phase1Mode::Main },
                 accept_aggressive: conn.aggressive,
                 ike_proposals: conn.ike_transforms(),
@@ -128,7 +128,7 @@ secret = "k"
         assert_eq!(p.mode, Phase1Mode::Main);
         assert_eq!(p.ike_proposals.len(), 1);
         assert_eq!(p.ike_lifetime, Duration::from_secs(4 * 3600 + 1440));
-        assert!(matches!(&p.auth, EngineAuth::PreSharedKey(k) if k == b"k"));
+        assert!(matches!(&p.auth, EngineAuth::PreSharedKey(k) if k.as_slice() == b"k"));
         assert_eq!(
             p.child.proposals,
             vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }]

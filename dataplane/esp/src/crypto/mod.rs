@@ -16,6 +16,7 @@
 //!   the ICV first, in constant time, then decrypts.
 
 pub mod conformance;
+pub mod hmac;
 #[cfg(all(feature = "ipsec-mb", target_arch = "x86_64"))]
 pub mod ipsec_mb;
 mod iv;

@@ -117,10 +117,12 @@ pub fn engine_config(c: &sadb::SaConfig) -> Result<esp::SaConfig, BuildError> {
         None => return Err(bad("unknown integrity algorithm")),
     };
     let klen = usize::from(c.cipher_key_len).min(c.cipher_key.len());
-    let mut cipher_key = Zeroizing::new(c.cipher_key[..klen].to_vec());
-    if cipher.is_aead() {
-        cipher_key.extend_from_slice(&c.salt);
-    }
+    // Key || salt (RFC 4106 §8.1), allocated at its final size: a `Vec` that grows frees its
+    // old buffer, key included, without wiping it.
+    let salt: &[u8] = if cipher.is_aead() { &c.salt } else { &[] };
+    let mut cipher_key = Zeroizing::new(Vec::with_capacity(klen + salt.len()));
+    cipher_key.extend_from_slice(&c.cipher_key[..klen]);
+    cipher_key.extend_from_slice(salt);
     let ilen = usize::from(c.integ_key_len).min(c.integ_key.len());
     let crypto = CryptoParams {
         cipher,
@@ -290,10 +292,9 @@ impl SaCache {
         if !fresh {
             let (mut rec, v) = reader.read_sa(slot)?;
             let built = build(&rec, v, backends);
-            // The crypto sessions hold their own (wiped) copies of the keys.
-            zeroize::Zeroize::zeroize(&mut rec.cipher_key);
-            zeroize::Zeroize::zeroize(&mut rec.integ_key);
-            zeroize::Zeroize::zeroize(&mut rec.salt);
+            // The crypto sessions hold their own (wiped) copies of the keys; this stack copy
+            // of the record is wiped whether or not the build succeeded.
+            rec.wipe_keys();
             let entry = built.ok()?;
             self.builds += 1;
             *self.entries.get_mut(slot as usize)? = Some(Box::new(entry));
