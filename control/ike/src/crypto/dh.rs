@@ -149,18 +149,16 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-enum Inner {
-    Modp(Secret),
-    P256(p256::SecretKey),
-    P384(p384::SecretKey),
-    P521(p521::SecretKey),
-    X25519(x25519_dalek::StaticSecret),
-}
-
 /// A private DH value; the secret is wiped on drop.
+///
+/// The private value is kept as the bytes it was built from, in a block of its own: moving a
+/// `DhSecret` (into and out of the engine's exchange states, which live in heap-allocated
+/// `Vec`s) copies only the pointer. A key type held inline would leave a bitwise copy behind in
+/// the place it was moved out of (`mem::replace` of a state), which no `Drop` wipes. The
+/// group's key type is rebuilt on the stack by [`DhSecret::agree`].
 pub struct DhSecret {
     group: DhGroup,
-    inner: Inner,
+    private: Secret,
     public: Vec<u8>,
 }
 
@@ -203,37 +201,31 @@ impl DhSecret {
     /// body of [`DhSecret::generate`]). MODP: the exponent, big-endian, must
     /// be > 1. ECP: a scalar in [1, n). X25519: 32 bytes, clamped by X25519.
     pub fn from_private_bytes(group: DhGroup, bytes: &[u8]) -> Result<Self, CryptoError> {
-        let (inner, public) = match group {
+        let public = match group {
             DhGroup::Ecp256 => {
                 let k = p256::SecretKey::from_slice(bytes).map_err(|_| CryptoError::InvalidLength)?;
-                let p = ecp_public(k.public_key().to_encoded_point(false).as_bytes());
-                (Inner::P256(k), p)
+                ecp_public(k.public_key().to_encoded_point(false).as_bytes())
             }
             DhGroup::Ecp384 => {
                 let k = p384::SecretKey::from_slice(bytes).map_err(|_| CryptoError::InvalidLength)?;
-                let p = ecp_public(k.public_key().to_encoded_point(false).as_bytes());
-                (Inner::P384(k), p)
+                ecp_public(k.public_key().to_encoded_point(false).as_bytes())
             }
             DhGroup::Ecp521 => {
                 let k = p521::SecretKey::from_slice(bytes).map_err(|_| CryptoError::InvalidLength)?;
-                let p = ecp_public(k.public_key().to_encoded_point(false).as_bytes());
-                (Inner::P521(k), p)
+                ecp_public(k.public_key().to_encoded_point(false).as_bytes())
             }
             DhGroup::Curve25519 => {
-                let arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::InvalidLength)?;
-                let k = x25519_dalek::StaticSecret::from(arr);
-                let p = x25519_dalek::PublicKey::from(&k).as_bytes().to_vec();
-                (Inner::X25519(k), p)
+                let k = x25519(bytes)?;
+                x25519_dalek::PublicKey::from(&k).as_bytes().to_vec()
             }
             modp => {
                 if bytes.iter().rev().skip(1).all(|b| *b == 0) && bytes.last().is_none_or(|b| *b < 2) {
                     return Err(CryptoError::InvalidLength);
                 }
-                let p = modp_pow(modp, &[2], bytes).ok_or(CryptoError::InvalidLength)?;
-                (Inner::Modp(Zeroizing::new(bytes.to_vec())), p)
+                modp_pow(modp, &[2], bytes).ok_or(CryptoError::InvalidLength)?
             }
         };
-        Ok(Self { group, inner, public })
+        Ok(Self { group, private: Zeroizing::new(bytes.to_vec()), public })
     }
 
     /// The group.
@@ -251,9 +243,41 @@ impl DhSecret {
         if peer.len() != self.group.public_len() {
             return Err(CryptoError::InvalidPublicValue);
         }
-        match &self.inner {
-            Inner::Modp(x) => {
-                let p = modp_prime(self.group).ok_or(CryptoError::InvalidLength)?;
+        let x: &[u8] = &self.private;
+        match self.group {
+            DhGroup::Ecp256 => {
+                let k = p256::SecretKey::from_slice(x).map_err(|_| CryptoError::InvalidLength)?;
+                let pk = p256::PublicKey::from_sec1_bytes(&sec1(peer))
+                    .map_err(|_| CryptoError::InvalidPublicValue)?;
+                let s = p256::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
+            }
+            DhGroup::Ecp384 => {
+                let k = p384::SecretKey::from_slice(x).map_err(|_| CryptoError::InvalidLength)?;
+                let pk = p384::PublicKey::from_sec1_bytes(&sec1(peer))
+                    .map_err(|_| CryptoError::InvalidPublicValue)?;
+                let s = p384::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
+            }
+            DhGroup::Ecp521 => {
+                let k = p521::SecretKey::from_slice(x).map_err(|_| CryptoError::InvalidLength)?;
+                let pk = p521::PublicKey::from_sec1_bytes(&sec1(peer))
+                    .map_err(|_| CryptoError::InvalidPublicValue)?;
+                let s = p521::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
+            }
+            DhGroup::Curve25519 => {
+                let k = x25519(x)?;
+                let arr: [u8; 32] = peer.try_into().map_err(|_| CryptoError::InvalidPublicValue)?;
+                let s = k.diffie_hellman(&x25519_dalek::PublicKey::from(arr));
+                // RFC 7748 §6.1: reject the all-zero output of low-order points.
+                if !s.was_contributory() {
+                    return Err(CryptoError::InvalidPublicValue);
+                }
+                Ok(Zeroizing::new(s.as_bytes().to_vec()))
+            }
+            modp => {
+                let p = modp_prime(modp).ok_or(CryptoError::InvalidLength)?;
                 // RFC 2631 §2.1.5 style range check: 1 < y < p-1.
                 let one = {
                     let mut v = vec![0u8; p.len()];
@@ -269,38 +293,19 @@ impl DhSecret {
                 if peer <= one.as_slice() || peer >= p_minus_1.as_slice() {
                     return Err(CryptoError::InvalidPublicValue);
                 }
-                let z = modp_pow(self.group, peer, x).ok_or(CryptoError::InvalidLength)?;
+                let z = modp_pow(modp, peer, x).ok_or(CryptoError::InvalidLength)?;
                 Ok(Zeroizing::new(z))
-            }
-            Inner::P256(k) => {
-                let pk = p256::PublicKey::from_sec1_bytes(&sec1(peer))
-                    .map_err(|_| CryptoError::InvalidPublicValue)?;
-                let s = p256::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
-                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
-            }
-            Inner::P384(k) => {
-                let pk = p384::PublicKey::from_sec1_bytes(&sec1(peer))
-                    .map_err(|_| CryptoError::InvalidPublicValue)?;
-                let s = p384::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
-                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
-            }
-            Inner::P521(k) => {
-                let pk = p521::PublicKey::from_sec1_bytes(&sec1(peer))
-                    .map_err(|_| CryptoError::InvalidPublicValue)?;
-                let s = p521::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
-                Ok(Zeroizing::new(s.raw_secret_bytes().to_vec()))
-            }
-            Inner::X25519(k) => {
-                let arr: [u8; 32] = peer.try_into().map_err(|_| CryptoError::InvalidPublicValue)?;
-                let s = k.diffie_hellman(&x25519_dalek::PublicKey::from(arr));
-                // RFC 7748 §6.1: reject the all-zero output of low-order points.
-                if !s.was_contributory() {
-                    return Err(CryptoError::InvalidPublicValue);
-                }
-                Ok(Zeroizing::new(s.as_bytes().to_vec()))
             }
         }
     }
+}
+
+/// An X25519 private key from 32 bytes (the stack copy of the array is wiped).
+fn x25519(bytes: &[u8]) -> Result<x25519_dalek::StaticSecret, CryptoError> {
+    let mut arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::InvalidLength)?;
+    let k = x25519_dalek::StaticSecret::from(arr);
+    arr.zeroize();
+    Ok(k)
 }
 
 /// RFC 5903 §7: the KE data is x || y; SEC1 wants 0x04 || x || y.
@@ -354,13 +359,16 @@ fn uint_from<const L: usize>(bytes: &[u8]) -> Option<Uint<L>> {
     Some(Uint::new(words))
 }
 
+/// The low `len` bytes of `v`, big-endian. The full-width buffer is wiped: for g^xy it
+/// holds the shared secret (`split_off` copies into a new block, even at 0, and frees the
+/// old one as it is).
 fn uint_to<const L: usize>(v: &Uint<L>, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(L * Limb::BYTES);
+    let mut out = Zeroizing::new(Vec::with_capacity(L * Limb::BYTES));
     for limb in v.as_limbs().iter().rev() {
         out.extend_from_slice(&limb.0.to_be_bytes());
     }
     let skip = out.len().saturating_sub(len);
-    out.split_off(skip)
+    out.get(skip..).unwrap_or(&[]).to_vec()
 }
 
 fn pow_n<const L: usize>(
