@@ -35,8 +35,8 @@ run sadb-faults cargo test --locked -p sadb --test faults --test ops
 run espd-hostile cargo test --locked -p espd --test hostile_esp -- --nocapture
 run espd-restart cargo test --locked -p espd --test restart_seq -- --nocapture
 run secrets cargo test --locked -p iked --lib keylog
-run zeroize cargo test --locked -p esp -p sadb -p espd --test zeroize
-run zeroize-release cargo test --locked --release -p esp -p sadb -p espd --test zeroize
+run zeroize cargo test --locked -p esp -p sadb -p espd -p ike --test zeroize
+run zeroize-release cargo test --locked --release -p esp -p sadb -p espd -p ike --test zeroize
 run constant-time cargo test --locked -p esp --test constant_time
 # The IKE side (rows 20-26): two complete gateways in namespaces (scripts/e2e-ike.sh).
 run ike-e2e cargo test --locked -p iked --test e2e hostile full iked_sigkill dead_peer -- --nocapture --test-threads=1
@@ -77,7 +77,10 @@ line() { sed -n "s/^$2//p" "$out/$1.log" | tail -n 1; }
         create_attach_and_refusals events_in_order_and_overflow_counted; do
         echo "- \`$t\`: $(passed "$out/sadb-faults.log" "$t")"
     done
-    echo "- freed memory holds no key material (\`tests/zeroize.rs\` of esp, sadb, espd): debug $(passed "$out/zeroize.log" rust_backend_sessions_leave_no_key_material_in_freed_memory), release $(passed "$out/zeroize-release.log" rust_backend_sessions_leave_no_key_material_in_freed_memory)"
+    zz() { # test name → "debug X, release Y"
+        echo "debug $(passed "$out/zeroize.log" "$1"), release $(passed "$out/zeroize-release.log" "$1")"
+    }
+    echo "- freed memory holds no key material: espd's Rust crypto backend $(zz rust_backend_sessions_leave_no_key_material_in_freed_memory); the IKE engine $(zz the_engine_leaves_no_key_material_in_freed_memory)"
     echo "- ICVs and HASHes compared in constant time (\`dataplane/esp/tests/constant_time.rs\`): $(passed "$out/constant-time.log" no_icv_tag_or_hash_is_compared_with_eq)"
     echo "- key log files 0600 (\`control/iked/src/keylog.rs\`, \`files_are_owner_only_and_appended\`): $(passed "$out/secrets.log" keylog::tests::files_are_owner_only_and_appended)"
     echo
