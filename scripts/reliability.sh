@@ -39,7 +39,8 @@ run zeroize cargo test --locked -p esp -p sadb -p espd -p ike --test zeroize
 run zeroize-release cargo test --locked --release -p esp -p sadb -p espd -p ike --test zeroize
 run constant-time cargo test --locked -p esp --test constant_time
 # The IKE side (rows 20-26): two complete gateways in namespaces (scripts/e2e-ike.sh).
-run ike-e2e cargo test --locked -p iked --test e2e hostile full iked_sigkill dead_peer -- --nocapture --test-threads=1
+# (cargo takes one name filter before `--`; the test binary takes several after it.)
+run ike-e2e cargo test --locked -p iked --test e2e -- hostile full iked_sigkill dead_peer --nocapture --test-threads=1
 run fuzz bash scripts/fuzz.sh "$secs"
 
 # ---- the figures, as markdown ----
@@ -86,7 +87,7 @@ line() { sed -n "s/^$2//p" "$out/$1.log" | tail -n 1; }
     echo
     echo "IKE against a running iked (\`control/iked/tests/e2e.rs\`, \`scripts/e2e-ike.sh\`; rows 20-26):"
     echo
-    grep -hE '^(hostile|secrets|full|restart|dpd): ' "$out/ike-e2e.log" | sed 's/^/- /'
+    { grep -hE '^(hostile|secrets|full|restart|dpd): ' "$out/ike-e2e.log" || echo "(no figures: the run failed)"; } | sed 's/^/- /'
     echo
     echo "Fuzzing, ${secs} s per target, one at a time:"
     echo
