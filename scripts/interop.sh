@@ -48,7 +48,7 @@ IKECTL=${IKECTL:-target/release/ikectl}
 CHARON=/usr/lib/ipsec/charon
 case $PEER in
 5)  # Debian 12's charon as installed; its userspace ESP forces UDP encapsulation.
-    CHARON_EXEC=$CHARON
+    CHARON_EXEC="exec $CHARON"
     SWAN_PLUGINS="random nonce openssl hmac kdf gcm curve25519 kernel-libipsec kernel-netlink socket-default vici updown"
     ESP_WIRE=encap LIBIPSEC_RAW_ESP="" ;;
 6)  # strongSwan 6.0 from its private root: its loader and libraries, its plugin directory
@@ -133,6 +133,8 @@ charon {
 }
 EOF
 start_charon() {
+    # CHARON_EXEC runs charon with `exec`: $CHARON_PID must be charon itself, not the shell (the DPD
+    # cases SIGKILL it).
     ip netns exec "$NS_GB" unshare -m --propagation private sh -c "mount -t tmpfs tmpfs /run && $CHARON_EXEC" \
         >>"$WORK/charon.out" 2>&1 &
     CHARON_PID=$!
