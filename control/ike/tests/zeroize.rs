@@ -1,6 +1,6 @@
 //! The IKE engine leaves no key material in the heap memory it frees.
 //!
-//! This binary's global allocator (`dataplane/esp/tests/common/scan_alloc.rs`) searches every
+//! This binary's global allocator (`ffi/wipe/src/scan.rs`) searches every
 //! block freed while a test is armed for needles. The needles are not known before the keys
 //! are derived, so each case runs the same deterministic handshake twice (Main or Aggressive
 //! Mode, then Quick Mode with PFS, between two engines over an in-memory network):
@@ -44,8 +44,7 @@
 //!
 //! `the_scanner_sees_a_key_left_in_a_freed_block` is the control: an unwiped `Vec` is seen.
 
-#[path = "../../../dataplane/esp/tests/common/scan_alloc.rs"]
-mod scan_alloc;
+use wipe::scan as scan_alloc;
 
 use ike::crypto::{Cipher, DhGroup, DhSecret, HashAlgorithm};
 use ike::engine::*;

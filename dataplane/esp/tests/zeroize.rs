@@ -1,6 +1,6 @@
 //! The pure-Rust backend's sessions leave no key material in the memory they free.
 //!
-//! This binary's global allocator (`tests/common/scan_alloc.rs`) searches every block freed while a
+//! This binary's global allocator (`ffi/wipe/src/scan.rs`) searches every block freed while a
 //! test is armed for needles: the cipher key (AES round key 0 of the schedule; round key 1 too
 //! for AES-256), the salt (RFC 4106 §8.1 keying material), the GHASH key H = AES_K(0^128) in
 //! the forms a GHASH implementation keeps it (as is, byte-reversed, and POLYVAL's
@@ -12,8 +12,7 @@
 //!
 //! `the_scanner_sees_a_key_left_in_a_freed_block` is the control: an unwiped `Vec` is seen.
 
-#[path = "common/scan_alloc.rs"]
-mod scan_alloc;
+use wipe::scan as scan_alloc;
 
 use aes::cipher::{BlockEncrypt, KeyInit};
 use esp::crypto::rust::RustBackend;

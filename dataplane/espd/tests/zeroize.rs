@@ -1,12 +1,11 @@
 //! espd's SA contexts leave no key material in the memory they free.
 //!
-//! The global allocator of this binary (`dataplane/esp/tests/common/scan_alloc.rs`) searches
+//! The global allocator of this binary (`ffi/wipe/src/scan.rs`) searches
 //! every block freed while armed for an SA's keys. The SA is read from a region the way a
 //! worker does (`SaCache::get`: `Reader::read_sa`, `engine_config`, `build` with the Rust
 //! backend), used to seal a packet, and the cache dropped. Needs neither root nor DPDK.
 
-#[path = "../../esp/tests/common/scan_alloc.rs"]
-mod scan_alloc;
+use wipe::scan as scan_alloc;
 
 use espd::gw::sa_ctx::{Backends, Ctx, SaCache};
 use sadb::{Backend, Capacities, Cipher, Direction, Integ, Mode, Region, SaConfig, SaKey};

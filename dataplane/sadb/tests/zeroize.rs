@@ -1,6 +1,6 @@
 //! Copies of SA records handed out by the region wipe their keys when dropped.
 //!
-//! This binary's global allocator (`dataplane/esp/tests/common/scan_alloc.rs`, shared with
+//! This binary's global allocator (`ffi/wipe/src/scan.rs`, shared with
 //! the `esp` crate's test of the same kind) searches every block freed while armed for the
 //! needles: an SA's encryption key, integrity key and salt. `Region::list_sas` returns a
 //! `Vec<SaEntry>` and `Region::sa_entry` an `SaEntry`, both holding a copy of the record,
@@ -8,8 +8,7 @@
 //! the freed memory.
 
 mod common;
-#[path = "../../esp/tests/common/scan_alloc.rs"]
-mod scan_alloc;
+use wipe::scan as scan_alloc;
 
 use common::*;
 use sadb::*;

@@ -14,10 +14,18 @@
 //! It lives under `ffi/` because the project keeps `unsafe` there and in the shared-memory
 //! code: a value whose storage outlives its `Drop` needs `MaybeUninit`, and reading it needs
 //! the promise that it is initialised (three blocks below, each with its argument).
+//!
+//! With the `scan` feature, [`scan`] is the scanning global allocator the freed-memory tests
+//! of `esp`, `sadb`, `espd` and `ike` install (`tests/zeroize.rs` in each).
 
 #![no_std]
 
 extern crate alloc;
+#[cfg(feature = "scan")]
+extern crate std;
+
+#[cfg(feature = "scan")]
+pub mod scan;
 
 use alloc::boxed::Box;
 use core::fmt;

@@ -6,13 +6,12 @@
 //! leaves a key in a heap block it frees is caught when it is dropped; one that wipes it is
 //! not. Stack copies are out of reach of this test (see `docs/reliability.md`).
 //!
-//! Include it with `#[path]` as a module of a test binary and install it there:
+//! For test binaries only (feature `scan`, a dev-dependency): install it there with
 //! `#[global_allocator] static A: ScanAlloc = ScanAlloc;`. Tests that arm it must hold
 //! [`SERIAL`], so that one test's needles are not another's.
 //!
-//! Implementing `GlobalAlloc` needs `unsafe`, allowed here (a test binary is not one of the
-//! `forbid(unsafe_code)` crates): three blocks, each with its `SAFETY:` argument.
-#![allow(dead_code)]
+//! Implementing `GlobalAlloc` needs `unsafe`, which is why it lives in this crate: three
+//! blocks, each with its `SAFETY:` argument.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, Ordering};
