@@ -86,6 +86,22 @@ pub fn disarm() -> [u32; MAX_NEEDLES] {
     hits
 }
 
+/// The control every scanning test binary runs (the caller holds [`serial`]): an unwiped
+/// `Vec` holding `key` is seen once when freed, a zeroizing one is not. It fails when this
+/// binary did not install [`ScanAlloc`] as its global allocator.
+pub fn assert_sees_an_unwiped_vec(key: &[u8]) {
+    arm(&[key]);
+    let plain = key.to_vec();
+    drop(plain);
+    let hits = disarm();
+    assert_eq!(hits[0], 1, "the scanner missed an unwiped Vec");
+    // And a zeroizing one is not seen.
+    arm(&[key]);
+    let wiped = zeroize::Zeroizing::new(key.to_vec());
+    drop(wiped);
+    assert_eq!(disarm()[0], 0);
+}
+
 fn scan(block: &[u8]) {
     let mut g = needles();
     for k in 0..g.n {
