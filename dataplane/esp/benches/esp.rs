@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
 
                 let mut g = c.benchmark_group(format!("raw/{name}"));
                 g.throughput(Throughput::Bytes(size as u64));
-                let mut session = backend.new_session(&cfg.crypto).unwrap();
+                let session = backend.new_session(&cfg.crypto).unwrap();
                 let lay = cfg.crypto.layout();
                 // ESP header + IV + payload padded to the block + 2 + ICV, as the engine builds.
                 let body = (size + 2).div_ceil(lay.block_len.max(4)) * lay.block_len.max(4);
@@ -186,7 +186,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("rustcrypto", size), |b| {
             b.iter(|| black_box(rc.encrypt_in_place_detached(&[1u8; 12].into(), &[0u8; 8], &mut buf)))
         });
-        let mut ours = RustBackend.new_session(&config(C::AesGcm128, I::None).crypto).unwrap();
+        let ours = RustBackend.new_session(&config(C::AesGcm128, I::None).crypto).unwrap();
         let mut esp_buf = vec![0u8; 8 + 8 + size + 16];
         g.bench_function(BenchmarkId::new("ours", size), |b| {
             b.iter(|| {

@@ -19,13 +19,13 @@ use core::net::IpAddr;
 
 /// Per-packet state between the stages.
 #[derive(Debug, Clone, Copy, Default)]
-struct Prep {
+pub(crate) struct Prep {
     /// Offset of the ESP header in the storage.
-    esp_off: usize,
+    pub(crate) esp_off: usize,
     /// ESP header to end of ICV.
-    esp_len: usize,
+    pub(crate) esp_len: usize,
     /// Full sequence number from the replay pre-check.
-    seq: u64,
+    pub(crate) seq: u64,
     /// Outer IP header offset and the length of what precedes ESP (IP header, IPv6 extension
     /// headers, UDP), for transport mode.
     ip_off: usize,
@@ -60,7 +60,7 @@ pub fn ecn_egress(inner: u8, outer: u8) -> Option<u8> {
 }
 
 impl InboundSa {
-    fn parse<B: PacketBuffer>(&self, b: &B) -> Result<Prep, DropReason> {
+    pub(crate) fn parse<B: PacketBuffer>(&self, b: &B) -> Result<Prep, DropReason> {
         let o = b.data_offset();
         let data = b.data();
         let version = data.first().map_or(0, |v| v >> 4);
@@ -135,6 +135,25 @@ impl InboundSa {
             outer_ecn: outer_tos & 3,
             outer_dscp: outer_tos >> 2,
         })
+    }
+
+    /// The finish stage after the crypto stage set `status`: only a packet whose ICV verified
+    /// reaches the replay update and the checks after it; counters.
+    pub(crate) fn finish_checked<B: PacketBuffer>(
+        &mut self,
+        b: &mut B,
+        p: &Prep,
+        status: JobStatus,
+    ) -> Result<(), DropReason> {
+        match status {
+            JobStatus::Ok => self.finish(b, p)?,
+            JobStatus::AuthFailed => return Err(DropReason::Auth),
+            JobStatus::BadLength => return Err(DropReason::BadLength),
+            _ => return Err(DropReason::CryptoError),
+        }
+        self.hot.packets += 1;
+        self.hot.bytes += b.data_len() as u64;
+        Ok(())
     }
 
     fn selectors_match(&self, pkt: &[u8], v6: bool) -> bool {
@@ -345,15 +364,8 @@ fn decap_chunk<B: PacketBuffer, const N: usize>(
         let (Some(r), Some(b), Some(p)) = (results.get_mut(i), bufs.get_mut(i), preps.get(i)) else {
             continue;
         };
-        *r = match statuses.get(k) {
-            Some(JobStatus::Ok) => sa.finish(b, p),
-            Some(JobStatus::AuthFailed) => Err(DropReason::Auth),
-            Some(JobStatus::BadLength) => Err(DropReason::BadLength),
-            _ => Err(DropReason::CryptoError),
-        };
+        *r = sa.finish_checked(b, p, statuses.get(k).copied().unwrap_or(JobStatus::Pending));
         if r.is_ok() {
-            sa.hot.packets += 1;
-            sa.hot.bytes += b.data_len() as u64;
             good += 1;
         }
     }

@@ -15,12 +15,12 @@ use crate::{DropReason, MAX_BURST};
 
 /// Per-packet state between the stages.
 #[derive(Debug, Clone, Copy, Default)]
-struct Prep {
+pub(crate) struct Prep {
     /// Offset of the ESP header in the storage.
-    esp_off: usize,
+    pub(crate) esp_off: usize,
     /// ESP header to end of ICV.
-    esp_len: usize,
-    esn_high: Option<u32>,
+    pub(crate) esp_len: usize,
+    pub(crate) esn_high: Option<u32>,
     /// Outer IPv6 with UDP: offset of the IPv6 header (for the UDP checksum).
     v6_udp: Option<(usize, usize)>,
 }
@@ -75,12 +75,22 @@ impl OutboundSa {
         }
     }
 
+    /// The finish stage of a packet whose crypto succeeded: the outer UDP checksum over IPv6
+    /// (it covers the ciphertext), counters.
+    pub(crate) fn finish<B: PacketBuffer>(&mut self, b: &mut B, p: &Prep) {
+        if let Some((ip, uo)) = p.v6_udp {
+            fill_udp6_checksum(b.storage_mut(), ip, uo);
+        }
+        self.hot.packets += 1;
+        self.hot.bytes += b.data_len() as u64;
+    }
+
     fn esn_high(&self, seq: u64) -> Option<u32> {
         // RFC 4304 §2: the high 32 bits are in the ICV input only.
         self.common.esn.then_some((seq >> 32) as u32)
     }
 
-    fn prepare<B: PacketBuffer>(&mut self, b: &mut B) -> Result<Prep, DropReason> {
+    pub(crate) fn prepare<B: PacketBuffer>(&mut self, b: &mut B) -> Result<Prep, DropReason> {
         match self.common.path {
             Path::TunnelV4 | Path::TunnelV6 => self.prepare_tunnel(b),
             Path::Transport => self.prepare_transport(b),
@@ -343,11 +353,7 @@ fn encap_chunk<B: PacketBuffer, const N: usize>(
             *r = Err(DropReason::CryptoError);
             continue;
         }
-        if let Some((ip, uo)) = p.v6_udp {
-            fill_udp6_checksum(b.storage_mut(), ip, uo);
-        }
-        sa.hot.packets += 1;
-        sa.hot.bytes += b.data_len() as u64;
+        sa.finish(b, p);
         good += 1;
     }
     good

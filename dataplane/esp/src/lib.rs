@@ -23,6 +23,7 @@ pub mod crypto;
 mod drop;
 pub mod esp_inb;
 pub mod esp_outb;
+pub mod mixed;
 pub mod replay;
 pub mod sa;
 pub mod wire;
@@ -31,6 +32,7 @@ pub use buffer::{PacketBuffer, VecBuffer};
 pub use drop::DropReason;
 pub use esp_inb::{decap, decap_burst, decap_burst_multi};
 pub use esp_outb::{encap, encap_burst, encap_burst_multi};
+pub use mixed::{decap_mixed, encap_mixed, SaTable};
 pub use sa::{InboundSa, OutboundSa, SaConfig};
 
 /// Largest burst the batched API processes at once.

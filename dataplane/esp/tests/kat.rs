@@ -39,7 +39,7 @@ fn check_hmac_case(c: &Case, truncated_field: &str) {
             cipher_key: Zeroizing::new(vec![]),
             auth_key: Zeroizing::new(key.clone()),
         };
-        let mut s = RustBackend.new_session(&p).unwrap();
+        let s = RustBackend.new_session(&p).unwrap();
         let mut pkt = data.clone();
         pkt.resize(data.len() + alg.icv_len(), 0);
         let mut j = [CryptoJob::new(&mut pkt, None)];
@@ -177,7 +177,7 @@ fn draft_mcgrew_gcm_esp_packets() {
             cipher_key: Zeroizing::new(keymat.clone()),
             auth_key: Zeroizing::new(vec![]),
         };
-        let mut s = RustBackend.new_session(&params).unwrap();
+        let s = RustBackend.new_session(&params).unwrap();
         // Seal: header and IV from the draft, plaintext, room for the ICV.
         let mut pkt = esp_pkt[..16].to_vec();
         pkt.extend_from_slice(&plaintext);

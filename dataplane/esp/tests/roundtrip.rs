@@ -460,7 +460,7 @@ fn handmade(seq: u32, plain: &[u8]) -> VecBuffer {
     use esp::crypto::rust::RustBackend;
     use esp::crypto::{CryptoBackend, CryptoJob, Operation};
     let cfg = config(C::AesGcm128, I::None, tunnel(false), false, false);
-    let mut s = RustBackend.new_session(&cfg.crypto).unwrap();
+    let s = RustBackend.new_session(&cfg.crypto).unwrap();
     let mut esp_pkt = Vec::new();
     esp_pkt.extend_from_slice(&cfg.spi.to_be_bytes());
     esp_pkt.extend_from_slice(&seq.to_be_bytes());

@@ -183,7 +183,7 @@ fn leaks(p: &CryptoParams, needles: &[Needle]) -> Vec<(&'static str, u32)> {
     let mut pkt = vec![0x5au8; 8 + lay.iv_len + 64 + lay.icv_len];
     arm(&refs);
     {
-        let mut s = RustBackend.new_session(p).unwrap();
+        let s = RustBackend.new_session(p).unwrap();
         let mut j = [CryptoJob::new(&mut pkt, Some(7))];
         s.process(Operation::Seal, &mut j);
         assert_eq!(j[0].status, JobStatus::Ok);

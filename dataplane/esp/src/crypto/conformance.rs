@@ -86,7 +86,7 @@ pub fn check_backend(backend: &dyn CryptoBackend) -> Result<usize, Mismatch> {
     let mut checked = 0;
     for (k, &(c, i)) in ALGORITHMS.iter().enumerate() {
         let p = params(c, i, 0x1234 + k as u64);
-        let mut theirs = match backend.new_session(&p) {
+        let theirs = match backend.new_session(&p) {
             Ok(s) => s,
             Err(CryptoError::Unsupported) => continue,
             Err(_) => {
@@ -98,7 +98,7 @@ pub fn check_backend(backend: &dyn CryptoBackend) -> Result<usize, Mismatch> {
                 })
             }
         };
-        let Ok(mut reference) = RustBackend.new_session(&p) else {
+        let Ok(reference) = RustBackend.new_session(&p) else {
             return Err(Mismatch { algorithm: (c, i), len: 0, esn_high: None, what: "reference session" });
         };
         checked += 1;
@@ -185,11 +185,14 @@ mod tests {
         fn layout(&self) -> Layout {
             self.0.layout()
         }
-        fn process(&mut self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
+        fn process(&self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
             for j in jobs.iter_mut() {
                 j.esn_high = None;
             }
             self.0.process(op, jobs)
+        }
+        fn as_any(&self) -> &dyn core::any::Any {
+            self
         }
     }
     impl CryptoBackend for IgnoresEsn {

@@ -1,11 +1,13 @@
 //! The Intel intel-ipsec-mb backend, through the safe `ipsec-mb` crate (feature `ipsec-mb`,
 //! x86-64).
 //!
-//! One [`IpsecMbBackend`] owns one `MbMgr` (the library's per-thread manager): create one per
-//! lcore and build that lcore's SAs with it. Its sessions share the manager behind a mutex
-//! that is only ever taken by that lcore (uncontended, once per burst). Each `process` call
-//! turns the engine's jobs into `GcmOp` / `CbcHmacOp`s and submits them as one burst, so
-//! AES-CBC + HMAC fills the library's multi-buffer lanes.
+//! Sessions hold only their keys (expanded AES keys, GHASH powers, HMAC ipad/opad states),
+//! read-only once built. The library's per-thread manager lives in an [`MbRunner`], one per
+//! lcore, owned by that lcore: a burst of jobs from any of this backend's sessions becomes one
+//! GCM call sequence (the direct API, key per operation) and one AES-CBC + HMAC burst (per-job
+//! `enc_keys`/`ipad`/`opad`, so the multi-buffer lanes fill whatever the SA mix), with no lock
+//! and no allocation. A session's own `process` (one SA, for tests and the single-packet API)
+//! borrows the backend's manager behind a mutex.
 //!
 //! Supported: AES-GCM-128/256 (ICV 16) and AES-CBC-128/256 with every HMAC; NULL encryption is
 //! [`CryptoError::Unsupported`] (use the pure-Rust backend for it). The engine writes every
@@ -13,14 +15,17 @@
 //! (`crypto::conformance` checks it).
 
 use super::{
-    CipherAlgorithm as C, CryptoBackend, CryptoError, CryptoJob, CryptoParams, CryptoSession,
-    IntegrityAlgorithm as I, JobStatus, Layout, Operation,
+    process_runs, CipherAlgorithm as C, CryptoBackend, CryptoError, CryptoJob, CryptoParams, CryptoRunner,
+    CryptoSession, IntegrityAlgorithm as I, JobStatus, Layout, Operation,
 };
 use crate::wire::esp::HEADER_LEN as ESP_HEADER_LEN;
-use ipsec_mb::{CbcHmacKey, CbcHmacOp, GcmKey, GcmOp, HmacAlg, MbMgr, OpStatus};
+use arrayvec::ArrayVec;
+use core::any::Any;
+use ipsec_mb::{CbcHmacKey, CbcHmacOp, GcmKey, GcmOp, HmacAlg, MbMgr, OpStatus, MAX_BURST};
 use std::sync::{Arc, Mutex};
 
-/// The ipsec-mb backend: one library manager, shared by the sessions it creates.
+/// The ipsec-mb backend: a manager for the sessions' own single-SA `process`, and the factory
+/// of per-lcore [`MbRunner`]s.
 #[derive(Debug, Clone)]
 pub struct IpsecMbBackend {
     mgr: Arc<Mutex<MbMgr>>,
@@ -30,6 +35,11 @@ impl IpsecMbBackend {
     /// Allocate and initialise a manager for the best code path of this CPU.
     pub fn new() -> Result<Self, ipsec_mb::Error> {
         Ok(IpsecMbBackend { mgr: Arc::new(Mutex::new(MbMgr::new()?)) })
+    }
+
+    /// A runner with a manager of its own, for one lcore.
+    pub fn runner(&self) -> Result<MbRunner, ipsec_mb::Error> {
+        Ok(MbRunner { mgr: MbMgr::new()? })
     }
 }
 
@@ -49,7 +59,7 @@ impl CryptoBackend for IpsecMbBackend {
                 let mut salt = [0u8; 4];
                 salt.copy_from_slice(s);
                 let key = GcmKey::new(&mgr, k).map_err(|_| CryptoError::BadKeyLength)?;
-                Ok(Box::new(MbGcm { mgr: Arc::clone(&self.mgr), key, salt, layout }))
+                Ok(Box::new(MbGcm { mgr: Arc::clone(&self.mgr), key, salt: Salt(salt), layout }))
             }
             C::AesCbc128 | C::AesCbc256 => {
                 let h = match params.integrity {
@@ -68,12 +78,18 @@ impl CryptoBackend for IpsecMbBackend {
     }
 }
 
-fn status(s: Option<OpStatus>) -> JobStatus {
-    match s {
-        Some(OpStatus::Completed) => JobStatus::Ok,
-        Some(OpStatus::AuthFailed) => JobStatus::AuthFailed,
-        Some(OpStatus::InvalidArgs) => JobStatus::BadLength,
-        _ => JobStatus::Failed,
+/// RFC 4106 §8.1: the salt is keying material; wiped on drop.
+struct Salt([u8; 4]);
+
+impl Drop for Salt {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl core::fmt::Debug for Salt {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Salt(..)")
     }
 }
 
@@ -81,89 +97,8 @@ fn status(s: Option<OpStatus>) -> JobStatus {
 struct MbGcm {
     mgr: Arc<Mutex<MbMgr>>,
     key: GcmKey,
-    salt: [u8; 4],
+    salt: Salt,
     layout: Layout,
-}
-
-impl CryptoSession for MbGcm {
-    fn layout(&self) -> Layout {
-        self.layout
-    }
-
-    fn process(&mut self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
-        let Ok(mut mgr) = self.mgr.lock() else {
-            jobs.iter_mut().for_each(|j| j.status = JobStatus::Failed);
-            return;
-        };
-        let hdr = ESP_HEADER_LEN + 8;
-        let icv = self.layout.icv_len;
-        for chunk in jobs.chunks_mut(ipsec_mb::MAX_BURST) {
-            // Nonce and RFC 4106 §5 AAD per job, built before the ops borrow the buffers.
-            let mut aads = [[0u8; 12]; ipsec_mb::MAX_BURST];
-            let mut aad_lens = [0usize; ipsec_mb::MAX_BURST];
-            let mut ivs = [[0u8; 12]; ipsec_mb::MAX_BURST];
-            let mut valid = [false; ipsec_mb::MAX_BURST];
-            for (k, job) in chunk.iter_mut().enumerate() {
-                let (Some(&[s0, s1, s2, s3, q0, q1, q2, q3]), Some(explicit_iv), true) = (
-                    job.esp.get(..ESP_HEADER_LEN),
-                    job.esp.get(ESP_HEADER_LEN..hdr),
-                    job.esp.len() >= hdr + icv,
-                ) else {
-                    job.status = JobStatus::BadLength;
-                    continue;
-                };
-                let (Some(aad), Some(len), Some(iv), Some(v)) =
-                    (aads.get_mut(k), aad_lens.get_mut(k), ivs.get_mut(k), valid.get_mut(k))
-                else {
-                    continue;
-                };
-                (*aad, *len) = match job.esn_high {
-                    None => ([s0, s1, s2, s3, q0, q1, q2, q3, 0, 0, 0, 0], 8),
-                    Some(hi) => {
-                        let [h0, h1, h2, h3] = hi.to_be_bytes();
-                        ([s0, s1, s2, s3, h0, h1, h2, h3, q0, q1, q2, q3], 12)
-                    }
-                };
-                iv[..4].copy_from_slice(&self.salt);
-                iv[4..].copy_from_slice(explicit_iv);
-                *v = true;
-            }
-            let mut idx = [0usize; ipsec_mb::MAX_BURST];
-            let mut n = 0;
-            let mut ops: Vec<GcmOp<'_>> = Vec::with_capacity(chunk.len());
-            for (k, job) in chunk.iter_mut().enumerate() {
-                let (Some(true), Some(aad), Some(&len), Some(iv), Some(x)) =
-                    (valid.get(k).copied(), aads.get(k), aad_lens.get(k), ivs.get(k), idx.get_mut(n))
-                else {
-                    continue;
-                };
-                *x = k;
-                n += 1;
-                let data_len = job.esp.len() - hdr - icv;
-                ops.push(GcmOp {
-                    key: &self.key,
-                    iv: *iv,
-                    aad: aad.get(..len).unwrap_or(&[]),
-                    buf: &mut *job.esp,
-                    data_offset: hdr,
-                    data_len,
-                });
-            }
-            let r = match op {
-                Operation::Seal => mgr.gcm_encrypt_burst(&mut ops),
-                Operation::Open => mgr.gcm_decrypt_burst(&mut ops),
-            };
-            drop(ops);
-            for (m, &k) in idx.iter().enumerate().take(n) {
-                if let Some(job) = chunk.get_mut(k) {
-                    job.status = match &r {
-                        Ok(st) => status(st.get(m)),
-                        Err(_) => JobStatus::Failed,
-                    };
-                }
-            }
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -173,64 +108,222 @@ struct MbCbc {
     layout: Layout,
 }
 
+impl CryptoSession for MbGcm {
+    fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    fn process(&self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
+        let Ok(mut mgr) = self.mgr.lock() else {
+            jobs.iter_mut().for_each(|j| j.status = JobStatus::Failed);
+            return;
+        };
+        let sessions: [&dyn CryptoSession; 1] = [self];
+        for chunk in jobs.chunks_mut(MAX_BURST) {
+            run_chunk(&mut mgr, op, &|_| sessions.first().copied(), chunk);
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 impl CryptoSession for MbCbc {
     fn layout(&self) -> Layout {
         self.layout
     }
 
-    fn process(&mut self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
+    fn process(&self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
         let Ok(mut mgr) = self.mgr.lock() else {
             jobs.iter_mut().for_each(|j| j.status = JobStatus::Failed);
             return;
         };
-        let hdr = ESP_HEADER_LEN + 16;
-        let icv = self.layout.icv_len;
-        for chunk in jobs.chunks_mut(ipsec_mb::MAX_BURST) {
-            let mut idx = [0usize; ipsec_mb::MAX_BURST];
-            let mut n = 0;
-            let mut ops: Vec<CbcHmacOp<'_>> = Vec::with_capacity(chunk.len());
-            for (k, job) in chunk.iter_mut().enumerate() {
-                let body = job.esp.len().checked_sub(hdr + icv);
-                let (Some(body), Some(ivb)) = (body, job.esp.get(ESP_HEADER_LEN..hdr)) else {
-                    job.status = JobStatus::BadLength;
-                    continue;
-                };
-                if body == 0 || body % 16 != 0 {
-                    job.status = JobStatus::BadLength;
-                    continue;
+        let sessions: [&dyn CryptoSession; 1] = [self];
+        for chunk in jobs.chunks_mut(MAX_BURST) {
+            run_chunk(&mut mgr, op, &|_| sessions.first().copied(), chunk);
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// One lcore's ipsec-mb manager, running bursts that mix this backend's sessions: all GCM jobs
+/// through the direct API in one loop (GCM is single-buffer in the library), all CBC + HMAC
+/// jobs as one multi-buffer burst. Jobs of other backends' sessions run through their own
+/// `process`, one call per run of one session.
+#[derive(Debug)]
+pub struct MbRunner {
+    mgr: MbMgr,
+}
+
+impl CryptoRunner for MbRunner {
+    fn run(&mut self, op: Operation, sessions: &[&dyn CryptoSession], jobs: &mut [CryptoJob<'_>]) {
+        let n = sessions.len().min(jobs.len());
+        let (Some(sessions), Some(jobs)) = (sessions.get(..n), jobs.get_mut(..n)) else { return };
+        // Foreign sessions first, so that the burst below sees only ours.
+        if sessions.iter().any(|s| !is_ours(*s)) {
+            foreign_runs(op, sessions, jobs);
+        }
+        for (k, chunk) in jobs.chunks_mut(MAX_BURST).enumerate() {
+            let base = k * MAX_BURST;
+            run_chunk(&mut self.mgr, op, &|i| sessions.get(base + i).copied(), chunk);
+        }
+    }
+}
+
+fn is_ours(s: &dyn CryptoSession) -> bool {
+    let a = s.as_any();
+    a.is::<MbGcm>() || a.is::<MbCbc>()
+}
+
+/// `process` for the runs of jobs whose sessions are not this backend's.
+fn foreign_runs(op: Operation, sessions: &[&dyn CryptoSession], jobs: &mut [CryptoJob<'_>]) {
+    let mut start = 0;
+    while start < sessions.len() {
+        if sessions.get(start).is_some_and(|s| is_ours(*s)) {
+            start += 1;
+            continue;
+        }
+        let mut end = start + 1;
+        while sessions.get(end).is_some_and(|s| !is_ours(*s)) {
+            end += 1;
+        }
+        if let (Some(s), Some(j)) = (sessions.get(start..end), jobs.get_mut(start..end)) {
+            process_runs(op, s, j);
+        }
+        start = end;
+    }
+}
+
+fn status(s: Option<OpStatus>) -> JobStatus {
+    match s {
+        Some(OpStatus::Completed) => JobStatus::Ok,
+        Some(OpStatus::AuthFailed) => JobStatus::AuthFailed,
+        Some(OpStatus::InvalidArgs) => JobStatus::BadLength,
+        _ => JobStatus::Failed,
+    }
+}
+
+/// One chunk of at most [`MAX_BURST`] jobs, `session_of(i)` being job `i`'s session: this
+/// backend's GCM jobs in one GCM call, its CBC + HMAC jobs in one burst; every job of ours gets
+/// a status, others are left as they are. Nothing is allocated: the operations live in
+/// fixed-capacity arrays on the stack, filled only as far as used.
+fn run_chunk<'s>(
+    mgr: &mut MbMgr,
+    op: Operation,
+    session_of: &dyn Fn(usize) -> Option<&'s dyn CryptoSession>,
+    chunk: &mut [CryptoJob<'_>],
+) {
+    // Nonce and RFC 4106 §5 AAD per GCM job, built before the operations borrow the buffers.
+    let mut aads = [[0u8; 12]; MAX_BURST];
+    let mut gcm: ArrayVec<GcmOp<'_>, MAX_BURST> = ArrayVec::new();
+    let mut gcm_idx: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+    let mut cbc: ArrayVec<CbcHmacOp<'_>, MAX_BURST> = ArrayVec::new();
+    let mut cbc_idx: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+    let mut bad: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+    for ((i, job), aad) in chunk.iter_mut().enumerate().zip(aads.iter_mut()) {
+        let Some(any) = session_of(i).map(|s| s.as_any()) else { continue };
+        #[allow(clippy::cast_possible_truncation)] // i < MAX_BURST = 64
+        let i8 = i as u8;
+        if let Some(s) = any.downcast_ref::<MbGcm>() {
+            match gcm_op(s, job.esp, job.esn_high, aad) {
+                Some(o) => {
+                    gcm.push(o);
+                    gcm_idx.push(i8);
                 }
-                let mut iv = [0u8; 16];
-                iv.copy_from_slice(ivb);
-                let Some(x) = idx.get_mut(n) else { continue };
-                *x = k;
-                n += 1;
-                let esn_high = job.esn_high;
-                ops.push(CbcHmacOp {
-                    key: &self.key,
-                    iv,
-                    buf: &mut *job.esp,
-                    cipher_offset: hdr,
-                    cipher_len: body,
-                    auth_offset: 0,
-                    auth_len: hdr + body,
-                    esn_high,
-                });
+                None => bad.push(i8),
             }
-            let r = match op {
-                Operation::Seal => mgr.cbc_hmac_encrypt_burst(&mut ops),
-                Operation::Open => mgr.cbc_hmac_decrypt_burst(&mut ops),
-            };
-            drop(ops);
-            for (m, &k) in idx.iter().enumerate().take(n) {
-                if let Some(job) = chunk.get_mut(k) {
-                    job.status = match &r {
-                        Ok(st) => status(st.get(m)),
-                        Err(_) => JobStatus::Failed,
-                    };
+        } else if let Some(s) = any.downcast_ref::<MbCbc>() {
+            match cbc_op(s, job.esp, job.esn_high) {
+                Some(o) => {
+                    cbc.push(o);
+                    cbc_idx.push(i8);
                 }
+                None => bad.push(i8),
             }
         }
     }
+    let g = match op {
+        _ if gcm.is_empty() => None,
+        Operation::Seal => Some(mgr.gcm_encrypt_burst(&mut gcm)),
+        Operation::Open => Some(mgr.gcm_decrypt_burst(&mut gcm)),
+    };
+    let c = match op {
+        _ if cbc.is_empty() => None,
+        Operation::Seal => Some(mgr.cbc_hmac_encrypt_burst(&mut cbc)),
+        Operation::Open => Some(mgr.cbc_hmac_decrypt_burst(&mut cbc)),
+    };
+    drop((gcm, cbc));
+    for (idx, r) in [(&gcm_idx, g), (&cbc_idx, c)] {
+        for (m, &i) in idx.iter().enumerate() {
+            if let Some(job) = chunk.get_mut(usize::from(i)) {
+                job.status = match &r {
+                    Some(Ok(st)) => status(st.get(m)),
+                    _ => JobStatus::Failed,
+                };
+            }
+        }
+    }
+    for &i in &bad {
+        if let Some(job) = chunk.get_mut(usize::from(i)) {
+            job.status = JobStatus::BadLength;
+        }
+    }
+}
+
+/// A GCM operation over an ESP packet (header || IV || data || ICV), or `None` when it is too
+/// short for the header, IV and ICV.
+fn gcm_op<'a>(
+    s: &'a MbGcm,
+    esp: &'a mut [u8],
+    esn_high: Option<u32>,
+    aad: &'a mut [u8; 12],
+) -> Option<GcmOp<'a>> {
+    let hdr = ESP_HEADER_LEN + 8;
+    let data_len = esp.len().checked_sub(hdr + s.layout.icv_len)?;
+    let &[s0, s1, s2, s3, q0, q1, q2, q3] = esp.get(..ESP_HEADER_LEN)? else { return None };
+    let explicit_iv = esp.get(ESP_HEADER_LEN..hdr)?;
+    let len = match esn_high {
+        None => {
+            *aad = [s0, s1, s2, s3, q0, q1, q2, q3, 0, 0, 0, 0];
+            8
+        }
+        Some(hi) => {
+            let [h0, h1, h2, h3] = hi.to_be_bytes();
+            *aad = [s0, s1, s2, s3, h0, h1, h2, h3, q0, q1, q2, q3];
+            12
+        }
+    };
+    // RFC 4106 §4: nonce = salt || explicit IV.
+    let mut iv = [0u8; 12];
+    let (ns, ni) = iv.split_at_mut(4);
+    ns.copy_from_slice(&s.salt.0);
+    ni.copy_from_slice(explicit_iv);
+    Some(GcmOp { key: &s.key, iv, aad: aad.get(..len)?, buf: esp, data_offset: hdr, data_len })
+}
+
+/// A CBC + HMAC operation over an ESP packet, or `None` when the body is not a non-empty
+/// multiple of the block.
+fn cbc_op<'a>(s: &'a MbCbc, esp: &'a mut [u8], esn_high: Option<u32>) -> Option<CbcHmacOp<'a>> {
+    let hdr = ESP_HEADER_LEN + 16;
+    let body = esp.len().checked_sub(hdr + s.layout.icv_len)?;
+    if body == 0 || body % 16 != 0 {
+        return None;
+    }
+    let iv: [u8; 16] = esp.get(ESP_HEADER_LEN..hdr)?.try_into().ok()?;
+    Some(CbcHmacOp {
+        key: &s.key,
+        iv,
+        buf: esp,
+        cipher_offset: hdr,
+        cipher_len: body,
+        auth_offset: 0,
+        auth_len: hdr + body,
+        esn_high,
+    })
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod rust;
 
 pub use iv::{AesCounterIvSource, CounterIvSource, IvSource};
 
+use core::any::Any;
 use core::fmt::Debug;
 use zeroize::Zeroizing;
 
@@ -239,17 +240,64 @@ impl Default for CryptoJob<'_> {
     }
 }
 
-/// Per-SA crypto state of one backend.
+/// Per-SA crypto state of one backend: keys, read-only once built.
 ///
 /// `process` receives a burst (up to [`crate::MAX_BURST`]) of jobs for this session and must set
 /// every job's status before returning: a multi-buffer backend submits them all and then
-/// collects (flushes) the results. It takes `&mut self` so that a backend may keep scratch
-/// state or a per-core manager in the session.
+/// collects (flushes) the results. A burst whose jobs belong to many sessions goes through a
+/// [`CryptoRunner`] instead, which batches across sessions.
 pub trait CryptoSession: Send + Debug {
     /// Per-packet sizes.
     fn layout(&self) -> Layout;
-    /// Process a burst.
-    fn process(&mut self, op: Operation, jobs: &mut [CryptoJob<'_>]);
+    /// Process a burst of this session's jobs.
+    fn process(&self, op: Operation, jobs: &mut [CryptoJob<'_>]);
+    /// The concrete session, so that a backend's [`CryptoRunner`] can recognise its own
+    /// sessions among others and reach their keys.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Runs bursts whose jobs belong to many sessions (SAs), as one call per algorithm class where
+/// the backend can: the SA is a per-job attribute, not a reason to split the burst
+/// (VPP's `esp_encrypt` fills one crypto frame across SAs; DPDK's `aesni_mb` PMD one
+/// multi-buffer burst across sessions). One runner per lcore: it owns that lcore's
+/// per-thread crypto state (ipsec-mb's manager), so nothing is locked or allocated per burst.
+pub trait CryptoRunner: Send + Debug {
+    /// Process `jobs[i]` with `sessions[i]` (up to the shorter of the two), setting every
+    /// job's status.
+    fn run(&mut self, op: Operation, sessions: &[&dyn CryptoSession], jobs: &mut [CryptoJob<'_>]);
+}
+
+/// The runner for sessions that batch only within themselves (the pure-Rust backend): each
+/// run of consecutive jobs of one session is one `process` call.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PerSessionRunner;
+
+impl CryptoRunner for PerSessionRunner {
+    fn run(&mut self, op: Operation, sessions: &[&dyn CryptoSession], jobs: &mut [CryptoJob<'_>]) {
+        process_runs(op, sessions, jobs);
+    }
+}
+
+/// Same session as the previous job (the data pointers: two sessions are never one object).
+fn same_session(a: &dyn CryptoSession, b: &dyn CryptoSession) -> bool {
+    core::ptr::addr_eq(a as *const dyn CryptoSession, b as *const dyn CryptoSession)
+}
+
+/// `process` once per run of consecutive jobs of one session.
+pub(crate) fn process_runs(op: Operation, sessions: &[&dyn CryptoSession], jobs: &mut [CryptoJob<'_>]) {
+    let n = sessions.len().min(jobs.len());
+    let mut start = 0;
+    while start < n {
+        let Some(&s) = sessions.get(start) else { break };
+        let mut end = start + 1;
+        while sessions.get(end).is_some_and(|&t| end < n && same_session(s, t)) {
+            end += 1;
+        }
+        if let Some(run) = jobs.get_mut(start..end) {
+            s.process(op, run);
+        }
+        start = end;
+    }
 }
 
 /// A crypto implementation that can create sessions.

@@ -93,8 +93,11 @@ impl<T: CryptoSession> CryptoSession for WipeBox<T> {
     fn layout(&self) -> Layout {
         (**self).layout()
     }
-    fn process(&mut self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
+    fn process(&self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
         (**self).process(op, jobs)
+    }
+    fn as_any(&self) -> &dyn core::any::Any {
+        (**self).as_any()
     }
 }
 
@@ -276,10 +279,13 @@ impl CryptoSession for GcmSession {
     fn layout(&self) -> Layout {
         self.layout
     }
-    fn process(&mut self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
+    fn process(&self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
         for job in jobs.iter_mut() {
             job.status = self.one(op, job);
         }
+    }
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
     }
 }
 
@@ -450,7 +456,11 @@ impl CryptoSession for CbcHmacSession {
         self.layout
     }
 
-    fn process(&mut self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
+
+    fn process(&self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
         let icv_len = self.layout.icv_len;
         match op {
             Operation::Seal => {
@@ -524,7 +534,7 @@ mod tests {
     fn lockstep_cbc_equals_single() {
         let b = RustBackend;
         let p = params(CipherAlgorithm::AesCbc128, IntegrityAlgorithm::HmacSha256_128);
-        let mut s = b.new_session(&p).unwrap();
+        let s = b.new_session(&p).unwrap();
         let pkts: Vec<Vec<u8>> = (0..11)
             .map(|i| {
                 let n = 8 + 16 + 16 * (1 + (i * 7) % 13) + 16;
@@ -554,7 +564,7 @@ mod tests {
     fn bad_lengths_and_keys() {
         let b = RustBackend;
         let mut p = params(CipherAlgorithm::AesCbc256, IntegrityAlgorithm::HmacSha1_96);
-        let mut s = b.new_session(&p).unwrap();
+        let s = b.new_session(&p).unwrap();
         let mut short = vec![0u8; 8 + 16 + 15 + 12];
         let mut j = [CryptoJob::new(&mut short, None)];
         s.process(Operation::Open, &mut j);
@@ -568,7 +578,7 @@ mod tests {
         let p = params(CipherAlgorithm::AesGcm128, IntegrityAlgorithm::HmacSha1_96);
         assert_eq!(b.new_session(&p).unwrap_err(), CryptoError::BadAlgorithmCombination);
         let p = params(CipherAlgorithm::AesGcm256, IntegrityAlgorithm::None);
-        let mut s = b.new_session(&p).unwrap();
+        let s = b.new_session(&p).unwrap();
         let mut tiny = vec![0u8; 8 + 8 + 15];
         let mut j = [CryptoJob::new(&mut tiny, None)];
         s.process(Operation::Open, &mut j);
@@ -596,7 +606,7 @@ mod tests {
                 cipher_key: Zeroizing::new(key[..klen + 4].to_vec()),
                 auth_key: Zeroizing::new(vec![]),
             };
-            let mut s = RustBackend.new_session(&p).unwrap();
+            let s = RustBackend.new_session(&p).unwrap();
             let mut pkt = [&hdr[..], &body[..], &[0u8; 16]].concat();
             let mut j = [CryptoJob::new(&mut pkt, esn)];
             s.process(Operation::Seal, &mut j);
@@ -638,7 +648,7 @@ mod tests {
             params(CipherAlgorithm::AesGcm128, IntegrityAlgorithm::None),
             params(CipherAlgorithm::Null, IntegrityAlgorithm::HmacSha512_256),
         ] {
-            let mut s = RustBackend.new_session(&p).unwrap();
+            let s = RustBackend.new_session(&p).unwrap();
             let icv = p.layout().icv_len;
             let mut a = vec![7u8; 8 + p.layout().iv_len + 20 + icv];
             let mut b2 = a.clone();

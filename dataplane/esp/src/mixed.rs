@@ -1,0 +1,226 @@
+//! Bursts that mix SAs: the SA is a per-packet attribute, and crypto runs once per burst
+//! across all of them through a per-lcore [`CryptoRunner`].
+//!
+//! The stages are the single-SA functions' (`esp_outb`, `esp_inb`): **prepare** each packet with
+//! its own SA, in arrival order (sequence numbers, headers, trailer; inbound: parse and replay
+//! pre-check); **crypto** for the whole burst in one runner call, which groups by algorithm
+//! class, not by SA (VPP's `esp_encrypt` fills one crypto frame from packets of many SAs, DPDK's
+//! `aesni_mb` PMD one multi-buffer burst from ops of any session); **finish** each packet with
+//! its SA, in arrival order (inbound: the replay window is updated only now, after the ICV).
+//!
+//! The caller's SA store is reached through [`SaTable`], by key (espd's slot number), so it can
+//! be any indexable store; the burst need not be sorted.
+
+use crate::buffer::PacketBuffer;
+use crate::crypto::{CryptoJob, CryptoRunner, CryptoSession, JobStatus, Operation};
+use crate::sa::{InboundSa, OutboundSa};
+use crate::{DropReason, MAX_BURST};
+use arrayvec::ArrayVec;
+
+/// Where a mixed burst finds its SAs.
+pub trait SaTable<S> {
+    /// The SA for the next packet of `key`. The prepare stage calls it once per packet, in
+    /// arrival order, before that packet takes a sequence number: a dataplane that hands
+    /// out sequence numbers in leases refills the lease here.
+    fn next_packet(&mut self, key: usize) -> Option<&mut S>;
+    /// The SA of `key`, to read.
+    fn get(&self, key: usize) -> Option<&S>;
+    /// The SA of `key`, to update.
+    fn get_mut(&mut self, key: usize) -> Option<&mut S>;
+}
+
+impl<S> SaTable<S> for [S] {
+    fn next_packet(&mut self, key: usize) -> Option<&mut S> {
+        <[S]>::get_mut(self, key)
+    }
+    fn get(&self, key: usize) -> Option<&S> {
+        <[S]>::get(self, key)
+    }
+    fn get_mut(&mut self, key: usize) -> Option<&mut S> {
+        <[S]>::get_mut(self, key)
+    }
+}
+
+/// What the crypto stage needs of an SA of either direction.
+trait HasSession {
+    fn session(&self) -> &dyn CryptoSession;
+}
+
+impl HasSession for OutboundSa {
+    fn session(&self) -> &dyn CryptoSession {
+        &*self.common.session
+    }
+}
+
+impl HasSession for InboundSa {
+    fn session(&self) -> &dyn CryptoSession {
+        &*self.common.session
+    }
+}
+
+/// The stage between prepare and finish: one runner call for every prepared packet of the
+/// chunk. `esp_range(i)` is packet `i`'s ESP region and ESN high half when it was prepared.
+fn crypto_stage<S: HasSession, T: SaTable<S> + ?Sized, B: PacketBuffer>(
+    runner: &mut dyn CryptoRunner,
+    op: Operation,
+    table: &T,
+    keys: &[usize],
+    bufs: &mut [B],
+    esp_range: impl Fn(usize) -> Option<(usize, usize, Option<u32>)>,
+    statuses: &mut [JobStatus; MAX_BURST],
+) {
+    let mut sessions: ArrayVec<&dyn CryptoSession, MAX_BURST> = ArrayVec::new();
+    let mut jobs: ArrayVec<CryptoJob<'_>, MAX_BURST> = ArrayVec::new();
+    let mut idx: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+    for (i, b) in bufs.iter_mut().enumerate().take(MAX_BURST) {
+        let Some((off, len, esn_high)) = esp_range(i) else { continue };
+        let (Some(sa), Some(esp)) =
+            (keys.get(i).and_then(|&k| table.get(k)), b.storage_mut().get_mut(off..off + len))
+        else {
+            continue;
+        };
+        sessions.push(sa.session());
+        jobs.push(CryptoJob::new(esp, esn_high));
+        #[allow(clippy::cast_possible_truncation)] // i < MAX_BURST = 64
+        idx.push(i as u8);
+    }
+    runner.run(op, &sessions, &mut jobs);
+    for (j, &i) in jobs.iter().zip(idx.iter()) {
+        if let Some(s) = statuses.get_mut(usize::from(i)) {
+            *s = j.status;
+        }
+    }
+}
+
+/// The chunking shared by both directions: `bufs`, `keys` and `results` (up to the shortest)
+/// in chunks of at most [`MAX_BURST`].
+fn for_each_chunk<B>(
+    keys: &[usize],
+    bufs: &mut [B],
+    results: &mut [Result<(), DropReason>],
+    mut chunk: impl FnMut(&[usize], &mut [B], &mut [Result<(), DropReason>]) -> usize,
+) -> usize {
+    let n = bufs.len().min(results.len()).min(keys.len());
+    let (Some(k), Some(b), Some(r)) = (keys.get(..n), bufs.get_mut(..n), results.get_mut(..n)) else {
+        return 0;
+    };
+    k.chunks(MAX_BURST)
+        .zip(b.chunks_mut(MAX_BURST))
+        .zip(r.chunks_mut(MAX_BURST))
+        .map(|((k, b), r)| chunk(k, b, r))
+        .sum()
+}
+
+/// Encapsulate a burst whose packets belong to any SAs of `table`: `keys[i]` names `bufs[i]`'s
+/// SA (a key the table does not have gives [`DropReason::NoSa`]). `results[i]` is set for
+/// every packet; returns the number of good packets.
+pub fn encap_mixed<B: PacketBuffer, T: SaTable<OutboundSa> + ?Sized>(
+    runner: &mut dyn CryptoRunner,
+    table: &mut T,
+    keys: &[usize],
+    bufs: &mut [B],
+    results: &mut [Result<(), DropReason>],
+) -> usize {
+    for_each_chunk(keys, bufs, results, |keys, bufs, results| {
+        let mut preps = [crate::esp_outb::Prep::default(); MAX_BURST];
+        for (((&k, b), r), p) in
+            keys.iter().zip(bufs.iter_mut()).zip(results.iter_mut()).zip(preps.iter_mut())
+        {
+            *r = match table.next_packet(k) {
+                Some(sa) => sa.prepare(b).map(|x| *p = x),
+                None => Err(DropReason::NoSa),
+            };
+        }
+        let mut statuses = [JobStatus::Pending; MAX_BURST];
+        let ok = |i: usize| results.get(i).is_some_and(|r| r.is_ok());
+        crypto_stage::<OutboundSa, T, B>(
+            runner,
+            Operation::Seal,
+            table,
+            keys,
+            bufs,
+            |i| ok(i).then(|| preps.get(i).map(|p| (p.esp_off, p.esp_len, p.esn_high))).flatten(),
+            &mut statuses,
+        );
+        let mut good = 0;
+        for ((((&k, b), r), p), s) in
+            keys.iter().zip(bufs.iter_mut()).zip(results.iter_mut()).zip(preps.iter()).zip(statuses.iter())
+        {
+            if r.is_err() {
+                continue;
+            }
+            *r = match table.get_mut(k) {
+                Some(sa) if *s == JobStatus::Ok => {
+                    sa.finish(b, p);
+                    good += 1;
+                    Ok(())
+                }
+                Some(_) => Err(DropReason::CryptoError),
+                None => Err(DropReason::NoSa),
+            };
+        }
+        good
+    })
+}
+
+/// Decapsulate a burst whose packets belong to any SAs of `table`: `keys[i]` names `bufs[i]`'s
+/// SA. Replay windows are checked before the crypto stage and updated after it, in arrival
+/// order, so two copies of one packet in a burst let only the first through. `results[i]` is
+/// set for every packet; returns the number of good packets.
+pub fn decap_mixed<B: PacketBuffer, T: SaTable<InboundSa> + ?Sized>(
+    runner: &mut dyn CryptoRunner,
+    table: &mut T,
+    keys: &[usize],
+    bufs: &mut [B],
+    results: &mut [Result<(), DropReason>],
+) -> usize {
+    for_each_chunk(keys, bufs, results, |keys, bufs, results| {
+        let mut preps = [crate::esp_inb::Prep::default(); MAX_BURST];
+        for (((&k, b), r), p) in keys.iter().zip(bufs.iter()).zip(results.iter_mut()).zip(preps.iter_mut()) {
+            *r = match table.next_packet(k) {
+                Some(sa) => sa.parse(b).map(|x| *p = x),
+                None => Err(DropReason::NoSa),
+            };
+        }
+        let mut statuses = [JobStatus::Pending; MAX_BURST];
+        let ok = |i: usize| results.get(i).is_some_and(|r| r.is_ok());
+        let esn = |i: usize| keys.get(i).and_then(|&k| table.get(k)).is_some_and(|sa| sa.common.esn);
+        let ranges: ArrayVec<Option<(usize, usize, Option<u32>)>, MAX_BURST> = preps
+            .iter()
+            .enumerate()
+            .take(keys.len())
+            .map(|(i, p)| {
+                // The high half of the inferred ESN goes into the ICV input (RFC 4303 §2.2.1).
+                #[allow(clippy::cast_possible_truncation)]
+                let hi = esn(i).then_some((p.seq >> 32) as u32);
+                ok(i).then_some((p.esp_off, p.esp_len, hi))
+            })
+            .collect();
+        crypto_stage::<InboundSa, T, B>(
+            runner,
+            Operation::Open,
+            table,
+            keys,
+            bufs,
+            |i| ranges.get(i).copied().flatten(),
+            &mut statuses,
+        );
+        let mut good = 0;
+        for ((((&k, b), r), p), s) in
+            keys.iter().zip(bufs.iter_mut()).zip(results.iter_mut()).zip(preps.iter()).zip(statuses.iter())
+        {
+            if r.is_err() {
+                continue;
+            }
+            let Some(sa) = table.get_mut(k) else {
+                *r = Err(DropReason::NoSa);
+                continue;
+            };
+            *r = sa.finish_checked(b, p, *s);
+            if r.is_ok() {
+                good += 1;
+            }
+        }
+        good
+    })
+}
