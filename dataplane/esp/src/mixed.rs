@@ -19,10 +19,11 @@ use arrayvec::ArrayVec;
 
 /// Where a mixed burst finds its SAs.
 pub trait SaTable<S> {
-    /// The SA for the next packet of `key`. The prepare stage calls it once per packet, in
-    /// arrival order, before that packet takes a sequence number: a dataplane that hands
-    /// out sequence numbers in leases refills the lease here.
-    fn next_packet(&mut self, key: usize) -> Option<&mut S>;
+    /// The SA for the next packet of `key`, or why the packet cannot have one. The prepare
+    /// stage calls it once per packet, in arrival order, before that packet takes a sequence
+    /// number; `then` holds the keys of the packets after it in the chunk, so a dataplane that
+    /// reserves sequence numbers in a shared counter can reserve for a whole run of one SA.
+    fn next_packet(&mut self, key: usize, then: &[usize]) -> Result<&mut S, DropReason>;
     /// The SA of `key`, to read.
     fn get(&self, key: usize) -> Option<&S>;
     /// The SA of `key`, to update.
@@ -30,8 +31,8 @@ pub trait SaTable<S> {
 }
 
 impl<S> SaTable<S> for [S] {
-    fn next_packet(&mut self, key: usize) -> Option<&mut S> {
-        <[S]>::get_mut(self, key)
+    fn next_packet(&mut self, key: usize, _then: &[usize]) -> Result<&mut S, DropReason> {
+        <[S]>::get_mut(self, key).ok_or(DropReason::NoSa)
     }
     fn get(&self, key: usize) -> Option<&S> {
         <[S]>::get(self, key)
@@ -122,14 +123,13 @@ pub fn encap_mixed<B: PacketBuffer, T: SaTable<OutboundSa> + ?Sized>(
     results: &mut [Result<(), DropReason>],
 ) -> usize {
     for_each_chunk(keys, bufs, results, |keys, bufs, results| {
-        let mut preps = [crate::esp_outb::Prep::default(); MAX_BURST];
-        for (((&k, b), r), p) in
-            keys.iter().zip(bufs.iter_mut()).zip(results.iter_mut()).zip(preps.iter_mut())
-        {
-            *r = match table.next_packet(k) {
-                Some(sa) => sa.prepare(b).map(|x| *p = x),
-                None => Err(DropReason::NoSa),
-            };
+        // Filled as far as used (no zeroing of a whole burst's worth).
+        let mut preps: ArrayVec<crate::esp_outb::Prep, MAX_BURST> = ArrayVec::new();
+        for (i, ((&k, b), r)) in keys.iter().zip(bufs.iter_mut()).zip(results.iter_mut()).enumerate() {
+            let then = keys.get(i + 1..).unwrap_or(&[]);
+            let p = table.next_packet(k, then).and_then(|sa| sa.prepare(b));
+            *r = p.map(|_| ());
+            preps.push(p.unwrap_or_default());
         }
         let mut statuses = [JobStatus::Pending; MAX_BURST];
         let ok = |i: usize| results.get(i).is_some_and(|r| r.is_ok());
@@ -175,24 +175,22 @@ pub fn decap_mixed<B: PacketBuffer, T: SaTable<InboundSa> + ?Sized>(
     results: &mut [Result<(), DropReason>],
 ) -> usize {
     for_each_chunk(keys, bufs, results, |keys, bufs, results| {
-        let mut preps = [crate::esp_inb::Prep::default(); MAX_BURST];
-        for (((&k, b), r), p) in keys.iter().zip(bufs.iter()).zip(results.iter_mut()).zip(preps.iter_mut()) {
-            *r = match table.next_packet(k) {
-                Some(sa) => sa.parse(b).map(|x| *p = x),
-                None => Err(DropReason::NoSa),
-            };
+        let mut preps: ArrayVec<(crate::esp_inb::Prep, bool), MAX_BURST> = ArrayVec::new();
+        for (i, ((&k, b), r)) in keys.iter().zip(bufs.iter()).zip(results.iter_mut()).enumerate() {
+            let then = keys.get(i + 1..).unwrap_or(&[]);
+            let p = table.next_packet(k, then).and_then(|sa| Ok((sa.parse(b)?, sa.common.esn)));
+            *r = p.map(|_| ());
+            preps.push(p.unwrap_or_default());
         }
         let mut statuses = [JobStatus::Pending; MAX_BURST];
         let ok = |i: usize| results.get(i).is_some_and(|r| r.is_ok());
-        let esn = |i: usize| keys.get(i).and_then(|&k| table.get(k)).is_some_and(|sa| sa.common.esn);
         let ranges: ArrayVec<Option<(usize, usize, Option<u32>)>, MAX_BURST> = preps
             .iter()
             .enumerate()
-            .take(keys.len())
-            .map(|(i, p)| {
+            .map(|(i, (p, esn))| {
                 // The high half of the inferred ESN goes into the ICV input (RFC 4303 §2.2.1).
                 #[allow(clippy::cast_possible_truncation)]
-                let hi = esn(i).then_some((p.seq >> 32) as u32);
+                let hi = esn.then_some((p.seq >> 32) as u32);
                 ok(i).then_some((p.esp_off, p.esp_len, hi))
             })
             .collect();
@@ -206,7 +204,7 @@ pub fn decap_mixed<B: PacketBuffer, T: SaTable<InboundSa> + ?Sized>(
             &mut statuses,
         );
         let mut good = 0;
-        for ((((&k, b), r), p), s) in
+        for ((((&k, b), r), (p, _)), s) in
             keys.iter().zip(bufs.iter_mut()).zip(results.iter_mut()).zip(preps.iter()).zip(statuses.iter())
         {
             if r.is_err() {

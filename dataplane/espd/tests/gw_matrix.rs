@@ -1,6 +1,8 @@
 //! The gateway pipeline over every algorithm espd supports × IPv4/IPv6 × plain or
 //! UDP-encapsulated ESP, in one run: 28 tunnel SA pairs, each with its own policy and
 //! subnets. scapy (an independent implementation) makes the input and checks the output.
+//! The captures go round robin over the SAs, so every burst mixes SAs and algorithms in one
+//! crypto stage.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -217,6 +219,27 @@ port = "outside"
     }
     drop(region);
 
+    // The first run's sequence numbers on the wire: 1, 2, 3 for every SA.
+    let seqs_on_wire = || {
+        let frames =
+            espd::pcap::read_all(&mut std::fs::File::open(d.join("outside_out.pcap")).unwrap()).unwrap();
+        let mut seqs: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+        for f in &frames {
+            let be = |o: usize| u32::from_be_bytes(f[o..o + 4].try_into().unwrap());
+            let l3 = 14;
+            let (ip_len, proto) =
+                if f[l3] >> 4 == 4 { (usize::from(f[l3] & 15) * 4, f[l3 + 9]) } else { (40, f[l3 + 6]) };
+            let esp = l3 + ip_len + if proto == 17 { 8 } else { 0 };
+            seqs.entry(be(esp)).or_default().push(be(esp + 4));
+        }
+        seqs
+    };
+    let first = seqs_on_wire();
+    assert_eq!(first.len(), 28, "every outbound SA sent");
+    for (spi, s) in &first {
+        assert_eq!(s, &vec![1, 2, 3], "SPI {spi:#x}: sequence numbers of the first run");
+    }
+
     // A restarted espd re-attaches to the same SA database and carries on: outbound
     // sequence numbers continue (4, 5, 6 on the wire: none reused), and the peer's packets
     // from before the restart are replays now.
@@ -235,16 +258,7 @@ port = "outside"
         (Some(84), None, Some(84)),
         "{report}"
     );
-    let frames = espd::pcap::read_all(&mut std::fs::File::open(d.join("outside_out.pcap")).unwrap()).unwrap();
-    let mut seqs: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
-    for f in &frames {
-        let be = |o: usize| u32::from_be_bytes(f[o..o + 4].try_into().unwrap());
-        let l3 = 14;
-        let (ip_len, proto) =
-            if f[l3] >> 4 == 4 { (usize::from(f[l3] & 15) * 4, f[l3 + 9]) } else { (40, f[l3 + 6]) };
-        let esp = l3 + ip_len + if proto == 17 { 8 } else { 0 };
-        seqs.entry(be(esp)).or_default().push(be(esp + 4));
-    }
+    let seqs = seqs_on_wire();
     assert_eq!(seqs.len(), 28, "every outbound SA sent");
     for (spi, s) in &seqs {
         assert_eq!(s, &vec![4, 5, 6], "SPI {spi:#x}: sequence numbers after the restart");

@@ -223,6 +223,12 @@ impl Reader {
     #[inline]
     pub fn claim_inbound(&self, slot: u32, me: u32) -> u32 {
         let o = &self.region.hot(slot).owner;
+        // A plain load first: once claimed, an SA's owner stays, so the common case reads a
+        // line it shares with nobody writing and never locks it.
+        match o.load(Ordering::Acquire) {
+            0 => {}
+            cur => return u32::try_from(cur).unwrap_or(u32::MAX),
+        }
         match o.compare_exchange(0, u64::from(me), Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => me,
             Err(cur) => u32::try_from(cur).unwrap_or(u32::MAX),

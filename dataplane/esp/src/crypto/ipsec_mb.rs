@@ -15,8 +15,8 @@
 //! (`crypto::conformance` checks it).
 
 use super::{
-    process_runs, CipherAlgorithm as C, CryptoBackend, CryptoError, CryptoJob, CryptoParams, CryptoRunner,
-    CryptoSession, IntegrityAlgorithm as I, JobStatus, Layout, Operation,
+    CipherAlgorithm as C, CryptoBackend, CryptoError, CryptoJob, CryptoParams, CryptoRunner, CryptoSession,
+    IntegrityAlgorithm as I, JobStatus, Layout, Operation,
 };
 use crate::wire::esp::HEADER_LEN as ESP_HEADER_LEN;
 use arrayvec::ArrayVec;
@@ -152,8 +152,8 @@ impl CryptoSession for MbCbc {
 
 /// One lcore's ipsec-mb manager, running bursts that mix this backend's sessions: all GCM jobs
 /// through the direct API in one loop (GCM is single-buffer in the library), all CBC + HMAC
-/// jobs as one multi-buffer burst. Jobs of other backends' sessions run through their own
-/// `process`, one call per run of one session.
+/// jobs as one multi-buffer burst. Jobs of other backends' sessions (NULL encryption, which
+/// the Rust backend does) run through their own `process`.
 #[derive(Debug)]
 pub struct MbRunner {
     mgr: MbMgr,
@@ -163,38 +163,10 @@ impl CryptoRunner for MbRunner {
     fn run(&mut self, op: Operation, sessions: &[&dyn CryptoSession], jobs: &mut [CryptoJob<'_>]) {
         let n = sessions.len().min(jobs.len());
         let (Some(sessions), Some(jobs)) = (sessions.get(..n), jobs.get_mut(..n)) else { return };
-        // Foreign sessions first, so that the burst below sees only ours.
-        if sessions.iter().any(|s| !is_ours(*s)) {
-            foreign_runs(op, sessions, jobs);
-        }
         for (k, chunk) in jobs.chunks_mut(MAX_BURST).enumerate() {
             let base = k * MAX_BURST;
             run_chunk(&mut self.mgr, op, &|i| sessions.get(base + i).copied(), chunk);
         }
-    }
-}
-
-fn is_ours(s: &dyn CryptoSession) -> bool {
-    let a = s.as_any();
-    a.is::<MbGcm>() || a.is::<MbCbc>()
-}
-
-/// `process` for the runs of jobs whose sessions are not this backend's.
-fn foreign_runs(op: Operation, sessions: &[&dyn CryptoSession], jobs: &mut [CryptoJob<'_>]) {
-    let mut start = 0;
-    while start < sessions.len() {
-        if sessions.get(start).is_some_and(|s| is_ours(*s)) {
-            start += 1;
-            continue;
-        }
-        let mut end = start + 1;
-        while sessions.get(end).is_some_and(|s| !is_ours(*s)) {
-            end += 1;
-        }
-        if let (Some(s), Some(j)) = (sessions.get(start..end), jobs.get_mut(start..end)) {
-            process_runs(op, s, j);
-        }
-        start = end;
     }
 }
 
@@ -207,10 +179,30 @@ fn status(s: Option<OpStatus>) -> JobStatus {
     }
 }
 
+/// This backend's session types, as a burst sorts its jobs.
+#[derive(Clone, Copy)]
+enum Class<'s> {
+    Gcm(&'s MbGcm),
+    Cbc(&'s MbCbc),
+    /// Another backend's session: runs through its own `process`.
+    Foreign(&'s dyn CryptoSession),
+}
+
+fn class_of(s: &dyn CryptoSession) -> Class<'_> {
+    let any = s.as_any();
+    if let Some(g) = any.downcast_ref::<MbGcm>() {
+        Class::Gcm(g)
+    } else if let Some(c) = any.downcast_ref::<MbCbc>() {
+        Class::Cbc(c)
+    } else {
+        Class::Foreign(s)
+    }
+}
+
 /// One chunk of at most [`MAX_BURST`] jobs, `session_of(i)` being job `i`'s session: this
-/// backend's GCM jobs in one GCM call, its CBC + HMAC jobs in one burst; every job of ours gets
-/// a status, others are left as they are. Nothing is allocated: the operations live in
-/// fixed-capacity arrays on the stack, filled only as far as used.
+/// backend's GCM jobs in one GCM call, its CBC + HMAC jobs in one burst, other sessions' jobs
+/// through their own code; every job with a session gets a status. Nothing is allocated: the
+/// operations live in fixed-capacity arrays on the stack, filled only as far as used.
 fn run_chunk<'s>(
     mgr: &mut MbMgr,
     op: Operation,
@@ -223,27 +215,39 @@ fn run_chunk<'s>(
     let mut gcm_idx: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
     let mut cbc: ArrayVec<CbcHmacOp<'_>, MAX_BURST> = ArrayVec::new();
     let mut cbc_idx: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+    let mut other: ArrayVec<(u8, &'s dyn CryptoSession), MAX_BURST> = ArrayVec::new();
     let mut bad: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+    // Consecutive jobs of one SA are the common case: classify a session once per run.
+    let mut last: Option<(&'s dyn CryptoSession, Class<'s>)> = None;
     for ((i, job), aad) in chunk.iter_mut().enumerate().zip(aads.iter_mut()) {
-        let Some(any) = session_of(i).map(|s| s.as_any()) else { continue };
+        let Some(s) = session_of(i) else { continue };
+        let class = match last {
+            Some((l, c))
+                if core::ptr::addr_eq(l as *const dyn CryptoSession, s as *const dyn CryptoSession) =>
+            {
+                c
+            }
+            _ => class_of(s),
+        };
+        last = Some((s, class));
         #[allow(clippy::cast_possible_truncation)] // i < MAX_BURST = 64
         let i8 = i as u8;
-        if let Some(s) = any.downcast_ref::<MbGcm>() {
-            match gcm_op(s, job.esp, job.esn_high, aad) {
+        match class {
+            Class::Gcm(g) => match gcm_op(g, job.esp, job.esn_high, aad) {
                 Some(o) => {
                     gcm.push(o);
                     gcm_idx.push(i8);
                 }
                 None => bad.push(i8),
-            }
-        } else if let Some(s) = any.downcast_ref::<MbCbc>() {
-            match cbc_op(s, job.esp, job.esn_high) {
+            },
+            Class::Cbc(c) => match cbc_op(c, job.esp, job.esn_high) {
                 Some(o) => {
                     cbc.push(o);
                     cbc_idx.push(i8);
                 }
                 None => bad.push(i8),
-            }
+            },
+            Class::Foreign(f) => other.push((i8, f)),
         }
     }
     let g = match op {
@@ -270,6 +274,11 @@ fn run_chunk<'s>(
     for &i in &bad {
         if let Some(job) = chunk.get_mut(usize::from(i)) {
             job.status = JobStatus::BadLength;
+        }
+    }
+    for &(i, s) in &other {
+        if let Some(job) = chunk.get_mut(usize::from(i)) {
+            s.process(op, core::slice::from_mut(job));
         }
     }
 }

@@ -138,7 +138,7 @@ fn calibrate(c: &CryptoCalibration, burst: usize) -> f64 {
         (true, Ok(b)) => Box::new(b),
         _ => Box::new(esp::crypto::rust::RustBackend),
     };
-    let Ok(mut session) = backend.new_session(&c.params) else { return 0.0 };
+    let Ok(session) = backend.new_session(&c.params) else { return 0.0 };
     let mut total = 0.0;
     // Weighted as sent: each (length, op) counts once; per (length, op), the median burst
     // (the machine may be shared: a preempted burst must not count).

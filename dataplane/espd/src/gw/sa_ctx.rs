@@ -3,10 +3,16 @@
 //! Building expands keys and allocates; using does neither.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::Ordering;
 
-use esp::crypto::{AesCounterIvSource, CipherAlgorithm, CryptoBackend, CryptoParams, IntegrityAlgorithm};
+use esp::crypto::{
+    AesCounterIvSource, CipherAlgorithm, CryptoBackend, CryptoParams, CryptoRunner, IntegrityAlgorithm,
+};
 use esp::sa::{DfMode, DscpMode, IpPrefix, Mode, OuterHeader, TrafficSelector, TunnelEndpoints, UdpEncap};
-use esp::{InboundSa, OutboundSa};
+use esp::{DropReason, InboundSa, OutboundSa};
+
+use crate::counters::GW_DROP_BASE;
+use crate::gw::worker::GwDrop;
 use sadb::{
     Cipher, Direction, Integ, Selector, SA_FLAG_DF, SA_FLAG_ESN, SA_FLAG_NO_REPLAY, SA_FLAG_UDP_ENCAP,
 };
@@ -179,6 +185,16 @@ impl Backends {
         }
     }
 
+    /// The crypto runner of the lcore these backends belong to: ipsec-mb's, with a manager of
+    /// its own, when the library is usable (it runs the Rust backend's sessions through
+    /// their own code too), the per-session runner otherwise.
+    pub fn runner(&self) -> Box<dyn CryptoRunner> {
+        match self.ipsec_mb.as_ref().map(|mb| mb.runner()) {
+            Some(Ok(r)) => Box::new(r),
+            _ => Box::new(esp::crypto::PerSessionRunner),
+        }
+    }
+
     fn pick(&self, code: u8) -> &dyn CryptoBackend {
         let want_mb = match sadb::Backend::from_code(code) {
             Some(sadb::Backend::IpsecMb) => true,
@@ -224,6 +240,14 @@ pub struct Entry {
     pub spi: u32,
     /// Tunnel mode: the outer destination (the peer).
     pub peer: Option<IpAddr>,
+    /// Outbound: the last sequence number this lcore has reserved in the region (for a run
+    /// of packets of this SA in a burst, so the shared counter is written once per run, and
+    /// the numbers on the wire stay dense). 0: none yet.
+    pub lease_end: u64,
+    /// Outbound tunnel: the next hop towards the peer (MAC, port index) and the neighbour
+    /// table's generation it was resolved at, so the route and neighbour lookups run once,
+    /// not per packet.
+    pub via: Option<(crate::net::Mac, usize, u64)>,
 }
 
 /// Builds a context from a record.
@@ -266,6 +290,8 @@ pub fn build(c: &sadb::SaConfig, version: u32, backends: &Backends) -> Result<En
             Mode::Tunnel(t) => Some(t.dst),
             Mode::Transport => None,
         },
+        lease_end: 0,
+        via: None,
     })
 }
 
@@ -300,6 +326,120 @@ impl SaCache {
             *self.entries.get_mut(slot as usize)? = Some(Box::new(entry));
         }
         self.entries.get_mut(slot as usize)?.as_deref_mut()
+    }
+
+    /// The context of `slot` as last built, without checking the record's version.
+    pub fn peek(&self, slot: u32) -> Option<&Entry> {
+        self.entries.get(slot as usize)?.as_deref()
+    }
+
+    /// The context of `slot` as last built, to update, without checking the record's version.
+    pub fn peek_mut(&mut self, slot: u32) -> Option<&mut Entry> {
+        self.entries.get_mut(slot as usize)?.as_deref_mut()
+    }
+}
+
+/// One lcore's SAs as the engine's mixed bursts see them ([`esp::SaTable`]), keyed by slot:
+/// contexts built or rebuilt as the records change, SAs past their hard lifetime refused,
+/// outbound sequence numbers leased from the region, inbound windows brought up to the
+/// region's right edge (kept there across restarts).
+#[derive(Debug)]
+pub struct Table<'a> {
+    /// The contexts.
+    pub cache: &'a mut SaCache,
+    /// The SA database.
+    pub reader: &'a sadb::Reader,
+    /// For building contexts.
+    pub backends: &'a Backends,
+    /// The slot of the previous packet, checked already in this burst.
+    last: Option<u32>,
+}
+
+impl<'a> Table<'a> {
+    /// The table for one burst.
+    pub fn new(cache: &'a mut SaCache, reader: &'a sadb::Reader, backends: &'a Backends) -> Self {
+        Table { cache, reader, backends, last: None }
+    }
+
+    /// The context of `slot` for its next packet, or why there is none. The hard-lifetime
+    /// flag and the record's version are checked once per run of packets of one SA in a
+    /// burst: a burst is one instant of the SA's life.
+    fn entry(&mut self, key: usize) -> Result<&mut Entry, DropReason> {
+        let slot = u32::try_from(key).map_err(|_| DropReason::NoSa)?;
+        if self.last == Some(slot) {
+            return self.cache.peek_mut(slot).ok_or(DropReason::NoSa);
+        }
+        self.last = None;
+        if self.reader.hot(slot).flags.load(Ordering::Relaxed) & sadb::HOT_FLAG_HARD_FIRED != 0 {
+            self.reader.count(GW_DROP_BASE + GwDrop::SaExpired as usize, 1);
+            return Err(DropReason::NoSa);
+        }
+        let e = self.cache.get(self.reader, self.backends, slot).ok_or(DropReason::NoSa)?;
+        self.last = Some(slot);
+        Ok(e)
+    }
+}
+
+impl esp::SaTable<OutboundSa> for Table<'_> {
+    fn next_packet(&mut self, key: usize, then: &[usize]) -> Result<&mut OutboundSa, DropReason> {
+        let reader = self.reader;
+        let e = self.entry(key)?;
+        let (esn, lease_end) = (e.esn, &mut e.lease_end);
+        let Ctx::Out(sa) = &mut e.ctx else { return Err(DropReason::NoSa) };
+        if sa.last_sequence_number() >= *lease_end {
+            #[allow(clippy::cast_possible_truncation)] // a slot number is a u32
+            let slot = key as u32;
+            // This packet and the rest of its run of one SA in the burst, reserved at once;
+            // near the end of the number space a whole run may not fit: take one number.
+            #[allow(clippy::cast_possible_truncation)] // a burst is at most 64 packets
+            let run = 1 + then.iter().take_while(|&&k| k == key).count() as u32;
+            let (first, n) = match reader.reserve_seq(slot, run, esn) {
+                Ok(first) => (first, run),
+                Err(_) => (reader.reserve_seq(slot, 1, esn).map_err(|_| DropReason::SeqOverflow)?, 1),
+            };
+            sa.set_last_sequence_number(first - 1);
+            *lease_end = first + u64::from(n) - 1;
+        }
+        Ok(sa)
+    }
+    fn get(&self, key: usize) -> Option<&OutboundSa> {
+        match &self.cache.peek(u32::try_from(key).ok()?)?.ctx {
+            Ctx::Out(sa) => Some(sa),
+            Ctx::In(_) => None,
+        }
+    }
+    fn get_mut(&mut self, key: usize) -> Option<&mut OutboundSa> {
+        match &mut self.cache.peek_mut(u32::try_from(key).ok()?)?.ctx {
+            Ctx::Out(sa) => Some(sa),
+            Ctx::In(_) => None,
+        }
+    }
+}
+
+impl esp::SaTable<InboundSa> for Table<'_> {
+    fn next_packet(&mut self, key: usize, _then: &[usize]) -> Result<&mut InboundSa, DropReason> {
+        let (reader, first_of_run) = (self.reader, self.last.is_none_or(|l| l as usize != key));
+        let e = self.entry(key)?;
+        let Ctx::In(sa) = &mut e.ctx else { return Err(DropReason::NoSa) };
+        // The region keeps the window's right edge across restarts.
+        #[allow(clippy::cast_possible_truncation)]
+        let edge = if first_of_run { reader.hot(key as u32).seq.load(Ordering::Relaxed) } else { 0 };
+        if sa.replay_window().top() < edge {
+            sa.replay_window_mut().restore_all_seen(edge);
+        }
+        Ok(sa)
+    }
+    fn get(&self, key: usize) -> Option<&InboundSa> {
+        match &self.cache.peek(u32::try_from(key).ok()?)?.ctx {
+            Ctx::In(sa) => Some(sa),
+            Ctx::Out(_) => None,
+        }
+    }
+    fn get_mut(&mut self, key: usize) -> Option<&mut InboundSa> {
+        match &mut self.cache.peek_mut(u32::try_from(key).ok()?)?.ctx {
+            Ctx::In(sa) => Some(sa),
+            Ctx::Out(_) => None,
+        }
     }
 }
 

@@ -4,11 +4,15 @@
 //! frame (ARP, ND and echo for our addresses answered in place; IKE and other traffic for
 //! the gateway to the host through the exception TAP; ESP for us to the inbound stage;
 //! transit traffic from the inside to the outbound policy lookup). Then the inbound stage
-//! looks every SPI up in one batch and runs the ESP engine per SA group; the outbound stage
-//! reserves sequence numbers per SA group and encapsulates; both route the result and
-//! rewrite Ethernet; finally every port's TX burst is flushed and the lcore passes a
-//! quiescent point of the SA database. No allocation, lock or system call in the loop:
-//! staging vectors are allocated once, contexts are built only when an SA is first seen.
+//! looks every SPI up in one batch and the outbound stage resolves each packet's SA and next
+//! hop; each stage runs its packets, in arrival order, through the ESP engine as one burst
+//! that mixes SAs: prepare per packet with its SA (sequence numbers from per-lcore leases),
+//! crypto once for the burst through this lcore's runner (one GCM loop and one multi-buffer
+//! CBC+HMAC burst, whatever the SAs), finish per packet; counters once per run of one SA.
+//! Both stages route the result and rewrite Ethernet; finally every port's TX burst is
+//! flushed and the lcore passes a quiescent point of the SA database. No allocation, lock or
+//! system call in the loop: staging vectors are allocated once, contexts are built only when
+//! an SA is first seen, the TSC is read once per received burst.
 //!
 //! Inbound SAs are decapsulated by one lcore at a time: the first worker to see an SA
 //! claims it in the region (`owner` in the hot state); another worker that receives its
@@ -20,12 +24,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dpdk::{lcore, Burst, Mbuf, Mempool, Port, Ring};
+use esp::crypto::CryptoRunner;
 use esp::DropReason;
 use sadb::{Action, Direction, Event, EventKind, Flow, Reader};
 
 use crate::counters::{DROP_BASE, GW_DROP_BASE, TRAFFIC_BASE};
 use crate::gw::pkt::Pkt;
-use crate::gw::sa_ctx::{Backends, Ctx, SaCache};
+use crate::gw::sa_ctx::{Backends, Ctx, SaCache, Table};
 use crate::net::addr::Interface;
 use crate::net::classify::{classify, Classified, Family};
 use crate::net::ethernet::{self, Mac};
@@ -117,7 +122,12 @@ pub struct Worker {
     inb_spis: Vec<u32>,
     inb_slots: Vec<Option<u32>>,
     stage: Vec<Pkt>,
+    keys: Vec<usize>,
     results: Vec<Result<(), DropReason>>,
+    /// This lcore's crypto: one call per burst for packets of any SAs.
+    runner: Box<dyn CryptoRunner>,
+    /// The TSC, read once per received burst.
+    now: u64,
     outb: Vec<(Mbuf, usize, u32, usize)>,
     tsc_hz: u64,
     out_mtu: usize,
@@ -164,7 +174,6 @@ impl Worker {
             rings,
             reader,
             cache: SaCache::new(sas),
-            backends,
             neigh,
             routes,
             pool,
@@ -176,10 +185,14 @@ impl Worker {
             inb_spis: Vec::with_capacity(cap),
             inb_slots: Vec::with_capacity(cap),
             stage: Vec::with_capacity(cap),
+            keys: Vec::with_capacity(cap),
             results: Vec::with_capacity(cap),
+            runner: backends.runner(),
+            now: lcore::tsc(),
             outb: Vec::with_capacity(cap),
             tsc_hz: lcore::tsc_hz().max(1),
             icmp_limit: icmp::ErrorRateLimiter::new(lcore::tsc_hz().max(1) / 100, 10),
+            backends,
         }
     }
 
@@ -218,6 +231,7 @@ impl Worker {
             // Frames handed to us by other workers (SAs we own).
             if let Some(ring) = self.rings.get(self.index) {
                 if ring.dequeue_burst(&mut rx) > 0 {
+                    self.now = lcore::tsc();
                     for m in rx.drain() {
                         match self.port_index_of(m.port()) {
                             Some(pi) => self.classify_one(pi, m),
@@ -242,6 +256,7 @@ impl Worker {
     /// the bench's traffic source (`crate::bench`) calls it with the frames it built.
     pub fn receive(&mut self, pi: usize, rx: &mut Burst<MAX_BURST>) {
         self.count(0, rx.len() as u64);
+        self.now = lcore::tsc();
         for m in rx.drain() {
             self.classify_one(pi, m);
         }
@@ -412,7 +427,7 @@ impl Worker {
             self.drop_gw(GwDrop::ChainedMbuf, m);
             return;
         }
-        let now = lcore::tsc();
+        let now = self.now;
         let class = classify(m.data(), pi as u16, &self.ifaces);
         let Some(iface) = self.ifaces.get(pi) else {
             self.drop_gw(GwDrop::NotIp, m);
@@ -692,7 +707,7 @@ impl Worker {
             self.drop_esp(DropReason::BadLength, Some(slot), m);
             return;
         }
-        insert_by_slot(&mut self.stage, Pkt::new(m, slot));
+        self.stage.push(Pkt::new(m, slot));
     }
 
     /// Outbound stage.
@@ -701,6 +716,9 @@ impl Worker {
             return;
         }
         let mut items = std::mem::take(&mut self.outb);
+        // Read before any lookup: a hop cached at this generation is current or was resolved
+        // after it was read (see `NeighborTable::generation`).
+        let generation = self.neigh.generation();
         for (mut m, l3, slot, pi) in items.drain(..) {
             if l3 > 0 && !m.adj(l3 as u16) {
                 self.drop_esp(DropReason::BadLength, Some(slot), m);
@@ -708,48 +726,87 @@ impl Worker {
             }
             // RFC 4301 §8: the packet plus ESP overhead (an upper bound: worst-case padding)
             // must fit the outside link, or the sender learns the MTU that does.
-            let (overhead, peer) = match self.cache.get(&self.reader, &self.backends, slot) {
+            let (overhead, peer, cached) = match self.cache.get(&self.reader, &self.backends, slot) {
                 Some(e) => match &e.ctx {
-                    Ctx::Out(sa) => (sa.headroom_needed() + sa.tailroom_needed(), e.peer),
-                    Ctx::In(_) => (0, None),
+                    Ctx::Out(sa) => (
+                        sa.headroom_needed() + sa.tailroom_needed(),
+                        e.peer,
+                        e.via.filter(|v| v.2 == generation).map(|(mac, pi, _)| (mac, pi)),
+                    ),
+                    Ctx::In(_) => (0, None, None),
                 },
-                None => (0, None),
+                None => (0, None, None),
             };
             if m.data_len() + overhead > self.out_mtu {
                 self.too_big(m, pi, self.out_mtu.saturating_sub(overhead));
                 continue;
             }
             // Only spend a sequence number on a packet that can leave: the next hop towards
-            // the peer (or, in transport mode, the destination) must be resolved.
-            // The next hop found here is used after encryption: one lookup per packet.
-            let dst = peer.or_else(|| ip_dst(m.data()).map(|(_, d)| d));
-            let Some(via) = dst.and_then(|d| self.next_hop(d)) else {
+            // the peer (or, in transport mode, the destination) must be resolved. A tunnel's
+            // next hop is the peer's, kept with the SA; transport mode looks it up per packet.
+            let via = match cached {
+                Some(v) => Some(v),
+                None => {
+                    let dst = peer.or_else(|| ip_dst(m.data()).map(|(_, d)| d));
+                    let via = dst.and_then(|d| self.next_hop(d));
+                    if let (Some((mac, hop_pi)), Some(_), Some(e)) = (via, peer, self.cache.peek_mut(slot)) {
+                        e.via = Some((mac, hop_pi, generation));
+                    }
+                    via
+                }
+            };
+            let Some(via) = via else {
                 self.drop_gw(GwDrop::NoRoute, m);
                 continue;
             };
             let mut p = Pkt::new(m, slot);
             p.via = Some(via);
-            insert_by_slot(&mut self.stage, p);
+            self.stage.push(p);
         }
         self.outb = items;
         self.process_stage(false);
     }
 
-    /// Runs the staged packets (sorted by slot, arrival order kept within a slot) through the
-    /// engine one SA group at a time, then routes the results.
+    /// Runs the staged packets, in arrival order, through the engine as one burst that mixes
+    /// SAs (crypto once per algorithm class, whatever the SAs), accounts once per run of one
+    /// SA, then routes the results.
     fn process_stage(&mut self, inbound: bool) {
         let mut stage = std::mem::take(&mut self.stage);
-        let mut start = 0;
-        while start < stage.len() {
-            let slot = stage[start].slot;
-            let mut end = start + 1;
-            while end < stage.len() && stage[end].slot == slot {
-                end += 1;
-            }
-            self.process_group(slot, &mut stage[start..end], inbound);
-            start = end;
-        }
         let mut results = std::mem::take(&mut self.results);
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        keys.extend(stage.iter().map(|p| p.slot as usize));
+        results.clear();
+        results.resize(stage.len(), Err(DropReason::NoSa));
+        let mut table = Table::new(&mut self.cache, &self.reader, &self.backends);
+        if inbound {
+            esp::decap_mixed(&mut *self.runner, &mut table, &keys, &mut stage, &mut results);
+        } else {
+            esp::encap_mixed(&mut *self.runner, &mut table, &keys, &mut stage, &mut results);
+        }
+        // Counters, lifetimes and the window's edge: once per run of consecutive packets of
+        // one SA (VPP's per-SA counter runs), not once per packet.
+        let mut run: Option<(u32, u64, u64)> = None;
+        for (p, r) in stage.iter().zip(results.iter()) {
+            if r.is_err() {
+                continue;
+            }
+            let len = p.m.data_len() as u64;
+            match &mut run {
+                Some((slot, n, bytes)) if *slot == p.slot => {
+                    *n += 1;
+                    *bytes += len;
+                }
+                _ => {
+                    if let Some((slot, n, bytes)) = run.replace((p.slot, 1, len)) {
+                        self.account(slot, n, bytes, inbound);
+                    }
+                }
+            }
+        }
+        if let Some((slot, n, bytes)) = run {
+            self.account(slot, n, bytes, inbound);
+        }
         for (p, r) in stage.drain(..).zip(results.drain(..)) {
             let slot = p.slot;
             match r {
@@ -777,58 +834,19 @@ impl Worker {
         }
         self.results = results;
         self.stage = stage;
+        self.keys = keys;
     }
 
-    fn process_group(&mut self, slot: u32, group: &mut [Pkt], inbound: bool) {
-        let base = self.results.len();
-        self.results.resize(base + group.len(), Err(DropReason::NoSa));
+    /// Adds `good` packets of `bytes` to an SA's counters in the region and fires its soft and
+    /// hard lifetime events (once each, across lcores); inbound, publishes the window's right
+    /// edge, which the region keeps across restarts.
+    fn account(&mut self, slot: u32, good: u64, bytes: u64, inbound: bool) {
+        let Some(entry) = self.cache.peek(slot) else { return };
         let hot = self.reader.hot(slot);
-        if hot.flags.load(Ordering::Relaxed) & sadb::HOT_FLAG_HARD_FIRED != 0 {
-            self.results[base..].fill(Err(DropReason::NoSa));
-            self.reader.count(GW_DROP_BASE + GwDrop::SaExpired as usize, group.len() as u64);
-            return;
+        if let (true, Ctx::In(sa)) = (inbound, &entry.ctx) {
+            hot.seq.store(sa.replay_window().top(), Ordering::Relaxed);
         }
-        let n = group.len() as u32;
-        let Some(entry) = self.cache.get(&self.reader, &self.backends, slot) else {
-            return;
-        };
-        let results = &mut self.results[base..];
-        let good = match (&mut entry.ctx, inbound) {
-            (Ctx::In(sa), true) => {
-                // The region keeps the window's right edge across restarts.
-                let edge = hot.seq.load(Ordering::Relaxed);
-                if sa.replay_window().top() < edge {
-                    sa.replay_window_mut().restore_all_seen(edge);
-                }
-                let good = esp::decap_burst(sa, group, results);
-                hot.seq.store(sa.replay_window().top(), Ordering::Relaxed);
-                good
-            }
-            (Ctx::Out(sa), false) => match self.reader.reserve_seq(slot, n, entry.esn) {
-                Ok(first) => {
-                    sa.set_last_sequence_number(first - 1);
-                    esp::encap_burst(sa, group, results)
-                }
-                Err(_) => {
-                    results.fill(Err(DropReason::SeqOverflow));
-                    0
-                }
-            },
-            _ => {
-                results.fill(Err(DropReason::NoSa));
-                0
-            }
-        };
-        if good == 0 {
-            return;
-        }
-        let bytes: u64 = group
-            .iter()
-            .zip(results.iter())
-            .filter(|(_, r)| r.is_ok())
-            .map(|(p, _)| p.m.data_len() as u64)
-            .sum();
-        let packets = hot.packets.fetch_add(good as u64, Ordering::Relaxed) + good as u64;
+        let packets = hot.packets.fetch_add(good, Ordering::Relaxed) + good;
         let total = hot.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         hot.last_used.store(self.clock.load(Ordering::Relaxed), Ordering::Relaxed);
         let (spi, reqid) = (entry.spi, entry.reqid);
@@ -854,13 +872,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// Inserts keeping the vector sorted by slot and, within a slot, in arrival order (a stable
-/// insertion sort: bursts are short and usually already grouped; no allocation).
-fn insert_by_slot(v: &mut Vec<Pkt>, p: Pkt) {
-    let pos = v.iter().rposition(|q| q.slot <= p.slot).map_or(0, |i| i + 1);
-    v.insert(pos, p);
 }
 
 fn ip16(a: IpAddr) -> [u8; 16] {

@@ -162,6 +162,9 @@ pub struct NeighborTable {
     len: AtomicUsize,
     limit: usize,
     seed: u64,
+    /// Bumped whenever a resolved address loses or changes its MAC or port, so that a next
+    /// hop cached elsewhere (per SA, in the workers) is known to be stale.
+    generation: AtomicU64,
 }
 
 impl fmt::Debug for NeighborTable {
@@ -236,7 +239,25 @@ impl NeighborTable {
         let slots: Box<[Slot]> = (0..cap).map(|_| Slot::default()).collect();
         // A per-process seed, so that on-link hosts cannot choose addresses that collide.
         let seed = RandomState::new().hash_one(0x006e_6569_6768_u64);
-        NeighborTable { slots, mask: cap - 1, len: AtomicUsize::new(0), limit: cap / 4 * 3, seed }
+        NeighborTable {
+            slots,
+            mask: cap - 1,
+            len: AtomicUsize::new(0),
+            limit: cap / 4 * 3,
+            seed,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Changes whenever a resolved address loses or changes its MAC or port: a cached
+    /// `lookup` result taken at an equal generation is still what `lookup` would return, or
+    /// the address has been resolved since (caching resolved hops only, that is never stale).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Number of slots.
@@ -392,6 +413,9 @@ impl NeighborTable {
             match slot.entry.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     slot.updated.store(now, Ordering::Relaxed);
+                    if outcome == Learned::Changed {
+                        self.bump();
+                    }
                     return Ok(Some(outcome));
                 }
                 Err(seen) => cur = seen,
@@ -410,6 +434,7 @@ impl NeighborTable {
         if !inserted {
             slot.entry.store(new, Ordering::Release);
             slot.updated.store(now, Ordering::Relaxed);
+            self.bump();
         }
         Ok(())
     }
@@ -421,6 +446,7 @@ impl NeighborTable {
         match self.find(key) {
             Some((slot, _)) => {
                 slot.entry.store(PUBLISHED, Ordering::Release);
+                self.bump();
                 true
             }
             None => false,
@@ -482,6 +508,7 @@ impl NeighborTable {
             // If a learner refreshed it meanwhile the CAS fails and the entry stays.
             if slot.entry.compare_exchange(e, PUBLISHED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 n += 1;
+                self.bump();
             }
         }
         n
@@ -532,6 +559,32 @@ mod tests {
     }
     const M1: Mac = Mac([0x02, 0, 0, 0, 0, 1]);
     const M2: Mac = Mac([0x02, 0, 0, 0, 0, 2]);
+
+    /// A cached next hop stays valid exactly while the generation does not move: only a
+    /// resolved address losing or changing its MAC or port moves it.
+    #[test]
+    fn generation_moves_when_a_resolved_hop_changes() {
+        let t = NeighborTable::with_capacity(16);
+        let a = ip("198.18.0.2");
+        let g0 = t.generation();
+        assert_eq!(t.learn(a, M1, 1, 10), Ok(Learned::New));
+        assert!(t.needs_request(ip("198.18.0.3"), 10, 1));
+        assert_eq!(t.learn(a, M1, 1, 11), Ok(Learned::Refreshed));
+        assert_eq!(t.generation(), g0, "new, incomplete and refreshed entries change no cached hop");
+        assert_eq!(t.learn(a, M2, 1, 12), Ok(Learned::Changed));
+        let g1 = t.generation();
+        assert!(g1 > g0, "a changed MAC");
+        t.add_static(a, M1, 2, 13).unwrap();
+        let g2 = t.generation();
+        assert!(g2 > g1, "a static entry replacing a learned one");
+        assert!(t.forget(a));
+        let g3 = t.generation();
+        assert!(g3 > g2, "a forgotten MAC");
+        assert_eq!(t.learn(a, M1, 1, 14), Ok(Learned::New));
+        assert_eq!(t.generation(), g3);
+        assert_eq!(t.expire(100, 10), 1);
+        assert!(t.generation() > g3, "an aged-out MAC");
+    }
 
     #[test]
     fn learn_lookup_update() {

@@ -87,12 +87,16 @@ def fix_lengths(p, c):
 def make(d):
     cs = cases()
     plain, esp_in = [], []
+    peers = []
     for c in cs:
         kout, aout = keys(c, 1)
         kin, ain = keys(c, 2)
         c.update(ckey_out=kout.hex(), akey_out=aout.hex(), ckey_in=kin.hex(), akey_in=ain.hex())
-        peer = sa(c, c["spi_in"], kin, ain, c["peer"], c["gw"])
-        for i in range(PER_CASE):
+        peers.append(sa(c, c["spi_in"], kin, ain, c["peer"], c["gw"]))
+    # Round robin over the cases: every burst the gateway reads spans all 28 SAs and their
+    # 7 algorithms, so the dataplane's crypto stage sees bursts that mix SAs and algorithms.
+    for i in range(PER_CASE):
+        for c, peer in zip(cs, peers):
             plain.append(Ether(src=HOST_MAC, dst=GW_IN_MAC) / inner(c, c["a_host"], c["b_host"], i, 20000))
             e = fix_lengths(peer.encrypt(inner(c, c["b_host"], c["a_host"], i, 30000), seq_num=i + 1), c)
             esp_in.append(Ether(src=PEER_MAC, dst=GW_OUT_MAC) / e)
