@@ -360,6 +360,10 @@ impl Writer<'_> {
     fn retire(&mut self, slot: u32) {
         let r = self.r;
         let h = r.slot_hdr(slot);
+        // Before the epoch moves: a reader that caches lookups against `changes` (espd's
+        // flow cache) and has passed a quiescent point at this epoch sees the new value, so
+        // it never uses a cached slot after the slot can be reused.
+        self.committed();
         h.state.store(SLOT_RETIRED, Ordering::Release);
         let epoch = self.advance_epoch();
         h.retire_epoch.store(epoch, Ordering::Relaxed);

@@ -2,6 +2,7 @@
 //! classifies, protects and unprotects bursts, and the packet type the ESP engine works on.
 
 pub mod app;
+pub mod flow_cache;
 pub mod pkt;
 pub mod sa_ctx;
 pub mod worker;

@@ -29,6 +29,7 @@ use esp::DropReason;
 use sadb::{Action, Direction, Event, EventKind, Flow, Reader};
 
 use crate::counters::{DROP_BASE, GW_DROP_BASE, TRAFFIC_BASE};
+use crate::gw::flow_cache::FlowCache;
 use crate::gw::pkt::Pkt;
 use crate::gw::sa_ctx::{Backends, Ctx, SaCache, Table};
 use crate::net::addr::Interface;
@@ -128,6 +129,8 @@ pub struct Worker {
     runner: Box<dyn CryptoRunner>,
     /// The TSC, read once per received burst.
     now: u64,
+    /// Policy lookups of recent flows, valid while the SA database does not change.
+    flows: FlowCache,
     outb: Vec<(Mbuf, usize, u32, usize)>,
     tsc_hz: u64,
     out_mtu: usize,
@@ -189,6 +192,7 @@ impl Worker {
             results: Vec::with_capacity(cap),
             runner: backends.runner(),
             now: lcore::tsc(),
+            flows: FlowCache::new(),
             outb: Vec::with_capacity(cap),
             tsc_hz: lcore::tsc_hz().max(1),
             icmp_limit: icmp::ErrorRateLimiter::new(lcore::tsc_hz().max(1) / 100, 10),
@@ -231,7 +235,7 @@ impl Worker {
             // Frames handed to us by other workers (SAs we own).
             if let Some(ring) = self.rings.get(self.index) {
                 if ring.dequeue_burst(&mut rx) > 0 {
-                    self.now = lcore::tsc();
+                    self.begin_burst();
                     for m in rx.drain() {
                         match self.port_index_of(m.port()) {
                             Some(pi) => self.classify_one(pi, m),
@@ -256,10 +260,18 @@ impl Worker {
     /// the bench's traffic source (`crate::bench`) calls it with the frames it built.
     pub fn receive(&mut self, pi: usize, rx: &mut Burst<MAX_BURST>) {
         self.count(0, rx.len() as u64);
-        self.now = lcore::tsc();
+        self.begin_burst();
         for m in rx.drain() {
             self.classify_one(pi, m);
         }
+    }
+
+    /// Once per received burst: the clock, and the SA database's change counter for the
+    /// flow cache.
+    #[inline]
+    fn begin_burst(&mut self) {
+        self.now = lcore::tsc();
+        self.flows.begin_burst(self.reader.region().changes());
     }
 
     /// The inbound then the outbound stage over what was received since the last call.
@@ -307,14 +319,18 @@ impl Worker {
             rx.clear();
             return;
         };
-        let now = lcore::tsc();
+        self.begin_burst();
+        let now = self.now;
         for m in rx.drain() {
             self.count(8, 1);
             let Some((flow, l3)) = host_flow(m.data()) else {
                 self.push_tx(pi, m);
                 continue;
             };
-            match self.reader.lookup_policy(Direction::Out, &flow) {
+            match self
+                .flows
+                .lookup(Direction::Out, &flow, || self.reader.lookup_policy(Direction::Out, &flow))
+            {
                 Some(pm) if pm.action == Action::Protect => match pm.sa_slot {
                     Some(slot) => self.outb.push((m, l3, slot, pi)),
                     None => {
@@ -531,7 +547,10 @@ impl Worker {
     fn transit(&mut self, pi: usize, m: Mbuf, l3: usize, flow: Flow, now: u64) {
         let p = &self.ports[pi];
         if p.inside {
-            match self.reader.lookup_policy(Direction::Out, &flow) {
+            match self
+                .flows
+                .lookup(Direction::Out, &flow, || self.reader.lookup_policy(Direction::Out, &flow))
+            {
                 Some(pm) if pm.action == Action::Protect => match pm.sa_slot {
                     Some(slot) => {
                         self.outb.push((m, l3, slot, pi));
@@ -549,7 +568,9 @@ impl Worker {
                 }
                 _ => {}
             }
-        } else if let Some(pm) = self.reader.lookup_policy(Direction::In, &flow) {
+        } else if let Some(pm) =
+            self.flows.lookup(Direction::In, &flow, || self.reader.lookup_policy(Direction::In, &flow))
+        {
             // Plaintext from the outside that a policy says must arrive protected.
             if pm.action != Action::Bypass {
                 self.drop_gw(GwDrop::PolicyDiscard, m);
