@@ -8,7 +8,10 @@
 # Exits non-zero on the first failure, printing both gateways' logs.
 #
 # Env: ESPD, ESPCTL (binaries; default target/release), NS_TAG (namespace prefix),
-#      DEMO=1 (print the counters tables for a human), KEEP=1 (leave the topology up).
+#      DEMO=1 (print the counters tables for a human), KEEP=1 (leave the topology up),
+#      IDLE=poll|adaptive (the gateways' dataplane.idle), IDLE_PROBE=1 (after the checks,
+#      measure both espd's CPU over 5 idle seconds and 20 pings sent 0.5 s apart, each the
+#      first packet after idle: one "idle-probe:" line; benches/idle.sh compares the modes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ESPD=${ESPD:-target/release/espd}
@@ -16,6 +19,15 @@ ESPCTL=${ESPCTL:-target/release/espctl}
 export NS_TAG=${NS_TAG:-espgw}
 source scripts/lib/netns.sh
 WORK=$(mktemp -d)
+CONF_A=scripts/conf/gw-a.toml
+CONF_B=scripts/conf/gw-b.toml
+if [ -n "${IDLE:-}" ]; then
+    for g in a b; do
+        sed "s/^\[dataplane\]\$/[dataplane]\nidle = \"$IDLE\"/" "scripts/conf/gw-$g.toml" >"$WORK/gw-$g.toml"
+    done
+    CONF_A=$WORK/gw-a.toml
+    CONF_B=$WORK/gw-b.toml
+fi
 DB_A=/dev/shm/espgw-demo-gw-a
 DB_B=/dev/shm/espgw-demo-gw-b
 PIDS=()
@@ -78,9 +90,9 @@ keying "$DB_B" 198.18.0.2 198.18.0.1 2001:db8::2 2001:db8::1 198.19.1.0/24 198.1
     0x200 0x100 0x210 0x110 "$K_BA" "$K_AB" "$K6_BA" "$K6_AB"
 
 step "starting espd in gw-a and gw-b"
-ip netns exec "$NS_GA" "$ESPD" --config scripts/conf/gw-a.toml --json >"$WORK/gw-a.json" 2>"$WORK/gw-a.log" &
+ip netns exec "$NS_GA" "$ESPD" --config "$CONF_A" --json >"$WORK/gw-a.json" 2>"$WORK/gw-a.log" &
 PIDS+=($!)
-ip netns exec "$NS_GB" "$ESPD" --config scripts/conf/gw-b.toml --json >"$WORK/gw-b.json" 2>"$WORK/gw-b.log" &
+ip netns exec "$NS_GB" "$ESPD" --config "$CONF_B" --json >"$WORK/gw-b.json" 2>"$WORK/gw-b.log" &
 PIDS+=($!)
 for ns in "$NS_GA" "$NS_GB"; do
     for _ in $(seq 100); do ip -n "$ns" link show espgw0 >/dev/null 2>&1 && break; sleep 0.1; done
@@ -173,6 +185,27 @@ done
 if [ -n "${DEMO:-}" ]; then
     echo; echo "== gw-a: espctl sa list"; "$ESPCTL" --sadb "$DB_A" sa list
     echo; echo "== gw-a: espctl stats"; "$ESPCTL" --sadb "$DB_A" stats
+fi
+
+if [ -n "${IDLE_PROBE:-}" ]; then
+    step "idle probe (${IDLE:-poll}): both espd's CPU over 5 idle seconds, then 20 pings 0.5 s apart"
+    sleep 1
+    # The worker lcores' threads (rte-worker-N): what idling costs; the process as a whole
+    # adds the supervising lcore and DPDK's interrupt thread.
+    ticks() { cat /proc/"$1"/task/*/comm | paste - <(awk '{ print $14 + $15 }' /proc/"$1"/task/*/stat) | awk '$1 ~ /^rte-worker/ { t += $2 } END { print t + 0 }'; }
+    a0=$(ticks "${PIDS[0]}"); b0=$(ticks "${PIDS[1]}"); t0=$(date +%s.%N)
+    sleep 5
+    a1=$(ticks "${PIDS[0]}"); b1=$(ticks "${PIDS[1]}"); t1=$(date +%s.%N)
+    rtts=$(ip netns exec "$NS_HA" ping -n -c 20 -i 0.5 -W 2 198.19.1.10 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p')
+    python3 - "${IDLE:-poll}" "$a0" "$a1" "$b0" "$b1" "$t0" "$t1" "$(getconf CLK_TCK)" $rtts <<'PY'
+import statistics, sys
+mode, a0, a1, b0, b1, t0, t1, hz = sys.argv[1], *map(float, sys.argv[2:9])
+rtt = sorted(float(x) * 1000 for x in sys.argv[9:])
+cpu = lambda u0, u1: 100 * (u1 - u0) / hz / (t1 - t0)
+assert len(rtt) == 20, f"{len(rtt)} of 20 pings answered"
+print(f"idle-probe: mode={mode} cpu_gw_a={cpu(a0, a1):.1f}% cpu_gw_b={cpu(b0, b1):.1f}% "
+      f"rtt_us min={rtt[0]:.0f} median={statistics.median(rtt):.0f} max={rtt[-1]:.0f}")
+PY
 fi
 
 step "stopping the gateways"

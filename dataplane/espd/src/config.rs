@@ -86,6 +86,9 @@ pub struct Dataplane {
     pub backend: String,
     /// Spread flows over the workers' RX queues by RSS where the device supports it.
     pub rss: bool,
+    /// Idle workers: `poll` (spin, the default) or `adaptive` (back off to short sleeps;
+    /// for shared vCPUs).
+    pub idle: String,
 }
 
 impl Default for Dataplane {
@@ -98,6 +101,7 @@ impl Default for Dataplane {
             stats_interval: 1.0,
             backend: "ipsec-mb".into(),
             rss: true,
+            idle: "poll".into(),
         }
     }
 }
@@ -298,6 +302,12 @@ impl Config {
                 format!("{:?} is neither \"ipsec-mb\" nor \"rust\"", d.backend),
             ));
         }
+        if crate::gw::idle::IdleMode::parse(&d.idle).is_none() {
+            return Err((
+                "dataplane.idle".into(),
+                format!("{:?} is neither \"poll\" nor \"adaptive\"", d.idle),
+            ));
+        }
         if !(d.stats_interval >= 0.0 && d.stats_interval.is_finite()) {
             return Err(("dataplane.stats_interval".into(), "must be a number of seconds, 0 or more".into()));
         }
@@ -485,6 +495,11 @@ port = "outside"
         }
         assert!(err("ports = [").starts_with("espd.toml: "), "TOML syntax errors name the file");
         assert_eq!(err("eal = []"), "espd.toml: missing field `ports`");
+        let bad_idle = GOOD.replacen("burst = 32", "burst = 32\nidle = \"interrupt\"", 1);
+        assert_eq!(
+            err(&bad_idle),
+            "espd.toml: dataplane.idle: \"interrupt\" is neither \"poll\" nor \"adaptive\""
+        );
         let bad_backend = GOOD.replacen("burst = 32", "burst = 32\nbackend = \"openssl\"", 1);
         assert_eq!(
             err(&bad_backend),

@@ -276,6 +276,7 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
             stop.clone(),
             clock.clone(),
         );
+        worker.idle = crate::gw::idle::IdleMode::parse(&cfg.dataplane.idle).unwrap_or_default();
         let (b, f) = (builds.clone(), finals.clone());
         lcore::launch(*l, move || {
             let rc = worker.run();

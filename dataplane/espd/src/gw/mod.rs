@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod flow_cache;
+pub mod idle;
 pub mod pkt;
 pub mod sa_ctx;
 pub mod worker;

@@ -30,6 +30,7 @@ use sadb::{Action, Direction, Event, EventKind, Flow, Reader};
 
 use crate::counters::{DROP_BASE, GW_DROP_BASE, TRAFFIC_BASE};
 use crate::gw::flow_cache::FlowCache;
+use crate::gw::idle::{Backoff, IdleMode};
 use crate::gw::pkt::Pkt;
 use crate::gw::sa_ctx::{Backends, Ctx, SaCache, Table};
 use crate::net::addr::Interface;
@@ -117,6 +118,8 @@ pub struct Worker {
     pub stop: Arc<AtomicBool>,
     /// Unix seconds, published by the supervising lcore (no clock call per packet).
     pub clock: Arc<AtomicU64>,
+    /// What to do when the ports are idle (`dataplane.idle`).
+    pub idle: IdleMode,
     tx: Vec<Burst<MAX_BURST>>,
     tap_tx: Burst<MAX_BURST>,
     inb: Vec<(Mbuf, usize)>,
@@ -193,6 +196,7 @@ impl Worker {
             runner: backends.runner(),
             now: lcore::tsc(),
             flows: FlowCache::new(),
+            idle: IdleMode::Poll,
             outb: Vec::with_capacity(cap),
             tsc_hz: lcore::tsc_hz().max(1),
             icmp_limit: icmp::ErrorRateLimiter::new(lcore::tsc_hz().max(1) / 100, 10),
@@ -224,17 +228,22 @@ impl Worker {
     pub fn run(&mut self) -> i32 {
         let mut rx: Burst<MAX_BURST> = Burst::new();
         let queue = self.index as u16;
+        let mut backoff = Backoff::new(self.idle);
         while !self.stop.load(Ordering::Relaxed) {
+            let mut got = 0;
             for pi in 0..self.ports.len() {
                 let n = self.ports[pi].port.rx_burst_limited(queue, &mut rx, self.burst);
                 if n == 0 {
                     continue;
                 }
+                got += n;
                 self.receive(pi, &mut rx);
             }
             // Frames handed to us by other workers (SAs we own).
             if let Some(ring) = self.rings.get(self.index) {
-                if ring.dequeue_burst(&mut rx) > 0 {
+                let n = ring.dequeue_burst(&mut rx);
+                if n > 0 {
+                    got += n;
                     self.begin_burst();
                     for m in rx.drain() {
                         match self.port_index_of(m.port()) {
@@ -245,10 +254,11 @@ impl Worker {
                 }
             }
             if self.index == 0 {
-                self.poll_tap(&mut rx);
+                got += self.poll_tap(&mut rx);
             }
             self.run_stages();
             self.end_iteration();
+            backoff.after_iteration(got);
         }
         self.flush();
         self.reader.offline();
@@ -310,14 +320,15 @@ impl Worker {
     /// outbound policy first, as inside traffic does: the gateway's own traffic can be
     /// protected (transport mode between the gateways, GRE or L2TP over IPsec) while IKE,
     /// which no protect policy should cover, goes out as it is.
-    fn poll_tap(&mut self, rx: &mut Burst<MAX_BURST>) {
-        let Some(tap) = self.tap else { return };
-        if tap.rx_burst(0, rx) == 0 {
-            return;
+    fn poll_tap(&mut self, rx: &mut Burst<MAX_BURST>) -> usize {
+        let Some(tap) = self.tap else { return 0 };
+        let n = tap.rx_burst(0, rx);
+        if n == 0 {
+            return 0;
         }
         let Some(pi) = self.ports.iter().position(|p| p.to_tap) else {
             rx.clear();
-            return;
+            return n;
         };
         self.begin_burst();
         let now = self.now;
@@ -342,6 +353,7 @@ impl Worker {
                 _ => self.push_tx(pi, m),
             }
         }
+        n
     }
 
     /// Tells the control side that a protect policy needs an SA (at most once per second per
