@@ -83,6 +83,7 @@ pub fn peer_configs(
                 },
                 nat_traversal: true,
                 initial_contact: true,
+                prefer_configured_proposals: false,
             });
         }
     }
