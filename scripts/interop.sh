@@ -660,10 +660,12 @@ proposal_cases() {
     local sha256_ecp256=AES_CBC-128/HMAC_SHA2_256_128/ECP_256 sha256_modp2048=AES_CBC-128/HMAC_SHA2_256_128/MODP_2048
     local sha256_x25519=AES_CBC-128/HMAC_SHA2_256_128/CURVE_25519 cbc128_sha256=AES_CBC-128/HMAC_SHA2_256_128
     # Both ends on their defaults: what each strongSwan version ends up with, as measured
-    # (docs/interop.md). When 5.9.8 initiates, the first of its default transforms that we
-    # accept is AES-CBC-128/SHA2-256 (ESP) and Curve25519 (IKE); as responder it takes our
-    # first IKE transform (ECP-256) but AES-CBC-128/SHA2-256 for ESP although we list AES-GCM
-    # first. With 6.0.1 it is ECP-256 and AES-GCM-128 either way.
+    # (docs/interop.md). 5.9.8's default ESP offer is AES-CBC-128/SHA2-256 then AES-GCM-128
+    # (one transform per configured proposal); the first IKE transform of its offer that we
+    # accept is Curve25519. As responder it goes by its own proposals, our order deciding
+    # within one of them: ECP-256 (our first IKE transform) and AES-CBC-128/SHA2-256 (its
+    # first ESP proposal). 6.0.1 offers AES-GCM-128 first and ends with ECP-256 and
+    # AES-GCM-128 either way.
     local them_default_ike=$sha256_x25519 them_default_esp=$cbc128_sha256
     local us_default_ike=$sha256_ecp256 us_default_esp=$cbc128_sha256
     if [ "$PEER" = 6 ]; then
