@@ -242,6 +242,8 @@ id = "gw-a@example.net"
 id-1 = "gw-b@example.net"
 secret = "interop-psk-$NS_TAG"
 EOF
+    # A case may rewrite either side's configuration (CONF_EDIT names a function).
+    if [ -n "${CONF_EDIT:-}" ]; then "$CONF_EDIT"; fi
     "$IKED" --check-config "$WORK/iked.toml" >/dev/null || die "our config for this case is invalid"
     swan --load-all --noprompt --file "$WORK/swanctl.conf" >/dev/null || die "swanctl --load-all"
     if [ -n "$IKED_PID" ]; then ikectl load-all >/dev/null || die "ikectl load-all"; fi
@@ -355,6 +357,12 @@ case_run() {
     sleep 0.3
     local line=""
     if [ $ok = 1 ]; then line=$(agree 2>&1) || { ok=0 why="list-sas disagree: $line"; }; fi
+    # A case may check more of what both sides list (CASE_CHECK names a function).
+    if [ $ok = 1 ] && [ -n "${CASE_CHECK:-}" ]; then
+        local more
+        more=$("$CASE_CHECK" 2>&1) || { ok=0 why="$more"; }
+        line+=$'\n'"$more"
+    fi
     if [ $ok = 1 ] && [ "$mode" = tunnel ] && ! tcp_transfer 4 "$target"; then ok=0 why="TCP transfer"; fi
     # The initiator deletes; the other side must follow (Delete honoured both ways over the matrix).
     if [ "$init" = us ]; then ikectl terminate --ike ours >/dev/null 2>&1 || true
@@ -594,6 +602,104 @@ lifecycle() { # NAME
     else echo "FAIL $name: $why"; explain_failure; FAIL=$((FAIL + 1)); RESULTS+=("| $name | **fail**: $why |"); fi
 }
 
+# --- proposal choice: several alternatives, defaults, prefer_configured_proposals -------------
+# strongSwan puts all its IKE (or ESP) alternatives as transforms of one proposal; ours are
+# configured apart from strongSwan's here. proposal_case NAME INITIATOR FAMILY SWAN_IKE SWAN_ESP
+# OUR_IKE OUR_ESP PREFER EXPECT_IKE EXPECT_ESP: `-` for OUR_IKE / OUR_ESP leaves the key out of
+# our config (our default); PREFER yes sets our prefer_configured_proposals. EXPECT_IKE is
+# "ENCR-KEYSIZE/INTEG/DH" and EXPECT_ESP "ENCR-KEYSIZE/INTEG" (`-` when none) in vici's names:
+# both sides must list exactly that.
+PC_IKE= PC_ESP= PC_PREFER= PC_EXPECT_IKE= PC_EXPECT_ESP=
+proposal_conf() {
+    python3 - "$WORK/iked.toml" "$PC_IKE" "$PC_ESP" "$PC_PREFER" <<'PY'
+import re, sys
+path, ike, esp, prefer = sys.argv[1:]
+s = open(path).read()
+def put(text, key, value):
+    line = re.compile(rf'^{key} = .*\n', re.M)
+    assert line.search(text), key
+    return line.sub("" if value == "-" else f'{key} = "{value}"\n', text, count=1)
+s = put(s, "proposals", ike)
+s = put(s, "esp_proposals", esp)
+if prefer == "yes":
+    s = s.replace("[connections.ours]\n", '[connections.ours]\nprefer_configured_proposals = "yes"\n', 1)
+open(path, "w").write(s)
+PY
+}
+proposal_check() {
+    python3 - "$(ikectl --json list-sas)" "$(swan --list-sas --raw 2>/dev/null)" "$PC_EXPECT_IKE" "$PC_EXPECT_ESP" <<'PY'
+import json, re, sys
+ours_json, theirs_raw, want_ike, want_esp = sys.argv[1:]
+ike = json.loads(ours_json)["ike_sas"]
+assert len(ike) == 1, f"want one IKE SA of ours, have {len(ike)}"
+o = ike[0]
+kids = [c for c in o["child-sas"] if c["state"] == "INSTALLED"]
+assert len(kids) == 1, f"want one child SA of ours, have {len(kids)}"
+c = kids[0]
+ours_ike = f'{o["encr-alg"]}-{o["encr-keysize"]}/{o["integ-alg"]}/{o["dh-group"]}'
+ours_esp = f'{c["encr-alg"]}-{c["encr-keysize"]}/{c.get("integ-alg") or "-"}'
+# vici's IKE SA: the fields before its child-sas section.
+head = theirs_raw.split("child-sas", 1)[0]
+f = dict(re.findall(r"([a-z-]+)=([^ }]*)", head))
+theirs_ike = f'{f.get("encr-alg")}-{f.get("encr-keysize")}/{f.get("integ-alg")}/{f.get("dh-group")}'
+m = re.search(r"\{([^{}]*spi-in=[^{}]*)\}", theirs_raw)
+assert m, "strongSwan lists no child SA"
+k = dict(re.findall(r"([a-z-]+)=([^ }]*)", m.group(1)))
+theirs_esp = f'{k.get("encr-alg")}-{k.get("encr-keysize")}/{k.get("integ-alg", "-")}'
+assert ours_ike == theirs_ike == want_ike, f"IKE: ours {ours_ike}, strongSwan {theirs_ike}, expected {want_ike}"
+assert ours_esp == theirs_esp == want_esp, f"ESP: ours {ours_esp}, strongSwan {theirs_esp}, expected {want_esp}"
+print(f"    chosen on both sides: IKE {ours_ike}, ESP {ours_esp}")
+PY
+}
+proposal_case() { # NAME INITIATOR FAMILY SWAN_IKE SWAN_ESP OUR_IKE OUR_ESP PREFER EXPECT_IKE EXPECT_ESP
+    PC_IKE=$6 PC_ESP=$7 PC_PREFER=$8 PC_EXPECT_IKE=$9 PC_EXPECT_ESP=${10}
+    CONF_EDIT=proposal_conf CASE_CHECK=proposal_check case_run "$1" "$2" "$3" "$4" "$5" tunnel no
+}
+GCM128=AES_GCM_16-128/- CBC256_SHA256=AES_CBC-256/HMAC_SHA2_256_128
+proposal_cases() {
+    local sha256_ecp256=AES_CBC-128/HMAC_SHA2_256_128/ECP_256 sha256_modp2048=AES_CBC-128/HMAC_SHA2_256_128/MODP_2048
+    local sha256_x25519=AES_CBC-128/HMAC_SHA2_256_128/CURVE_25519 cbc128_sha256=AES_CBC-128/HMAC_SHA2_256_128
+    # Both ends on their defaults: what each strongSwan version ends up with, as measured
+    # (docs/interop.md). 5.9.8's default ESP offer is AES-CBC-128/SHA2-256 then AES-GCM-128
+    # (one transform per configured proposal); the first IKE transform of its offer that we
+    # accept is Curve25519. As responder it goes by its own proposals, our order deciding
+    # within one of them: ECP-256 (our first IKE transform) and AES-CBC-128/SHA2-256 (its
+    # first ESP proposal). 6.0.1 offers AES-GCM-128 first and ends with ECP-256 and
+    # AES-GCM-128 either way.
+    local them_default_ike=$sha256_x25519 them_default_esp=$cbc128_sha256
+    local us_default_ike=$sha256_ecp256 us_default_esp=$cbc128_sha256
+    if [ "$PEER" = 6 ]; then
+        them_default_ike=$sha256_ecp256 them_default_esp=$GCM128 us_default_esp=$GCM128
+    fi
+    if [ "$MODE" = quick ]; then
+        proposal_case "them: IKE and ESP both ends' defaults (no proposals given on our side), tunnel v4" \
+            them 4 default default - - no "$them_default_ike" "$them_default_esp"
+        proposal_case "them: IKE list 3des-sha1-modp2048,aes128-sha256-ecp256, ESP aes128gcm16, tunnel v4" \
+            them 4 3des-sha1-modp2048,aes128-sha256-ecp256 aes128gcm16 aes128-sha256-ecp256 aes128gcm16 no "$sha256_ecp256" "$GCM128"
+        return 0
+    fi
+    proposal_case "them: IKE and ESP both ends' defaults (no proposals given on our side), tunnel v4" \
+        them 4 default default - - no "$them_default_ike" "$them_default_esp"
+    proposal_case "us: IKE and ESP both ends' defaults (no proposals given on our side), tunnel v6" \
+        us 6 default default - - no "$us_default_ike" "$us_default_esp"
+    proposal_case "them: ESP default against our aes256-sha256,aes128gcm16, tunnel v4" \
+        them 4 aes128-sha256-modp2048 default aes128-sha256-modp2048 aes256-sha256,aes128gcm16 no "$sha256_modp2048" "$GCM128"
+    proposal_case "them: ESP 3des-sha1,aes128gcm16 (first unsupported), tunnel v4" \
+        them 4 aes128-sha256-modp2048 3des-sha1,aes128gcm16 aes128-sha256-modp2048 aes128gcm16,aes256-sha256 no "$sha256_modp2048" "$GCM128"
+    proposal_case "them: ESP chacha20poly1305,aes256-sha256 (first unsupported), our default, tunnel v6" \
+        them 6 aes128-sha256-modp2048 chacha20poly1305,aes256-sha256 aes128-sha256-modp2048 - no "$sha256_modp2048" "$CBC256_SHA256"
+    proposal_case "them: ESP aes256-sha256,aes128gcm16, our order aes128gcm16 first, initiator's order, tunnel v4" \
+        them 4 aes128-sha256-modp2048 aes256-sha256,aes128gcm16 aes128-sha256-modp2048 aes128gcm16,aes256-sha256 no "$sha256_modp2048" "$CBC256_SHA256"
+    proposal_case "them: ESP aes256-sha256,aes128gcm16, our order aes128gcm16 first, prefer_configured_proposals, tunnel v4" \
+        them 4 aes128-sha256-modp2048 aes256-sha256,aes128gcm16 aes128-sha256-modp2048 aes128gcm16,aes256-sha256 yes "$sha256_modp2048" "$GCM128"
+    proposal_case "us: ESP aes128-sha1,aes256-sha256 against strongSwan's aes256-sha256, tunnel v4" \
+        us 4 aes128-sha256-modp2048 aes256-sha256 aes128-sha256-modp2048 aes128-sha1,aes256-sha256 no "$sha256_modp2048" "$CBC256_SHA256"
+    proposal_case "them: IKE list 3des-sha1-modp2048,aes128-sha256-ecp256, ESP aes128gcm16, tunnel v4" \
+        them 4 3des-sha1-modp2048,aes128-sha256-ecp256 aes128gcm16 aes128-sha256-ecp256 aes128gcm16 no "$sha256_ecp256" "$GCM128"
+    proposal_case "them: IKE list aes256-sha512-modp8192,aes128-sha256-modp2048, our list aes128-sha256-ecp256,aes128-sha256-modp2048, tunnel v6" \
+        them 6 aes256-sha512-modp8192,aes128-sha256-modp2048 aes128gcm16 aes128-sha256-ecp256,aes128-sha256-modp2048 aes128gcm16 no "$sha256_modp2048" "$GCM128"
+}
+
 step "the matrix ($MODE)"
 IKE_ALL=(aes128-sha256-modp2048 aes256-sha1-modp1536 aes256-sha512-modp4096 aes128-sha256-ecp256 aes256-sha384-ecp384 aes128-sha256-curve25519)
 ESP_ALL=(aes128gcm16 aes256gcm16 aes128-sha1 aes256-sha256 aes256-sha512)
@@ -627,6 +733,8 @@ else
     done
 fi
 
+step "proposal choice ($MODE)"
+proposal_cases
 step "independent checks of the wire"
 wire_checks
 step "lifecycle"

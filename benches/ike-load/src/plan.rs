@@ -180,6 +180,7 @@ impl Plan {
             },
             nat_traversal: self.nat_traversal,
             initial_contact: false,
+            prefer_configured_proposals: false,
         }
     }
 

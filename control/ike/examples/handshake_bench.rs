@@ -48,6 +48,7 @@ fn config(local: IpAddr, remote: IpAddr, group: DhGroup, pfs: bool) -> EngineCon
             },
             nat_traversal: false,
             initial_contact: false,
+            prefer_configured_proposals: false,
         }],
         ..EngineConfig::default()
     }

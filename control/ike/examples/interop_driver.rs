@@ -94,6 +94,7 @@ fn main() {
             },
             nat_traversal: env("IKE_NATT", "0") == "1",
             initial_contact: true,
+            prefer_configured_proposals: false,
         }],
         ..EngineConfig::default()
     };

@@ -94,6 +94,7 @@ fn peer(local: IpAddr, remote: IpAddr, p: &Params, psk: &[u8]) -> PeerConfig {
         },
         nat_traversal: true,
         initial_contact: true,
+        prefer_configured_proposals: false,
     }
 }
 

@@ -234,6 +234,7 @@ fn peer(local: IpAddr, remote: IpAddr, c: &Case) -> PeerConfig {
         },
         nat_traversal: true,
         initial_contact: true,
+        prefer_configured_proposals: false,
     }
 }
 

@@ -1,8 +1,9 @@
 //! Interoperability with strongSwan: our gateway (`espd` + `iked`) against charon in network
 //! namespaces. The work is in `scripts/interop.sh`; this runs its CI subset (`--quick`: both
 //! initiators, Main and Aggressive Mode, MODP/ECP/Curve25519, GCM and CBC+HMAC, PFS, IPv4 and
-//! IPv6, the wire decrypted by tshark, a rekey by each side, a real NAT) with the binaries of
-//! this build, against both peers:
+//! IPv6, both ends on their default proposals, an IKE list whose first entry we do not
+//! implement, the wire decrypted by tshark, a rekey by each side, a real NAT) with the binaries
+//! of this build, against both peers:
 //! - Debian 12's strongSwan 5.9.8, whose userspace ESP only speaks UDP encapsulation, so every
 //!   case runs over our NAT-T;
 //! - strongSwan 6.0 from Debian 13 (`--peer 6`, a private root fetched by
@@ -48,9 +49,22 @@ fn quick_subset(peer: &str) -> String {
     print!("{stdout}");
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "interop.sh --quick --peer {peer} failed (its output above says where)");
-    assert!(stdout.contains("interop (quick): 8 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("interop (quick): 10 passed, 0 failed"), "{stdout}");
     assert!(stdout.contains("ESP in UDP: True 4500 True"), "the NAT case saw NAT-T at work");
-    assert_eq!(stdout.matches("mirrored").count(), 4, "every matrix case compared both sides' SAs");
+    assert_eq!(stdout.matches("mirrored").count(), 6, "every matrix case compared both sides' SAs");
+    // The proposal cases: both ends on their defaults (strongSwan's several transforms in one
+    // proposal) and an IKE list led by 3DES, each side listing the expected choice.
+    assert_eq!(
+        stdout.matches("chosen on both sides: ").count(),
+        2,
+        "both proposal cases compared the choice"
+    );
+    assert!(
+        stdout.contains(
+            "chosen on both sides: IKE AES_CBC-128/HMAC_SHA2_256_128/ECP_256, ESP AES_GCM_16-128/-"
+        ),
+        "the IKE list case: {stdout}"
+    );
     assert!(stdout.contains("ESP packets decrypted with a good ICV"), "tshark checked the wire");
     stdout
 }
@@ -74,7 +88,11 @@ fn outer_headers(stdout: &str) -> (u32, u32, u32, u32) {
 fn strongswan_5_matrix_subset_over_nat_t() {
     let stdout = quick_subset("5");
     assert!(stdout.contains("peer: strongSwan 5."), "{stdout}");
-    assert_eq!(stdout.matches("UDP-encapsulated; packets").count(), 4, "every case over NAT-T");
+    // 5.9.8's default offer: the first transforms we accept are Curve25519 and AES-CBC.
+    assert!(stdout.contains(
+        "chosen on both sides: IKE AES_CBC-128/HMAC_SHA2_256_128/CURVE_25519, ESP AES_CBC-128/HMAC_SHA2_256_128"
+    ));
+    assert_eq!(stdout.matches("UDP-encapsulated; packets").count(), 6, "every case over NAT-T");
     let (esp_udp, esp, ike_4500, _) = outer_headers(&stdout);
     assert!(esp > 0 && esp_udp == esp && ike_4500 > 0, "ESP in UDP after the float to 4500");
 }
@@ -83,7 +101,14 @@ fn strongswan_5_matrix_subset_over_nat_t() {
 fn strongswan_6_matrix_subset_with_plain_esp() {
     let stdout = quick_subset("6");
     assert!(stdout.contains("peer: strongSwan 6."), "{stdout}");
-    assert_eq!(stdout.matches("plain ESP; packets").count(), 4, "every case in plain ESP");
+    // 6.0.1's default offer: ECP-256 and AES-GCM-128 first (as in the IKE list case).
+    assert_eq!(
+        stdout
+            .matches("chosen on both sides: IKE AES_CBC-128/HMAC_SHA2_256_128/ECP_256, ESP AES_GCM_16-128/-")
+            .count(),
+        2
+    );
+    assert_eq!(stdout.matches("plain ESP; packets").count(), 6, "every case in plain ESP");
     // tshark saw the outer headers: IP protocol 50, no ISAKMP message floated.
     let (esp_udp, esp, ike_4500, ike) = outer_headers(&stdout);
     assert!(esp > 0 && esp_udp == 0, "ESP in UDP against raw_esp: {esp_udp}/{esp}");

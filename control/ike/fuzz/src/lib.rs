@@ -62,6 +62,7 @@ pub fn peer_config(local: IpAddr, remote: IpAddr, psk: &[u8], mode: Phase1Mode) 
         },
         nat_traversal: true,
         initial_contact: false,
+        prefer_configured_proposals: false,
     }
 }
 

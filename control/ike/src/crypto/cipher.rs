@@ -57,6 +57,13 @@ impl Cipher {
             return Err(CryptoError::InvalidLength);
         }
         let len = data.len();
+        let r = self.encrypt_inner(key, iv, data, len);
+        wipe_stack();
+        r
+    }
+
+    #[inline(never)]
+    fn encrypt_inner(self, key: &[u8], iv: &[u8], data: &mut [u8], len: usize) -> Result<(), CryptoError> {
         let r = match self {
             Self::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv)
                 .map(|c| c.encrypt_padded_mut::<NoPadding>(data, len).map(|_| ())),
@@ -76,6 +83,13 @@ impl Cipher {
         if !data.len().is_multiple_of(AES_BLOCK) || data.is_empty() {
             return Err(CryptoError::InvalidLength);
         }
+        let r = self.decrypt_inner(key, iv, data);
+        wipe_stack();
+        r
+    }
+
+    #[inline(never)]
+    fn decrypt_inner(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), CryptoError> {
         let r = match self {
             Self::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
                 .map(|c| c.decrypt_padded_mut::<NoPadding>(data).map(|_| ())),
@@ -89,4 +103,17 @@ impl Cipher {
             _ => Err(CryptoError::InvalidLength),
         }
     }
+}
+
+/// Overwrites the stack below the caller's frame, where the cipher ran. The AES key
+/// schedule (whose first round keys are the key itself) is returned by value from the
+/// `cbc` constructors and moved on the way: copies of it stay in dead stack frames, and a
+/// later value built there can carry those bytes into the heap through its padding or an
+/// enum's unused space. libsodium's `sodium_stackzero` does the same after its own
+/// primitives. The 4 KiB cover the cipher's frames many times over.
+#[inline(never)]
+fn wipe_stack() {
+    let mut scratch = [0u8; 4096];
+    zeroize::Zeroize::zeroize(&mut scratch[..]);
+    core::hint::black_box(&scratch);
 }

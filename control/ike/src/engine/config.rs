@@ -81,6 +81,10 @@ pub struct PeerConfig {
     pub nat_traversal: bool,
     /// Send INITIAL-CONTACT after establishing as initiator.
     pub initial_contact: bool,
+    /// As responder, choose the first of our proposals (IKE and ESP) that
+    /// the initiator offered, rather than the first of the initiator's that
+    /// we accept (strongSwan's `prefer_configured_proposals`).
+    pub prefer_configured_proposals: bool,
 }
 
 /// Phase-1 authentication. Only PSK for now; signatures plug in here.

@@ -205,31 +205,35 @@ pub(super) fn parse_ike_transform(t: &Transform) -> Option<IkeProposal> {
     Some(IkeProposal { cipher: Cipher::aes_cbc(u16::try_from(keylen?).ok()?)?, hash: hash?, group: group? })
 }
 
-/// Responder choice: the first initiator transform (in the initiator's
-/// order) equal to one of ours; returns it verbatim and the parsed value.
-pub(super) fn select_ike(sa: &SaPayload, ours: &[IkeProposal]) -> Result<(Proposal, IkeProposal), Error> {
+/// Responder choice among the initiator's transforms (every proposal, every
+/// transform, RFC 2408 §4.2): the first (in the initiator's order) equal to
+/// one of ours, or with `prefer_configured` the one equal to our earliest
+/// proposal. Returns it verbatim and the parsed value.
+pub(super) fn select_ike(
+    sa: &SaPayload,
+    ours: &[IkeProposal],
+    prefer_configured: bool,
+) -> Result<(Proposal, IkeProposal), Error> {
     if sa.doi != DOI_IPSEC {
         return Err(Error::NoProposalChosen);
     }
-    for p in &sa.proposals {
-        if p.protocol != ProtocolId::ISAKMP {
-            continue;
-        }
-        for t in &p.transforms {
-            if let Some(ike) = parse_ike_transform(t) {
-                if ours.contains(&ike) {
-                    let chosen = Proposal {
-                        number: p.number,
-                        protocol: p.protocol,
-                        spi: p.spi.clone(),
-                        transforms: vec![t.clone()],
-                    };
-                    return Ok((chosen, ike));
-                }
-            }
-        }
-    }
-    Err(Error::NoProposalChosen)
+    let rank = |ike: &IkeProposal| ours.iter().position(|o| o == ike);
+    let mut allowed = sa
+        .proposals
+        .iter()
+        .filter(|p| p.protocol == ProtocolId::ISAKMP)
+        .flat_map(|p| p.transforms.iter().map(move |t| (p, t)))
+        .filter_map(|(p, t)| parse_ike_transform(t).filter(|ike| rank(ike).is_some()).map(|ike| (p, t, ike)));
+    let found = if prefer_configured {
+        // `min_by_key` keeps the first of equal keys: the initiator's order.
+        allowed.min_by_key(|(_, _, ike)| rank(ike))
+    } else {
+        allowed.next()
+    };
+    let (p, t, ike) = found.ok_or(Error::NoProposalChosen)?;
+    let chosen =
+        Proposal { number: p.number, protocol: p.protocol, spi: p.spi.clone(), transforms: vec![t.clone()] };
+    Ok((chosen, ike))
 }
 
 /// Initiator check of the responder's single chosen transform.
@@ -543,7 +547,7 @@ impl Engine {
         let peer = self.sas.get(idx).map_or(0, |s| s.peer);
         let cfg = self.config.peers.get(peer).cloned().ok_or(Error::Local("peer"))?;
         let (sa_payload, sa_i_b) = get_sa(raws)?;
-        let (chosen_p, chosen) = select_ike(sa_payload, &cfg.ike_proposals)?;
+        let (chosen_p, chosen) = select_ike(sa_payload, &cfg.ike_proposals, cfg.prefer_configured_proposals)?;
         let reply_sa =
             SaPayload { doi: DOI_IPSEC, situation: sa_payload.situation, proposals: vec![chosen_p] };
         let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
@@ -567,7 +571,7 @@ impl Engine {
             return Err(Error::PeerMisbehaved(PeerMisbehaved::AggressiveModeRefused));
         }
         let (sa_payload, sa_i_b) = get_sa(raws)?;
-        let (chosen_p, chosen) = select_ike(sa_payload, &cfg.ike_proposals)?;
+        let (chosen_p, chosen) = select_ike(sa_payload, &cfg.ike_proposals, cfg.prefer_configured_proposals)?;
         let gxi = get_bytes(raws, PayloadType::KE)?.to_vec();
         let ni = get_nonce(raws)?.to_vec();
         let (idii, idii_b) = get_id(raws)?;

@@ -19,7 +19,9 @@
 //! one of the children configured for the peer (narrowing, as strongSwan
 //! does for IKEv1) and installs exactly what was proposed.
 
-use super::config::{EspEncryption, EspIntegrity, EspProposal, Mode, TrafficSelector, TsAddress};
+use super::config::{
+    ChildConfig, EspEncryption, EspIntegrity, EspProposal, Mode, TrafficSelector, TsAddress,
+};
 use super::phase1::{find, get_nonce, get_sa};
 use super::types::{id_to_ts, ts_to_id, Encapsulation, EspSaDescription, Lifetime, NatOriginalAddresses};
 use super::{
@@ -123,7 +125,13 @@ fn mode_id(e: Encapsulation) -> u16 {
     }
 }
 
-fn esp_transform(p: &EspProposal, encap: Encapsulation, pfs: Option<DhGroup>, life: Lifetime) -> Transform {
+fn esp_transform(
+    number: u8,
+    p: &EspProposal,
+    encap: Encapsulation,
+    pfs: Option<DhGroup>,
+    life: Lifetime,
+) -> Transform {
     let (tid, bits) = match p.encryption {
         EspEncryption::AesCbc(b) => (p2attr::ESP_AES_CBC, b),
         EspEncryption::AesGcm16(b) => (p2attr::ESP_AES_GCM_16, b),
@@ -145,7 +153,7 @@ fn esp_transform(p: &EspProposal, encap: Encapsulation, pfs: Option<DhGroup>, li
         attributes.push(Attribute::basic(p2attr::AUTH_ALGORITHM, auth_id(i)));
     }
     attributes.push(Attribute::basic(p2attr::KEY_LENGTH, bits));
-    Transform { number: 1, transform_id: tid, attributes }
+    Transform { number, transform_id: tid, attributes }
 }
 
 /// What one received ESP transform asks for.
@@ -215,6 +223,76 @@ fn parse_esp_transform(t: &Transform) -> Option<EspOffer> {
 
 fn spi_of(p: &Proposal) -> Option<u32> {
     Some(u32::from_be_bytes(p.spi.as_slice().try_into().ok()?))
+}
+
+/// The mode an encapsulation belongs to.
+fn mode_of(e: Encapsulation) -> Mode {
+    match e {
+        Encapsulation::Tunnel | Encapsulation::UdpTunnel => Mode::Tunnel,
+        Encapsulation::Transport | Encapsulation::UdpTransport => Mode::Transport,
+    }
+}
+
+/// One ESP transform of the initiator's SA payload that we understand.
+#[derive(Debug)]
+struct EspCandidate<'a> {
+    proposal: &'a Proposal,
+    transform: &'a Transform,
+    offer: EspOffer,
+    /// The initiator's inbound SPI of that proposal.
+    spi: u32,
+}
+
+/// Every ESP transform of the initiator's SA payload that we understand, in
+/// the initiator's order of preference: proposals in order, the transforms
+/// of each in order (RFC 2408 §4.2: a proposal's transforms are alternatives,
+/// "in the order of preference"). strongSwan and most vendors put all their
+/// ESP alternatives as transforms of one proposal; others send one proposal
+/// per alternative. Both read the same here.
+///
+/// Payloads that share a proposal number form one proposal (RFC 2408 §4.2:
+/// AND, e.g. AH and ESP, or ESP and IPCOMP, together). We only do ESP alone,
+/// so such a proposal is passed over whole, as is one that is not ESP or
+/// whose SPI is not 4 octets. A transform with an unknown transform ID, an
+/// attribute type we do not know (RFC 2407 §4.5) or a value we do not support
+/// is passed over alone: the other transforms remain choices.
+fn esp_candidates(sa: &SaPayload) -> Vec<EspCandidate<'_>> {
+    sa.proposals
+        .chunk_by(|a, b| a.number == b.number)
+        .filter_map(|group| match group {
+            [p] if p.protocol == ProtocolId::ESP => Some((p, spi_of(p)?)),
+            _ => None,
+        })
+        .flat_map(|(proposal, spi)| {
+            proposal.transforms.iter().filter_map(move |transform| {
+                let offer = parse_esp_transform(transform)?;
+                Some(EspCandidate { proposal, transform, offer, spi })
+            })
+        })
+        .collect()
+}
+
+/// The responder's choice for one child among the initiator's candidates:
+/// the first one (initiator's order) whose algorithms, PFS group and mode
+/// the child allows; with `prefer_configured`, the allowed one that comes
+/// first in the child's own list (the initiator's order between transforms
+/// of the same configured proposal), as strongSwan's
+/// `prefer_configured_proposals`.
+fn choose_esp<'c, 'a>(
+    candidates: &'c [EspCandidate<'a>],
+    child: &ChildConfig,
+    prefer_configured: bool,
+) -> Option<&'c EspCandidate<'a>> {
+    let rank = |c: &EspCandidate<'_>| child.proposals.iter().position(|p| *p == c.offer.proposal);
+    let mut allowed = candidates.iter().filter(|c| {
+        mode_of(c.offer.encap) == child.mode && c.offer.group == child.pfs_group && rank(c).is_some()
+    });
+    if prefer_configured {
+        // `min_by_key` keeps the first of equal keys: the initiator's order.
+        allowed.min_by_key(|c| rank(c))
+    } else {
+        allowed.next()
+    }
 }
 
 /// What the initiator takes from a valid Quick Mode reply.
@@ -435,17 +513,21 @@ impl Engine {
         };
         let life = Lifetime { seconds: child.lifetime_seconds, kilobytes: child.lifetime_kilobytes };
         let encap = Encapsulation::new(child.mode, udp);
-        let proposals = child
+        // One ESP proposal whose transforms are our alternatives, in our
+        // order (RFC 2408 §4.2), the way strongSwan sends them: the
+        // responder picks one transform and answers with it alone.
+        let transforms = child
             .proposals
             .iter()
             .zip(1u8..)
-            .map(|(p, n)| Proposal {
-                number: n,
-                protocol: ProtocolId::ESP,
-                spi: spi_in.to_be_bytes().to_vec(),
-                transforms: vec![esp_transform(p, encap, child.pfs_group, life)],
-            })
+            .map(|(p, n)| esp_transform(n, p, encap, child.pfs_group, life))
             .collect();
+        let proposals = vec![Proposal {
+            number: 1,
+            protocol: ProtocolId::ESP,
+            spi: spi_in.to_be_bytes().to_vec(),
+            transforms,
+        }];
         let mut rest = vec![
             Payload::Sa(SaPayload { doi: DOI_IPSEC, situation: SIT_IDENTITY_ONLY, proposals }),
             Payload::Nonce(ni.clone()),
@@ -651,7 +733,7 @@ impl Engine {
             return Ok(());
         }
         let keys = sa.keys().cloned().ok_or(Error::Local("keys"))?;
-        let candidates = self.children_of_peer(sa.peer);
+        let child_peers = self.children_of_peer(sa.peer);
         let (local_ip, remote_ip) = (sa.local.ip(), sa.remote.ip());
         let iv = keys.phase2_iv(&sa.p1_iv, mid);
         let (plain, next_iv) = decrypt_body(&keys, &iv, datagram)?;
@@ -684,44 +766,32 @@ impl Engine {
             _ => return Err(Error::InvalidIdentity),
         };
         // The first child (of those configured for this peer) whose
-        // selectors contain the proposed ones, then its first proposal the
-        // initiator offered.
+        // selectors contain the proposed ones, then that child's choice among
+        // the initiator's ESP transforms (initiator's order, or the child's
+        // with `prefer_configured_proposals`).
+        let candidates = esp_candidates(sa_p);
         let mut selectors_fit = false;
         let mut choice = None;
-        'children: for &peer in &candidates {
-            let Some(child) = self.config.peers.get(peer).map(|p| &p.child) else {
+        for &peer in &child_peers {
+            let Some(cfg) = self.config.peers.get(peer) else {
                 continue;
             };
+            let child = &cfg.child;
             if !ts_contains(&resolve(child.remote_ts, remote_ip), &ts_i)
                 || !ts_contains(&resolve(child.local_ts, local_ip), &ts_r)
             {
                 continue;
             }
             selectors_fit = true;
-            for p in &sa_p.proposals {
-                if p.protocol != ProtocolId::ESP {
-                    continue;
-                }
-                if let ([t], Some(spi)) = (p.transforms.as_slice(), spi_of(p)) {
-                    if let Some(o) = parse_esp_transform(t) {
-                        let mode_ok = match o.encap {
-                            Encapsulation::Tunnel | Encapsulation::UdpTunnel => child.mode == Mode::Tunnel,
-                            Encapsulation::Transport | Encapsulation::UdpTransport => {
-                                child.mode == Mode::Transport
-                            }
-                        };
-                        if mode_ok && o.group == child.pfs_group && child.proposals.contains(&o.proposal) {
-                            choice = Some((peer, child.clone(), p.clone(), t.clone(), o, spi));
-                            break 'children;
-                        }
-                    }
-                }
+            if let Some(c) = choose_esp(&candidates, child, cfg.prefer_configured_proposals) {
+                choice = Some((peer, child.clone(), c.proposal.number, c.transform.clone(), c.offer, c.spi));
+                break;
             }
         }
         if !selectors_fit {
             return Err(Error::InvalidIdentity);
         }
-        let (peer, child, prop, t, offer, spi_out) = choice.ok_or(Error::NoProposalChosen)?;
+        let (peer, child, prop_number, t, offer, spi_out) = choice.ok_or(Error::NoProposalChosen)?;
         let spi_in = self.spis.allocate().ok_or(Error::Local("no SPI"))?;
         let nr = self.random_bytes(32);
         let (ke, gxy) = match offer.group {
@@ -749,8 +819,10 @@ impl Engine {
             Payload::Sa(SaPayload {
                 doi: DOI_IPSEC,
                 situation: sa_p.situation,
+                // RFC 2408 §4.2: one proposal with the one chosen transform,
+                // proposal and transform numbers as received.
                 proposals: vec![Proposal {
-                    number: prop.number,
+                    number: prop_number,
                     protocol: ProtocolId::ESP,
                     spi: spi_in.to_be_bytes().to_vec(),
                     transforms: vec![t],

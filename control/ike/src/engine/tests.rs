@@ -103,11 +103,18 @@ fn phase1_proposal_round_trip_and_selection() {
         sa.proposals[0].transforms.iter().map(|t| phase1::parse_ike_transform(t).unwrap()).collect();
     assert_eq!(parsed, ours);
     // The responder takes the initiator's first acceptable transform.
-    let (chosen_p, chosen) = phase1::select_ike(&sa, &ours[1..]).unwrap();
+    let (chosen_p, chosen) = phase1::select_ike(&sa, &ours[1..], false).unwrap();
     assert_eq!(chosen, ours[1]);
     assert_eq!(chosen_p.transforms.len(), 1);
     assert_eq!(chosen_p.transforms[0].number, 2);
-    assert_eq!(phase1::select_ike(&sa, &[]).unwrap_err(), Error::NoProposalChosen);
+    assert_eq!(phase1::select_ike(&sa, &[], false).unwrap_err(), Error::NoProposalChosen);
+    // Our order when configured to prefer it, the initiator's otherwise.
+    let reversed = [ours[1], ours[0]];
+    let (chosen_p, chosen) = phase1::select_ike(&sa, &reversed, false).unwrap();
+    assert_eq!((chosen, chosen_p.transforms[0].number), (ours[0], 1));
+    let (chosen_p, chosen) = phase1::select_ike(&sa, &reversed, true).unwrap();
+    assert_eq!((chosen, chosen_p.transforms[0].number), (ours[1], 2));
+    assert_eq!(phase1::select_ike(&sa, &[], true).unwrap_err(), Error::NoProposalChosen);
 }
 
 fn snapshot(e: &Engine) -> String {
@@ -154,6 +161,7 @@ fn snapshot_config(local: IpAddr, remote: IpAddr, mode: Phase1Mode) -> EngineCon
             },
             nat_traversal: true,
             initial_contact: false,
+            prefer_configured_proposals: false,
         }],
         ..EngineConfig::default()
     }

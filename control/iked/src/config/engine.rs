@@ -83,6 +83,7 @@ pub fn peer_configs(
                 },
                 nat_traversal: true,
                 initial_contact: true,
+                prefer_configured_proposals: conn.prefer_configured_proposals,
             });
         }
     }
@@ -126,6 +127,7 @@ secret = "k"
         assert_eq!(p.local_id, Identity::Address(local), "unset local.id is our address");
         assert_eq!(p.remote_id, Identity::Fqdn("b.example".into()));
         assert_eq!(p.mode, Phase1Mode::Main);
+        assert!(!p.prefer_configured_proposals);
         assert_eq!(p.ike_proposals.len(), 1);
         assert_eq!(p.ike_lifetime, Duration::from_secs(4 * 3600 + 1440));
         assert!(matches!(&p.auth, EngineAuth::PreSharedKey(k) if k.as_slice() == b"k"));
@@ -150,6 +152,21 @@ secret = "k"
             peer_configs(&config, conn, child, local, other).err().map(|e| e.to_string()),
             Some("connection `home`, child `net`: 203.0.113.1 is not in remote_addrs".to_owned())
         );
+    }
+
+    #[test]
+    fn prefer_configured_proposals_reaches_every_entry() {
+        let text = TEXT.replace(
+            "proposals = \"aes256-sha256-modp2048\"\n",
+            "proposals = \"aes256-sha256-modp2048\"\nprefer_configured_proposals = \"yes\"\n",
+        );
+        let config = parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let (conn, child) = config.child("net").unwrap_or_else(|| panic!("net"));
+        let local: IpAddr = "192.0.2.1".parse().unwrap_or(IpAddr::from([0; 4]));
+        let remote: IpAddr = "198.51.100.2".parse().unwrap_or(IpAddr::from([0; 4]));
+        let peers = peer_configs(&config, conn, child, local, remote).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(peers.len(), 2);
+        assert!(peers.iter().all(|p| p.prefer_configured_proposals));
     }
 
     #[test]

@@ -111,6 +111,9 @@ pub struct Connection {
     pub aggressive: bool,
     /// `encap`: force UDP encapsulation (NAT-T) even without a NAT.
     pub encap: bool,
+    /// `prefer_configured_proposals` (no): as responder, choose by our
+    /// order of `proposals` / `esp_proposals` instead of the initiator's.
+    pub prefer_configured_proposals: bool,
     /// `dpd_delay` (0 = no DPD).
     pub dpd_delay: Duration,
     /// `dpd_timeout` (IKEv1; default 150s).

@@ -2,7 +2,7 @@
 //! still strings where swanctl has a syntax of its own (proposals, selectors,
 //! identities), parsed and checked in `validate.rs` with their key paths.
 
-use super::value::{CountValue, ListValue, TimeValue};
+use super::value::{CountValue, ListValue, TimeValue, YesNo};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -40,6 +40,7 @@ pub(crate) struct RawConnection {
     pub proposals: Option<ListValue>,
     pub aggressive: Option<bool>,
     pub encap: Option<bool>,
+    pub prefer_configured_proposals: Option<YesNo>,
     pub dpd_delay: Option<TimeValue>,
     pub dpd_timeout: Option<TimeValue>,
     pub rekey_time: Option<TimeValue>,

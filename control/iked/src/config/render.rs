@@ -64,6 +64,7 @@ pub fn render(c: &Config) -> String {
         t.insert("proposals".into(), list(&props));
         t.insert("aggressive".into(), Value::Boolean(conn.aggressive));
         t.insert("encap".into(), Value::Boolean(conn.encap));
+        t.insert("prefer_configured_proposals".into(), Value::Boolean(conn.prefer_configured_proposals));
         t.insert("dpd_delay".into(), secs(conn.dpd_delay));
         t.insert("dpd_timeout".into(), secs(conn.dpd_timeout));
         t.insert("rekey_time".into(), secs(conn.rekey_time));

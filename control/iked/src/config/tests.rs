@@ -172,13 +172,34 @@ fn version_zero_means_ikev1_and_other_versions_are_refused() {
 
 #[test]
 fn unknown_keys_are_errors() {
-    assert_eq!(err(&with("connections.home", "mobike = false")), "gw.toml:3: connections.home.mobike: unknown field `mobike`, expected one of `version`, `local_addrs`, `remote_addrs`, `local_port`, `remote_port`, `proposals`, `aggressive`, `encap`, `dpd_delay`, `dpd_timeout`, `rekey_time`, `reauth_time`, `over_time`, `rand_time`, `keyingtries`, `local`, `remote`, `children`");
+    assert_eq!(err(&with("connections.home", "mobike = false")), "gw.toml:3: connections.home.mobike: unknown field `mobike`, expected one of `version`, `local_addrs`, `remote_addrs`, `local_port`, `remote_port`, `proposals`, `aggressive`, `encap`, `prefer_configured_proposals`, `dpd_delay`, `dpd_timeout`, `rekey_time`, `reauth_time`, `over_time`, `rand_time`, `keyingtries`, `local`, `remote`, `children`");
     assert_eq!(err(&with("connections.home.children.net", "updown = \"/bin/true\"")), "gw.toml:10: connections.home.children.net.updown: unknown field `updown`, expected one of `local_ts`, `remote_ts`, `esp_proposals`, `mode`, `start_action`, `dpd_action`, `close_action`, `rekey_time`, `life_time`, `rand_time`, `rekey_bytes`, `life_bytes`, `rand_bytes`, `rekey_packets`, `life_packets`, `rand_packets`, `replay_window`");
     assert_eq!(
         err(&format!("{BASE}\n[charon]\nthreads = 4\n")),
         "gw.toml:17: charon: unknown field `charon`, expected one of `daemon`, `connections`, `secrets`"
     );
     assert_eq!(err(&format!("{BASE}\n[daemon]\nthreads = 4\n")), "gw.toml:18: daemon.threads: unknown field `threads`, expected one of `sadb`, `control_socket`, `listen`, `port`, `port_nat_t`, `keylog`, `delete_sas_on_exit`, `log`");
+}
+
+#[test]
+fn prefer_configured_proposals_yes_no() {
+    assert!(!ok(BASE).connections[0].prefer_configured_proposals, "off by default");
+    for (line, want) in [
+        ("prefer_configured_proposals = \"yes\"", true),
+        ("prefer_configured_proposals = \"no\"", false),
+        ("prefer_configured_proposals = true", true),
+    ] {
+        let c = ok(&with("connections.home", line));
+        assert_eq!(c.connections[0].prefer_configured_proposals, want, "{line}");
+    }
+    assert_eq!(
+        err(&with("connections.home", "prefer_configured_proposals = \"sometimes\"")),
+        "gw.toml:3: connections.home.prefer_configured_proposals: invalid value `sometimes`: expected yes or no (or a TOML true/false)"
+    );
+    assert_eq!(
+        err(&with("connections.home", "prefer_configured_proposals = 1")),
+        "gw.toml:3: connections.home.prefer_configured_proposals: invalid type: integer `1`, expected yes or no (or a TOML true/false)"
+    );
 }
 
 #[test]

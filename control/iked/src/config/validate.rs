@@ -313,6 +313,7 @@ impl Validator<'_> {
             proposals,
             aggressive: rc.aggressive.unwrap_or(false),
             encap: rc.encap.unwrap_or(false),
+            prefer_configured_proposals: rc.prefer_configured_proposals.is_some_and(|v| v.0),
             dpd_delay: rc.dpd_delay.map_or(Duration::ZERO, |t| t.0),
             dpd_timeout,
             rekey_time,

@@ -117,6 +117,39 @@ impl<'de> Deserialize<'de> for CountValue {
     }
 }
 
+/// A yes/no switch as swanctl.conf writes it: `yes` or `no` (a string), or
+/// a TOML boolean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YesNo(pub bool);
+
+/// Parses a swanctl yes/no value.
+pub fn parse_yes_no(text: &str) -> Result<bool, String> {
+    match text.trim() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("invalid value `{text}`: expected yes or no (or a TOML true/false)")),
+    }
+}
+
+impl<'de> Deserialize<'de> for YesNo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = YesNo;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("yes or no (or a TOML true/false)")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<YesNo, E> {
+                Ok(YesNo(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<YesNo, E> {
+                parse_yes_no(v).map(YesNo).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A list: a TOML array of strings, or one string with comma-separated
 /// items as swanctl.conf writes it (`"10.0.0.0/24, 10.1.0.0/24"`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -183,6 +216,17 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(3960)), "66m");
         assert_eq!(format_duration(Duration::from_secs(14_400)), "4h");
         assert_eq!(format_duration(Duration::from_secs(172_800)), "2d");
+    }
+
+    #[test]
+    fn yes_no_as_swanctl_writes_it() {
+        assert_eq!(parse_yes_no("yes"), Ok(true));
+        assert_eq!(parse_yes_no("no"), Ok(false));
+        assert_eq!(parse_yes_no("true"), Ok(true));
+        assert_eq!(parse_yes_no("false"), Ok(false));
+        for bad in ["", "maybe", "Yes please", "1"] {
+            assert!(parse_yes_no(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]
