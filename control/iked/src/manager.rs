@@ -87,6 +87,8 @@ struct IkeState {
     reauth_at: Option<Instant>,
     /// A newer IKE SA of the connection replaced this one.
     replaced: bool,
+    /// When it was replaced (its deletion waits [`REKEY_OVERLAP`]).
+    replaced_at: Option<Instant>,
     dpd: Option<Dpd>,
     /// The DPD probe went unanswered.
     dead: bool,
@@ -425,6 +427,7 @@ impl Manager {
                         established: None,
                         reauth_at: None,
                         replaced: false,
+                        replaced_at: None,
                         dpd: None,
                         dead: false,
                     },
@@ -446,9 +449,8 @@ impl Manager {
                     .filter(|c| self.entries.get(c.entry).is_some_and(|e| e.conn == conn && e.child == ch))
                     .map(|c| (c.ike_sa, c.spi_in))
                     .collect();
-                for (ike_sa, spi) in &doomed {
-                    self.engine
-                        .handle_command(now, Command::DeleteChild { ike_sa: *ike_sa, inbound_spi: *spi });
+                for &(ike_sa, spi) in &doomed {
+                    self.delete_child(now, ike_sa, spi);
                 }
                 Ok(format!("deleting {} child SA pair(s) of `{ch}`", doomed.len()))
             }
@@ -457,6 +459,17 @@ impl Manager {
                     self.ike.iter().filter(|(_, s)| s.conn == conn).map(|(id, _)| *id).collect();
                 for id in &ids {
                     self.engine.handle_command(now, Command::Delete(*id));
+                }
+                // Pairs that outlived their ISAKMP SA go too.
+                let orphans: Vec<(IkeSaId, u32)> = self
+                    .children
+                    .iter()
+                    .filter(|c| !self.ike.contains_key(&c.ike_sa))
+                    .filter(|c| self.entries.get(c.entry).is_some_and(|e| e.conn == conn))
+                    .map(|c| (c.ike_sa, c.spi_in))
+                    .collect();
+                for (ike_sa, spi) in orphans {
+                    self.delete_child(now, ike_sa, spi);
                 }
                 self.pending.retain(|p| self.entries.get(*p).is_none_or(|e| e.conn != conn));
                 self.retries.retain(|r| r.0 != conn);
@@ -585,7 +598,7 @@ impl Manager {
                     {
                         tracing::info!(target: "knl", "hard limit of SPI {:08x} reached: deleting", ev.spi);
                         let (ike_sa, inbound_spi) = (c.ike_sa, c.spi_in);
-                        self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi });
+                        self.delete_child(now, ike_sa, inbound_spi);
                     }
                 }
                 None => {}
@@ -668,12 +681,7 @@ impl Manager {
                 c.delete_at = None;
                 c.expire_at = None;
             }
-            if self.ike.contains_key(&ike_sa) {
-                self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi });
-            } else {
-                // Its IKE SA is gone (reauthenticated): remove it locally.
-                self.remove_child_spi(now, inbound_spi, true);
-            }
+            self.delete_child(now, ike_sa, inbound_spi);
         }
     }
 
@@ -782,6 +790,7 @@ impl Manager {
                             established: None,
                             reauth_at: None,
                             replaced: false,
+                            replaced_at: None,
                             dpd: None,
                             dead: false,
                         },
@@ -889,8 +898,14 @@ impl Manager {
         // Older IKE SAs of this connection with this peer are replaced.
         let remote = summary.as_ref().map(|s| s.remote.ip());
         for (oid, s) in self.ike.iter_mut() {
-            if *oid != id && s.conn == entry.conn && s.established.is_some() && s.remote == remote {
+            if *oid != id
+                && s.conn == entry.conn
+                && s.established.is_some()
+                && s.remote == remote
+                && !s.replaced
+            {
                 s.replaced = true;
+                s.replaced_at = Some(now);
             }
         }
         self.ike.insert(
@@ -901,11 +916,13 @@ impl Manager {
                 established: Some((now, SystemTime::now())),
                 reauth_at,
                 replaced: false,
+                replaced_at: None,
                 dpd,
                 dead: false,
             },
         );
         self.retries.retain(|r| r.0 != entry.conn);
+        self.adopt_children(now, id);
         // Children waiting for this connection.
         let (mine, rest): (Vec<usize>, Vec<usize>) =
             self.pending.drain(..).partition(|p| self.entries.get(*p).is_some_and(|e| e.conn == entry.conn));
@@ -918,23 +935,74 @@ impl Manager {
         self.delete_replaced_ike_sas(now);
     }
 
-    /// An IKE SA replaced by a newer one is deleted once its children are
-    /// gone (each deleted after the overlap once its successor is in).
+    /// An IKE SA replaced by a newer one is deleted, alone (its children
+    /// were adopted by the newer one), by the end that initiated it, once
+    /// it has no children left and [`REKEY_OVERLAP`] has passed; the other end
+    /// waits for that Delete (or the lifetime). One end deciding keeps a
+    /// simultaneous re-establishment safe: the peer may have adopted the
+    /// children into a different new IKE SA than we did, and strongSwan
+    /// deletes the children of an ISAKMP SA it receives a Delete for.
     fn delete_replaced_ike_sas(&mut self, now: Instant) {
         let replaced: Vec<IkeSaId> = self
             .ike
             .iter()
             .filter(|(_, s)| s.replaced && s.established.is_some())
+            .filter(|(_, s)| s.replaced_at.is_none_or(|t| now >= t + REKEY_OVERLAP))
             .map(|(id, _)| *id)
             .collect();
         for id in replaced {
+            if !self.engine.ike_sa(id).is_some_and(|s| s.initiator) {
+                continue;
+            }
             let waiting = self.children.iter().any(|c| c.ike_sa == id);
             let conn = self.ike.get(&id).map(|s| s.conn.clone()).unwrap_or_default();
             let pending = self.pending.iter().any(|p| self.entries.get(*p).is_some_and(|e| e.conn == conn));
             if !waiting && !pending {
                 tracing::info!(target: "ike", "deleting replaced IKE SA {}", id.0);
-                self.engine.handle_command(now, Command::Delete(id));
+                self.engine.handle_command(now, Command::DeleteIsakmpSa(id));
             }
+        }
+    }
+
+    /// The child pairs of `id`'s connection with its peer whose IKE SA is
+    /// gone or replaced move to `id`, as strongSwan and libreswan adopt the
+    /// children of a re-established ISAKMP SA: their rekeys, DPD and Deletes
+    /// continue under it. Pairs still half-installed stay with the Quick Mode
+    /// that creates them.
+    fn adopt_children(&mut self, now: Instant, id: IkeSaId) {
+        let Some(s) = self.ike.get(&id) else {
+            return;
+        };
+        let (conn, remote) = (s.conn.clone(), s.remote);
+        let adopted: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.ike_sa != id && c.spi_out != 0 && Some(c.remote) == remote)
+            .filter(|c| self.entries.get(c.entry).is_some_and(|e| e.conn == conn))
+            .filter(|c| self.ike.get(&c.ike_sa).is_none_or(|o| o.replaced))
+            .map(|c| c.spi_in)
+            .collect();
+        if adopted.is_empty() {
+            return;
+        }
+        for &spi in &adopted {
+            self.engine.handle_command(now, Command::AdoptChild { ike_sa: id, inbound_spi: spi });
+            if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi) {
+                c.ike_sa = id;
+            }
+        }
+        tracing::info!(target: "ike", "IKE SA {} of `{conn}` adopts {} child SA pair(s)", id.0, adopted.len());
+    }
+
+    /// Deletes a child pair: with a Delete over the IKE SA holding it, or
+    /// locally when no ISAKMP SA holds it any more.
+    fn delete_child(&mut self, now: Instant, ike_sa: IkeSaId, inbound_spi: u32) {
+        match self.engine.child_holder(inbound_spi) {
+            Some(holder) => {
+                let ike_sa = holder.unwrap_or(ike_sa);
+                self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi });
+            }
+            None => self.remove_child_spi(now, inbound_spi, true),
         }
     }
 
@@ -1282,15 +1350,15 @@ impl Manager {
         }
     }
 
-    /// An IKE SA ended: by Delete, failure, DPD or expiry.
+    /// An IKE SA ended: by Delete, failure, DPD or expiry. Its children stay
+    /// (RFC 2408 §3.15), adopted by the connection's current IKE SA with the
+    /// peer if there is one, else orphans that keep forwarding until they
+    /// expire or a new IKE SA adopts them (their rekey initiates one). A dead
+    /// peer (DPD) takes them along.
     fn on_ike_gone(&mut self, now: Instant, id: IkeSaId, failed: bool) {
         let Some(s) = self.ike.remove(&id) else {
             return;
         };
-        // Children that lost their IKE SA stay until their own lifetime
-        // unless the peer is dead; they are rekeyed under a new IKE SA.
-        let orphans: Vec<usize> =
-            self.children.iter().enumerate().filter(|(_, c)| c.ike_sa == id).map(|(i, _)| i).collect();
         let conn = self.conn_config(&s.conn).cloned();
         let action = if s.dead {
             conn.as_ref().and_then(|c| c.children.first()).map(|ch| ch.dpd_action)
@@ -1301,12 +1369,43 @@ impl Manager {
         } else {
             None
         };
+        let of_peer: Vec<(IkeSaId, u32)> = self
+            .children
+            .iter()
+            .filter(|c| !self.ike.contains_key(&c.ike_sa) && s.remote.is_none_or(|r| r == c.remote))
+            .filter(|c| self.entries.get(c.entry).is_some_and(|e| e.conn == s.conn))
+            .map(|c| (c.ike_sa, c.spi_in))
+            .collect();
         if s.dead {
-            for i in orphans.into_iter().rev() {
-                if let Some(c) = self.children.get(i).cloned() {
-                    self.remove_child_spi(now, c.spi_out, false);
-                    self.remove_child_spi(now, c.spi_in, true);
+            for (ike_sa, spi) in of_peer {
+                self.delete_child(now, ike_sa, spi);
+            }
+        } else if !of_peer.is_empty() {
+            // The newest remaining IKE SA with the peer takes them, even one
+            // marked replaced (the peer may have kept that one).
+            let current = self.established_ike_sa(&s.conn, s.remote).or_else(|| {
+                self.ike
+                    .iter()
+                    .filter(|(_, o)| o.conn == s.conn && o.remote == s.remote && o.established.is_some())
+                    .filter(|(_, o)| !o.dead)
+                    .max_by_key(|(_, o)| o.established.map(|e| e.0))
+                    .map(|(i, _)| *i)
+            });
+            match current {
+                Some(cur) => {
+                    if let Some(o) = self.ike.get_mut(&cur) {
+                        o.replaced = false;
+                        o.replaced_at = None;
+                    }
+                    self.adopt_children(now, cur);
                 }
+                None if s.established.is_some() => tracing::info!(
+                    target: "ike",
+                    "{} child SA pair(s) of `{}` keep forwarding without an ISAKMP SA",
+                    of_peer.len(),
+                    s.conn
+                ),
+                None => {}
             }
         }
         let name = s.conn.clone();
