@@ -885,7 +885,10 @@ impl Manager {
         });
         let reauth_at = match reauth_at {
             Some(b) => {
-                let j = self.jitter(conn.as_ref().map_or(Duration::ZERO, |c| c.rand_time));
+                // The jitter never takes more than half the time (strongSwan
+                // scales a rand_time that does not fit the window).
+                let r = conn.as_ref().map_or(Duration::ZERO, |c| c.rand_time).min(b / 2);
+                let j = self.jitter(r);
                 Some(now + b.saturating_sub(j))
             }
             None => None,
@@ -1193,12 +1196,12 @@ impl Manager {
             ch.as_ref().map_or(negotiated, |c| c.life_time.min(negotiated.max(Duration::from_secs(1))));
         let rekey =
             ch.as_ref().and_then(|c| (!c.rekey_time.is_zero()).then_some((c.rekey_time, c.rand_time)));
-        let rekey_at = match rekey {
-            Some((t, r)) => {
-                let j = self.jitter(r);
-                Some(now + t.min(life).saturating_sub(j))
+        let rekey_at = match (rekey, ch.as_ref()) {
+            (Some((t, r)), Some(c)) => {
+                let draw = self.rng.next_u64();
+                Some(now + rekey_delay(t, r, c.life_time, life, draw))
             }
-            None => None,
+            _ => None,
         };
         if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == inbound.spi) {
             c.spi_out = outbound.spi;
@@ -1705,6 +1708,33 @@ impl Manager {
     }
 }
 
+/// How long after installation a child is rekeyed: `rekey_time` minus a
+/// random part (`draw`) of `rand_time`, when the lifetime in force is the
+/// configured `life_time`. A peer that made it shorter (RESPONDER-LIFETIME,
+/// or its proposal when we respond) moves the rekey before that expiry: when
+/// `rekey_time` no longer fits, the soft time and the jitter are scaled by
+/// `life / life_time` (they keep their configured proportions), and the
+/// jitter stays below the rekey window (strongSwan scales a `rand_time`
+/// that does not fit down the same way).
+fn rekey_delay(
+    rekey_time: Duration,
+    rand_time: Duration,
+    life_time: Duration,
+    life: Duration,
+    draw: u64,
+) -> Duration {
+    let (soft, rand) = if rekey_time < life || life_time.is_zero() {
+        (rekey_time, rand_time)
+    } else {
+        let scale = life.as_secs_f64() / life_time.as_secs_f64().max(rekey_time.as_secs_f64());
+        (rekey_time.mul_f64(scale), rand_time.mul_f64(scale))
+    };
+    let rand = if rand >= soft { soft / 2 } else { rand };
+    let ms = u64::try_from(rand.as_millis()).unwrap_or(u64::MAX);
+    let jitter = if ms == 0 { 0 } else { draw % ms };
+    soft.saturating_sub(Duration::from_millis(jitter))
+}
+
 fn hex8(b: &[u8; 8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -1718,4 +1748,55 @@ fn selector_pairs(child: &Child, local: IpAddr, remote: IpAddr) -> Vec<(TrafficS
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rekey_delay;
+    use std::time::Duration;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    /// Every draw in a range that covers the whole jitter, and its extremes.
+    fn delays(rekey: Duration, rand: Duration, life_cfg: Duration, life: Duration) -> (Duration, Duration) {
+        let all: Vec<Duration> = (0..2_000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .chain([0, u64::MAX, 359_999, 2_726])
+            .map(|d| rekey_delay(rekey, rand, life_cfg, life, d))
+            .collect();
+        (*all.iter().min().unwrap(), *all.iter().max().unwrap())
+    }
+
+    #[test]
+    fn configured_lifetime_rekeys_at_rekey_time_minus_rand_time() {
+        let (lo, hi) = delays(S(3600), S(360), S(3960), S(3960));
+        assert!(lo > S(3240) && hi <= S(3600), "{lo:?}..{hi:?}");
+    }
+
+    /// The peer's 30 s against our rekey_time 1h, rand_time 6 min, life_time
+    /// 66 min: the rekey lands in the last tenth of the 30 s (the configured
+    /// proportion), never in the first half of it.
+    #[test]
+    fn a_shorter_lifetime_of_the_peer_scales_rekey_and_jitter() {
+        let (lo, hi) = delays(S(3600), S(360), S(3960), S(30));
+        assert!(lo >= S(24) && hi < S(28), "{lo:?}..{hi:?}");
+        assert!(hi - lo > Duration::from_secs(2), "the jitter is still there: {lo:?}..{hi:?}");
+    }
+
+    /// Ours is the shorter one (rekey 20 s, life 30 s, rand 3 s) and the peer
+    /// proposed 1h: ours is in force, unscaled.
+    #[test]
+    fn our_shorter_lifetime_is_used_as_configured() {
+        let (lo, hi) = delays(S(20), S(3), S(30), S(30));
+        assert!(lo > S(17) && hi <= S(20), "{lo:?}..{hi:?}");
+    }
+
+    /// A rand_time as large as the rekey time (a configuration mistake, or
+    /// left at its default after shortening rekey_time) is cut to half the
+    /// window: the rekey never comes right after the install.
+    #[test]
+    fn a_rand_time_larger_than_the_window_is_bounded() {
+        let (lo, hi) = delays(S(20), S(360), S(30), S(30));
+        assert!(lo >= S(10) && hi <= S(20), "{lo:?}..{hi:?}");
+    }
 }

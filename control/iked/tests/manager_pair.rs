@@ -321,3 +321,39 @@ fn orphaned_children_keep_forwarding_and_their_rekey_initiates_an_isakmp_sa() {
     pair.assert_mirrored("rekeyed");
     assert_eq!(pair.our_sas().len(), 2);
 }
+
+/// The peer's 30 s lifetime against our rekey_time 1h / rand_time 6 min
+/// (defaults): adopted, and the rekey comes in the last part of the 30 s, not
+/// right after the install.
+#[test]
+fn a_short_lifetime_of_the_peer_does_not_rekey_at_once() {
+    // We initiate: the peer's RESPONDER-LIFETIME makes it 30 s.
+    let mut pair = up("", 30);
+    let first = pair.our_sas();
+    let listed = pair.us.list_sas(pair.now);
+    let child = &listed[0].child_sas[0];
+    let rekey = child.rekey_time.unwrap_or(0);
+    assert!((20..=28).contains(&rekey), "rekey in {rekey} s, life {:?}", child.life_time);
+    assert!(child.life_time.is_some_and(|l| l <= 30));
+    pair.run_for(Duration::from_secs(15));
+    assert_eq!(pair.our_sas(), first, "no rekey in the first 15 s");
+    pair.run_for(Duration::from_secs(14));
+    assert!(pair.our_sas().is_disjoint(&first), "rekeyed before the 30 s ran out");
+    pair.assert_mirrored("after the rekey");
+}
+
+/// The other direction: the peer initiates with 30 s, we respond (and keep
+/// the shorter lifetime, RFC 2407 §4.6.3.1).
+#[test]
+fn a_short_lifetime_proposed_by_the_peer_does_not_rekey_at_once() {
+    let mut pair = Pair::new("", 30);
+    pair.peer_command(Command::Initiate { peer: 0 });
+    pair.run_for(Duration::from_secs(2));
+    pair.assert_mirrored("peer's child up");
+    let first = pair.our_sas();
+    let listed = pair.us.list_sas(pair.now);
+    let rekey = listed[0].child_sas[0].rekey_time.unwrap_or(0);
+    assert!((20..=28).contains(&rekey), "rekey in {rekey} s");
+    pair.run_for(Duration::from_secs(15));
+    assert_eq!(pair.our_sas(), first, "no rekey in the first 15 s");
+}
