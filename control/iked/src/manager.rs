@@ -89,6 +89,9 @@ struct IkeState {
     replaced: bool,
     /// When it was replaced (its deletion waits [`REKEY_OVERLAP`]).
     replaced_at: Option<Instant>,
+    /// It was replaced by an IKE SA we initiated (see
+    /// [`Manager::delete_replaced_ike_sas`]).
+    replaced_by_us: bool,
     dpd: Option<Dpd>,
     /// The DPD probe went unanswered.
     dead: bool,
@@ -428,6 +431,7 @@ impl Manager {
                         reauth_at: None,
                         replaced: false,
                         replaced_at: None,
+                        replaced_by_us: false,
                         dpd: None,
                         dead: false,
                     },
@@ -791,6 +795,7 @@ impl Manager {
                             reauth_at: None,
                             replaced: false,
                             replaced_at: None,
+                            replaced_by_us: false,
                             dpd: None,
                             dead: false,
                         },
@@ -909,6 +914,7 @@ impl Manager {
             {
                 s.replaced = true;
                 s.replaced_at = Some(now);
+                s.replaced_by_us = initiator;
             }
         }
         self.ike.insert(
@@ -920,6 +926,7 @@ impl Manager {
                 reauth_at,
                 replaced: false,
                 replaced_at: None,
+                replaced_by_us: false,
                 dpd,
                 dead: false,
             },
@@ -939,12 +946,15 @@ impl Manager {
     }
 
     /// An IKE SA replaced by a newer one is deleted, alone (its children
-    /// were adopted by the newer one), by the end that initiated it, once
-    /// it has no children left and [`REKEY_OVERLAP`] has passed; the other end
-    /// waits for that Delete (or the lifetime). One end deciding keeps a
-    /// simultaneous re-establishment safe: the peer may have adopted the
-    /// children into a different new IKE SA than we did, and strongSwan
-    /// deletes the children of an ISAKMP SA it receives a Delete for.
+    /// were adopted by the newer one), once it has no children left and
+    /// [`REKEY_OVERLAP`] has passed, by us only when the newer one is ours:
+    /// the peer, its responder, then adopted the children too (strongSwan
+    /// and libreswan do). An IKE SA the peer replaced is left to the peer
+    /// (strongSwan deletes it `over_time` later) or to its lifetime: a peer
+    /// moves only the children of the ISAKMP SA it re-keys, and strongSwan
+    /// deletes the children of an ISAKMP SA it receives a Delete for, so a
+    /// Delete from us could take pairs with it when both ends re-establish
+    /// at once.
     fn delete_replaced_ike_sas(&mut self, now: Instant) {
         let replaced: Vec<IkeSaId> = self
             .ike
@@ -954,7 +964,7 @@ impl Manager {
             .map(|(id, _)| *id)
             .collect();
         for id in replaced {
-            if !self.engine.ike_sa(id).is_some_and(|s| s.initiator) {
+            if !self.ike.get(&id).is_some_and(|s| s.replaced_by_us) {
                 continue;
             }
             let waiting = self.children.iter().any(|c| c.ike_sa == id);
@@ -1399,6 +1409,7 @@ impl Manager {
                     if let Some(o) = self.ike.get_mut(&cur) {
                         o.replaced = false;
                         o.replaced_at = None;
+                        o.replaced_by_us = false;
                     }
                     self.adopt_children(now, cur);
                 }

@@ -90,7 +90,8 @@ impl Engine {
     }
 
     /// Deletes one child pair and tells the peer our inbound SPI is gone,
-    /// over the IKE SA holding the pair (`id`, or the one that adopted it).
+    /// over the IKE SA holding the pair (`id`, or the one that adopted it)
+    /// and the peer's other established IKE SAs.
     /// An orphan goes without a Delete: no ISAKMP SA is left to protect one.
     pub(super) fn delete_child(&mut self, id: IkeSaId, inbound_spi: u32) {
         let holds = |s: &super::IkeSa| s.children.iter().any(|(i, _)| *i == inbound_spi);
@@ -111,15 +112,25 @@ impl Engine {
             return;
         };
         let (i, o) = sa.children.remove(pos);
-        self.send_informational(
-            idx,
-            vec![Payload::Delete(DeletePayload {
-                doi: DOI_IPSEC,
-                protocol: ProtocolId::ESP,
-                spi_size: 4,
-                spis: vec![i.to_be_bytes().to_vec()],
-            })],
-        );
+        let remote = sa.remote.ip();
+        let delete = Payload::Delete(DeletePayload {
+            doi: DOI_IPSEC,
+            protocol: ProtocolId::ESP,
+            spi_size: 4,
+            spis: vec![i.to_be_bytes().to_vec()],
+        });
+        self.send_informational(idx, vec![delete.clone()]);
+        // The peer may hold the pair under another of our ISAKMP SAs with it
+        // (it adopts by its own rules, and strongSwan looks a Delete up in
+        // the carrying ISAKMP SA only): the Delete goes over each of them;
+        // one that does not hold the pair ignores it.
+        let others: Vec<usize> = (0..self.sas.len())
+            .filter(|&j| j != idx)
+            .filter(|&j| self.sas.get(j).is_some_and(|s| s.remote.ip() == remote && s.keys().is_some()))
+            .collect();
+        for j in others {
+            self.send_informational(j, vec![delete.clone()]);
+        }
         self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
         self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
     }
