@@ -113,6 +113,9 @@ enum ChildState {
 
 #[derive(Debug, Clone)]
 struct ChildSa {
+    /// `list-sas` uniqueid: a counter, unique for the daemon's life (as
+    /// charon's), unlike SPIs.
+    id: u64,
     ike_sa: IkeSaId,
     /// The peer's address.
     remote: IpAddr,
@@ -178,6 +181,8 @@ pub struct Manager {
     /// Outbound SAs of rekeys we initiated, waiting for the peer to have
     /// installed their inbound side (see [`OUTBOUND_SWITCH_DELAY`]).
     deferred_outbound: Vec<DeferredOutbound>,
+    /// The next child SA uniqueid.
+    next_child_id: u64,
 }
 
 /// The second half of a rekeyed pair's installation, due at `due`.
@@ -288,6 +293,7 @@ impl Manager {
             rng: rand_core::OsRng,
             pending_policies: Vec::new(),
             deferred_outbound: Vec::new(),
+            next_child_id: 1,
         };
         m.install_ike_bypass();
         let orphans = !m.kernel.list_sas().is_empty();
@@ -1133,7 +1139,10 @@ impl Manager {
             }
         }
         if existing.is_none() {
+            let id = self.next_child_id;
+            self.next_child_id += 1;
             self.children.push(ChildSa {
+                id,
                 ike_sa,
                 remote: inbound.source.ip(),
                 entry,
@@ -1617,7 +1626,7 @@ impl Manager {
         };
         ChildSaInfo {
             name: e.map_or_else(String::new, |e| e.child.clone()),
-            uniqueid: u64::from(c.spi_in),
+            uniqueid: c.id,
             state: match c.state {
                 ChildState::Inbound => "INSTALLING",
                 ChildState::Installed => "INSTALLED",

@@ -357,3 +357,16 @@ fn a_short_lifetime_proposed_by_the_peer_does_not_rekey_at_once() {
     pair.run_for(Duration::from_secs(15));
     assert_eq!(pair.our_sas(), first, "no rekey in the first 15 s");
 }
+
+/// `list-sas` numbers child SAs with a counter (charon's uniqueid), not
+/// with random SPIs: the first pair is 1, its rekeyed successor 2.
+#[test]
+fn child_sa_ids_are_a_counter() {
+    let mut pair = up("rekey_time = \"20s\"\nlife_time = \"30s\"\nrand_time = \"2s\"", 3600);
+    let ids = |p: &Pair| -> Vec<u64> {
+        p.us.list_sas(p.now).iter().flat_map(|s| s.child_sas.iter().map(|c| c.uniqueid)).collect()
+    };
+    assert_eq!(ids(&pair), vec![1]);
+    pair.run_for(Duration::from_secs(25));
+    assert_eq!(ids(&pair), vec![2], "the rekeyed pair, the first deleted");
+}
