@@ -1256,3 +1256,50 @@ fn no_initial_contact_while_orphans_live() {
     assert_eq!(pair.b.orphan_children(), vec![(a_out.spi, a_in.spi)]);
     assert_eq!(deletes(&pair.b_events), vec![]);
 }
+
+/// Moves every queued datagram of `from` to `to` (no latency).
+fn hand_over(from: &mut Engine, to: &mut Engine, now: Instant) -> usize {
+    let mut n = 0;
+    while let Some(t) = from.poll_transmit() {
+        to.handle_datagram(now, t.destination, t.source, &t.contents);
+        n += 1;
+    }
+    n
+}
+
+/// The initiator cannot install the pair it just negotiated (a full SA
+/// table): the HASH(3) queued behind `InstallSa` is withdrawn and copies of
+/// HASH(2) go unanswered, so the responder never installs the pair; its
+/// Quick Mode times out and removes the inbound SA it installed with HASH(2).
+#[test]
+fn initiator_abort_withdraws_hash3() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 75, clean());
+    let ike = established_id(&pair.a_events);
+    let now = pair.now;
+    pair.a.handle_command(now, Command::CreateChild(ike));
+    assert_eq!(hand_over(&mut pair.a, &mut pair.b, now), 1, "HASH(1)");
+    assert_eq!(hand_over(&mut pair.b, &mut pair.a, now), 1, "HASH(2)");
+    let mut ev = Vec::new();
+    while let Some(e) = pair.a.poll_event() {
+        ev.push(e);
+    }
+    let (inb, _) = installs(&ev)[0].clone();
+    let b_inbound = pair
+        .b
+        .poll_event()
+        .and_then(|e| match e {
+            Event::InstallInbound { inbound, .. } => Some(inbound.spi),
+            _ => None,
+        })
+        .unwrap();
+    pair.a.handle_command(now, Command::AbortQuickMode { ike_sa: ike, inbound_spi: inb.spi });
+    assert!(pair.a.poll_transmit().is_none(), "HASH(3) withdrawn");
+    assert_eq!(pair.a.ike_sas()[0].children.len(), 1, "only the first pair");
+    assert_eq!(pair.a.stats().quick_modes_refused, 1);
+    pair.drive();
+    assert_eq!(installs(&pair.b_events).len(), 1, "the responder never installed the second pair");
+    assert!(pair.b_events.contains(&Event::DeleteSa { spi: b_inbound, inbound: true }));
+    assert_eq!(pair.b.ike_sas()[0].children.len(), 1);
+    assert_eq!(pair.a.ike_sa_count() + pair.b.ike_sa_count(), 2, "both IKE SAs stay");
+}

@@ -1114,13 +1114,12 @@ impl Manager {
         if existing.is_none() || outbound.is_none() {
             if let Err(e) = self.kernel.add_sa(inbound, true, reqid, &limits) {
                 tracing::error!(target: "knl", "installing inbound SA {:08x}: {e}", inbound.spi);
-                if outbound.is_none() {
-                    // Our reply is still queued: refuse the Quick Mode instead.
+                if outbound.is_none() || existing.is_none() {
+                    // Our reply (HASH(2), or as initiator HASH(3)) is still
+                    // queued: the Quick Mode ends without it, so the peer
+                    // never installs a pair we do not have.
                     self.engine
                         .handle_command(now, Command::AbortQuickMode { ike_sa, inbound_spi: inbound.spi });
-                } else if existing.is_none() {
-                    self.engine
-                        .handle_command(now, Command::DeleteChild { ike_sa, inbound_spi: inbound.spi });
                 }
                 return;
             }
@@ -1199,7 +1198,13 @@ impl Manager {
         }
         if let Err(e) = self.kernel.add_sa(outbound, false, reqid, &limits) {
             tracing::error!(target: "knl", "installing outbound SA {:08x}: {e}", outbound.spi);
-            self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi: inbound.spi });
+            if initiated {
+                // HASH(3) has not left: withdrawn, our inbound half removed.
+                self.engine.handle_command(now, Command::AbortQuickMode { ike_sa, inbound_spi: inbound.spi });
+                self.remove_child_spi(now, inbound.spi, true);
+            } else {
+                self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi: inbound.spi });
+            }
             return;
         }
         if let Some(k) = &self.keylog {

@@ -700,6 +700,22 @@ impl Engine {
         let Some(sa) = self.sas.get_mut(idx) else {
             return;
         };
+        // Initiator: HASH(3) is queued behind the InstallSa we could not
+        // honour. It must not leave (the responder would install a pair we
+        // do not have, and a Delete after it is a race): withdrawn, and the
+        // exchange answers no copy of HASH(2); the responder's Quick Mode
+        // times out and removes its inbound SA.
+        if let Some(q) = sa.quick.iter_mut().find(|q| q.installed_spi == Some(inbound_spi)) {
+            q.installed_spi = None;
+            if let Some(out) = q.flight.last_out.take() {
+                let queued = wrap(sa.local, sa.remote, out);
+                self.transmits.retain(|t| *t != queued);
+            }
+            sa.children.retain(|(i, _)| *i != inbound_spi);
+            self.spis.release(inbound_spi);
+            self.stats.quick_modes_refused += 1;
+            return;
+        }
         let Some(pos) =
             sa.quick.iter().position(|q| q.inbound_installed() && q.allocated_spi() == Some(inbound_spi))
         else {

@@ -155,9 +155,12 @@ pub enum Command {
         /// The peer entry whose child config is proposed.
         peer: usize,
     },
-    /// Responder: the inbound SA of a Quick Mode could not be installed
-    /// (e.g. a full SA table): withdraw the HASH(2) reply still queued,
-    /// drop the exchange and tell the peer NO-PROPOSAL-CHOSEN.
+    /// The SAs of a Quick Mode could not be installed (e.g. a full SA
+    /// table). Responder (after `InstallInbound`): withdraw the HASH(2)
+    /// reply still queued, drop the exchange and tell the peer
+    /// NO-PROPOSAL-CHOSEN. Initiator (after `InstallSa`): withdraw the HASH(3)
+    /// still queued and answer no copy of HASH(2), so the responder never
+    /// installs the pair (its Quick Mode times out).
     AbortQuickMode {
         /// The IKE SA.
         ike_sa: IkeSaId,
