@@ -38,7 +38,7 @@ fn subnet(a: [u8; 4], p: u8) -> TrafficSelector {
 }
 
 /// Our side: connection `peer`, child `net`, 10.1/16 === 10.2/16.
-fn our_config(dir: &Path, child_extra: &str) -> config::Config {
+fn our_config(dir: &Path, conn_extra: &str, child_extra: &str) -> config::Config {
     let text = format!(
         r#"
 [daemon]
@@ -55,6 +55,7 @@ local.auth = "psk"
 local.id = "gw-a@example.net"
 remote.auth = "psk"
 remote.id = "gw-b@example.net"
+{conn_extra}
 [connections.peer.children.net]
 local_ts = "10.1.0.0/16"
 remote_ts = "10.2.0.0/16"
@@ -124,8 +125,12 @@ struct Pair {
 
 impl Pair {
     fn new(child_extra: &str, peer_lifetime: u32) -> Self {
+        Self::with("", child_extra, peer_lifetime)
+    }
+
+    fn with(conn_extra: &str, child_extra: &str, peer_lifetime: u32) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let cfg = Arc::new(our_config(dir.path(), child_extra));
+        let cfg = Arc::new(our_config(dir.path(), conn_extra, child_extra));
         let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let db = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let now = Instant::now();
@@ -369,4 +374,31 @@ fn child_sa_ids_are_a_counter() {
     assert_eq!(ids(&pair), vec![1]);
     pair.run_for(Duration::from_secs(25));
     assert_eq!(ids(&pair), vec![2], "the rekeyed pair, the first deleted");
+}
+
+/// Both ends re-establish the ISAKMP SA within a second: ours (N1, which
+/// re-creates the child) at 10 s, the peer's (N2) half a second later. The
+/// peer moves only the children of the ISAKMP SA it re-keys, so it may still
+/// hold the new pair under N1: we delete the old ISAKMP SA (replaced by our
+/// N1), never N1 (replaced by the peer's N2), and the pairs stay mirrored.
+#[test]
+fn an_isakmp_sa_the_peer_replaced_is_not_deleted_by_us() {
+    let mut pair = Pair::with("rekey_time = \"10s\"\nover_time = \"20s\"\nrand_time = \"0s\"", "", 3600);
+    let now = pair.now;
+    pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+    pair.run_for(Duration::from_millis(10_300));
+    let ids = pair.peer_established();
+    assert_eq!(ids.len(), 2, "our re-establishment at 10 s: {ids:?}");
+    let (old, n1) = (ids[0], ids[1]);
+    pair.peer_command(Command::Initiate { peer: 0 });
+    pair.run_for(Duration::from_secs(5));
+    assert_eq!(pair.peer_established().len(), 3);
+    assert!(pair.peer_events.contains(&Event::IkeSaDeleted(old)), "the ISAKMP SA our N1 replaced is deleted");
+    assert!(
+        !pair.peer_events.contains(&Event::IkeSaDeleted(n1)),
+        "N1, replaced by the peer, is left to the peer"
+    );
+    pair.assert_mirrored("both re-established");
+    let states: Vec<String> = pair.listed().into_iter().map(|(_, st, _)| st).collect();
+    assert_eq!(states, vec!["REKEYED".to_owned(), "ESTABLISHED".to_owned()]);
 }
