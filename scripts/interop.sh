@@ -11,8 +11,8 @@
 #            strongSwan initiating; then the key-log decryption with tshark, the ike-scan
 #            probes, the lifecycle cases and a real NAT (nftables masquerade) between the
 #            gateways
-#   --quick  a representative subset (CI), with the wire checks, a rekey by each side and the
-#            NAT case
+#   --quick  a representative subset (CI), with the wire checks, a rekey by each side, an
+#            ISAKMP SA re-keyed by strongSwan and the NAT case
 #   --demo   the main job: one tunnel with the shipped configs (scripts/conf/iked-demo.toml,
 #            scripts/conf/swanctl-demo.conf), traffic both ways, the tables printed
 #   --peer 6 against strongSwan 6.0 (Debian 13, unpacked into a private root by
@@ -740,11 +740,16 @@ wire_checks
 step "lifecycle"
 lifecycle "rekey by strongSwan under a 100/s ping"
 lifecycle "rekey by us under a 100/s ping"
+source scripts/lib/interop-isakmp-rekey.sh
+isakmp_rekey_case "ISAKMP SA re-keyed by strongSwan under a 20/s ping"
 if [ "$MODE" = full ]; then
     lifecycle "reauthentication of the ISAKMP SA by us under a 100/s ping"
     lifecycle "DPD: strongSwan dies, we clear"
     lifecycle "DPD: we die, strongSwan clears"
     lifecycle "INITIAL-CONTACT after our restart"
+    isakmp_rekey_case "ISAKMP SA re-keyed by strongSwan under TCP transfers"
+    isakmp_rekey_case "ISAKMP SA re-keyed by both ends at once under a 20/s ping"
+    short_lifetime_case
 fi
 
 # --- NAT: a real address and port translation between the gateways (last: it re-plumbs the wire)

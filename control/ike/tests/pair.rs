@@ -830,10 +830,147 @@ fn ike_sa_lifetime_expires() {
     assert_eq!(installs(&pair.a_events).len(), 1);
     let ike_a = established_id(&pair.a_events);
     let ike_b = established_id(&pair.b_events);
-    // A expires first and tells B with a Delete.
+    // A expires first and tells B with a Delete for the ISAKMP SA alone
+    // (RFC 2408 §3.15): the child pair stays on both ends, as an orphan.
     assert!(pair.a_events.contains(&Event::IkeSaDeleted(ike_a)));
     assert!(pair.b_events.contains(&Event::IkeSaDeleted(ike_b)));
     assert_eq!(pair.a.ike_sa_count() + pair.b.ike_sa_count(), 0);
+    let (a_in, a_out) = installs(&pair.a_events)[0].clone();
+    assert_eq!(deletes(&pair.a_events), vec![]);
+    assert_eq!(deletes(&pair.b_events), vec![]);
+    assert_eq!(pair.a.orphan_children(), vec![(a_in.spi, a_out.spi)]);
+    assert_eq!(pair.b.orphan_children(), vec![(a_out.spi, a_in.spi)]);
+}
+
+/// The `DeleteSa` events, as (SPI, inbound).
+fn deletes(events: &[Event]) -> Vec<(u32, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::DeleteSa { spi, inbound } => Some((*spi, *inbound)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn established_ids(events: &[Event]) -> Vec<IkeSaId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::IkeSaEstablished { ike_sa, .. } => Some(*ike_sa),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What strongSwan does every `rekey_time` of an IKEv1 connection: B (the
+/// responder of the first ISAKMP SA) establishes a second one, and deletes
+/// the first with a Delete naming the ISAKMP SA only. The pair negotiated
+/// under the first survives on both ends (RFC 2408 §3.15), the second IKE SA
+/// adopts it, and its Delete then travels over the second one.
+#[test]
+fn peer_reestablishing_the_isakmp_sa_keeps_and_adopts_the_children() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 71, clean());
+    let (old_ike_a, old_ike_b) = (established_id(&pair.a_events), established_id(&pair.b_events));
+    let (a_in, a_out) = installs(&pair.a_events)[0].clone();
+    let now = pair.now;
+    pair.b.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    let new_ike_a = *established_ids(&pair.a_events).last().unwrap();
+    let new_ike_b = *established_ids(&pair.b_events).last().unwrap();
+    assert_ne!(new_ike_a, old_ike_a);
+    // With an IKE SA established, neither end claims to have no state.
+    assert!(!pair.a_events.iter().any(|e| *e == Event::InitialContact(new_ike_a)));
+
+    // B adopts the first pair and deletes the old ISAKMP SA alone.
+    let now = pair.now;
+    pair.b.handle_command(now, Command::AdoptChild { ike_sa: new_ike_b, inbound_spi: a_out.spi });
+    pair.b.handle_command(now, Command::DeleteIsakmpSa(old_ike_b));
+    pair.drive();
+    assert!(pair.a_events.contains(&Event::IkeSaDeleted(old_ike_a)));
+    assert!(pair.b_events.contains(&Event::IkeSaDeleted(old_ike_b)));
+    assert_eq!(deletes(&pair.a_events), vec![], "no IPsec SA deleted with the ISAKMP SA");
+    assert_eq!(deletes(&pair.b_events), vec![]);
+    assert_eq!(pair.a.ike_sa_count(), 1);
+    assert_eq!(pair.a.orphan_children(), vec![(a_in.spi, a_out.spi)]);
+    assert_eq!(pair.a.child_holder(a_in.spi), Some(None));
+    assert_eq!(pair.b.child_holder(a_out.spi), Some(Some(new_ike_b)));
+
+    // A adopts it too; a Delete of it now travels over the new ISAKMP SA.
+    let now = pair.now;
+    pair.a.handle_command(now, Command::AdoptChild { ike_sa: new_ike_a, inbound_spi: a_in.spi });
+    assert_eq!(pair.a.orphan_children(), vec![]);
+    assert_eq!(pair.a.child_holder(a_in.spi), Some(Some(new_ike_a)));
+    assert_eq!(pair.a.ike_sa(new_ike_a).unwrap().children.len(), 2);
+    pair.a.handle_command(now, Command::DeleteChild { ike_sa: new_ike_a, inbound_spi: a_in.spi });
+    pair.drive();
+    assert_eq!(deletes(&pair.a_events), vec![(a_in.spi, true), (a_out.spi, false)]);
+    let mut b = deletes(&pair.b_events);
+    b.sort_unstable();
+    let mut want = vec![(a_out.spi, true), (a_in.spi, false)];
+    want.sort_unstable();
+    assert_eq!(b, want, "the peer honours the Delete over the adopting IKE SA");
+    assert_eq!(pair.b.ike_sa(new_ike_b).unwrap().children.len(), 1, "the second child stays");
+}
+
+/// Both ends re-established at once and adopted the pair into different
+/// ISAKMP SAs: a Delete over either is still honoured, and an orphan with
+/// no ISAKMP SA left is removed locally by `DeleteChild`.
+#[test]
+fn delete_of_a_pair_held_by_another_isakmp_sa_of_the_peer_is_honoured() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 72, clean());
+    let (a_in, a_out) = installs(&pair.a_events)[0].clone();
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    let new_ike_b = *established_ids(&pair.b_events).last().unwrap();
+    // B moves the first pair to the second IKE SA, A leaves it on the first.
+    pair.b.handle_command(pair.now, Command::AdoptChild { ike_sa: new_ike_b, inbound_spi: a_out.spi });
+    let old_ike_a = established_ids(&pair.a_events)[0];
+    pair.a.handle_command(pair.now, Command::DeleteChild { ike_sa: old_ike_a, inbound_spi: a_in.spi });
+    pair.drive();
+    assert!(deletes(&pair.b_events).contains(&(a_out.spi, true)));
+    assert!(deletes(&pair.b_events).contains(&(a_in.spi, false)));
+    assert_eq!(pair.b.child_holder(a_out.spi), None);
+
+    // The second pair, orphaned by its ISAKMP SA's expiry-like deletion,
+    // goes locally on DeleteChild (no Delete can be protected).
+    let (b_in, b_out) = installs(&pair.a_events)[1].clone();
+    let new_ike_a = *established_ids(&pair.a_events).last().unwrap();
+    pair.a.handle_command(pair.now, Command::DeleteIsakmpSa(new_ike_a));
+    pair.drive();
+    assert_eq!(pair.a.orphan_children(), vec![(b_in.spi, b_out.spi)]);
+    let sent = pair.sent;
+    pair.a.handle_command(pair.now, Command::DeleteChild { ike_sa: new_ike_a, inbound_spi: b_in.spi });
+    pair.drive();
+    assert_eq!(pair.sent, sent, "nothing to send for an orphan");
+    assert_eq!(pair.a.orphan_children(), vec![]);
+    assert!(deletes(&pair.a_events).ends_with(&[(b_in.spi, true), (b_out.spi, false)]));
+}
+
+/// `Command::Delete` (terminate) still takes the children along, and a peer
+/// declared dead by DPD takes its orphans with it.
+#[test]
+fn dpd_death_clears_the_orphans_of_the_peer() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 73, clean());
+    let (a_in, a_out) = installs(&pair.a_events)[0].clone();
+    let old = established_id(&pair.a_events);
+    pair.a.handle_command(pair.now, Command::Initiate { peer: 0 });
+    pair.drive();
+    pair.a.handle_command(pair.now, Command::DeleteIsakmpSa(old));
+    pair.drive();
+    assert_eq!(pair.a.orphan_children(), vec![(a_in.spi, a_out.spi)]);
+    let new = *established_ids(&pair.a_events).last().unwrap();
+    pair.fault = Box::new(|_, _| Fault::Drop);
+    pair.a.handle_command(pair.now, Command::DeadPeerDetection(new));
+    pair.drive();
+    assert_eq!(pair.a.orphan_children(), vec![]);
+    let d = deletes(&pair.a_events);
+    assert!(d.contains(&(a_in.spi, true)) && d.contains(&(a_out.spi, false)), "{d:?}");
+    assert_eq!(d.len(), 4, "both pairs deleted: {d:?}");
 }
 
 mod flips {
@@ -1094,4 +1231,76 @@ fn second_child_of_a_peer_runs_on_the_same_ike_sa() {
     assert_eq!(peers, vec![0, 1]);
     let ib = installs(&pair.b_events);
     assert_eq!(ib[1].0.source_ts, subnet([10, 11, 0, 0], 16));
+}
+
+/// Children that outlived their ISAKMP SA are state the peer shares with us:
+/// the next ISAKMP SA must not carry INITIAL-CONTACT (the peer would drop
+/// them), and the peer's orphans stay until adopted.
+#[test]
+fn no_initial_contact_while_orphans_live() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 74, clean());
+    assert_eq!(pair.b_events.iter().filter(|e| matches!(e, Event::InitialContact(_))).count(), 1);
+    let (a_in, a_out) = installs(&pair.a_events)[0].clone();
+    let old = established_id(&pair.a_events);
+    pair.a.handle_command(pair.now, Command::DeleteIsakmpSa(old));
+    pair.drive();
+    assert_eq!(pair.a.ike_sa_count() + pair.b.ike_sa_count(), 0);
+    pair.a.handle_command(pair.now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(established_ids(&pair.b_events).len(), 2);
+    assert_eq!(
+        pair.b_events.iter().filter(|e| matches!(e, Event::InitialContact(_))).count(),
+        1,
+        "no INITIAL-CONTACT from an end that kept children"
+    );
+    assert_eq!(pair.b.orphan_children(), vec![(a_out.spi, a_in.spi)]);
+    assert_eq!(deletes(&pair.b_events), vec![]);
+}
+
+/// Moves every queued datagram of `from` to `to` (no latency).
+fn hand_over(from: &mut Engine, to: &mut Engine, now: Instant) -> usize {
+    let mut n = 0;
+    while let Some(t) = from.poll_transmit() {
+        to.handle_datagram(now, t.destination, t.source, &t.contents);
+        n += 1;
+    }
+    n
+}
+
+/// The initiator cannot install the pair it just negotiated (a full SA
+/// table): the HASH(3) queued behind `InstallSa` is withdrawn and copies of
+/// HASH(2) go unanswered, so the responder never installs the pair; its
+/// Quick Mode times out and removes the inbound SA it installed with HASH(2).
+#[test]
+fn initiator_abort_withdraws_hash3() {
+    let p = params(0, Phase1Mode::Main, DhGroup::Curve25519);
+    let mut pair = run_ok(&p, 75, clean());
+    let ike = established_id(&pair.a_events);
+    let now = pair.now;
+    pair.a.handle_command(now, Command::CreateChild(ike));
+    assert_eq!(hand_over(&mut pair.a, &mut pair.b, now), 1, "HASH(1)");
+    assert_eq!(hand_over(&mut pair.b, &mut pair.a, now), 1, "HASH(2)");
+    let mut ev = Vec::new();
+    while let Some(e) = pair.a.poll_event() {
+        ev.push(e);
+    }
+    let (inb, _) = installs(&ev)[0].clone();
+    let b_inbound = pair
+        .b
+        .poll_event()
+        .and_then(|e| match e {
+            Event::InstallInbound { inbound, .. } => Some(inbound.spi),
+            _ => None,
+        })
+        .unwrap();
+    pair.a.handle_command(now, Command::AbortQuickMode { ike_sa: ike, inbound_spi: inb.spi });
+    assert!(pair.a.poll_transmit().is_none(), "HASH(3) withdrawn");
+    assert_eq!(pair.a.ike_sas()[0].children.len(), 1, "only the first pair");
+    assert_eq!(pair.a.stats().quick_modes_refused, 1);
+    pair.drive();
+    assert_eq!(installs(&pair.b_events).len(), 1, "the responder never installed the second pair");
+    assert!(pair.b_events.contains(&Event::DeleteSa { spi: b_inbound, inbound: true }));
+    assert_eq!(pair.b.ike_sas()[0].children.len(), 1);
+    assert_eq!(pair.a.ike_sa_count() + pair.b.ike_sa_count(), 2, "both IKE SAs stay");
 }

@@ -87,6 +87,11 @@ struct IkeState {
     reauth_at: Option<Instant>,
     /// A newer IKE SA of the connection replaced this one.
     replaced: bool,
+    /// When it was replaced (its deletion waits [`REKEY_OVERLAP`]).
+    replaced_at: Option<Instant>,
+    /// It was replaced by an IKE SA we initiated (see
+    /// [`Manager::delete_replaced_ike_sas`]).
+    replaced_by_us: bool,
     dpd: Option<Dpd>,
     /// The DPD probe went unanswered.
     dead: bool,
@@ -108,6 +113,9 @@ enum ChildState {
 
 #[derive(Debug, Clone)]
 struct ChildSa {
+    /// `list-sas` uniqueid: a counter, unique for the daemon's life (as
+    /// charon's), unlike SPIs.
+    id: u64,
     ike_sa: IkeSaId,
     /// The peer's address.
     remote: IpAddr,
@@ -173,6 +181,8 @@ pub struct Manager {
     /// Outbound SAs of rekeys we initiated, waiting for the peer to have
     /// installed their inbound side (see [`OUTBOUND_SWITCH_DELAY`]).
     deferred_outbound: Vec<DeferredOutbound>,
+    /// The next child SA uniqueid.
+    next_child_id: u64,
 }
 
 /// The second half of a rekeyed pair's installation, due at `due`.
@@ -283,6 +293,7 @@ impl Manager {
             rng: rand_core::OsRng,
             pending_policies: Vec::new(),
             deferred_outbound: Vec::new(),
+            next_child_id: 1,
         };
         m.install_ike_bypass();
         let orphans = !m.kernel.list_sas().is_empty();
@@ -425,6 +436,8 @@ impl Manager {
                         established: None,
                         reauth_at: None,
                         replaced: false,
+                        replaced_at: None,
+                        replaced_by_us: false,
                         dpd: None,
                         dead: false,
                     },
@@ -446,9 +459,8 @@ impl Manager {
                     .filter(|c| self.entries.get(c.entry).is_some_and(|e| e.conn == conn && e.child == ch))
                     .map(|c| (c.ike_sa, c.spi_in))
                     .collect();
-                for (ike_sa, spi) in &doomed {
-                    self.engine
-                        .handle_command(now, Command::DeleteChild { ike_sa: *ike_sa, inbound_spi: *spi });
+                for &(ike_sa, spi) in &doomed {
+                    self.delete_child(now, ike_sa, spi);
                 }
                 Ok(format!("deleting {} child SA pair(s) of `{ch}`", doomed.len()))
             }
@@ -457,6 +469,17 @@ impl Manager {
                     self.ike.iter().filter(|(_, s)| s.conn == conn).map(|(id, _)| *id).collect();
                 for id in &ids {
                     self.engine.handle_command(now, Command::Delete(*id));
+                }
+                // Pairs that outlived their ISAKMP SA go too.
+                let orphans: Vec<(IkeSaId, u32)> = self
+                    .children
+                    .iter()
+                    .filter(|c| !self.ike.contains_key(&c.ike_sa))
+                    .filter(|c| self.entries.get(c.entry).is_some_and(|e| e.conn == conn))
+                    .map(|c| (c.ike_sa, c.spi_in))
+                    .collect();
+                for (ike_sa, spi) in orphans {
+                    self.delete_child(now, ike_sa, spi);
                 }
                 self.pending.retain(|p| self.entries.get(*p).is_none_or(|e| e.conn != conn));
                 self.retries.retain(|r| r.0 != conn);
@@ -585,7 +608,7 @@ impl Manager {
                     {
                         tracing::info!(target: "knl", "hard limit of SPI {:08x} reached: deleting", ev.spi);
                         let (ike_sa, inbound_spi) = (c.ike_sa, c.spi_in);
-                        self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi });
+                        self.delete_child(now, ike_sa, inbound_spi);
                     }
                 }
                 None => {}
@@ -668,12 +691,7 @@ impl Manager {
                 c.delete_at = None;
                 c.expire_at = None;
             }
-            if self.ike.contains_key(&ike_sa) {
-                self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi });
-            } else {
-                // Its IKE SA is gone (reauthenticated): remove it locally.
-                self.remove_child_spi(now, inbound_spi, true);
-            }
+            self.delete_child(now, ike_sa, inbound_spi);
         }
     }
 
@@ -782,6 +800,8 @@ impl Manager {
                             established: None,
                             reauth_at: None,
                             replaced: false,
+                            replaced_at: None,
+                            replaced_by_us: false,
                             dpd: None,
                             dead: false,
                         },
@@ -876,7 +896,10 @@ impl Manager {
         });
         let reauth_at = match reauth_at {
             Some(b) => {
-                let j = self.jitter(conn.as_ref().map_or(Duration::ZERO, |c| c.rand_time));
+                // The jitter never takes more than half the time (strongSwan
+                // scales a rand_time that does not fit the window).
+                let r = conn.as_ref().map_or(Duration::ZERO, |c| c.rand_time).min(b / 2);
+                let j = self.jitter(r);
                 Some(now + b.saturating_sub(j))
             }
             None => None,
@@ -889,8 +912,15 @@ impl Manager {
         // Older IKE SAs of this connection with this peer are replaced.
         let remote = summary.as_ref().map(|s| s.remote.ip());
         for (oid, s) in self.ike.iter_mut() {
-            if *oid != id && s.conn == entry.conn && s.established.is_some() && s.remote == remote {
+            if *oid != id
+                && s.conn == entry.conn
+                && s.established.is_some()
+                && s.remote == remote
+                && !s.replaced
+            {
                 s.replaced = true;
+                s.replaced_at = Some(now);
+                s.replaced_by_us = initiator;
             }
         }
         self.ike.insert(
@@ -901,11 +931,14 @@ impl Manager {
                 established: Some((now, SystemTime::now())),
                 reauth_at,
                 replaced: false,
+                replaced_at: None,
+                replaced_by_us: false,
                 dpd,
                 dead: false,
             },
         );
         self.retries.retain(|r| r.0 != entry.conn);
+        self.adopt_children(now, id);
         // Children waiting for this connection.
         let (mine, rest): (Vec<usize>, Vec<usize>) =
             self.pending.drain(..).partition(|p| self.entries.get(*p).is_some_and(|e| e.conn == entry.conn));
@@ -918,23 +951,77 @@ impl Manager {
         self.delete_replaced_ike_sas(now);
     }
 
-    /// An IKE SA replaced by a newer one is deleted once its children are
-    /// gone (each deleted after the overlap once its successor is in).
+    /// An IKE SA replaced by a newer one is deleted, alone (its children
+    /// were adopted by the newer one), once it has no children left and
+    /// [`REKEY_OVERLAP`] has passed, by us only when the newer one is ours:
+    /// the peer, its responder, then adopted the children too (strongSwan
+    /// and libreswan do). An IKE SA the peer replaced is left to the peer
+    /// (strongSwan deletes it `over_time` later) or to its lifetime: a peer
+    /// moves only the children of the ISAKMP SA it re-keys, and strongSwan
+    /// deletes the children of an ISAKMP SA it receives a Delete for, so a
+    /// Delete from us could take pairs with it when both ends re-establish
+    /// at once.
     fn delete_replaced_ike_sas(&mut self, now: Instant) {
         let replaced: Vec<IkeSaId> = self
             .ike
             .iter()
             .filter(|(_, s)| s.replaced && s.established.is_some())
+            .filter(|(_, s)| s.replaced_at.is_none_or(|t| now >= t + REKEY_OVERLAP))
             .map(|(id, _)| *id)
             .collect();
         for id in replaced {
+            if !self.ike.get(&id).is_some_and(|s| s.replaced_by_us) {
+                continue;
+            }
             let waiting = self.children.iter().any(|c| c.ike_sa == id);
             let conn = self.ike.get(&id).map(|s| s.conn.clone()).unwrap_or_default();
             let pending = self.pending.iter().any(|p| self.entries.get(*p).is_some_and(|e| e.conn == conn));
             if !waiting && !pending {
                 tracing::info!(target: "ike", "deleting replaced IKE SA {}", id.0);
-                self.engine.handle_command(now, Command::Delete(id));
+                self.engine.handle_command(now, Command::DeleteIsakmpSa(id));
             }
+        }
+    }
+
+    /// The child pairs of `id`'s connection with its peer whose IKE SA is
+    /// gone or replaced move to `id`, as strongSwan and libreswan adopt the
+    /// children of a re-established ISAKMP SA: their rekeys, DPD and Deletes
+    /// continue under it. Pairs still half-installed stay with the Quick Mode
+    /// that creates them.
+    fn adopt_children(&mut self, now: Instant, id: IkeSaId) {
+        let Some(s) = self.ike.get(&id) else {
+            return;
+        };
+        let (conn, remote) = (s.conn.clone(), s.remote);
+        let adopted: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.ike_sa != id && c.spi_out != 0 && Some(c.remote) == remote)
+            .filter(|c| self.entries.get(c.entry).is_some_and(|e| e.conn == conn))
+            .filter(|c| self.ike.get(&c.ike_sa).is_none_or(|o| o.replaced))
+            .map(|c| c.spi_in)
+            .collect();
+        if adopted.is_empty() {
+            return;
+        }
+        for &spi in &adopted {
+            self.engine.handle_command(now, Command::AdoptChild { ike_sa: id, inbound_spi: spi });
+            if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi) {
+                c.ike_sa = id;
+            }
+        }
+        tracing::info!(target: "ike", "IKE SA {} of `{conn}` adopts {} child SA pair(s)", id.0, adopted.len());
+    }
+
+    /// Deletes a child pair: with a Delete over the IKE SA holding it, or
+    /// locally when no ISAKMP SA holds it any more.
+    fn delete_child(&mut self, now: Instant, ike_sa: IkeSaId, inbound_spi: u32) {
+        match self.engine.child_holder(inbound_spi) {
+            Some(holder) => {
+                let ike_sa = holder.unwrap_or(ike_sa);
+                self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi });
+            }
+            None => self.remove_child_spi(now, inbound_spi, true),
         }
     }
 
@@ -1027,13 +1114,12 @@ impl Manager {
         if existing.is_none() || outbound.is_none() {
             if let Err(e) = self.kernel.add_sa(inbound, true, reqid, &limits) {
                 tracing::error!(target: "knl", "installing inbound SA {:08x}: {e}", inbound.spi);
-                if outbound.is_none() {
-                    // Our reply is still queued: refuse the Quick Mode instead.
+                if outbound.is_none() || existing.is_none() {
+                    // Our reply (HASH(2), or as initiator HASH(3)) is still
+                    // queued: the Quick Mode ends without it, so the peer
+                    // never installs a pair we do not have.
                     self.engine
                         .handle_command(now, Command::AbortQuickMode { ike_sa, inbound_spi: inbound.spi });
-                } else if existing.is_none() {
-                    self.engine
-                        .handle_command(now, Command::DeleteChild { ike_sa, inbound_spi: inbound.spi });
                 }
                 return;
             }
@@ -1052,7 +1138,10 @@ impl Manager {
             }
         }
         if existing.is_none() {
+            let id = self.next_child_id;
+            self.next_child_id += 1;
             self.children.push(ChildSa {
+                id,
                 ike_sa,
                 remote: inbound.source.ip(),
                 entry,
@@ -1109,7 +1198,13 @@ impl Manager {
         }
         if let Err(e) = self.kernel.add_sa(outbound, false, reqid, &limits) {
             tracing::error!(target: "knl", "installing outbound SA {:08x}: {e}", outbound.spi);
-            self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi: inbound.spi });
+            if initiated {
+                // HASH(3) has not left: withdrawn, our inbound half removed.
+                self.engine.handle_command(now, Command::AbortQuickMode { ike_sa, inbound_spi: inbound.spi });
+                self.remove_child_spi(now, inbound.spi, true);
+            } else {
+                self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi: inbound.spi });
+            }
             return;
         }
         if let Some(k) = &self.keylog {
@@ -1125,12 +1220,12 @@ impl Manager {
             ch.as_ref().map_or(negotiated, |c| c.life_time.min(negotiated.max(Duration::from_secs(1))));
         let rekey =
             ch.as_ref().and_then(|c| (!c.rekey_time.is_zero()).then_some((c.rekey_time, c.rand_time)));
-        let rekey_at = match rekey {
-            Some((t, r)) => {
-                let j = self.jitter(r);
-                Some(now + t.min(life).saturating_sub(j))
+        let rekey_at = match (rekey, ch.as_ref()) {
+            (Some((t, r)), Some(c)) => {
+                let draw = self.rng.next_u64();
+                Some(now + rekey_delay(t, r, c.life_time, life, draw))
             }
-            None => None,
+            _ => None,
         };
         if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == inbound.spi) {
             c.spi_out = outbound.spi;
@@ -1282,15 +1377,15 @@ impl Manager {
         }
     }
 
-    /// An IKE SA ended: by Delete, failure, DPD or expiry.
+    /// An IKE SA ended: by Delete, failure, DPD or expiry. Its children stay
+    /// (RFC 2408 §3.15), adopted by the connection's current IKE SA with the
+    /// peer if there is one, else orphans that keep forwarding until they
+    /// expire or a new IKE SA adopts them (their rekey initiates one). A dead
+    /// peer (DPD) takes them along.
     fn on_ike_gone(&mut self, now: Instant, id: IkeSaId, failed: bool) {
         let Some(s) = self.ike.remove(&id) else {
             return;
         };
-        // Children that lost their IKE SA stay until their own lifetime
-        // unless the peer is dead; they are rekeyed under a new IKE SA.
-        let orphans: Vec<usize> =
-            self.children.iter().enumerate().filter(|(_, c)| c.ike_sa == id).map(|(i, _)| i).collect();
         let conn = self.conn_config(&s.conn).cloned();
         let action = if s.dead {
             conn.as_ref().and_then(|c| c.children.first()).map(|ch| ch.dpd_action)
@@ -1301,12 +1396,44 @@ impl Manager {
         } else {
             None
         };
+        let of_peer: Vec<(IkeSaId, u32)> = self
+            .children
+            .iter()
+            .filter(|c| !self.ike.contains_key(&c.ike_sa) && s.remote.is_none_or(|r| r == c.remote))
+            .filter(|c| self.entries.get(c.entry).is_some_and(|e| e.conn == s.conn))
+            .map(|c| (c.ike_sa, c.spi_in))
+            .collect();
         if s.dead {
-            for i in orphans.into_iter().rev() {
-                if let Some(c) = self.children.get(i).cloned() {
-                    self.remove_child_spi(now, c.spi_out, false);
-                    self.remove_child_spi(now, c.spi_in, true);
+            for (ike_sa, spi) in of_peer {
+                self.delete_child(now, ike_sa, spi);
+            }
+        } else if !of_peer.is_empty() {
+            // The newest remaining IKE SA with the peer takes them, even one
+            // marked replaced (the peer may have kept that one).
+            let current = self.established_ike_sa(&s.conn, s.remote).or_else(|| {
+                self.ike
+                    .iter()
+                    .filter(|(_, o)| o.conn == s.conn && o.remote == s.remote && o.established.is_some())
+                    .filter(|(_, o)| !o.dead)
+                    .max_by_key(|(_, o)| o.established.map(|e| e.0))
+                    .map(|(i, _)| *i)
+            });
+            match current {
+                Some(cur) => {
+                    if let Some(o) = self.ike.get_mut(&cur) {
+                        o.replaced = false;
+                        o.replaced_at = None;
+                        o.replaced_by_us = false;
+                    }
+                    self.adopt_children(now, cur);
                 }
+                None if s.established.is_some() => tracing::info!(
+                    target: "ike",
+                    "{} child SA pair(s) of `{}` keep forwarding without an ISAKMP SA",
+                    of_peer.len(),
+                    s.conn
+                ),
+                None => {}
             }
         }
         let name = s.conn.clone();
@@ -1504,7 +1631,7 @@ impl Manager {
         };
         ChildSaInfo {
             name: e.map_or_else(String::new, |e| e.child.clone()),
-            uniqueid: u64::from(c.spi_in),
+            uniqueid: c.id,
             state: match c.state {
                 ChildState::Inbound => "INSTALLING",
                 ChildState::Installed => "INSTALLED",
@@ -1606,6 +1733,33 @@ impl Manager {
     }
 }
 
+/// How long after installation a child is rekeyed: `rekey_time` minus a
+/// random part (`draw`) of `rand_time`, when the lifetime in force is the
+/// configured `life_time`. A peer that made it shorter (RESPONDER-LIFETIME,
+/// or its proposal when we respond) moves the rekey before that expiry: when
+/// `rekey_time` no longer fits, the soft time and the jitter are scaled by
+/// `life / life_time` (they keep their configured proportions), and the
+/// jitter stays below the rekey window (strongSwan scales a `rand_time`
+/// that does not fit down the same way).
+fn rekey_delay(
+    rekey_time: Duration,
+    rand_time: Duration,
+    life_time: Duration,
+    life: Duration,
+    draw: u64,
+) -> Duration {
+    let (soft, rand) = if rekey_time < life || life_time.is_zero() {
+        (rekey_time, rand_time)
+    } else {
+        let scale = life.as_secs_f64() / life_time.as_secs_f64().max(rekey_time.as_secs_f64());
+        (rekey_time.mul_f64(scale), rand_time.mul_f64(scale))
+    };
+    let rand = if rand >= soft { soft / 2 } else { rand };
+    let ms = u64::try_from(rand.as_millis()).unwrap_or(u64::MAX);
+    let jitter = if ms == 0 { 0 } else { draw % ms };
+    soft.saturating_sub(Duration::from_millis(jitter))
+}
+
 fn hex8(b: &[u8; 8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -1619,4 +1773,55 @@ fn selector_pairs(child: &Child, local: IpAddr, remote: IpAddr) -> Vec<(TrafficS
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rekey_delay;
+    use std::time::Duration;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    /// Every draw in a range that covers the whole jitter, and its extremes.
+    fn delays(rekey: Duration, rand: Duration, life_cfg: Duration, life: Duration) -> (Duration, Duration) {
+        let all: Vec<Duration> = (0..2_000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .chain([0, u64::MAX, 359_999, 2_726])
+            .map(|d| rekey_delay(rekey, rand, life_cfg, life, d))
+            .collect();
+        (*all.iter().min().unwrap(), *all.iter().max().unwrap())
+    }
+
+    #[test]
+    fn configured_lifetime_rekeys_at_rekey_time_minus_rand_time() {
+        let (lo, hi) = delays(S(3600), S(360), S(3960), S(3960));
+        assert!(lo > S(3240) && hi <= S(3600), "{lo:?}..{hi:?}");
+    }
+
+    /// The peer's 30 s against our rekey_time 1h, rand_time 6 min, life_time
+    /// 66 min: the rekey lands in the last tenth of the 30 s (the configured
+    /// proportion), never in the first half of it.
+    #[test]
+    fn a_shorter_lifetime_of_the_peer_scales_rekey_and_jitter() {
+        let (lo, hi) = delays(S(3600), S(360), S(3960), S(30));
+        assert!(lo >= S(24) && hi < S(28), "{lo:?}..{hi:?}");
+        assert!(hi - lo > Duration::from_secs(2), "the jitter is still there: {lo:?}..{hi:?}");
+    }
+
+    /// Ours is the shorter one (rekey 20 s, life 30 s, rand 3 s) and the peer
+    /// proposed 1h: ours is in force, unscaled.
+    #[test]
+    fn our_shorter_lifetime_is_used_as_configured() {
+        let (lo, hi) = delays(S(20), S(3), S(30), S(30));
+        assert!(lo > S(17) && hi <= S(20), "{lo:?}..{hi:?}");
+    }
+
+    /// A rand_time as large as the rekey time (a configuration mistake, or
+    /// left at its default after shortening rekey_time) is cut to half the
+    /// window: the rekey never comes right after the install.
+    #[test]
+    fn a_rand_time_larger_than_the_window_is_bounded() {
+        let (lo, hi) = delays(S(20), S(360), S(30), S(30));
+        assert!(lo >= S(10) && hi <= S(20), "{lo:?}..{hi:?}");
+    }
 }

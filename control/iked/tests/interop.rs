@@ -2,8 +2,8 @@
 //! namespaces. The work is in `scripts/interop.sh`; this runs its CI subset (`--quick`: both
 //! initiators, Main and Aggressive Mode, MODP/ECP/Curve25519, GCM and CBC+HMAC, PFS, IPv4 and
 //! IPv6, both ends on their default proposals, an IKE list whose first entry we do not
-//! implement, the wire decrypted by tshark, a rekey by each side, a real NAT) with the binaries
-//! of this build, against both peers:
+//! implement, the wire decrypted by tshark, a rekey by each side, strongSwan re-keying its
+//! ISAKMP SA under a ping, a real NAT) with the binaries of this build, against both peers:
 //! - Debian 12's strongSwan 5.9.8, whose userspace ESP only speaks UDP encapsulation, so every
 //!   case runs over our NAT-T;
 //! - strongSwan 6.0 from Debian 13 (`--peer 6`, a private root fetched by
@@ -49,8 +49,12 @@ fn quick_subset(peer: &str) -> String {
     print!("{stdout}");
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "interop.sh --quick --peer {peer} failed (its output above says where)");
-    assert!(stdout.contains("interop (quick): 10 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("interop (quick): 11 passed, 0 failed"), "{stdout}");
     assert!(stdout.contains("ESP in UDP: True 4500 True"), "the NAT case saw NAT-T at work");
+    assert!(
+        stdout.contains("ok   ISAKMP SA re-keyed by strongSwan under a 20/s ping"),
+        "the child pair survived strongSwan's ISAKMP SA re-keys"
+    );
     assert_eq!(stdout.matches("mirrored").count(), 6, "every matrix case compared both sides' SAs");
     // The proposal cases: both ends on their defaults (strongSwan's several transforms in one
     // proposal) and an IKE list led by 3DES, each side listing the expected choice.

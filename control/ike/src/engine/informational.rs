@@ -89,9 +89,20 @@ impl Engine {
         self.send_protected_notify(idx, NotifyType::R_U_THERE, seq.to_be_bytes().to_vec());
     }
 
-    /// Deletes one child pair and tells the peer our inbound SPI is gone.
+    /// Deletes one child pair and tells the peer our inbound SPI is gone,
+    /// over the IKE SA holding the pair (`id`, or the one that adopted it)
+    /// and the peer's other established IKE SAs.
+    /// An orphan goes without a Delete: no ISAKMP SA is left to protect one.
     pub(super) fn delete_child(&mut self, id: IkeSaId, inbound_spi: u32) {
-        let Some(idx) = self.sas.iter().position(|s| s.id == id) else {
+        let holds = |s: &super::IkeSa| s.children.iter().any(|(i, _)| *i == inbound_spi);
+        let idx =
+            self.sas.iter().position(|s| s.id == id && holds(s)).or_else(|| self.sas.iter().position(holds));
+        let Some(idx) = idx else {
+            if let Some(pos) = self.orphans.iter().position(|o| o.inbound == inbound_spi) {
+                let o = self.orphans.remove(pos);
+                self.events.push_back(Event::DeleteSa { spi: o.inbound, inbound: true });
+                self.events.push_back(Event::DeleteSa { spi: o.outbound, inbound: false });
+            }
             return;
         };
         let Some(sa) = self.sas.get_mut(idx) else {
@@ -101,21 +112,34 @@ impl Engine {
             return;
         };
         let (i, o) = sa.children.remove(pos);
-        self.send_informational(
-            idx,
-            vec![Payload::Delete(DeletePayload {
-                doi: DOI_IPSEC,
-                protocol: ProtocolId::ESP,
-                spi_size: 4,
-                spis: vec![i.to_be_bytes().to_vec()],
-            })],
-        );
+        let remote = sa.remote.ip();
+        let delete = Payload::Delete(DeletePayload {
+            doi: DOI_IPSEC,
+            protocol: ProtocolId::ESP,
+            spi_size: 4,
+            spis: vec![i.to_be_bytes().to_vec()],
+        });
+        self.send_informational(idx, vec![delete.clone()]);
+        // The peer may hold the pair under another of our ISAKMP SAs with it
+        // (it adopts by its own rules, and strongSwan looks a Delete up in
+        // the carrying ISAKMP SA only): the Delete goes over each of them;
+        // one that does not hold the pair ignores it.
+        let others: Vec<usize> = (0..self.sas.len())
+            .filter(|&j| j != idx)
+            .filter(|&j| self.sas.get(j).is_some_and(|s| s.remote.ip() == remote && s.keys().is_some()))
+            .collect();
+        for j in others {
+            self.send_informational(j, vec![delete.clone()]);
+        }
         self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
         self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
     }
 
-    /// Deletes an IKE SA and its children; tells the peer when asked.
-    pub(super) fn delete_ike_sa(&mut self, id: IkeSaId, notify_peer: bool) {
+    /// Deletes an IKE SA; tells the peer when asked. With `children` its
+    /// child SAs go too (with their own Delete first); without, only the
+    /// ISAKMP SA is deleted (RFC 2408 §3.15: a Delete names exactly the SAs
+    /// to delete) and its children become orphans of the peer.
+    pub(super) fn delete_ike_sa(&mut self, id: IkeSaId, notify_peer: bool, children: bool) {
         let Some(idx) = self.sas.iter().position(|s| s.id == id) else {
             return;
         };
@@ -124,7 +148,7 @@ impl Engine {
             // implementations) acts on the first Delete payload of a message
             // only, so the children's and the ISAKMP SA's go separately.
             if let Some(sa) = self.sas.get(idx) {
-                let children = (!sa.children.is_empty()).then(|| {
+                let esp = (children && !sa.children.is_empty()).then(|| {
                     Payload::Delete(DeletePayload {
                         doi: DOI_IPSEC,
                         protocol: ProtocolId::ESP,
@@ -138,18 +162,51 @@ impl Engine {
                     spi_size: 16,
                     spis: vec![[sa.cky_i, sa.cky_r].concat()],
                 });
-                if let Some(c) = children {
+                if let Some(c) = esp {
                     self.send_informational(idx, vec![c]);
                 }
                 self.send_informational(idx, vec![isakmp]);
             }
         }
         let sa = self.sas.remove(idx);
+        for q in &sa.quick {
+            self.abandon_quick(q);
+        }
+        let remote = sa.remote.ip();
         for (i, o) in sa.children {
-            self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
-            self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
+            if children {
+                self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
+                self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
+            } else {
+                self.orphans.push(super::Orphan { remote, inbound: i, outbound: o });
+            }
         }
         self.events.push_back(Event::IkeSaDeleted(id));
+    }
+
+    /// Removes the pair with SPI `spi` (either direction) from the IKE SA at
+    /// `idx`, else from another IKE SA with the same peer, else from that
+    /// peer's orphans: the two ends may have adopted a pair into different
+    /// ISAKMP SAs (both re-established at once), and the Delete is
+    /// authenticated by the peer either way.
+    fn take_child_of_peer(&mut self, idx: usize, remote: std::net::IpAddr, spi: u32) -> Option<(u32, u32)> {
+        let matches = |(i, o): &(u32, u32)| *o == spi || *i == spi;
+        let order = core::iter::once(idx).chain((0..self.sas.len()).filter(|&j| j != idx));
+        for j in order.collect::<Vec<_>>() {
+            let Some(sa) = self.sas.get_mut(j) else {
+                continue;
+            };
+            if sa.remote.ip() != remote {
+                continue;
+            }
+            if let Some(pos) = sa.children.iter().position(matches) {
+                return Some(sa.children.remove(pos));
+            }
+        }
+        let pos =
+            self.orphans.iter().position(|o| o.remote == remote && matches(&(o.inbound, o.outbound)))?;
+        let o = self.orphans.remove(pos);
+        Some((o.inbound, o.outbound))
     }
 
     pub(super) fn informational_datagram(
@@ -232,11 +289,25 @@ impl Engine {
                     _ => {}
                 },
                 Payload::Delete(d) if d.protocol == ProtocolId::ISAKMP => {
-                    self.delete_ike_sa(id, false);
-                    return Ok(());
+                    // RFC 2408 §3.15: the ISAKMP SA named (by its cookies, one
+                    // of this peer's; the carrying one if none matches) and
+                    // nothing else: its IPsec SAs stay, as orphans until a
+                    // newer ISAKMP SA adopts them.
+                    let remote = self.sas.get(idx).map(|s| s.remote.ip());
+                    let named = d.spis.iter().find_map(|c| {
+                        self.sas
+                            .iter()
+                            .find(|s| Some(s.remote.ip()) == remote && [s.cky_i, s.cky_r].concat() == *c)
+                            .map(|s| s.id)
+                    });
+                    let target = named.unwrap_or(id);
+                    self.delete_ike_sa(target, false, false);
+                    if target == id {
+                        return Ok(());
+                    }
                 }
                 Payload::Delete(d) if d.protocol == ProtocolId::ESP => {
-                    let Some(sa) = self.sas.get_mut(idx) else {
+                    let Some(remote) = self.sas.get(idx).map(|s| s.remote.ip()) else {
                         return Ok(());
                     };
                     for spi in d.spis {
@@ -246,8 +317,7 @@ impl Engine {
                         // RFC 2408 §3.15: the sender names its inbound SPI, our
                         // outbound; some peers name ours, so either is taken.
                         let spi = u32::from_be_bytes(b);
-                        if let Some(pos) = sa.children.iter().position(|(i, o)| *o == spi || *i == spi) {
-                            let (i, o) = sa.children.remove(pos);
+                        if let Some((i, o)) = self.take_child_of_peer(idx, remote, spi) {
                             self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
                             self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
                         }

@@ -81,6 +81,15 @@ struct Dpd {
     tries_left: u32,
 }
 
+/// A child SA pair whose ISAKMP SA was deleted alone (RFC 2408 §3.15): it
+/// keeps forwarding until adopted by a newer IKE SA with the peer or deleted.
+#[derive(Debug, Clone, Copy)]
+struct Orphan {
+    remote: std::net::IpAddr,
+    inbound: u32,
+    outbound: u32,
+}
+
 fn fingerprint(datagram: &[u8]) -> [u8; 32] {
     let h = HashAlgorithm::Sha256.hash(&[datagram]);
     let mut out = [0u8; 32];
@@ -216,6 +225,8 @@ pub struct Engine {
     cookie_secret: [u8; 32],
     next_id: u64,
     sas: Vec<IkeSa>,
+    /// Children that outlived their ISAKMP SA.
+    orphans: Vec<Orphan>,
     /// Per peer entry: retired by a reload.
     retired: Vec<bool>,
     transmits: VecDeque<Transmit>,
@@ -247,6 +258,7 @@ impl Engine {
             cookie_secret,
             next_id: 1,
             sas: Vec::new(),
+            orphans: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: EngineStats::default(),
@@ -292,6 +304,21 @@ impl Engine {
     /// The IKE SAs with a peer at `remote`.
     pub fn ike_sas_with(&self, remote: std::net::IpAddr) -> Vec<IkeSaId> {
         self.sas.iter().filter(|s| s.remote.ip() == remote).map(|s| s.id).collect()
+    }
+
+    /// (inbound SPI, outbound SPI) of the child SAs that outlived their
+    /// ISAKMP SA and no IKE SA has adopted yet.
+    pub fn orphan_children(&self) -> Vec<(u32, u32)> {
+        self.orphans.iter().map(|o| (o.inbound, o.outbound)).collect()
+    }
+
+    /// The IKE SA holding the child pair with this inbound SPI: `Some(Some(id))`,
+    /// `Some(None)` for an orphan, `None` when the engine does not know it.
+    pub fn child_holder(&self, inbound_spi: u32) -> Option<Option<IkeSaId>> {
+        if let Some(sa) = self.sas.iter().find(|s| s.children.iter().any(|(i, _)| *i == inbound_spi)) {
+            return Some(Some(sa.id));
+        }
+        self.orphans.iter().any(|o| o.inbound == inbound_spi).then_some(None)
     }
 
     /// The initiator cookie and phase-1 encryption key of an established IKE
@@ -356,7 +383,9 @@ impl Engine {
     pub fn handle_command(&mut self, now: Instant, command: Command) {
         match command {
             Command::Initiate { peer } => self.initiate(now, peer),
-            Command::Delete(id) => self.delete_ike_sa(id, true),
+            Command::Delete(id) => self.delete_ike_sa(id, true, true),
+            Command::DeleteIsakmpSa(id) => self.delete_ike_sa(id, true, false),
+            Command::AdoptChild { ike_sa, inbound_spi } => self.adopt_child(ike_sa, inbound_spi),
             Command::DeadPeerDetection(id) => self.start_dpd(now, id),
             Command::DeleteChild { ike_sa, inbound_spi } => self.delete_child(ike_sa, inbound_spi),
             Command::CreateChild(id) => {
@@ -450,8 +479,9 @@ impl Engine {
             self.send_dpd_probe(id);
         }
         for id in expired {
-            // No rekeying yet: an expired IKE SA is deleted with its children.
-            self.delete_ike_sa(id, true);
+            // RFC 2408 §3.15: the expired ISAKMP SA alone; its children keep
+            // their own lifetimes (the driver re-establishes before this).
+            self.delete_ike_sa(id, true, false);
         }
         for id in dead {
             self.fail(id, Error::Timeout);
@@ -670,6 +700,22 @@ impl Engine {
         let Some(sa) = self.sas.get_mut(idx) else {
             return;
         };
+        // Initiator: HASH(3) is queued behind the InstallSa we could not
+        // honour. It must not leave (the responder would install a pair we
+        // do not have, and a Delete after it is a race): withdrawn, and the
+        // exchange answers no copy of HASH(2); the responder's Quick Mode
+        // times out and removes its inbound SA.
+        if let Some(q) = sa.quick.iter_mut().find(|q| q.installed_spi == Some(inbound_spi)) {
+            q.installed_spi = None;
+            if let Some(out) = q.flight.last_out.take() {
+                let queued = wrap(sa.local, sa.remote, out);
+                self.transmits.retain(|t| *t != queued);
+            }
+            sa.children.retain(|(i, _)| *i != inbound_spi);
+            self.spis.release(inbound_spi);
+            self.stats.quick_modes_refused += 1;
+            return;
+        }
         let Some(pos) =
             sa.quick.iter().position(|q| q.inbound_installed() && q.allocated_spi() == Some(inbound_spi))
         else {
@@ -701,8 +747,47 @@ impl Engine {
                 self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
             }
             if was_established {
+                // A dead peer (DPD) takes the pairs that outlived its other
+                // ISAKMP SAs with it.
+                self.forget_orphans_of(sa.remote.ip());
                 self.events.push_back(Event::IkeSaDeleted(id));
             }
+        }
+    }
+
+    /// Deletes the orphans kept for a peer address (it is dead, or has no
+    /// memory of them: INITIAL-CONTACT).
+    fn forget_orphans_of(&mut self, remote: std::net::IpAddr) {
+        let (gone, keep): (Vec<Orphan>, Vec<Orphan>) =
+            self.orphans.drain(..).partition(|o| o.remote == remote);
+        self.orphans = keep;
+        for o in gone {
+            self.events.push_back(Event::DeleteSa { spi: o.inbound, inbound: true });
+            self.events.push_back(Event::DeleteSa { spi: o.outbound, inbound: false });
+        }
+    }
+
+    /// [`Command::AdoptChild`]: the pair moves to `id` from another IKE SA
+    /// or from the orphans.
+    fn adopt_child(&mut self, id: IkeSaId, inbound_spi: u32) {
+        if !self.sas.iter().any(|s| s.id == id && s.keys().is_some()) {
+            return;
+        }
+        let mut pair = None;
+        for sa in self.sas.iter_mut().filter(|s| s.id != id) {
+            if let Some(pos) = sa.children.iter().position(|(i, _)| *i == inbound_spi) {
+                pair = Some(sa.children.remove(pos));
+                break;
+            }
+        }
+        if pair.is_none() {
+            if let Some(pos) = self.orphans.iter().position(|o| o.inbound == inbound_spi) {
+                let o = self.orphans.remove(pos);
+                pair = Some((o.inbound, o.outbound));
+            }
+        }
+        if let (Some(p), Some(sa)) = (pair, self.sas.iter_mut().find(|s| s.id == id)) {
+            sa.children.push(p);
         }
     }
 

@@ -372,12 +372,14 @@ impl Engine {
 
     /// RFC 2407 §4.6.3.3: INITIAL-CONTACT tells the peer we have no other
     /// SA with it, so it is sent only when no other IKE SA with this peer
-    /// is established (not on re-establishment).
+    /// is established (not on re-establishment) and no child SA with it
+    /// outlived its ISAKMP SA (the peer would drop it).
     fn other_established_with_peer(&self, idx: usize) -> bool {
         let Some(me) = self.sas.get(idx) else {
             return false;
         };
         self.sas.iter().any(|s| s.id != me.id && s.remote.ip() == me.remote.ip() && s.keys().is_some())
+            || self.orphans.iter().any(|o| o.remote == me.remote.ip())
     }
 
     pub(super) fn initiate(&mut self, now: Instant, peer: usize) {
@@ -883,6 +885,10 @@ impl Engine {
         }
         self.events.push_back(Event::IkeSaEstablished { ike_sa: id, peer });
         if ic {
+            // RFC 2407 §4.6.3.3: the peer has no memory of earlier SAs.
+            if let Some(remote) = self.sas.get(idx).map(|s| s.remote.ip()) {
+                self.forget_orphans_of(remote);
+            }
             self.events.push_back(Event::InitialContact(id));
         }
         if self.sas.get(idx).is_some_and(|s| s.initiator) {

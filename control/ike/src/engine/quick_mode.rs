@@ -48,6 +48,9 @@ pub(super) struct Exchange {
     state: QmState,
     /// When the exchange completed; it lingers to answer duplicates.
     pub(super) finished: Option<Instant>,
+    /// Initiator: the inbound SPI of the pair it handed out with HASH(3)
+    /// queued behind (see [`super::Command::AbortQuickMode`]).
+    pub(super) installed_spi: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -560,6 +563,7 @@ impl Engine {
             iv,
             flight: Flight::default(),
             finished: None,
+            installed_spi: None,
             state: QmState::ISent1 {
                 peer,
                 ni,
@@ -665,6 +669,7 @@ impl Engine {
                 ex.flight.last_in = Some(fp);
                 ex.flight.retransmit = None;
                 ex.finished = Some(now);
+                ex.installed_spi = Some(spi_in);
                 let (inb, outb) = make_pair(
                     proof,
                     &keys,
@@ -915,6 +920,7 @@ impl Engine {
             iv: iv2,
             flight: Flight { last_in: Some(fp), ..Flight::default() },
             finished: None,
+            installed_spi: None,
             state: QmState::RSent2 { peer, ni, nr, spi_in, pair: Box::new((inb, outb)) },
         });
         self.send(now, idx, Some(mid), bytes, true);

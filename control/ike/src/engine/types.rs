@@ -123,8 +123,25 @@ pub enum Command {
         /// Index in [`super::EngineConfig::peers`].
         peer: usize,
     },
-    /// Delete an IKE SA and its child SAs, telling the peer.
+    /// Delete an IKE SA and its child SAs, telling the peer (`terminate`).
     Delete(IkeSaId),
+    /// Delete the ISAKMP SA alone, telling the peer with one Delete for it
+    /// (RFC 2408 §3.15: a Delete names exactly the SAs it deletes). The
+    /// IPsec SAs negotiated under it stay installed, as orphans of the peer,
+    /// until [`Command::AdoptChild`] moves them to a newer IKE SA or
+    /// [`Command::DeleteChild`] removes them. An expiring IKE SA and a Delete
+    /// received for one end the same way.
+    DeleteIsakmpSa(IkeSaId),
+    /// Move a child SA pair, named by our inbound SPI, to an established IKE
+    /// SA, from whichever IKE SA holds it or from the orphans: its Deletes are
+    /// then sent there (as strongSwan and libreswan adopt the children of a
+    /// re-established ISAKMP SA).
+    AdoptChild {
+        /// The IKE SA that takes it.
+        ike_sa: IkeSaId,
+        /// Our inbound SPI of the pair.
+        inbound_spi: u32,
+    },
     /// Send a DPD R-U-THERE (RFC 3706).
     DeadPeerDetection(IkeSaId),
     /// Negotiate another child SA (Quick Mode) on an established IKE SA,
@@ -138,9 +155,12 @@ pub enum Command {
         /// The peer entry whose child config is proposed.
         peer: usize,
     },
-    /// Responder: the inbound SA of a Quick Mode could not be installed
-    /// (e.g. a full SA table): withdraw the HASH(2) reply still queued,
-    /// drop the exchange and tell the peer NO-PROPOSAL-CHOSEN.
+    /// The SAs of a Quick Mode could not be installed (e.g. a full SA
+    /// table). Responder (after `InstallInbound`): withdraw the HASH(2)
+    /// reply still queued, drop the exchange and tell the peer
+    /// NO-PROPOSAL-CHOSEN. Initiator (after `InstallSa`): withdraw the HASH(3)
+    /// still queued and answer no copy of HASH(2), so the responder never
+    /// installs the pair (its Quick Mode times out).
     AbortQuickMode {
         /// The IKE SA.
         ike_sa: IkeSaId,
@@ -148,9 +168,11 @@ pub enum Command {
         inbound_spi: u32,
     },
     /// Delete one child SA, given our inbound SPI, telling the peer
-    /// (RFC 2408 §3.15 Delete, protected per RFC 2409 §5.7).
+    /// (RFC 2408 §3.15 Delete, protected per RFC 2409 §5.7) over the IKE SA
+    /// that holds it. An orphan (no IKE SA holds it) is removed without a
+    /// Delete: there is nothing to protect one with.
     DeleteChild {
-        /// The IKE SA that negotiated it.
+        /// The IKE SA that holds it (looked up elsewhere if it does not).
         ike_sa: IkeSaId,
         /// Our inbound SPI of the pair.
         inbound_spi: u32,
@@ -206,9 +228,13 @@ pub enum Event {
         /// Our inbound SA (true) or outbound.
         inbound: bool,
     },
-    /// The IKE SA is gone.
+    /// The IKE SA is gone. Its children are gone too only where
+    /// [`Event::DeleteSa`] says so (a Delete for the ISAKMP SA alone leaves
+    /// them installed, see [`Command::DeleteIsakmpSa`]).
     IkeSaDeleted(IkeSaId),
-    /// The peer sent INITIAL-CONTACT: drop older state for it.
+    /// The peer sent INITIAL-CONTACT: drop older state for it. The orphans
+    /// the engine kept for that peer address are already deleted
+    /// ([`Event::DeleteSa`] before this event).
     InitialContact(IkeSaId),
     /// A DPD R-U-THERE-ACK arrived with this sequence number.
     DeadPeerDetectionAck {
