@@ -6,6 +6,9 @@
 //! - `encap/<backend>/<alg>/<size>`, `decap/…`: one packet through the engine
 //!   (tunnel mode, IPv4 outer and inner);
 //! - `encap32/…`, `decap32/…`: a burst of 32 (throughput in elements = packets);
+//! - `mixed32/<backend>/<alg>/{per-sa,mixed}/<size>`: a burst of 32 packets on 32 SAs of
+//!   one algorithm, through the per-SA path (`encap_burst_multi`: one crypto call per SA) and
+//!   through one crypto call for the burst (`encap_mixed` with the backend's runner);
 //! - `gcm-impl/…`, `hmac-impl/…`: the Rust backend's AES-GCM and HMAC next to `ring`, `aes-gcm`
 //!   and `hmac` (what the backend used before it zeroized its keys);
 //! - `replay/check+update`: one in-order sequence number through the window.
@@ -22,7 +25,10 @@ use esp::crypto::{
 };
 use esp::replay::ReplayWindow;
 use esp::sa::{Mode, SaConfig, TunnelEndpoints};
-use esp::{decap, decap_burst, encap, encap_burst, InboundSa, OutboundSa, PacketBuffer, VecBuffer};
+use esp::{
+    decap, decap_burst, encap, encap_burst, encap_burst_multi, encap_mixed, InboundSa, OutboundSa,
+    PacketBuffer, VecBuffer,
+};
 use std::hint::black_box;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -77,9 +83,62 @@ fn backends() -> Vec<(&'static str, Box<dyn CryptoBackend>)> {
     v
 }
 
+/// The crypto runner an lcore of `backend` would use.
+fn runner(bname: &str) -> Box<dyn esp::crypto::CryptoRunner> {
+    #[cfg(all(feature = "ipsec-mb", target_arch = "x86_64"))]
+    if bname == "ipsec-mb" {
+        return Box::new(esp::crypto::ipsec_mb::IpsecMbBackend::new().unwrap().runner().unwrap());
+    }
+    let _ = bname;
+    Box::new(esp::crypto::PerSessionRunner)
+}
+
+/// A burst of 32 packets on 32 SAs: the per-SA path against one crypto call per burst.
+fn mixed32(c: &mut Criterion, bname: &str, backend: &dyn CryptoBackend) {
+    let mut run = runner(bname);
+    for (aname, ca, ia) in ALGS {
+        let cfg = config(ca, ia);
+        let mut sas: Vec<OutboundSa> = (0..32)
+            .map(|k| {
+                let mut c = cfg.clone();
+                c.spi = 0x2000 + k;
+                outbound(&c, backend)
+            })
+            .collect();
+        let keys: Vec<usize> = (0..32).collect();
+        for size in [64, 1420] {
+            let plain = VecBuffer::new(&packet(size));
+            let mut g = c.benchmark_group(format!("mixed32/{bname}/{aname}"));
+            g.throughput(Throughput::Elements(32));
+            g.bench_function(BenchmarkId::new("per-sa", size), |b| {
+                b.iter_batched_ref(
+                    || vec![plain.clone(); 32],
+                    |bufs| {
+                        let mut r = [Ok(()); 32];
+                        assert_eq!(encap_burst_multi(&mut sas, &keys, bufs, &mut r), 32);
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+            g.bench_function(BenchmarkId::new("mixed", size), |b| {
+                b.iter_batched_ref(
+                    || vec![plain.clone(); 32],
+                    |bufs| {
+                        let mut r = [Ok(()); 32];
+                        assert_eq!(encap_mixed(run.as_mut(), &mut sas[..], &keys, bufs, &mut r), 32);
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+            g.finish();
+        }
+    }
+}
+
 fn bench(c: &mut Criterion) {
     for (bname, backend) in backends() {
         let backend = backend.as_ref();
+        mixed32(c, bname, backend);
         for (aname, ca, ia) in ALGS {
             let name = format!("{bname}/{aname}");
             let cfg = config(ca, ia);
