@@ -248,6 +248,9 @@ pub struct Entry {
     /// table's generation it was resolved at, so the route and neighbour lookups run once,
     /// not per packet.
     pub via: Option<(crate::net::Mac, usize, u64)>,
+    /// The region's change counter when the version was last checked ([`SaCache::get_at`]);
+    /// `u64::MAX`: never.
+    pub checked: u64,
 }
 
 /// Builds a context from a record.
@@ -292,6 +295,7 @@ pub fn build(c: &sadb::SaConfig, version: u32, backends: &Backends) -> Result<En
         },
         lease_end: 0,
         via: None,
+        checked: u64::MAX,
     })
 }
 
@@ -328,6 +332,25 @@ impl SaCache {
         self.entries.get_mut(slot as usize)?.as_deref_mut()
     }
 
+    /// [`SaCache::get`] for a burst that read the region's change counter as `changes`: a
+    /// context already checked at that value is used without reading the record's version
+    /// again (every committed write moves the counter, so nothing it was built from has
+    /// changed since), so a burst reads each SA's slot header at most once.
+    pub fn get_at(
+        &mut self,
+        reader: &sadb::Reader,
+        backends: &Backends,
+        slot: u32,
+        changes: u64,
+    ) -> Option<&mut Entry> {
+        if matches!(self.entries.get(slot as usize), Some(Some(e)) if e.checked == changes) {
+            return self.entries.get_mut(slot as usize)?.as_deref_mut();
+        }
+        let e = self.get(reader, backends, slot)?;
+        e.checked = changes;
+        Some(e)
+    }
+
     /// The context of `slot` as last built, without checking the record's version.
     pub fn peek(&self, slot: u32) -> Option<&Entry> {
         self.entries.get(slot as usize)?.as_deref()
@@ -353,12 +376,19 @@ pub struct Table<'a> {
     pub backends: &'a Backends,
     /// The slot of the previous packet, checked already in this burst.
     last: Option<u32>,
+    /// The region's change counter, read at the start of the burst.
+    changes: u64,
 }
 
 impl<'a> Table<'a> {
-    /// The table for one burst.
-    pub fn new(cache: &'a mut SaCache, reader: &'a sadb::Reader, backends: &'a Backends) -> Self {
-        Table { cache, reader, backends, last: None }
+    /// The table for one burst, which read the region's change counter as `changes`.
+    pub fn new(
+        cache: &'a mut SaCache,
+        reader: &'a sadb::Reader,
+        backends: &'a Backends,
+        changes: u64,
+    ) -> Self {
+        Table { cache, reader, backends, last: None, changes }
     }
 
     /// The context of `slot` for its next packet, or why there is none. The hard-lifetime
@@ -374,7 +404,7 @@ impl<'a> Table<'a> {
             self.reader.count(GW_DROP_BASE + GwDrop::SaExpired as usize, 1);
             return Err(DropReason::NoSa);
         }
-        let e = self.cache.get(self.reader, self.backends, slot).ok_or(DropReason::NoSa)?;
+        let e = self.cache.get_at(self.reader, self.backends, slot, self.changes).ok_or(DropReason::NoSa)?;
         self.last = Some(slot);
         Ok(e)
     }

@@ -134,6 +134,8 @@ pub struct Worker {
     now: u64,
     /// Policy lookups of recent flows, valid while the SA database does not change.
     flows: FlowCache,
+    /// The region's change counter, read once per received burst.
+    changes: u64,
     outb: Vec<(Mbuf, usize, u32, usize)>,
     tsc_hz: u64,
     out_mtu: usize,
@@ -196,6 +198,7 @@ impl Worker {
             runner: backends.runner(),
             now: lcore::tsc(),
             flows: FlowCache::new(),
+            changes: 0,
             idle: IdleMode::Poll,
             outb: Vec::with_capacity(cap),
             tsc_hz: lcore::tsc_hz().max(1),
@@ -281,7 +284,8 @@ impl Worker {
     #[inline]
     fn begin_burst(&mut self) {
         self.now = lcore::tsc();
-        self.flows.begin_burst(self.reader.region().changes());
+        self.changes = self.reader.region().changes();
+        self.flows.begin_burst(self.changes);
     }
 
     /// The inbound then the outbound stage over what was received since the last call.
@@ -759,17 +763,18 @@ impl Worker {
             }
             // RFC 4301 §8: the packet plus ESP overhead (an upper bound: worst-case padding)
             // must fit the outside link, or the sender learns the MTU that does.
-            let (overhead, peer, cached) = match self.cache.get(&self.reader, &self.backends, slot) {
-                Some(e) => match &e.ctx {
-                    Ctx::Out(sa) => (
-                        sa.headroom_needed() + sa.tailroom_needed(),
-                        e.peer,
-                        e.via.filter(|v| v.2 == generation).map(|(mac, pi, _)| (mac, pi)),
-                    ),
-                    Ctx::In(_) => (0, None, None),
-                },
-                None => (0, None, None),
-            };
+            let (overhead, peer, cached) =
+                match self.cache.get_at(&self.reader, &self.backends, slot, self.changes) {
+                    Some(e) => match &e.ctx {
+                        Ctx::Out(sa) => (
+                            sa.headroom_needed() + sa.tailroom_needed(),
+                            e.peer,
+                            e.via.filter(|v| v.2 == generation).map(|(mac, pi, _)| (mac, pi)),
+                        ),
+                        Ctx::In(_) => (0, None, None),
+                    },
+                    None => (0, None, None),
+                };
             if m.data_len() + overhead > self.out_mtu {
                 self.too_big(m, pi, self.out_mtu.saturating_sub(overhead));
                 continue;
@@ -811,7 +816,7 @@ impl Worker {
         keys.extend(stage.iter().map(|p| p.slot as usize));
         results.clear();
         results.resize(stage.len(), Err(DropReason::NoSa));
-        let mut table = Table::new(&mut self.cache, &self.reader, &self.backends);
+        let mut table = Table::new(&mut self.cache, &self.reader, &self.backends, self.changes);
         if inbound {
             esp::decap_mixed(&mut *self.runner, &mut table, &keys, &mut stage, &mut results);
         } else {
