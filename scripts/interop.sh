@@ -257,7 +257,7 @@ import json, sys
 for ike in json.loads(sys.stdin.read())["ike_sas"]:
     for c in ike["child-sas"]:
         if c["state"] == "INSTALLED":
-            print(c["spi-in"], c["spi-out"], c["packets-in"], c["packets-out"], c["encr-alg"], c["encr-keysize"], c.get("integ-alg", "-"), "encap" if c["encap"] else "plain")'
+            print(c["spi-in"], c["spi-out"], c["packets-in"], c["packets-out"], c["encr-alg"], c["encr-keysize"], c.get("integ-alg", "-"), "encap" if c["encap"] else "plain", c["bytes-in"], c["bytes-out"])'
 }
 # charon's child SAs the same way, from `swanctl --list-sas --raw` (vici's own names).
 their_children() {
@@ -270,7 +270,8 @@ for m in re.finditer(r"\{([^{}]*spi-in=[^{}]*)\}", text):
     if f.get("state") != "INSTALLED":
         continue
     print(f["spi-in"], f["spi-out"], f.get("packets-in", "0"), f.get("packets-out", "0"),
-          f.get("encr-alg", "-"), f.get("encr-keysize", "-"), f.get("integ-alg", "-"), "encap" if f.get("encap") == "yes" else "plain")'
+          f.get("encr-alg", "-"), f.get("encr-keysize", "-"), f.get("integ-alg", "-"), "encap" if f.get("encap") == "yes" else "plain",
+          f.get("bytes-in", "0"), f.get("bytes-out", "0"))'
 }
 wait_up() { # SECONDS
     for _ in $(seq $(($1 * 10))); do
@@ -305,8 +306,11 @@ assert o[7] == t[7] == wire, f"ESP should be {wire} on both: ours {o[7]}, theirs
 # bursts, so counters are compared before the bulk transfer).
 for sent, got, d in ((int(o[3]), int(t[2]), "ours->theirs"), (int(t[3]), int(o[2]), "theirs->ours")):
     assert got == sent and sent > 0, f"{d}: sent {sent}, received {got}"
+# Bytes as strongSwan counts them (the protected inner packets), both directions.
+for sent, got, d in ((int(o[9]), int(t[8]), "ours->theirs"), (int(t[9]), int(o[8]), "theirs->ours")):
+    assert got == sent and sent > 0, f"{d}: {sent} bytes sent, {got} received"
 print(f"    SPIs {o[0]}/{o[1]} mirrored, {o[4]}-{o[5]} {oi or ''}, {'UDP-encapsulated' if wire == 'encap' else 'plain ESP'}; "
-      f"packets ours->theirs {o[3]}/{t[2]}, theirs->ours {t[3]}/{o[2]}")
+      f"packets ours->theirs {o[3]}/{t[2]}, theirs->ours {t[3]}/{o[2]}; bytes {o[9]}/{t[8]}, {t[9]}/{o[8]}")
 PY
 }
 tcp_transfer() { # MIB TARGET

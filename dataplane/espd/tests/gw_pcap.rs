@@ -38,4 +38,22 @@ fn esp_both_ways_through_pcaps() {
     common::scapy_check(d, &[]);
 
     common::assert_sadb(&db);
+
+    // Byte counters count the protected packets themselves (the inner IP packets), as the
+    // peer's do: what went into the tunnel from the inside, and what came out of it.
+    let ip_bytes = |name: &str| -> u64 {
+        let frames = espd::pcap::read_all(&mut std::fs::File::open(d.join(name)).unwrap()).unwrap();
+        frames
+            .iter()
+            .map(|f| match f[14] >> 4 {
+                4 => u64::from(u16::from_be_bytes([f[16], f[17]])),
+                _ => 40 + u64::from(u16::from_be_bytes([f[18], f[19]])),
+            })
+            .sum()
+    };
+    let region = sadb::Region::attach(&db).unwrap();
+    let sas = region.list_sas();
+    let bytes = |spi: u32| sas.iter().find(|e| e.config.spi == spi).unwrap().stats.bytes;
+    assert_eq!(bytes(0x2000), ip_bytes("inside_in.pcap"), "outbound bytes: the plaintext packets sent");
+    assert_eq!(bytes(0x1000), ip_bytes("inside_out.pcap"), "inbound bytes: the packets decapsulated");
 }

@@ -48,10 +48,12 @@ fn contexts_follow_the_change_counter() {
     assert_eq!(cache.builds, 1, "checked once at this counter value");
 
     // A new key for the SA: the counter moves, the next burst rebuilds.
-    r.writer().unwrap().update_sa(&SaKey { spi: 0x100, direction: Direction::Out, dst: None }, |c| {
-        c.cipher_key = [2; 32];
-    })
-    .unwrap();
+    r.writer()
+        .unwrap()
+        .update_sa(&SaKey { spi: 0x100, direction: Direction::Out, dst: None }, |c| {
+            c.cipher_key = [2; 32];
+        })
+        .unwrap();
     let c1 = r.changes();
     assert_ne!(c1, c0);
     assert_eq!(spi_of(&mut cache, &reader, &backends, slot, c1), Some(0x100));

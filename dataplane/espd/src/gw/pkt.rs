@@ -13,12 +13,16 @@ pub struct Pkt {
     pub slot: u32,
     /// Outbound: the next hop (MAC, port index) resolved before encryption.
     pub via: Option<(crate::net::Mac, usize)>,
+    /// Outbound: the length of the IP packet before encapsulation, which the SA's byte
+    /// counters and lifetimes count (as strongSwan, the kernel and VPP count: the protected
+    /// packet, in both directions).
+    pub inner_len: u32,
 }
 
 impl Pkt {
     /// Wraps an mbuf whose data starts at the IP header.
     pub fn new(m: Mbuf, slot: u32) -> Pkt {
-        Pkt { m, slot, via: None }
+        Pkt { m, slot, via: None, inner_len: 0 }
     }
 }
 

@@ -814,6 +814,11 @@ impl Worker {
         let mut keys = std::mem::take(&mut self.keys);
         keys.clear();
         keys.extend(stage.iter().map(|p| p.slot as usize));
+        if !inbound {
+            for p in stage.iter_mut() {
+                p.inner_len = u32::try_from(p.m.data_len()).unwrap_or(u32::MAX);
+            }
+        }
         results.clear();
         results.resize(stage.len(), Err(DropReason::NoSa));
         let mut table = Table::new(&mut self.cache, &self.reader, &self.backends, self.changes);
@@ -829,7 +834,9 @@ impl Worker {
             if r.is_err() {
                 continue;
             }
-            let len = p.m.data_len() as u64;
+            // The protected packet's size: the inner packet, after decapsulation or before
+            // encapsulation.
+            let len = if inbound { p.m.data_len() as u64 } else { u64::from(p.inner_len) };
             match &mut run {
                 Some((slot, n, bytes)) if *slot == p.slot => {
                     *n += 1;
