@@ -365,6 +365,45 @@ fn matrix_every_esp_transform_mode_and_pfs() {
     }
 }
 
+/// AES-192 ESP, as strongSwan and vendor boxes propose it (`aes192gcm16`, `aes192-sha256`):
+/// negotiated with key length 192 and installed on both sides with 24-byte keys (and the
+/// 4-byte GCM salt), each side's outbound key being the other's inbound one.
+#[test]
+fn aes192_esp_sas_are_installed_on_both_sides_with_24_byte_keys() {
+    let esps = [
+        EspProposal { encryption: EspEncryption::AesGcm16(192), integrity: None },
+        EspProposal { encryption: EspEncryption::AesCbc(192), integrity: Some(EspIntegrity::HmacSha256) },
+    ];
+    for (k, esp) in esps.into_iter().enumerate() {
+        for child_mode in [Mode::Tunnel, Mode::Transport] {
+            let p = Params {
+                mode: Phase1Mode::Main,
+                ike: IkeProposal {
+                    cipher: Cipher::Aes192Cbc,
+                    hash: HashAlgorithm::Sha256,
+                    group: DhGroup::Ecp256,
+                },
+                esp,
+                child_mode,
+                pfs: None,
+            };
+            let pair = run_ok(&p, 400 + k as u64, clean());
+            let (ia, ib) = (installs(&pair.a_events), installs(&pair.b_events));
+            for (side, (inb, outb)) in [("initiator", &ia[0]), ("responder", &ib[0])] {
+                for d in [inb, outb] {
+                    assert_eq!(d.encryption, esp.encryption, "{side}");
+                    assert_eq!(d.encryption_key.len(), 24, "{side} {esp:?}");
+                    assert_eq!(d.salt.len(), if k == 0 { 4 } else { 0 }, "{side} {esp:?}");
+                    assert_eq!(d.integrity_key.len(), if k == 0 { 0 } else { 32 }, "{side} {esp:?}");
+                }
+            }
+            assert_eq!(*ia[0].1.encryption_key, *ib[0].0.encryption_key);
+            assert_eq!(*ia[0].1.salt, *ib[0].0.salt);
+            assert_ne!(*ia[0].0.encryption_key, *ia[0].1.encryption_key);
+        }
+    }
+}
+
 #[test]
 fn matrix_every_group_both_modes_with_pfs() {
     let mut i = 0;

@@ -614,4 +614,37 @@ mod tests {
         assert!(k.list_sas().is_empty() && k.region().list_policies().is_empty());
         let _ = std::fs::remove_file(&path);
     }
+
+    /// AES-192 (`aes192gcm16`, `aes192-sha256`): the record carries the 24-byte key (and the
+    /// GCM salt) and the SA database accepts it.
+    #[test]
+    fn aes192_sas_install_in_a_real_region() {
+        let path = std::env::temp_dir().join(format!("iked-knl-aes192-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let limits = SaLimits { replay_window: 64, ..Default::default() };
+        let mut gcm = desc(0x1920, false);
+        gcm.encryption = EspEncryption::AesGcm16(192);
+        gcm.integrity = None;
+        gcm.encryption_key = zeroize::Zeroizing::new((0u8..24).collect());
+        gcm.salt = zeroize::Zeroizing::new(vec![0xa1, 0xa2, 0xa3, 0xa4]);
+        gcm.integrity_key = zeroize::Zeroizing::new(Vec::new());
+        let mut cbc = desc(0x1921, false);
+        cbc.encryption = EspEncryption::AesCbc(192);
+        cbc.encryption_key = zeroize::Zeroizing::new((0u8..24).collect());
+        for (d, cipher) in [(&gcm, Cipher::AesGcm16), (&cbc, Cipher::AesCbc)] {
+            let c = sa_config(d, true, 3, &limits);
+            assert_eq!((c.cipher, c.cipher_key_len), (cipher as u8, 24));
+            assert_eq!(c.cipher_key.get(..24).map(<[u8]>::to_vec), Some((0u8..24).collect::<Vec<_>>()));
+            assert_eq!(c.cipher_key.get(24..), Some(&[0u8; 8][..]), "nothing past the key");
+            k.add_sa(d, true, 3, &limits).unwrap_or_else(|e| panic!("{cipher:?}: {e}"));
+            assert!(k.has_sa(d.spi, true));
+        }
+        assert_eq!(sa_config(&gcm, true, 3, &limits).salt, [0xa1, 0xa2, 0xa3, 0xa4]);
+        let mut lens: Vec<(u32, u8)> =
+            k.region().list_sas().iter().map(|e| (e.config.spi, e.config.cipher_key_len)).collect();
+        lens.sort_unstable();
+        assert_eq!(lens, vec![(0x1920, 24), (0x1921, 24)]);
+        let _ = std::fs::remove_file(&path);
+    }
 }

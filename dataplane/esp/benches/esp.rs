@@ -34,10 +34,12 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 const SIZES: [usize; 6] = [64, 128, 256, 512, 1024, 1420];
-const ALGS: [(&str, C, I); 3] = [
+const ALGS: [(&str, C, I); 5] = [
     ("aes128gcm", C::AesGcm128, I::None),
     ("aes128cbc-sha1", C::AesCbc128, I::HmacSha1_96),
     ("aes128cbc-sha256", C::AesCbc128, I::HmacSha256_128),
+    ("aes192gcm", C::AesGcm192, I::None),
+    ("aes192cbc-sha256", C::AesCbc192, I::HmacSha256_128),
 ];
 
 fn config(c: C, i: I) -> SaConfig {

@@ -74,7 +74,7 @@ fn byte_identical_to_the_rust_backend() {
             }
         }
     }
-    assert_eq!(n, 9 * 3 * 2 * 2 * 10);
+    assert_eq!(n, 11 * 3 * 2 * 2 * 10);
 }
 
 #[test]

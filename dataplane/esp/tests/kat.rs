@@ -218,3 +218,44 @@ fn draft_mcgrew_gcm_esp_packets() {
         assert_eq!(decap(&mut inb, &mut b), Err(esp::DropReason::Auth));
     }
 }
+
+/// AES-192-CBC (RFC 3602 has no AES-192 case): NIST SP 800-38A F.2.3 and F.2.4, the four-block
+/// CBC-AES192 example, as the payload of an ESP packet in a CBC + HMAC-SHA-256-128 session. The
+/// session takes the IV from the packet, so the ciphertext must be the NIST one, and the ICV
+/// the HMAC over header || IV || ciphertext.
+#[test]
+fn sp800_38a_aes192_cbc_in_an_esp_session() {
+    let hex = |s: &str| -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    };
+    let key = hex("8e73b0f7da0e6452c810f32b809079e5 62f8ead2522c6b7b");
+    let iv = hex("000102030405060708090a0b0c0d0e0f");
+    let pt = hex("6bc1bee22e409f96e93d7e117393172a ae2d8a571e03ac9c9eb76fac45af8e51
+         30c81c46a35ce411e5fbc1191a0a52ef f69f2445df4f9b17ad2b417be66c3710");
+    let ct = hex("4f021db243bc633d7178183a9fa071e8 b4d9ada9ad7dedf4e5e738763f69145a
+         571b242012fb7ae07fa9baac3df102e0 08b0e27988598881d920a9e64f5615cd");
+    let auth_key = vec![0x0b; 32];
+    let params = CryptoParams {
+        cipher: C::AesCbc192,
+        integrity: I::HmacSha256_128,
+        cipher_key: Zeroizing::new(key),
+        auth_key: Zeroizing::new(auth_key.clone()),
+    };
+    let s = RustBackend.new_session(&params).unwrap();
+    let mut pkt = vec![0, 0, 0x01, 0x92, 0, 0, 0, 1];
+    pkt.extend_from_slice(&iv);
+    pkt.extend_from_slice(&pt);
+    pkt.extend_from_slice(&[0; 16]);
+    let mut j = [CryptoJob::new(&mut pkt, None)];
+    s.process(Operation::Seal, &mut j);
+    assert_eq!(j[0].status, JobStatus::Ok);
+    assert_eq!(&pkt[24..88], &ct[..], "F.2.3 ciphertext");
+    let mut icv = [0u8; 32];
+    assert!(hmac_for_test(I::HmacSha256_128, &auth_key, &pkt[..88], &mut icv));
+    assert_eq!(&pkt[88..], &icv[..16]);
+    let mut j = [CryptoJob::new(&mut pkt, None)];
+    s.process(Operation::Open, &mut j);
+    assert_eq!(j[0].status, JobStatus::Ok);
+    assert_eq!(&pkt[24..88], &pt[..], "F.2.4 plaintext");
+}

@@ -13,7 +13,7 @@ use esp::{
     VecBuffer,
 };
 
-/// SA `k`: algorithm `ALGS[k % 11]`, keys and SPI of its own, mode, family, ESN and UDP
+/// SA `k`: algorithm `ALGS[k % ALGS.len()]`, keys and SPI of its own, mode, family, ESN and UDP
 /// encapsulation varying with `k`.
 fn sa_config(k: usize) -> SaConfig {
     let (c, i) = ALGS[k % ALGS.len()];
@@ -80,7 +80,7 @@ fn packet(n: usize, sas: usize) -> (usize, Vec<u8>) {
 }
 
 fn check_backend(backend: &dyn CryptoBackend, runner: &mut dyn CryptoRunner) {
-    const SAS: usize = 22;
+    const SAS: usize = 2 * ALGS.len();
     const N: usize = 150; // more than one chunk of the engine's MAX_BURST
     let cfgs: Vec<SaConfig> = (0..SAS).map(sa_config).collect();
     let mut outs: Vec<OutboundSa> = cfgs.iter().map(|c| outbound(c, backend_for(c, backend))).collect();

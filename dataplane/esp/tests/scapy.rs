@@ -17,8 +17,8 @@ use std::process::Command;
 fn scapy_names(c: C, i: I) -> (&'static str, &'static str) {
     let crypt = match c {
         C::Null => "NULL",
-        C::AesCbc128 | C::AesCbc256 => "AES-CBC",
-        C::AesGcm128 | C::AesGcm256 => "AES-GCM",
+        C::AesCbc128 | C::AesCbc192 | C::AesCbc256 => "AES-CBC",
+        C::AesGcm128 | C::AesGcm192 | C::AesGcm256 => "AES-GCM",
     };
     let auth = match i {
         I::None => "NULL",

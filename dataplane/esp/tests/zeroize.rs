@@ -132,6 +132,7 @@ fn ghash_keys(key: &[u8], out: &mut Vec<Needle>) {
     let mut h = aes::Block::default();
     match key.len() {
         16 => aes::Aes128::new_from_slice(key).unwrap().encrypt_block(&mut h),
+        24 => aes::Aes192::new_from_slice(key).unwrap().encrypt_block(&mut h),
         32 => aes::Aes256::new_from_slice(key).unwrap().encrypt_block(&mut h),
         n => panic!("AES key of {n} bytes"),
     }
@@ -163,6 +164,10 @@ fn needles_of(p: &CryptoParams) -> Vec<Needle> {
         v.push(Needle::new("AES round key 0 (the key)", &k[..16]));
         if klen == 32 {
             v.push(Needle::new("AES-256 round key 1", &k[16..]));
+        }
+        if klen == 24 {
+            // AES-192's second round key starts with the key's last 8 bytes.
+            v.push(Needle::new("AES-192 round key 1, first half", &k[16..]));
         }
     }
     if p.cipher.is_aead() {
@@ -211,8 +216,10 @@ fn rust_backend_sessions_leave_no_key_material_in_freed_memory() {
     let _g = serial();
     let cases = [
         (C::AesGcm128, I::None),
+        (C::AesGcm192, I::None),
         (C::AesGcm256, I::None),
         (C::AesCbc128, I::HmacSha1_96),
+        (C::AesCbc192, I::HmacSha256_128),
         (C::AesCbc256, I::HmacSha256_128),
         (C::Null, I::HmacSha1_96),
         (C::Null, I::HmacSha256_128),

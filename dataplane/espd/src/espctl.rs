@@ -102,8 +102,10 @@ enum ModeArg {
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
 enum Enc {
     Aes128gcm16,
+    Aes192gcm16,
     Aes256gcm16,
     Aes128,
+    Aes192,
     Aes256,
     Null,
 }
@@ -153,7 +155,8 @@ struct SaAddArgs {
     /// Outer destination address.
     #[arg(long)]
     dst: IpAddr,
-    /// Encryption: aes128gcm16, aes256gcm16 (key + 4-byte salt), aes128, aes256 (CBC), null.
+    /// Encryption: aes128gcm16, aes192gcm16, aes256gcm16 (key + 4-byte salt), aes128, aes192,
+    /// aes256 (CBC), null.
     #[arg(long, value_enum)]
     enc: Enc,
     /// Encryption key in hex (for GCM: the key followed by the 4-byte salt, as RFC 4106 and
@@ -421,8 +424,10 @@ fn build_sa(a: &SaAddArgs) -> Result<SaConfig, ArgError> {
     let key = hex("--enc-key", &a.enc_key)?;
     let (cipher, klen) = match a.enc {
         Enc::Aes128gcm16 => (Cipher::AesGcm16, 16),
+        Enc::Aes192gcm16 => (Cipher::AesGcm16, 24),
         Enc::Aes256gcm16 => (Cipher::AesGcm16, 32),
         Enc::Aes128 => (Cipher::AesCbc, 16),
+        Enc::Aes192 => (Cipher::AesCbc, 24),
         Enc::Aes256 => (Cipher::AesCbc, 32),
         Enc::Null => (Cipher::Null, 0),
     };
@@ -531,8 +536,10 @@ fn build_policy(a: &PolicyAddArgs) -> Result<PolicyConfig, ArgError> {
 fn enc_name(c: &SaConfig) -> &'static str {
     match (Cipher::from_code(c.cipher), c.cipher_key_len) {
         (Some(Cipher::AesGcm16), 16) => "aes128gcm16",
+        (Some(Cipher::AesGcm16), 24) => "aes192gcm16",
         (Some(Cipher::AesGcm16), _) => "aes256gcm16",
         (Some(Cipher::AesCbc), 16) => "aes128",
+        (Some(Cipher::AesCbc), 24) => "aes192",
         (Some(Cipher::AesCbc), _) => "aes256",
         (Some(Cipher::Null), _) => "null",
         (None, _) => "?",

@@ -1,5 +1,5 @@
 //! The gateway pipeline over every algorithm espd supports × IPv4/IPv6 × plain or
-//! UDP-encapsulated ESP, in one run: 28 tunnel SA pairs, each with its own policy and
+//! UDP-encapsulated ESP, in one run: 36 tunnel SA pairs, each with its own policy and
 //! subnets. scapy (an independent implementation) makes the input and checks the output.
 //! The captures go round robin over the SAs, so every burst mixes SAs and algorithms in one
 //! crypto stage.
@@ -47,8 +47,10 @@ fn sa_of(c: &serde_json::Value, dir: Direction) -> SaConfig {
     let s = |k: &str| c[k].as_str().unwrap().to_string();
     let (cipher, klen, integ, ilen) = match c["alg"].as_str().unwrap() {
         "aes128gcm16" => (Cipher::AesGcm16, 16, Integ::None, 0),
+        "aes192gcm16" => (Cipher::AesGcm16, 24, Integ::None, 0),
         "aes256gcm16" => (Cipher::AesGcm16, 32, Integ::None, 0),
         "aes128-sha1" => (Cipher::AesCbc, 16, Integ::HmacSha1_96, 20),
+        "aes192-sha256" => (Cipher::AesCbc, 24, Integ::HmacSha256_128, 32),
         "aes256-sha256" => (Cipher::AesCbc, 32, Integ::HmacSha256_128, 32),
         "aes256-sha384" => (Cipher::AesCbc, 32, Integ::HmacSha384_192, 48),
         "aes256-sha512" => (Cipher::AesCbc, 32, Integ::HmacSha512_256, 64),
@@ -110,7 +112,7 @@ fn every_algorithm_both_families_with_and_without_udp_encapsulation() {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let cases: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(d.join("cases.json")).unwrap()).unwrap();
-    assert_eq!(cases.len(), 28);
+    assert_eq!(cases.len(), 36);
 
     let db = d.join("sadb");
     let region =
@@ -211,7 +213,11 @@ port = "outside"
         "scapy check failed:\n{text}{}\nespd: {report}",
         String::from_utf8_lossy(&checked.stderr)
     );
-    assert_eq!((c["encap-packets"].as_u64(), c["decap-packets"].as_u64()), (Some(84), Some(84)), "{report}");
+    assert_eq!(
+        (c["encap-packets"].as_u64(), c["decap-packets"].as_u64()),
+        (Some(108), Some(108)),
+        "{report}"
+    );
     // Each SA counted its own three packets.
     let region = Region::attach(&db).unwrap();
     for e in region.list_sas() {
@@ -235,7 +241,7 @@ port = "outside"
         seqs
     };
     let first = seqs_on_wire();
-    assert_eq!(first.len(), 28, "every outbound SA sent");
+    assert_eq!(first.len(), 36, "every outbound SA sent");
     for (spi, s) in &first {
         assert_eq!(s, &vec![1, 2, 3], "SPI {spi:#x}: sequence numbers of the first run");
     }
@@ -255,11 +261,11 @@ port = "outside"
     let c = &report["counters"];
     assert_eq!(
         (c["encap-packets"].as_u64(), c["decap-packets"].as_u64(), c["drop-replay"].as_u64()),
-        (Some(84), None, Some(84)),
+        (Some(108), None, Some(108)),
         "{report}"
     );
     let seqs = seqs_on_wire();
-    assert_eq!(seqs.len(), 28, "every outbound SA sent");
+    assert_eq!(seqs.len(), 36, "every outbound SA sent");
     for (spi, s) in &seqs {
         assert_eq!(s, &vec![4, 5, 6], "SPI {spi:#x}: sequence numbers after the restart");
     }

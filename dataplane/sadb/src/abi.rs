@@ -39,9 +39,9 @@ pub enum Mode {
 pub enum Cipher {
     /// NULL encryption (RFC 2410), with an integrity algorithm.
     Null = 1,
-    /// AES-CBC (RFC 3602), 16 or 32 byte key, with an integrity algorithm.
+    /// AES-CBC (RFC 3602), 16, 24 or 32 byte key, with an integrity algorithm.
     AesCbc = 2,
-    /// AES-GCM with a 16-byte ICV (RFC 4106), 16 or 32 byte key plus 4 bytes of salt.
+    /// AES-GCM with a 16-byte ICV (RFC 4106), 16, 24 or 32 byte key plus 4 bytes of salt.
     AesGcm16 = 3,
 }
 
@@ -153,7 +153,7 @@ pub struct SaConfig {
     pub flags: u8,
     /// [`Cipher`] code.
     pub cipher: u8,
-    /// Encryption key length in bytes (16 or 32 for AES, 0 for NULL).
+    /// Encryption key length in bytes (16, 24 or 32 for AES, 0 for NULL).
     pub cipher_key_len: u8,
     /// [`Integ`] code.
     pub integ: u8,

@@ -107,8 +107,11 @@ pub(crate) fn validate_sa(c: &SaConfig, max_window: u32) -> Result<(), SadbError
     let integ =
         Integ::from_code(c.integ).ok_or_else(|| invalid("integ", format!("unknown code {}", c.integ)))?;
     match cipher {
-        Cipher::AesGcm16 | Cipher::AesCbc if !matches!(c.cipher_key_len, 16 | 32) => {
-            return Err(invalid("cipher_key_len", format!("{} bytes; AES takes 16 or 32", c.cipher_key_len)));
+        Cipher::AesGcm16 | Cipher::AesCbc if !matches!(c.cipher_key_len, 16 | 24 | 32) => {
+            return Err(invalid(
+                "cipher_key_len",
+                format!("{} bytes; AES takes 16, 24 or 32", c.cipher_key_len),
+            ));
         }
         Cipher::Null if c.cipher_key_len != 0 => {
             return Err(invalid("cipher_key_len", "NULL encryption takes no key"));

@@ -31,6 +31,10 @@ void imb_shim_aes_keyexp_128(IMB_MGR *mgr, const void *key, void *enc_exp, void 
 {
         IMB_AES_KEYEXP_128(mgr, key, enc_exp, dec_exp);
 }
+void imb_shim_aes_keyexp_192(IMB_MGR *mgr, const void *key, void *enc_exp, void *dec_exp)
+{
+        IMB_AES_KEYEXP_192(mgr, key, enc_exp, dec_exp);
+}
 void imb_shim_aes_keyexp_256(IMB_MGR *mgr, const void *key, void *enc_exp, void *dec_exp)
 {
         IMB_AES_KEYEXP_256(mgr, key, enc_exp, dec_exp);
@@ -74,6 +78,10 @@ void imb_shim_aes128_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data 
 {
         IMB_AES128_GCM_PRE(mgr, key, kd);
 }
+void imb_shim_aes192_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd)
+{
+        IMB_AES192_GCM_PRE(mgr, key, kd);
+}
 void imb_shim_aes256_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd)
 {
         IMB_AES256_GCM_PRE(mgr, key, kd);
@@ -94,6 +102,22 @@ void imb_shim_aes128_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,
                              uint64_t tag_len)
 {
         IMB_AES128_GCM_DEC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag, tag_len);
+}
+void imb_shim_aes192_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,
+                             struct gcm_context_data *ctx, uint8_t *dst,
+                             const uint8_t *src, uint64_t len, const uint8_t *iv,
+                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
+                             uint64_t tag_len)
+{
+        IMB_AES192_GCM_ENC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag, tag_len);
+}
+void imb_shim_aes192_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,
+                             struct gcm_context_data *ctx, uint8_t *dst,
+                             const uint8_t *src, uint64_t len, const uint8_t *iv,
+                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
+                             uint64_t tag_len)
+{
+        IMB_AES192_GCM_DEC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag, tag_len);
 }
 void imb_shim_aes256_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,
                              struct gcm_context_data *ctx, uint8_t *dst,

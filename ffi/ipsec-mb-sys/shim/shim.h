@@ -37,6 +37,7 @@ uint32_t imb_shim_flush_burst(IMB_MGR *mgr, uint32_t max_jobs, IMB_JOB **jobs);
 
 /* AES key expansion (enc + dec schedules, 16-byte aligned, 15 x 16 bytes). */
 void imb_shim_aes_keyexp_128(IMB_MGR *mgr, const void *key, void *enc_exp, void *dec_exp);
+void imb_shim_aes_keyexp_192(IMB_MGR *mgr, const void *key, void *enc_exp, void *dec_exp);
 void imb_shim_aes_keyexp_256(IMB_MGR *mgr, const void *key, void *enc_exp, void *dec_exp);
 
 /* One compression-function call over one block, used for the HMAC
@@ -54,6 +55,7 @@ void imb_shim_sha512(IMB_MGR *mgr, const void *src, uint64_t len, void *digest);
 
 /* AES-GCM key precompute (key expansion + GHASH key powers). */
 void imb_shim_aes128_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd);
+void imb_shim_aes192_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd);
 void imb_shim_aes256_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd);
 
 /* AES-GCM direct (single buffer, synchronous) API. */
@@ -63,6 +65,16 @@ void imb_shim_aes128_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,
                              const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
                              uint64_t tag_len);
 void imb_shim_aes128_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,
+                             struct gcm_context_data *ctx, uint8_t *dst,
+                             const uint8_t *src, uint64_t len, const uint8_t *iv,
+                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
+                             uint64_t tag_len);
+void imb_shim_aes192_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,
+                             struct gcm_context_data *ctx, uint8_t *dst,
+                             const uint8_t *src, uint64_t len, const uint8_t *iv,
+                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
+                             uint64_t tag_len);
+void imb_shim_aes192_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,
                              struct gcm_context_data *ctx, uint8_t *dst,
                              const uint8_t *src, uint64_t len, const uint8_t *iv,
                              const uint8_t *aad, uint64_t aad_len, uint8_t *tag,

@@ -11,11 +11,11 @@
 //!   `IMB_FLUSH_JOB`, `IMB_GET_COMPLETED_JOB`, `IMB_QUEUE_SIZE`;
 //! - burst API (new in 1.3): `IMB_GET_NEXT_BURST`, `IMB_SUBMIT_BURST`,
 //!   `IMB_SUBMIT_BURST_NOCHECK`, `IMB_FLUSH_BURST`;
-//! - keys: `IMB_AES_KEYEXP_128/256`, `IMB_AES128/256_GCM_PRE`,
+//! - keys: `IMB_AES_KEYEXP_128/192/256`, `IMB_AES128/192/256_GCM_PRE`,
 //!   `IMB_SHA1/256/384/512_ONE_BLOCK` (HMAC ipad/opad precomputes) and the
 //!   one-shot `IMB_SHA1/256/384/512` (HMAC keys longer than a block);
-//! - AES-GCM direct API: `IMB_AES128/256_GCM_ENC/DEC`, `_INIT`,
-//!   `_ENC_UPDATE/_DEC_UPDATE`, `_ENC_FINALIZE/_DEC_FINALIZE`.
+//! - AES-GCM direct API: `IMB_AES128/192/256_GCM_ENC/DEC` and, for 128 and
+//!   256, `_INIT`, `_ENC_UPDATE/_DEC_UPDATE`, `_ENC_FINALIZE/_DEC_FINALIZE`.
 
 #![no_std]
 

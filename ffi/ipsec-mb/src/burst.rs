@@ -214,6 +214,8 @@ impl Op for GcmOp<'_> {
         let f = match (self.key.key_size(), dir) {
             (AesKeySize::Aes128, Dir::Encrypt) => sys::imb_shim_aes128_gcm_enc,
             (AesKeySize::Aes128, Dir::Decrypt) => sys::imb_shim_aes128_gcm_dec,
+            (AesKeySize::Aes192, Dir::Encrypt) => sys::imb_shim_aes192_gcm_enc,
+            (AesKeySize::Aes192, Dir::Decrypt) => sys::imb_shim_aes192_gcm_dec,
             (AesKeySize::Aes256, Dir::Encrypt) => sys::imb_shim_aes256_gcm_enc,
             (AesKeySize::Aes256, Dir::Decrypt) => sys::imb_shim_aes256_gcm_dec,
         };

@@ -12,6 +12,8 @@ use crate::{Arch, Error, MbMgr};
 pub enum AesKeySize {
     /// 16-byte key.
     Aes128,
+    /// 24-byte key.
+    Aes192,
     /// 32-byte key.
     Aes256,
 }
@@ -20,6 +22,7 @@ impl AesKeySize {
     fn from_len(len: usize) -> Result<Self, Error> {
         match len {
             16 => Ok(AesKeySize::Aes128),
+            24 => Ok(AesKeySize::Aes192),
             32 => Ok(AesKeySize::Aes256),
             _ => Err(Error::KeyLength { len }),
         }
@@ -29,6 +32,7 @@ impl AesKeySize {
     pub fn len(self) -> usize {
         match self {
             AesKeySize::Aes128 => 16,
+            AesKeySize::Aes192 => 24,
             AesKeySize::Aes256 => 32,
         }
     }
@@ -47,7 +51,7 @@ const _: () = assert!(align_of::<GcmKeyData>() >= align_of::<sys::gcm_key_data>(
 const _: () = assert!(size_of::<GcmKeyData>() == size_of::<sys::gcm_key_data>());
 
 /// An AES-GCM key: the expanded AES key and GHASH key powers
-/// (`IMB_AES128_GCM_PRE` / `IMB_AES256_GCM_PRE`), plus the ICV length.
+/// (`IMB_AES128_GCM_PRE` / `IMB_AES192_GCM_PRE` / `IMB_AES256_GCM_PRE`), plus the ICV length.
 ///
 /// The 4-byte salt of RFC 4106 is not part of this object: it belongs to the
 /// 12-byte nonce the caller builds (salt || explicit IV). The precomputed
@@ -61,7 +65,7 @@ pub struct GcmKey {
 }
 
 impl GcmKey {
-    /// Precomputes a GCM key (16 or 32 bytes) with a 16-byte ICV.
+    /// Precomputes a GCM key (16, 24 or 32 bytes) with a 16-byte ICV.
     pub fn new(mgr: &MbMgr, key: &[u8]) -> Result<Self, Error> {
         Self::with_icv_len(mgr, key, 16)
     }
@@ -75,12 +79,14 @@ impl GcmKey {
         };
         let mut data = Box::new(GcmKeyData([0; size_of::<sys::gcm_key_data>()]));
         let out: *mut sys::gcm_key_data = (&mut *data as *mut GcmKeyData).cast();
-        // SAFETY: `key` holds exactly the 16 or 32 bytes GCM_PRE reads;
+        // SAFETY: `key` holds exactly the 16, 24 or 32 bytes GCM_PRE reads
+        // (`from_len` matched its length to the function called);
         // `out` is a writable, 64-byte aligned region of
         // size_of::<gcm_key_data>() bytes (checked at compile time above).
         unsafe {
             match size {
                 AesKeySize::Aes128 => sys::imb_shim_aes128_gcm_pre(mgr.raw(), key.as_ptr().cast(), out),
+                AesKeySize::Aes192 => sys::imb_shim_aes192_gcm_pre(mgr.raw(), key.as_ptr().cast(), out),
                 AesKeySize::Aes256 => sys::imb_shim_aes256_gcm_pre(mgr.raw(), key.as_ptr().cast(), out),
             }
         }
@@ -184,8 +190,8 @@ pub(crate) struct CbcHmacKeyData {
     pub(crate) opad: [u8; 64],
 }
 
-/// An AES-CBC + HMAC-SHA key pair for ESP: AES-128/256 encrypt and decrypt
-/// schedules (`IMB_AES_KEYEXP_128/256`) and the HMAC precomputes, i.e. the
+/// An AES-CBC + HMAC-SHA key pair for ESP: AES-128/192/256 encrypt and
+/// decrypt schedules (`IMB_AES_KEYEXP_128/192/256`) and the HMAC precomputes, i.e. the
 /// hash state after one block of `K ^ ipad` and of `K ^ opad`
 /// (`IMB_SHAx_ONE_BLOCK`), as the job API takes them.
 pub struct CbcHmacKey {
@@ -195,7 +201,7 @@ pub struct CbcHmacKey {
 }
 
 impl CbcHmacKey {
-    /// Expands `cipher_key` (16 or 32 bytes) and precomputes HMAC for
+    /// Expands `cipher_key` (16, 24 or 32 bytes) and precomputes HMAC for
     /// `auth_key` (any length; longer than a block is hashed first, RFC 2104
     /// §2).
     pub fn new(mgr: &MbMgr, cipher_key: &[u8], hmac: HmacAlg, auth_key: &[u8]) -> Result<Self, Error> {
@@ -203,12 +209,20 @@ impl CbcHmacKey {
         let mut data =
             Box::new(CbcHmacKeyData { enc: [0; 16 * 15], dec: [0; 16 * 15], ipad: [0; 64], opad: [0; 64] });
         let m = mgr.raw();
-        // SAFETY: `cipher_key` holds the 16/32 bytes KEYEXP reads; `enc` and
+        // SAFETY: `cipher_key` holds the 16/24/32 bytes KEYEXP reads
+        // (`from_len` matched its length to the function called); `enc` and
         // `dec` are 240 writable, 16-byte aligned bytes each, the size of a
-        // 15-round-key schedule (AES-256; AES-128 uses the first 176).
+        // 15-round-key schedule (AES-256; AES-192 uses the first 208,
+        // AES-128 the first 176).
         unsafe {
             match size {
                 AesKeySize::Aes128 => sys::imb_shim_aes_keyexp_128(
+                    m,
+                    cipher_key.as_ptr().cast(),
+                    data.enc.as_mut_ptr().cast(),
+                    data.dec.as_mut_ptr().cast(),
+                ),
+                AesKeySize::Aes192 => sys::imb_shim_aes_keyexp_192(
                     m,
                     cipher_key.as_ptr().cast(),
                     data.enc.as_mut_ptr().cast(),

@@ -34,6 +34,7 @@ impl MbMgr {
         unsafe {
             let f = match key.key_size() {
                 AesKeySize::Aes128 => sys::imb_shim_aes128_gcm_enc,
+                AesKeySize::Aes192 => sys::imb_shim_aes192_gcm_enc,
                 AesKeySize::Aes256 => sys::imb_shim_aes256_gcm_enc,
             };
             f(
@@ -68,6 +69,7 @@ impl MbMgr {
         unsafe {
             let f = match key.key_size() {
                 AesKeySize::Aes128 => sys::imb_shim_aes128_gcm_dec,
+                AesKeySize::Aes192 => sys::imb_shim_aes192_gcm_dec,
                 AesKeySize::Aes256 => sys::imb_shim_aes256_gcm_dec,
             };
             f(

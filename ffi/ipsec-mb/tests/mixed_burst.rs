@@ -13,7 +13,7 @@ const N: usize = 32;
 fn gcm_burst_of_32_mixed_sizes() {
     let mut rng = Rng::new(0x6c6d);
     for mut mgr in managers() {
-        let raw_keys: Vec<Vec<u8>> = vec![rng.bytes(16), rng.bytes(32), rng.bytes(16)];
+        let raw_keys: Vec<Vec<u8>> = vec![rng.bytes(16), rng.bytes(32), rng.bytes(16), rng.bytes(24)];
         let keys: Vec<GcmKey> = raw_keys.iter().map(|k| GcmKey::new(&mgr, k).unwrap()).collect();
         let mut ivs = Vec::new();
         let mut aads = Vec::new();
@@ -102,7 +102,7 @@ fn cbc_hmac_burst_of_32_mixed() {
         let sas: Vec<Sa> = (0..8)
             .map(|i| {
                 let alg = ALL_HMACS[i % 4];
-                Sa { aes: rng.bytes(if i < 4 { 16 } else { 32 }), alg, auth: rng.bytes(alg.digest_len()) }
+                Sa { aes: rng.bytes([16, 24, 32][i % 3]), alg, auth: rng.bytes(alg.digest_len()) }
             })
             .collect();
         let keys: Vec<CbcHmacKey> =

@@ -508,6 +508,19 @@ mod tests {
     }
 
     #[test]
+    fn aes192_esp_proposals() {
+        assert_eq!(esp("aes192gcm16")[0].encryption, EspCipher::AesGcm16(192));
+        assert_eq!(esp("aes192gcm128")[0].encryption, EspCipher::AesGcm16(192));
+        let t = esp("aes192-sha256");
+        assert_eq!(
+            (t[0].encryption, t[0].integrity),
+            (EspCipher::AesCbc(192), Some(EspIntegrity::HmacSha256))
+        );
+        assert_eq!(EspCipher::AesGcm16(192).to_engine(), Some(EspEncryption::AesGcm16(192)));
+        assert_eq!(EspCipher::AesCbc(192).to_engine(), Some(EspEncryption::AesCbc(192)));
+    }
+
+    #[test]
     fn esp_proposals_from_the_issue() {
         assert_eq!(
             esp("aes128gcm16-modp2048"),

@@ -21,13 +21,17 @@ use super::{
 use zeroize::Zeroizing;
 
 /// Every algorithm combination the engine supports.
-pub const ALGORITHMS: [(C, I); 13] = [
+pub const ALGORITHMS: [(C, I); 17] = [
     (C::AesGcm128, I::None),
+    (C::AesGcm192, I::None),
     (C::AesGcm256, I::None),
     (C::AesCbc128, I::HmacSha1_96),
     (C::AesCbc128, I::HmacSha256_128),
     (C::AesCbc128, I::HmacSha384_192),
     (C::AesCbc128, I::HmacSha512_256),
+    (C::AesCbc192, I::HmacSha1_96),
+    (C::AesCbc192, I::HmacSha256_128),
+    (C::AesCbc192, I::HmacSha384_192),
     (C::AesCbc256, I::HmacSha1_96),
     (C::AesCbc256, I::HmacSha256_128),
     (C::AesCbc256, I::HmacSha384_192),

@@ -9,7 +9,7 @@
 //! and no allocation. A session's own `process` (one SA, for tests and the single-packet API)
 //! borrows the backend's manager behind a mutex.
 //!
-//! Supported: AES-GCM-128/256 (ICV 16) and AES-CBC-128/256 with every HMAC; NULL encryption is
+//! Supported: AES-GCM-128/192/256 (ICV 16) and AES-CBC-128/192/256 with every HMAC; NULL encryption is
 //! [`CryptoError::Unsupported`] (use the pure-Rust backend for it). The engine writes every
 //! header and IV byte, so the output is byte-identical to the pure-Rust backend's
 //! (`crypto::conformance` checks it).
@@ -54,14 +54,14 @@ impl CryptoBackend for IpsecMbBackend {
         let mgr = self.mgr.lock().map_err(|_| CryptoError::Unsupported)?;
         let key = params.cipher_key.as_slice();
         match params.cipher {
-            C::AesGcm128 | C::AesGcm256 => {
+            C::AesGcm128 | C::AesGcm192 | C::AesGcm256 => {
                 let (k, s) = key.split_at(params.cipher.key_len());
                 let mut salt = [0u8; 4];
                 salt.copy_from_slice(s);
                 let key = GcmKey::new(&mgr, k).map_err(|_| CryptoError::BadKeyLength)?;
                 Ok(Box::new(MbGcm { mgr: Arc::clone(&self.mgr), key, salt: Salt(salt), layout }))
             }
-            C::AesCbc128 | C::AesCbc256 => {
+            C::AesCbc128 | C::AesCbc192 | C::AesCbc256 => {
                 let h = match params.integrity {
                     I::HmacSha1_96 => HmacAlg::Sha1_96,
                     I::HmacSha256_128 => HmacAlg::Sha256_128,

@@ -35,10 +35,14 @@ pub enum CipherAlgorithm {
     Null,
     /// AES-CBC with a 128-bit key (RFC 3602).
     AesCbc128,
+    /// AES-CBC with a 192-bit key (RFC 3602).
+    AesCbc192,
     /// AES-CBC with a 256-bit key (RFC 3602).
     AesCbc256,
     /// AES-GCM, 128-bit key, 16-byte ICV (RFC 4106).
     AesGcm128,
+    /// AES-GCM, 192-bit key, 16-byte ICV (RFC 4106).
+    AesGcm192,
     /// AES-GCM, 256-bit key, 16-byte ICV (RFC 4106).
     AesGcm256,
 }
@@ -46,13 +50,14 @@ pub enum CipherAlgorithm {
 impl CipherAlgorithm {
     /// True for combined-mode (AEAD) algorithms.
     pub const fn is_aead(self) -> bool {
-        matches!(self, CipherAlgorithm::AesGcm128 | CipherAlgorithm::AesGcm256)
+        matches!(self, CipherAlgorithm::AesGcm128 | CipherAlgorithm::AesGcm192 | CipherAlgorithm::AesGcm256)
     }
     /// Key length in bytes, salt excluded.
     pub const fn key_len(self) -> usize {
         match self {
             CipherAlgorithm::Null => 0,
             CipherAlgorithm::AesCbc128 | CipherAlgorithm::AesGcm128 => 16,
+            CipherAlgorithm::AesCbc192 | CipherAlgorithm::AesGcm192 => 24,
             CipherAlgorithm::AesCbc256 | CipherAlgorithm::AesGcm256 => 32,
         }
     }
@@ -68,15 +73,15 @@ impl CipherAlgorithm {
     pub const fn iv_len(self) -> usize {
         match self {
             CipherAlgorithm::Null => 0,
-            CipherAlgorithm::AesCbc128 | CipherAlgorithm::AesCbc256 => 16,
-            CipherAlgorithm::AesGcm128 | CipherAlgorithm::AesGcm256 => 8,
+            CipherAlgorithm::AesCbc128 | CipherAlgorithm::AesCbc192 | CipherAlgorithm::AesCbc256 => 16,
+            CipherAlgorithm::AesGcm128 | CipherAlgorithm::AesGcm192 | CipherAlgorithm::AesGcm256 => 8,
         }
     }
     /// The plaintext (payload + padding + 2) must be a multiple of this (RFC 4303 §2.4: the
     /// cipher block size, and at least 4-byte alignment).
     pub const fn block_len(self) -> usize {
         match self {
-            CipherAlgorithm::AesCbc128 | CipherAlgorithm::AesCbc256 => 16,
+            CipherAlgorithm::AesCbc128 | CipherAlgorithm::AesCbc192 | CipherAlgorithm::AesCbc256 => 16,
             _ => 4,
         }
     }

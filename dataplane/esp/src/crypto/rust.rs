@@ -27,7 +27,7 @@ use super::{
 use crate::wire::esp::HEADER_LEN as ESP_HEADER_LEN;
 use aes::cipher::consts::U16;
 use aes::cipher::{BlockCipher, BlockDecrypt, BlockEncrypt, BlockSizeUser, KeyInit};
-use aes::{Aes128, Aes128Enc, Aes256, Aes256Enc, Block};
+use aes::{Aes128, Aes128Enc, Aes192, Aes192Enc, Aes256, Aes256Enc, Block};
 use ctr::cipher::{InnerIvInit, StreamCipherCore};
 use ghash::universal_hash::UniversalHash;
 use ghash::GHash;
@@ -54,13 +54,17 @@ impl CryptoBackend for RustBackend {
         let layout = params.layout();
         let key = params.cipher_key.as_slice();
         match params.cipher {
-            CipherAlgorithm::AesGcm128 | CipherAlgorithm::AesGcm256 => {
+            CipherAlgorithm::AesGcm128 | CipherAlgorithm::AesGcm192 | CipherAlgorithm::AesGcm256 => {
                 let klen = params.cipher.key_len();
                 let (k, s) = key.split_at(klen);
-                let aes = if params.cipher == CipherAlgorithm::AesGcm128 {
-                    GcmAes::A128(Aes128Enc::new_from_slice(k).map_err(|_| CryptoError::BadKeyLength)?)
-                } else {
-                    GcmAes::A256(Aes256Enc::new_from_slice(k).map_err(|_| CryptoError::BadKeyLength)?)
+                let aes = match params.cipher {
+                    CipherAlgorithm::AesGcm128 => {
+                        GcmAes::A128(Aes128Enc::new_from_slice(k).map_err(|_| CryptoError::BadKeyLength)?)
+                    }
+                    CipherAlgorithm::AesGcm192 => {
+                        GcmAes::A192(Aes192Enc::new_from_slice(k).map_err(|_| CryptoError::BadKeyLength)?)
+                    }
+                    _ => GcmAes::A256(Aes256Enc::new_from_slice(k).map_err(|_| CryptoError::BadKeyLength)?),
                 };
                 let mut salt = [0u8; 4];
                 if s.len() != salt.len() {
@@ -69,10 +73,16 @@ impl CryptoBackend for RustBackend {
                 salt.copy_from_slice(s);
                 Ok(Box::new(WipeBox::new(GcmSession::new(aes, salt, layout))))
             }
-            CipherAlgorithm::AesCbc128 | CipherAlgorithm::AesCbc256 | CipherAlgorithm::Null => {
+            CipherAlgorithm::AesCbc128
+            | CipherAlgorithm::AesCbc192
+            | CipherAlgorithm::AesCbc256
+            | CipherAlgorithm::Null => {
                 let cbc = match params.cipher {
                     CipherAlgorithm::AesCbc128 => Some(AesKey::A128(
                         Aes128::new_from_slice(key).map_err(|_| CryptoError::BadKeyLength)?,
+                    )),
+                    CipherAlgorithm::AesCbc192 => Some(AesKey::A192(
+                        Aes192::new_from_slice(key).map_err(|_| CryptoError::BadKeyLength)?,
                     )),
                     CipherAlgorithm::AesCbc256 => Some(AesKey::A256(
                         Aes256::new_from_slice(key).map_err(|_| CryptoError::BadKeyLength)?,
@@ -114,6 +124,7 @@ fn split(esp: &mut [u8], layout: Layout) -> Option<(&mut [u8], &mut [u8], &mut [
 #[allow(clippy::large_enum_variant)]
 enum GcmAes {
     A128(Aes128Enc),
+    A192(Aes192Enc),
     A256(Aes256Enc),
 }
 
@@ -124,8 +135,8 @@ type Ctr32<'a, A> = ctr::CtrCore<&'a A, ctr::flavors::Ctr32BE>;
 ///
 /// What is key material and where it is wiped (checked in the sources of the versions in
 /// `Cargo.lock`, and by `tests/zeroize.rs`):
-/// - the AES round keys: `aes` 0.8.4 with `zeroize` wipes them when `Aes128Enc`/`Aes256Enc`
-///   is dropped (`ni.rs`/`soft.rs` `Drop`, reached through `autodetect.rs`'s `Drop`);
+/// - the AES round keys: `aes` 0.8.4 with `zeroize` wipes them when `Aes128Enc`/`Aes192Enc`/
+///   `Aes256Enc` is dropped (`ni.rs`/`soft.rs` `Drop`, reached through `autodetect.rs`'s `Drop`);
 /// - H = AES_K(0^128), the GHASH key: the temporary copies made while keying are wiped by
 ///   `ghash` 0.5.1 with `zeroize`; the copy inside [`GHash`] is *not* wiped when it is
 ///   dropped: polyval 0.6.2's run-time-detected backend (`backend/autodetect.rs`) holds the
@@ -159,6 +170,7 @@ impl core::fmt::Debug for GcmSession {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let bits = match self.aes {
             GcmAes::A128(_) => 128,
+            GcmAes::A192(_) => 192,
             GcmAes::A256(_) => 256,
         };
         f.debug_struct("GcmSession").field("key_bits", &bits).finish_non_exhaustive()
@@ -233,6 +245,7 @@ impl GcmSession {
         let mut h = [0u8; 16];
         match &aes {
             GcmAes::A128(k) => k.encrypt_block(Block::from_mut_slice(&mut h)),
+            GcmAes::A192(k) => k.encrypt_block(Block::from_mut_slice(&mut h)),
             GcmAes::A256(k) => k.encrypt_block(Block::from_mut_slice(&mut h)),
         }
         let ghash = GHash::new(ghash::Key::from_slice(&h));
@@ -267,6 +280,7 @@ impl GcmSession {
         let aad = aad.get(..aad_len).unwrap_or(&[]);
         let status = match &self.aes {
             GcmAes::A128(k) => gcm_one(k, &self.ghash, op, &nonce, aad, body, icv),
+            GcmAes::A192(k) => gcm_one(k, &self.ghash, op, &nonce, aad, body, icv),
             GcmAes::A256(k) => gcm_one(k, &self.ghash, op, &nonce, aad, body, icv),
         };
         // The nonce's salt half is keying material.
@@ -293,6 +307,7 @@ impl CryptoSession for GcmSession {
 #[allow(clippy::large_enum_variant)]
 enum AesKey {
     A128(Aes128),
+    A192(Aes192),
     A256(Aes256),
 }
 
@@ -301,6 +316,7 @@ impl AesKey {
     fn encrypt_blocks(&self, b: &mut [Block]) {
         match self {
             AesKey::A128(k) => k.encrypt_blocks(b),
+            AesKey::A192(k) => k.encrypt_blocks(b),
             AesKey::A256(k) => k.encrypt_blocks(b),
         }
     }
@@ -308,6 +324,7 @@ impl AesKey {
     fn decrypt_blocks(&self, b: &mut [Block]) {
         match self {
             AesKey::A128(k) => k.decrypt_blocks(b),
+            AesKey::A192(k) => k.decrypt_blocks(b),
             AesKey::A256(k) => k.decrypt_blocks(b),
         }
     }
@@ -590,7 +607,7 @@ mod tests {
         /// back, and refuses a flipped bit without touching the ciphertext.
         #[test]
         fn gcm_matches_aes_gcm(
-            wide in proptest::bool::ANY,
+            size in 0usize..3,
             key in proptest::collection::vec(proptest::num::u8::ANY, 36),
             hdr in proptest::collection::vec(proptest::num::u8::ANY, 16),
             body in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
@@ -598,7 +615,7 @@ mod tests {
             flip in proptest::num::usize::ANY,
         ) {
             use aes_gcm::aead::{AeadInPlace, KeyInit as _};
-            let c = if wide { CipherAlgorithm::AesGcm256 } else { CipherAlgorithm::AesGcm128 };
+            let c = [CipherAlgorithm::AesGcm128, CipherAlgorithm::AesGcm192, CipherAlgorithm::AesGcm256][size];
             let klen = c.key_len();
             let p = CryptoParams {
                 cipher: c,
@@ -618,12 +635,14 @@ mod tests {
                 Some(hi) => [&hdr[..4], &hi.to_be_bytes()[..], &hdr[4..8]].concat(),
             };
             let mut want = body.clone();
-            let tag = if wide {
-                aes_gcm::Aes256Gcm::new_from_slice(&key[..32]).unwrap()
-                    .encrypt_in_place_detached(nonce.as_slice().into(), &aad, &mut want)
-            } else {
-                aes_gcm::Aes128Gcm::new_from_slice(&key[..16]).unwrap()
-                    .encrypt_in_place_detached(nonce.as_slice().into(), &aad, &mut want)
+            let tag = match size {
+                0 => aes_gcm::Aes128Gcm::new_from_slice(&key[..16]).unwrap()
+                    .encrypt_in_place_detached(nonce.as_slice().into(), &aad, &mut want),
+                1 => aes_gcm::AesGcm::<aes::Aes192, aes_gcm::aead::consts::U12>::new_from_slice(&key[..24])
+                    .unwrap()
+                    .encrypt_in_place_detached(nonce.as_slice().into(), &aad, &mut want),
+                _ => aes_gcm::Aes256Gcm::new_from_slice(&key[..32]).unwrap()
+                    .encrypt_in_place_detached(nonce.as_slice().into(), &aad, &mut want),
             }.unwrap();
             proptest::prop_assert_eq!(&pkt[16..16 + body.len()], &want[..]);
             proptest::prop_assert_eq!(&pkt[16 + body.len()..], tag.as_slice());

@@ -8,13 +8,15 @@ use esp::{InboundSa, OutboundSa};
 use zeroize::Zeroizing;
 
 /// Every algorithm combination the crate supports.
-pub const ALGS: [(C, I); 11] = [
+pub const ALGS: [(C, I); 13] = [
     (C::AesGcm128, I::None),
+    (C::AesGcm192, I::None),
     (C::AesGcm256, I::None),
     (C::AesCbc128, I::HmacSha1_96),
     (C::AesCbc128, I::HmacSha256_128),
     (C::AesCbc128, I::HmacSha384_192),
     (C::AesCbc128, I::HmacSha512_256),
+    (C::AesCbc192, I::HmacSha256_128),
     (C::AesCbc256, I::HmacSha1_96),
     (C::AesCbc256, I::HmacSha256_128),
     (C::AesCbc256, I::HmacSha512_256),

@@ -108,8 +108,10 @@ pub fn engine_config(c: &sadb::SaConfig) -> Result<esp::SaConfig, BuildError> {
     let bad = |m: &str| BuildError(format!("SPI {:#010x}: {m}", c.spi));
     let cipher = match (Cipher::from_code(c.cipher), c.cipher_key_len) {
         (Some(Cipher::AesGcm16), 16) => CipherAlgorithm::AesGcm128,
+        (Some(Cipher::AesGcm16), 24) => CipherAlgorithm::AesGcm192,
         (Some(Cipher::AesGcm16), 32) => CipherAlgorithm::AesGcm256,
         (Some(Cipher::AesCbc), 16) => CipherAlgorithm::AesCbc128,
+        (Some(Cipher::AesCbc), 24) => CipherAlgorithm::AesCbc192,
         (Some(Cipher::AesCbc), 32) => CipherAlgorithm::AesCbc256,
         (Some(Cipher::Null), 0) => CipherAlgorithm::Null,
         _ => return Err(bad("unsupported cipher or key length")),
@@ -492,5 +494,48 @@ mod tests {
         let covered: u128 = p.iter().map(|(_, l)| 1u128 << (32 - u32::from(*l))).sum();
         assert_eq!(covered, 998, "exactly the range, no more");
         assert!(range_to_prefixes(9, 3, 32).is_empty());
+    }
+
+    /// An AES record of every key length becomes the engine algorithm of that length, the
+    /// GCM salt appended to the key (RFC 4106 §8.1); other lengths are refused.
+    #[test]
+    fn aes_records_of_each_key_length() {
+        let cases = [
+            (Cipher::AesGcm16, 16, CipherAlgorithm::AesGcm128),
+            (Cipher::AesGcm16, 24, CipherAlgorithm::AesGcm192),
+            (Cipher::AesGcm16, 32, CipherAlgorithm::AesGcm256),
+            (Cipher::AesCbc, 16, CipherAlgorithm::AesCbc128),
+            (Cipher::AesCbc, 24, CipherAlgorithm::AesCbc192),
+            (Cipher::AesCbc, 32, CipherAlgorithm::AesCbc256),
+        ];
+        for (cipher, klen, want) in cases {
+            let mut r: sadb::SaConfig = bytemuck::Zeroable::zeroed();
+            r.spi = 0x192;
+            r.direction = Direction::Out as u8;
+            r.mode = sadb::Mode::Transport as u8;
+            r.family = 4;
+            r.cipher = cipher as u8;
+            r.cipher_key_len = klen;
+            for (i, b) in r.cipher_key.iter_mut().enumerate() {
+                *b = i as u8 + 1;
+            }
+            r.salt = [0xa1, 0xa2, 0xa3, 0xa4];
+            if cipher == Cipher::AesCbc {
+                r.integ = Integ::HmacSha256_128 as u8;
+                r.integ_key_len = 32;
+            }
+            let cfg = engine_config(&r).unwrap();
+            assert_eq!(cfg.crypto.cipher, want);
+            let k = usize::from(klen);
+            let mut key: Vec<u8> = (1..=klen).collect();
+            if cipher == Cipher::AesGcm16 {
+                key.extend_from_slice(&r.salt);
+            }
+            assert_eq!(&cfg.crypto.cipher_key[..], &key[..], "{want:?}");
+            assert_eq!(cfg.crypto.cipher_key.len(), k + want.salt_len());
+            cfg.crypto.validate().unwrap();
+            r.cipher_key_len = 20;
+            assert!(engine_config(&r).is_err(), "{cipher:?} with a 20-byte key");
+        }
     }
 }

@@ -23,8 +23,10 @@ GW_OUT_MAC, GW_IN_MAC = "02:70:63:61:70:00", "02:70:63:61:70:01"
 PEER_MAC, HOST_MAC = "02:00:00:00:00:02", "02:00:00:00:0a:10"
 ALGS = [  # espctl-style name, scapy crypt, key bytes, scapy auth, auth key bytes
     ("aes128gcm16", "AES-GCM", 20, None, 0),
+    ("aes192gcm16", "AES-GCM", 28, None, 0),
     ("aes256gcm16", "AES-GCM", 36, None, 0),
     ("aes128-sha1", "AES-CBC", 16, "HMAC-SHA1-96", 20),
+    ("aes192-sha256", "AES-CBC", 24, "SHA2-256-128", 32),
     ("aes256-sha256", "AES-CBC", 32, "SHA2-256-128", 32),
     ("aes256-sha384", "AES-CBC", 32, "SHA2-384-192", 48),
     ("aes256-sha512", "AES-CBC", 32, "SHA2-512-256", 64),
@@ -93,8 +95,8 @@ def make(d):
         kin, ain = keys(c, 2)
         c.update(ckey_out=kout.hex(), akey_out=aout.hex(), ckey_in=kin.hex(), akey_in=ain.hex())
         peers.append(sa(c, c["spi_in"], kin, ain, c["peer"], c["gw"]))
-    # Round robin over the cases: every burst the gateway reads spans all 28 SAs and their
-    # 7 algorithms, so the dataplane's crypto stage sees bursts that mix SAs and algorithms.
+    # Round robin over the cases: every burst the gateway reads spans all 36 SAs and their
+    # 9 algorithms, so the dataplane's crypto stage sees bursts that mix SAs and algorithms.
     for i in range(PER_CASE):
         for c, peer in zip(cs, peers):
             plain.append(Ether(src=HOST_MAC, dst=GW_IN_MAC) / inner(c, c["a_host"], c["b_host"], i, 20000))

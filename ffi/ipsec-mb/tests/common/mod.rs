@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
-use aes_gcm::{aead::AeadInPlace, Aes128Gcm, Aes256Gcm, KeyInit};
+use aes_gcm::{aead::consts::U12, aead::AeadInPlace, Aes128Gcm, Aes256Gcm, AesGcm, KeyInit};
 use hmac::{Hmac, Mac};
 use ipsec_mb::{HmacAlg, MbMgr, SubmitMode};
 
@@ -57,6 +57,11 @@ pub fn ref_gcm_seal(key: &[u8], iv: &[u8; 12], aad: &[u8], pt: &[u8]) -> (Vec<u8
             .encrypt_in_place_detached(iv.into(), aad, &mut buf)
             .unwrap()
             .to_vec(),
+        24 => AesGcm::<aes::Aes192, U12>::new_from_slice(key)
+            .unwrap()
+            .encrypt_in_place_detached(iv.into(), aad, &mut buf)
+            .unwrap()
+            .to_vec(),
         32 => Aes256Gcm::new_from_slice(key)
             .unwrap()
             .encrypt_in_place_detached(iv.into(), aad, &mut buf)
@@ -77,6 +82,12 @@ pub fn ref_cbc_encrypt(key: &[u8], iv: &[u8; 16], data: &mut [u8]) {
                 .encrypt_padded_mut::<NoPadding>(data, n)
                 .unwrap();
         }
+        24 => {
+            cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv)
+                .unwrap()
+                .encrypt_padded_mut::<NoPadding>(data, n)
+                .unwrap();
+        }
         32 => {
             cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
                 .unwrap()
@@ -92,6 +103,12 @@ pub fn ref_cbc_decrypt(key: &[u8], iv: &[u8; 16], data: &mut [u8]) {
     match key.len() {
         16 => {
             cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+                .unwrap()
+                .decrypt_padded_mut::<NoPadding>(data)
+                .unwrap();
+        }
+        24 => {
+            cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
                 .unwrap()
                 .decrypt_padded_mut::<NoPadding>(data)
                 .unwrap();
