@@ -84,6 +84,7 @@ fn peer_engine(lifetime_seconds: u32) -> Engine {
         auth: AuthMethod::PreSharedKey(ike::crypto::Secret::new(b"manager-pair-psk".to_vec())),
         mode: Phase1Mode::Main,
         accept_aggressive: false,
+        prefer_configured_proposals: false,
         ike_proposals: vec![IkeProposal {
             cipher: ike::crypto::Cipher::Aes128Cbc,
             hash: ike::crypto::HashAlgorithm::Sha256,
