@@ -289,16 +289,27 @@ print(json.dumps(out, sort_keys=True))'
 }
 
 # agree: every child SA of gw-a has its mirror on gw-b, counters equal in each direction.
+# The two listings are taken one after the other: a rekey or re-establishment that lands
+# between them (the reauth case re-establishes every few seconds) shows one side's new pair
+# and the other's old one. Such a pair of listings is taken again, up to 3 s; a disagreement
+# that persists fails.
 agree() {
     local a b
-    # A rekey or re-establishment in progress leaves one side without an installed pair
-    # for a moment (the new one is INSTALLING until its outbound SA goes in): wait it out.
-    for _ in $(seq 30); do
-        a=$(spis a); b=$(spis b)
-        [ "$a" != "{}" ] && [ "$b" != "{}" ] && break
-        sleep 0.1
+    for _ in $(seq 10); do
+        # A rekey or re-establishment in progress leaves one side without an installed pair
+        # for a moment (the new one is INSTALLING until its outbound SA goes in): wait it out.
+        for _ in $(seq 30); do
+            a=$(spis a); b=$(spis b)
+            [ "$a" != "{}" ] && [ "$b" != "{}" ] && break
+            sleep 0.1
+        done
+        agree_check "$a" "$b" >/dev/null 2>&1 && break
+        sleep 0.3
     done
-    python3 - "$a" "$b" <<'PY' || fail "ikectl list-sas disagree between the gateways"
+    agree_check "$a" "$b" || fail "ikectl list-sas disagree between the gateways"
+}
+agree_check() {
+    python3 - "$1" "$2" <<'PY'
 import json, sys
 a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 assert a and b, f"no installed child SA: a={a} b={b}"

@@ -735,6 +735,9 @@ else
             case_run "$init: MM aes128-sha256-ecp256, ESP aes128gcm16, transport v$fam" $init $fam aes128-sha256-ecp256 aes128gcm16 transport no
         done
     done
+    # AES-192, which strongSwan and vendor boxes propose: GCM and CBC, each side initiating.
+    case_run "them: MM aes128-sha256-ecp256, ESP aes192gcm16, tunnel v4" them 4 aes128-sha256-ecp256 aes192gcm16 tunnel no
+    case_run "us: MM aes128-sha256-modp2048, ESP aes192-sha256 PFS, tunnel v6" us 6 aes128-sha256-modp2048 aes192-sha256-modp2048 tunnel no
 fi
 
 step "proposal choice ($MODE)"
