@@ -6,7 +6,7 @@
 # "invalid (shared CPU)": its on-CPU figures are shown, never rescaled into a wall-clock one.
 #
 # Usage: bash benches/ab.sh A_BIN B_BIN ROUNDS -- <espd bench options without EAL>
-#   e.g. bash benches/ab.sh /tmp/espd-before target/release/espd 3 -- \
+#   e.g. bash benches/ab.sh ../before/target/release/espd target/release/espd 3 -- \
 #          --mode encap,decap --algo aes-cbc-sha1 --size 1420 --sas 1,1000
 # Prints one markdown table (benches/ab.py) and keeps the raw JSON lines in $OUT (default a
 # temporary file, removed).
