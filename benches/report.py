@@ -234,7 +234,7 @@ def section(recs, cperf, ossl, raw, machine, commands, command, img_rel):
     sizes = sizes_of(recs)
     L = []
     w = L.append
-    w("## Gateway: espd's built-in traffic source (issue 6)")
+    w("## Gateway: espd's built-in traffic source")
     w("")
     w(BEGIN)
     w("")
@@ -405,7 +405,7 @@ def section(recs, cperf, ossl, raw, machine, commands, command, img_rel):
     w(f"![latency percentiles]({img_rel}/bench-latency.svg)")
     w("")
     # targets
-    w("### Against the issue's targets (this run)")
+    w("### Against the targets (this run)")
     w("")
     a = "aes-gcm-128"
     for mode in ("encap", "decap"):

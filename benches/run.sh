@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The gateway benchmark (issue 6): espd's built-in traffic source through the real
+# The gateway benchmark: espd's built-in traffic source through the real
 # pipeline for the matrix of algorithms, sizes, directions and SA counts, and, in the
 # same run on the same machine, the references: dpdk-test-crypto-perf with the
 # crypto_aesni_gcm / crypto_aesni_mb PMDs, `openssl speed -evp`, and the raw crypto of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DPDK's own gateway next to ours on the same feed (issue 6's first target).
+# DPDK's own gateway next to ours on the same feed (the first of the gateway's targets).
 #
 #   bash benches/secgw.sh OUT [SECONDS]
 #

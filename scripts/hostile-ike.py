@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile IKE traffic against a running iked (issue 10), sent with scapy from a namespace
+"""Hostile IKE traffic against a running iked, sent with scapy from a namespace
 on the wire. Prints one JSON line with what was sent, by kind.
 
 Usage: hostile-ike.py TARGET IFACE LEGIT_PEER ICOOKIE RCOOKIE [FLOOD]
