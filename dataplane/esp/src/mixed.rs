@@ -93,23 +93,22 @@ fn crypto_stage<S: HasSession, T: SaTable<S> + ?Sized, B: PacketBuffer>(
     }
 }
 
-/// The chunking shared by both directions: `bufs`, `keys` and `results` (up to the shortest)
-/// in chunks of at most [`MAX_BURST`].
+/// The crate's chunking of bursts into [`MAX_BURST`] ([`crate::for_each_chunk`]), with each
+/// chunk's keys beside its buffers; packets past the end of `keys` are left alone.
 fn for_each_chunk<B>(
     keys: &[usize],
     bufs: &mut [B],
     results: &mut [Result<(), DropReason>],
     mut chunk: impl FnMut(&[usize], &mut [B], &mut [Result<(), DropReason>]) -> usize,
 ) -> usize {
-    let n = bufs.len().min(results.len()).min(keys.len());
-    let (Some(k), Some(b), Some(r)) = (keys.get(..n), bufs.get_mut(..n), results.get_mut(..n)) else {
-        return 0;
-    };
-    k.chunks(MAX_BURST)
-        .zip(b.chunks_mut(MAX_BURST))
-        .zip(r.chunks_mut(MAX_BURST))
-        .map(|((k, b), r)| chunk(k, b, r))
-        .sum()
+    let n = keys.len().min(bufs.len());
+    let Some(bufs) = bufs.get_mut(..n) else { return 0 };
+    let mut at = 0;
+    crate::for_each_chunk(bufs, results, |b, r| {
+        let k = keys.get(at..at + b.len()).unwrap_or(&[]);
+        at += b.len();
+        chunk(k, b, r)
+    })
 }
 
 /// Encapsulate a burst whose packets belong to any SAs of `table`: `keys[i]` names `bufs[i]`'s
@@ -184,23 +183,18 @@ pub fn decap_mixed<B: PacketBuffer, T: SaTable<InboundSa> + ?Sized>(
         }
         let mut statuses = [JobStatus::Pending; MAX_BURST];
         let ok = |i: usize| results.get(i).is_some_and(|r| r.is_ok());
-        let ranges: ArrayVec<Option<(usize, usize, Option<u32>)>, MAX_BURST> = preps
-            .iter()
-            .enumerate()
-            .map(|(i, (p, esn))| {
-                // The high half of the inferred ESN goes into the ICV input (RFC 4303 §2.2.1).
-                #[allow(clippy::cast_possible_truncation)]
-                let hi = esn.then_some((p.seq >> 32) as u32);
-                ok(i).then_some((p.esp_off, p.esp_len, hi))
-            })
-            .collect();
+        // The high half of the inferred ESN goes into the ICV input (RFC 4303 §2.2.1).
+        #[allow(clippy::cast_possible_truncation)]
+        let range = |(p, esn): &(crate::esp_inb::Prep, bool)| {
+            (p.esp_off, p.esp_len, esn.then_some((p.seq >> 32) as u32))
+        };
         crypto_stage::<InboundSa, T, B>(
             runner,
             Operation::Open,
             table,
             keys,
             bufs,
-            |i| ranges.get(i).copied().flatten(),
+            |i| ok(i).then(|| preps.get(i).map(range)).flatten(),
             &mut statuses,
         );
         let mut good = 0;

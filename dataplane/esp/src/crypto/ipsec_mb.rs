@@ -114,14 +114,7 @@ impl CryptoSession for MbGcm {
     }
 
     fn process(&self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
-        let Ok(mut mgr) = self.mgr.lock() else {
-            jobs.iter_mut().for_each(|j| j.status = JobStatus::Failed);
-            return;
-        };
-        let sessions: [&dyn CryptoSession; 1] = [self];
-        for chunk in jobs.chunks_mut(MAX_BURST) {
-            run_chunk(&mut mgr, op, &|_| sessions.first().copied(), chunk);
-        }
+        process_alone(&self.mgr, self, op, jobs);
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -135,18 +128,22 @@ impl CryptoSession for MbCbc {
     }
 
     fn process(&self, op: Operation, jobs: &mut [CryptoJob<'_>]) {
-        let Ok(mut mgr) = self.mgr.lock() else {
-            jobs.iter_mut().for_each(|j| j.status = JobStatus::Failed);
-            return;
-        };
-        let sessions: [&dyn CryptoSession; 1] = [self];
-        for chunk in jobs.chunks_mut(MAX_BURST) {
-            run_chunk(&mut mgr, op, &|_| sessions.first().copied(), chunk);
-        }
+        process_alone(&self.mgr, self, op, jobs);
     }
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// A session's own `process` (one SA): its jobs through the backend's shared manager.
+fn process_alone(mgr: &Mutex<MbMgr>, session: &dyn CryptoSession, op: Operation, jobs: &mut [CryptoJob<'_>]) {
+    let Ok(mut mgr) = mgr.lock() else {
+        jobs.iter_mut().for_each(|j| j.status = JobStatus::Failed);
+        return;
+    };
+    for chunk in jobs.chunks_mut(MAX_BURST) {
+        run_chunk(&mut mgr, op, &|_| Some(session), chunk);
     }
 }
 

@@ -219,6 +219,42 @@ pub enum Ctx {
     Out(OutboundSa),
 }
 
+/// A context's engine SA of one direction ([`Table`] reaches both through it).
+trait Side: Sized {
+    fn of(ctx: &Ctx) -> Option<&Self>;
+    fn of_mut(ctx: &mut Ctx) -> Option<&mut Self>;
+}
+
+impl Side for OutboundSa {
+    fn of(ctx: &Ctx) -> Option<&Self> {
+        match ctx {
+            Ctx::Out(sa) => Some(sa),
+            Ctx::In(_) => None,
+        }
+    }
+    fn of_mut(ctx: &mut Ctx) -> Option<&mut Self> {
+        match ctx {
+            Ctx::Out(sa) => Some(sa),
+            Ctx::In(_) => None,
+        }
+    }
+}
+
+impl Side for InboundSa {
+    fn of(ctx: &Ctx) -> Option<&Self> {
+        match ctx {
+            Ctx::In(sa) => Some(sa),
+            Ctx::Out(_) => None,
+        }
+    }
+    fn of_mut(ctx: &mut Ctx) -> Option<&mut Self> {
+        match ctx {
+            Ctx::In(sa) => Some(sa),
+            Ctx::Out(_) => None,
+        }
+    }
+}
+
 /// A cached context and the record version it was built from.
 #[derive(Debug)]
 pub struct Entry {
@@ -245,7 +281,7 @@ pub struct Entry {
     /// Outbound: the last sequence number this lcore has reserved in the region (for a run
     /// of packets of this SA in a burst, so the shared counter is written once per run, and
     /// the numbers on the wire stay dense). 0: none yet.
-    pub lease_end: u64,
+    pub reserved_end: u64,
     /// Outbound tunnel: the next hop towards the peer (MAC, port index) and the neighbour
     /// table's generation it was resolved at, so the route and neighbour lookups run once,
     /// not per packet.
@@ -295,7 +331,7 @@ pub fn build(c: &sadb::SaConfig, version: u32, backends: &Backends) -> Result<En
             Mode::Tunnel(t) => Some(t.dst),
             Mode::Transport => None,
         },
-        lease_end: 0,
+        reserved_end: 0,
         via: None,
         checked: u64::MAX,
     })
@@ -366,16 +402,13 @@ impl SaCache {
 
 /// One lcore's SAs as the engine's mixed bursts see them ([`esp::SaTable`]), keyed by slot:
 /// contexts built or rebuilt as the records change, SAs past their hard lifetime refused,
-/// outbound sequence numbers leased from the region, inbound windows brought up to the
-/// region's right edge (kept there across restarts).
+/// outbound sequence numbers reserved in the region once per run of packets of one SA,
+/// inbound windows brought up to the region's right edge (kept there across restarts).
 #[derive(Debug)]
 pub struct Table<'a> {
-    /// The contexts.
-    pub cache: &'a mut SaCache,
-    /// The SA database.
-    pub reader: &'a sadb::Reader,
-    /// For building contexts.
-    pub backends: &'a Backends,
+    cache: &'a mut SaCache,
+    reader: &'a sadb::Reader,
+    backends: &'a Backends,
     /// The slot of the previous packet, checked already in this burst.
     last: Option<u32>,
     /// The region's change counter, read at the start of the burst.
@@ -393,13 +426,14 @@ impl<'a> Table<'a> {
         Table { cache, reader, backends, last: None, changes }
     }
 
-    /// The context of `slot` for its next packet, or why there is none. The hard-lifetime
-    /// flag and the record's version are checked once per run of packets of one SA in a
-    /// burst: a burst is one instant of the SA's life.
-    fn entry(&mut self, key: usize) -> Result<&mut Entry, DropReason> {
+    /// The context of `slot` for its next packet, or why there is none, and whether the
+    /// packet starts a run of packets of that SA. The hard-lifetime flag and the record's
+    /// version are checked once per run of packets of one SA in a burst: a burst is one
+    /// instant of the SA's life.
+    fn entry(&mut self, key: usize) -> Result<(&mut Entry, bool), DropReason> {
         let slot = u32::try_from(key).map_err(|_| DropReason::NoSa)?;
         if self.last == Some(slot) {
-            return self.cache.peek_mut(slot).ok_or(DropReason::NoSa);
+            return self.cache.peek_mut(slot).map(|e| (e, false)).ok_or(DropReason::NoSa);
         }
         self.last = None;
         if self.reader.hot(slot).flags.load(Ordering::Relaxed) & sadb::HOT_FLAG_HARD_FIRED != 0 {
@@ -408,17 +442,25 @@ impl<'a> Table<'a> {
         }
         let e = self.cache.get_at(self.reader, self.backends, slot, self.changes).ok_or(DropReason::NoSa)?;
         self.last = Some(slot);
-        Ok(e)
+        Ok((e, true))
+    }
+
+    fn sa<S: Side>(&self, key: usize) -> Option<&S> {
+        S::of(&self.cache.peek(u32::try_from(key).ok()?)?.ctx)
+    }
+
+    fn sa_mut<S: Side>(&mut self, key: usize) -> Option<&mut S> {
+        S::of_mut(&mut self.cache.peek_mut(u32::try_from(key).ok()?)?.ctx)
     }
 }
 
 impl esp::SaTable<OutboundSa> for Table<'_> {
     fn next_packet(&mut self, key: usize, then: &[usize]) -> Result<&mut OutboundSa, DropReason> {
         let reader = self.reader;
-        let e = self.entry(key)?;
-        let (esn, lease_end) = (e.esn, &mut e.lease_end);
-        let Ctx::Out(sa) = &mut e.ctx else { return Err(DropReason::NoSa) };
-        if sa.last_sequence_number() >= *lease_end {
+        let (e, _) = self.entry(key)?;
+        let (esn, reserved_end) = (e.esn, &mut e.reserved_end);
+        let sa = OutboundSa::of_mut(&mut e.ctx).ok_or(DropReason::NoSa)?;
+        if sa.last_sequence_number() >= *reserved_end {
             #[allow(clippy::cast_possible_truncation)] // a slot number is a u32
             let slot = key as u32;
             // This packet and the rest of its run of one SA in the burst, reserved at once;
@@ -430,48 +472,38 @@ impl esp::SaTable<OutboundSa> for Table<'_> {
                 Err(_) => (reader.reserve_seq(slot, 1, esn).map_err(|_| DropReason::SeqOverflow)?, 1),
             };
             sa.set_last_sequence_number(first - 1);
-            *lease_end = first + u64::from(n) - 1;
+            *reserved_end = first + u64::from(n) - 1;
         }
         Ok(sa)
     }
     fn get(&self, key: usize) -> Option<&OutboundSa> {
-        match &self.cache.peek(u32::try_from(key).ok()?)?.ctx {
-            Ctx::Out(sa) => Some(sa),
-            Ctx::In(_) => None,
-        }
+        self.sa(key)
     }
     fn get_mut(&mut self, key: usize) -> Option<&mut OutboundSa> {
-        match &mut self.cache.peek_mut(u32::try_from(key).ok()?)?.ctx {
-            Ctx::Out(sa) => Some(sa),
-            Ctx::In(_) => None,
-        }
+        self.sa_mut(key)
     }
 }
 
 impl esp::SaTable<InboundSa> for Table<'_> {
     fn next_packet(&mut self, key: usize, _then: &[usize]) -> Result<&mut InboundSa, DropReason> {
-        let (reader, first_of_run) = (self.reader, self.last.is_none_or(|l| l as usize != key));
-        let e = self.entry(key)?;
-        let Ctx::In(sa) = &mut e.ctx else { return Err(DropReason::NoSa) };
+        let reader = self.reader;
+        let (e, first_of_run) = self.entry(key)?;
+        let sa = InboundSa::of_mut(&mut e.ctx).ok_or(DropReason::NoSa)?;
         // The region keeps the window's right edge across restarts.
-        #[allow(clippy::cast_possible_truncation)]
-        let edge = if first_of_run { reader.hot(key as u32).seq.load(Ordering::Relaxed) } else { 0 };
-        if sa.replay_window().top() < edge {
-            sa.replay_window_mut().restore_all_seen(edge);
+        if first_of_run {
+            #[allow(clippy::cast_possible_truncation)] // a slot number is a u32
+            let edge = reader.hot(key as u32).seq.load(Ordering::Relaxed);
+            if sa.replay_window().top() < edge {
+                sa.replay_window_mut().restore_all_seen(edge);
+            }
         }
         Ok(sa)
     }
     fn get(&self, key: usize) -> Option<&InboundSa> {
-        match &self.cache.peek(u32::try_from(key).ok()?)?.ctx {
-            Ctx::In(sa) => Some(sa),
-            Ctx::Out(_) => None,
-        }
+        self.sa(key)
     }
     fn get_mut(&mut self, key: usize) -> Option<&mut InboundSa> {
-        match &mut self.cache.peek_mut(u32::try_from(key).ok()?)?.ctx {
-            Ctx::In(sa) => Some(sa),
-            Ctx::Out(_) => None,
-        }
+        self.sa_mut(key)
     }
 }
 

@@ -6,7 +6,7 @@
 //! transit traffic from the inside to the outbound policy lookup). Then the inbound stage
 //! looks every SPI up in one batch and the outbound stage resolves each packet's SA and next
 //! hop; each stage runs its packets, in arrival order, through the ESP engine as one burst
-//! that mixes SAs: prepare per packet with its SA (sequence numbers from per-lcore leases),
+//! that mixes SAs: prepare per packet with its SA (sequence numbers reserved per run of one SA),
 //! crypto once for the burst through this lcore's runner (one GCM loop and one multi-buffer
 //! CBC+HMAC burst, whatever the SAs), finish per packet; counters once per run of one SA.
 //! Both stages route the result and rewrite Ethernet; finally every port's TX burst is
@@ -799,6 +799,7 @@ impl Worker {
             };
             let mut p = Pkt::new(m, slot);
             p.via = Some(via);
+            p.inner_len = u32::try_from(p.m.data_len()).unwrap_or(u32::MAX);
             self.stage.push(p);
         }
         self.outb = items;
@@ -814,11 +815,6 @@ impl Worker {
         let mut keys = std::mem::take(&mut self.keys);
         keys.clear();
         keys.extend(stage.iter().map(|p| p.slot as usize));
-        if !inbound {
-            for p in stage.iter_mut() {
-                p.inner_len = u32::try_from(p.m.data_len()).unwrap_or(u32::MAX);
-            }
-        }
         results.clear();
         results.resize(stage.len(), Err(DropReason::NoSa));
         let mut table = Table::new(&mut self.cache, &self.reader, &self.backends, self.changes);
