@@ -30,7 +30,7 @@ pub struct FlowCache {
     entries: Box<[Entry]>,
     seed: u64,
     stamp: u64,
-    /// Lookups answered from the cache, and from the SPD.
+    /// Lookups answered from the cache.
     pub hits: u64,
     /// Lookups that went to the SPD.
     pub misses: u64,

@@ -43,13 +43,11 @@ pub const SLEEP_MIN: Duration = Duration::from_micros(10);
 pub const SLEEP_MAX: Duration = Duration::from_micros(100);
 
 /// One worker's backoff state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Backoff {
     mode: IdleMode,
     empty: u32,
     sleep: Duration,
-    /// Sleeps taken (for statistics and tests).
-    pub sleeps: u64,
 }
 
 /// What [`Backoff::after_iteration`] decided.
@@ -66,7 +64,7 @@ pub enum Step {
 impl Backoff {
     /// A backoff in `mode`.
     pub fn new(mode: IdleMode) -> Backoff {
-        Backoff { mode, empty: 0, sleep: SLEEP_MIN, sleeps: 0 }
+        Backoff { mode, empty: 0, sleep: SLEEP_MIN }
     }
 
     /// What to do after an iteration that received `packets` packets.
@@ -93,10 +91,7 @@ impl Backoff {
         match self.step(packets) {
             Step::Spin => {}
             Step::Pause => (0..64).for_each(|_| core::hint::spin_loop()),
-            Step::Sleep(d) => {
-                self.sleeps += 1;
-                std::thread::sleep(d);
-            }
+            Step::Sleep(d) => std::thread::sleep(d),
         }
     }
 }
