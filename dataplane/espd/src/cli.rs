@@ -217,6 +217,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub headers_only: bool,
 
+    /// Time the worker's stages with the TSC (a few reads per burst) and report the cycles
+    /// per packet of each (`stages` in the JSON line).
+    #[arg(long)]
+    pub stages: bool,
+
     /// Pre-generated ESP packets per worker (at least one per SA): each SA's window is
     /// re-armed after every pass over them.
     #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]

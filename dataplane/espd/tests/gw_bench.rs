@@ -123,3 +123,31 @@ fn bad_options_are_refused() {
         .expect("espd runs");
     assert!(!out.status.success());
 }
+
+#[test]
+fn stage_clock_splits_the_measured_cycles() {
+    let records = bench("stages", &["--mode", "encap,decap", "--sas", "1,50", "--size", "64", "--stages"]);
+    assert_eq!(records.len(), 4);
+    for r in &records {
+        check(r);
+        let s = &r["stages"];
+        let stage = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("stage {k} missing: {r}"));
+        let names = ["fill", "classify", "lookup", "esp", "crypto", "post", "tx"];
+        for k in names {
+            assert!(stage(k) > 0.0, "every stage takes time: {k} in {r}");
+        }
+        // The stages cover the measured loop: their sum is the TSC cycles per generated
+        // packet (`cycles_per_packet` is that, scaled by the share of the core), less the
+        // loop's own bookkeeping.
+        let sum: f64 = names.iter().map(|k| stage(k)).sum();
+        let share = r["cpu_share"].as_f64().unwrap_or(1.0);
+        let tsc_per_packet = r["cycles_per_packet"].as_f64().unwrap() / share;
+        assert!(
+            sum <= tsc_per_packet * 1.1 && sum >= tsc_per_packet * 0.6,
+            "stages {sum} vs {tsc_per_packet}: {r}"
+        );
+    }
+    // Without the flag, no stage field (and no clock reads in the worker).
+    let plain = bench("nostages", &["--mode", "encap", "--size", "64"]);
+    assert!(plain[0].get("stages").is_none(), "{}", plain[0]);
+}

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 
 use espd::net::addr::{IfAddr, Interface};
 use espd::net::checksum;
-use espd::net::classify::{classify, ipv6_upper_layer, Classified};
+use espd::net::classify::{classify, ipv6_upper_layer, Classified, FastV4};
 use espd::net::ethernet::{self, Mac, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use espd::net::neigh::{Learned, NeighborTable};
 use espd::net::{arp, icmp, nd};
@@ -136,8 +136,14 @@ fn seeds() -> Vec<Vec<u8>> {
 /// Every function, on one input; panics (failing the property) if a claim does not hold.
 fn exercise(frame: &[u8]) {
     let ifs = ifaces();
+    let fast = FastV4::new(&ifs);
     for port in [0u16, 1, 7] {
-        match classify(frame, port, &ifs) {
+        let slow = classify(frame, port, &ifs);
+        // The fast path either declines or says exactly what the slow path says.
+        if let Some(c) = fast.classify(frame, port) {
+            assert_eq!(c, slow, "fast path disagrees on port {port}: {frame:02x?}");
+        }
+        match slow {
             Classified::EspToUs { spi, l3_offset, esp_offset, .. } => {
                 assert!(l3_offset < esp_offset && esp_offset + 8 <= frame.len());
                 assert_eq!(u32::from_be_bytes(frame[esp_offset..esp_offset + 4].try_into().unwrap()), spi);
@@ -250,8 +256,103 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// Addresses of every kind the classifier tells apart: ours on either port, their directed
+/// broadcasts, 0/8, loopback, multicast (link-local groups too), class E, the limited
+/// broadcast, and ordinary unicast.
+fn interesting_v4() -> impl Strategy<Value = [u8; 4]> {
+    prop_oneof![
+        Just([198, 18, 0, 1]),
+        Just([10, 0, 0, 1]),
+        Just([198, 18, 0, 255]),
+        Just([10, 0, 255, 255]),
+        Just([0, 0, 0, 0]),
+        Just([0, 1, 2, 3]),
+        Just([127, 0, 0, 1]),
+        Just([224, 0, 0, 5]),
+        Just([239, 1, 2, 3]),
+        Just([240, 0, 0, 1]),
+        Just([255, 255, 255, 255]),
+        any::<[u8; 4]>(),
+        (any::<u8>(), any::<u8>()).prop_map(|(a, b)| [198, 18, a, b]),
+        (any::<u8>(), any::<u8>()).prop_map(|(a, b)| [10, 0, a, b]),
+    ]
+}
+
+/// IPv4 frames with a valid header checksum (so the fast path gets past it) and everything
+/// else drawn: MAC, header length, flags and offset, addresses, protocol, payload, total
+/// length, trailing padding.
+fn checksummed_v4() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop_oneof![
+            Just(OUR),
+            Just(INSIDE),
+            Just(PEER),
+            Just(Mac([0xff; 6])),
+            Just(Mac([1, 0, 0x5e, 0, 0, 5]))
+        ],
+        prop_oneof![Just(0x45u8), Just(0x46), Just(0x44), Just(0x55), any::<u8>()],
+        prop_oneof![Just(0u16), Just(0x4000), Just(0x2000), Just(0x0001), any::<u16>()],
+        interesting_v4(),
+        interesting_v4(),
+        prop_oneof![Just(50u8), Just(17), Just(6), Just(1), Just(132), any::<u8>()],
+        prop::collection::vec(any::<u8>(), 0..40),
+        prop_oneof![Just(None), (0usize..80).prop_map(Some)],
+        0usize..8,
+    )
+        .prop_map(|(mac, vihl, frag, src, dst, proto, mut payload, total, pad)| {
+            if proto == 17 && payload.len() >= 8 && payload[0] & 1 == 0 {
+                // Often NAT-T or IKE, with a consistent UDP length.
+                let port: u16 = if payload[1] & 1 == 0 { 4500 } else { 500 };
+                payload[2..4].copy_from_slice(&port.to_be_bytes());
+                let n = payload.len() as u16;
+                payload[4..6].copy_from_slice(&n.to_be_bytes());
+            }
+            let mut f = ipv4_frame(mac, src, dst, proto, 0, &payload);
+            f[14] = vihl;
+            f[20..22].copy_from_slice(&frag.to_be_bytes());
+            if let Some(t) = total {
+                f[16..18].copy_from_slice(&(t as u16).to_be_bytes());
+            }
+            let ihl = (usize::from(vihl & 0x0f) * 4).clamp(20, f.len() - 14);
+            f[24..26].fill(0);
+            let c = checksum::checksum(&f[14..14 + ihl]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            f.resize(f.len() + pad, 0);
+            f
+        })
+}
+
+#[test]
+fn fast_path_takes_the_common_frames() {
+    // Transit from the inside, ESP and NAT-T ESP and IKE to us: what the fast path is for.
+    let ifs = ifaces();
+    let fast = FastV4::new(&ifs);
+    let mut taken = 0;
+    for s in seeds() {
+        let port = if s[..6] == INSIDE.0 { 1 } else { 0 };
+        let is_v4_plain = s[12..14] == [0x08, 0x00] && s[14] == 0x45 && s[20..22] == [0, 0];
+        let is_v4_df = s[12..14] == [0x08, 0x00] && s[14] == 0x45 && s[20..22] == [0x40, 0];
+        match fast.classify(&s, port) {
+            Some(c) => {
+                assert_eq!(c, classify(&s, port, &ifs));
+                taken += 1;
+            }
+            None => {
+                assert!(!(is_v4_plain || is_v4_df), "declined a common frame: {:?}", classify(&s, port, &ifs))
+            }
+        }
+    }
+    // The two ESP frames, the IKE frame, the echo request, two transit frames.
+    assert_eq!(taken, 6);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_path_agrees_with_classify(frame in checksummed_v4()) {
+        exercise(&frame);
+    }
 
     #[test]
     fn random_bytes_never_panic(frame in prop::collection::vec(any::<u8>(), 0..200)) {

@@ -17,6 +17,7 @@ use hdrhistogram::Histogram;
 use crate::bench::traffic::{EspPool, PlainSource};
 use crate::cli::BenchMode;
 use crate::counters::TRAFFIC_BASE;
+use crate::gw::stage_clock::StageCycles;
 use crate::gw::worker::{Worker, MAX_BURST};
 
 /// What the supervisor reads while a configuration runs (written by the worker only).
@@ -118,6 +119,8 @@ pub struct Outcome {
     /// for one (runnable, another task on the core): the share of the core it really had
     /// (`/proc/thread-self/schedstat`; `None` where the kernel does not provide it).
     pub on_cpu_ns: Option<(u64, u64)>,
+    /// The worker's stage clock over the measured phase, if it ran.
+    pub stage_cycles: Option<StageCycles>,
 }
 
 /// This thread's (on-CPU, run-queue wait) nanoseconds from `/proc/thread-self/schedstat`.
@@ -254,6 +257,7 @@ impl Job {
                     measure_start = now;
                     base = (generated, self_sent(&self.worker) + sent_io, plain_bytes);
                     (fill, classify, stages, tx, rearm) = (0, 0, 0, 0, 0);
+                    self.worker.stage_clock.reset();
                     per_packet_ns.reset();
                     burst_ns.reset();
                     next_due = now as f64;
@@ -369,6 +373,7 @@ impl Job {
             counters,
             no_mbuf,
             on_cpu_ns,
+            stage_cycles: self.worker.stage_clock.cycles(),
         }
     }
 }

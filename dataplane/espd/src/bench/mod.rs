@@ -72,6 +72,26 @@ pub struct Cost {
     pub rest: f64,
 }
 
+/// TSC cycles per packet in each stage (`--stages`), summed over workers' packets. Not
+/// scaled by the share of the core: read them beside `cpu_share`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Stages {
+    /// The bench's traffic source: allocating and filling mbufs (not the gateway's work).
+    pub fill: f64,
+    /// RX accounting, parsing and classification, the flow cache or SPD.
+    pub classify: f64,
+    /// SPI index and replay owner, or SA context, MTU and next hop.
+    pub lookup: f64,
+    /// The ESP engine around crypto.
+    pub esp: f64,
+    /// The crypto runner's call.
+    pub crypto: f64,
+    /// Counters and lifetimes, routing, Ethernet rewrite.
+    pub post: f64,
+    /// TX flush and the quiescent point.
+    pub tx: f64,
+}
+
 /// One configuration's results: the JSON line.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
@@ -121,6 +141,9 @@ pub struct Record {
     pub passes: u64,
     /// Mbuf allocation failures (bursts skipped).
     pub no_mbuf: u64,
+    /// Cycles per packet per stage, with `--stages`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Stages>,
     /// Share of the measured time the workers' threads were on their CPU (1.0 on a quiet
     /// machine; less when other tasks shared the core), from the kernel's schedstat.
     pub cpu_share: Option<f64>,
@@ -391,7 +414,7 @@ fn run_one(
                 mtu: *mtu,
             })
             .collect();
-        let worker = Worker::new(
+        let mut worker = Worker::new(
             w,
             wports,
             ifaces.clone(),
@@ -407,6 +430,9 @@ fn run_one(
             run_stop.clone(),
             clock.clone(),
         );
+        if args.stages {
+            worker.stage_clock.start();
+        }
         // Worker w sends for tunnels w, w + k, ...: each inbound SA has one worker, so its
         // replay window one writer, and the worker re-arms only its own SAs.
         let mine: Vec<u32> = (w as u32..sas).step_by(k).collect();
@@ -572,7 +598,19 @@ fn record(
     let (mut cycles, mut io, mut stages, mut generated, mut crypto) = (0u64, 0u64, 0u64, 0u64, 0.0);
     let (mut passes, mut no_mbuf) = (0, 0);
     let (mut on_cpu, mut wall, mut sched_ok) = (0u64, 0.0, true);
+    let mut st: Option<(Stages, u64)> = None;
     for o in outcomes {
+        if let Some(c) = o.stage_cycles {
+            let (s, n) = st.get_or_insert((Stages::default(), 0));
+            s.fill += o.fill as f64;
+            s.classify += o.classify as f64;
+            s.lookup += c.lookup as f64;
+            s.esp += c.esp as f64;
+            s.crypto += c.crypto as f64;
+            s.post += c.post as f64;
+            s.tx += o.tx as f64;
+            *n += o.generated;
+        }
         let s = o.cycles as f64 / hzf;
         if s > 0.0 {
             mpps += o.sent as f64 / s / 1e6;
@@ -601,6 +639,24 @@ fn record(
         }
     }
     let per = |c: u64, n: u64| if n == 0 { 0.0 } else { c as f64 / n as f64 };
+    let stage_split = st.map(|(s, n)| {
+        let d = n.max(1) as f64;
+        Stages {
+            fill: s.fill / d,
+            classify: s.classify / d,
+            lookup: s.lookup / d,
+            esp: s.esp / d,
+            crypto: s.crypto / d,
+            post: s.post / d,
+            tx: s.tx / d,
+        }
+    });
+    if let Some(s) = &stage_split {
+        eprintln!(
+            "  stages (cycles/packet): fill {:.0}  classify {:.0}  lookup {:.0}  esp {:.0}  crypto {:.0}  post {:.0}  tx {:.0}",
+            s.fill, s.classify, s.lookup, s.esp, s.crypto, s.post, s.tx
+        );
+    }
     let gen = generated.max(1);
     let cpu_share = (sched_ok && wall > 0.0).then(|| (on_cpu as f64 / wall).min(1.0));
     // TSC intervals include the time another task had the core; scaled by the share the
@@ -635,6 +691,7 @@ fn record(
         drops,
         passes,
         no_mbuf,
+        stages: stage_split,
         cpu_share,
         mpps_on_cpu: (sched_ok && on_cpu > 0).then(|| mpps * wall / on_cpu as f64),
         tsc_hz: hz,

@@ -6,4 +6,5 @@ pub mod flow_cache;
 pub mod idle;
 pub mod pkt;
 pub mod sa_ctx;
+pub mod stage_clock;
 pub mod worker;

@@ -33,8 +33,9 @@ use crate::gw::flow_cache::FlowCache;
 use crate::gw::idle::{Backoff, IdleMode};
 use crate::gw::pkt::Pkt;
 use crate::gw::sa_ctx::{Backends, Ctx, SaCache, Table};
+use crate::gw::stage_clock::{StageClock, TimedRunner};
 use crate::net::addr::Interface;
-use crate::net::classify::{classify, Classified, Family};
+use crate::net::classify::{classify, Classified, Family, FastV4};
 use crate::net::ethernet::{self, Mac};
 use crate::net::neigh::NeighborTable;
 use crate::net::route::RouteTable;
@@ -140,6 +141,10 @@ pub struct Worker {
     tsc_hz: u64,
     out_mtu: usize,
     icmp_limit: icmp::ErrorRateLimiter,
+    /// The common IPv4 frames' classification, with this worker's addresses as integers.
+    fast_v4: FastV4,
+    /// Cycles per stage, for `espd bench --stages` (stopped otherwise).
+    pub stage_clock: StageClock,
 }
 
 impl std::fmt::Debug for Worker {
@@ -174,6 +179,7 @@ impl Worker {
         Worker {
             index,
             out_mtu,
+            fast_v4: FastV4::new(&ifaces),
             tx: (0..n).map(|_| Burst::new()).collect(),
             ports,
             ifaces,
@@ -203,6 +209,7 @@ impl Worker {
             outb: Vec::with_capacity(cap),
             tsc_hz: lcore::tsc_hz().max(1),
             icmp_limit: icmp::ErrorRateLimiter::new(lcore::tsc_hz().max(1) / 100, 10),
+            stage_clock: StageClock::default(),
             backends,
         }
     }
@@ -460,7 +467,10 @@ impl Worker {
             return;
         }
         let now = self.now;
-        let class = classify(m.data(), pi as u16, &self.ifaces);
+        let class = match self.fast_v4.classify(m.data(), pi as u16) {
+            Some(c) => c,
+            None => classify(m.data(), pi as u16, &self.ifaces),
+        };
         let Some(iface) = self.ifaces.get(pi) else {
             self.drop_gw(GwDrop::NotIp, m);
             return;
@@ -699,6 +709,7 @@ impl Worker {
         if self.inb.is_empty() {
             return;
         }
+        let t0 = self.stage_clock.now();
         self.inb_slots.clear();
         self.inb_slots.resize(self.inb_spis.len(), None);
         self.reader.lookup_burst(&self.inb_spis, None, &mut self.inb_slots);
@@ -736,6 +747,7 @@ impl Worker {
         }
         self.inb = items;
         self.inb_spis.clear();
+        self.stage_clock.lap(t0, |s| &mut s.lookup);
         self.process_stage(true);
     }
 
@@ -752,6 +764,7 @@ impl Worker {
         if self.outb.is_empty() {
             return;
         }
+        let t0 = self.stage_clock.now();
         let mut items = std::mem::take(&mut self.outb);
         // Read before any lookup: a hop cached at this generation is current or was resolved
         // after it was read (see `NeighborTable::generation`).
@@ -803,6 +816,7 @@ impl Worker {
             self.stage.push(p);
         }
         self.outb = items;
+        self.stage_clock.lap(t0, |s| &mut s.lookup);
         self.process_stage(false);
     }
 
@@ -817,12 +831,18 @@ impl Worker {
         keys.extend(stage.iter().map(|p| p.slot as usize));
         results.clear();
         results.resize(stage.len(), Err(DropReason::NoSa));
+        let t0 = self.stage_clock.now();
+        let mut timed = TimedRunner::new(&mut *self.runner);
+        let runner: &mut dyn CryptoRunner = if self.stage_clock.is_on() { &mut timed } else { timed.inner() };
         let mut table = Table::new(&mut self.cache, &self.reader, &self.backends, self.changes);
         if inbound {
-            esp::decap_mixed(&mut *self.runner, &mut table, &keys, &mut stage, &mut results);
+            esp::decap_mixed(runner, &mut table, &keys, &mut stage, &mut results);
         } else {
-            esp::encap_mixed(&mut *self.runner, &mut table, &keys, &mut stage, &mut results);
+            esp::encap_mixed(runner, &mut table, &keys, &mut stage, &mut results);
         }
+        let crypto = timed.cycles;
+        let t1 = self.stage_clock.lap(t0, |s| &mut s.esp);
+        self.stage_clock.carve(crypto, |s| &mut s.esp, |s| &mut s.crypto);
         // Counters, lifetimes and the window's edge: once per run of consecutive packets of
         // one SA (VPP's per-SA counter runs), not once per packet.
         let mut run: Option<(u32, u64, u64)> = None;
@@ -876,6 +896,7 @@ impl Worker {
         self.results = results;
         self.stage = stage;
         self.keys = keys;
+        self.stage_clock.lap(t1, |s| &mut s.post);
     }
 
     /// Adds `good` packets of `bytes` to an SA's counters in the region and fires its soft and
