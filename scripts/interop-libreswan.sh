@@ -12,7 +12,8 @@
 # CONFIG_INET6_ESP unset), no AH, no IPComp. pluto starts, negotiates Main Mode or Aggressive
 # Mode and the Quick Mode, and then the kernel refuses its ESP SA. The cases therefore check
 # the negotiation, not traffic: on the wire (tshark, the Quick Mode decrypted with our key
-# log), in pluto's log and in `ikectl list-sas`; and the exact point where pluto stops.
+# log), in pluto's log and in `ikectl list-sas`; the exact point where pluto stops; and, when
+# pluto initiates, that the ESP keys it derived (its debug log) are those of our inbound SA.
 #
 # Usage: scripts/interop-libreswan.sh [--only REGEX]
 # Env: ESPD, IKED, IKECTL (default target/release), NS_TAG, KEEP=1, RESULTS_OUT.
@@ -125,7 +126,8 @@ config setup
     dumpdir=$WORK/run
     dnssec-enable=no
     ikev1-policy=accept
-    plutodebug=none
+    # "crypt private": pluto logs the ESP keys it derives (KEYMAT), compared with ours
+    plutodebug="crypt private"
 
 conn ours
     keyexchange=ike
@@ -215,9 +217,9 @@ check_case() {
     wire_fields >"$WORK/wire.txt"
     tail -c +$((logpos + 1)) "$WORK/pluto.log" >"$WORK/pluto-case.log"
     ikectl --json list-sas >"$WORK/ours.json"
-    python3 - "$WORK/wire.txt" "$WORK/pluto-case.log" "$WORK/ours.json" "$init" "$aggr" "$want_ike" "$want_esp" "$want_stop" <<'PY'
-import json, re, sys
-wire_path, log_path, ours_path, init, aggr, want_ike, want_esp, want_stop = sys.argv[1:]
+    python3 - "$WORK/wire.txt" "$WORK/pluto-case.log" "$WORK/ours.json" "$WORK/keylog/esp_sa" "$init" "$aggr" "$want_ike" "$want_esp" "$want_stop" <<'PY'
+import csv, json, re, sys
+wire_path, log_path, ours_path, esp_keys_path, init, aggr, want_ike, want_esp, want_stop = sys.argv[1:]
 OURS = {"198.18.0.1", "2001:db8::1"}
 # ISAKMP numbers as names, for the report only (RFC 2409 Appendix A, RFC 2407 §4.4.4, §4.5).
 GROUP = {"2": "MODP-1024", "5": "MODP-1536", "14": "MODP-2048", "15": "MODP-3072", "19": "ECP-256",
@@ -269,6 +271,25 @@ assert qm and qm[0]["us"] == (init == "us"), f"Quick Mode: {len(qm)} messages, f
 offer = qm[0]
 assert offer["proto"] == "3", f"Quick Mode offer for protocol {offer['proto']}, want ESP (3)"
 log = open(log_path).read()
+def pluto_keymat():
+    """The last ESP KEYMAT pluto logged: {"inbound": hex, "outbound": hex}."""
+    keys, cur = {}, None
+    for line in log.splitlines():
+        m = re.match(r"\S+ +\d+ [\d:.]+: \| (.*)$", line)
+        if not m:
+            continue
+        text = m.group(1)
+        if text == "ESP KEYMAT":
+            keys, cur = {}, None
+        elif text.strip() in ("inbound:", "outbound:"):
+            cur = text.strip()[:-1]
+            keys[cur] = ""
+        elif cur and re.match(r"  [0-9a-f]{2}( |$)", text):
+            # "  xx xx xx xx  xx xx ..." (16 bytes in 50 columns), then the bytes as text
+            keys[cur] += "".join(re.findall(r"[0-9a-f]{2}", text[2:52]))
+        else:
+            cur = None
+    return keys
 m = re.search(r"IKE SA established \{auth=(\S+) cipher=(\S+) integ=(\S+) group=(\S+)\}", log)
 assert m, "pluto did not log an established IKE SA"
 pluto_ike = m.group(0)
@@ -302,6 +323,15 @@ if init == "them":
     assert int(kids[0]["spi-in"], 16) == int(stop.group(1), 16) == int(answer["spi"], 16), \
         f"SPIs: ours {kids[0]['spi-in']}, pluto's SA {stop.group(1)}, on the wire {answer['spi']}"
     assert state.group(1) == "STATE_QUICK_I1", state.group(1)
+    # The keys of that SA: pluto's (its outbound KEYMAT) against ours (our inbound SA, from
+    # our key log: encryption key, with GCM's salt, then the integrity key).
+    spi = int(stop.group(1), 16)
+    rows = [r for r in csv.reader(open(esp_keys_path)) if len(r) == 8 and int(r[3], 16) == spi]
+    assert len(rows) == 1, f"our key log has {len(rows)} entries for SPI {spi:08x}"
+    our_keys = rows[0][5].replace("0x", "") + rows[0][7].replace("0x", "")
+    theirs = pluto_keymat().get("outbound", "")
+    assert theirs and theirs == our_keys, f"ESP keys for SPI {spi:08x}: pluto {theirs or 'none logged'}, ours {our_keys}"
+    keys_text = f"; pluto's KEYMAT for it equals our inbound keys ({len(our_keys) // 2} bytes)"
     qm_text = f"pluto's offer, our answer (ESP {esp_name(answer['esp'])}, SPI {answer['spi']}), no HASH(3)"
 else:
     # We offered; pluto accepted, keyed the SA towards us under the SPI of our offer and
@@ -311,10 +341,11 @@ else:
     assert int(stop.group(1), 16) == int(offer["spi"], 16), f"pluto's SA {stop.group(1)}, our offer's SPI {offer['spi']}"
     assert not [k for k in o["child-sas"] if k["state"] == "INSTALLED"], "a child SA of ours is installed"
     assert state.group(1) == "STATE_QUICK_R0", state.group(1)
+    keys_text = ""  # we never had pluto's nonce: no keys of ours to compare
     qm_text = f"our offer (ESP {esp_name(offer['esp'])}, SPI {offer['spi']}), no answer"
 print(f"    wire: {'Aggressive' if aggr == 'yes' else 'Main'} Mode {want_n} messages, IKE {ike_name(chosen['ike'])} PSK; "
       f"Quick Mode {qm_text}; {len(enc)}/{len(enc)} encrypted messages decrypted with our key log")
-print(f"    pluto: {pluto_ike}; then Add SA esp.{stop.group(1)}@{stop.group(2)}: {stop.group(3)} in {state.group(1)}")
+print(f"    pluto: {pluto_ike}; then Add SA esp.{stop.group(1)}@{stop.group(2)}: {stop.group(3)} in {state.group(1)}{keys_text}")
 print(f"    ours: IKE SA ESTABLISHED {our_ike}")
 PY
 }

@@ -6,7 +6,8 @@
 //! pluto installs IPsec SAs only through the kernel's XFRM interface, and this kernel has XFRM
 //! but no ESP and no AES-GCM: every case negotiates Main Mode or Aggressive Mode with PSK and the
 //! Quick Mode up to the point where the kernel refuses pluto's SA. The script checks the wire
-//! (tshark, with our key log for the encrypted messages), pluto's log and our listing; this test
+//! (tshark, with our key log for the encrypted messages), pluto's log and our listing, and, with
+//! pluto initiating, that the ESP keys pluto derived are ours; this test
 //! also pins that documented limit (docs/interop.md), so a kernel or peer that goes further
 //! fails here until the documentation says so.
 //!
@@ -84,6 +85,12 @@ fn libreswan_main_aggressive_and_quick_mode_up_to_the_kernel() {
     assert_eq!(count("Quick Mode pluto's offer, our answer"), 3);
     assert_eq!(count("no HASH(3)"), 3);
     assert_eq!(count("Quick Mode our offer"), 3);
+    // pluto initiating: the keys it derived for the SA towards us are the keys of our inbound
+    // SA (AES-GCM-128 and AES-GCM-256 with their salts, AES-CBC-256 with HMAC-SHA2-256).
+    assert_eq!(count("pluto's KEYMAT for it equals our inbound keys"), 3);
+    for bytes in ["(20 bytes)", "(64 bytes)", "(36 bytes)"] {
+        assert!(stdout.contains(&format!("equals our inbound keys {bytes}")), "{bytes}: {stdout}");
+    }
     // The documented limit: the kernel has no gcm(aes) AEAD for XFRM (ENOSYS) and no ESP
     // protocol (EPROTONOSUPPORT).
     assert_eq!(count("Function not implemented (errno 38) in STATE_QUICK_I1"), 2);
