@@ -50,3 +50,7 @@ fi
 # strongSwan 6.0 (Debian 13) unpacked into a private root, for the plain-ESP interop subset
 # (scripts/interop.sh --peer 6); the system's packages and apt state are left alone.
 bash "$(dirname "$0")/setup-strongswan6.sh" >/dev/null
+
+# libreswan 4.10 (Debian 12) unpacked into a private root, the second IKEv1 peer
+# (scripts/interop-libreswan.sh): its package conflicts with strongSwan's, so it is not installed.
+bash "$(dirname "$0")/setup-libreswan.sh" >/dev/null

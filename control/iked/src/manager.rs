@@ -1091,6 +1091,15 @@ impl Manager {
         }
     }
 
+    /// Appends one ESP SA's keys to the key log, when there is one.
+    fn log_keys(&self, sa: &EspSaDescription) {
+        if let Some(k) = &self.keylog {
+            if let Err(e) = k.log_esp_sa(&EspKeys::from_description(sa)) {
+                tracing::warn!(target: "dmn", "key log: {e}");
+            }
+        }
+    }
+
     fn on_install(
         &mut self,
         now: Instant,
@@ -1138,6 +1147,10 @@ impl Manager {
             }
         }
         if existing.is_none() {
+            // The inbound SA's keys go to the key log as it goes in: as a responder
+            // that is at HASH(2), and a peer that never sends HASH(3) still leaves
+            // the keys it was answered with (its outbound) to compare.
+            self.log_keys(inbound);
             let id = self.next_child_id;
             self.next_child_id += 1;
             self.children.push(ChildSa {
@@ -1207,13 +1220,7 @@ impl Manager {
             }
             return;
         }
-        if let Some(k) = &self.keylog {
-            for d in [inbound, outbound] {
-                if let Err(e) = k.log_esp_sa(&EspKeys::from_description(d)) {
-                    tracing::warn!(target: "dmn", "key log: {e}");
-                }
-            }
-        }
+        self.log_keys(outbound);
         let ch = self.child_config(entry).cloned();
         let negotiated = Duration::from_secs(u64::from(inbound.lifetime.seconds));
         let life =
