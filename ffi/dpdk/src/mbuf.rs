@@ -153,9 +153,34 @@ impl Mbuf {
         true
     }
 
+    /// `len` bytes of the buffer from `off` (inside it: callers check against `buf_len`).
+    #[inline]
+    fn bytes_at(&mut self, off: u16, len: u16) -> &mut [u8] {
+        let m = self.raw_mut();
+        // SAFETY: buf_addr points to buf_len bytes owned by this mbuf and every caller has
+        // checked off + len <= buf_len; `&mut self` makes the slice the only access.
+        unsafe {
+            std::slice::from_raw_parts_mut(m.buf_addr.cast::<u8>().add(usize::from(off)), usize::from(len))
+        }
+    }
+
     /// Grows the data by `len` bytes at the front and returns them (`rte_pktmbuf_prepend`);
-    /// `None` if the headroom is too small.
+    /// `None` if the headroom is too small. A single segment is edited here, inline (the
+    /// per-packet case); a chain goes through DPDK's function.
+    #[inline]
     pub fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
+        let m = self.raw_mut();
+        if m.nb_segs == 1 {
+            if len > m.data_off {
+                return None;
+            }
+            // data_off + data_len <= buf_len, so the new length fits too.
+            m.data_off -= len;
+            m.data_len += len;
+            m.pkt_len += u32::from(len);
+            let off = m.data_off;
+            return Some(self.bytes_at(off, len));
+        }
         // SAFETY: we own a valid mbuf; DPDK checks the headroom and returns NULL if short.
         let p = unsafe { dpdk_sys::shim_rte_pktmbuf_prepend(self.0.as_ptr(), len) };
         // SAFETY: a non-null result points to `len` bytes at the front of our data.
@@ -164,8 +189,20 @@ impl Mbuf {
     }
 
     /// Grows the data by `len` bytes at the end and returns them (`rte_pktmbuf_append`);
-    /// `None` if the tailroom of the last segment is too small.
+    /// `None` if the tailroom of the last segment is too small. Inline for one segment.
+    #[inline]
     pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
+        let m = self.raw_mut();
+        if m.nb_segs == 1 {
+            let tail = u32::from(m.data_off) + u32::from(m.data_len);
+            if tail + u32::from(len) > u32::from(m.buf_len) {
+                return None;
+            }
+            m.data_len += len;
+            m.pkt_len += u32::from(len);
+            // tail < tail + len <= buf_len, a u16.
+            return Some(self.bytes_at(tail as u16, len));
+        }
         // SAFETY: we own a valid mbuf; DPDK checks the tailroom and returns NULL if short.
         let p = unsafe { dpdk_sys::shim_rte_pktmbuf_append(self.0.as_ptr(), len) };
         // SAFETY: a non-null result points to `len` fresh bytes at the end of our data.
@@ -173,14 +210,33 @@ impl Mbuf {
             .map(|p| unsafe { std::slice::from_raw_parts_mut(p.as_ptr().cast(), usize::from(len)) })
     }
 
-    /// Removes `len` bytes from the front (`rte_pktmbuf_adj`); `false` if there are fewer.
+    /// Removes `len` bytes from the front (`rte_pktmbuf_adj`, which edits the first segment
+    /// only, chain or not); `false` if it holds fewer.
+    #[inline]
     pub fn adj(&mut self, len: u16) -> bool {
-        // SAFETY: we own a valid mbuf; DPDK checks the length.
-        !unsafe { dpdk_sys::shim_rte_pktmbuf_adj(self.0.as_ptr(), len) }.is_null()
+        let m = self.raw_mut();
+        if len > m.data_len {
+            return false;
+        }
+        m.data_len -= len;
+        m.data_off += len;
+        m.pkt_len -= u32::from(len);
+        true
     }
 
     /// Removes `len` bytes from the end (`rte_pktmbuf_trim`); `false` if there are fewer.
+    /// Inline for one segment.
+    #[inline]
     pub fn trim(&mut self, len: u16) -> bool {
+        let m = self.raw_mut();
+        if m.nb_segs == 1 {
+            if len > m.data_len {
+                return false;
+            }
+            m.data_len -= len;
+            m.pkt_len -= u32::from(len);
+            return true;
+        }
         // SAFETY: we own a valid mbuf; DPDK checks the length.
         unsafe { dpdk_sys::shim_rte_pktmbuf_trim(self.0.as_ptr(), len) == 0 }
     }

@@ -96,10 +96,58 @@ fn mbuf_edits(pool: &Mempool) {
     assert_eq!(m.data_len(), 0);
     drop(m);
 
+    mbuf_edits_match_dpdk(pool);
+
     let raw = pool.alloc().unwrap().into_raw();
     assert_eq!(pool.available(), 1022, "into_raw does not free");
     // SAFETY: `raw` came from into_raw just above and is owned by nobody else.
     drop(unsafe { dpdk::Mbuf::from_raw(raw) });
+}
+
+/// The inline single-segment edits against DPDK's own functions (through the shim), op by
+/// op, at and around every boundary: the same results, the same data offset and lengths.
+fn mbuf_edits_match_dpdk(pool: &Mempool) {
+    let mut ours = pool.alloc().unwrap();
+    let theirs = pool.alloc().unwrap().into_raw();
+    let state = |m: &dpdk::Mbuf| (m.headroom(), m.data_len(), m.pkt_len(), m.tailroom());
+    // SAFETY: `theirs` is a valid mbuf owned by this function until it is freed below.
+    let view = |raw: *mut dpdk_sys::rte_mbuf| unsafe { dpdk::Mbuf::from_raw(raw) };
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for step in 0..4000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let (before, _, _, after) = state(&ours);
+        let room = [before, after, ours.data_len()][(x % 3) as usize];
+        // Exactly the room, one past it, zero, or anything up to 2100.
+        let len = match (x >> 8) % 4 {
+            0 => room,
+            1 => room + 1,
+            2 => 0,
+            _ => ((x >> 16) % 2100) as usize,
+        } as u16;
+        let op = (x >> 40) % 4;
+        let t = view(theirs);
+        let a = match op {
+            0 => ours.prepend(len).is_some(),
+            1 => ours.append(len).is_some(),
+            2 => ours.adj(len),
+            _ => ours.trim(len),
+        };
+        // SAFETY: `theirs` is a valid single-segment mbuf this function owns.
+        let b = unsafe {
+            match op {
+                0 => !dpdk_sys::shim_rte_pktmbuf_prepend(theirs, len).is_null(),
+                1 => !dpdk_sys::shim_rte_pktmbuf_append(theirs, len).is_null(),
+                2 => !dpdk_sys::shim_rte_pktmbuf_adj(theirs, len).is_null(),
+                _ => dpdk_sys::shim_rte_pktmbuf_trim(theirs, len) == 0,
+            }
+        };
+        assert_eq!(a, b, "step {step}: op {op} len {len}");
+        assert_eq!(state(&ours), state(&t), "step {step}: op {op} len {len}");
+        let _ = t.into_raw();
+    }
+    drop(view(theirs));
 }
 
 fn burst_ops(pool: &Mempool) {
@@ -193,4 +241,10 @@ fn lcore_launch() {
     assert_eq!(lcore::wait(1), -1);
     assert!(lcore::tsc() > t0);
     assert!(lcore::tsc_hz() > 100_000_000);
+    // The inline read is DPDK's counter: between two of ours, the shim's rte_rdtsc.
+    let a = lcore::tsc();
+    // SAFETY: reads the TSC; no preconditions.
+    let b = unsafe { dpdk_sys::shim_rte_rdtsc() };
+    let c = lcore::tsc();
+    assert!(a <= b && b <= c && c - a < lcore::tsc_hz(), "{a} {b} {c}");
 }
