@@ -1679,7 +1679,39 @@ impl Manager {
                 child_sas,
             });
         }
+        out.extend(self.orphans_info(now));
         out
+    }
+
+    /// Child pairs whose ISAKMP SA is gone (they keep forwarding until a new
+    /// one adopts them or they expire), one entry per connection and peer:
+    /// uniqueid 0 and state `DELETED` stand for the missing ISAKMP SA; the
+    /// rest comes from the configuration, no cookies, algorithms or ports.
+    fn orphans_info(&self, now: Instant) -> Vec<IkeSaInfo> {
+        let live: std::collections::HashSet<IkeSaId> = self.engine.ike_sas().iter().map(|s| s.id).collect();
+        let mut groups: BTreeMap<(String, IpAddr), Vec<ChildSaInfo>> = BTreeMap::new();
+        for c in self.children.iter().filter(|c| !live.contains(&c.ike_sa)) {
+            let conn = self.entries.get(c.entry).map_or_else(String::new, |e| e.conn.clone());
+            groups.entry((conn, c.remote)).or_default().push(self.child_info(now, c));
+        }
+        groups
+            .into_iter()
+            .map(|((name, remote), child_sas)| {
+                let conn = self.conn_config(&name);
+                let local = conn.and_then(|c| local_address(&self.config, c, Some(remote)));
+                IkeSaInfo {
+                    local_host: local.map_or_else(String::new, |a| a.to_string()),
+                    local_id: conn.map_or_else(String::new, |c| c.local.id.to_string()),
+                    remote_host: remote.to_string(),
+                    remote_id: conn.map_or_else(String::new, |c| c.remote.id.to_string()),
+                    name,
+                    uniqueid: 0,
+                    state: "DELETED".to_owned(),
+                    child_sas,
+                    ..IkeSaInfo::default()
+                }
+            })
+            .collect()
     }
 
     fn child_info(&self, now: Instant, c: &ChildSa) -> ChildSaInfo {

@@ -440,7 +440,13 @@ fn orphaned_children_keep_forwarding_and_their_rekey_initiates_an_isakmp_sa() {
     let ike = pair.peer_established()[0];
     pair.peer_command(Command::DeleteIsakmpSa(ike));
     pair.run_for(Duration::from_secs(5));
-    assert_eq!(pair.listed().len(), 0, "no IKE SA left");
+    let listed = pair.listed();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].0, listed[0].1.as_str()),
+        (0, "DELETED"),
+        "no IKE SA left, the pair listed: {listed:?}"
+    );
     assert_eq!(pair.our_sas(), first, "the orphaned pair keeps forwarding");
     assert_eq!(pair.peer.orphan_children().len(), 1);
     pair.assert_mirrored("orphaned");
@@ -600,4 +606,62 @@ fn a_lower_kilobyte_lifetime_of_the_peer_scales_the_soft_limit_below_it() {
         // Ours: soft at 1/2 of the hard limit, minus up to half of that.
         assert!((256_000..=512_000).contains(&c.soft_bytes), "{c:?}");
     }
+}
+
+/// `list-sas` goes on showing a pair whose ISAKMP SA the peer deleted: under
+/// its connection, with no ISAKMP SA (uniqueid 0, `DELETED`), its SPIs and
+/// counters as before; a new ISAKMP SA with the peer adopts it and the pair
+/// is listed under that one, the placeholder gone.
+#[test]
+fn orphaned_children_are_listed_then_shown_under_the_isakmp_sa_that_adopts_them() {
+    let mut pair = up("", 3600);
+    let spi = |set: &BTreeSet<(u32, bool)>, inbound: bool| {
+        set.iter().find(|(_, i)| *i == inbound).map(|(s, _)| format!("{s:08x}")).unwrap_or_default()
+    };
+    let first = pair.our_sas();
+    let (spi_in, spi_out) = (spi(&first, true), spi(&first, false));
+    let before = pair.us.list_sas(pair.now);
+    assert_eq!(before.len(), 1);
+    let old_id = before[0].uniqueid;
+    assert_ne!(old_id, 0);
+
+    let ike = pair.peer_established()[0];
+    pair.peer_command(Command::DeleteIsakmpSa(ike));
+    pair.run_for(Duration::from_secs(2));
+    let listed = pair.us.list_sas(pair.now);
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    let orphans = &listed[0];
+    assert_eq!((orphans.name.as_str(), orphans.uniqueid, orphans.state.as_str()), ("peer", 0, "DELETED"));
+    assert_eq!(
+        (orphans.local_host.as_str(), orphans.remote_host.as_str()),
+        ("198.18.0.1", "198.18.0.2"),
+        "{orphans:#?}"
+    );
+    assert_eq!(
+        (orphans.local_id.as_str(), orphans.remote_id.as_str()),
+        ("gw-a@example.net", "gw-b@example.net")
+    );
+    assert_eq!(orphans.child_sas.len(), 1, "{orphans:#?}");
+    let c = &orphans.child_sas[0];
+    assert_eq!((c.name.as_str(), c.state.as_str()), ("net", "INSTALLED"));
+    assert_eq!((c.spi_in.as_str(), c.spi_out.as_str()), (spi_in.as_str(), spi_out.as_str()));
+    assert_eq!(c.uniqueid, before[0].child_sas[0].uniqueid, "the same child SA");
+    let text = iked::ctl::format::list_sas(&listed);
+    assert!(text.starts_with("peer: no ISAKMP SA, DELETED, IKEv1\n"), "{text}");
+    assert!(text.contains(&format!("in  {spi_in},")) && text.contains(&format!("out {spi_out},")), "{text}");
+    assert!(!text.contains("no IKE SAs"), "{text}");
+
+    // The peer brings up a new ISAKMP SA: ours adopts the pair at once.
+    pair.peer_command(Command::Initiate { peer: 0 });
+    pair.run_for(Duration::from_millis(500));
+    let listed = pair.us.list_sas(pair.now);
+    assert!(listed.iter().all(|s| s.uniqueid != 0), "no placeholder left: {listed:#?}");
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    let new = &listed[0];
+    assert_eq!(new.state, "ESTABLISHED");
+    assert!(new.uniqueid != old_id, "{new:#?}");
+    assert!(
+        new.child_sas.iter().any(|c| c.spi_in == spi_in && c.spi_out == spi_out),
+        "the adopted pair under the new ISAKMP SA: {new:#?}"
+    );
 }
