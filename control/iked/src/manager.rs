@@ -802,6 +802,8 @@ impl Manager {
                     c.state = ChildState::Rekeying;
                     c.rekey_at = None;
                     c.rekey_started = Some(now);
+                    // No mark: the switch delay uses the rate since the install.
+                    c.rekey_mark = None;
                 }
                 if !self.pending.contains(&entry) {
                     self.pending.push(entry);
