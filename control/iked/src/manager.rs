@@ -802,7 +802,8 @@ impl Manager {
                     c.state = ChildState::Rekeying;
                     c.rekey_at = None;
                     c.rekey_started = Some(now);
-                    // No mark: the switch delay uses the rate since the install.
+                    // No mark of an earlier attempt: the switch delay
+                    // then uses the rate since the install.
                     c.rekey_mark = None;
                 }
                 if !self.pending.contains(&entry) {
@@ -1131,25 +1132,28 @@ impl Manager {
         let Some(stats) = self.kernel.sa_stats(c.spi_out, false) else {
             return OUTBOUND_SWITCH_DELAY;
         };
-        // Since the rekey started, or (a re-establishment moved it) since
-        // the install.
-        let (since, mark) = match (c.rekey_started, c.rekey_mark) {
-            (Some(t), Some(m)) => (t, m),
-            _ => (c.installed, (0, 0)),
-        };
-        let elapsed = now.saturating_duration_since(since);
-        let volume = |used: u64, total: u64, hard: u64| Volume {
-            used: total.saturating_sub(used),
-            left: (hard != 0).then(|| hard.saturating_sub(total)),
-        };
-        switch_delay(
-            OUTBOUND_SWITCH_DELAY,
-            elapsed,
-            [
-                volume(mark.0, stats.bytes, c.limits.hard_bytes),
-                volume(mark.1, stats.packets, c.limits.hard_packets),
-            ],
-        )
+        // The rate since the rekey started and the one since the install:
+        // the faster says how soon the hard limit comes (a sender that
+        // paused during the Quick Mode does not make it look far away).
+        let windows = [c.rekey_started.zip(c.rekey_mark), Some((c.installed, (0, 0)))];
+        windows
+            .into_iter()
+            .flatten()
+            .map(|(since, mark)| {
+                let volume = |used: u64, total: u64, hard: u64| Volume {
+                    used: total.saturating_sub(used),
+                    left: (hard != 0).then(|| hard.saturating_sub(total)),
+                };
+                switch_delay(
+                    OUTBOUND_SWITCH_DELAY,
+                    now.saturating_duration_since(since),
+                    [
+                        volume(mark.0, stats.bytes, c.limits.hard_bytes),
+                        volume(mark.1, stats.packets, c.limits.hard_packets),
+                    ],
+                )
+            })
+            .fold(OUTBOUND_SWITCH_DELAY, Duration::min)
     }
 
     fn on_install(

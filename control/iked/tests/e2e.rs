@@ -126,7 +126,7 @@ fn a_full_sa_table_refuses_the_quick_mode_and_keeps_the_tunnel() {
 #[test]
 fn hard_byte_limits_close_to_the_soft_ones_are_never_reached() {
     let out = run_case("life-bytes");
-    assert!(out.contains("24 MiB to 198.19.1.10: sha256 equal"), "{out}");
+    assert!(out.contains("16 MiB to 198.19.1.10: sha256 equal"), "{out}");
     assert!(out.contains(", lost 0"), "{out}");
     assert!(out.contains(", 0 SAs reached their hard limit"), "{out}");
     assert!(out.contains("drops a rekey could cause: 0"), "{out}");
