@@ -25,7 +25,12 @@
 //!   an ESP packet overtaking it is dropped there (seen against strongSwan
 //!   6.0, whose ESP arrives on a socket of its own). The old pair carries
 //!   the traffic meanwhile; a first pair, with nothing to fall back on, is
-//!   used at once.
+//!   used at once. An old pair nearing its hard volume limit hands over
+//!   sooner: within half the time its traffic rate leaves it (the dataplane
+//!   drops on an SA past its hard limit).
+//! - A soft volume limit's event starts the rekey when it is read (the
+//!   daemon reads the dataplane's events every 10 ms, see
+//!   [`Manager::poll_dataplane`]); only the outbound SA's counts.
 
 use crate::config::{engine::peer_configs, selector::DisplayTs, Child, Config, Connection};
 use crate::config::{PeerGoneAction, StartAction};
@@ -141,6 +146,11 @@ struct ChildSa {
     initiated: bool,
     /// When we started rekeying it.
     rekey_started: Option<Instant>,
+    /// The volume limits its SAs were installed with.
+    limits: SaLimits,
+    /// Its outbound SA's (bytes, packets) when we started rekeying it: with
+    /// the time, how fast it approaches its hard limit (see [`switch_delay`]).
+    rekey_mark: Option<(u64, u64)>,
 }
 
 /// A reqid's policies.
@@ -546,6 +556,15 @@ impl Manager {
         self.process_events(now);
     }
 
+    /// The dataplane's events alone (acquires, soft and hard limits), for
+    /// a beat shorter than [`Manager::tick`]'s: a soft volume limit close to
+    /// its hard one leaves little time, and the rekey starts as soon as its
+    /// event is read.
+    pub fn poll_dataplane(&mut self, now: Instant) {
+        self.dataplane_events(now);
+        self.process_events(now);
+    }
+
     /// Installs the deferred outbound SAs that are due.
     fn switch_outbound(&mut self, now: Instant) {
         self.install_deferred(now, |d| d.due <= now);
@@ -634,17 +653,19 @@ impl Manager {
         if c.state != ChildState::Installed {
             return;
         }
-        let (entry, remote, reqid, spi_in) = (c.entry, c.remote, c.reqid, c.spi_in);
+        let (entry, remote, reqid, spi_in, spi_out) = (c.entry, c.remote, c.reqid, c.spi_in, c.spi_out);
         if let Some(b) = self.bindings.get_mut(&reqid) {
             b.rekey_from = Some(spi_in);
         }
         let Some(conn) = self.entries.get(entry).map(|e| e.conn.clone()) else {
             return;
         };
+        let mark = self.kernel.sa_stats(spi_out, false).map(|s| (s.bytes, s.packets));
         if let Some(c) = self.children.get_mut(i) {
             c.state = ChildState::Rekeying;
             c.rekey_at = None;
             c.rekey_started = Some(now);
+            c.rekey_mark = mark;
         }
         match self.established_ike_sa(&conn, Some(remote)) {
             Some(ike_sa) => self.engine.handle_command(now, Command::CreateChildFor { ike_sa, peer: entry }),
@@ -781,6 +802,9 @@ impl Manager {
                     c.state = ChildState::Rekeying;
                     c.rekey_at = None;
                     c.rekey_started = Some(now);
+                    // No mark of an earlier attempt: the switch delay
+                    // then uses the rate since the install.
+                    c.rekey_mark = None;
                 }
                 if !self.pending.contains(&entry) {
                     self.pending.push(entry);
@@ -1075,18 +1099,25 @@ impl Manager {
         }
     }
 
-    fn limits(&mut self, entry: usize) -> SaLimits {
+    /// The volume limits of a pair of `entry` whose negotiated kilobyte
+    /// lifetime is `kilobytes` (0: none): see [`soft_limit`].
+    fn limits(&mut self, entry: usize, kilobytes: u32) -> SaLimits {
         let Some(ch) = self.child_config(entry).cloned() else {
             return SaLimits::default();
         };
-        let jb = if ch.rand_bytes > 0 { self.rng.next_u64() % ch.rand_bytes } else { 0 };
-        let jp = if ch.rand_packets > 0 { self.rng.next_u64() % ch.rand_packets } else { 0 };
+        // The negotiated kilobytes are a hard limit too (RFC 2407 §4.5):
+        // the lower one is in force.
+        let negotiated = u64::from(kilobytes).saturating_mul(1024);
+        let hard_bytes = match (ch.life_bytes, negotiated) {
+            (0, n) | (n, 0) => n,
+            (a, b) => a.min(b),
+        };
+        let (db, dp) = (self.rng.next_u64(), self.rng.next_u64());
         SaLimits {
             replay_window: ch.replay_window,
-            // The jitter never takes a soft limit below half of it (0 would mean none).
-            soft_bytes: ch.rekey_bytes.saturating_sub(jb).max(ch.rekey_bytes / 2),
-            hard_bytes: ch.life_bytes,
-            soft_packets: ch.rekey_packets.saturating_sub(jp).max(ch.rekey_packets / 2),
+            soft_bytes: soft_limit(ch.rekey_bytes, ch.rand_bytes, ch.life_bytes, hard_bytes, db),
+            hard_bytes,
+            soft_packets: soft_limit(ch.rekey_packets, ch.rand_packets, ch.life_packets, ch.life_packets, dp),
             hard_packets: ch.life_packets,
         }
     }
@@ -1100,6 +1131,40 @@ impl Manager {
         }
     }
 
+    /// How long a rekey we initiated waits before its outbound SA takes the
+    /// traffic: [`OUTBOUND_SWITCH_DELAY`], or less when the pair it replaces
+    /// (inbound SPI `old`) would reach its hard volume limit before that.
+    fn outbound_switch_delay(&self, now: Instant, old: u32) -> Duration {
+        let Some(c) = self.children.iter().find(|c| c.spi_in == old) else {
+            return OUTBOUND_SWITCH_DELAY;
+        };
+        let Some(stats) = self.kernel.sa_stats(c.spi_out, false) else {
+            return OUTBOUND_SWITCH_DELAY;
+        };
+        // The rate since the rekey started and the one since the install:
+        // the faster says how soon the hard limit comes (a sender that
+        // paused during the Quick Mode does not make it look far away).
+        let windows = [c.rekey_started.zip(c.rekey_mark), Some((c.installed, (0, 0)))];
+        windows
+            .into_iter()
+            .flatten()
+            .map(|(since, mark)| {
+                let volume = |used: u64, total: u64, hard: u64| Volume {
+                    used: total.saturating_sub(used),
+                    left: (hard != 0).then(|| hard.saturating_sub(total)),
+                };
+                switch_delay(
+                    OUTBOUND_SWITCH_DELAY,
+                    now.saturating_duration_since(since),
+                    [
+                        volume(mark.0, stats.bytes, c.limits.hard_bytes),
+                        volume(mark.1, stats.packets, c.limits.hard_packets),
+                    ],
+                )
+            })
+            .fold(OUTBOUND_SWITCH_DELAY, Duration::min)
+    }
+
     fn on_install(
         &mut self,
         now: Instant,
@@ -1111,7 +1176,7 @@ impl Manager {
         // Selectors as negotiated: ours is the inbound SA's destination.
         let (local_ts, remote_ts) = (inbound.destination_ts, inbound.source_ts);
         let reqid = self.reqid_for(entry, &local_ts, &remote_ts);
-        let limits = self.limits(entry);
+        let limits = self.limits(entry, inbound.lifetime.kilobytes);
         let existing = self.children.iter().position(|c| c.spi_in == inbound.spi);
         // A responder saw InstallInbound first; a pair without a record is ours.
         let initiated = existing.is_none() && outbound.is_some();
@@ -1175,24 +1240,28 @@ impl Manager {
                 replaces,
                 initiated,
                 rekey_started: None,
+                limits,
+                rekey_mark: None,
             });
         }
         let Some(outbound) = outbound else {
             tracing::debug!(target: "knl", "inbound SA {:08x} installed (reqid {reqid})", inbound.spi);
             return;
         };
-        if initiated && replaces.is_some() {
+        if let (true, Some(old)) = (initiated, replaces) {
             // Our HASH(3) is about to leave: the old pair keeps the traffic
-            // until the peer has had time to install its inbound SA.
+            // until the peer has had time to install its inbound SA (or
+            // until shortly before the old pair's hard volume limit).
+            let delay = self.outbound_switch_delay(now, old);
             tracing::debug!(
                 target: "knl",
                 "inbound SA {:08x} installed (reqid {reqid}); outbound {:08x} in {} ms",
                 inbound.spi,
                 outbound.spi,
-                OUTBOUND_SWITCH_DELAY.as_millis()
+                delay.as_millis()
             );
             self.deferred_outbound.push(DeferredOutbound {
-                due: now + OUTBOUND_SWITCH_DELAY,
+                due: now + delay,
                 ike_sa,
                 entry,
                 inbound: inbound.clone(),
@@ -1623,7 +1692,39 @@ impl Manager {
                 child_sas,
             });
         }
+        out.extend(self.orphans_info(now));
         out
+    }
+
+    /// Child pairs whose ISAKMP SA is gone (they keep forwarding until a new
+    /// one adopts them or they expire), one entry per connection and peer:
+    /// uniqueid 0 and state `DELETED` stand for the missing ISAKMP SA; the
+    /// rest comes from the configuration, no cookies, algorithms or ports.
+    fn orphans_info(&self, now: Instant) -> Vec<IkeSaInfo> {
+        let live: std::collections::HashSet<IkeSaId> = self.engine.ike_sas().iter().map(|s| s.id).collect();
+        let mut groups: BTreeMap<(String, IpAddr), Vec<ChildSaInfo>> = BTreeMap::new();
+        for c in self.children.iter().filter(|c| !live.contains(&c.ike_sa)) {
+            let conn = self.entries.get(c.entry).map_or_else(String::new, |e| e.conn.clone());
+            groups.entry((conn, c.remote)).or_default().push(self.child_info(now, c));
+        }
+        groups
+            .into_iter()
+            .map(|((name, remote), child_sas)| {
+                let conn = self.conn_config(&name);
+                let local = conn.and_then(|c| local_address(&self.config, c, Some(remote)));
+                IkeSaInfo {
+                    local_host: local.map_or_else(String::new, |a| a.to_string()),
+                    local_id: conn.map_or_else(String::new, |c| c.local.id.to_string()),
+                    remote_host: remote.to_string(),
+                    remote_id: conn.map_or_else(String::new, |c| c.remote.id.to_string()),
+                    name,
+                    uniqueid: 0,
+                    state: "DELETED".to_owned(),
+                    child_sas,
+                    ..IkeSaInfo::default()
+                }
+            })
+            .collect()
     }
 
     fn child_info(&self, now: Instant, c: &ChildSa) -> ChildSaInfo {
@@ -1767,6 +1868,61 @@ fn rekey_delay(
     soft.saturating_sub(Duration::from_millis(jitter))
 }
 
+/// The soft volume limit (bytes or packets; 0 = none) of an SA whose hard
+/// limit in force is `life`: `rekey` minus a random part (`draw`) of `rand`,
+/// as configured when `rekey` is below `life`. A lower hard limit (the
+/// peer's kilobyte lifetime) scales `rekey` and `rand` by `life / life_cfg`,
+/// as [`rekey_delay`] does for time; a hard limit without a configured
+/// `rekey` gets strongSwan's default proportion (`life / 1.1`, the rest as
+/// jitter). The jitter never takes more than half of the soft limit, and the
+/// soft limit always stays below the hard one (the database refuses the SA
+/// otherwise).
+fn soft_limit(rekey: u64, rand: u64, life_cfg: u64, life: u64, draw: u64) -> u64 {
+    let (soft, rand) = if life == 0 || (rekey != 0 && rekey < life) {
+        (rekey, rand)
+    } else if rekey == 0 {
+        let soft = life - life / 11;
+        (soft, life - soft)
+    } else {
+        let base = u128::from(life_cfg.max(rekey));
+        let scale = |v: u64| u64::try_from(u128::from(v) * u128::from(life) / base).unwrap_or(u64::MAX);
+        (scale(rekey), scale(rand))
+    };
+    let jitter = if rand == 0 { 0 } else { draw % rand };
+    let soft = soft.saturating_sub(jitter).max(soft / 2);
+    if life != 0 && soft >= life {
+        life.saturating_sub(1).max(1)
+    } else {
+        soft
+    }
+}
+
+/// Use of one volume of an SA since a moment: how much went through, and
+/// how much is left before its hard limit (`None`: no limit).
+#[derive(Debug, Clone, Copy)]
+struct Volume {
+    used: u64,
+    left: Option<u64>,
+}
+
+/// How long an SA that carried `used` of each volume in `elapsed` may go on
+/// carrying traffic before it is replaced: `max`, or half the time the
+/// volume closest to its hard limit needs to reach it at that rate, so the
+/// switch comes well before the hard limit (where the dataplane drops).
+fn switch_delay(max: Duration, elapsed: Duration, volumes: [Volume; 2]) -> Duration {
+    volumes
+        .iter()
+        .filter_map(|v| {
+            let left = v.left?;
+            if v.used == 0 {
+                return None;
+            }
+            let secs = elapsed.as_secs_f64() * left as f64 / v.used as f64;
+            Some(Duration::try_from_secs_f64(secs / 2.0).unwrap_or(max))
+        })
+        .fold(max, Duration::min)
+}
+
 fn hex8(b: &[u8; 8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -1784,7 +1940,7 @@ fn selector_pairs(child: &Child, local: IpAddr, remote: IpAddr) -> Vec<(TrafficS
 
 #[cfg(test)]
 mod tests {
-    use super::rekey_delay;
+    use super::{rekey_delay, soft_limit, switch_delay, Volume};
     use std::time::Duration;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
@@ -1830,5 +1986,66 @@ mod tests {
     fn a_rand_time_larger_than_the_window_is_bounded() {
         let (lo, hi) = delays(S(20), S(360), S(30), S(30));
         assert!(lo >= S(10) && hi <= S(20), "{lo:?}..{hi:?}");
+    }
+
+    const M: u64 = 1 << 20;
+
+    fn soft_limits(rekey: u64, rand: u64, life_cfg: u64, life: u64) -> (u64, u64) {
+        let all: Vec<u64> = (0..2_000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .chain([0, u64::MAX, rand.saturating_sub(1)])
+            .map(|d| soft_limit(rekey, rand, life_cfg, life, d))
+            .collect();
+        (*all.iter().min().unwrap(), *all.iter().max().unwrap())
+    }
+
+    /// rekey_bytes 1 MB, life_bytes 2 MB, rand_bytes 1 MB (its default):
+    /// the soft limit lands in the upper half of the first MB.
+    #[test]
+    fn a_soft_volume_limit_close_to_the_hard_one_is_used_as_configured() {
+        let (lo, hi) = soft_limits(M, M, 2 * M, 2 * M);
+        assert!(lo >= M / 2 && hi <= M && hi - lo > M / 4, "{lo}..{hi}");
+        assert_eq!(soft_limits(M, 0, 2 * M, 2 * M), (M, M), "no jitter");
+        assert_eq!(soft_limits(0, 0, 0, 0), (0, 0), "no volume limit at all");
+    }
+
+    /// The peer's kilobyte lifetime (1,000 KiB) below our rekey_bytes 2 MB:
+    /// the soft limit keeps its proportion of the hard one, below it (the
+    /// database refuses soft > hard).
+    #[test]
+    fn a_lower_hard_limit_of_the_peer_scales_the_soft_one_below_it() {
+        let life = 1_000 * 1024;
+        let (lo, hi) = soft_limits(2 * M, 256 * 1024, 64 * M, life);
+        assert!(hi < life && lo >= life / 64, "{lo}..{hi} against {life}");
+        // rekey 2 MB, life 2.2 MB configured, the peer's 1 MB: 10/11 of it, minus jitter.
+        let (lo, hi) = soft_limits(2 * M, M / 5, 2 * M + M / 5, M);
+        assert!(hi <= M * 10 / 11 + 1 && lo >= M * 10 / 11 - M / 11 - 1, "{lo}..{hi}");
+    }
+
+    /// A hard limit without a soft one (the peer's, with no rekey_bytes of
+    /// ours) still rekeys before it.
+    #[test]
+    fn a_hard_limit_alone_gets_a_soft_one() {
+        let (lo, hi) = soft_limits(0, 0, 0, 11 * M);
+        assert!(lo >= 9 * M && hi <= 10 * M, "{lo}..{hi}");
+        assert_eq!(soft_limit(10, 10, 0, 1, 7), 1, "a 1-unit hard limit: the smallest soft one");
+    }
+
+    /// 10 MB/s on the old SA for the 30 ms of the Quick Mode, 700 KB left
+    /// before its hard limit (70 ms): the switch comes in half of that.
+    #[test]
+    fn the_outbound_switch_comes_well_before_the_hard_limit() {
+        let ms = Duration::from_millis;
+        let bytes = Volume { used: 300_000, left: Some(700_000) };
+        let packets = Volume { used: 300, left: None };
+        assert_eq!(switch_delay(ms(200), ms(30), [bytes, packets]), ms(35));
+        // Idle, or far from the limit: the full delay.
+        let idle = Volume { used: 0, left: Some(10) };
+        assert_eq!(switch_delay(ms(200), ms(30), [idle, packets]), ms(200));
+        let far = Volume { used: 1_000, left: Some(1 << 30) };
+        assert_eq!(switch_delay(ms(200), ms(30), [far, packets]), ms(200));
+        // At the hard limit already: now.
+        let full = Volume { used: 1_000, left: Some(0) };
+        assert_eq!(switch_delay(ms(200), ms(30), [bytes, full]), Duration::ZERO);
     }
 }

@@ -21,6 +21,11 @@ use tokio::sync::{mpsc, Notify};
 
 /// The scheduler's beat: timers of the manager run at least this often.
 pub const BEAT: Duration = Duration::from_millis(100);
+/// How often the dataplane's events are read between beats: a soft volume
+/// limit's event starts a rekey that must finish before the hard limit (1 MB
+/// of margin is 100 ms at 10 MB/s). Reading an empty event ring costs one
+/// lock of the SA database.
+pub const DATAPLANE_POLL: Duration = Duration::from_millis(10);
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -165,6 +170,8 @@ async fn run(
 ) {
     let mut beat = tokio::time::interval(BEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut dataplane = tokio::time::interval(DATAPLANE_POLL);
+    dataplane.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_reap = Instant::now();
     loop {
         let deadline = h.lock().poll_timeout();
@@ -187,6 +194,7 @@ async fn run(
                 }
             }
             _ = sleep => h.lock().tick(Instant::now()),
+            _ = dataplane.tick() => h.lock().poll_dataplane(Instant::now()),
             _ = beat.tick() => {
                 let mut m = h.lock();
                 m.tick(Instant::now());

@@ -1,7 +1,8 @@
 //! End to end in network namespaces: two complete gateways, `iked` + `espd` each, hosts
 //! behind them, keyed by IKEv1 from configuration files alone. The cases are in
 //! `scripts/e2e-ike.sh` (Main and Aggressive Mode, PFS, tunnel and transport, IPv4 and
-//! IPv6 outer and inner, trap, rekeys under traffic, DPD, iked SIGKILLed under traffic);
+//! IPv6 outer and inner, trap, rekeys under traffic, byte limits, DPD, iked SIGKILLed under
+//! traffic);
 //! this runs each with the binaries of this build. Needs root and DPDK, as CI has.
 //!
 //! The cases run one at a time: each starts two busy-polling dataplanes on a 2-core machine.
@@ -120,4 +121,13 @@ fn a_full_sa_table_refuses_the_quick_mode_and_keeps_the_tunnel() {
     let out = run_case("full");
     assert!(out.contains("quick-modes-refused: 1"), "{out}");
     assert!(out.contains("first child still carries traffic"));
+}
+
+#[test]
+fn hard_byte_limits_close_to_the_soft_ones_are_never_reached() {
+    let out = run_case("life-bytes");
+    assert!(out.contains("16 MiB to 198.19.1.10: sha256 equal"), "{out}");
+    assert!(out.contains(", lost 0"), "{out}");
+    assert!(out.contains(", 0 SAs reached their hard limit"), "{out}");
+    assert!(out.contains("drops a rekey could cause: 0"), "{out}");
 }

@@ -3,7 +3,9 @@
 //! peer is a bare `ike::Engine` the test drives the way strongSwan behaves
 //! (it re-establishes the ISAKMP SA, adopts the children into the new one and
 //! deletes the old ISAKMP SA alone). Every datagram travels in 10 ms; the
-//! manager's beat runs every 100 ms of virtual time.
+//! manager's beat runs every 100 ms of virtual time, its dataplane events are
+//! read every 10 ms, as the daemon does. Where traffic matters, the test plays
+//! the dataplane on the same database ([`Dataplane`]).
 
 use ike::engine::{
     AuthMethod, ChildConfig, Command, Engine, EngineConfig, EspEncryption, EspProposal, Event, Identity,
@@ -15,6 +17,7 @@ use iked::manager::Manager;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,8 @@ const US: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
 const LATENCY: Duration = Duration::from_millis(10);
 const BEAT: Duration = Duration::from_millis(100);
+/// The daemon's beat for the dataplane's events.
+const DATAPLANE_POLL: Duration = iked::net::DATAPLANE_POLL;
 
 struct Spis(u32);
 
@@ -74,7 +79,7 @@ secret = "manager-pair-psk"
 }
 
 /// The peer: the mirror of [`our_config`] as a bare engine entry.
-fn peer_engine(lifetime_seconds: u32) -> Engine {
+fn peer_engine(lifetime_seconds: u32, lifetime_kilobytes: u32) -> Engine {
     let p = PeerConfig {
         name: "us".into(),
         remote_address: US,
@@ -98,7 +103,7 @@ fn peer_engine(lifetime_seconds: u32) -> Engine {
             mode: Mode::Tunnel,
             pfs_group: None,
             lifetime_seconds,
-            lifetime_kilobytes: 0,
+            lifetime_kilobytes,
         },
         nat_traversal: true,
         initial_contact: true,
@@ -117,6 +122,8 @@ struct Pair {
     db: Kernel,
     now: Instant,
     next_beat: Instant,
+    /// When the daemon's shorter dataplane beat reads the event ring next.
+    next_poll: Instant,
     wire: Vec<(Instant, ike::engine::Transmit)>,
     peer_events: Vec<Event>,
     /// The peer's installed SAs, as (SPI, inbound).
@@ -130,6 +137,10 @@ impl Pair {
     }
 
     fn with(conn_extra: &str, child_extra: &str, peer_lifetime: u32) -> Self {
+        Self::build(conn_extra, child_extra, peer_lifetime, 0)
+    }
+
+    fn build(conn_extra: &str, child_extra: &str, peer_lifetime: u32, peer_kilobytes: u32) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let cfg = Arc::new(our_config(dir.path(), conn_extra, child_extra));
         let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
@@ -137,10 +148,11 @@ impl Pair {
         let now = Instant::now();
         Self {
             us: Manager::new(cfg, kernel, None),
-            peer: peer_engine(peer_lifetime),
+            peer: peer_engine(peer_lifetime, peer_kilobytes),
             db,
             now,
             next_beat: now,
+            next_poll: now,
             wire: Vec::new(),
             peer_events: Vec::new(),
             peer_sas: BTreeSet::new(),
@@ -175,11 +187,17 @@ impl Pair {
                 self.peer_events.push(e);
             }
             let next_wire = self.wire.iter().map(|(t, _)| *t).min();
-            let next = [next_wire, self.peer.poll_timeout(), Some(self.next_beat)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(until);
+            let next = [
+                next_wire,
+                self.peer.poll_timeout(),
+                self.us.poll_timeout().filter(|t| *t > self.now),
+                Some(self.next_beat),
+                Some(self.next_poll),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(until);
             if next > until {
                 self.now = until;
                 return;
@@ -198,9 +216,15 @@ impl Pair {
             if self.peer.poll_timeout().is_some_and(|t| t <= now) {
                 self.peer.handle_timeout(now);
             }
-            if self.next_beat <= now {
+            if self.next_beat <= now || self.us.poll_timeout().is_some_and(|t| t <= now) {
                 self.us.tick(now);
+            }
+            if self.next_beat <= now {
                 self.next_beat = now + BEAT;
+            }
+            if self.next_poll <= now {
+                self.us.poll_dataplane(now);
+                self.next_poll = now + DATAPLANE_POLL;
             }
         }
     }
@@ -245,6 +269,110 @@ impl Pair {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// The dataplane's side of the manager's SA database, as espd's workers use
+/// it: traffic goes to the outbound SA the policy is bound to, its counters
+/// grow, and its soft and hard events are raised once each when they cross
+/// the SA's limits. An SA past its hard limit drops (espd counts
+/// `sa-expired`).
+struct Dataplane {
+    reader: sadb::Reader,
+    /// Outbound SPIs in the order they carried traffic, with what each
+    /// carried and where its soft event fired.
+    carried: Vec<Carried>,
+    /// SPIs whose hard limit was reached.
+    hard: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Carried {
+    spi: u32,
+    soft_bytes: u64,
+    hard_bytes: u64,
+    bytes: u64,
+    /// The byte count when its soft event fired, and the millisecond.
+    soft_at: Option<(u64, u64)>,
+    /// The millisecond it carried its first packet.
+    first_ms: u64,
+}
+
+impl Dataplane {
+    fn attach(pair: &Pair) -> Self {
+        let region = sadb::Region::open_or_create(&pair.us.config().daemon.sadb, &iked::knl::IKED_CAPACITIES)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let reader = Arc::new(region).register_reader(0).unwrap_or_else(|e| panic!("{e}"));
+        reader.offline();
+        Self { reader, carried: Vec::new(), hard: Vec::new() }
+    }
+
+    /// `packets` packets of `bytes` in all from 10.1/16 to 10.2/16 at
+    /// millisecond `ms`: the SPI that carried them, or why they were dropped.
+    fn send(&mut self, ms: u64, packets: u64, bytes: u64) -> Result<u32, String> {
+        self.reader.online();
+        let sent = self.send_online(ms, packets, bytes);
+        self.reader.quiescent();
+        self.reader.offline();
+        sent
+    }
+
+    fn send_online(&mut self, ms: u64, packets: u64, bytes: u64) -> Result<u32, String> {
+        let region = self.reader.region();
+        let policy = region
+            .list_policies()
+            .into_iter()
+            .find(|p| p.config.direction == sadb::Direction::Out as u8 && p.config.reqid == 1)
+            .ok_or("no outbound policy")?;
+        let slot = policy.sa_slot.ok_or("the outbound policy has no SA")?;
+        let sa = region.sa_entry(slot).ok_or("the policy's SA is gone")?;
+        let hot = self.reader.hot(slot);
+        let spi = sa.config.spi;
+        if hot.flags.load(Relaxed) & sadb::HOT_FLAG_HARD_FIRED != 0 {
+            return Err(format!("SA {spi:08x} past its hard limit: dropped"));
+        }
+        let total_packets = hot.packets.fetch_add(packets, Relaxed) + packets;
+        let total = hot.bytes.fetch_add(bytes, Relaxed) + bytes;
+        let c = &sa.config;
+        let soft = (c.soft_bytes != 0 && total >= c.soft_bytes)
+            || (c.soft_packets != 0 && total_packets >= c.soft_packets);
+        let hard = (c.hard_bytes != 0 && total >= c.hard_bytes)
+            || (c.hard_packets != 0 && total_packets >= c.hard_packets);
+        if self.carried.last().is_none_or(|l| l.spi != spi) {
+            self.carried.push(Carried {
+                spi,
+                soft_bytes: c.soft_bytes,
+                hard_bytes: c.hard_bytes,
+                bytes: 0,
+                soft_at: None,
+                first_ms: ms,
+            });
+        }
+        if let Some(l) = self.carried.last_mut() {
+            l.bytes = total;
+        }
+        for (flag, fire, kind) in [
+            (sadb::HOT_FLAG_SOFT_FIRED, soft, sadb::EventKind::SoftExpire),
+            (sadb::HOT_FLAG_HARD_FIRED, hard, sadb::EventKind::HardExpire),
+        ] {
+            if fire && hot.flags.fetch_or(flag, Relaxed) & flag == 0 {
+                let ev = sadb::Event {
+                    kind: kind as u8,
+                    spi,
+                    slot,
+                    reqid: c.reqid,
+                    value: total,
+                    ..bytemuck::Zeroable::zeroed()
+                };
+                assert!(self.reader.emit(&ev), "event ring full");
+                if flag == sadb::HOT_FLAG_HARD_FIRED {
+                    self.hard.push(spi);
+                } else if let Some(l) = self.carried.iter_mut().find(|l| l.spi == spi) {
+                    l.soft_at = Some((total, ms));
+                }
+            }
+        }
+        Ok(spi)
     }
 }
 
@@ -312,7 +440,13 @@ fn orphaned_children_keep_forwarding_and_their_rekey_initiates_an_isakmp_sa() {
     let ike = pair.peer_established()[0];
     pair.peer_command(Command::DeleteIsakmpSa(ike));
     pair.run_for(Duration::from_secs(5));
-    assert_eq!(pair.listed().len(), 0, "no IKE SA left");
+    let listed = pair.listed();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].0, listed[0].1.as_str()),
+        (0, "DELETED"),
+        "no IKE SA left, the pair listed: {listed:?}"
+    );
     assert_eq!(pair.our_sas(), first, "the orphaned pair keeps forwarding");
     assert_eq!(pair.peer.orphan_children().len(), 1);
     pair.assert_mirrored("orphaned");
@@ -402,4 +536,132 @@ fn an_isakmp_sa_the_peer_replaced_is_not_deleted_by_us() {
     pair.assert_mirrored("both re-established");
     let states: Vec<String> = pair.listed().into_iter().map(|(_, st, _)| st).collect();
     assert_eq!(states, vec!["REKEYED".to_owned(), "ESTABLISHED".to_owned()]);
+}
+
+/// Traffic at 10 MB/s (10 KB every millisecond) against rekey_bytes 1 MB,
+/// life_bytes 2 MB (rand_bytes 1 MB by default, so the soft limit lies
+/// between 512 KiB and 1 MiB): at worst 100 ms between the soft and the hard
+/// limit. Each soft event starts a rekey at once (the daemon reads the
+/// events every 10 ms), the old outbound SA carries the traffic until the new
+/// one is installed, and that one takes over before the old one's hard limit:
+/// every millisecond's packets find an outbound SA, no hard limit is reached.
+#[test]
+fn soft_byte_limits_close_to_the_hard_one_rekey_before_it() {
+    let mut pair = up("rekey_bytes = \"1m\"\nlife_bytes = \"2m\"", 3600);
+    let mut dp = Dataplane::attach(&pair);
+    let ms = Duration::from_millis(1);
+    for t in 0..2_000u64 {
+        pair.run_for(ms);
+        if let Err(e) = dp.send(t, 8, 10_000) {
+            panic!("at {t} ms: {e}; carried so far: {:#?}", dp.carried);
+        }
+    }
+    assert_eq!(dp.hard, Vec::<u32>::new(), "no SA reached its hard limit: {:#?}", dp.carried);
+    let done = dp.carried.len().saturating_sub(1);
+    assert!(done >= 10, "20 MB in 1-2 MB pieces: {} outbound SAs: {:#?}", dp.carried.len(), dp.carried);
+    for (c, next) in dp.carried.iter().zip(dp.carried.iter().skip(1)) {
+        assert_eq!(c.hard_bytes, 2 << 20, "{c:?}");
+        assert!((1 << 19..=1 << 20).contains(&c.soft_bytes), "soft limit within rekey - rand_bytes: {c:?}");
+        let (at, soft_ms) = c.soft_at.unwrap_or_else(|| panic!("replaced before its soft limit: {c:?}"));
+        assert!(at >= c.soft_bytes && c.bytes < c.hard_bytes, "{c:?}");
+        // The soft event read within 10 ms, a Quick Mode of 20 ms (10 ms per
+        // datagram), then the switch within half the time that was left at
+        // the soft event (a fixed 200 ms switch delay exceeds it).
+        let switch = next.first_ms - soft_ms;
+        let left_ms = (c.hard_bytes - at) / 10_000;
+        assert!(
+            switch <= 35 + left_ms / 2,
+            "new outbound SA {switch} ms after the soft event: {c:?} -> {next:?}"
+        );
+    }
+    // Traffic stops: the last rekey completes, the replaced pairs leave
+    // after the overlap, both ends agree.
+    pair.run_for(Duration::from_secs(3));
+    pair.assert_mirrored("after the byte-triggered rekeys");
+    assert_eq!(pair.our_sas().len(), 2, "{:?}", pair.our_sas());
+}
+
+/// The peer's kilobyte lifetime (1,000 KiB) below our rekey_bytes (1 MiB):
+/// the SAs go in with the peer's hard limit and a soft one scaled below it
+/// (the database refuses a soft limit above the hard one, which failed the
+/// Quick Mode), and traffic rekeys before that hard limit.
+#[test]
+fn a_lower_kilobyte_lifetime_of_the_peer_scales_the_soft_limit_below_it() {
+    let mut pair = Pair::build("", "rekey_bytes = \"1m\"\nlife_bytes = \"2m\"", 3600, 1_000);
+    let now = pair.now;
+    pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+    pair.run_for(Duration::from_secs(2));
+    pair.assert_mirrored("first child up");
+    let mut dp = Dataplane::attach(&pair);
+    for t in 0..1_000u64 {
+        pair.run_for(Duration::from_millis(1));
+        if let Err(e) = dp.send(t, 8, 10_000) {
+            panic!("at {t} ms: {e}; carried so far: {:#?}", dp.carried);
+        }
+    }
+    assert_eq!(dp.hard, Vec::<u32>::new(), "{:#?}", dp.carried);
+    assert!(dp.carried.len() >= 6, "{:#?}", dp.carried);
+    for c in &dp.carried {
+        assert_eq!(c.hard_bytes, 1_000 * 1024, "the peer's lifetime is in force: {c:?}");
+        // Ours: soft at 1/2 of the hard limit, minus up to half of that.
+        assert!((256_000..=512_000).contains(&c.soft_bytes), "{c:?}");
+    }
+}
+
+/// `list-sas` goes on showing a pair whose ISAKMP SA the peer deleted: under
+/// its connection, with no ISAKMP SA (uniqueid 0, `DELETED`), its SPIs and
+/// counters as before; a new ISAKMP SA with the peer adopts it and the pair
+/// is listed under that one, the placeholder gone.
+#[test]
+fn orphaned_children_are_listed_then_shown_under_the_isakmp_sa_that_adopts_them() {
+    let mut pair = up("", 3600);
+    let spi = |set: &BTreeSet<(u32, bool)>, inbound: bool| {
+        set.iter().find(|(_, i)| *i == inbound).map(|(s, _)| format!("{s:08x}")).unwrap_or_default()
+    };
+    let first = pair.our_sas();
+    let (spi_in, spi_out) = (spi(&first, true), spi(&first, false));
+    let before = pair.us.list_sas(pair.now);
+    assert_eq!(before.len(), 1);
+    let old_id = before[0].uniqueid;
+    assert_ne!(old_id, 0);
+
+    let ike = pair.peer_established()[0];
+    pair.peer_command(Command::DeleteIsakmpSa(ike));
+    pair.run_for(Duration::from_secs(2));
+    let listed = pair.us.list_sas(pair.now);
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    let orphans = &listed[0];
+    assert_eq!((orphans.name.as_str(), orphans.uniqueid, orphans.state.as_str()), ("peer", 0, "DELETED"));
+    assert_eq!(
+        (orphans.local_host.as_str(), orphans.remote_host.as_str()),
+        ("198.18.0.1", "198.18.0.2"),
+        "{orphans:#?}"
+    );
+    assert_eq!(
+        (orphans.local_id.as_str(), orphans.remote_id.as_str()),
+        ("gw-a@example.net", "gw-b@example.net")
+    );
+    assert_eq!(orphans.child_sas.len(), 1, "{orphans:#?}");
+    let c = &orphans.child_sas[0];
+    assert_eq!((c.name.as_str(), c.state.as_str()), ("net", "INSTALLED"));
+    assert_eq!((c.spi_in.as_str(), c.spi_out.as_str()), (spi_in.as_str(), spi_out.as_str()));
+    assert_eq!(c.uniqueid, before[0].child_sas[0].uniqueid, "the same child SA");
+    let text = iked::ctl::format::list_sas(&listed);
+    assert!(text.starts_with("peer: no ISAKMP SA, DELETED, IKEv1\n"), "{text}");
+    assert!(text.contains(&format!("in  {spi_in},")) && text.contains(&format!("out {spi_out},")), "{text}");
+    assert!(!text.contains("no IKE SAs"), "{text}");
+
+    // The peer brings up a new ISAKMP SA: ours adopts the pair at once.
+    pair.peer_command(Command::Initiate { peer: 0 });
+    pair.run_for(Duration::from_millis(500));
+    let listed = pair.us.list_sas(pair.now);
+    assert!(listed.iter().all(|s| s.uniqueid != 0), "no placeholder left: {listed:#?}");
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    let new = &listed[0];
+    assert_eq!(new.state, "ESTABLISHED");
+    assert!(new.uniqueid != old_id, "{new:#?}");
+    assert!(
+        new.child_sas.iter().any(|c| c.spi_in == spi_in && c.spi_out == spi_out),
+        "the adopted pair under the new ISAKMP SA: {new:#?}"
+    );
 }

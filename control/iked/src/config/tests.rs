@@ -117,6 +117,35 @@ fn volume_limits_default_like_swanctl() {
     assert_eq!((ch.rekey_packets, ch.life_packets, ch.rand_packets), (1_000_000, 1_100_000, 100_000));
 }
 
+/// Only the hard limit given: the rekey comes at life / 1.1 (current
+/// swanctl), not never (the SA would die at its hard limit unrekeyed).
+#[test]
+fn a_hard_volume_limit_alone_still_rekeys_before_it() {
+    let c = ok(&with("connections.home.children.net", "life_bytes = \"2m\"\nlife_packets = 11000"));
+    let ch = &c.connections[0].children[0];
+    assert_eq!((ch.rekey_bytes, ch.life_bytes, ch.rand_bytes), (1_906_501, 2_097_152, 190_651));
+    assert_eq!((ch.rekey_packets, ch.life_packets, ch.rand_packets), (10_000, 11_000, 1_000));
+    // Both given, close together (1 MB soft, 2 MB hard): taken as they are.
+    let c = ok(&with("connections.home.children.net", "rekey_bytes = \"1m\"\nlife_bytes = \"2m\""));
+    let ch = &c.connections[0].children[0];
+    assert_eq!((ch.rekey_bytes, ch.life_bytes, ch.rand_bytes), (1 << 20, 2 << 20, 1 << 20));
+}
+
+/// A soft limit at or beyond the hard one is refused, naming the key and why.
+#[test]
+fn a_soft_volume_limit_not_below_the_hard_one_is_refused() {
+    assert_eq!(
+        err(&with("connections.home.children.net", "rekey_bytes = \"3m\"\nlife_bytes = \"2m\"")),
+        "gw.toml: connections.home.children.net.life_bytes: life_bytes (2097152) must be greater than \
+         rekey_bytes (3145728): the soft limit starts the rekey, which must be done before the hard limit ends the SA"
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "rekey_packets = 500\nlife_packets = 500")),
+        "gw.toml: connections.home.children.net.life_packets: life_packets (500) must be greater than \
+         rekey_packets (500): the soft limit starts the rekey, which must be done before the hard limit ends the SA"
+    );
+}
+
 #[test]
 fn random_jitter_is_capped_and_checked() {
     let c = ok(&with("connections.home.children.net", "life_time = \"3h\""));
@@ -139,7 +168,8 @@ fn random_jitter_is_capped_and_checked() {
     );
     assert_eq!(
         err(&with("connections.home.children.net", "rekey_bytes = \"1m\"\nlife_bytes = \"1m\"")),
-        "gw.toml: connections.home.children.net.life_bytes: life_bytes (1048576) must be greater than rekey_bytes (1048576)"
+        "gw.toml: connections.home.children.net.life_bytes: life_bytes (1048576) must be greater than rekey_bytes \
+         (1048576): the soft limit starts the rekey, which must be done before the hard limit ends the SA"
     );
 }
 

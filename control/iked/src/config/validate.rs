@@ -527,8 +527,10 @@ impl Validator<'_> {
         })
     }
 
-    /// rekey/life/rand for bytes or packets, with swanctl's defaults
-    /// (life = rekey + 10%, rand = life - rekey; 0 = no limit).
+    /// rekey/life/rand for bytes or packets (0 = no limit), with swanctl's
+    /// defaults: life = rekey + 10%; rekey = life / 1.1 when only life is
+    /// given (as current swanctl does: a hard limit alone still rekeys
+    /// before it); rand = life - rekey, at most rekey.
     fn volume(
         &self,
         k: &dyn Fn(&str) -> String,
@@ -537,12 +539,19 @@ impl Validator<'_> {
         life: Option<u64>,
         rand: Option<u64>,
     ) -> Result<(u64, u64, u64)> {
-        let rekey = rekey.unwrap_or(0);
+        let rekey = match (rekey, life) {
+            (Some(r), _) => r,
+            (None, Some(l)) => u64::try_from(u128::from(l) * 10 / 11).unwrap_or(u64::MAX),
+            (None, None) => 0,
+        };
         let life = life.unwrap_or_else(|| rekey.saturating_add(rekey / 10));
         if rekey != 0 && life != 0 && life <= rekey {
             return Err(self.err(
                 k(&format!("life_{unit}")),
-                format!("life_{unit} ({life}) must be greater than rekey_{unit} ({rekey})"),
+                format!(
+                    "life_{unit} ({life}) must be greater than rekey_{unit} ({rekey}): the soft limit starts the \
+                     rekey, which must be done before the hard limit ends the SA"
+                ),
             ));
         }
         let rand = rand.unwrap_or_else(|| if rekey == 0 { 0 } else { life.saturating_sub(rekey).min(rekey) });

@@ -15,6 +15,16 @@ pub fn list_sas(sas: &[IkeSaInfo]) -> String {
         o.push_str("no IKE SAs\n");
     }
     for sa in sas {
+        if sa.uniqueid == 0 {
+            // Child SAs whose ISAKMP SA is gone: no cookies, ports or algorithms.
+            let _ = writeln!(o, "{}: no ISAKMP SA, {}, IKEv1", sa.name, sa.state);
+            let _ = writeln!(o, "  local  '{}' @ {}", sa.local_id, sa.local_host);
+            let _ = writeln!(o, "  remote '{}' @ {}", sa.remote_id, sa.remote_host);
+            let _ =
+                writeln!(o, "  child SAs keep forwarding until a new ISAKMP SA adopts them or they expire");
+            list_children(&mut o, &sa.child_sas);
+            continue;
+        }
         let _ = writeln!(
             o,
             "{}: #{}, {}, IKEv1, {}_i{} {}_r{}",
@@ -56,52 +66,57 @@ pub fn list_sas(sas: &[IkeSaInfo]) -> String {
         if !times.is_empty() {
             let _ = writeln!(o, "  {}", times.join(", "));
         }
-        for c in &sa.child_sas {
-            let mut algs = format!("{}-{}", c.encr_alg, c.encr_keysize);
-            for a in [&c.integ_alg, &c.dh_group].into_iter().flatten() {
-                algs.push('/');
-                algs.push_str(a);
-            }
-            if c.esn {
-                algs.push_str("/ESN");
-            }
-            let _ = writeln!(
-                o,
-                "  {}: #{}, {}, {}{}, {}:{}",
-                c.name,
-                c.uniqueid,
-                c.state,
-                c.mode,
-                if c.encap { "-in-UDP" } else { "" },
-                c.protocol,
-                algs
-            );
-            let mut times = vec![format!("installed {}s ago", c.install_time)];
-            times.extend(secs("rekeying in", c.rekey_time));
-            times.extend(secs("expires in", c.life_time));
-            let _ = writeln!(o, "    {}", times.join(", "));
-            let used = |u: Option<u64>| u.map(|s| format!(", {s}s ago")).unwrap_or_default();
-            let _ = writeln!(
-                o,
-                "    in  {}, {:>10} bytes, {:>8} packets{}",
-                c.spi_in,
-                c.bytes_in,
-                c.packets_in,
-                used(c.use_in)
-            );
-            let _ = writeln!(
-                o,
-                "    out {}, {:>10} bytes, {:>8} packets{}",
-                c.spi_out,
-                c.bytes_out,
-                c.packets_out,
-                used(c.use_out)
-            );
-            let _ = writeln!(o, "    local  {}", c.local_ts.join(" "));
-            let _ = writeln!(o, "    remote {}", c.remote_ts.join(" "));
-        }
+        list_children(&mut o, &sa.child_sas);
     }
     o
+}
+
+/// The child SA lines of one IKE SA.
+fn list_children(o: &mut String, children: &[ChildSaInfo]) {
+    for c in children {
+        let mut algs = format!("{}-{}", c.encr_alg, c.encr_keysize);
+        for a in [&c.integ_alg, &c.dh_group].into_iter().flatten() {
+            algs.push('/');
+            algs.push_str(a);
+        }
+        if c.esn {
+            algs.push_str("/ESN");
+        }
+        let _ = writeln!(
+            o,
+            "  {}: #{}, {}, {}{}, {}:{}",
+            c.name,
+            c.uniqueid,
+            c.state,
+            c.mode,
+            if c.encap { "-in-UDP" } else { "" },
+            c.protocol,
+            algs
+        );
+        let mut times = vec![format!("installed {}s ago", c.install_time)];
+        times.extend(secs("rekeying in", c.rekey_time));
+        times.extend(secs("expires in", c.life_time));
+        let _ = writeln!(o, "    {}", times.join(", "));
+        let used = |u: Option<u64>| u.map(|s| format!(", {s}s ago")).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "    in  {}, {:>10} bytes, {:>8} packets{}",
+            c.spi_in,
+            c.bytes_in,
+            c.packets_in,
+            used(c.use_in)
+        );
+        let _ = writeln!(
+            o,
+            "    out {}, {:>10} bytes, {:>8} packets{}",
+            c.spi_out,
+            c.bytes_out,
+            c.packets_out,
+            used(c.use_out)
+        );
+        let _ = writeln!(o, "    local  {}", c.local_ts.join(" "));
+        let _ = writeln!(o, "    remote {}", c.remote_ts.join(" "));
+    }
 }
 
 /// `swanctl --list-conns`.

@@ -189,9 +189,12 @@ pub enum Reply {
 pub struct IkeSaInfo {
     /// Connection name.
     pub name: String,
-    /// Unique id of this SA in the daemon.
+    /// Unique id of this SA in the daemon; 0 for the child SAs of a
+    /// connection and peer whose ISAKMP SA is gone (state `DELETED`).
     pub uniqueid: u64,
-    /// CONNECTING, ESTABLISHED, REKEYING, DELETING.
+    /// CONNECTING, ESTABLISHED, REKEYED, DELETING; DELETED: no ISAKMP SA,
+    /// only the child SAs that outlived it (they keep forwarding until a new
+    /// ISAKMP SA adopts them or they expire).
     pub state: String,
     /// Our address.
     pub local_host: String,
