@@ -10,9 +10,10 @@
 #            Aggressive Mode, IPv4 and IPv6, tunnel and transport, each with us and with
 #            strongSwan initiating; then the key-log decryption with tshark, the ike-scan
 #            probes, the lifecycle cases and a real NAT (nftables masquerade) between the
-#            gateways
+#            gateways: in front of strongSwan with its mapping restarted mid-transfer (our
+#            ESP SAs must follow the new port), then in front of us
 #   --quick  a representative subset (CI), with the wire checks, a rekey by each side, an
-#            ISAKMP SA re-keyed by strongSwan and the NAT case
+#            ISAKMP SA re-keyed by strongSwan and both NAT cases
 #   --demo   the main job: one tunnel with the shipped configs (scripts/conf/iked-demo.toml,
 #            scripts/conf/swanctl-demo.conf), traffic both ways, the tables printed
 #   --peer 6 against strongSwan 6.0 (Debian 13, unpacked into a private root by
@@ -836,7 +837,133 @@ PY
     else echo "FAIL $name: $why"; explain_failure; FAIL=$((FAIL + 1)); RESULTS+=("| $name | **fail**: $why |"); fi
     ip netns del "$NS_NAT" 2>/dev/null || true
 }
+# --- NAT rebinding: strongSwan behind a NAT whose mapping restarts mid-transfer (re-plumbs the wire)
+#   gw-a out0 198.18.0.1 -- na0 198.18.0.2 [natb: masquerade] nb0 198.18.3.254 -- out0 198.18.3.2 gw-b
+# The NAT takes strongSwan's old address, so our configuration is unchanged. strongSwan initiates
+# from behind it (port-preserving masquerade: 4500 stays 4500). Mid-transfer the NAT's mapping is
+# restarted: the NAT drops UDP for 3 s with 1 s conntrack timeouts, so the entries expire, and its
+# rule now maps to ports 40000-40999 (the timeouts back to their defaults as the outage ends). strongSwan's next DPD R-U-THERE (dpd_delay 2 s; it hears
+# nothing from us) arrives from the new port; RFC 3947 §5: iked moves the IKE SA and the installed
+# outbound ESP SA to it in place, and the transfer completes. Checked: the transfer's sha256,
+# pings both ways after, our outbound SA's UDP destination port (espctl) the new mapping as tshark
+# saw it leave the NAT, `peer-moved: 1` in ikectl stats, the same SPIs before and after.
+nat_rebinding_case() {
+    local name="NAT rebinding: strongSwan behind a NAT whose mapping restarts mid-transfer" ok=1 why=""
+    [ -n "$ONLY" ] && ! grep -Eq -- "$ONLY" <<<"$name" && return 0
+    local NS_NATB="$NS_TAG-natb" t0=$SECONDS
+    for p in $IKED_PID $ESPD_PID; do kill -TERM "$p" 2>/dev/null; done
+    for p in $IKED_PID $ESPD_PID; do wait "$p" 2>/dev/null || true; done
+    IKED_PID= ESPD_PID=
+    rm -f "$WORK/iked.sock"
+    ip -n "$NS_GA" link del out0 2>/dev/null || true   # the wire's veth pair goes with it
+    ip netns add "$NS_NATB"
+    ip -n "$NS_NATB" link set lo up
+    ip link add out0 netns "$NS_GA" type veth peer name na0 netns "$NS_NATB"
+    ip link add nb0 netns "$NS_NATB" type veth peer name out0 netns "$NS_GB"
+    ns_quiet_iface "$NS_GA" out0
+    ip -n "$NS_GB" addr add 198.18.3.2/24 dev out0
+    ip -n "$NS_GB" link set out0 up
+    ip -n "$NS_GB" route add 198.18.0.0/24 via 198.18.3.254 dev out0
+    ip -n "$NS_NATB" addr add 198.18.0.2/24 dev na0
+    ip -n "$NS_NATB" addr add 198.18.3.254/24 dev nb0
+    ip -n "$NS_NATB" link set na0 up
+    ip -n "$NS_NATB" link set nb0 up
+    ip netns exec "$NS_NATB" ethtool -K na0 tx off >/dev/null 2>&1 || true
+    ip netns exec "$NS_NATB" ethtool -K nb0 tx off >/dev/null 2>&1 || true
+    ip netns exec "$NS_NATB" sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec "$NS_NATB" nft add table ip nat
+    ip netns exec "$NS_NATB" nft add chain ip nat post "{ type nat hook postrouting priority 100; }"
+    ip netns exec "$NS_NATB" nft add rule ip nat post oifname na0 masquerade
+    start_espd
+    conf 4 aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel no $'dpd_delay = 2s\ndpd_timeout = 30s'
+    sed -i 's/local_addrs = 198.18.0.2/local_addrs = 198.18.3.2/' "$WORK/swanctl.conf"
+    swan --load-all --noprompt --file "$WORK/swanctl.conf" >/dev/null
+    start_iked
+    ip netns exec "$NS_NATB" tcpdump -U -ni na0 --immediate-mode -w "$WORK/natb.pcap" udp 2>/dev/null &
+    CAP_PID=$!
+    swan --initiate --child net --timeout 10 >/dev/null 2>&1 || true
+    wait_up 15 || { ok=0 why="no tunnel from behind the NAT"; }
+    [ $ok = 1 ] && { ping_through "$NS_HA" 198.19.1.10 || { ok=0 why="ping before"; }; }
+    local spis_before out_port
+    spis_before=$(our_children | awk '{print $1, $2}')
+    # Our outbound SA's UDP destination port, from the SA database itself.
+    out_port() {
+        "$ESPCTL" --sadb "$DB_A" --json sa list 2>/dev/null | python3 -c '
+import json, sys
+print(" ".join(str(s["udp_encap"][1]) for s in json.loads(sys.stdin.read()) if s["dir"] == "out" and s["udp_encap"]) or "-")'
+    }
+    local before
+    before=$(out_port)
+    echo "    $name: our outbound ESP SA sends to UDP port $before"
+    [ "$before" = 4500 ] || { [ $ok = 1 ] && ok=0 why="outbound SA port before: $before"; }
+    # A paced 4 MiB transfer (about 8 s), host-a -> host-b, with the mapping restarted 2 s in.
+    # Conntrack sets an entry's expiry when a packet refreshes it, so the short UDP timeouts go
+    # in before the transfer: its packets then leave every entry 1 s to live when the outage
+    # starts. (Until then an expired entry is remapped to the same, preserved, port.)
+    local l s timeouts t_udp t_stream
+    timeouts=$(ip netns exec "$NS_NATB" sysctl -n net.netfilter.nf_conntrack_udp_timeout net.netfilter.nf_conntrack_udp_timeout_stream | tr '\n' ' ')
+    ip netns exec "$NS_NATB" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=1
+    ip netns exec "$NS_NATB" sysctl -qw net.netfilter.nf_conntrack_udp_timeout_stream=1
+    head -c $((4 << 20)) /dev/urandom >"$WORK/send.bin"
+    ip netns exec "$NS_HB" timeout 90 nc -l -N 198.19.1.10 5001 >"$WORK/recv.bin" &
+    l=$!
+    sleep 0.3
+    python3 -c '
+import sys, time
+data = open(sys.argv[1], "rb").read()
+for i in range(0, len(data), 32768):
+    sys.stdout.buffer.write(data[i:i + 32768]); sys.stdout.flush(); time.sleep(0.06)
+' "$WORK/send.bin" | ip netns exec "$NS_HA" timeout 90 nc -N 198.19.1.10 5001 2>/dev/null &
+    s=$!
+    sleep 2
+    local t_restart=$SECONDS
+    ip netns exec "$NS_NATB" nft add table ip outage
+    ip netns exec "$NS_NATB" nft add chain ip outage pre "{ type filter hook prerouting priority -300; }"
+    ip netns exec "$NS_NATB" nft add rule ip outage pre meta l4proto udp drop
+    ip netns exec "$NS_NATB" nft flush chain ip nat post
+    ip netns exec "$NS_NATB" nft add rule ip nat post oifname na0 meta l4proto udp masquerade to :40000-40999
+    ip netns exec "$NS_NATB" nft add rule ip nat post oifname na0 masquerade
+    sleep 3
+    # The mapping restarts once: the next packet gets a new port, which then lasts.
+    read -r t_udp t_stream <<<"$timeouts"
+    ip netns exec "$NS_NATB" sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$t_udp"
+    ip netns exec "$NS_NATB" sysctl -qw net.netfilter.nf_conntrack_udp_timeout_stream="$t_stream"
+    ip netns exec "$NS_NATB" nft delete table ip outage
+    wait $s || { [ $ok = 1 ] && ok=0 why="sender"; }
+    wait $l || { [ $ok = 1 ] && ok=0 why="receiver"; }
+    if [ $ok = 1 ] && [ "$(sha256sum <"$WORK/send.bin")" != "$(sha256sum <"$WORK/recv.bin")" ]; then
+        ok=0 why="transfer across the rebinding corrupted or short ($(stat -c %s "$WORK/recv.bin") bytes)"
+    fi
+    echo "    $name: transfer done $((SECONDS - t_restart)) s after the mapping restarted"
+    [ $ok = 1 ] && { ping_through "$NS_HA" 198.19.1.10 || { ok=0 why="ping host-a -> host-b after"; }; }
+    [ $ok = 1 ] && { ping_through "$NS_HB" 198.18.1.10 || { ok=0 why="ping host-b -> host-a after"; }; }
+    kill "$CAP_PID" 2>/dev/null; wait "$CAP_PID" 2>/dev/null || true; CAP_PID=
+    local after mapped moved spis_after
+    after=$(out_port)
+    # strongSwan's source ports as they left the NAT towards us, in order of first appearance.
+    mapped=$(tshark -r "$WORK/natb.pcap" -T fields -e udp.srcport -Y 'ip.src==198.18.0.2 && udp.dstport==4500' 2>/dev/null | awk '!seen[$0]++' | tr '\n' ' ')
+    moved=$(ikectl stats 2>/dev/null | awk -F': *' '/peer-moved/ {print $2}')
+    spis_after=$(our_children | awk '{print $1, $2}')
+    echo "    $name: strongSwan's ports after the NAT: $mapped; our outbound SA now sends to $after; peer-moved: ${moved:-?}; SPIs $spis_before -> $spis_after"
+    if [ $ok = 1 ]; then
+        local new
+        new=$(tr ' ' '\n' <<<"$mapped" | grep -E '^40[0-9]{3}$' || true)
+        if [ -z "$new" ] || [ "$(wc -l <<<"$new")" != 1 ]; then ok=0 why="want one new mapping in 40000-40999: $mapped"
+        elif [ "$after" != "$new" ]; then ok=0 why="outbound SA sends to $after, the new mapping is $new"
+        elif [ "${moved:-0}" != 1 ]; then ok=0 why="peer-moved ${moved:-?}, want 1"
+        elif [ "$spis_before" != "$spis_after" ]; then ok=0 why="SPIs changed (renegotiated, not moved): $spis_before -> $spis_after"
+        fi
+    fi
+    swan --terminate --ike ours --timeout 5 >/dev/null 2>&1 || true
+    wait_down || true
+    local secs=$((SECONDS - t0))
+    if [ $ok = 1 ]; then echo "ok   $name (${secs} s)"; PASS=$((PASS + 1)); RESULTS+=("| $name | pass: mapping 4500 -> $after, outbound SA moved in place, transfer intact |")
+    else echo "FAIL $name: $why"; explain_failure; FAIL=$((FAIL + 1)); RESULTS+=("| $name | **fail**: $why |"); fi
+    ip netns del "$NS_NATB" 2>/dev/null || true
+}
+
 step "NAT"
+nat_rebinding_case
 nat_case
 
 echo "interop ($MODE): $PASS passed, $FAIL failed"

@@ -117,6 +117,8 @@ struct Pair {
     b_events: Vec<Event>,
     /// A sits behind a NAT (address and port translation).
     nat: bool,
+    /// The NAT's port mapping: A's port plus this (a rebinding changes it).
+    nat_offset: u16,
     keepalives: usize,
 }
 
@@ -132,6 +134,7 @@ impl Pair {
             a_events: Vec::new(),
             b_events: Vec::new(),
             nat: false,
+            nat_offset: NAT_PORT_OFFSET,
             keepalives: 0,
         }
     }
@@ -147,7 +150,7 @@ impl Pair {
                 },
             };
             if self.nat && t.source.ip() == A {
-                t.source = SocketAddr::new(NAT_PUBLIC, t.source.port() + NAT_PORT_OFFSET);
+                t.source = SocketAddr::new(NAT_PUBLIC, t.source.port() + self.nat_offset);
             }
             if t.contents == [0xff] {
                 self.keepalives += 1;
@@ -198,7 +201,11 @@ impl Pair {
             self.wire = keep;
             for (_, mut t) in due {
                 if self.nat && t.destination.ip() == NAT_PUBLIC {
-                    t.destination = SocketAddr::new(A, t.destination.port() - NAT_PORT_OFFSET);
+                    // A port the NAT maps no more: dropped there.
+                    let Some(port) = t.destination.port().checked_sub(self.nat_offset) else {
+                        continue;
+                    };
+                    t.destination = SocketAddr::new(A, port);
                 }
                 let dst = if t.destination.ip() == A { &mut self.a } else { &mut self.b };
                 dst.handle_datagram(now, t.destination, t.source, &t.contents);
@@ -789,6 +796,66 @@ fn nat_with_loss_at_every_step() {
         assert_eq!(failures(&pair.a_events), vec![], "drop #{k}");
         assert_eq!(installs(&pair.a_events)[0].1.spi, installs(&pair.b_events)[0].0.spi);
     }
+}
+
+/// RFC 3947 §5: the NAT in front of A restarts its mapping (new public port).
+/// A replayed message from the new port moves nothing; A's next authenticated
+/// message (a DPD probe) moves B's IKE SA, and B reports the outbound ESP SA
+/// to move with it; the answer reaches A through the new mapping.
+#[test]
+fn a_nat_rebinding_moves_the_peer_of_the_ike_sa_and_its_esp_sas() {
+    let p = params(1, Phase1Mode::Main, DhGroup::Ecp256);
+    let mut pair = nat_pair(&p);
+    let sent = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = sent.clone();
+    pair.fault = Box::new(move |_, t| {
+        log.borrow_mut().push(t.clone());
+        Fault::Deliver
+    });
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(failures(&pair.a_events), vec![]);
+    let (_, b_out) = installs(&pair.b_events)[0].clone();
+    let old = SocketAddr::new(NAT_PUBLIC, 4500 + NAT_PORT_OFFSET);
+    assert_eq!(b_out.destination, old);
+    let moved = |events: &[Event]| -> Vec<(SocketAddr, Vec<u32>)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::PeerMoved { remote, outbound_spis, .. } => Some((*remote, outbound_spis.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let b_remote = |pair: &Pair| pair.b.ike_sas().first().map(|s| s.remote);
+
+    // The mapping restarts on another port.
+    pair.nat_offset = NAT_PORT_OFFSET + 1_000;
+    let new = SocketAddr::new(NAT_PUBLIC, 4500 + NAT_PORT_OFFSET + 1_000);
+    // A copy of A's last message (Quick Mode HASH(3)) replayed from the new
+    // port: not authenticated now, so B stays where it was.
+    let last_of_a = sent.borrow().iter().rev().find(|t| t.source.ip() == NAT_PUBLIC).cloned().unwrap();
+    let now = pair.now;
+    pair.b.handle_datagram(now, last_of_a.destination, new, &last_of_a.contents);
+    pair.collect();
+    assert_eq!(b_remote(&pair), Some(old));
+    assert_eq!(moved(&pair.b_events), vec![]);
+    assert_eq!(pair.b.stats().peer_moved, 0);
+
+    // A's DPD probe through the new mapping: B follows, with the ESP SA.
+    let id = established_id(&pair.a_events);
+    pair.a.handle_command(now, Command::DeadPeerDetection(id));
+    pair.drive();
+    assert_eq!(moved(&pair.b_events), vec![(new, vec![b_out.spi])]);
+    assert_eq!(b_remote(&pair), Some(new));
+    assert_eq!(pair.b.stats().peer_moved, 1);
+    assert!(
+        pair.a_events.iter().any(|e| matches!(e, Event::DeadPeerDetectionAck { .. })),
+        "B's answer went to the new port"
+    );
+    // A itself did not move (its side of the NAT did not change).
+    assert_eq!(moved(&pair.a_events), vec![]);
 }
 
 #[test]

@@ -68,6 +68,9 @@ fn payload() -> impl Strategy<Value = Payload> {
         bytes(64).prop_map(Payload::NatD),
         (any::<u8>(), bytes(16))
             .prop_map(|(t, address)| Payload::NatOa(NatOaPayload { id_type: IdType(t), address })),
+        bytes(64).prop_map(Payload::NatDDraft),
+        (any::<u8>(), bytes(16))
+            .prop_map(|(t, address)| Payload::NatOaDraft(NatOaPayload { id_type: IdType(t), address })),
     ]
 }
 

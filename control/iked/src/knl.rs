@@ -22,7 +22,7 @@ use sadb::{
     SaKey, SaStats, Selector, SA_FLAG_UDP_ENCAP,
 };
 use std::collections::{BTreeMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -366,6 +366,48 @@ impl Kernel {
         result
     }
 
+    /// RFC 3947 §5: points an outbound SA at the peer's new endpoint after a
+    /// NAT rebinding: the outer addresses, and the UDP encapsulation ports when
+    /// it is UDP-encapsulated. Updated in place, so the sequence number and
+    /// counters carry on and the dataplane never sees the SA missing. False
+    /// when there is no such SA.
+    pub fn move_outbound_sa(
+        &self,
+        spi: u32,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<bool, KnlError> {
+        let key = SaKey { spi, direction: Direction::Out, dst: None };
+        if self.region.find_sa(&key).is_none() {
+            return Ok(false);
+        }
+        let mut w = self.region.writer().map_err(|e| err("SA database lock", e))?;
+        w.update_sa(&key, |c| {
+            c.src = addr16(local.ip());
+            c.dst = addr16(remote.ip());
+            if c.flags & SA_FLAG_UDP_ENCAP != 0 {
+                c.encap_sport = local.port();
+                c.encap_dport = remote.port();
+            }
+        })
+        .map_err(|e| err(key, e))?;
+        Ok(true)
+    }
+
+    /// The UDP encapsulation ports and outer destination of an SA, when it is
+    /// UDP-encapsulated.
+    pub fn sa_encapsulation(&self, spi: u32, inbound: bool) -> Option<(u16, u16, IpAddr)> {
+        let direction = if inbound { Direction::In } else { Direction::Out };
+        let slot = self.region.find_sa(&SaKey { spi, direction, dst: None })?;
+        let c = self.region.sa_entry(slot)?.config;
+        let dst = if c.family == 6 {
+            IpAddr::from(c.dst)
+        } else {
+            IpAddr::from(<[u8; 4]>::try_from(c.dst.get(..4)?).ok()?)
+        };
+        (c.flags & SA_FLAG_UDP_ENCAP != 0).then_some((c.encap_sport, c.encap_dport, dst))
+    }
+
     /// True when the SA is in the database.
     pub fn has_sa(&self, spi: u32, inbound: bool) -> bool {
         let direction = if inbound { Direction::In } else { Direction::Out };
@@ -612,6 +654,30 @@ mod tests {
         k.del_sa(0x4242, true).unwrap_or_else(|e| panic!("{e}"));
         k.del_policies(&[6, 7]).unwrap_or_else(|e| panic!("{e}"));
         assert!(k.list_sas().is_empty() && k.region().list_policies().is_empty());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A NAT rebinding moves an installed outbound UDP-encapsulated SA to the
+    /// peer's new port and address in place; an inbound SA is not touched.
+    #[test]
+    fn outbound_sa_follows_a_nat_rebinding() {
+        let path = std::env::temp_dir().join(format!("iked-knl-move-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let out = desc(0x6161, true);
+        k.add_sa(&out, false, 5, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+        k.add_sa(&desc(0x6262, true), true, 5, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+        let before = k.sa_encapsulation(0x6161, false);
+        assert_eq!(before, Some((out.source.port(), out.destination.port(), out.destination.ip())));
+        let local: SocketAddr = "198.18.0.1:4500".parse().unwrap_or_else(|e| panic!("{e}"));
+        let moved: SocketAddr = "198.18.9.9:61000".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.move_outbound_sa(0x6161, local, moved), Ok(true));
+        assert_eq!(k.sa_encapsulation(0x6161, false), Some((4500, 61000, moved.ip())));
+        assert_eq!(k.list_sas().len(), 2, "moved in place, not added");
+        // Unknown SPI: nothing to move.
+        assert_eq!(k.move_outbound_sa(0x7777, local, moved), Ok(false));
+        // The inbound SA of the same pair is untouched (its SPI is ours).
+        assert_eq!(k.move_outbound_sa(0x6262, local, moved), Ok(false));
         let _ = std::fs::remove_file(&path);
     }
 

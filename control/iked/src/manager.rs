@@ -875,6 +875,9 @@ impl Manager {
                     }
                 }
                 Event::InitialContact(id) => self.on_initial_contact(now, id),
+                Event::PeerMoved { ike_sa, local, remote, outbound_spis } => {
+                    self.on_peer_moved(ike_sa, local, remote, &outbound_spis);
+                }
                 Event::DeadPeerDetectionAck { ike_sa, .. } => {
                     if let Some(s) = self.ike.get_mut(&ike_sa) {
                         if let Some(d) = s.dpd.as_mut() {
@@ -884,6 +887,25 @@ impl Manager {
                     }
                 }
             }
+        }
+    }
+
+    /// RFC 3947 §5: the peer's NAT mapping changed (an authenticated message
+    /// of the IKE SA came from a new port or address). The outbound ESP SAs
+    /// the IKE SA holds are pointed at the new endpoint in place, and so are
+    /// those still waiting to be installed.
+    fn on_peer_moved(&mut self, id: IkeSaId, local: SocketAddr, remote: SocketAddr, outbound_spis: &[u32]) {
+        tracing::info!(target: "ike", "IKE SA {}: peer moved to {remote}, ESP SAs follow", id.0);
+        for &spi in outbound_spis {
+            match self.kernel.move_outbound_sa(spi, local, remote) {
+                Ok(true) => tracing::info!(target: "knl", "outbound SA {spi:08x} now sends to {remote}"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(target: "knl", "moving outbound SA {spi:08x} to {remote}: {e}"),
+            }
+        }
+        for d in self.deferred_outbound.iter_mut().filter(|d| d.ike_sa == id) {
+            d.outbound.source = local;
+            d.outbound.destination = remote;
         }
     }
 
@@ -1624,6 +1646,7 @@ impl Manager {
                     ("failed", s.failed),
                     ("auth-failed", s.auth_failed),
                     ("quick-modes-refused", s.quick_modes_refused),
+                    ("peer-moved", s.peer_moved),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))

@@ -3,7 +3,8 @@
 //! initiators, Main and Aggressive Mode, MODP/ECP/Curve25519, GCM and CBC+HMAC, PFS, IPv4 and
 //! IPv6, both ends on their default proposals, an IKE list whose first entry we do not
 //! implement, the wire decrypted by tshark, a rekey by each side, strongSwan re-keying its
-//! ISAKMP SA under a ping, a real NAT) with the binaries of this build, against both peers:
+//! ISAKMP SA under a ping, a real NAT in front of us, a NAT in front of strongSwan whose mapping
+//! restarts mid-transfer) with the binaries of this build, against both peers:
 //! - Debian 12's strongSwan 5.9.8, whose userspace ESP only speaks UDP encapsulation, so every
 //!   case runs over our NAT-T;
 //! - strongSwan 6.0 from Debian 13 (`--peer 6`, a private root fetched by
@@ -49,8 +50,15 @@ fn quick_subset(peer: &str) -> String {
     print!("{stdout}");
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "interop.sh --quick --peer {peer} failed (its output above says where)");
-    assert!(stdout.contains("interop (quick): 11 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("interop (quick): 12 passed, 0 failed"), "{stdout}");
     assert!(stdout.contains("ESP in UDP: True 4500 True"), "the NAT case saw NAT-T at work");
+    // The NAT rebinding: strongSwan's new mapping, and our outbound SA moved to it in place.
+    let rebinding = stdout
+        .lines()
+        .find(|l| l.contains("NAT rebinding") && l.contains("our outbound SA now sends to"))
+        .unwrap_or_else(|| panic!("no NAT rebinding report in {stdout}"));
+    assert!(rebinding.contains("peer-moved: 1;"), "{rebinding}");
+    assert!(stdout.contains("ok   NAT rebinding: "), "the ESP SAs followed the new mapping");
     assert!(
         stdout.contains("ok   ISAKMP SA re-keyed by strongSwan under a 20/s ping"),
         "the child pair survived strongSwan's ISAKMP SA re-keys"

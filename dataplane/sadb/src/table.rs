@@ -293,17 +293,23 @@ impl Writer<'_> {
         Ok(slot)
     }
 
-    /// Changes a live SA's configuration in place (lifetimes, keys of a manual SA, ...);
-    /// the SPI, direction and destination cannot change. Readers see the old or the new
-    /// record, never a mix, and rebuild their cached context when the version changes.
+    /// Changes a live SA's configuration in place (lifetimes, keys of a manual SA, the
+    /// UDP encapsulation ports and outer addresses after a NAT rebinding, ...); the SPI,
+    /// direction and reqid cannot change, nor an inbound SA's destination (it may key the
+    /// SPI index). An outbound SA, indexed by SPI alone, may move to a new destination.
+    /// Readers see the old or the new record, never a mix, and rebuild their cached
+    /// context when the version changes; the hot state (sequence number, counters) stays.
     pub fn update_sa(&mut self, key: &SaKey, f: impl FnOnce(&mut SaConfig)) -> Result<(), SadbError> {
         let r = self.r;
         let slot = r.find_sa(key).ok_or(SadbError::NotFound { key: *key })?;
         let mut cfg: SaConfig = load_words(r.config_words(slot));
         let (spi, direction, dst, reqid) = (cfg.spi, cfg.direction, cfg.dst, cfg.reqid);
         f(&mut cfg);
-        let checked = if (cfg.spi, cfg.direction, cfg.dst, cfg.reqid) != (spi, direction, dst, reqid) {
-            Err(invalid("spi", "an update cannot change the SPI, direction, destination or reqid"))
+        let outbound = direction == Direction::Out as u8;
+        let checked = if (cfg.spi, cfg.direction, cfg.reqid) != (spi, direction, reqid) {
+            Err(invalid("spi", "an update cannot change the SPI, direction or reqid"))
+        } else if cfg.dst != dst && !outbound {
+            Err(invalid("dst", "an update cannot change an inbound SA's destination"))
         } else {
             validate_sa(&cfg, r.caps.max_replay_window)
         };
@@ -316,6 +322,11 @@ impl Writer<'_> {
         h.seq.store(seq | 1, Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Release);
         store_words(r.config_words(slot), &cfg);
+        if cfg.dst != dst {
+            let (hi, lo) = dst_words(&cfg.dst);
+            h.dst[0].store(hi, Ordering::Relaxed);
+            h.dst[1].store(lo, Ordering::Relaxed);
+        }
         cfg.wipe_keys();
         h.seq.store((seq | 1).wrapping_add(1), Ordering::Release);
         self.committed();

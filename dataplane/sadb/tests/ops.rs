@@ -93,6 +93,27 @@ fn sa_lifecycle_and_errors() {
     assert!(v2 != v1 && v2 % 2 == 0, "version moves on update");
     assert_eq!(cfg.salt, [9; 4]);
     assert!(w.update_sa(&key, |c| c.spi = 5).is_err(), "SPI is immutable");
+    assert!(
+        w.update_sa(&key, |c| c.dst = v4([198, 18, 9, 9])).is_err(),
+        "an inbound SA keeps its destination"
+    );
+    // A NAT rebinding: the outbound SA follows the peer to a new address and UDP port,
+    // keeping its sequence number.
+    let out_key = SaKey { spi: 0xabcd, direction: Direction::Out, dst: None };
+    reader.reserve_seq(out, 5, false).unwrap();
+    let v_out = reader.sa_version(out);
+    w.update_sa(&out_key, |c| {
+        c.flags |= SA_FLAG_UDP_ENCAP;
+        c.encap_sport = 4500;
+        c.encap_dport = 31_337;
+        c.dst = v4([198, 18, 7, 7]);
+    })
+    .unwrap();
+    let (moved, v_moved) = reader.read_sa(out).unwrap();
+    assert_ne!(v_moved, v_out, "readers see a new version");
+    assert_eq!((moved.encap_sport, moved.encap_dport, moved.dst), (4500, 31_337, v4([198, 18, 7, 7])));
+    assert_eq!(reader.reserve_seq(out, 1, false).unwrap(), 6, "the sequence number carries on");
+    assert_eq!(r.list_sas().iter().filter(|e| e.config.spi == 0xabcd).count(), 2);
     assert!(w.update_sa(&key, |c| c.cipher_key_len = 7).is_err(), "validated");
     // AES takes 16, 24 or 32 bytes (AES-192 GCM and CBC are installed like the others).
     for len in [24, 32, 16] {

@@ -251,6 +251,7 @@ impl Engine {
             self.stats.auth_failed += 1;
             return Ok(());
         }
+        self.rx_authenticated = true;
         let payloads: Vec<Payload> = raws.into_iter().skip(1).map(|r| r.payload).collect();
         for p in payloads {
             match p {

@@ -118,8 +118,12 @@ struct IkeSa {
     /// (inbound SPI, outbound SPI) of installed children.
     children: Vec<(u32, u32)>,
     dpd_sequence: u32,
-    /// Both sides sent the RFC 3947 vendor id.
+    /// Both sides sent a NAT-T vendor id (RFC 3947 or one of its drafts).
     nat_t: bool,
+    /// The NAT-T agreed on is draft-ietf-ipsec-nat-t-ike-02/03: NAT-D and
+    /// NAT-OA go out as payload types 130/131 and the UDP modes as
+    /// 61443/61444 (strongSwan's `EXT_NATT_DRAFT_02_03`).
+    nat_t_draft: bool,
     /// What NAT-D told us (RFC 3947 §3.2).
     nat: NatStatus,
     /// Next NAT keepalive (RFC 3948 §2.3), when we are behind a NAT.
@@ -186,6 +190,9 @@ pub struct EngineStats {
     /// Quick Modes refused after the fact because the dataplane could not
     /// take the SA (a full SA table).
     pub quick_modes_refused: u64,
+    /// Authenticated messages of an established IKE SA that came from a new
+    /// peer address or port (a NAT's mapping changed): [`Event::PeerMoved`].
+    pub peer_moved: u64,
 }
 
 /// Result of NAT discovery.
@@ -232,6 +239,12 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: EngineStats,
+    /// The NAT-T dialects we speak, in order of preference. All of them
+    /// outside tests, which narrow it to play an older peer.
+    nat_t_offer: Vec<phase1::NatTVersion>,
+    /// Set by the handler of the datagram being processed once its HASH
+    /// verified: only then may it move the SA's peer endpoint.
+    rx_authenticated: bool,
 }
 
 impl core::fmt::Debug for Engine {
@@ -262,6 +275,8 @@ impl Engine {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: EngineStats::default(),
+            nat_t_offer: phase1::NatTVersion::ALL.to_vec(),
+            rx_authenticated: false,
         }
     }
 
@@ -518,13 +533,18 @@ impl Engine {
         let Some(sa) = self.sas.get_mut(idx) else {
             return;
         };
-        // RFC 3947 §4: after the float (and on NAT mapping changes) follow
-        // the peer's port; the change is undone if the message fails.
+        // RFC 3947 §4, §5: after the float, and when a NAT's mapping changes,
+        // follow the peer's port (and its address, if NAT-D found it behind a
+        // NAT). The move is tentative: it stands only if the message's HASH
+        // verified, and is undone otherwise.
         let previous = (sa.local, sa.remote);
-        if sa.remote.ip() == remote.ip() && sa.remote.port() != remote.port() {
+        let was_established = sa.keys().is_some();
+        let may_move_address = sa.nat_t && sa.nat.remote_behind;
+        if sa.remote != remote && (sa.remote.ip() == remote.ip() || may_move_address) {
             sa.remote = remote;
             sa.local = local;
         }
+        self.rx_authenticated = false;
         let result = match header.exchange_type {
             ExchangeType::MAIN_MODE | ExchangeType::AGGRESSIVE => {
                 self.phase1_datagram(now, idx, &header, datagram)
@@ -533,15 +553,29 @@ impl Engine {
             ExchangeType::INFORMATIONAL => self.informational_datagram(idx, &header, datagram),
             _ => Err(Error::PeerMisbehaved(PeerMisbehaved::UnexpectedExchange)),
         };
+        let authenticated = core::mem::take(&mut self.rx_authenticated) && result.is_ok();
+        match self.sas.get_mut(idx) {
+            Some(sa) if (sa.local, sa.remote) != previous => {
+                if !authenticated {
+                    (sa.local, sa.remote) = previous;
+                } else if was_established {
+                    self.stats.peer_moved += 1;
+                    self.events.push_back(Event::PeerMoved {
+                        ike_sa: sa.id,
+                        local: sa.local,
+                        remote: sa.remote,
+                        outbound_spis: sa.children.iter().map(|&(_, out)| out).collect(),
+                    });
+                }
+            }
+            _ => {}
+        }
         match result {
             Ok(()) => self.stats.processed += 1,
             Err(e) => {
                 self.stats.failed += 1;
                 if matches!(e, Error::AuthenticationFailed) {
                     self.stats.auth_failed += 1;
-                }
-                if let Some(sa) = self.sas.get_mut(idx) {
-                    (sa.local, sa.remote) = previous;
                 }
                 self.handle_error(idx, &header, e);
             }
@@ -906,5 +940,7 @@ fn wrap(local: SocketAddr, remote: SocketAddr, bytes: Vec<u8>) -> Transmit {
     Transmit { source: local, destination: remote, contents }
 }
 
+#[cfg(test)]
+mod nat_t_tests;
 #[cfg(test)]
 mod tests;

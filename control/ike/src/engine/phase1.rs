@@ -43,9 +43,53 @@ use std::time::Instant;
 /// RFC 3947 §2: the NAT-T vendor id.
 pub const VID_NAT_T_RFC3947: [u8; 16] =
     [0x4a, 0x13, 0x1c, 0x81, 0x07, 0x03, 0x58, 0x45, 0x5c, 0x57, 0x28, 0xf2, 0x0e, 0x95, 0x45, 0x2f];
+/// draft-ietf-ipsec-nat-t-ike-03: MD5("draft-ietf-ipsec-nat-t-ike-03").
+pub const VID_NAT_T_DRAFT_03: [u8; 16] =
+    [0x7d, 0x94, 0x19, 0xa6, 0x53, 0x10, 0xca, 0x6f, 0x2c, 0x17, 0x9d, 0x92, 0x15, 0x52, 0x9d, 0x56];
+/// draft-ietf-ipsec-nat-t-ike-02: MD5("draft-ietf-ipsec-nat-t-ike-02").
+pub const VID_NAT_T_DRAFT_02: [u8; 16] =
+    [0xcd, 0x60, 0x46, 0x43, 0x35, 0xdf, 0x21, 0xf8, 0x7c, 0xfd, 0xb2, 0xfc, 0x68, 0xb6, 0xa4, 0x48];
+/// draft-ietf-ipsec-nat-t-ike-02 as many implementations hash it, with a
+/// trailing newline: MD5("draft-ietf-ipsec-nat-t-ike-02\n").
+pub const VID_NAT_T_DRAFT_02_N: [u8; 16] =
+    [0x90, 0xcb, 0x80, 0x91, 0x3e, 0xbb, 0x69, 0x6e, 0x08, 0x63, 0x81, 0xb5, 0xec, 0x42, 0x7b, 0x1f];
 /// RFC 3706 §3.1: the DPD vendor id.
 pub const VID_DPD: [u8; 16] =
     [0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9, 0x6b, 0x86, 0x96, 0xfc, 0x77, 0x57, 0x01, 0x00];
+
+/// A NAT-T dialect a peer announces with its vendor id. Drafts 02 and 03
+/// differ from RFC 3947 only in numbers: NAT-D/NAT-OA payload types 130/131
+/// and UDP encapsulation modes 61443/61444 (both sides float to 4500 alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NatTVersion {
+    /// RFC 3947.
+    Rfc3947,
+    /// draft-ietf-ipsec-nat-t-ike-03.
+    Draft03,
+    /// draft-ietf-ipsec-nat-t-ike-02.
+    Draft02,
+    /// draft-ietf-ipsec-nat-t-ike-02 with the newline in its hash.
+    Draft02Newline,
+}
+
+impl NatTVersion {
+    /// Every dialect, most preferred first (strongSwan's order): a peer that
+    /// offers RFC 3947 and drafts gets RFC 3947.
+    pub(crate) const ALL: [Self; 4] = [Self::Rfc3947, Self::Draft03, Self::Draft02, Self::Draft02Newline];
+
+    pub(crate) fn vendor_id(self) -> &'static [u8; 16] {
+        match self {
+            Self::Rfc3947 => &VID_NAT_T_RFC3947,
+            Self::Draft03 => &VID_NAT_T_DRAFT_03,
+            Self::Draft02 => &VID_NAT_T_DRAFT_02,
+            Self::Draft02Newline => &VID_NAT_T_DRAFT_02_N,
+        }
+    }
+
+    pub(crate) fn is_draft(self) -> bool {
+        self != Self::Rfc3947
+    }
+}
 
 /// Proof that the peer's HASH_I/HASH_R verified. Only
 /// `verify_peer_hash` can create one, and `State::Established` needs
@@ -299,16 +343,26 @@ fn body_of(p: &Payload) -> Vec<u8> {
     emit_one(p, PayloadType::NONE).split_off(4)
 }
 
-fn vendor_ids(nat_t: bool) -> Vec<Payload> {
+/// Our vendor ids: DPD, then the vendor id of each NAT-T dialect in
+/// `nat_t` (as initiator all we speak; as responder the one chosen).
+fn vendor_ids(nat_t: &[NatTVersion]) -> Vec<Payload> {
     let mut v = vec![Payload::VendorId(VID_DPD.to_vec())];
-    if nat_t {
-        v.push(Payload::VendorId(VID_NAT_T_RFC3947.to_vec()));
-    }
+    v.extend(nat_t.iter().map(|n| Payload::VendorId(n.vendor_id().to_vec())));
     v
 }
 
-fn peer_supports_nat_t(raws: &[RawPayload<'_>]) -> bool {
-    raws.iter().any(|r| matches!(&r.payload, Payload::VendorId(v) if v.as_slice() == VID_NAT_T_RFC3947))
+/// The most preferred of `ours` that the peer announced, if any.
+fn peer_nat_t(raws: &[RawPayload<'_>], ours: &[NatTVersion]) -> Option<NatTVersion> {
+    ours.iter().copied().find(|n| {
+        raws.iter().any(|r| matches!(&r.payload, Payload::VendorId(v) if v.as_slice() == n.vendor_id()))
+    })
+}
+
+/// Records the NAT-T dialect agreed on (none when not enabled or not
+/// announced by the peer).
+fn agree_nat_t(sa: &mut IkeSa, version: Option<NatTVersion>) {
+    sa.nat_t = version.is_some();
+    sa.nat_t_draft = version.is_some_and(NatTVersion::is_draft);
 }
 
 /// RFC 3947 §3.2: HASH = HASH(CKY-I | CKY-R | IP | Port), negotiated hash.
@@ -325,32 +379,44 @@ fn nat_d_payloads(hash: HashAlgorithm, sa: &IkeSa) -> Vec<Payload> {
     if !sa.nat_t {
         return Vec::new();
     }
-    vec![Payload::NatD(nat_d_hash(hash, sa, sa.remote)), Payload::NatD(nat_d_hash(hash, sa, sa.local))]
+    let (remote, local) = (nat_d_hash(hash, sa, sa.remote), nat_d_hash(hash, sa, sa.local));
+    if sa.nat_t_draft {
+        vec![Payload::NatDDraft(remote), Payload::NatDDraft(local)]
+    } else {
+        vec![Payload::NatD(remote), Payload::NatD(local)]
+    }
 }
 
-/// Compares the peer's NAT-D payloads with the addresses we see.
-fn detect_nat(hash: HashAlgorithm, sa: &mut IkeSa, raws: &[RawPayload<'_>]) {
+/// Compares the peer's NAT-D payloads with the addresses we see. Either
+/// payload number is read whatever dialect was agreed, as strongSwan does;
+/// a hash whose length is not the negotiated hash's is malformed.
+fn detect_nat(hash: HashAlgorithm, sa: &mut IkeSa, raws: &[RawPayload<'_>]) -> Result<(), Error> {
     if !sa.nat_t {
-        return;
+        return Ok(());
     }
     let nat_d: Vec<&[u8]> = raws
         .iter()
         .filter_map(|r| match &r.payload {
-            Payload::NatD(h) => Some(h.as_slice()),
+            Payload::NatD(h) | Payload::NatDDraft(h) => Some(h.as_slice()),
             _ => None,
         })
         .collect();
+    let me = nat_d_hash(hash, sa, sa.local);
+    if nat_d.iter().any(|h| h.len() != me.len()) {
+        return Err(Error::PeerMisbehaved(PeerMisbehaved::MalformedNatDiscovery));
+    }
     let Some((first, rest)) = nat_d.split_first() else {
         // RFC 3947 §3.2: without NAT-D payloads there is no NAT-T.
         sa.nat_t = false;
-        return;
+        sa.nat_t_draft = false;
+        return Ok(());
     };
-    let me = nat_d_hash(hash, sa, sa.local);
     let them = nat_d_hash(hash, sa, sa.remote);
     sa.nat = super::NatStatus {
         local_behind: !ct_eq(first, &me),
         remote_behind: !rest.iter().any(|h| ct_eq(h, &them)),
     };
+    Ok(())
 }
 
 /// RFC 3947 §4: with a NAT on the path the initiator moves to port 4500
@@ -411,18 +477,20 @@ impl Engine {
             children: Vec::new(),
             dpd_sequence: 0,
             nat_t: false,
+            nat_t_draft: false,
             nat: super::NatStatus::default(),
             keepalive_at: None,
             expires_at: None,
             dpd: None,
             chosen: None,
         };
+        let nat_t: Vec<NatTVersion> = if cfg.nat_traversal { self.nat_t_offer.clone() } else { Vec::new() };
         let result = match cfg.mode {
             Phase1Mode::Main => {
                 let sap = Payload::Sa(ike_sa_payload(&cfg.ike_proposals, lifetime));
                 let sa_i_b = body_of(&sap);
                 let mut payloads = vec![sap];
-                payloads.extend(vendor_ids(cfg.nat_traversal));
+                payloads.extend(vendor_ids(&nat_t));
                 sa.state = State::MmISentSa { sa_i_b };
                 Ok((ExchangeType::MAIN_MODE, payloads))
             }
@@ -446,7 +514,7 @@ impl Engine {
                             Payload::Nonce(ni.clone()),
                             idp,
                         ];
-                        payloads.extend(vendor_ids(cfg.nat_traversal));
+                        payloads.extend(vendor_ids(&nat_t));
                         sa.state = State::AmISent1 { sa_i_b, dh, ni, idii_b };
                         Ok((ExchangeType::AGGRESSIVE, payloads))
                     }
@@ -519,6 +587,7 @@ impl Engine {
             children: Vec::new(),
             dpd_sequence: 0,
             nat_t: false,
+            nat_t_draft: false,
             nat: super::NatStatus::default(),
             keepalive_at: None,
             expires_at: None,
@@ -552,10 +621,11 @@ impl Engine {
         let (chosen_p, chosen) = select_ike(sa_payload, &cfg.ike_proposals, cfg.prefer_configured_proposals)?;
         let reply_sa =
             SaPayload { doi: DOI_IPSEC, situation: sa_payload.situation, proposals: vec![chosen_p] };
+        let nat_t = peer_nat_t(raws, &self.nat_t_offer).filter(|_| cfg.nat_traversal);
         let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
-        sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(raws);
+        agree_nat_t(sa, nat_t);
         let mut payloads = vec![Payload::Sa(reply_sa)];
-        payloads.extend(vendor_ids(sa.nat_t));
+        payloads.extend(vendor_ids(nat_t.as_slice()));
         sa.chosen = Some(chosen);
         sa.state = State::MmRSentSa { sa_i_b: sa_i_b.to_vec(), chosen };
         let bytes =
@@ -584,8 +654,9 @@ impl Engine {
         let gxy = dh.agree(&gxi).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
         let nr = self.random_bytes(32);
         let psk = self.psk(peer);
+        let nat_t = peer_nat_t(raws, &self.nat_t_offer).filter(|_| cfg.nat_traversal);
         let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
-        sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(raws);
+        agree_nat_t(sa, nat_t);
         let gxr = dh.public_value().to_vec();
         let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
         let keys = derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
@@ -603,7 +674,7 @@ impl Engine {
             idp,
             Payload::Hash(hash_r.to_vec()),
         ];
-        payloads.extend(vendor_ids(sa.nat_t));
+        payloads.extend(vendor_ids(nat_t.as_slice()));
         payloads.extend(nat_d_payloads(chosen.hash, sa));
         sa.p1_iv = keys.initial_iv.clone();
         sa.chosen = Some(chosen);
@@ -670,8 +741,9 @@ impl Engine {
                 let chosen = accept_ike_reply(sa_payload, &cfg.ike_proposals)?;
                 let dh = DhSecret::generate(chosen.group, &mut *self.rng).map_err(|_| Error::Local("dh"))?;
                 let ni = self.random_bytes(32);
+                let nat_t = peer_nat_t(&raws, &self.nat_t_offer).filter(|_| cfg.nat_traversal);
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
-                sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(&raws);
+                agree_nat_t(sa, nat_t);
                 let mut payloads = vec![Payload::Ke(dh.public_value().to_vec()), Payload::Nonce(ni.clone())];
                 payloads.extend(nat_d_payloads(chosen.hash, sa));
                 sa.chosen = Some(chosen);
@@ -694,7 +766,7 @@ impl Engine {
                 let nr = self.random_bytes(32);
                 let gxr = dh.public_value().to_vec();
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
-                detect_nat(chosen.hash, sa, &raws);
+                detect_nat(chosen.hash, sa, &raws)?;
                 let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
                 let keys =
                     derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
@@ -720,7 +792,7 @@ impl Engine {
                 let gxi = dh.public_value().to_vec();
                 let first_contact = cfg.initial_contact && !self.other_established_with_peer(idx);
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
-                detect_nat(chosen.hash, sa, &raws);
+                detect_nat(chosen.hash, sa, &raws)?;
                 float(sa);
                 let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
                 let keys =
@@ -818,10 +890,11 @@ impl Engine {
                     dh.agree(&gxr).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
                 let gxi = dh.public_value().to_vec();
                 let first_contact = cfg.initial_contact && !self.other_established_with_peer(idx);
+                let nat_t = peer_nat_t(&raws, &self.nat_t_offer).filter(|_| cfg.nat_traversal);
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 sa.chosen = Some(chosen);
-                sa.nat_t = cfg.nat_traversal && peer_supports_nat_t(&raws);
-                detect_nat(chosen.hash, sa, &raws);
+                agree_nat_t(sa, nat_t);
+                detect_nat(chosen.hash, sa, &raws)?;
                 float(sa);
                 let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
                 let keys =
@@ -861,7 +934,7 @@ impl Engine {
                 let expected = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idii_b);
                 let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
                 let ic = has_initial_contact(&raws);
-                detect_nat(keys.hash, sa, &raws);
+                detect_nat(keys.hash, sa, &raws)?;
                 sa.p1_iv = next_iv;
                 sa.state = State::Established { keys, proof };
                 // AM3 ends the exchange: a copy of it needs no answer.
@@ -874,7 +947,10 @@ impl Engine {
         }
     }
 
+    /// Phase 1 ends only with the peer's hash verified, so the message that
+    /// got here was authenticated.
     fn established(&mut self, now: Instant, idx: usize, id: super::IkeSaId, peer: usize, ic: bool) {
+        self.rx_authenticated = true;
         let keepalive = self.config.nat_keepalive_interval;
         let lifetime = self.config.peers.get(peer).map(|p| p.ike_lifetime);
         if let Some(sa) = self.sas.get_mut(idx) {

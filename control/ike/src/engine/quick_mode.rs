@@ -119,12 +119,16 @@ fn auth_id(i: EspIntegrity) -> u16 {
     }
 }
 
-fn mode_id(e: Encapsulation) -> u16 {
-    match e {
-        Encapsulation::Tunnel => p2attr::MODE_TUNNEL,
-        Encapsulation::Transport => p2attr::MODE_TRANSPORT,
-        Encapsulation::UdpTunnel => p2attr::MODE_UDP_TUNNEL,
-        Encapsulation::UdpTransport => p2attr::MODE_UDP_TRANSPORT,
+/// The Encapsulation Mode value; the UDP modes under the number of the
+/// NAT-T dialect agreed on in phase 1.
+fn mode_id(e: Encapsulation, nat_t_draft: bool) -> u16 {
+    match (e, nat_t_draft) {
+        (Encapsulation::Tunnel, _) => p2attr::MODE_TUNNEL,
+        (Encapsulation::Transport, _) => p2attr::MODE_TRANSPORT,
+        (Encapsulation::UdpTunnel, false) => p2attr::MODE_UDP_TUNNEL,
+        (Encapsulation::UdpTransport, false) => p2attr::MODE_UDP_TRANSPORT,
+        (Encapsulation::UdpTunnel, true) => p2attr::MODE_UDP_TUNNEL_DRAFT,
+        (Encapsulation::UdpTransport, true) => p2attr::MODE_UDP_TRANSPORT_DRAFT,
     }
 }
 
@@ -132,6 +136,7 @@ fn esp_transform(
     number: u8,
     p: &EspProposal,
     encap: Encapsulation,
+    nat_t_draft: bool,
     pfs: Option<DhGroup>,
     life: Lifetime,
 ) -> Transform {
@@ -151,7 +156,7 @@ fn esp_transform(
     if let Some(g) = pfs {
         attributes.push(Attribute::basic(p2attr::GROUP_DESCRIPTION, g.id()));
     }
-    attributes.push(Attribute::basic(p2attr::ENCAPSULATION_MODE, mode_id(encap)));
+    attributes.push(Attribute::basic(p2attr::ENCAPSULATION_MODE, mode_id(encap, nat_t_draft)));
     if let Some(i) = p.integrity {
         attributes.push(Attribute::basic(p2attr::AUTH_ALGORITHM, auth_id(i)));
     }
@@ -189,8 +194,11 @@ fn parse_esp_transform(t: &Transform) -> Option<EspOffer> {
                 encap = Some(match u16::try_from(v).ok()? {
                     p2attr::MODE_TUNNEL => Encapsulation::Tunnel,
                     p2attr::MODE_TRANSPORT => Encapsulation::Transport,
-                    p2attr::MODE_UDP_TUNNEL => Encapsulation::UdpTunnel,
-                    p2attr::MODE_UDP_TRANSPORT => Encapsulation::UdpTransport,
+                    // Either dialect's number is read, as strongSwan does.
+                    p2attr::MODE_UDP_TUNNEL | p2attr::MODE_UDP_TUNNEL_DRAFT => Encapsulation::UdpTunnel,
+                    p2attr::MODE_UDP_TRANSPORT | p2attr::MODE_UDP_TRANSPORT_DRAFT => {
+                        Encapsulation::UdpTransport
+                    }
                     _ => return None,
                 })
             }
@@ -402,12 +410,18 @@ fn make_pair(
     (one(spi_in, true), one(spi_out, false))
 }
 
-fn nat_oa_payload(ip: IpAddr) -> Payload {
+/// A NAT-OA payload, under the number of the NAT-T dialect agreed on.
+fn nat_oa_payload(ip: IpAddr, nat_t_draft: bool) -> Payload {
     let (id_type, address) = match ip {
         IpAddr::V4(a) => (IdType::IPV4_ADDR, a.octets().to_vec()),
         IpAddr::V6(a) => (IdType::IPV6_ADDR, a.octets().to_vec()),
     };
-    Payload::NatOa(NatOaPayload { id_type, address })
+    let oa = NatOaPayload { id_type, address };
+    if nat_t_draft {
+        Payload::NatOaDraft(oa)
+    } else {
+        Payload::NatOa(oa)
+    }
 }
 
 fn nat_oa_address(oa: &NatOaPayload) -> Option<IpAddr> {
@@ -504,6 +518,7 @@ impl Engine {
         let child = cfg.child;
         // RFC 3947 §5.1: UDP-encapsulated modes only with a NAT on the path.
         let udp = sa.nat_t && sa.nat.any();
+        let draft = sa.nat_t_draft;
         let (local_ip, remote_ip) = (sa.local.ip(), sa.remote.ip());
         let local_ts = resolve(child.local_ts, local_ip);
         let remote_ts = resolve(child.remote_ts, remote_ip);
@@ -523,7 +538,7 @@ impl Engine {
             .proposals
             .iter()
             .zip(1u8..)
-            .map(|(p, n)| esp_transform(n, p, encap, child.pfs_group, life))
+            .map(|(p, n)| esp_transform(n, p, encap, draft, child.pfs_group, life))
             .collect();
         let proposals = vec![Proposal {
             number: 1,
@@ -544,8 +559,8 @@ impl Engine {
         let nat_oa = (encap == Encapsulation::UdpTransport)
             .then_some(NatOriginalAddresses { initiator: local_ip, responder: remote_ip });
         if let Some(oa) = nat_oa {
-            rest.push(nat_oa_payload(oa.initiator));
-            rest.push(nat_oa_payload(oa.responder));
+            rest.push(nat_oa_payload(oa.initiator, draft));
+            rest.push(nat_oa_payload(oa.responder, draft));
         }
         let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
         let keys = sa.keys().ok_or(Error::Local("keys"))?;
@@ -642,6 +657,7 @@ impl Engine {
                         QmState::ISent1 { peer, ni, dh, spi_in, offered, nat_oa, mode, local_ts, remote_ts };
                     return Err(Error::AuthenticationFailed);
                 };
+                self.rx_authenticated = true;
                 let expect_encap = Encapsulation::new(mode, sa.nat_t && sa.nat.any());
                 let reply = match read_reply(&raws, &offered, dh.as_ref(), expect_encap) {
                     Ok(r) => r,
@@ -704,6 +720,7 @@ impl Engine {
                     ex.state = QmState::RSent2 { peer, ni, nr, spi_in, pair };
                     return Err(Error::AuthenticationFailed);
                 }
+                self.rx_authenticated = true;
                 ex.iv = next_iv;
                 ex.flight.last_in = Some(fp);
                 ex.flight.retransmit = None;
@@ -739,6 +756,7 @@ impl Engine {
         }
         let keys = sa.keys().cloned().ok_or(Error::Local("keys"))?;
         let child_peers = self.children_of_peer(sa.peer);
+        let nat_t_draft = sa.nat_t_draft;
         let (local_ip, remote_ip) = (sa.local.ip(), sa.remote.ip());
         let iv = keys.phase2_iv(&sa.p1_iv, mid);
         let (plain, next_iv) = decrypt_body(&keys, &iv, datagram)?;
@@ -751,6 +769,7 @@ impl Engine {
         let Some(proof) = verify_qm_hash(&keys.hash1(mid, &after_first(&raws)), &received_hash) else {
             return Err(Error::AuthenticationFailed);
         };
+        self.rx_authenticated = true;
         let fp = fingerprint(datagram);
         let (sa_p, _) = get_sa(&raws)?;
         let ni = get_nonce(&raws)?.to_vec();
@@ -847,7 +866,7 @@ impl Engine {
             let oas: Vec<IpAddr> = raws
                 .iter()
                 .filter_map(|r| match &r.payload {
-                    Payload::NatOa(oa) => nat_oa_address(oa),
+                    Payload::NatOa(oa) | Payload::NatOaDraft(oa) => nat_oa_address(oa),
                     _ => None,
                 })
                 .collect();
@@ -859,8 +878,8 @@ impl Engine {
             None
         };
         if nat_oa.is_some() {
-            rest.push(nat_oa_payload(remote_ip));
-            rest.push(nat_oa_payload(local_ip));
+            rest.push(nat_oa_payload(remote_ip, nat_t_draft));
+            rest.push(nat_oa_payload(local_ip, nat_t_draft));
         }
         // RFC 2407 §4.6.3.1: tell the initiator when we shortened its lifetime.
         if lifetime != offer.lifetime {

@@ -236,6 +236,20 @@ pub enum Event {
     /// the engine kept for that peer address are already deleted
     /// ([`Event::DeleteSa`] before this event).
     InitialContact(IkeSaId),
+    /// RFC 3947 §5: an authenticated message of an established IKE SA came
+    /// from a new peer port (or address, when the peer is behind a NAT), as
+    /// when a NAT's mapping is restarted. The IKE SA already follows it; the
+    /// outbound ESP SAs it holds must send to the new endpoint too.
+    PeerMoved {
+        /// The SA.
+        ike_sa: IkeSaId,
+        /// Our endpoint of the IKE SA now.
+        local: SocketAddr,
+        /// The peer's endpoint of the IKE SA now.
+        remote: SocketAddr,
+        /// SPIs of the outbound ESP SAs this IKE SA holds.
+        outbound_spis: Vec<u32>,
+    },
     /// A DPD R-U-THERE-ACK arrived with this sequence number.
     DeadPeerDetectionAck {
         /// The SA.
@@ -283,6 +297,9 @@ pub enum PeerMisbehaved {
     BadNonce,
     /// Aggressive Mode while not enabled as responder.
     AggressiveModeRefused,
+    /// A NAT-D payload (RFC 3947 §3.2, or its draft number) whose hash is
+    /// not as long as the negotiated hash function's output.
+    MalformedNatDiscovery,
 }
 
 impl Error {

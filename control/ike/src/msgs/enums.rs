@@ -49,6 +49,12 @@ registry! {
         NAT_D = 20,
         /// NAT-Original Address (RFC 3947 §5.2).
         NAT_OA = 21,
+        /// NAT-Discovery as draft-ietf-ipsec-nat-t-ike-02/03 number it
+        /// (private use range; same body as [`PayloadType::NAT_D`]).
+        NAT_D_DRAFT = 130,
+        /// NAT-Original Address as draft-ietf-ipsec-nat-t-ike-02/03 number it
+        /// (same body as [`PayloadType::NAT_OA`]).
+        NAT_OA_DRAFT = 131,
     }
 }
 
@@ -248,6 +254,10 @@ pub mod p2attr {
     pub const MODE_UDP_TUNNEL: u16 = 3;
     /// RFC 3947 §5: UDP-Encapsulated-Transport.
     pub const MODE_UDP_TRANSPORT: u16 = 4;
+    /// draft-ietf-ipsec-nat-t-ike-02/03: UDP-Encapsulated-Tunnel (private use value).
+    pub const MODE_UDP_TUNNEL_DRAFT: u16 = 61443;
+    /// draft-ietf-ipsec-nat-t-ike-02/03: UDP-Encapsulated-Transport (private use value).
+    pub const MODE_UDP_TRANSPORT_DRAFT: u16 = 61444;
     /// HMAC-SHA1.
     pub const AUTH_HMAC_SHA1: u16 = 2;
     /// HMAC-SHA2-256 (RFC 4868).

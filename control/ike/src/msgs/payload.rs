@@ -215,6 +215,10 @@ pub enum Payload {
     VendorId(Vec<u8>),
     NatD(Vec<u8>),
     NatOa(NatOaPayload),
+    /// NAT-D with the draft-02/03 payload type (130).
+    NatDDraft(Vec<u8>),
+    /// NAT-OA with the draft-02/03 payload type (131).
+    NatOaDraft(NatOaPayload),
 }
 
 impl Payload {
@@ -234,6 +238,8 @@ impl Payload {
             Self::VendorId(_) => PayloadType::VENDOR_ID,
             Self::NatD(_) => PayloadType::NAT_D,
             Self::NatOa(_) => PayloadType::NAT_OA,
+            Self::NatDDraft(_) => PayloadType::NAT_D_DRAFT,
+            Self::NatOaDraft(_) => PayloadType::NAT_OA_DRAFT,
         }
     }
 
@@ -288,14 +294,9 @@ impl Payload {
             }
             PayloadType::VENDOR_ID => Self::VendorId(r.rest().to_vec()),
             PayloadType::NAT_D => Self::NatD(r.rest().to_vec()),
-            PayloadType::NAT_OA => {
-                let id_type = IdType(r.u8().ok_or(short.clone())?);
-                let reserved = r.take(3).ok_or(short)?;
-                if reserved.iter().any(|b| *b != 0) {
-                    return Err(DecodeError::ReservedNotZero(pt));
-                }
-                Self::NatOa(NatOaPayload { id_type, address: r.rest().to_vec() })
-            }
+            PayloadType::NAT_D_DRAFT => Self::NatDDraft(r.rest().to_vec()),
+            PayloadType::NAT_OA => Self::NatOa(parse_nat_oa(pt, &mut r)?),
+            PayloadType::NAT_OA_DRAFT => Self::NatOaDraft(parse_nat_oa(pt, &mut r)?),
             PayloadType::PROPOSAL | PayloadType::TRANSFORM => return Err(DecodeError::MisplacedPayload(pt)),
             other => return Err(DecodeError::UnknownPayloadType(other.0)),
         };
@@ -314,7 +315,8 @@ impl Payload {
             | Self::Sig(b)
             | Self::Nonce(b)
             | Self::VendorId(b)
-            | Self::NatD(b) => out.put(b),
+            | Self::NatD(b)
+            | Self::NatDDraft(b) => out.put(b),
             Self::Id(id) => {
                 out.put_u8(id.id_type.0);
                 out.put_u8(id.protocol);
@@ -342,7 +344,7 @@ impl Payload {
                     out.put(s);
                 }
             }
-            Self::NatOa(n) => {
+            Self::NatOa(n) | Self::NatOaDraft(n) => {
                 out.put_u8(n.id_type.0);
                 out.put(&[0, 0, 0]);
                 out.put(&n.address);
@@ -421,7 +423,7 @@ pub fn parse_chain<'a>(
 }
 
 fn is_known(pt: PayloadType) -> bool {
-    matches!(pt.0, 1..=13 | 20 | 21)
+    matches!(pt.0, 1..=13 | 20 | 21 | 130 | 131)
 }
 
 /// Emits a payload chain; returns the first payload type and the bytes.
@@ -451,6 +453,17 @@ fn emit_generic(out: &mut Vec<u8>, next: PayloadType, body: impl FnOnce(&mut Vec
     body(out);
     let len = u16::try_from(out.len() - start).unwrap_or(u16::MAX);
     out.patch_u16(start + 2, len);
+}
+
+/// NAT-OA body (RFC 3947 §5.2; the drafts' type 131 has the same layout).
+fn parse_nat_oa(pt: PayloadType, r: &mut Reader<'_>) -> Result<NatOaPayload, DecodeError> {
+    let short = DecodeError::PayloadLengthTooShort(pt);
+    let id_type = IdType(r.u8().ok_or(short.clone())?);
+    let reserved = r.take(3).ok_or(short)?;
+    if reserved.iter().any(|b| *b != 0) {
+        return Err(DecodeError::ReservedNotZero(pt));
+    }
+    Ok(NatOaPayload { id_type, address: r.rest().to_vec() })
 }
 
 fn parse_sa(r: &mut Reader<'_>) -> Result<SaPayload, DecodeError> {

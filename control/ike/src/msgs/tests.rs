@@ -76,6 +76,8 @@ fn every_payload() -> Vec<Payload> {
         Payload::VendorId(vec![0x4a, 0x13, 0x1c, 0x81]),
         Payload::NatD(vec![0xaa; 20]),
         Payload::NatOa(NatOaPayload { id_type: IdType::IPV4_ADDR, address: vec![10, 0, 0, 1] }),
+        Payload::NatDDraft(vec![0xbb; 20]),
+        Payload::NatOaDraft(NatOaPayload { id_type: IdType::IPV6_ADDR, address: vec![0x20; 16] }),
     ]
 }
 
@@ -107,6 +109,34 @@ fn raw_payload_spans_are_exact() {
     let joined: Vec<u8> = raws.iter().flat_map(|r| r.raw.to_vec()).collect();
     assert_eq!(joined, body);
     assert_eq!(raws[1].body(), &[7u8; 256][..]);
+}
+
+/// draft-ietf-ipsec-nat-t-ike-02/03 number NAT-D 130 and NAT-OA 131 (RFC 3947: 20, 21);
+/// the bodies are the same, and a bad NAT-OA reserved field is refused under either number.
+#[test]
+fn draft_nat_payloads_carry_their_own_type_numbers() {
+    let oa = NatOaPayload { id_type: IdType::IPV4_ADDR, address: vec![10, 0, 0, 1] };
+    for (p, number) in [
+        (Payload::NatD(vec![0xaa; 20]), 20u8),
+        (Payload::NatOa(oa.clone()), 21),
+        (Payload::NatDDraft(vec![0xaa; 20]), 130),
+        (Payload::NatOaDraft(oa.clone()), 131),
+    ] {
+        let b = one(p.clone());
+        // The header's next-payload field names the first payload.
+        assert_eq!(b[16], number, "{p:?}");
+        assert_eq!(p.payload_type().0, number);
+    }
+    // Same body bytes under both numbers.
+    assert_eq!(one(Payload::NatD(vec![0xaa; 20]))[28..], one(Payload::NatDDraft(vec![0xaa; 20]))[28..]);
+    assert_eq!(one(Payload::NatOa(oa.clone()))[28..], one(Payload::NatOaDraft(oa.clone()))[28..]);
+    let mut bad = one(Payload::NatOaDraft(oa));
+    bad[33] = 1;
+    assert_eq!(parse(&bad).unwrap_err(), DecodeError::ReservedNotZero(PayloadType::NAT_OA_DRAFT));
+    // Other private-use numbers stay unknown.
+    let mut unknown = one(Payload::NatDDraft(vec![0xaa; 20]));
+    unknown[16] = 133;
+    assert_eq!(parse(&unknown).unwrap_err(), DecodeError::UnknownPayloadType(133));
 }
 
 #[test]

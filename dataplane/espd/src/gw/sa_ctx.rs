@@ -149,7 +149,12 @@ pub fn engine_config(c: &sadb::SaConfig) -> Result<esp::SaConfig, BuildError> {
     cfg.esn = c.flags & SA_FLAG_ESN != 0;
     cfg.replay_window = if c.flags & SA_FLAG_NO_REPLAY != 0 { 0 } else { c.replay_window };
     if c.flags & SA_FLAG_UDP_ENCAP != 0 {
-        cfg.udp_encap = Some(UdpEncap { src_port: c.encap_sport, dst_port: c.encap_dport });
+        // The record names the ports as its packets carry them (an inbound SA's source port
+        // is the peer's, possibly a NAT's mapping); the engine's are ours and the peer's.
+        let inbound = Direction::from_code(c.direction) == Some(Direction::In);
+        let (ours, peers) =
+            if inbound { (c.encap_dport, c.encap_sport) } else { (c.encap_sport, c.encap_dport) };
+        cfg.udp_encap = Some(UdpEncap { src_port: ours, dst_port: peers });
     }
     cfg.outer = OuterHeader {
         ttl: if c.ttl == 0 { 64 } else { c.ttl },
@@ -526,6 +531,26 @@ mod tests {
         let covered: u128 = p.iter().map(|(_, l)| 1u128 << (32 - u32::from(*l))).sum();
         assert_eq!(covered, 998, "exactly the range, no more");
         assert!(range_to_prefixes(9, 3, 32).is_empty());
+    }
+
+    /// UDP encapsulation behind a NAT: the peer sends from a mapped port (here 34500) to our
+    /// 4500. The inbound SA accepts packets arriving on 4500, the outbound one sends from
+    /// 4500 to the mapped port.
+    #[test]
+    fn udp_ports_of_a_peer_behind_a_nat() {
+        for (dir, sport, dport) in [(Direction::In, 34_500, 4_500), (Direction::Out, 4_500, 34_500)] {
+            let mut r: sadb::SaConfig = bytemuck::Zeroable::zeroed();
+            r.spi = 0x4500;
+            r.direction = dir as u8;
+            r.mode = sadb::Mode::Transport as u8;
+            r.family = 4;
+            r.cipher = Cipher::AesGcm16 as u8;
+            r.cipher_key_len = 16;
+            r.flags = SA_FLAG_UDP_ENCAP;
+            (r.encap_sport, r.encap_dport) = (sport, dport);
+            let cfg = engine_config(&r).unwrap();
+            assert_eq!(cfg.udp_encap, Some(UdpEncap { src_port: 4_500, dst_port: 34_500 }), "{dir:?}");
+        }
     }
 
     /// An AES record of every key length becomes the engine algorithm of that length, the
