@@ -7,26 +7,13 @@
 //!
 //! The cases run one at a time: each starts two busy-polling dataplanes on a 2-core machine.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+mod common;
+use common::bin;
 
-/// The workspace's binaries next to this build's `iked`; espd/espctl are built when a
-/// filtered test run did not build them.
-fn bin(name: &str) -> PathBuf {
-    let iked = PathBuf::from(env!("CARGO_BIN_EXE_iked"));
-    let path = iked.with_file_name(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "espd", "--bin", name])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building {name}");
-    }
-    path
-}
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn run_case(case: &str) -> String {
     let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -12,24 +12,14 @@
 //!
 //! The full matrix and its latest results: docs/interop.md.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
+mod common;
+use common::bin;
+
 /// The two runs share the machine's two cores: one at a time keeps their timings honest.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn bin(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_iked")).with_file_name(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "espd", "--bin", name])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building {name}");
-    }
-    path
-}
 
 /// Runs `interop.sh --quick --peer PEER` and returns its standard output, having checked
 /// what both peers' runs must show.

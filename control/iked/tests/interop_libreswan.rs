@@ -16,19 +16,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+mod common;
+use common::bin;
 
-fn bin(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_iked")).with_file_name(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "espd", "--bin", name])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building {name}");
-    }
-    path
-}
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// What the peer needs, or why it is missing.
 fn peer_missing() -> Option<String> {
