@@ -69,7 +69,10 @@ def f(x, d=2):
 
 
 def pct(x):
-    return "?" if x is None else f"{x * 100:.0f} %"
+    if x is None:
+        return "?"
+    # Just below the threshold, one decimal, so that an invalid run never reads "95 %".
+    return f"{x * 100:.1f} %" if MIN_SHARE - 0.005 <= x < MIN_SHARE else f"{x * 100:.0f} %"
 
 
 def ratio(a, b):
