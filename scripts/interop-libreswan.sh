@@ -34,27 +34,10 @@ export NS_TAG=${NS_TAG:-lsw$$}
 source scripts/lib/netns.sh
 WORK=$(mktemp -d /tmp/interop-libreswan.XXXXXX)
 DB_A=/dev/shm/espgw-$NS_TAG-a
-ESPD_PID= IKED_PID= PLUTO_PID= CAP_PID=
+source scripts/lib/gateway.sh
 PASS=0 FAIL=0
 RESULTS=()
-
-stop_all() {
-    for p in $IKED_PID $ESPD_PID $PLUTO_PID $CAP_PID; do kill -TERM "$p" 2>/dev/null; done
-    for p in $IKED_PID $ESPD_PID $PLUTO_PID $CAP_PID; do wait "$p" 2>/dev/null; done
-    IKED_PID= ESPD_PID= PLUTO_PID= CAP_PID=
-}
-cleanup() {
-    local rc=$?
-    set +e +o pipefail
-    stop_all
-    [ -n "${KEEP:-}" ] && { echo "kept: $WORK, namespaces $NS_TAG-*"; exit $rc; }
-    ns_down
-    rm -rf "$WORK" "$DB_A" "$DB_A.iked.lock" /var/run/dpdk/espd-"$NS_TAG"
-    exit $rc
-}
 trap cleanup EXIT
-die() { echo "FATAL: $*" >&2; exit 1; }
-step() { printf '== %s\n' "$*"; }
 
 [ "$(id -u)" = 0 ] || die "needs root"
 command -v tshark >/dev/null || die "tshark missing (scripts/setup.sh installs it)"
@@ -64,13 +47,7 @@ LIBEXEC=$LSW_ROOT/usr/libexec/ipsec
 
 # ---------------------------------------------------------------------------------------
 # Topology: the namespaces of scripts/lib/netns.sh; gw-b is an ordinary Linux host for pluto.
-ns_up
-ip netns exec "$NS_GB" nft delete table netdev espd-owned 2>/dev/null || true
-for ifc in in0 out0; do ip netns exec "$NS_GB" sysctl -qw "net.ipv6.conf.$ifc.disable_ipv6=0"; done
-ip -n "$NS_GB" addr add 198.18.0.2/24 dev out0
-ip -n "$NS_GB" addr add 2001:db8::2/64 dev out0 nodad
-ip -n "$NS_GB" addr add 198.19.1.1/24 dev in0
-ip -n "$NS_GB" addr add 2001:db8:2::1/64 dev in0 nodad
+gw_b_host
 
 # --- pluto on gw-b ---------------------------------------------------------------------------
 mkdir -p "$WORK/run" "$WORK/nss"
@@ -79,7 +56,7 @@ start_pluto() {
     ip netns exec "$NS_GB" unshare -m --propagation private sh -c "mount --bind $LSW_ROOT/usr/libexec /usr/libexec \
         && exec $LIBEXEC/pluto --nofork --config $WORK/ipsec.conf --rundir $WORK/run --nssdir $WORK/nss \
             --secretsfile $WORK/ipsec.secrets --ipsecdir $WORK" >>"$WORK/pluto.out" 2>&1 &
-    PLUTO_PID=$!
+    PEER_PID=$!
     for _ in $(seq 50); do
         [ -S "$WORK/run/pluto.ctl" ] && grep -q "listening for IKE messages" "$WORK/pluto.log" 2>/dev/null && return 0
         sleep 0.1
@@ -90,27 +67,7 @@ start_pluto() {
 whack() { "$LIBEXEC/whack" --ctlsocket "$WORK/run/pluto.ctl" "$@"; }
 
 # --- our gateway on gw-a ---------------------------------------------------------------------
-sed -e "s|/dev/shm/espgw-demo-gw-a|$DB_A|" -e "s|espd-gw-a|espd-$NS_TAG|" scripts/conf/gw-a.toml >"$WORK/espd.toml"
-start_espd() {
-    rm -f "$DB_A"
-    ip netns exec "$NS_GA" "$ESPD" --config "$WORK/espd.toml" >>"$WORK/espd.log" 2>&1 &
-    ESPD_PID=$!
-    for _ in $(seq 100); do ip -n "$NS_GA" link show espgw0 >/dev/null 2>&1 && break; sleep 0.1; done
-    ip -n "$NS_GA" link show espgw0 >/dev/null 2>&1 || die "espd did not create its TAP"
-    ip netns exec "$NS_GA" sysctl -qw net.ipv6.conf.espgw0.disable_ipv6=0 || true
-    ip netns exec "$NS_GA" ethtool -K espgw0 tx off >/dev/null 2>&1 || true
-    ip -n "$NS_GA" link set espgw0 up
-    ip -n "$NS_GA" addr add 198.18.0.1/24 dev espgw0
-    ip -n "$NS_GA" addr add 2001:db8::1/64 dev espgw0 nodad
-}
-start_iked() {
-    ip netns exec "$NS_GA" "$IKED" --config "$WORK/iked.toml" --keylog "$WORK/keylog" >>"$WORK/iked.log" 2>&1 &
-    IKED_PID=$!
-    for _ in $(seq 50); do [ -S "$WORK/iked.sock" ] && return 0; sleep 0.1; done
-    tail -20 "$WORK/iked.log"
-    die "iked did not start"
-}
-ikectl() { "$IKECTL" -s "$WORK/iked.sock" "$@"; }
+espd_conf
 
 # --- configuration of one case -----------------------------------------------------------------
 # conf FAMILY AGGRESSIVE OUR_IKE OUR_ESP PLUTO_IKE PLUTO_ESP PFS: the same proposal in each
@@ -182,7 +139,7 @@ id-1 = "gw-b@example.net"
 secret = "interop-psk-$NS_TAG"
 EOF
     "$IKED" --check-config "$WORK/iked.toml" >/dev/null || die "our config for this case is invalid"
-    if [ -n "$PLUTO_PID" ]; then
+    if [ -n "$PEER_PID" ]; then
         whack --delete --name ours >/dev/null 2>&1 || true
         whack --rereadsecrets >/dev/null || die "whack --rereadsecrets"
         "$LIBEXEC/addconn" --ctlsocket "$WORK/run/pluto.ctl" --config "$WORK/ipsec.conf" ours >"$WORK/addconn.out" 2>&1 \

@@ -67,27 +67,10 @@ source scripts/lib/netns.sh
 WORK=$(mktemp -d /tmp/interop.XXXXXX)
 DB_A=/dev/shm/espgw-$NS_TAG-a
 export STRONGSWAN_CONF=$WORK/strongswan.conf
-ESPD_PID= IKED_PID= CHARON_PID= CAP_PID=
+source scripts/lib/gateway.sh
 PASS=0 FAIL=0
 RESULTS=()
-
-stop_all() {
-    for p in $IKED_PID $ESPD_PID $CHARON_PID $CAP_PID; do kill -TERM "$p" 2>/dev/null; done
-    for p in $IKED_PID $ESPD_PID $CHARON_PID $CAP_PID; do wait "$p" 2>/dev/null; done
-    IKED_PID= ESPD_PID= CHARON_PID= CAP_PID=
-}
-cleanup() {
-    local rc=$?
-    set +e +o pipefail
-    stop_all
-    [ -n "${KEEP:-}" ] && { echo "kept: $WORK, namespaces $NS_TAG-*"; exit $rc; }
-    ns_down
-    rm -rf "$WORK" "$DB_A" "$DB_A.iked.lock" /var/run/dpdk/espd-"$NS_TAG"
-    exit $rc
-}
 trap cleanup EXIT
-die() { echo "FATAL: $*" >&2; exit 1; }
-step() { printf '== %s\n' "$*"; }
 
 [ "$(id -u)" = 0 ] || die "needs root"
 [ -x "$CHARON" ] || die "$CHARON missing (scripts/setup.sh installs strongswan-charon)"
@@ -95,13 +78,7 @@ step() { printf '== %s\n' "$*"; }
 # ---------------------------------------------------------------------------------------
 # Topology: the namespaces of scripts/lib/netns.sh; gw-b becomes an ordinary Linux router
 # (charon's libipsec routes cleartext through its TUN device).
-ns_up
-ip netns exec "$NS_GB" nft delete table netdev espd-owned 2>/dev/null || true
-for ifc in in0 out0; do ip netns exec "$NS_GB" sysctl -qw "net.ipv6.conf.$ifc.disable_ipv6=0"; done
-ip -n "$NS_GB" addr add 198.18.0.2/24 dev out0
-ip -n "$NS_GB" addr add 2001:db8::2/64 dev out0 nodad
-ip -n "$NS_GB" addr add 198.19.1.1/24 dev in0
-ip -n "$NS_GB" addr add 2001:db8:2::1/64 dev in0 nodad
+gw_b_host
 ip netns exec "$NS_GB" sysctl -qw net.ipv4.ip_forward=1
 ip netns exec "$NS_GB" sysctl -qw net.ipv6.conf.all.forwarding=1
 
@@ -134,11 +111,11 @@ charon {
 }
 EOF
 start_charon() {
-    # CHARON_EXEC runs charon with `exec`: $CHARON_PID must be charon itself, not the shell (the DPD
+    # CHARON_EXEC runs charon with `exec`: $PEER_PID must be charon itself, not the shell (the DPD
     # cases SIGKILL it).
     ip netns exec "$NS_GB" unshare -m --propagation private sh -c "mount -t tmpfs tmpfs /run && $CHARON_EXEC" \
         >>"$WORK/charon.out" 2>&1 &
-    CHARON_PID=$!
+    PEER_PID=$!
     for _ in $(seq 50); do [ -S "$WORK/charon.vici" ] && return 0; sleep 0.1; done
     cat "$WORK/charon.log" "$WORK/charon.out" 2>/dev/null | tail -20
     die "charon did not start"
@@ -146,27 +123,7 @@ start_charon() {
 swan() { ip netns exec "$NS_GB" swanctl "$@" --uri "unix://$WORK/charon.vici"; }
 
 # --- our gateway on gw-a ---------------------------------------------------------------------
-sed -e "s|/dev/shm/espgw-demo-gw-a|$DB_A|" -e "s|espd-gw-a|espd-$NS_TAG|" scripts/conf/gw-a.toml >"$WORK/espd.toml"
-start_espd() {
-    rm -f "$DB_A"
-    ip netns exec "$NS_GA" "$ESPD" --config "$WORK/espd.toml" >>"$WORK/espd.log" 2>&1 &
-    ESPD_PID=$!
-    for _ in $(seq 100); do ip -n "$NS_GA" link show espgw0 >/dev/null 2>&1 && break; sleep 0.1; done
-    ip -n "$NS_GA" link show espgw0 >/dev/null 2>&1 || die "espd did not create its TAP"
-    ip netns exec "$NS_GA" sysctl -qw net.ipv6.conf.espgw0.disable_ipv6=0 || true
-    ip netns exec "$NS_GA" ethtool -K espgw0 tx off >/dev/null 2>&1 || true
-    ip -n "$NS_GA" link set espgw0 up
-    ip -n "$NS_GA" addr add 198.18.0.1/24 dev espgw0
-    ip -n "$NS_GA" addr add 2001:db8::1/64 dev espgw0 nodad
-}
-start_iked() {
-    ip netns exec "$NS_GA" "$IKED" --config "$WORK/iked.toml" --keylog "$WORK/keylog" >>"$WORK/iked.log" 2>&1 &
-    IKED_PID=$!
-    for _ in $(seq 50); do [ -S "$WORK/iked.sock" ] && return 0; sleep 0.1; done
-    tail -20 "$WORK/iked.log"
-    die "iked did not start"
-}
-ikectl() { "$IKECTL" -s "$WORK/iked.sock" "$@"; }
+espd_conf
 
 # --- configuration of one case ---------------------------------------------------------------
 # conf FAMILY IKE_PROPOSAL ESP_PROPOSAL MODE AGGRESSIVE [EXTRA_SWAN_CONN] [EXTRA_SWAN_CHILD] [EXTRA_IKED_CONN] [EXTRA_IKED_CHILD]
@@ -561,7 +518,7 @@ lifecycle() { # NAME
             [ "$(their_children | wc -l)" -le 2 ] || { ok=0 why="strongSwan kept old SAs: $(their_children | wc -l)"; }
             ;;
         "DPD: strongSwan dies"*)
-            kill -9 "$CHARON_PID"; wait "$CHARON_PID" 2>/dev/null || true; CHARON_PID=
+            kill -9 "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=
             local t0=$SECONDS
             for _ in $(seq 150); do [ -z "$(our_children)" ] && break; sleep 0.1; done
             echo "    $name: we cleared after $((SECONDS - t0)) s (dpd_delay 2 s + dpd_timeout 6 s)"
