@@ -2,10 +2,10 @@
 # libreswan 4.10 (Debian 12's `libreswan` package) in a private root, as a second independent
 # IKEv1 peer (scripts/interop-libreswan.sh). The package conflicts with the strongSwan packages
 # the other interop runs need, so it is downloaded with `apt-get download` and unpacked with
-# `dpkg-deb -x`, not installed. The shared libraries pluto needs that are not on the machine yet
-# (Debian 12 packages that conflict with nothing: libldns3, libevent-pthreads) and NSS's
-# certutil (libnss3-tools: pluto needs an NSS database even with PSK only) are installed with
-# apt-get as usual.
+# `dpkg-deb -x`, not installed. The shared libraries it depends on that are not on the machine
+# yet (the `lib*` entries of its Depends: Debian 12 packages that conflict with nothing) and
+# NSS's certutil (libnss3-tools: pluto needs an NSS database even with PSK only) are installed
+# with apt-get as usual.
 #
 # pluto looks for its helpers (addconn, _updown) under the compiled-in /usr/libexec/ipsec:
 # interop-libreswan.sh runs it in its own mount namespace with this root's /usr/libexec
@@ -46,17 +46,26 @@ for p in "${LIBS[@]}"; do
 done
 fetch() {
     $SUDO apt-get update -q >"$DIR/apt.log" 2>&1 || return 1
+    rm -f "$DIR"/debs/*.deb
+    # apt's download runs as _apt where it can: give it a directory it may write.
+    (cd "$DIR/debs" && $SUDO apt-get download -q libreswan >>"$DIR/apt.log" 2>&1) || return 1
+    # Every shared library the package depends on (first alternative, no version), so that a
+    # fresh machine gets what this one happened to have; none conflicts with strongSwan.
+    local deb dep
+    for deb in "$DIR"/debs/libreswan_*.deb; do
+        for dep in $(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/|.*//; s/(.*//' | tr -d ' '); do
+            case $dep in lib*) ;; *) continue ;; esac
+            dpkg-query -W -f='${Status}' "$dep" 2>/dev/null | grep -q "install ok installed" || missing+=("$dep")
+        done
+    done
     if [ ${#missing[@]} -gt 0 ]; then
         $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$DIR/apt.log" 2>&1 || return 1
     fi
-    rm -f "$DIR"/debs/*.deb
-    # apt's download runs as _apt where it can: give it a directory it may write.
-    (cd "$DIR/debs" && $SUDO apt-get download -q libreswan >>"$DIR/apt.log" 2>&1)
 }
 rm -rf "$ROOT"
 mkdir -p "$DIR/debs" "$ROOT"
 chmod 0777 "$DIR/debs"
-echo "setup-libreswan: installing ${missing[*]:-nothing}, fetching libreswan into $DIR" >&2
+echo "setup-libreswan: fetching libreswan into $DIR, with the libraries it needs" >&2
 # apt's lists have been seen to vanish mid-install here: retry once.
 fetch || { sleep 2; fetch; } || { tail -20 "$DIR/apt.log" >&2; die "apt could not fetch libreswan"; }
 for deb in "$DIR"/debs/libreswan_*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
