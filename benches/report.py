@@ -263,7 +263,10 @@ def load(out):
         if ":" in l:
             k, v = l.split(":", 1)
             machine[k.strip()] = v.strip()
-    commands = [l.rstrip("\n") for l in open(os.path.join(out, "commands.txt"))]
+    # Commands as a reader of the doc runs them: from the repository's root, into OUT.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + "/"
+    commands = [l.rstrip("\n").replace(root, "").replace(os.path.abspath(out), "OUT")
+                for l in open(os.path.join(out, "commands.txt"))]
     secgw = {}  # (who, direction, size) -> [Mpps or None per round]
     path = os.path.join(out, "secgw.tsv")
     if os.path.exists(path):
