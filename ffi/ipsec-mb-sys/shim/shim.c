@@ -74,67 +74,34 @@ void imb_shim_sha512(IMB_MGR *mgr, const void *src, uint64_t len, void *digest)
         IMB_SHA512(mgr, src, len, digest);
 }
 
-void imb_shim_aes128_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd)
-{
-        IMB_AES128_GCM_PRE(mgr, key, kd);
-}
-void imb_shim_aes192_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd)
-{
-        IMB_AES192_GCM_PRE(mgr, key, kd);
-}
-void imb_shim_aes256_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd)
-{
-        IMB_AES256_GCM_PRE(mgr, key, kd);
-}
-
-void imb_shim_aes128_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len)
-{
-        IMB_AES128_GCM_ENC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag, tag_len);
-}
-void imb_shim_aes128_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len)
-{
-        IMB_AES128_GCM_DEC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag, tag_len);
-}
-void imb_shim_aes192_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len)
-{
-        IMB_AES192_GCM_ENC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag, tag_len);
-}
-void imb_shim_aes192_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len)
-{
-        IMB_AES192_GCM_DEC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag, tag_len);
-}
-void imb_shim_aes256_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len)
-{
-        IMB_AES256_GCM_ENC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag, tag_len);
-}
-void imb_shim_aes256_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len)
-{
-        IMB_AES256_GCM_DEC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag, tag_len);
-}
+/* The key precompute and the direct API per key size (declared by IMB_SHIM_GCM_DIRECT). */
+#define IMB_SHIM_GCM_DIRECT_DEF(bits)                                                            \
+        void imb_shim_aes##bits##_gcm_pre(IMB_MGR *mgr, const void *key,                        \
+                                          struct gcm_key_data *kd)                               \
+        {                                                                                        \
+                IMB_AES##bits##_GCM_PRE(mgr, key, kd);                                           \
+        }                                                                                        \
+        void imb_shim_aes##bits##_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,           \
+                                          struct gcm_context_data *ctx, uint8_t *dst,            \
+                                          const uint8_t *src, uint64_t len, const uint8_t *iv,   \
+                                          const uint8_t *aad, uint64_t aad_len, uint8_t *tag,    \
+                                          uint64_t tag_len)                                      \
+        {                                                                                        \
+                IMB_AES##bits##_GCM_ENC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag,      \
+                                        tag_len);                                                \
+        }                                                                                        \
+        void imb_shim_aes##bits##_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,           \
+                                          struct gcm_context_data *ctx, uint8_t *dst,            \
+                                          const uint8_t *src, uint64_t len, const uint8_t *iv,   \
+                                          const uint8_t *aad, uint64_t aad_len, uint8_t *tag,    \
+                                          uint64_t tag_len)                                      \
+        {                                                                                        \
+                IMB_AES##bits##_GCM_DEC(mgr, kd, ctx, dst, src, len, iv, aad, aad_len, tag,      \
+                                        tag_len);                                                \
+        }
+IMB_SHIM_GCM_DIRECT_DEF(128)
+IMB_SHIM_GCM_DIRECT_DEF(192)
+IMB_SHIM_GCM_DIRECT_DEF(256)
 
 void imb_shim_aes128_gcm_init(IMB_MGR *mgr, const struct gcm_key_data *kd,
                               struct gcm_context_data *ctx, const uint8_t *iv,

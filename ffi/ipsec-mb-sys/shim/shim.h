@@ -53,42 +53,24 @@ void imb_shim_sha256(IMB_MGR *mgr, const void *src, uint64_t len, void *digest);
 void imb_shim_sha384(IMB_MGR *mgr, const void *src, uint64_t len, void *digest);
 void imb_shim_sha512(IMB_MGR *mgr, const void *src, uint64_t len, void *digest);
 
-/* AES-GCM key precompute (key expansion + GHASH key powers). */
-void imb_shim_aes128_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd);
-void imb_shim_aes192_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd);
-void imb_shim_aes256_gcm_pre(IMB_MGR *mgr, const void *key, struct gcm_key_data *kd);
-
-/* AES-GCM direct (single buffer, synchronous) API. */
-void imb_shim_aes128_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len);
-void imb_shim_aes128_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len);
-void imb_shim_aes192_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len);
-void imb_shim_aes192_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len);
-void imb_shim_aes256_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len);
-void imb_shim_aes256_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,
-                             struct gcm_context_data *ctx, uint8_t *dst,
-                             const uint8_t *src, uint64_t len, const uint8_t *iv,
-                             const uint8_t *aad, uint64_t aad_len, uint8_t *tag,
-                             uint64_t tag_len);
+/* AES-GCM per key size: the key precompute (key expansion + GHASH key powers) and the direct
+ * (single buffer, synchronous) API, declared once for 128, 192 and 256 bits. */
+#define IMB_SHIM_GCM_DIRECT(bits)                                                              \
+        void imb_shim_aes##bits##_gcm_pre(IMB_MGR *mgr, const void *key,                      \
+                                          struct gcm_key_data *kd);                            \
+        void imb_shim_aes##bits##_gcm_enc(IMB_MGR *mgr, const struct gcm_key_data *kd,         \
+                                          struct gcm_context_data *ctx, uint8_t *dst,          \
+                                          const uint8_t *src, uint64_t len, const uint8_t *iv, \
+                                          const uint8_t *aad, uint64_t aad_len, uint8_t *tag,  \
+                                          uint64_t tag_len);                                   \
+        void imb_shim_aes##bits##_gcm_dec(IMB_MGR *mgr, const struct gcm_key_data *kd,         \
+                                          struct gcm_context_data *ctx, uint8_t *dst,          \
+                                          const uint8_t *src, uint64_t len, const uint8_t *iv, \
+                                          const uint8_t *aad, uint64_t aad_len, uint8_t *tag,  \
+                                          uint64_t tag_len);
+IMB_SHIM_GCM_DIRECT(128)
+IMB_SHIM_GCM_DIRECT(192)
+IMB_SHIM_GCM_DIRECT(256)
 
 /* AES-GCM streaming (init / update / finalize) API. */
 void imb_shim_aes128_gcm_init(IMB_MGR *mgr, const struct gcm_key_data *kd,
