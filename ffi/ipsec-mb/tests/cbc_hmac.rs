@@ -7,6 +7,19 @@ mod common;
 use common::{esp_cbc_packet, managers, ref_cbc_decrypt, ref_esp_cbc, Rng, ALL_HMACS};
 use ipsec_mb::{CbcHmacKey, CbcHmacOp, HmacAlg, MbMgr, OpStatus};
 
+/// An operation authenticated from the start of `buf`, without ESN (the ESP layout these
+/// tests build): cipher range `cipher_offset..+cipher_len`, ICV after `auth_len` bytes.
+fn op<'a>(
+    key: &'a CbcHmacKey,
+    iv: [u8; 16],
+    buf: &'a mut [u8],
+    cipher_offset: usize,
+    cipher_len: usize,
+    auth_len: usize,
+) -> CbcHmacOp<'a> {
+    CbcHmacOp { key, iv, buf, cipher_offset, cipher_len, auth_offset: 0, auth_len, esn_high: None }
+}
+
 fn auth_key_len(alg: HmacAlg) -> usize {
     // RFC 2404 / RFC 4868: key length = full digest length.
     alg.digest_len()
@@ -86,29 +99,11 @@ fn aes192_cbc_sp800_38a() {
         let k = CbcHmacKey::new(&mgr, &key, alg, &auth_key).unwrap();
         assert_eq!(k.key_size(), ipsec_mb::AesKeySize::Aes192);
         let (mut pkt, co, cl, al) = esp_cbc_packet(0x0000_0192, 1, &iv, &pt, alg.icv_len());
-        let st = mgr.cbc_hmac_encrypt_one(CbcHmacOp {
-            key: &k,
-            iv,
-            buf: &mut pkt,
-            cipher_offset: co,
-            cipher_len: cl,
-            auth_offset: 0,
-            auth_len: al,
-            esn_high: None,
-        });
+        let st = mgr.cbc_hmac_encrypt_one(op(&k, iv, &mut pkt, co, cl, al));
         assert_eq!(st, OpStatus::Completed, "{:?}", mgr.submit_mode());
         assert_eq!(pkt[co..co + cl].to_vec(), ct, "F.2.3 ciphertext ({:?})", mgr.submit_mode());
         assert_eq!(pkt[al..].to_vec(), common::ref_hmac(alg, &auth_key, &pkt[..al]));
-        let st = mgr.cbc_hmac_decrypt_one(CbcHmacOp {
-            key: &k,
-            iv,
-            buf: &mut pkt,
-            cipher_offset: co,
-            cipher_len: cl,
-            auth_offset: 0,
-            auth_len: al,
-            esn_high: None,
-        });
+        let st = mgr.cbc_hmac_decrypt_one(op(&k, iv, &mut pkt, co, cl, al));
         assert_eq!(st, OpStatus::Completed);
         assert_eq!(pkt[co..co + cl].to_vec(), pt, "F.2.4 plaintext");
     }
@@ -127,16 +122,7 @@ fn long_hmac_keys() {
         let iv = [9u8; 16];
         let (mut pkt, co, cl, al) = esp_cbc_packet(1, 1, &iv, &[0x42; 32], alg.icv_len());
         let expected = ref_esp_cbc(&aes_key, alg, &auth_key, &pkt, cl, None);
-        let st = mgr.cbc_hmac_encrypt_one(CbcHmacOp {
-            key: &key,
-            iv,
-            buf: &mut pkt,
-            cipher_offset: co,
-            cipher_len: cl,
-            auth_offset: 0,
-            auth_len: al,
-            esn_high: None,
-        });
+        let st = mgr.cbc_hmac_encrypt_one(op(&key, iv, &mut pkt, co, cl, al));
         assert_eq!(st, OpStatus::Completed);
         assert_eq!(pkt, expected, "{alg:?}");
     }
@@ -207,38 +193,11 @@ fn invalid_cbc_ops() {
     let mut c = vec![0u8; 24 + 32 + 12];
     let mut ops = [
         // Not a multiple of 16.
-        CbcHmacOp {
-            key: &key,
-            iv: [0; 16],
-            buf: &mut a,
-            cipher_offset: 24,
-            cipher_len: 40,
-            auth_offset: 0,
-            auth_len: 64,
-            esn_high: None,
-        },
+        op(&key, [0; 16], &mut a, 24, 40, 64),
         // No room for the ICV.
-        CbcHmacOp {
-            key: &key,
-            iv: [0; 16],
-            buf: &mut b,
-            cipher_offset: 24,
-            cipher_len: 32,
-            auth_offset: 0,
-            auth_len: 56,
-            esn_high: None,
-        },
+        op(&key, [0; 16], &mut b, 24, 32, 56),
         // Cipher region running into the ICV slot.
-        CbcHmacOp {
-            key: &key,
-            iv: [0; 16],
-            buf: &mut c,
-            cipher_offset: 24,
-            cipher_len: 32,
-            auth_offset: 0,
-            auth_len: 48,
-            esn_high: None,
-        },
+        op(&key, [0; 16], &mut c, 24, 32, 48),
     ];
     let st = mgr.cbc_hmac_encrypt_burst(&mut ops).unwrap();
     assert_eq!(st.as_slice(), &[OpStatus::InvalidArgs; 3]);
@@ -276,16 +235,7 @@ fn library_check_rejections_stay_per_operation() {
                 auth_len: 0,
                 esn_high: None,
             },
-            CbcHmacOp {
-                key: &key,
-                iv,
-                buf: &mut good,
-                cipher_offset: co,
-                cipher_len: cl,
-                auth_offset: 0,
-                auth_len: al,
-                esn_high: None,
-            },
+            op(&key, iv, &mut good, co, cl, al),
         ];
         let st = mgr.cbc_hmac_encrypt_burst(&mut ops).unwrap();
         assert_eq!(st.get(1), Some(OpStatus::Completed), "{:?} {st:?}", mgr.submit_mode());
