@@ -107,37 +107,7 @@ conn ours
     auto=add
 EOF
     echo "gw-b@example.net gw-a@example.net : PSK \"interop-psk-$NS_TAG\"" >"$WORK/ipsec.secrets"
-    cat >"$WORK/iked.toml" <<EOF
-[daemon]
-sadb = "$DB_A"
-control_socket = "$WORK/iked.sock"
-listen = ["198.18.0.1", "2001:db8::1"]
-[daemon.log]
-default = 1
-ike = 2
-knl = 2
-
-[connections.ours]
-version = 1
-local_addrs = "$a"
-remote_addrs = "$b"
-proposals = "$our_ike"
-aggressive = $( [ "$aggr" = yes ] && echo true || echo false)
-local.auth = "psk"
-local.id = "gw-a@example.net"
-remote.auth = "psk"
-remote.id = "gw-b@example.net"
-[connections.ours.children.net]
-local_ts = "$na"
-remote_ts = "$nb"
-esp_proposals = "$our_esp"
-mode = "tunnel"
-start_action = "none"
-[secrets.ike-ours]
-id = "gw-a@example.net"
-id-1 = "gw-b@example.net"
-secret = "interop-psk-$NS_TAG"
-EOF
+    iked_conf "$a" "$b" "$our_ike" "$aggr" "$na" "$nb" "$our_esp" tunnel
     "$IKED" --check-config "$WORK/iked.toml" >/dev/null || die "our config for this case is invalid"
     if [ -n "$PEER_PID" ]; then
         whack --delete --name ours >/dev/null 2>&1 || true

@@ -167,39 +167,7 @@ secrets {
     }
 }
 EOF
-    cat >"$WORK/iked.toml" <<EOF
-[daemon]
-sadb = "$DB_A"
-control_socket = "$WORK/iked.sock"
-listen = ["198.18.0.1", "2001:db8::1"]
-[daemon.log]
-default = 1
-ike = 2
-knl = 2
-
-[connections.ours]
-version = 1
-local_addrs = "$a"
-remote_addrs = "$b"
-proposals = "$ike"
-aggressive = $( [ "$aggr" = yes ] && echo true || echo false)
-local.auth = "psk"
-local.id = "gw-a@example.net"
-remote.auth = "psk"
-remote.id = "gw-b@example.net"
-${8:-}
-[connections.ours.children.net]
-local_ts = "$lts_a"
-remote_ts = "$rts_a"
-esp_proposals = "$esp"
-mode = "$mode"
-start_action = "none"
-${9:-}
-[secrets.ike-ours]
-id = "gw-a@example.net"
-id-1 = "gw-b@example.net"
-secret = "interop-psk-$NS_TAG"
-EOF
+    iked_conf "$a" "$b" "$ike" "$aggr" "$lts_a" "$rts_a" "$esp" "$mode" "${8:-}" "${9:-}"
     # A case may rewrite either side's configuration (CONF_EDIT names a function).
     if [ -n "${CONF_EDIT:-}" ]; then "$CONF_EDIT"; fi
     "$IKED" --check-config "$WORK/iked.toml" >/dev/null || die "our config for this case is invalid"

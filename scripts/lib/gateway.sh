@@ -58,3 +58,44 @@ start_iked() {
     die "iked did not start"
 }
 ikectl() { "$IKECTL" -s "$WORK/iked.sock" "$@"; }
+
+# iked_conf LOCAL REMOTE IKE_PROPOSAL AGGRESSIVE(yes|no) LOCAL_TS REMOTE_TS ESP_PROPOSAL MODE
+#           [EXTRA_CONN] [EXTRA_CHILD]: "$WORK/iked.toml", one PSK connection `ours` with one
+# child `net`, proposals in strongSwan's syntax; the extras are TOML lines added to the
+# connection and to the child.
+iked_conf() {
+    cat >"$WORK/iked.toml" <<EOF
+[daemon]
+sadb = "$DB_A"
+control_socket = "$WORK/iked.sock"
+listen = ["198.18.0.1", "2001:db8::1"]
+[daemon.log]
+default = 1
+ike = 2
+knl = 2
+
+[connections.ours]
+version = 1
+local_addrs = "$1"
+remote_addrs = "$2"
+proposals = "$3"
+aggressive = $( [ "$4" = yes ] && echo true || echo false)
+local.auth = "psk"
+local.id = "gw-a@example.net"
+remote.auth = "psk"
+remote.id = "gw-b@example.net"
+${9:-}
+[connections.ours.children.net]
+local_ts = "$5"
+remote_ts = "$6"
+esp_proposals = "$7"
+mode = "$8"
+start_action = "none"
+${10:-}
+[secrets.ike-ours]
+id = "gw-a@example.net"
+id-1 = "gw-b@example.net"
+secret = "interop-psk-$NS_TAG"
+EOF
+}
+
