@@ -4,6 +4,7 @@
 //! value inside the encrypted Quick Mode).
 
 use super::phase1::NatTVersion;
+use super::tests::Counter;
 use super::*;
 use crate::crypto::{Cipher, DhGroup, HashAlgorithm, Secret};
 use crate::msgs::{p2attr, Message, PayloadType};
@@ -14,15 +15,6 @@ const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 /// The public side of the NAT in front of A.
 const NAT_PUBLIC: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
 const NAT_PORT_OFFSET: u16 = 30_000;
-
-struct Counter(u32);
-impl SpiAllocator for Counter {
-    fn allocate(&mut self) -> Option<u32> {
-        self.0 += 1;
-        Some(self.0)
-    }
-    fn release(&mut self, _: u32) {}
-}
 
 fn peer(local: IpAddr, remote: IpAddr, mode: Phase1Mode, child_mode: Mode) -> PeerConfig {
     let host = |a: IpAddr| TrafficSelector { address: TsAddress::Host(a), protocol: 0, port: 0 };

@@ -2,7 +2,8 @@ use super::*;
 use crate::msgs::{IdType, NotifyType};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-struct Counter(u32);
+/// SPIs 1, 2, ... after the start value (the engine tests' allocator).
+pub(super) struct Counter(pub(super) u32);
 impl SpiAllocator for Counter {
     fn allocate(&mut self) -> Option<u32> {
         self.0 += 1;
