@@ -509,9 +509,12 @@ from datetime import datetime
 k = datetime.fromisoformat(sys.argv[1][:26])
 d = datetime.fromisoformat(sys.argv[2].rstrip("Z")[:26])
 took = (d - k).total_seconds()
-print(f"dpd: gw-a declared gw-b dead {took:.2f} s after it died (bound: dpd_delay 2 s + dpd_timeout 6 s, + one 0.1 s beat)")
-# 0.3 s of slack for a loaded 2-core machine (the beat and the runtime's timers run late).
-assert 0 < took <= 8.4, took
+# dpd_delay 2 s + dpd_timeout 6 s + one 0.1 s beat, and 0.3 s of slack for a loaded 2-core
+# machine (the beat and the runtime's timers run late): the bound printed is the one checked.
+bound = 2 + 6 + 0.1 + 0.3
+print(f"dpd: gw-a declared gw-b dead {took:.2f} s after it died (checked bound {bound:.1f} s: "
+      "dpd_delay 2 s + dpd_timeout 6 s + one 0.1 s beat + 0.3 s scheduling slack)")
+assert 0 < took <= bound, took
 PY
     n=$("$ESPCTL" --sadb "$DB_A" --json sa list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
     [ "$n" = 0 ] || fail "gw-a's database still holds $n SAs"
@@ -633,38 +636,35 @@ checks = [
     ("dropped-no-config", sent["mm1-flood"], "spoofed message-1s: no connection for the address"),
     ("dropped-malformed", sent["malformed"], "malformed datagrams"),
     ("dropped-unknown-sa", sent["wrong-cookies-or-exchange"], "unknown cookies"),
-    ("dropped-half-open-limit", sent["mm1-from-peer-address"] - 16, "message-1s beyond the per-peer half-open limit (16)"),
+    # From the peer's own address: 16 half-open at a time, each newer one taking the place of
+    # the oldest that never sent message 3, none refused.
+    ("half-open-evicted", sent["mm1-from-peer-address"] - 16, "message-1s beyond the per-source half-open share (16), each replacing the oldest"),
+    ("dropped-half-open-limit", 0, "the same, refused"),
 ]
+# Exact: each kind of datagram lands in its own counter and nowhere else.
 for key, want, what in checks:
     got = st.get(key, 0)
     print(f"hostile: {what}: sent {want}, {key} = {got}")
-    assert got >= want, (key, got, want)
-bad = st.get("failed", 0) + st.get("auth-failed", 0)
-print(f"hostile: bad HASH / undecryptable on the live IKE SA: sent {sent['bad-hash']}, failed + auth-failed = {bad}")
-assert bad >= sent["bad-hash"], bad
-print(f"hostile: Aggressive Mode probes (disabled): {sent['aggressive-probe']} refused (failed)")
+    assert got == want, (key, got, want)
+# Encrypted under the live IKE SA's cookies with random bytes: discarded (no state change, no
+# reply); malformed after decryption or a HASH that does not verify, one or the other.
+bad = st.get("discarded-malformed", 0) + st.get("discarded-bad-hash", 0)
+print(f"hostile: bad HASH / undecryptable on the live IKE SA: sent {sent['bad-hash']}, "
+      f"discarded-malformed + discarded-bad-hash = {bad}")
+assert bad == sent["bad-hash"], bad
+# Aggressive Mode is disabled: each probe is refused with NO-PROPOSAL-CHOSEN and counted as a
+# failed exchange (they are the only first messages that can fail here).
+print(f"hostile: Aggressive Mode probes (disabled): sent {sent['aggressive-probe']}, refused (failed) = {st.get('failed', 0)}")
+assert st.get("failed", 0) == sent["aggressive-probe"], st.get("failed", 0)
+print(f"hostile: received {st['received']} datagrams, {sum(sent.values())} of them hostile")
 assert rss1 - rss0 < 32 * 1024, f"RSS grew by {rss1 - rss0} kB"
 PY
     [ "$recv" = "$sent" ] || fail "legitimate traffic lost during the attack: $((sent - recv))"
     [ "$(spis a)" = "$before" ] || [ "$(spis a | python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)))')" = "$(python3 -c "import json; print(sorted(json.loads('$before')))")" ] || fail "the tunnel's SAs changed under attack"
     pgrep -f "$IKED --config $WORK/iked-a.toml" >/dev/null || fail "iked died"
     step "no secret in the logs (trace level): the PSK and every key of the key logs"
-    python3 - "$WORK" "e2e-psk-$NS_TAG" <<'PY' || fail "a secret leaked into a log"
-import glob, os, re, sys
-work, psk = sys.argv[1], sys.argv[2]
-secrets = {psk}
-for f in glob.glob(os.path.join(work, "keylog-*", "*")):
-    for line in open(f):
-        secrets.update(h.lower() for h in re.findall(r"(?:0x)?([0-9a-fA-F]{32,})", line))
-logs = {p: open(p, errors="replace").read().lower() for p in glob.glob(os.path.join(work, "*.log"))}
-n = 0
-for s in secrets:
-    for p, text in logs.items():
-        assert s.lower() not in text, f"{s[:8]}... found in {p}"
-        n += 1
-print(f"secrets: {len(secrets)} secrets (PSK, IKE and ESP keys) checked against {len(logs)} logs at trace level: none found")
-assert len(secrets) >= 4
-PY
+    python3 scripts/lib/secrets-check.py --keylogs "$WORK/keylog-a,$WORK/keylog-b" "e2e-psk-$NS_TAG" \
+        "$WORK"/*.log || fail "a secret leaked into a log"
     ;;
 full)
     ikectl a initiate --child net4

@@ -95,9 +95,10 @@ for n in range(50):
                next_payload=8, id=rnd.randrange(1, 1 << 32)) / Raw(os.urandom(16 * rnd.randrange(2, 8)))
     pkts.append(IP(src=legit, dst=target) / UDP(sport=500, dport=500) / m)
 count("bad-hash", 50)
-# 5. Aggressive Mode probes (disabled on the target).
-for _ in range(20):
-    pkts.append(IP(src=legit, dst=target) / UDP(sport=500, dport=500) / mm1(os.urandom(8), exch=4))
+# 5. Aggressive Mode probes (disabled on the target), sent first and on their own: shuffled
+#    among the message-1s of 6 they would meet the per-source half-open limit instead, and
+#    each must be seen and refused.
+probes = [IP(src=legit, dst=target) / UDP(sport=500, dport=500) / mm1(os.urandom(8), exch=4) for _ in range(20)]
 count("aggressive-probe", 20)
 
 # 6. Message-1s from the legitimate peer's own address with fresh cookies: the per-peer
@@ -106,6 +107,7 @@ for _ in range(100):
     pkts.append(IP(src=legit, dst=target) / UDP(sport=500, dport=500) / mm1(os.urandom(8)))
 count("mm1-from-peer-address", 100)
 
+send(probes, iface=iface, inter=0.01)
 rnd.shuffle(pkts)
 send(pkts, iface=iface, inter=0.0002)
 print(json.dumps({"sent": sent, "total": sum(sent.values())}))

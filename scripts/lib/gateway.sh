@@ -62,7 +62,7 @@ ikectl() { "$IKECTL" -s "$WORK/iked.sock" "$@"; }
 # iked_conf LOCAL REMOTE IKE_PROPOSAL AGGRESSIVE(yes|no) LOCAL_TS REMOTE_TS ESP_PROPOSAL MODE
 #           [EXTRA_CONN] [EXTRA_CHILD]: "$WORK/iked.toml", one PSK connection `ours` with one
 # child `net`, proposals in strongSwan's syntax; the extras are TOML lines added to the
-# connection and to the child.
+# connection and to the child. IKED_LOG replaces the [daemon.log] levels.
 iked_conf() {
     cat >"$WORK/iked.toml" <<EOF
 [daemon]
@@ -70,9 +70,9 @@ sadb = "$DB_A"
 control_socket = "$WORK/iked.sock"
 listen = ["198.18.0.1", "2001:db8::1"]
 [daemon.log]
-default = 1
+${IKED_LOG:-default = 1
 ike = 2
-knl = 2
+knl = 2}
 
 [connections.ours]
 version = 1

@@ -207,7 +207,7 @@ impl Pair {
                     };
                     t.destination = SocketAddr::new(A, port);
                 }
-                let dst = if t.destination.ip() == A { &mut self.a } else { &mut self.b };
+                let dst = if t.destination.ip() == B { &mut self.b } else { &mut self.a };
                 dst.handle_datagram(now, t.destination, t.source, &t.contents);
             }
             self.a.handle_timeout(now);
@@ -677,9 +677,9 @@ fn initial_contact_dpd_and_delete() {
     let now = pair.now;
     pair.a.handle_command(now, Command::Delete(ike));
     pair.drive();
-    assert!(pair.a_events.contains(&Event::DeleteSa { spi: a_in.spi, inbound: true }));
-    assert!(pair.b_events.contains(&Event::DeleteSa { spi: a_out.spi, inbound: true }));
-    assert!(pair.b_events.contains(&Event::DeleteSa { spi: a_in.spi, inbound: false }));
+    assert!(has_delete(&pair.a_events, a_in.spi, true));
+    assert!(has_delete(&pair.b_events, a_out.spi, true));
+    assert!(has_delete(&pair.b_events, a_in.spi, false));
     assert_eq!(pair.a.ike_sa_count(), 0);
     assert_eq!(pair.b.ike_sa_count(), 0);
 }
@@ -901,8 +901,8 @@ fn dpd_declares_a_silent_peer_dead() {
     assert_eq!(pair.sent - sent_before, 1 + EngineConfig::default().retransmit_tries as usize);
     assert_eq!(failures(&pair.a_events), vec![Error::Timeout]);
     assert!(pair.a_events.contains(&Event::IkeSaDeleted(ike)));
-    assert!(pair.a_events.contains(&Event::DeleteSa { spi: a_in.spi, inbound: true }));
-    assert!(pair.a_events.contains(&Event::DeleteSa { spi: a_out.spi, inbound: false }));
+    assert!(has_delete(&pair.a_events, a_in.spi, true));
+    assert!(has_delete(&pair.a_events, a_out.spi, false));
     assert_eq!(pair.a.ike_sa_count(), 0);
 }
 
@@ -948,12 +948,17 @@ fn ike_sa_lifetime_expires() {
     assert_eq!(pair.b.orphan_children(), vec![(a_out.spi, a_in.spi)]);
 }
 
+/// Whether `events` hold a `DeleteSa` of `spi` in that direction.
+fn has_delete(events: &[Event], spi: u32, inbound: bool) -> bool {
+    deletes(events).contains(&(spi, inbound))
+}
+
 /// The `DeleteSa` events, as (SPI, inbound).
 fn deletes(events: &[Event]) -> Vec<(u32, bool)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::DeleteSa { spi, inbound } => Some((*spi, *inbound)),
+            Event::DeleteSa { spi, inbound, .. } => Some((*spi, *inbound)),
             _ => None,
         })
         .collect()
@@ -1179,11 +1184,11 @@ fn child_rekey_by_create_then_delete() {
     let now = pair.now;
     pair.a.handle_command(now, Command::DeleteChild { ike_sa: ike, inbound_spi: old_in.spi });
     pair.drive();
-    assert!(pair.a_events.contains(&Event::DeleteSa { spi: old_in.spi, inbound: true }));
-    assert!(pair.a_events.contains(&Event::DeleteSa { spi: old_out.spi, inbound: false }));
+    assert!(has_delete(&pair.a_events, old_in.spi, true));
+    assert!(has_delete(&pair.a_events, old_out.spi, false));
     // The peer removes the same pair, seen from its side.
-    assert!(pair.b_events.contains(&Event::DeleteSa { spi: old_in.spi, inbound: false }));
-    assert!(pair.b_events.contains(&Event::DeleteSa { spi: old_out.spi, inbound: true }));
+    assert!(has_delete(&pair.b_events, old_in.spi, false));
+    assert!(has_delete(&pair.b_events, old_out.spi, true));
     let (new_in, _) = installs(&pair.a_events)[1].clone();
     for e in [&pair.a, &pair.b] {
         let sa = &e.ike_sas()[0];
@@ -1406,7 +1411,123 @@ fn initiator_abort_withdraws_hash3() {
     assert_eq!(pair.a.stats().quick_modes_refused, 1);
     pair.drive();
     assert_eq!(installs(&pair.b_events).len(), 1, "the responder never installed the second pair");
-    assert!(pair.b_events.contains(&Event::DeleteSa { spi: b_inbound, inbound: true }));
+    assert!(has_delete(&pair.b_events, b_inbound, true));
     assert_eq!(pair.b.ike_sas()[0].children.len(), 1);
     assert_eq!(pair.a.ike_sa_count() + pair.b.ike_sa_count(), 2, "both IKE SAs stay");
+}
+
+/// A road warrior: no connection names its address, the `%any` one takes it.
+const ROAD_WARRIOR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3));
+
+/// B with a connection for A and one for any address (`%any`), in
+/// transport mode so that the `%any` child takes the IKE address.
+fn gateway_with_any(config: EngineConfig) -> (Engine, Params) {
+    let p = params(1, Phase1Mode::Main, DhGroup::Ecp256);
+    let mut any = peer(B, IpAddr::V4(Ipv4Addr::UNSPECIFIED), &p, b"secret");
+    any.remote_id = Identity::Any;
+    let peers = vec![peer(B, A, &p, b"secret"), any];
+    let b = Engine::new(
+        EngineConfig { peers, ..config },
+        Box::new(ChaCha20Rng::seed_from_u64(2)),
+        Box::new(Spis { next: 0x2000, used: HashSet::new() }),
+    );
+    (b, p)
+}
+
+/// Runs Main Mode and Quick Mode from `initiator` (at `from`) to `b`; B back.
+fn connect(b: Engine, from: IpAddr, p: &Params, seed: u64) -> (Pair, usize) {
+    let a = engine(vec![peer(from, B, p, b"secret")], seed, 0x1000 + seed as u32 * 0x100);
+    let mut pair = Pair::new(a, b);
+    let now = pair.now;
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    let installed = installs(&pair.a_events).len();
+    (pair, installed)
+}
+
+fn half_open(e: &Engine) -> usize {
+    e.ike_sas().iter().filter(|s| !s.established).count()
+}
+
+#[test]
+fn spoofed_message_1_floods_leave_room_for_any_and_configured_peers() {
+    use rand_chacha::rand_core::RngCore;
+    let cfg = EngineConfig::default();
+    let (mut b, p) = gateway_with_any(cfg.clone());
+    let now = Instant::now();
+    // A genuine message 1, re-sent with fresh cookies from spoofed sources.
+    let mut t = engine(vec![peer(ROAD_WARRIOR, B, &p, b"secret")], 3, 0x3000);
+    t.handle_command(now, Command::Initiate { peer: 0 });
+    let mm1 = t.poll_transmit().unwrap().contents;
+    let mut rng = ChaCha20Rng::seed_from_u64(77);
+    let spoof = |b: &mut Engine, src: SocketAddr, rng: &mut ChaCha20Rng| {
+        let mut m = mm1.clone();
+        m[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+        b.handle_datagram(now, SocketAddr::new(B, 500), src, &m);
+        while b.poll_transmit().is_some() {}
+    };
+    // 5000 from random addresses of 198.18.0.0/15, 2000 with the configured peer's own
+    // address (its share of half-open state churns, it is not held against it).
+    for _ in 0..5000 {
+        let ip = Ipv4Addr::from(0xc612_0000 | (rng.next_u32() & 0x1_ffff));
+        let port = 1024 + (rng.next_u32() % 60_000) as u16;
+        spoof(&mut b, SocketAddr::new(IpAddr::V4(ip), port), &mut rng);
+    }
+    let one = SocketAddr::new(A, 500);
+    for _ in 0..2000 {
+        spoof(&mut b, one, &mut rng);
+    }
+    let any_share = cfg.max_half_open - cfg.half_open_reserved;
+    let s = b.stats();
+    let per_source = cfg.max_half_open_per_peer;
+    assert_eq!(half_open(&b), any_share + per_source, "the %any share is full, the reserve holds A's share");
+    assert_eq!(s.half_open_refused_per_source, 0);
+    assert_eq!(s.dropped_half_open_limit, 0);
+    assert_eq!(s.half_open_evicted, 5000 - any_share as u64 + (2000 - per_source as u64));
+    assert_eq!(s.received, 7000);
+    // A road warrior (%any) completes: its message 1 takes the place of the
+    // oldest spoofed one, its message 3 proves its address.
+    let (pair, installed) = connect(b, ROAD_WARRIOR, &p, 4);
+    assert_eq!((established(&pair.a_events), installed), (1, 1), "%any initiator");
+    assert_eq!(failures(&pair.a_events), vec![]);
+    let b = pair.b;
+    assert!(half_open(&b) <= cfg.max_half_open);
+    // The configured peer completes too.
+    let (pair, installed) = connect(b, A, &p, 5);
+    assert_eq!((established(&pair.a_events), installed), (1, 1), "configured initiator");
+    assert_eq!(failures(&pair.a_events), vec![]);
+    // Spoofed state times out; both established IKE SAs stay.
+    assert_eq!(pair.b.ike_sas().iter().filter(|s| s.established).count(), 2);
+    assert_eq!(half_open(&pair.b), 0);
+}
+
+#[test]
+fn the_reserve_admits_configured_peers_when_the_any_share_is_past_message_3() {
+    let cfg = EngineConfig { max_half_open: 12, half_open_reserved: 4, ..EngineConfig::default() };
+    let (mut b, p) = gateway_with_any(cfg.clone());
+    let now = Instant::now();
+    // Eight %any initiators that receive at their addresses get to message 3
+    // (so none can be evicted) and stop there.
+    for i in 0..8u8 {
+        let at = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + i));
+        let mut a = engine(vec![peer(at, B, &p, b"secret")], 100 + u64::from(i), 0x4000);
+        a.handle_command(now, Command::Initiate { peer: 0 });
+        assert_eq!(hand_over(&mut a, &mut b, now), 1, "MM1");
+        assert_eq!(hand_over(&mut b, &mut a, now), 1, "MM2");
+        assert_eq!(hand_over(&mut a, &mut b, now), 1, "MM3");
+        while b.poll_transmit().is_some() {}
+    }
+    assert_eq!(half_open(&b), 8);
+    // Another road warrior is refused, counted by reason.
+    let mut rw = engine(vec![peer(ROAD_WARRIOR, B, &p, b"secret")], 6, 0x6000);
+    rw.handle_command(now, Command::Initiate { peer: 0 });
+    assert_eq!(hand_over(&mut rw, &mut b, now), 1, "MM1");
+    assert!(b.poll_transmit().is_none(), "refused without an answer");
+    let s = b.stats();
+    assert_eq!((s.dropped_half_open_limit, s.half_open_refused_any, s.half_open_evicted), (1, 1, 0));
+    // The configured peer uses the reserve and completes.
+    let (pair, installed) = connect(b, A, &p, 7);
+    assert_eq!((established(&pair.a_events), installed), (1, 1), "configured initiator");
+    assert_eq!(failures(&pair.a_events), vec![]);
+    assert_eq!(pair.b.stats().dropped_half_open_limit, 1);
 }

@@ -122,6 +122,9 @@ impl<E: EngineControl> Daemon<E> {
         {
             tracing::warn!(target: "cfg", "daemon sockets and SA database paths change only on restart");
         }
+        if old.daemon.half_open != new.daemon.half_open || old.daemon.ctl_group != new.daemon.ctl_group {
+            tracing::warn!(target: "cfg", "daemon.init_limit_half_open, block_threshold, half_open_reserved and ctl_group change only on restart");
+        }
         if let Some(log) = &self.log {
             log.set_levels(new.daemon.log.clone());
         }
@@ -280,6 +283,7 @@ impl<E: EngineControl> ControlHandler for Daemon<E> {
             child_sas: counts.child_sas,
             ctl_requests: 0,
             ctl_errors: 0,
+            ctl_refused: 0,
             dataplane: self.engine.dataplane_stats(),
             ike_datagrams: counts.ike_datagrams,
         })

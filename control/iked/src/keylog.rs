@@ -13,11 +13,11 @@
 //! Files and directory are created owner-only (0600/0700): they hold keys.
 
 use ike::engine::{EspEncryption, EspIntegrity, EspSaDescription};
+use sadb::file::LooseMode;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -116,11 +116,14 @@ pub fn esp_line(k: &EspKeys<'_>) -> String {
     )
 }
 
+/// Opens a key log file for appending: created 0600 if missing; an existing one
+/// must be a regular file of ours (not a symbolic link), and is narrowed to 0600
+/// if its mode lets others in. Another owner's file is refused, never chmodded.
 fn open_secret_file(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-    // `mode` applies only at creation: an existing file is narrowed too.
-    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    Ok(f)
+    let mut opts = OpenOptions::new();
+    opts.append(true);
+    sadb::file::create_or_open(path, "a key log file", &opts, LooseMode::Narrow)
+        .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))
 }
 
 /// The open key log files.
@@ -132,11 +135,13 @@ pub struct KeyLog {
 
 impl KeyLog {
     /// Opens (creating 0700/0600) `dir/ikev1_decryption_table` and
-    /// `dir/esp_sa`, appending.
+    /// `dir/esp_sa`, appending. The directory and the files must be ours and
+    /// not symbolic links; ours with a wider mode are narrowed.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        // `mode` applies only at creation: an existing directory is narrowed too.
-        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        // Created 0700; an existing directory must be ours and no symbolic link,
+        // and is narrowed to 0700.
+        sadb::file::private_dir(dir, "the key log directory", LooseMode::Narrow)
+            .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))?;
         Ok(Self {
             ikev1: Mutex::new(open_secret_file(&dir.join(IKEV1_TABLE))?),
             esp: Mutex::new(open_secret_file(&dir.join(ESP_TABLE))?),

@@ -13,6 +13,13 @@
 //! Policies are keyed by reqid and installed once; a rekeyed pair reuses
 //! them. A trap (`start_action = trap`) is the same policies without SA: the
 //! dataplane then raises an acquire event.
+//!
+//! An inbound SPI is ours, unique in the database, so an inbound SA is named
+//! by its SPI. An outbound SPI is the peer's choice, and two peers may choose
+//! the same one: the database keys outbound SAs by SPI and destination, and
+//! iked names one by SPI and reqid. Installing never removes another
+//! tunnel's SA: the same SPI towards the same peer for another reqid is
+//! refused.
 
 use ike::engine::{
     Encapsulation, EspEncryption, EspIntegrity, EspSaDescription, SpiAllocator, TrafficSelector, TsAddress,
@@ -334,7 +341,11 @@ impl Kernel {
         }
     }
 
-    /// Installs (or replaces) one SA.
+    /// Installs one SA, or updates it in place when this reqid has it
+    /// already. An inbound SA of another reqid with this SPI (left by an
+    /// earlier run: the SPI is ours no more) is replaced; an outbound SA of
+    /// another reqid with this SPI and destination belongs to another tunnel
+    /// and stays: the install is refused.
     pub fn add_sa(
         &self,
         d: &EspSaDescription,
@@ -353,12 +364,20 @@ impl Kernel {
                     // No copy of `c`: the closure borrows it (it is wiped below).
                     w.update_sa(&key, |old| *old = c).map_err(|e| err(key, e))
                 }
-                // Left by an earlier run or another configuration (the peer chose
-                // an SPI that is ours no more): replaced.
-                Some(_) => {
+                // Inbound, left by an earlier run or another configuration (the
+                // peer chose an SPI that is ours no more): replaced.
+                Some(_) if inbound => {
                     w.del_sa(&key).map_err(|e| err(key, e))?;
                     w.add_sa(&c).map(|_| ()).map_err(|e| err(key, e))
                 }
+                // Outbound: the same SPI towards the same peer for another tunnel.
+                // Deleting it would let one peer's choice of SPI tear that tunnel
+                // down; refused instead.
+                Some(other) => Err(KnlError(format!(
+                    "{key} to {}: the SA of reqid {} has this SPI towards this peer already; not replaced",
+                    d.destination.ip(),
+                    other.config.reqid
+                ))),
                 None => w.add_sa(&c).map(|_| ()).map_err(|e| err(key, e)),
             }
         })();
@@ -366,21 +385,42 @@ impl Kernel {
         result
     }
 
-    /// RFC 3947 §5: points an outbound SA at the peer's new endpoint after a
-    /// NAT rebinding: the outer addresses, and the UDP encapsulation ports when
-    /// it is UDP-encapsulated. Updated in place, so the sequence number and
-    /// counters carry on and the dataplane never sees the SA missing. False
-    /// when there is no such SA.
+    /// The slot and key of an SA: inbound by its SPI, outbound by its SPI and
+    /// reqid (without a reqid, no outbound SA: the SPI alone could name
+    /// another tunnel's). `None` when no single live SA matches.
+    fn locate(&self, spi: u32, inbound: bool, reqid: Option<u32>) -> Option<(u32, SaKey)> {
+        let direction = if inbound { Direction::In } else { Direction::Out };
+        if !inbound && reqid.is_none() {
+            return None;
+        }
+        let mut found = self
+            .region
+            .find_sas(spi, direction)
+            .into_iter()
+            .filter_map(|slot| self.region.sa_entry(slot))
+            .filter(|e| reqid.is_none_or(|r| e.config.reqid == r));
+        let one = found.next()?;
+        if found.next().is_some() {
+            return None;
+        }
+        Some((one.slot, SaKey { spi, direction, dst: Some(one.config.dst) }))
+    }
+
+    /// RFC 3947 §5: points the outbound SA of `reqid` with this SPI at the
+    /// peer's new endpoint after a NAT rebinding: the outer addresses, and the
+    /// UDP encapsulation ports when it is UDP-encapsulated. Updated in place,
+    /// so the sequence number and counters carry on and the dataplane never
+    /// sees the SA missing. False when there is no such SA.
     pub fn move_outbound_sa(
         &self,
         spi: u32,
+        reqid: u32,
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<bool, KnlError> {
-        let key = SaKey { spi, direction: Direction::Out, dst: None };
-        if self.region.find_sa(&key).is_none() {
+        let Some((_, key)) = self.locate(spi, false, Some(reqid)) else {
             return Ok(false);
-        }
+        };
         let mut w = self.region.writer().map_err(|e| err("SA database lock", e))?;
         w.update_sa(&key, |c| {
             c.src = addr16(local.ip());
@@ -394,11 +434,15 @@ impl Kernel {
         Ok(true)
     }
 
-    /// The UDP encapsulation ports and outer destination of an SA, when it is
-    /// UDP-encapsulated.
-    pub fn sa_encapsulation(&self, spi: u32, inbound: bool) -> Option<(u16, u16, IpAddr)> {
-        let direction = if inbound { Direction::In } else { Direction::Out };
-        let slot = self.region.find_sa(&SaKey { spi, direction, dst: None })?;
+    /// The UDP encapsulation ports and outer destination of an SA (outbound:
+    /// of `reqid`), when it is UDP-encapsulated.
+    pub fn sa_encapsulation(
+        &self,
+        spi: u32,
+        inbound: bool,
+        reqid: Option<u32>,
+    ) -> Option<(u16, u16, IpAddr)> {
+        let (slot, _) = self.locate(spi, inbound, reqid)?;
         let c = self.region.sa_entry(slot)?.config;
         let dst = if c.family == 6 {
             IpAddr::from(c.dst)
@@ -408,22 +452,26 @@ impl Kernel {
         (c.flags & SA_FLAG_UDP_ENCAP != 0).then_some((c.encap_sport, c.encap_dport, dst))
     }
 
-    /// True when the SA is in the database.
+    /// True when an SA of this direction has this SPI (outbound: towards any
+    /// peer).
     pub fn has_sa(&self, spi: u32, inbound: bool) -> bool {
         let direction = if inbound { Direction::In } else { Direction::Out };
-        self.region.find_sa(&SaKey { spi, direction, dst: None }).is_some()
+        !self.region.find_sas(spi, direction).is_empty()
     }
 
-    /// Removes one SA; absent is not an error.
-    pub fn del_sa(&self, spi: u32, inbound: bool) -> Result<(), KnlError> {
-        let direction = if inbound { Direction::In } else { Direction::Out };
-        let key = SaKey { spi, direction, dst: None };
-        let Some(slot) = self.region.find_sa(&key) else {
+    /// Removes one SA: inbound by its SPI (and `reqid` when given), outbound
+    /// by its SPI and `reqid` (without one, nothing is removed: the SPI alone
+    /// may be another tunnel's). Absent is not an error.
+    pub fn del_sa(&self, spi: u32, inbound: bool, reqid: Option<u32>) -> Result<(), KnlError> {
+        let Some((_, key)) = self.locate(spi, inbound, reqid) else {
             return Ok(());
         };
-        let dst = self.region.sa_entry(slot).map(|e| e.config.dst);
         let mut w = self.region.writer().map_err(|e| err("SA database lock", e))?;
-        w.del_sa(&SaKey { dst, ..key }).map_err(|e| err(key, e))?;
+        match w.del_sa(&key) {
+            // Gone between the lookup and the lock.
+            Ok(()) | Err(sadb::SadbError::NotFound { .. }) => {}
+            Err(e) => return Err(err(key, e)),
+        }
         w.reclaim();
         Ok(())
     }
@@ -461,10 +509,9 @@ impl Kernel {
         Ok(())
     }
 
-    /// The dataplane counters of one SA.
-    pub fn sa_stats(&self, spi: u32, inbound: bool) -> Option<SaStats> {
-        let direction = if inbound { Direction::In } else { Direction::Out };
-        let slot = self.region.find_sa(&SaKey { spi, direction, dst: None })?;
+    /// The dataplane counters of one SA (named as by [`Kernel::del_sa`]).
+    pub fn sa_stats(&self, spi: u32, inbound: bool, reqid: Option<u32>) -> Option<SaStats> {
+        let (slot, _) = self.locate(spi, inbound, reqid)?;
         self.region.sa_entry(slot).map(|e| e.stats)
     }
 
@@ -646,12 +693,14 @@ mod tests {
         assert_eq!(spis.len(), 100);
         assert!(spis.iter().all(|&s| s >= 256 && s != 0x4242));
         assert_eq!(spis.iter().collect::<HashSet<_>>().len(), 100, "SPIs are unique");
-        // An SA left with another reqid (an earlier run) is replaced, not refused.
-        k.add_sa(&desc(0x5151, false), false, 4, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
-        k.add_sa(&desc(0x5151, false), false, 9, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
-        assert!(k.list_sas().contains(&(0x5151, false, 9)));
-        k.del_sa(0x5151, false).unwrap_or_else(|e| panic!("{e}"));
-        k.del_sa(0x4242, true).unwrap_or_else(|e| panic!("{e}"));
+        // An inbound SA left with another reqid (an earlier run) is replaced, not refused:
+        // the SPI is ours.
+        let limits = SaLimits { replay_window: 64, ..Default::default() };
+        k.add_sa(&desc(0x5151, false), true, 4, &limits).unwrap_or_else(|e| panic!("{e}"));
+        k.add_sa(&desc(0x5151, false), true, 9, &limits).unwrap_or_else(|e| panic!("{e}"));
+        assert!(k.list_sas().contains(&(0x5151, true, 9)));
+        k.del_sa(0x5151, true, None).unwrap_or_else(|e| panic!("{e}"));
+        k.del_sa(0x4242, true, None).unwrap_or_else(|e| panic!("{e}"));
         k.del_policies(&[6, 7]).unwrap_or_else(|e| panic!("{e}"));
         assert!(k.list_sas().is_empty() && k.region().list_policies().is_empty());
         let _ = std::fs::remove_file(&path);
@@ -667,17 +716,18 @@ mod tests {
         let out = desc(0x6161, true);
         k.add_sa(&out, false, 5, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
         k.add_sa(&desc(0x6262, true), true, 5, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
-        let before = k.sa_encapsulation(0x6161, false);
+        let before = k.sa_encapsulation(0x6161, false, Some(5));
         assert_eq!(before, Some((out.source.port(), out.destination.port(), out.destination.ip())));
         let local: SocketAddr = "198.18.0.1:4500".parse().unwrap_or_else(|e| panic!("{e}"));
         let moved: SocketAddr = "198.18.9.9:61000".parse().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(k.move_outbound_sa(0x6161, local, moved), Ok(true));
-        assert_eq!(k.sa_encapsulation(0x6161, false), Some((4500, 61000, moved.ip())));
+        assert_eq!(k.move_outbound_sa(0x6161, 5, local, moved), Ok(true));
+        assert_eq!(k.sa_encapsulation(0x6161, false, Some(5)), Some((4500, 61000, moved.ip())));
         assert_eq!(k.list_sas().len(), 2, "moved in place, not added");
-        // Unknown SPI: nothing to move.
-        assert_eq!(k.move_outbound_sa(0x7777, local, moved), Ok(false));
+        // Unknown SPI, or another reqid's: nothing to move.
+        assert_eq!(k.move_outbound_sa(0x7777, 5, local, moved), Ok(false));
+        assert_eq!(k.move_outbound_sa(0x6161, 6, local, moved), Ok(false));
         // The inbound SA of the same pair is untouched (its SPI is ours).
-        assert_eq!(k.move_outbound_sa(0x6262, local, moved), Ok(false));
+        assert_eq!(k.move_outbound_sa(0x6262, 5, local, moved), Ok(false));
         let _ = std::fs::remove_file(&path);
     }
 
@@ -711,6 +761,56 @@ mod tests {
             k.region().list_sas().iter().map(|e| (e.config.spi, e.config.cipher_key_len)).collect();
         lens.sort_unstable();
         assert_eq!(lens, vec![(0x1920, 24), (0x1921, 24)]);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Two tunnels whose peers chose the same outbound SPI: both SAs are
+    /// installed, each found by its reqid, and removing or moving one leaves
+    /// the other. The same SPI towards the same peer for a third reqid is
+    /// refused and removes nothing; a delete without a reqid removes nothing.
+    #[test]
+    fn peers_sharing_an_outbound_spi_keep_their_own_sas() {
+        let path = std::env::temp_dir().join(format!("iked-knl-spi-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let to = |ip: &str| -> SocketAddr { format!("{ip}:4500").parse().unwrap_or_else(|e| panic!("{e}")) };
+        let mut a = desc(0x0ddb_a115, false);
+        a.destination = to("198.18.0.10");
+        let mut b = desc(0x0ddb_a115, false);
+        b.destination = to("198.18.0.20");
+        b.encryption_key = zeroize::Zeroizing::new((50u8..82).collect());
+        let l = SaLimits::default();
+        k.add_sa(&a, false, 10, &l).unwrap_or_else(|e| panic!("{e}"));
+        k.add_sa(&b, false, 20, &l).unwrap_or_else(|e| panic!("{e}"));
+        let mut listed = k.list_sas();
+        listed.sort_unstable();
+        assert_eq!(listed, vec![(0x0ddb_a115, false, 10), (0x0ddb_a115, false, 20)]);
+        // A's peer again, for another tunnel: refused; A and B stay.
+        let e = k.add_sa(&a, false, 30, &l).err().unwrap_or_else(|| panic!("a duplicate was installed"));
+        assert!(e.0.contains("reqid 10") && e.0.contains("198.18.0.10"), "{e}");
+        assert_eq!(k.list_sas().len(), 2);
+        // Re-installing A for its own reqid updates it in place.
+        k.add_sa(&a, false, 10, &l).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.list_sas().len(), 2);
+        // Without a reqid the SPI names no outbound SA.
+        k.del_sa(0x0ddb_a115, false, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.list_sas().len(), 2);
+        assert!(k.sa_stats(0x0ddb_a115, false, None).is_none());
+        assert!(k.sa_stats(0x0ddb_a115, false, Some(20)).is_some());
+        // B's peer moves; A stays where it was.
+        let local = to("198.18.0.1");
+        assert_eq!(k.move_outbound_sa(0x0ddb_a115, 20, local, to("198.18.0.21")), Ok(true));
+        let dst_of =
+            |reqid: u32| k.region().list_sas().iter().find(|e| e.config.reqid == reqid).map(|e| e.config.dst);
+        assert_eq!(dst_of(10).and_then(|d| d.get(..4).map(<[u8]>::to_vec)), Some(vec![198, 18, 0, 10]));
+        assert_eq!(dst_of(20).and_then(|d| d.get(..4).map(<[u8]>::to_vec)), Some(vec![198, 18, 0, 21]));
+        // Removing A leaves B with its own key.
+        k.del_sa(0x0ddb_a115, false, Some(10)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.list_sas(), vec![(0x0ddb_a115, false, 20)]);
+        let key_b = k.region().list_sas().first().map(|e| e.config.cipher_key.get(..32).map(<[u8]>::to_vec));
+        assert_eq!(key_b, Some(Some((50u8..82).collect::<Vec<_>>())));
+        k.del_sa(0x0ddb_a115, false, Some(20)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(k.list_sas().is_empty());
         let _ = std::fs::remove_file(&path);
     }
 }

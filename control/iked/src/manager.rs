@@ -88,6 +88,9 @@ struct IkeState {
     conn: String,
     /// The peer's address (a `%any` connection has many peers).
     remote: Option<IpAddr>,
+    /// The peer's authenticated identity (ID payload body), once
+    /// established: clients behind one NAT address are told apart by it.
+    peer_id: Vec<u8>,
     established: Option<(Instant, SystemTime)>,
     reauth_at: Option<Instant>,
     /// A newer IKE SA of the connection replaced this one.
@@ -124,6 +127,9 @@ struct ChildSa {
     ike_sa: IkeSaId,
     /// The peer's address.
     remote: IpAddr,
+    /// The identity the peer authenticated its IKE SA with (the ID payload
+    /// body), which scopes an INITIAL-CONTACT.
+    peer_id: Vec<u8>,
     entry: usize,
     reqid: u32,
     spi_in: u32,
@@ -287,7 +293,14 @@ impl Manager {
         let mut seed = [0u8; 8];
         rand_core::OsRng.fill_bytes(&mut seed);
         let spis = kernel.spi_allocator(u64::from_le_bytes(seed));
-        let engine = Engine::new(EngineConfig::default(), Box::new(rand_core::OsRng), Box::new(spis));
+        let limits = config.daemon.half_open;
+        let engine_config = EngineConfig {
+            max_half_open: limits.total,
+            max_half_open_per_peer: limits.per_source,
+            half_open_reserved: limits.reserved,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(engine_config, Box::new(rand_core::OsRng), Box::new(spis));
         let mut m = Self {
             config: Arc::clone(&config),
             engine,
@@ -443,6 +456,7 @@ impl Manager {
                     IkeState {
                         conn: conn.to_owned(),
                         remote: Some(s.remote.ip()),
+                        peer_id: Vec::new(),
                         established: None,
                         reauth_at: None,
                         replaced: false,
@@ -617,13 +631,19 @@ impl Manager {
                     // Only the sender's count starts a rekey: the peer's inbound
                     // count of the same bytes would fire at the same moment and
                     // make both ends rekey at once (duplicates to resolve).
-                    if let Some(i) = self.children.iter().position(|c| c.spi_out == ev.spi) {
+                    if let Some(i) =
+                        self.children.iter().position(|c| c.spi_out == ev.spi && c.reqid == ev.reqid)
+                    {
                         tracing::info!(target: "knl", "soft limit of SPI {:08x} reached: rekeying", ev.spi);
                         self.rekey(now, i);
                     }
                 }
                 Some(sadb::EventKind::HardExpire) => {
-                    if let Some(c) = self.children.iter().find(|c| c.spi_out == ev.spi || c.spi_in == ev.spi)
+                    // By reqid too: another peer's outbound SA may have the same SPI.
+                    if let Some(c) = self
+                        .children
+                        .iter()
+                        .find(|c| c.reqid == ev.reqid && (c.spi_out == ev.spi || c.spi_in == ev.spi))
                     {
                         tracing::info!(target: "knl", "hard limit of SPI {:08x} reached: deleting", ev.spi);
                         let (ike_sa, inbound_spi) = (c.ike_sa, c.spi_in);
@@ -660,7 +680,7 @@ impl Manager {
         let Some(conn) = self.entries.get(entry).map(|e| e.conn.clone()) else {
             return;
         };
-        let mark = self.kernel.sa_stats(spi_out, false).map(|s| (s.bytes, s.packets));
+        let mark = self.kernel.sa_stats(spi_out, false, Some(reqid)).map(|s| (s.bytes, s.packets));
         if let Some(c) = self.children.get_mut(i) {
             c.state = ChildState::Rekeying;
             c.rekey_at = None;
@@ -821,6 +841,7 @@ impl Manager {
                         IkeState {
                             conn: conn.clone(),
                             remote: Some(s.remote.ip()),
+                            peer_id: Vec::new(),
                             established: None,
                             reauth_at: None,
                             replaced: false,
@@ -839,7 +860,7 @@ impl Manager {
     fn inbound_packets(&self) -> std::collections::HashMap<IkeSaId, u64> {
         let mut m = std::collections::HashMap::new();
         for c in &self.children {
-            if let Some(s) = self.kernel.sa_stats(c.spi_in, true) {
+            if let Some(s) = self.kernel.sa_stats(c.spi_in, true, None) {
                 *m.entry(c.ike_sa).or_insert(0) += s.packets;
             }
         }
@@ -865,7 +886,7 @@ impl Manager {
                 Event::InstallSa { ike_sa, peer, inbound, outbound } => {
                     self.on_install(now, ike_sa, peer, &inbound, Some(&outbound));
                 }
-                Event::DeleteSa { spi, inbound } => self.remove_child_spi(now, spi, inbound),
+                Event::DeleteSa { spi, inbound, pair } => self.remove_child_spi(now, spi, inbound, pair),
                 Event::IkeSaDeleted(id) => self.on_ike_gone(now, id, false),
                 Event::Failed { ike_sa, error } => {
                     tracing::warn!(target: "ike", "IKE SA {}: {:?}", ike_sa.0, error);
@@ -897,7 +918,13 @@ impl Manager {
     fn on_peer_moved(&mut self, id: IkeSaId, local: SocketAddr, remote: SocketAddr, outbound_spis: &[u32]) {
         tracing::info!(target: "ike", "IKE SA {}: peer moved to {remote}, ESP SAs follow", id.0);
         for &spi in outbound_spis {
-            match self.kernel.move_outbound_sa(spi, local, remote) {
+            // The SPI is the peer's choice, so the SA is named with the reqid of its child.
+            let Some(reqid) =
+                self.children.iter().find(|c| c.ike_sa == id && c.spi_out == spi).map(|c| c.reqid)
+            else {
+                continue;
+            };
+            match self.kernel.move_outbound_sa(spi, reqid, local, remote) {
                 Ok(true) => tracing::info!(target: "knl", "outbound SA {spi:08x} now sends to {remote}"),
                 Ok(false) => {}
                 Err(e) => tracing::error!(target: "knl", "moving outbound SA {spi:08x} to {remote}: {e}"),
@@ -955,13 +982,17 @@ impl Manager {
             inbound_packets: 0,
             probe_deadline: None,
         });
-        // Older IKE SAs of this connection with this peer are replaced.
+        // Older IKE SAs of this connection with this peer (address and
+        // identity: another client behind the same NAT is another peer) are
+        // replaced.
         let remote = summary.as_ref().map(|s| s.remote.ip());
+        let peer_id = summary.as_ref().map(|s| s.peer_id.clone()).unwrap_or_default();
         for (oid, s) in self.ike.iter_mut() {
             if *oid != id
                 && s.conn == entry.conn
                 && s.established.is_some()
                 && s.remote == remote
+                && s.peer_id == peer_id
                 && !s.replaced
             {
                 s.replaced = true;
@@ -974,6 +1005,7 @@ impl Manager {
             IkeState {
                 conn: entry.conn.clone(),
                 remote,
+                peer_id,
                 established: Some((now, SystemTime::now())),
                 reauth_at,
                 replaced: false,
@@ -1038,11 +1070,11 @@ impl Manager {
         let Some(s) = self.ike.get(&id) else {
             return;
         };
-        let (conn, remote) = (s.conn.clone(), s.remote);
+        let (conn, remote, peer_id) = (s.conn.clone(), s.remote, s.peer_id.clone());
         let adopted: Vec<u32> = self
             .children
             .iter()
-            .filter(|c| c.ike_sa != id && c.spi_out != 0 && Some(c.remote) == remote)
+            .filter(|c| c.ike_sa != id && c.spi_out != 0 && Some(c.remote) == remote && c.peer_id == peer_id)
             .filter(|c| self.entries.get(c.entry).is_some_and(|e| e.conn == conn))
             .filter(|c| self.ike.get(&c.ike_sa).is_none_or(|o| o.replaced))
             .map(|c| c.spi_in)
@@ -1067,7 +1099,7 @@ impl Manager {
                 let ike_sa = holder.unwrap_or(ike_sa);
                 self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi });
             }
-            None => self.remove_child_spi(now, inbound_spi, true),
+            None => self.remove_child_spi(now, inbound_spi, true, inbound_spi),
         }
     }
 
@@ -1160,7 +1192,7 @@ impl Manager {
         let Some(c) = self.children.iter().find(|c| c.spi_in == old) else {
             return OUTBOUND_SWITCH_DELAY;
         };
-        let Some(stats) = self.kernel.sa_stats(c.spi_out, false) else {
+        let Some(stats) = self.kernel.sa_stats(c.spi_out, false, Some(c.reqid)) else {
             return OUTBOUND_SWITCH_DELAY;
         };
         // The rate since the rekey started and the one since the install:
@@ -1240,10 +1272,12 @@ impl Manager {
             self.log_keys(inbound);
             let id = self.next_child_id;
             self.next_child_id += 1;
+            let peer_id = self.engine.ike_sa(ike_sa).map(|s| s.peer_id).unwrap_or_default();
             self.children.push(ChildSa {
                 id,
                 ike_sa,
                 remote: inbound.source.ip(),
+                peer_id,
                 entry,
                 reqid,
                 spi_in: inbound.spi,
@@ -1305,7 +1339,7 @@ impl Manager {
             if initiated {
                 // HASH(3) has not left: withdrawn, our inbound half removed.
                 self.engine.handle_command(now, Command::AbortQuickMode { ike_sa, inbound_spi: inbound.spi });
-                self.remove_child_spi(now, inbound.spi, true);
+                self.remove_child_spi(now, inbound.spi, true, inbound.spi);
             } else {
                 self.engine.handle_command(now, Command::DeleteChild { ike_sa, inbound_spi: inbound.spi });
             }
@@ -1381,7 +1415,7 @@ impl Manager {
                     // pair); keep receiving on it until the peer did the same.
                     c.delete_at = Some(now + REKEY_OVERLAP);
                     let out = c.spi_out;
-                    if let Err(e) = self.kernel.del_sa(out, false) {
+                    if let Err(e) = self.kernel.del_sa(out, false, Some(reqid)) {
                         tracing::error!(target: "knl", "removing outbound SA {out:08x}: {e}");
                     }
                 }
@@ -1398,12 +1432,16 @@ impl Manager {
         }
     }
 
-    /// The engine or the peer removed one SA.
-    fn remove_child_spi(&mut self, now: Instant, spi: u32, inbound: bool) {
+    /// The engine or the peer removed one SA, of the pair whose inbound SPI is `pair`. An
+    /// outbound SPI alone does not name a child: another peer may have chosen the same one.
+    fn remove_child_spi(&mut self, now: Instant, spi: u32, inbound: bool, pair: u32) {
+        let is_it =
+            |c: &ChildSa| if inbound { c.spi_in == spi } else { c.spi_out == spi && c.spi_in == pair };
         // The pair going away may be the one carrying the traffic of a rekey
         // whose outbound SA is still deferred (a reauthentication deletes the
         // old IKE SA's pairs at once): that outbound SA takes over now.
-        let gone = self.children.iter().find(|c| if inbound { c.spi_in == spi } else { c.spi_out == spi });
+        let gone = self.children.iter().find(|c| is_it(c));
+        let gone_reqid = gone.map(|c| c.reqid);
         if let Some((reqid, own_in)) = gone.map(|c| (c.reqid, c.spi_in)) {
             let pending: Vec<u32> = self
                 .children
@@ -1416,15 +1454,14 @@ impl Manager {
                 self.install_deferred(now, |d| pending.contains(&d.inbound.spi));
             }
         }
-        if let Err(e) = self.kernel.del_sa(spi, inbound) {
+        // An outbound SA with no child here is not ours to name by SPI alone.
+        if let Err(e) = self.kernel.del_sa(spi, inbound, gone_reqid) {
             tracing::error!(target: "knl", "removing SA {spi:08x}: {e}");
         }
         if inbound {
             self.kernel.release_spi(spi);
         }
-        let Some(i) =
-            self.children.iter().position(|c| if inbound { c.spi_in == spi } else { c.spi_out == spi })
-        else {
+        let Some(i) = self.children.iter().position(is_it) else {
             return;
         };
         let Some(c) = self.children.get_mut(i) else {
@@ -1442,7 +1479,7 @@ impl Manager {
         let (other, other_inbound) = if c.spi_in != 0 { (c.spi_in, true) } else { (c.spi_out, false) };
         let c = self.children.remove(i);
         if other != 0 {
-            let _ = self.kernel.del_sa(other, other_inbound);
+            let _ = self.kernel.del_sa(other, other_inbound, Some(c.reqid));
             if other_inbound {
                 self.kernel.release_spi(other);
             }
@@ -1561,31 +1598,43 @@ impl Manager {
         }
     }
 
-    /// INITIAL-CONTACT: the peer has no memory of older SAs with us.
+    /// INITIAL-CONTACT: the peer has no memory of older SAs with us. "The
+    /// peer" is its identity on this connection and address (see
+    /// [`Contact::same_peer`]): other clients behind the same NAT keep theirs.
     fn on_initial_contact(&mut self, now: Instant, id: IkeSaId) {
-        let Some(remote) = self.engine.ike_sa(id).map(|s| s.remote.ip()) else {
+        let sas = self.engine.ike_sas();
+        fn contact<'a>(entries: &'a [Entry], s: &'a ike::engine::IkeSaSummary) -> (IkeSaId, Contact<'a>) {
+            let conn = entries.get(s.peer).map_or("", |e| e.conn.as_str());
+            (s.id, Contact { conn, addr: s.remote.ip(), peer_id: &s.peer_id })
+        }
+        let contact = |s| contact(&self.entries, s);
+        let Some(new) = sas.iter().find(|s| s.id == id).map(contact) else {
             return;
         };
-        for o in self.engine.ike_sas_with(remote) {
-            if o == id {
-                continue;
-            }
-            tracing::info!(target: "ike", "INITIAL-CONTACT from {remote}: deleting older IKE SA {}", o.0);
+        let all: Vec<(IkeSaId, Contact<'_>)> = sas.iter().map(contact).collect();
+        let victims = initial_contact_victims(new, &all);
+        // Pairs kept after their IKE SA ended.
+        let stale: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.ike_sa != id && !self.ike.contains_key(&c.ike_sa))
+            .filter(|c| {
+                let conn = self.entries.get(c.entry).map_or("", |e| e.conn.as_str());
+                new.1.same_peer(&Contact { conn, addr: c.remote, peer_id: &c.peer_id })
+            })
+            .map(|c| c.spi_in)
+            .collect();
+        let remote = new.1.addr;
+        for o in victims {
+            tracing::info!(target: "ike", "INITIAL-CONTACT from {remote}: deleting older IKE SA {} of the same peer", o.0);
             if let Some(s) = self.ike.get_mut(&o) {
                 s.replaced = true;
             }
             self.engine.handle_command(now, Command::Delete(o));
         }
-        // Pairs kept after their IKE SA ended.
-        let stale: Vec<(u32, u32)> = self
-            .children
-            .iter()
-            .filter(|c| c.remote == remote && c.ike_sa != id && !self.ike.contains_key(&c.ike_sa))
-            .map(|c| (c.spi_in, c.spi_out))
-            .collect();
-        for (i, o) in stale {
-            self.remove_child_spi(now, o, false);
-            self.remove_child_spi(now, i, true);
+        // By the inbound SPI (ours, unique): the pair goes, outbound SA too.
+        for i in stale {
+            self.remove_child_spi(now, i, true, i);
         }
     }
 
@@ -1634,24 +1683,13 @@ impl Manager {
             ike_sas: sas.len() as u64,
             ike_sas_half_open: sas.iter().filter(|s| !s.established).count() as u64,
             child_sas: self.children.iter().filter(|c| c.spi_out != 0).count() as u64,
-            ike_datagrams: {
-                let s = self.engine.stats();
-                [
-                    ("received", s.received),
-                    ("processed", s.processed),
-                    ("dropped-malformed", s.dropped_malformed),
-                    ("dropped-unknown-sa", s.dropped_unknown_sa),
-                    ("dropped-no-config", s.dropped_no_config),
-                    ("dropped-half-open-limit", s.dropped_half_open_limit),
-                    ("failed", s.failed),
-                    ("auth-failed", s.auth_failed),
-                    ("quick-modes-refused", s.quick_modes_refused),
-                    ("peer-moved", s.peer_moved),
-                ]
+            ike_datagrams: self
+                .engine
+                .stats()
+                .named()
                 .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect()
-            },
+                .map(|(k, _, v)| (k.to_owned(), v))
+                .collect(),
         }
     }
 
@@ -1754,8 +1792,9 @@ impl Manager {
         let (encr_alg, encr_keysize, integ_alg) = alg_names(c.encryption, c.integrity);
         let e = self.entries.get(c.entry);
         let ch = self.child_config(c.entry);
-        let stat_in = if c.spi_in != 0 { self.kernel.sa_stats(c.spi_in, true) } else { None };
-        let stat_out = if c.spi_out != 0 { self.kernel.sa_stats(c.spi_out, false) } else { None };
+        let stat_in = if c.spi_in != 0 { self.kernel.sa_stats(c.spi_in, true, None) } else { None };
+        let stat_out =
+            if c.spi_out != 0 { self.kernel.sa_stats(c.spi_out, false, Some(c.reqid)) } else { None };
         let wall = unix(SystemTime::now());
         let used = |s: Option<sadb::SaStats>| {
             s.filter(|s| s.last_used > 0).map(|s| wall.saturating_sub(s.last_used))
@@ -1811,8 +1850,8 @@ impl Manager {
         }
         self.process_events(now);
         for c in std::mem::take(&mut self.children) {
-            let _ = self.kernel.del_sa(c.spi_in, true);
-            let _ = self.kernel.del_sa(c.spi_out, false);
+            let _ = self.kernel.del_sa(c.spi_in, true, None);
+            let _ = self.kernel.del_sa(c.spi_out, false, Some(c.reqid));
         }
         let reqids: Vec<u32> = self.bindings.keys().copied().collect();
         for r in reqids {
@@ -1832,8 +1871,11 @@ impl Manager {
     /// Removes SAs left by an earlier run whose reqid now has a fresh pair
     /// (called on the beat; cheap when there are none).
     pub fn reap_orphans(&mut self) {
-        let known: std::collections::HashSet<(u32, bool)> =
-            self.children.iter().flat_map(|c| [(c.spi_in, true), (c.spi_out, false)]).collect();
+        let known: std::collections::HashSet<(u32, bool, u32)> = self
+            .children
+            .iter()
+            .flat_map(|c| [(c.spi_in, true, c.reqid), (c.spi_out, false, c.reqid)])
+            .collect();
         let fresh: std::collections::HashSet<u32> = self
             .children
             .iter()
@@ -1841,9 +1883,9 @@ impl Manager {
             .map(|c| c.reqid)
             .collect();
         for (spi, inbound, reqid) in self.kernel.list_sas() {
-            if !known.contains(&(spi, inbound)) && fresh.contains(&reqid) {
+            if !known.contains(&(spi, inbound, reqid)) && fresh.contains(&reqid) {
                 tracing::info!(target: "knl", "removing SA {spi:08x} left by an earlier run (reqid {reqid})");
-                let _ = self.kernel.del_sa(spi, inbound);
+                let _ = self.kernel.del_sa(spi, inbound, Some(reqid));
             }
         }
     }
@@ -1961,6 +2003,39 @@ fn selector_pairs(child: &Child, local: IpAddr, remote: IpAddr) -> Vec<(TrafficS
     out
 }
 
+/// Who an IKE SA, or a child pair it left behind, is with, as INITIAL-CONTACT
+/// scopes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Contact<'a> {
+    /// The connection.
+    conn: &'a str,
+    /// The peer's address (any port).
+    addr: IpAddr,
+    /// The peer's authenticated ID payload body; empty before phase 1 ends.
+    peer_id: &'a [u8],
+}
+
+impl Contact<'_> {
+    /// RFC 2407 §4.6.3.3: INITIAL-CONTACT tells that its sender has no
+    /// memory of its older SAs with us. Its sender is the identity it
+    /// authenticated with, on the same connection, from the same address on
+    /// any port (a client re-connecting through a new NAT mapping). Another
+    /// identity from that address (another client behind the same NAT, or a
+    /// `%any` connection's other peer) is someone else.
+    fn same_peer(&self, other: &Contact<'_>) -> bool {
+        !self.peer_id.is_empty()
+            && self.peer_id == other.peer_id
+            && self.conn == other.conn
+            && self.addr == other.addr
+    }
+}
+
+/// The IKE SAs an INITIAL-CONTACT received on `new` deletes: the others of
+/// the same peer ([`Contact::same_peer`]).
+fn initial_contact_victims(new: (IkeSaId, Contact<'_>), all: &[(IkeSaId, Contact<'_>)]) -> Vec<IkeSaId> {
+    all.iter().filter(|(id, c)| *id != new.0 && new.1.same_peer(c)).map(|(id, _)| *id).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{rekey_delay, soft_limit, switch_delay, Volume};
@@ -2070,5 +2145,48 @@ mod tests {
         // At the hard limit already: now.
         let full = Volume { used: 1_000, left: Some(0) };
         assert_eq!(switch_delay(ms(200), ms(30), [bytes, full]), Duration::ZERO);
+    }
+}
+
+#[cfg(test)]
+mod initial_contact_tests {
+    use super::{initial_contact_victims, Contact, IkeSaId};
+    use std::net::IpAddr;
+
+    /// An ID payload body: ID_FQDN (2), protocol and port 0, the name.
+    fn fqdn(name: &str) -> Vec<u8> {
+        [&[2u8, 0, 0, 0][..], name.as_bytes()].concat()
+    }
+
+    /// Two clients with distinct identities behind one NAT address on one
+    /// `%any` connection, and a client re-connecting with its identity from a
+    /// new port: only its own old IKE SA goes.
+    #[test]
+    fn initial_contact_deletes_only_the_same_identity() {
+        let nat: IpAddr = IpAddr::from([198, 18, 0, 1]);
+        let (alice, bob) = (fqdn("alice.example"), fqdn("bob.example"));
+        let c = |conn, addr, id: &'static [u8]| Contact { conn, addr, peer_id: id };
+        let alice: &'static [u8] = alice.leak();
+        let bob: &'static [u8] = bob.leak();
+        let all = [
+            // Alice's old IKE SA (she re-connects through a new NAT mapping: port
+            // only, not part of the contact).
+            (IkeSaId(1), c("rw", nat, alice)),
+            // Bob, behind the same NAT.
+            (IkeSaId(2), c("rw", nat, bob)),
+            // Alice on another connection, and from another address.
+            (IkeSaId(3), c("site", nat, alice)),
+            (IkeSaId(4), c("rw", IpAddr::from([198, 18, 0, 2]), alice)),
+            // Half-open: no identity yet.
+            (IkeSaId(5), c("rw", nat, &[])),
+            // Alice's new IKE SA, which carried INITIAL-CONTACT.
+            (IkeSaId(6), c("rw", nat, alice)),
+        ];
+        assert_eq!(initial_contact_victims(all[5], &all), vec![IkeSaId(1)]);
+        // Bob's INITIAL-CONTACT touches none of Alice's.
+        let bob_new = (IkeSaId(7), c("rw", nat, bob));
+        assert_eq!(initial_contact_victims(bob_new, &all), vec![IkeSaId(2)]);
+        // A sender with no identity yet names nobody.
+        assert_eq!(initial_contact_victims(all[4], &all), Vec::<IkeSaId>::new());
     }
 }

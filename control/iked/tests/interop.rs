@@ -4,7 +4,8 @@
 //! IPv6, both ends on their default proposals, an IKE list whose first entry we do not
 //! implement, the wire decrypted by tshark, a rekey by each side, strongSwan re-keying its
 //! ISAKMP SA under a ping, a real NAT in front of us, a NAT in front of strongSwan whose mapping
-//! restarts mid-transfer) with the binaries of this build, against both peers:
+//! restarts mid-transfer, and strongSwan's own level-4 dump of every secret it derived searched
+//! for in all our logs and tool output) with the binaries of this build, against both peers:
 //! - Debian 12's strongSwan 5.9.8, whose userspace ESP only speaks UDP encapsulation, so every
 //!   case runs over our NAT-T;
 //! - strongSwan 6.0 from Debian 13 (`--peer 6`, a private root fetched by
@@ -40,7 +41,8 @@ fn quick_subset(peer: &str) -> String {
     print!("{stdout}");
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "interop.sh --quick --peer {peer} failed (its output above says where)");
-    assert!(stdout.contains("interop (quick): 12 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("interop (quick): 13 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("ok   secrets: "), "strongSwan's secrets searched for in our logs: {stdout}");
     assert!(stdout.contains("ESP in UDP: True 4500 True"), "the NAT case saw NAT-T at work");
     // The NAT rebinding: strongSwan's new mapping, and our outbound SA moved to it in place.
     let rebinding = stdout

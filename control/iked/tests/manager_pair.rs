@@ -179,7 +179,7 @@ impl Pair {
                         self.peer_sas.insert((inbound.spi, true));
                         self.peer_sas.insert((outbound.spi, false));
                     }
-                    Event::DeleteSa { spi, inbound } => {
+                    Event::DeleteSa { spi, inbound, .. } => {
                         self.peer_sas.remove(&(*spi, *inbound));
                     }
                     _ => {}

@@ -205,8 +205,8 @@ pub struct SaConfig {
     pub udp_encap: Option<UdpEncap>,
     /// Outer header settings (tunnel mode).
     pub outer: OuterHeader,
-    /// Inbound tunnel-mode selectors (RFC 4301 §5.2): the decapsulated packet must match one.
-    /// Empty means "any" (e.g. transport mode).
+    /// Inbound selectors (RFC 4301 §5.2): the decapsulated packet (tunnel: the inner one;
+    /// transport: the rebuilt one, outer addresses included) must match one. Empty means "any".
     pub selectors: Vec<TrafficSelector>,
     /// Tunnel-mode TFC padding (RFC 4303 §2.7): pad inner packets shorter than this many
     /// bytes up to it. 0 = off.

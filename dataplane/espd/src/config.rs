@@ -9,7 +9,7 @@
 //! stats_interval = 1.0
 //!
 //! [sadb]
-//! path = "/dev/shm/espgw-sadb"
+//! path = "/run/espgw/sadb"
 //!
 //! [[ports]]
 //! name = "outside"
@@ -110,7 +110,9 @@ impl Default for Dataplane {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SadbSettings {
-    /// The region file.
+    /// The region file, `/run/espgw/sadb` by default (`sadb::DEFAULT_PATH`, in a 0700
+    /// directory espd creates if missing). Whatever the path, only a regular file owned by
+    /// espd's user with mode 0600 is attached.
     pub path: PathBuf,
     /// SA slots when creating.
     pub sas: u32,

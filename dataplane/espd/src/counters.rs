@@ -12,6 +12,8 @@ mod tests {
         assert_eq!(name(1), "drop-replay");
         assert_eq!(name(GW_DROP_BASE), "drop-policy-discard");
         assert_eq!(name(TRAFFIC_BASE + 2), "tx-packets");
+        assert_eq!(name(TRAFFIC_BASE + 14), "neigh-unsolicited");
+        assert_eq!(name(TRAFFIC_BASE + 16), "neigh-evicted");
         assert_eq!(name(60), "counter-60");
         assert_eq!(drop_name(2), "auth");
         assert!(GW_DROP_BASE >= DROP_NAMES.len() && TRAFFIC_BASE >= GW_DROP_BASE + GW_DROP_NAMES.len());

@@ -133,7 +133,9 @@ struct SaKeyArgs {
     /// Direction.
     #[arg(long, value_enum)]
     dir: Dir,
-    /// Destination address (regions indexed by SPI and destination).
+    /// Destination address: names an outbound SA when several share its SPI (peers choose
+    /// outbound SPIs, so two may choose the same one), and an inbound SA in regions indexed
+    /// by SPI and destination. Without it, a change to an SPI several SAs share is refused.
     #[arg(long)]
     dst: Option<IpAddr>,
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dpdk::{lcore, Burst, Mempool, Port, PortConfig};
+use dpdk::{lcore, Burst, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue};
 
 use crate::cli::Args;
 use crate::stats::{PortSnapshot, Report, WorkerCounters};
@@ -44,20 +44,23 @@ pub fn pair_ports(ports: &[Port]) -> Result<Vec<(Port, Port)>, RunError> {
         [] => Err(RunError::Config(
             "no ports: give DPDK a device, e.g. `-- --vdev net_null0 --vdev net_null1`".into(),
         )),
-        [one] => Ok(vec![(*one, *one)]),
+        [one] => Ok(vec![(one.clone(), one.clone())]),
         _ if ports.len() % 2 == 1 => Err(RunError::Config(format!(
             "--ports: {} ports cannot be paired; give an even number, or one for one-arm",
             ports.len()
         ))),
-        _ => Ok(ports.chunks_exact(2).flat_map(|p| [(p[0], p[1]), (p[1], p[0])]).collect()),
+        _ => Ok(ports
+            .chunks_exact(2)
+            .flat_map(|p| [(p[0].clone(), p[1].clone()), (p[1].clone(), p[0].clone())])
+            .collect()),
     }
 }
 
-/// The io-forwarding loop of one worker: queue `queue` of every rx port, in turn, to the
-/// same queue of its tx port. No allocation, lock or system call inside the loop.
+/// The io-forwarding loop of one worker: its queue of every rx port, in turn, to the same
+/// queue of its tx port. No allocation, lock or system call inside the loop.
 fn io_worker(
-    routes: Vec<(Port, Port)>,
-    queue: u16,
+    mut routes: Vec<(RxQueue, usize)>,
+    mut txqs: Vec<TxQueue>,
     burst: usize,
     stop: Arc<AtomicBool>,
     ctr: Arc<WorkerCounters>,
@@ -65,14 +68,14 @@ fn io_worker(
     let mut pkts: Burst<MAX_BURST> = Burst::new();
     let (mut rx, mut tx, mut dropped) = (0u64, 0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
-        for &(in_port, out_port) in &routes {
+        for (in_q, out) in &mut routes {
             // Receive at most `burst`: leave the rest of the array unused.
-            let n = in_port.rx_burst_limited(queue, &mut pkts, burst);
+            let n = in_q.rx_burst_limited(&mut pkts, burst);
             if n == 0 {
                 continue;
             }
             rx += n as u64;
-            tx += out_port.tx_burst(queue, &mut pkts) as u64;
+            tx += txqs.get_mut(*out).map_or(0, |q| q.tx_burst(&mut pkts)) as u64;
             // What the driver did not take is dropped and counted (testpmd's io mode does
             // the same; retrying would stall the other ports).
             dropped += pkts.len() as u64;
@@ -113,23 +116,23 @@ fn snapshot(ports: &[Port], workers: &[(u32, Arc<WorkerCounters>)], start: Insta
 
 /// Runs espd with an initialised EAL until a signal, the duration or the idle limit stops
 /// it; returns the final report.
-pub fn run(args: &Args, stop: Arc<AtomicBool>) -> Result<Report, RunError> {
-    let lcores = lcore::workers();
+pub fn run(eal: &Eal, args: &Args, stop: Arc<AtomicBool>) -> Result<Report, RunError> {
+    let lcores = lcore::workers(eal);
     if lcores.is_empty() {
         return Err(RunError::Config(
             "no worker lcore: give the EAL at least two, e.g. `-- -l 0,1` (lcore 0 supervises)".into(),
         ));
     }
     let ports: Vec<Port> = if args.ports.is_empty() {
-        Port::all()
+        Port::all(eal)
     } else {
         args.ports
             .iter()
             .map(|&id| {
-                Port::new(id).map_err(|_| {
+                Port::new(eal, id).map_err(|_| {
                     RunError::Config(format!(
                         "--ports: port {id} does not exist ({} found)",
-                        Port::all().len()
+                        Port::all(eal).len()
                     ))
                 })
             })
@@ -138,7 +141,7 @@ pub fn run(args: &Args, stop: Arc<AtomicBool>) -> Result<Report, RunError> {
     let routes = pair_ports(&ports)?;
     let queues = u16::try_from(lcores.len()).map_err(|_| RunError::Config("too many lcores".into()))?;
 
-    let pool = Mempool::new("espd_pool", args.mbufs, 256, Mempool::DEFAULT_DATA_ROOM, None)?;
+    let pool = Mempool::new(eal, "espd_pool", args.mbufs, 256, Mempool::DEFAULT_DATA_ROOM, None)?;
     let cfg = PortConfig {
         rx_queues: queues,
         tx_queues: queues,
@@ -155,8 +158,16 @@ pub fn run(args: &Args, stop: Arc<AtomicBool>) -> Result<Report, RunError> {
     let mut workers = Vec::new();
     for (q, &l) in lcores.iter().enumerate() {
         let ctr = Arc::new(WorkerCounters::default());
-        let (r, s, c) = (routes.clone(), stop.clone(), ctr.clone());
-        lcore::launch(l, move || io_worker(r, q as u16, burst, s, c))?;
+        // This worker's queue `q` of every port: each rx queue, and where its frames go
+        // (an index into the tx queues, which follow the order of `ports`).
+        let q = q as u16;
+        let txqs = ports.iter().map(|p| p.tx_queue(q)).collect::<Result<Vec<_>, _>>()?;
+        let r = routes
+            .iter()
+            .map(|(i, o)| Ok((i.rx_queue(q)?, ports.iter().position(|p| p == o).unwrap_or(0))))
+            .collect::<Result<Vec<_>, dpdk::Error>>()?;
+        let (s, c) = (stop.clone(), ctr.clone());
+        lcore::launch(eal, l, move || io_worker(r, txqs, burst, s, c))?;
         workers.push((l, ctr));
     }
 
@@ -192,7 +203,7 @@ pub fn run(args: &Args, stop: Arc<AtomicBool>) -> Result<Report, RunError> {
     stop.store(true, Ordering::Relaxed);
     let mut failed = Vec::new();
     for (l, _) in &workers {
-        if lcore::wait(*l) != 0 {
+        if lcore::wait(eal, *l) != 0 {
             failed.push(*l);
         }
     }

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             idle_exit: args.idle_exit_ms.map(std::time::Duration::from_millis),
             stats_interval: None,
         };
-        let code = match espd::gw::app::run(cfg, &limits, stop) {
+        let code = match espd::gw::app::run(&eal, cfg, &limits, stop) {
             Ok(report) => {
                 if args.json {
                     match serde_json::to_string(&report) {
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         drop(eal);
         return code;
     }
-    let code = match espd::fwd::run(&args, stop) {
+    let code = match espd::fwd::run(&eal, &args, stop) {
         Ok(report) => {
             eprint!("{}", report.table(None));
             if args.json {
@@ -107,7 +107,7 @@ fn bench_main(bench: &espd::cli::BenchArgs, stop: Arc<AtomicBool>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match espd::bench::run(bench, stop) {
+    let code = match espd::bench::run(&eal, bench, stop) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("espd bench: {e}");

@@ -14,7 +14,7 @@ use espd::net::addr::{IfAddr, Interface};
 use espd::net::checksum;
 use espd::net::classify::{classify, ipv6_upper_layer, Classified, FastV4};
 use espd::net::ethernet::{self, Mac, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
-use espd::net::neigh::{Learned, NeighborTable};
+use espd::net::neigh::{Learned, NeighError, NeighTimes, NeighborTable};
 use espd::net::{arp, icmp, nd};
 
 const OUR: Mac = Mac([0x02, 0, 0, 0, 0, 0x01]);
@@ -398,39 +398,51 @@ proptest! {
         let _ = s.parse::<Mac>();
     }
 
-    /// The neighbour table against a `HashMap`, one thread, arbitrary operations.
+    /// The neighbour table against a `HashMap`, one thread, arbitrary operations. Only
+    /// addresses put in (asked for, or static) are learnt; 24 addresses in 128 buckets of 8
+    /// never overflow a bucket, so nothing is pushed out.
     #[test]
     fn neighbor_table_matches_model(ops in prop::collection::vec((0u8..5, 0u8..24, 1u8..4, 0u16..3), 1..200)) {
-        let t = NeighborTable::with_capacity(64);
-        let mut model: HashMap<IpAddr, (Mac, u16, bool)> = HashMap::new();
+        let t = NeighborTable::with_times(1024, NeighTimes { reachable: u64::MAX / 4, stale: 0 });
+        // Known addresses, with their MAC, port and static flag once resolved.
+        let mut model: HashMap<IpAddr, Option<(Mac, u16, bool)>> = HashMap::new();
         let addr = |k: u8| -> IpAddr {
             if k.is_multiple_of(2) { IpAddr::V4(Ipv4Addr::new(10, 0, 0, k + 1)) } else { IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(k))) }
         };
+        let mut unsolicited = 0;
         for (now, (op, k, m, port)) in ops.into_iter().enumerate() {
             let ip = addr(k);
             let mac = Mac([2, 0, 0, 0, 0, m]);
             match op {
-                0 => {
-                    let r = t.learn(ip, mac, port, now as u64).unwrap();
+                0 | 4 => {
+                    let r = if op == 0 {
+                        t.learn(ip, mac, port, now as u64)
+                    } else {
+                        t.refresh(ip, mac, port, now as u64).map(|l| l.ok_or(NeighError::Unsolicited)).and_then(|r| r)
+                    };
                     match model.get(&ip) {
-                        Some(&(_, _, true)) => prop_assert_eq!(r, Learned::Static),
-                        _ => { model.insert(ip, (mac, port, false)); }
+                        Some(&Some((_, _, true))) => prop_assert_eq!(r, Ok(Learned::Static)),
+                        Some(_) => { prop_assert!(r.is_ok()); model.insert(ip, Some((mac, port, false))); }
+                        None => {
+                            prop_assert_eq!(r, Err(NeighError::Unsolicited));
+                            if op == 0 { unsolicited += 1; }
+                        }
                     }
                 }
-                1 => { t.add_static(ip, mac, port, now as u64).unwrap(); model.insert(ip, (mac, port, true)); }
-                2 => { t.forget(ip); model.remove(&ip); }
-                3 => { t.mark_incomplete(ip, now as u64).unwrap(); }
-                _ => {
-                    let r = t.update_existing(ip, mac, port, now as u64).unwrap();
-                    if r.is_some() && !matches!(model.get(&ip), Some(&(_, _, true))) {
-                        model.insert(ip, (mac, port, false));
-                    }
+                1 => { t.add_static(ip, mac, port, now as u64).unwrap(); model.insert(ip, Some((mac, port, true))); }
+                2 => {
+                    prop_assert_eq!(t.forget(ip), model.contains_key(&ip));
+                    if let Some(v) = model.get_mut(&ip) { *v = None; }
                 }
+                _ => { t.mark_incomplete(ip, now as u64).unwrap(); model.entry(ip).or_insert(None); }
             }
             for k in 0..24 {
                 let ip = addr(k);
-                prop_assert_eq!(t.lookup(ip), model.get(&ip).map(|&(m, p, _)| (m, p)), "{}", ip);
+                prop_assert_eq!(t.lookup(ip, now as u64), model.get(&ip).copied().flatten().map(|(m, p, _)| (m, p)), "{}", ip);
             }
+            prop_assert_eq!(t.len(), model.len());
         }
+        prop_assert_eq!(t.refusals().unsolicited, unsolicited);
+        prop_assert_eq!(t.refusals().evicted, 0);
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! The global allocator of this binary (`ffi/wipe/src/scan.rs`) searches
 //! every block freed while armed for an SA's keys. The SA is read from a region the way a
-//! worker does (`SaCache::get`: `Reader::read_sa`, `engine_config`, `build` with the Rust
-//! backend), used to seal a packet, and the cache dropped. Needs neither root nor DPDK.
+//! worker does (`SaCache::get`: `Reader::read_sa`, `engine_config`, `build`), used to seal a
+//! packet, and the cache dropped: once with the Rust backend, once with ipsec-mb (the
+//! production default, whose expanded keys, GCM key data and HMAC ipad/opad states live in
+//! Rust-allocated blocks of `ffi/ipsec-mb`). Needs neither root nor DPDK.
 
 use wipe::scan as scan_alloc;
 
@@ -34,7 +36,7 @@ fn v4(a: [u8; 4]) -> [u8; 16] {
     x
 }
 
-fn record(spi: u32, cipher: Cipher, klen: u8, integ: Integ, ilen: u8) -> SaConfig {
+fn record(spi: u32, cipher: Cipher, klen: u8, integ: Integ, ilen: u8, backend: Backend) -> SaConfig {
     let mut c: SaConfig = bytemuck::Zeroable::zeroed();
     c.spi = spi;
     c.reqid = 1;
@@ -50,7 +52,7 @@ fn record(spi: u32, cipher: Cipher, klen: u8, integ: Integ, ilen: u8) -> SaConfi
     if ilen > 0 {
         c.integ_key = random();
     }
-    c.backend = Backend::Rust as u8;
+    c.backend = backend as u8;
     c.replay_window = 64;
     c.dscp = 0xff;
     c.src = v4([198, 18, 0, 1]);
@@ -59,7 +61,20 @@ fn record(spi: u32, cipher: Cipher, klen: u8, integ: Integ, ilen: u8) -> SaConfi
 }
 
 #[test]
-fn sa_contexts_built_from_the_region_leave_no_keys_in_freed_memory() {
+fn rust_backend_contexts_leave_no_keys_in_freed_memory() {
+    sa_contexts_built_from_the_region_leave_no_keys_in_freed_memory(Backend::Rust);
+}
+
+#[test]
+fn ipsec_mb_contexts_leave_no_keys_in_freed_memory() {
+    assert!(
+        esp::crypto::ipsec_mb::IpsecMbBackend::new().is_ok(),
+        "intel-ipsec-mb is not usable here (scripts/setup.sh installs libipsec-mb)"
+    );
+    sa_contexts_built_from_the_region_leave_no_keys_in_freed_memory(Backend::IpsecMb);
+}
+
+fn sa_contexts_built_from_the_region_leave_no_keys_in_freed_memory(backend: Backend) {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let caps = Capacities {
@@ -71,22 +86,23 @@ fn sa_contexts_built_from_the_region_leave_no_keys_in_freed_memory() {
         spi_dst_index: false,
     };
     let r = std::sync::Arc::new(Region::create(dir.path().join("sadb"), &caps).unwrap());
-    let gcm = record(0x7001, Cipher::AesGcm16, 16, Integ::None, 0);
-    let cbc = record(0x7002, Cipher::AesCbc, 32, Integ::HmacSha256_128, 32);
+    let gcm = record(0x7001, Cipher::AesGcm16, 16, Integ::None, 0, backend);
+    let cbc = record(0x7002, Cipher::AesCbc, 32, Integ::HmacSha256_128, 32, backend);
     {
         let mut w = r.writer().unwrap();
         w.add_sa(&gcm).unwrap();
         w.add_sa(&cbc).unwrap();
     }
     let reader = r.register_reader(0).unwrap();
-    let backends = Backends::new(false);
+    let backends = Backends::new(backend == Backend::IpsecMb);
     let needles: [&[u8]; 4] = [&gcm.cipher_key[..16], &gcm.salt, &cbc.cipher_key, &cbc.integ_key[..32]];
     arm(&needles);
     {
         let mut cache = SaCache::new(caps.sas);
         for spi in [0x7001, 0x7002] {
             let slot = r.find_sa(&SaKey { spi, direction: Direction::Out, dst: None }).unwrap();
-            let e = cache.get(&reader, &backends, slot).expect("context built");
+            let e =
+                cache.get(&reader, &backends, slot).unwrap_or_else(|| panic!("{backend:?} context built"));
             let Ctx::Out(o) = &mut e.ctx else { panic!("outbound") };
             let mut pkt = esp::VecBuffer::new(&[
                 0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2, 0, 8, 0, 0,
@@ -98,5 +114,5 @@ fn sa_contexts_built_from_the_region_leave_no_keys_in_freed_memory() {
     let hits = disarm();
     let names = ["GCM key", "GCM salt", "CBC key", "HMAC key"];
     let found: Vec<_> = names.iter().zip(hits).filter(|(_, h)| *h > 0).collect();
-    assert!(found.is_empty(), "SA keys in freed memory: {found:?}");
+    assert!(found.is_empty(), "{backend:?}: SA keys in freed memory: {found:?}");
 }

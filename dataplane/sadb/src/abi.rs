@@ -10,8 +10,10 @@ use bytemuck::{Pod, Zeroable};
 
 /// First eight bytes of every region.
 pub const MAGIC: [u8; 8] = *b"ESPGWSDB";
-/// Version of the layout and of the records below.
-pub const ABI_VERSION: u32 = 2;
+/// Version of the layout and of the records below, and of the rules that key them: since
+/// version 3 an outbound SA is keyed by SPI and destination, so several outbound SAs may
+/// share an SPI (a version 2 writer would take any of them for the one with that SPI).
+pub const ABI_VERSION: u32 = 3;
 
 /// Direction of an SA or a policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -45,7 +45,7 @@ pub const GW_DROP_NAMES: [&str; 9] = [
 /// Traffic counters, from `TRAFFIC_BASE`.
 pub const TRAFFIC_BASE: usize = 64;
 /// Traffic counter names.
-pub const TRAFFIC_NAMES: [&str; 14] = [
+pub const TRAFFIC_NAMES: [&str; 17] = [
     "rx-packets",
     "rx-bytes",
     "tx-packets",
@@ -60,6 +60,12 @@ pub const TRAFFIC_NAMES: [&str; 14] = [
     "acquires",
     "handed-off",
     "ignored",
+    // The neighbour table (ARP/ND), published by the worker that ages it once a second:
+    // learning refused because nobody asked for the address, or because its bucket holds
+    // static entries only; entries pushed out of a full bucket by a new address.
+    "neigh-unsolicited",
+    "neigh-table-full",
+    "neigh-evicted",
 ];
 
 /// The name of per-lcore counter `i`.

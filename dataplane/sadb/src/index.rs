@@ -1,6 +1,9 @@
 //! The SPI index: open addressing with linear probing over 64-bit entries, read without
 //! locks. An entry is `spi << 32 | out << 31 | (slot + 1)`; 0 is empty; a tombstone keeps
-//! probe chains intact after a delete. Readers stop at an empty entry or after
+//! probe chains intact after a delete. The destination is not in the entry but in the slot
+//! header it names: a key that includes it (every outbound SA's, and an inbound SA's when
+//! the region indexes by SPI and destination) walks the chain comparing it, so entries
+//! with one SPI and different destinations share a chain. Readers stop at an empty entry or after
 //! `MAX_PROBE` entries, so an unknown SPI costs a bounded number of probes.
 //!
 //! Writers insert into the first tombstone or empty entry of the chain (after checking the
@@ -134,6 +137,42 @@ impl Region {
             pos = (pos + 1) & mask;
         }
         None
+    }
+
+    /// Every live slot indexed under an SPI and direction (and `dst`, when given) in the
+    /// active bank, in probe order. An outbound SPI is chosen by the peer, so several
+    /// outbound SAs towards different peers may share one.
+    pub(crate) fn index_find_all(&self, spi: u32, out: bool, dst: Option<&[u8; 16]>) -> Vec<u32> {
+        let bank = self.hdr().active_index.load(Ordering::Acquire);
+        self.index_positions(bank, spi, out, dst)
+            .into_iter()
+            .map(|pos| entry_slot(self.index(bank)[pos].load(Ordering::Acquire)))
+            .collect()
+    }
+
+    /// The positions of every entry for a key in bank `bank` (at most `MAX_PROBE`).
+    pub(crate) fn index_positions(
+        &self,
+        bank: u32,
+        spi: u32,
+        out: bool,
+        dst: Option<&[u8; 16]>,
+    ) -> Vec<usize> {
+        let idx = self.index(bank);
+        let mask = idx.len() - 1;
+        let mut pos = home(self.seed, spi, out, mask);
+        let mut found = Vec::new();
+        for _ in 0..MAX_PROBE {
+            let e = idx[pos].load(Ordering::Acquire);
+            if e == EMPTY {
+                break;
+            }
+            if entry_matches(e, spi, out) && self.dst_matches(entry_slot(e), dst) {
+                found.push(pos);
+            }
+            pos = (pos + 1) & mask;
+        }
+        found
     }
 
     /// Writer: the position of the entry for a key in bank `bank`, if present.

@@ -22,6 +22,7 @@ pub struct Capacities {
     /// of 64, at most 65,536).
     pub max_replay_window: u32,
     /// Inbound SAs are found by SPI and destination address (RFC 4301 §4.1), not SPI alone.
+    /// (Outbound SAs are always keyed by SPI and destination.)
     pub spi_dst_index: bool,
 }
 

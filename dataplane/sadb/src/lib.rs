@@ -2,7 +2,10 @@
 //! (dataplane), as the kernel's xfrm state and policy tables are between strongSwan and
 //! Linux.
 //!
-//! One file under `/dev/shm` (or a hugetlbfs mount), mode 0600, mapped by both processes:
+//! One file, `/run/espgw/sadb` by default (a tmpfs, or a hugetlbfs mount), mode 0600,
+//! owned by the daemons' user, in a directory only that user may enter, mapped by both
+//! processes ([`file`] has the checks made before a file is used, [`sigbus`] what happens
+//! when it is truncated under a running process):
 //!
 //! | section | written by | read by |
 //! |---|---|---|
@@ -35,11 +38,13 @@
 
 mod abi;
 pub mod counters;
+pub mod file;
 mod index;
 mod layout;
 mod reader;
 mod region;
 mod shm;
+pub mod sigbus;
 mod spd;
 mod table;
 mod writer;
@@ -54,8 +59,9 @@ pub use shm::{SaHot, HOT_FLAG_HARD_FIRED, HOT_FLAG_SEQ_WARNED, HOT_FLAG_SOFT_FIR
 pub use table::{SaEntry, SaKey, SaStats};
 pub use writer::{PolicyEntry, ReaderInfo, Writer};
 
-/// Default path of the region.
-pub const DEFAULT_PATH: &str = "/dev/shm/espgw-sadb";
+/// Default path of the region, in the private directory [`file::DEFAULT_DIR`].
+pub const DEFAULT_PATH: &str = "/run/espgw/sadb";
+pub use sigbus::TRUNCATED_EXIT_STATUS;
 
 /// Everything that can go wrong with a region; the message names the file and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +79,38 @@ pub enum SadbError {
     Exists {
         /// The region file.
         path: PathBuf,
+    },
+    /// The file at the path may not be trusted: not a regular file, another owner, or a
+    /// mode that lets group or others in.
+    UnsafeFile {
+        /// The file.
+        path: PathBuf,
+        /// What it should be ("the SA database", "the lock file").
+        what: &'static str,
+        /// What it is: its kind, owner and mode.
+        reason: String,
+        /// Our effective uid, the owner it must have.
+        euid: u32,
+    },
+    /// The directory that must be private is not.
+    UnsafeDir {
+        /// The directory.
+        path: PathBuf,
+        /// What it should be.
+        what: &'static str,
+        /// What it is: its kind, owner and mode.
+        reason: String,
+        /// Our effective uid, the owner it must have.
+        euid: u32,
+    },
+    /// The region file became shorter than the mapped region while in use.
+    Shrunk {
+        /// The region file.
+        path: PathBuf,
+        /// Its size now.
+        size: u64,
+        /// The size of the region.
+        expected: u64,
     },
     /// The file is not an SA database (no magic).
     NotARegion {
@@ -169,6 +207,21 @@ impl std::fmt::Display for SadbError {
         match self {
             Io { path, op, err } => write!(f, "{}: {op} failed: {err}", path.display()),
             Exists { path } => write!(f, "{}: already exists", path.display()),
+            UnsafeFile { path, what, reason, euid } => write!(
+                f,
+                "refusing {}: {reason}; {what} must be a regular file owned by uid {euid} with mode 0600",
+                path.display()
+            ),
+            UnsafeDir { path, what, reason, euid } => write!(
+                f,
+                "refusing {}: {reason}; {what} must be a directory owned by uid {euid} with mode 0700",
+                path.display()
+            ),
+            Shrunk { path, size, expected } => write!(
+                f,
+                "{}: the SA database file shrank to {size} bytes under the mapped {expected} (truncated?)",
+                path.display()
+            ),
             NotARegion { path } => write!(f, "{}: not an espgw SA database (bad magic)", path.display()),
             AbiMismatch { path, found, expected } => write!(
                 f,

@@ -23,12 +23,17 @@ use bytemuck::{Pod, Zeroable};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::abi::{Event, PolicyConfig, SaConfig, ABI_VERSION, MAGIC};
+use crate::file::{self, LooseMode};
 use crate::layout::{
     Capacities, Layout, CACHE_LINE, HEADER_DYN_OFFSET, HEADER_SIZE, POLICY_CFG_WORDS, READER_SLOT_SIZE,
     SA_CFG_WORDS, SLOT_HDR_SIZE,
 };
 use crate::shm::{HeaderDyn, PolicyHdr, ReaderSlot, RingHdr, SaHot, SlotHdr, NO_SLOT};
+use crate::sigbus::Registration;
 use crate::SadbError;
+
+/// Names the region file in refusals.
+const WHAT: &str = "the SA database";
 
 /// Flag in the header: inbound SAs are indexed by SPI and destination.
 const FLAG_SPI_DST: u32 = 1;
@@ -87,6 +92,8 @@ impl HeaderStatic {
 /// A mapped SA database region. Shared by every thread of a process (`Sync`); readers
 /// and writers are made from it.
 pub struct Region {
+    /// The mapping's entry in the SIGBUS handler's table; dropped before the mapping.
+    _sigbus: Registration,
     map: MmapRaw,
     file: File,
     path: PathBuf,
@@ -113,17 +120,23 @@ fn unix_now() -> u64 {
 
 impl Region {
     /// Creates a new region file (mode 0600; an existing file is an error) sized for
-    /// `caps`, and maps it.
+    /// `caps`, and maps it. The default directory is created first if missing
+    /// ([`crate::file::prepare_dir`]).
     pub fn create(path: impl AsRef<Path>, caps: &Capacities) -> Result<Region, SadbError> {
         let path = path.as_ref();
         let lay = Layout::new(caps)?;
-        let file =
-            OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path).map_err(
-                |e| match e.kind() {
-                    std::io::ErrorKind::AlreadyExists => SadbError::Exists { path: path.to_owned() },
-                    _ => io(path, "create")(e),
-                },
-            )?;
+        file::prepare_dir(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => SadbError::Exists { path: path.to_owned() },
+                _ => io(path, "create")(e),
+            })?;
         // The umask may only remove bits; set exactly 0600 anyway.
         file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io(path, "chmod"))?;
         file.set_len(lay.total as u64).map_err(io(path, "resize"))?;
@@ -135,6 +148,7 @@ impl Region {
             err: e.to_string(),
         })?;
         let region = Region {
+            _sigbus: Registration::new(map.as_ptr(), map.len()),
             map,
             file,
             path: path.to_owned(),
@@ -190,9 +204,15 @@ impl Region {
 
     /// Maps an existing region, checking that it is one, of this ABI version and layout.
     /// A region still being created by another process is waited for (up to 2 s).
+    ///
+    /// Only a regular file owned by our effective uid with no group or other mode bits is
+    /// attached, opened without following a symbolic link or blocking and checked on the
+    /// open descriptor; anything else is refused with [`SadbError::UnsafeFile`].
     pub fn attach(path: impl AsRef<Path>) -> Result<Region, SadbError> {
         let path = path.as_ref();
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(io(path, "open"))?;
+        file::prepare_dir(path)?;
+        let file =
+            file::open_existing(path, WHAT, OpenOptions::new().read(true).write(true), LooseMode::Refuse)?;
         let len = file.metadata().map_err(io(path, "stat"))?.len();
         if len < HEADER_SIZE as u64 {
             return Err(SadbError::Truncated {
@@ -262,6 +282,7 @@ impl Region {
             });
         }
         let region = Region {
+            _sigbus: Registration::new(map.as_ptr(), map.len()),
             map,
             file,
             path: path.to_owned(),
@@ -315,6 +336,17 @@ impl Region {
             Err(SadbError::Exists { .. }) => Region::attach(path),
             other => other,
         }
+    }
+
+    /// Checks, with `fstat` on the open file, that the region file still holds the whole
+    /// region: a file truncated under us raises SIGBUS at the next access past its end.
+    /// Cheap enough to call from a control loop a few times a second.
+    pub fn check_file(&self) -> Result<(), SadbError> {
+        let size = self.file.metadata().map_err(io(&self.path, "stat"))?.len();
+        if size < self.lay.total as u64 {
+            return Err(SadbError::Shrunk { path: self.path.clone(), size, expected: self.lay.total as u64 });
+        }
+        Ok(())
     }
 
     /// The region file.

@@ -15,15 +15,20 @@ use crate::shm::{NO_SLOT, POLICY_LIVE, SLOT_FREE, SLOT_LIVE, SLOT_RETIRED};
 use crate::writer::Writer;
 use crate::SadbError;
 
-/// What identifies an SA: SPI and direction, plus the destination when the region
-/// indexes inbound SAs by SPI and destination.
+/// What identifies an SA: SPI and direction, plus the destination for every outbound SA,
+/// and for inbound SAs when the region indexes them by SPI and destination.
+///
+/// The peer chooses the SPI of an outbound SA, so two peers may choose the same one: the
+/// outbound SAs (SPI, peer A) and (SPI, peer B) are two SAs, and only a second (SPI, peer A)
+/// is a duplicate. A key without a destination names an outbound SA only while a single one
+/// has that SPI; with several, lookups find none and changes are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SaKey {
     /// SPI.
     pub spi: u32,
     /// Direction.
     pub direction: Direction,
-    /// Destination address (used only by regions indexed by SPI and destination).
+    /// Destination address (the outer one, as [`SaConfig::dst`] holds it).
     pub dst: Option<[u8; 16]>,
 }
 
@@ -221,17 +226,50 @@ impl Region {
         out
     }
 
-    /// The slot of a live SA.
+    /// The slot of a live SA. An outbound key without a destination finds the SA only when
+    /// it is the one outbound SA with that SPI.
     pub fn find_sa(&self, key: &SaKey) -> Option<u32> {
-        let dst = if self.caps.spi_dst_index { key.dst.as_ref() } else { None };
-        self.index_find(key.spi, key.direction == Direction::Out, dst)
+        let out = key.direction == Direction::Out;
+        match (out, self.key_dst(key)) {
+            (true, None) => match self.index_find_all(key.spi, true, None)[..] {
+                [slot] => Some(slot),
+                _ => None,
+            },
+            (_, dst) => self.index_find(key.spi, out, dst),
+        }
     }
 
+    /// The slots of every live SA with this SPI and direction: several outbound ones when
+    /// peers chose the same SPI (at most the index's probe limit).
+    pub fn find_sas(&self, spi: u32, direction: Direction) -> Vec<u32> {
+        self.index_find_all(spi, direction == Direction::Out, None)
+    }
+
+    /// The part of a key's destination the index compares: always for outbound SAs, for
+    /// inbound ones when the region indexes them by SPI and destination.
     fn key_dst<'k>(&self, key: &'k SaKey) -> Option<&'k [u8; 16]> {
-        if self.caps.spi_dst_index && key.direction == Direction::In {
+        if key.direction == Direction::Out || self.caps.spi_dst_index {
             key.dst.as_ref()
         } else {
             None
+        }
+    }
+
+    /// Writer: the index position of the one SA a key names in bank `bank`.
+    fn locate(&self, bank: u32, key: &SaKey) -> Result<usize, SadbError> {
+        let out = key.direction == Direction::Out;
+        match self.index_positions(bank, key.spi, out, self.key_dst(key))[..] {
+            [] => Err(SadbError::NotFound { key: *key }),
+            [pos] => Ok(pos),
+            ref several => Err(invalid(
+                "dst",
+                format!(
+                    "{} SAs have SPI {:#010x} {}; name the destination",
+                    several.len(),
+                    key.spi,
+                    if out { "out" } else { "in" }
+                ),
+            )),
         }
     }
 }
@@ -247,6 +285,7 @@ impl Writer<'_> {
         let key = SaKey { spi: cfg.spi, direction: dir, dst: Some(cfg.dst) };
         let out = dir == Direction::Out;
         let bank = r.hdr().active_index.load(Ordering::Relaxed);
+        // Outbound: (SPI, destination), so another peer's SA with the same SPI is no duplicate.
         if r.index_position(bank, cfg.spi, out, r.key_dst(&key)).is_some() {
             return Err(SadbError::Duplicate { key });
         }
@@ -296,12 +335,19 @@ impl Writer<'_> {
     /// Changes a live SA's configuration in place (lifetimes, keys of a manual SA, the
     /// UDP encapsulation ports and outer addresses after a NAT rebinding, ...); the SPI,
     /// direction and reqid cannot change, nor an inbound SA's destination (it may key the
-    /// SPI index). An outbound SA, indexed by SPI alone, may move to a new destination.
+    /// SPI index). An outbound SA may move to a new destination unless another outbound SA
+    /// with its SPI is there already (the entry in the index names the slot, whose header
+    /// holds the destination, so the entry stays).
     /// Readers see the old or the new record, never a mix, and rebuild their cached
     /// context when the version changes; the hot state (sequence number, counters) stays.
     pub fn update_sa(&mut self, key: &SaKey, f: impl FnOnce(&mut SaConfig)) -> Result<(), SadbError> {
         let r = self.r;
-        let slot = r.find_sa(key).ok_or(SadbError::NotFound { key: *key })?;
+        let bank = r.hdr().active_index.load(Ordering::Relaxed);
+        let pos = r.locate(bank, key)?;
+        let slot = crate::index::entry_slot(r.index(bank)[pos].load(Ordering::Relaxed));
+        if slot >= r.caps.sas {
+            return Err(SadbError::NotFound { key: *key });
+        }
         let mut cfg: SaConfig = load_words(r.config_words(slot));
         let (spi, direction, dst, reqid) = (cfg.spi, cfg.direction, cfg.dst, cfg.reqid);
         f(&mut cfg);
@@ -310,6 +356,8 @@ impl Writer<'_> {
             Err(invalid("spi", "an update cannot change the SPI, direction or reqid"))
         } else if cfg.dst != dst && !outbound {
             Err(invalid("dst", "an update cannot change an inbound SA's destination"))
+        } else if cfg.dst != dst && r.index_position(bank, spi, true, Some(&cfg.dst)).is_some() {
+            Err(SadbError::Duplicate { key: SaKey { spi, direction: Direction::Out, dst: Some(cfg.dst) } })
         } else {
             validate_sa(&cfg, r.caps.max_replay_window)
         };
@@ -338,8 +386,7 @@ impl Writer<'_> {
         let r = self.r;
         let out = key.direction == Direction::Out;
         let bank = r.hdr().active_index.load(Ordering::Relaxed);
-        let pos =
-            r.index_position(bank, key.spi, out, r.key_dst(key)).ok_or(SadbError::NotFound { key: *key })?;
+        let pos = r.locate(bank, key)?;
         let slot = crate::index::entry_slot(r.index(bank)[pos].load(Ordering::Relaxed));
         r.index_remove_at(bank, pos);
         r.hdr().tombstones.fetch_add(1, Ordering::Relaxed);

@@ -36,6 +36,8 @@ fn create_attach_and_refusals() {
     let write = |name: &str, b: &[u8]| {
         let p = dir.path().join(name);
         std::fs::write(&p, b).unwrap();
+        // Only a file nobody else may read is attached.
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         p
     };
     // Foreign ABI version.
@@ -675,4 +677,78 @@ fn inbound_ownership_claims() {
     let again = w.add_sa(&gcm_sa(0x77, Direction::In, 1)).unwrap();
     assert_eq!(again, slot);
     assert_eq!(b.claim_inbound(again, mb), mb, "a reinstalled SA starts unclaimed");
+}
+
+/// Peers choose outbound SPIs: two tunnels towards two peers may get the same one. Both SAs
+/// live side by side, each bound to its own policy; deleting one leaves the other; only the
+/// same SPI towards the same peer is a duplicate; a key without a destination is refused
+/// while it could name either.
+#[test]
+fn outbound_sas_share_an_spi_towards_two_peers() {
+    let (_d, r) = region(&small_caps());
+    let reader = r.register_reader(0).unwrap();
+    let mut w = r.writer().unwrap();
+    let (peer_a, peer_b) = (v4([198, 18, 0, 10]), v4([198, 18, 0, 20]));
+    let mut pa =
+        policy(1, Direction::Out, Action::Protect, (v4([198, 18, 1, 0]), 24), (v4([198, 19, 1, 0]), 24));
+    pa.reqid = 10;
+    let mut pb =
+        policy(2, Direction::Out, Action::Protect, (v4([198, 18, 1, 0]), 24), (v4([198, 19, 2, 0]), 24));
+    pb.reqid = 20;
+    w.add_policies(&[pa, pb]).unwrap();
+    let mut a = gcm_sa(0x5150, Direction::Out, 1);
+    (a.dst, a.reqid) = (peer_a, 10);
+    let mut b = gcm_sa(0x5150, Direction::Out, 2);
+    (b.dst, b.reqid) = (peer_b, 20);
+    let sa = w.add_sa(&a).unwrap();
+    let sb = w.add_sa(&b).unwrap();
+    assert_ne!(sa, sb);
+    let bound = |dst: [u8; 4]| {
+        reader.lookup_policy(Direction::Out, &flow([198, 18, 1, 5], dst, 17, 1, 2)).unwrap().sa_slot
+    };
+    assert_eq!((bound([198, 19, 1, 9]), bound([198, 19, 2, 9])), (Some(sa), Some(sb)));
+    let key = |dst: Option<[u8; 16]>| SaKey { spi: 0x5150, direction: Direction::Out, dst };
+    assert_eq!(r.find_sa(&key(Some(peer_a))), Some(sa));
+    assert_eq!(r.find_sa(&key(Some(peer_b))), Some(sb));
+    assert_eq!(r.find_sa(&key(Some(v4([198, 18, 0, 30])))), None, "no SA towards a third peer");
+    assert_eq!(r.find_sa(&key(None)), None, "without a destination the SPI names two SAs");
+    let mut both = r.find_sas(0x5150, Direction::Out);
+    both.sort_unstable();
+    assert_eq!(both, {
+        let mut v = vec![sa, sb];
+        v.sort_unstable();
+        v
+    });
+    assert_eq!(r.find_sas(0x5150, Direction::In), Vec::<u32>::new());
+
+    // A second SA with the same SPI towards the same peer is a duplicate, whatever its reqid.
+    let mut dup = gcm_sa(0x5150, Direction::Out, 3);
+    (dup.dst, dup.reqid) = (peer_a, 30);
+    assert_eq!(w.add_sa(&dup), Err(SadbError::Duplicate { key: key(Some(peer_a)) }));
+    // Changes through an ambiguous key are refused and touch neither SA.
+    let e = w.del_sa(&key(None)).unwrap_err();
+    assert!(matches!(e, SadbError::Invalid { field: "dst", .. }), "{e}");
+    let e = w.update_sa(&key(None), |c| c.soft_bytes = 1).unwrap_err();
+    assert!(matches!(e, SadbError::Invalid { field: "dst", .. }), "{e}");
+    // Moving A onto B's destination would make two (SPI, peer B): refused.
+    assert_eq!(
+        w.update_sa(&key(Some(peer_a)), |c| c.dst = peer_b),
+        Err(SadbError::Duplicate { key: key(Some(peer_b)) })
+    );
+    assert_eq!(r.sa_entry(sa).unwrap().config.dst, peer_a, "not moved");
+    assert_eq!(r.list_sas().len(), 2);
+
+    // Deleting A leaves B, still bound; then the SPI alone names B.
+    w.del_sa(&key(Some(peer_a))).unwrap();
+    assert_eq!(w.del_sa(&key(Some(peer_a))), Err(SadbError::NotFound { key: key(Some(peer_a)) }));
+    assert_eq!(r.find_sa(&key(Some(peer_b))), Some(sb));
+    assert_eq!((bound([198, 19, 1, 9]), bound([198, 19, 2, 9])), (None, Some(sb)));
+    assert_eq!(r.find_sa(&key(None)), Some(sb));
+    let (cfg, _) = reader.read_sa(sb).unwrap();
+    assert_eq!((cfg.dst, cfg.reqid, cfg.salt), (peer_b, 20, [2; 4]), "B's record untouched");
+    // With one SA left, a move is fine (NAT rebinding).
+    w.update_sa(&key(None), |c| c.dst = peer_a).unwrap();
+    assert_eq!(r.find_sa(&key(Some(peer_a))), Some(sb));
+    w.del_sa(&key(None)).unwrap();
+    assert!(r.list_sas().is_empty());
 }

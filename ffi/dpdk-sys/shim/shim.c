@@ -37,6 +37,11 @@ uint16_t shim_rte_pktmbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbu
 uint16_t shim_rte_pktmbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
 int shim_rte_pktmbuf_is_contiguous(const struct rte_mbuf *m) { return rte_pktmbuf_is_contiguous(m); }
 void shim_rte_pktmbuf_reset(struct rte_mbuf *m) { rte_pktmbuf_reset(m); }
+uint16_t shim_rte_mbuf_refcnt_read(const struct rte_mbuf *m) { return rte_mbuf_refcnt_read(m); }
+int shim_rte_mbuf_is_shared_buffer(const struct rte_mbuf *m)
+{
+    return RTE_MBUF_CLONED(m) || RTE_MBUF_HAS_EXTBUF(m);
+}
 
 unsigned shim_rte_ring_enqueue_burst(struct rte_ring *r, void *const *obj_table,
                                      unsigned n, unsigned *free_space)
@@ -58,7 +63,7 @@ uint64_t shim_rte_get_tsc_hz(void) { return rte_get_tsc_hz(); }
 int shim_rte_errno(void) { return rte_errno; }
 void shim_rte_pause(void) { rte_pause(); }
 
-void shim_rte_mbuf_layout(uint32_t out[9])
+void shim_rte_mbuf_layout(uint32_t out[11])
 {
     out[0] = sizeof(struct rte_mbuf);
     out[1] = offsetof(struct rte_mbuf, buf_addr);
@@ -69,6 +74,8 @@ void shim_rte_mbuf_layout(uint32_t out[9])
     out[6] = offsetof(struct rte_mbuf, port);
     out[7] = offsetof(struct rte_mbuf, pool);
     out[8] = offsetof(struct rte_mbuf, next);
+    out[9] = offsetof(struct rte_mbuf, refcnt);
+    out[10] = offsetof(struct rte_mbuf, ol_flags);
 }
 
 uint64_t shim_rte_eth_rss_ip(void) { return RTE_ETH_RSS_IP; }

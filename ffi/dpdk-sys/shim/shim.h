@@ -30,6 +30,10 @@ uint16_t shim_rte_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t shim_rte_pktmbuf_tailroom(const struct rte_mbuf *m);
 int shim_rte_pktmbuf_is_contiguous(const struct rte_mbuf *m);
 void shim_rte_pktmbuf_reset(struct rte_mbuf *m);
+/* The reference count (rte_mbuf_refcnt_read) and whether the mbuf is indirect or carries an
+ * external buffer: the checks the Rust side repeats inline before handing out &mut bytes. */
+uint16_t shim_rte_mbuf_refcnt_read(const struct rte_mbuf *m);
+int shim_rte_mbuf_is_shared_buffer(const struct rte_mbuf *m);
 
 /* ring */
 unsigned shim_rte_ring_enqueue_burst(struct rte_ring *r, void *const *obj_table,
@@ -49,8 +53,8 @@ void shim_rte_pause(void);
 
 /* Layout cross-check for the Rust side, which reads these fields directly:
  * out = { sizeof(struct rte_mbuf), offsetof buf_addr, data_off, pkt_len, data_len, buf_len,
- *         port, pool, next }. */
-void shim_rte_mbuf_layout(uint32_t out[9]);
+ *         port, pool, next, refcnt, ol_flags }. */
+void shim_rte_mbuf_layout(uint32_t out[11]);
 
 /* RSS hash-type masks: built from RTE_BIT64(), a function-like macro bindgen cannot expand. */
 uint64_t shim_rte_eth_rss_ip(void);

@@ -21,8 +21,8 @@ mod tests {
     /// fields Rust reads directly against the C compiler's view of the same header.
     #[test]
     fn mbuf_layout_matches_c() {
-        let mut c = [0u32; 9];
-        // SAFETY: the shim writes exactly nine u32 values into the array it is given.
+        let mut c = [0u32; 11];
+        // SAFETY: the shim writes exactly eleven u32 values into the array it is given.
         unsafe { shim_rte_mbuf_layout(c.as_mut_ptr()) };
         let rust = [
             size_of::<rte_mbuf>(),
@@ -34,6 +34,8 @@ mod tests {
             offset_of!(rte_mbuf, port),
             offset_of!(rte_mbuf, pool),
             offset_of!(rte_mbuf, next),
+            offset_of!(rte_mbuf, refcnt),
+            offset_of!(rte_mbuf, ol_flags),
         ];
         let c: Vec<usize> = c.iter().map(|&v| v as usize).collect();
         assert_eq!(rust.to_vec(), c);

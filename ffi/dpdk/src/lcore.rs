@@ -3,7 +3,7 @@
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::{Error, Result};
+use crate::{Eal, Error, Result};
 
 type Job = Box<dyn FnOnce() -> i32 + Send + 'static>;
 
@@ -15,11 +15,12 @@ pub fn id() -> u32 {
 }
 
 /// The worker lcores (every enabled lcore except the main one), in order.
-pub fn workers() -> Vec<u32> {
+pub fn workers(_eal: &Eal) -> Vec<u32> {
     let mut out = Vec::new();
     let mut i = u32::MAX; // rte_get_next_lcore(-1, ...) starts from the first lcore
     loop {
-        // SAFETY: a plain query by value (skip the main lcore, do not wrap).
+        // SAFETY: a plain query by value (skip the main lcore, do not wrap) on the EAL's
+        // lcore table, which the token keeps initialised.
         i = unsafe { dpdk_sys::rte_get_next_lcore(i, 1, 0) };
         if i >= dpdk_sys::RTE_MAX_LCORE {
             return out;
@@ -44,7 +45,7 @@ pub fn tsc() -> u64 {
     }
 }
 
-/// TSC ticks per second, as measured by the EAL.
+/// TSC ticks per second, as measured by the EAL (0 before it is initialised).
 pub fn tsc_hz() -> u64 {
     // SAFETY: a plain query.
     unsafe { dpdk_sys::shim_rte_get_tsc_hz() }
@@ -65,11 +66,11 @@ extern "C" fn trampoline(arg: *mut c_void) -> c_int {
 }
 
 /// Runs `job` on worker lcore `lcore`; collect its return value with [`wait`].
-pub fn launch(lcore: u32, job: impl FnOnce() -> i32 + Send + 'static) -> Result<()> {
+pub fn launch(_eal: &Eal, lcore: u32, job: impl FnOnce() -> i32 + Send + 'static) -> Result<()> {
     let boxed: Box<Job> = Box::new(Box::new(job));
     let arg = Box::into_raw(boxed).cast::<c_void>();
-    // SAFETY: trampoline matches lcore_function_t and takes ownership of `arg` exactly once
-    // when the launch succeeds.
+    // SAFETY: the EAL is initialised (the token exists); trampoline matches
+    // lcore_function_t and takes ownership of `arg` exactly once when the launch succeeds.
     let ret = unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
     if ret != 0 {
         // SAFETY: the launch failed, so the trampoline never ran; take the job back.
@@ -80,7 +81,8 @@ pub fn launch(lcore: u32, job: impl FnOnce() -> i32 + Send + 'static) -> Result<
 }
 
 /// Waits for the job on `lcore` to finish and returns its value (-1 if it panicked).
-pub fn wait(lcore: u32) -> i32 {
-    // SAFETY: a plain call by value; waiting on an idle lcore returns at once.
+pub fn wait(_eal: &Eal, lcore: u32) -> i32 {
+    // SAFETY: a plain call by value on an initialised EAL; waiting on an idle lcore returns
+    // at once.
     unsafe { dpdk_sys::rte_eal_wait_lcore(lcore) }
 }

@@ -3,15 +3,17 @@
 use std::ffi::CString;
 use std::ptr::NonNull;
 
-use crate::{Error, Mbuf, Result, PKTMBUF_HEADROOM};
+use crate::{Eal, Error, Mbuf, Result, PKTMBUF_HEADROOM};
 
 /// A pool of packet buffers (`rte_pktmbuf_pool_create`). Pools are shared by every lcore
 /// (DPDK's mempool is multi-producer, multi-consumer with a per-lcore cache) and live until
 /// the EAL is cleaned up: DPDK has no safe way to free a pool while a driver or ring may
 /// still hold one of its buffers, so dropping a `Mempool` handle does not free the pool.
-#[derive(Debug, Clone, Copy)]
+/// A handle holds an [`Eal`] token (cloning one is a reference count, not per packet).
+#[derive(Debug, Clone)]
 pub struct Mempool {
     ptr: NonNull<dpdk_sys::rte_mempool>,
+    _eal: Eal,
 }
 
 // SAFETY: rte_mempool is designed for concurrent use from many threads; the handle is only
@@ -26,7 +28,14 @@ impl Mempool {
 
     /// Creates a pool of `count` buffers with `data_room` bytes each (headroom included),
     /// a per-lcore cache of `cache` buffers, on NUMA socket `socket` (`None`: any).
-    pub fn new(name: &str, count: u32, cache: u32, data_room: u16, socket: Option<i32>) -> Result<Self> {
+    pub fn new(
+        eal: &Eal,
+        name: &str,
+        count: u32,
+        cache: u32,
+        data_room: u16,
+        socket: Option<i32>,
+    ) -> Result<Self> {
         let cname = CString::new(name).map_err(|_| Error::new(format!("mempool name {name:?}"), 22))?;
         // SAFETY: cname is a valid NUL-terminated string for the duration of the call; the
         // other arguments are plain values that DPDK validates.
@@ -40,9 +49,10 @@ impl Mempool {
                 socket.unwrap_or(dpdk_sys::SOCKET_ID_ANY),
             )
         };
-        NonNull::new(ptr)
-            .map(|ptr| Mempool { ptr })
-            .ok_or_else(|| Error::last(format!("rte_pktmbuf_pool_create({name}, {count} buffers)")))
+        let ptr = NonNull::new(ptr)
+            .ok_or_else(|| Error::last(format!("rte_pktmbuf_pool_create({name}, {count} buffers)")))?;
+        eal.register_pool(ptr.as_ptr());
+        Ok(Mempool { ptr, _eal: eal.clone() })
     }
 
     /// Takes one buffer from the pool, reset and empty; `None` when the pool is exhausted.
@@ -67,11 +77,19 @@ impl Mempool {
 
     /// Total buffers the pool was created with.
     pub fn size(&self) -> u32 {
-        // SAFETY: `size` is set at creation and never changes.
-        unsafe { self.ptr.as_ref().size }
+        // SAFETY: the pool is valid for the life of the EAL, which this handle keeps; the
+        // field is read through the raw pointer, with no reference to memory that DPDK
+        // mutates from other threads (`size` itself is set at creation and never changes).
+        unsafe { std::ptr::addr_of!((*self.ptr.as_ptr()).size).read() }
     }
 
     pub(crate) fn as_ptr(&self) -> *mut dpdk_sys::rte_mempool {
+        self.ptr.as_ptr()
+    }
+
+    /// The raw pool, for calls into `dpdk-sys` that this layer does not wrap (every use of
+    /// it is `unsafe` there). It stays valid while this handle lives.
+    pub fn as_raw(&self) -> *mut dpdk_sys::rte_mempool {
         self.ptr.as_ptr()
     }
 }

@@ -2,15 +2,75 @@
 //! a PCI NIC, or the virtual devices (`net_null`, `net_ring`, `net_pcap`, `net_af_packet`,
 //! `net_tap`, `net_virtio_user`).
 
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
 
-use crate::{Burst, Error, Mempool, Result};
+use crate::eal::PortQueues;
+use crate::{Burst, Eal, Error, Mempool, Result};
 
-/// An ethdev port, by its DPDK port id. Copyable: DPDK's rule is one thread per queue, so
-/// the caller gives each worker its own queue numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// An ethdev port, by its DPDK port id, for control operations (configure, start, stop,
+/// link, stats). Packets move only through queue handles ([`RxQueue`], [`TxQueue`]): DPDK's
+/// rule is one thread per queue, and a queue handle is the one way to use a queue.
+#[derive(Debug, Clone)]
 pub struct Port {
     id: u16,
+    eal: Eal,
+}
+
+impl PartialEq for Port {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Port {}
+
+/// The receive side of one queue of one port, owned by the one lcore that polls it.
+///
+/// At most one handle per (port, queue) exists at a time ([`Port::rx_queue`] refuses a
+/// second), it is `Send` (it moves to its lcore) but neither `Clone` nor `Sync`, and the
+/// port cannot be reconfigured or closed while it lives. So no two threads poll one queue,
+/// and no queue is polled that the port does not have.
+///
+/// ```compile_fail,E0599
+/// fn f(q: dpdk::RxQueue) { let _r = q.clone(); }
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn need_sync<T: Sync>() {}
+/// need_sync::<dpdk::RxQueue>();
+/// ```
+#[derive(Debug)]
+pub struct RxQueue {
+    port: u16,
+    queue: u16,
+    eal: Eal,
+    _one_thread: PhantomData<Cell<()>>,
+}
+
+/// The transmit side of one queue of one port; the same rules as [`RxQueue`].
+///
+/// ```compile_fail,E0599
+/// fn f(q: dpdk::TxQueue) { let _r = q.clone(); }
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn need_sync<T: Sync>() {}
+/// need_sync::<dpdk::TxQueue>();
+/// ```
+///
+/// ```
+/// fn need_send<T: Send>() {}
+/// need_send::<dpdk::TxQueue>();
+/// need_send::<dpdk::RxQueue>();
+/// ```
+#[derive(Debug)]
+pub struct TxQueue {
+    port: u16,
+    queue: u16,
+    eal: Eal,
+    _one_thread: PhantomData<Cell<()>>,
 }
 
 /// How to set a port up.
@@ -82,27 +142,27 @@ pub struct PortStats {
 
 impl Port {
     /// The port with this id, if it exists.
-    pub fn new(id: u16) -> Result<Port> {
-        // SAFETY: a plain query by value.
+    pub fn new(eal: &Eal, id: u16) -> Result<Port> {
+        // SAFETY: a plain query by value; the EAL is initialised (the token exists).
         if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) } == 1 {
-            Ok(Port { id })
+            Ok(Port { id, eal: eal.clone() })
         } else {
             Err(Error::new(format!("port {id} does not exist"), 19))
         }
     }
 
     /// The port whose device name (e.g. `net_pcap0`, `0000:00:04.0`) is `name`.
-    pub fn by_name(name: &str) -> Result<Port> {
+    pub fn by_name(eal: &Eal, name: &str) -> Result<Port> {
         let cname = CString::new(name).map_err(|_| Error::new(format!("port name {name:?}"), 22))?;
         let mut id = 0u16;
         // SAFETY: valid NUL-terminated name and a valid out pointer.
         let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
         Error::check(|| format!("no port named {name}"), ret)?;
-        Ok(Port { id })
+        Ok(Port { id, eal: eal.clone() })
     }
 
     /// Every port the EAL found (not owned by another component), in id order.
-    pub fn all() -> Vec<Port> {
+    pub fn all(eal: &Eal) -> Vec<Port> {
         let mut ports = Vec::new();
         let mut id: u64 = 0;
         loop {
@@ -113,7 +173,7 @@ impl Port {
             if next >= u64::from(dpdk_sys::RTE_MAX_ETHPORTS) {
                 break;
             }
-            ports.push(Port { id: next as u16 });
+            ports.push(Port { id: next as u16, eal: eal.clone() });
             id = next + 1;
         }
         ports
@@ -157,9 +217,27 @@ impl Port {
     }
 
     /// Configures the port and sets up its queues, drawing RX buffers from `pool`. The port
-    /// must be stopped. RSS is asked for only when there are several RX queues and the
-    /// device offers it; otherwise a single queue gets every packet.
+    /// must be stopped, and no handle of its queues may be alive. RSS is asked for only when
+    /// there are several RX queues and the device offers it; otherwise a single queue gets
+    /// every packet. Take the queues' handles afterwards with [`Port::rx_queue`] and
+    /// [`Port::tx_queue`].
     pub fn configure(&self, cfg: &PortConfig, pool: &Mempool) -> Result<()> {
+        // Held across the reconfiguration, so no queue handle appears meanwhile.
+        let mut all = self.eal.queues();
+        if let Some(q) = all.get(&self.id) {
+            if q.live() > 0 {
+                return Err(Error::new(
+                    format!(
+                        "port {}: {} queue handle(s) still in use, cannot reconfigure",
+                        self.id,
+                        q.live()
+                    ),
+                    16,
+                ));
+            }
+        }
+        // Until the queues are set up again, none may be taken.
+        all.remove(&self.id);
         let info = self.info()?;
         if cfg.rx_queues == 0 || cfg.rx_queues > info.max_rx_queues.max(1) {
             return Err(Error::new(
@@ -220,7 +298,50 @@ impl Port {
             // SAFETY: a plain call by value on a configured port.
             let _ = unsafe { dpdk_sys::rte_eth_promiscuous_enable(self.id) };
         }
+        all.insert(
+            self.id,
+            PortQueues {
+                rx_taken: vec![false; usize::from(cfg.rx_queues)],
+                tx_taken: vec![false; usize::from(cfg.tx_queues)],
+            },
+        );
         Ok(())
+    }
+
+    /// The handle of RX queue `queue`: an error if the port was not configured with that
+    /// queue, or if a handle of it is alive already.
+    pub fn rx_queue(&self, queue: u16) -> Result<RxQueue> {
+        self.take(queue, true)?;
+        Ok(RxQueue { port: self.id, queue, eal: self.eal.clone(), _one_thread: PhantomData })
+    }
+
+    /// The handle of TX queue `queue`, as [`Port::rx_queue`].
+    pub fn tx_queue(&self, queue: u16) -> Result<TxQueue> {
+        self.take(queue, false)?;
+        Ok(TxQueue { port: self.id, queue, eal: self.eal.clone(), _one_thread: PhantomData })
+    }
+
+    fn take(&self, queue: u16, rx: bool) -> Result<()> {
+        let dir = if rx { "RX" } else { "TX" };
+        let mut all = self.eal.queues();
+        let Some(q) = all.get_mut(&self.id) else {
+            return Err(Error::new(format!("port {}: not configured, no {dir} queue {queue}", self.id), 22));
+        };
+        let taken = if rx { &mut q.rx_taken } else { &mut q.tx_taken };
+        let n = taken.len();
+        match taken.get_mut(usize::from(queue)) {
+            None => Err(Error::new(
+                format!("port {}: {dir} queue {queue} out of range ({n} configured)", self.id),
+                22,
+            )),
+            Some(true) => {
+                Err(Error::new(format!("port {}: {dir} queue {queue} already has a handle", self.id), 16))
+            }
+            Some(t) => {
+                *t = true;
+                Ok(())
+            }
+        }
     }
 
     /// Starts the port.
@@ -230,16 +351,40 @@ impl Port {
         Error::check(|| format!("rte_eth_dev_start(port {})", self.id), ret).map(drop)
     }
 
-    /// Stops the port.
+    /// Stops the port: an error while a handle of one of its queues is alive.
     pub fn stop(&self) -> Result<()> {
-        // SAFETY: a plain call by value; DPDK checks the port's state.
+        // DPDK forbids a burst on a queue while its port stops (drivers free the mbufs of
+        // their rings): held across the call, so no queue handle appears meanwhile.
+        let all = self.eal.queues();
+        if let Some(q) = all.get(&self.id) {
+            if q.live() > 0 {
+                return Err(Error::new(
+                    format!("port {}: {} queue handle(s) still in use, cannot stop", self.id, q.live()),
+                    16,
+                ));
+            }
+        }
+        // SAFETY: a plain call by value; DPDK checks the port's state; no queue handle of the
+        // port is alive, so no burst runs on it.
         let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
         Error::check(|| format!("rte_eth_dev_stop(port {})", self.id), ret).map(drop)
     }
 
-    /// Closes the port (after stop), releasing its queues.
+    /// Closes the port (after stop), releasing its queues: an error while a handle of one of
+    /// them is alive.
     pub fn close(&self) -> Result<()> {
-        // SAFETY: a plain call by value; DPDK checks the port's state.
+        let mut all = self.eal.queues();
+        if let Some(q) = all.get(&self.id) {
+            if q.live() > 0 {
+                return Err(Error::new(
+                    format!("port {}: {} queue handle(s) still in use, cannot close", self.id, q.live()),
+                    16,
+                ));
+            }
+        }
+        all.remove(&self.id);
+        // SAFETY: a plain call by value; DPDK checks the port's state; no queue handle is
+        // alive and none can be taken until the port is configured again.
         let ret = unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
         Error::check(|| format!("rte_eth_dev_close(port {})", self.id), ret).map(drop)
     }
@@ -287,39 +432,86 @@ impl Port {
             rx_nombuf: s.rx_nombuf,
         })
     }
+}
 
-    /// Receives up to `burst.room()` packets from `queue` into `burst`; returns how many.
-    /// Only one thread may poll a given queue.
-    #[inline]
-    pub fn rx_burst<const N: usize>(&self, queue: u16, burst: &mut Burst<N>) -> usize {
-        self.rx_burst_limited(queue, burst, N)
+fn release(eal: &Eal, port: u16, queue: u16, rx: bool) {
+    if let Some(q) = eal.queues().get_mut(&port) {
+        let taken = if rx { &mut q.rx_taken } else { &mut q.tx_taken };
+        if let Some(t) = taken.get_mut(usize::from(queue)) {
+            *t = false;
+        }
+    }
+}
+
+impl RxQueue {
+    /// The port's id.
+    pub fn port_id(&self) -> u16 {
+        self.port
     }
 
-    /// As [`Port::rx_burst`], receiving at most `max` packets.
+    /// The queue's number.
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives up to `burst.room()` packets into `burst`; returns how many.
     #[inline]
-    pub fn rx_burst_limited<const N: usize>(&self, queue: u16, burst: &mut Burst<N>, max: usize) -> usize {
+    pub fn rx_burst<const N: usize>(&mut self, burst: &mut Burst<N>) -> usize {
+        self.rx_burst_limited(burst, N)
+    }
+
+    /// As [`RxQueue::rx_burst`], receiving at most `max` packets.
+    #[inline]
+    pub fn rx_burst_limited<const N: usize>(&mut self, burst: &mut Burst<N>, max: usize) -> usize {
         let room = burst.room().min(max) as u16;
-        // SAFETY: the burst has `room` free slots for the driver to write owned mbuf
-        // pointers into; DPDK validates port and queue in debug builds only, so callers
-        // must use a configured, started queue (Port values come from configured ports).
+        // SAFETY: this handle is the only one of a queue the port was configured with (checked
+        // when it was taken; the port cannot be reconfigured or closed while it lives), used by
+        // one thread (`&mut self`, not Sync); the burst has `room` free slots for the driver to
+        // write owned mbuf pointers into. A stopped port's queues answer 0.
         let n = usize::from(unsafe {
-            dpdk_sys::shim_rte_eth_rx_burst(self.id, queue, burst.free_slots_ptr(), room)
+            dpdk_sys::shim_rte_eth_rx_burst(self.port, self.queue, burst.free_slots_ptr(), room)
         });
         // SAFETY: the driver wrote n valid mbuf pointers it no longer owns.
         unsafe { burst.commit_filled(n) };
         n
     }
+}
 
-    /// Sends the packets of `burst` on `queue`; returns how many the driver took. Those
-    /// leave the burst; the rest stay in it, in order, for the caller to retry or free.
+impl TxQueue {
+    /// The port's id.
+    pub fn port_id(&self) -> u16 {
+        self.port
+    }
+
+    /// The queue's number.
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Sends the packets of `burst`; returns how many the driver took. Those leave the
+    /// burst; the rest stay in it, in order, for the caller to retry or free.
     #[inline]
-    pub fn tx_burst<const N: usize>(&self, queue: u16, burst: &mut Burst<N>) -> usize {
+    pub fn tx_burst<const N: usize>(&mut self, burst: &mut Burst<N>) -> usize {
         let len = burst.len() as u16;
-        // SAFETY: the burst's held prefix is `len` valid owned mbuf pointers.
-        let n =
-            usize::from(unsafe { dpdk_sys::shim_rte_eth_tx_burst(self.id, queue, burst.held_ptr(), len) });
+        // SAFETY: as in RxQueue::rx_burst_limited (one live handle of a configured queue, one
+        // thread); the burst's held prefix is `len` valid owned mbuf pointers.
+        let n = usize::from(unsafe {
+            dpdk_sys::shim_rte_eth_tx_burst(self.port, self.queue, burst.held_ptr(), len)
+        });
         // SAFETY: the driver took ownership of the first n.
         unsafe { burst.commit_taken(n) };
         n
+    }
+}
+
+impl Drop for RxQueue {
+    fn drop(&mut self) {
+        release(&self.eal, self.port, self.queue, true);
+    }
+}
+
+impl Drop for TxQueue {
+    fn drop(&mut self) {
+        release(&self.eal, self.port, self.queue, false);
     }
 }

@@ -1,7 +1,7 @@
 //! Exercises the C shim and the safe layer in one process: the EAL can be initialised only
 //! once per process, so this file holds a single test that walks through every part.
 
-use dpdk::{lcore, Burst, Eal, Mempool, Port, PortConfig, Ring};
+use dpdk::{lcore, Burst, Eal, Mempool, Multi, Port, PortConfig, Ring, Single};
 
 fn eal() -> Eal {
     Eal::init(
@@ -26,10 +26,10 @@ fn eal() -> Eal {
 
 #[test]
 fn shim_and_safe_layer() {
-    let _eal = eal();
+    let eal = eal();
     assert!(Eal::init("again", &["--no-pci"]).is_err(), "a second EAL init is refused");
 
-    let pool = Mempool::new("shim_test_pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM, None).unwrap();
+    let pool = Mempool::new(&eal, "shim_test_pool", 1023, 0, Mempool::DEFAULT_DATA_ROOM, None).unwrap();
     let full = pool.available();
     assert_eq!(full, 1023);
 
@@ -39,11 +39,22 @@ fn shim_and_safe_layer() {
     burst_ops(&pool);
     assert_eq!(pool.available(), full, "bursts free what they hold");
 
-    ring_handoff(&pool);
+    ring_handoff(&eal, &pool);
     assert_eq!(pool.available(), full);
 
-    port_loopback(&pool);
-    lcore_launch();
+    shared_mbufs(&pool);
+    assert_eq!(pool.available(), full);
+
+    port_loopback(&eal, &pool);
+    lcore_launch(&eal);
+
+    // The token is only one of the holders: the pool keeps the EAL alive, so dropping
+    // `eal` here does not clean it up under the pool.
+    drop(eal);
+    let m = pool.alloc().expect("the pool still works after the Eal value is dropped");
+    assert_eq!(pool.available(), full - 1);
+    drop(m);
+    assert_eq!(pool.size(), 1023);
 }
 
 fn mbuf_edits(pool: &Mempool) {
@@ -82,7 +93,7 @@ fn mbuf_edits(pool: &Mempool) {
     assert!(!m.adj(51));
 
     // In-place view of the whole buffer, then a new extent.
-    let (buf, off, len) = m.buffer_mut();
+    let (buf, off, len) = m.buffer_mut().unwrap();
     assert_eq!((off, len), (128, 50));
     buf[off - 4..off].copy_from_slice(&[1, 2, 3, 4]);
     assert!(m.set_data(124, 54));
@@ -90,7 +101,8 @@ fn mbuf_edits(pool: &Mempool) {
     assert_eq!(m.pkt_len(), 54);
     assert!(!m.set_data(2100, 100), "extent past the buffer is refused");
 
-    m.data_mut()[0] = 0xaa;
+    assert!(m.is_exclusive());
+    m.data_mut().expect("a fresh mbuf is exclusive")[0] = 0xaa;
     assert_eq!(m.data()[0], 0xaa);
     m.reset();
     assert_eq!(m.data_len(), 0);
@@ -178,48 +190,135 @@ fn burst_ops(pool: &Mempool) {
     drop(b);
 }
 
-fn ring_handoff(pool: &Mempool) {
-    let ring = Ring::new("shim_test_ring", 64, true).unwrap();
+fn ring_handoff(eal: &Eal, pool: &Mempool) {
+    let (tx, rx) = Ring::create::<Single, Single>(eal, "shim_test_ring", 64).unwrap();
     let mut b: Burst<32> = Burst::new();
     assert!(pool.alloc_bulk(&mut b, 32));
     for (i, m) in b.as_mut_slice().iter_mut().enumerate() {
         m.append(1).unwrap()[0] = i as u8;
     }
-    assert_eq!(ring.enqueue_burst(&mut b), 32);
-    assert!(b.is_empty());
-    assert_eq!(ring.count(), 32);
+    // The single-producer end moves to another thread (Send) and feeds the ring there.
+    let tx = std::thread::spawn(move || {
+        assert_eq!(tx.enqueue_burst(&mut b), 32);
+        assert!(b.is_empty());
+        tx
+    })
+    .join()
+    .unwrap();
+    assert_eq!(tx.count(), 32);
+    assert_eq!(rx.count(), 32);
     let mut out: Burst<16> = Burst::new();
-    assert_eq!(ring.dequeue_burst(&mut out), 16);
+    assert_eq!(rx.dequeue_burst(&mut out), 16);
     assert_eq!(out.as_slice()[15].data()[0], 15);
     out.clear();
-    assert_eq!(ring.dequeue_burst(&mut out), 16);
+    assert_eq!(rx.dequeue_burst(&mut out), 16);
     assert_eq!(out.as_slice()[0].data()[0], 16);
+    out.clear();
+
+    // Multi-producer ends are shared: two threads feed one single-consumer end.
+    let (mp, sc) = Ring::create::<Multi, Single>(eal, "shim_test_mpsc", 64).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..2u8 {
+            let mp = mp.clone();
+            s.spawn(move || {
+                let mut b: Burst<8> = Burst::new();
+                assert!(pool.alloc_bulk(&mut b, 8));
+                b.as_mut_slice().iter_mut().for_each(|m| m.append(1).unwrap()[0] = t);
+                assert_eq!(mp.enqueue_burst(&mut b), 8);
+            });
+        }
+    });
+    let mut all: Burst<32> = Burst::new();
+    assert_eq!(sc.dequeue_burst(&mut all), 16);
+    assert_eq!(all.as_slice().iter().filter(|m| m.data()[0] == 1).count(), 8);
 }
 
-fn port_loopback(pool: &Mempool) {
-    let port = Port::by_name("net_ring0").unwrap();
-    assert_eq!(Port::all(), vec![port]);
-    assert!(Port::new(7).is_err());
+/// Writable views are refused for a buffer two mbufs share: the original of a clone (its
+/// reference count is 2) and the clone itself (an indirect mbuf).
+fn shared_mbufs(pool: &Mempool) {
+    let mut m = pool.alloc().unwrap();
+    m.append(64).unwrap().fill(7);
+    let raw = m.into_raw();
+    // SAFETY: `raw` is a valid mbuf of `pool`; DPDK creates an indirect mbuf attached to
+    // its buffer (or returns NULL), taking a reference on it.
+    let clone_raw = unsafe { dpdk_sys::rte_pktmbuf_clone(raw, pool.as_raw()) };
+    assert!(!clone_raw.is_null());
+    // SAFETY: reads of valid mbufs.
+    let (rc, orig_shared, clone_shared) = unsafe {
+        (
+            dpdk_sys::shim_rte_mbuf_refcnt_read(raw),
+            dpdk_sys::shim_rte_mbuf_is_shared_buffer(raw),
+            dpdk_sys::shim_rte_mbuf_is_shared_buffer(clone_raw),
+        )
+    };
+    assert_eq!(rc, 2, "DPDK: the clone holds a reference to the original");
+    assert_eq!((orig_shared, clone_shared), (0, 1), "DPDK: the clone is indirect");
+    // SAFETY: both pointers are valid mbufs this function owns, each exactly once.
+    let (mut orig, mut clone) = unsafe { (dpdk::Mbuf::from_raw(raw), dpdk::Mbuf::from_raw(clone_raw)) };
+    for (name, x) in [("original", &mut orig), ("clone", &mut clone)] {
+        assert!(!x.is_exclusive(), "{name}");
+        assert!(x.data_mut().is_none(), "{name}: data_mut refused");
+        assert!(x.buffer_mut().is_none(), "{name}: buffer_mut refused");
+        assert!(x.prepend(1).is_none(), "{name}: prepend refused");
+        assert!(x.append(1).is_none(), "{name}: append refused");
+        assert!(!x.set_data(0, 1), "{name}: set_data refused");
+        assert_eq!(x.data(), &[7u8; 64][..], "{name}: still readable");
+    }
+    drop(clone);
+    // SAFETY: a read of a valid mbuf.
+    assert_eq!(unsafe { dpdk_sys::shim_rte_mbuf_refcnt_read(raw) }, 1);
+    assert!(orig.is_exclusive(), "the original is exclusive again once the clone is freed");
+    orig.data_mut().expect("writable again")[0] = 1;
+}
+
+fn port_loopback(eal: &Eal, pool: &Mempool) {
+    let port = Port::by_name(eal, "net_ring0").unwrap();
+    assert_eq!(Port::all(eal), vec![port.clone()]);
+    assert!(Port::new(eal, 7).is_err());
     let info = port.info().unwrap();
     assert_eq!(info.driver, "net_ring");
+    assert!(port.rx_queue(0).is_err(), "no queue handle before the port is configured");
     let too_many = PortConfig { rx_queues: info.max_rx_queues + 1, ..PortConfig::default() };
     let err = port.configure(&too_many, pool).unwrap_err().to_string();
     assert!(err.contains("RX queues asked"), "{err}");
     port.configure(&PortConfig::default(), pool).unwrap();
+
+    // One handle per configured queue, and only one at a time.
+    let err = port.rx_queue(1).unwrap_err().to_string();
+    assert!(err.contains("RX queue 1 out of range (1 configured)"), "{err}");
+    let err = port.tx_queue(5).unwrap_err().to_string();
+    assert!(err.contains("TX queue 5 out of range (1 configured)"), "{err}");
+    let mut rxq = port.rx_queue(0).unwrap();
+    let txq = port.tx_queue(0).unwrap();
+    assert_eq!((rxq.port_id(), rxq.queue_id()), (port.id(), 0));
+    let err = port.rx_queue(0).unwrap_err().to_string();
+    assert!(err.contains("already has a handle"), "{err}");
+    let err = port.configure(&PortConfig::default(), pool).unwrap_err().to_string();
+    assert!(err.contains("2 queue handle(s) still in use"), "{err}");
     port.start().unwrap();
     assert!(port.link().unwrap().up);
 
-    // net_ring's TX ring is its RX ring: what we send comes back.
-    let mut tx: Burst<32> = Burst::new();
-    for i in 0..8u8 {
-        let mut m = pool.alloc().unwrap();
-        m.append(60).unwrap().fill(i);
-        tx.push(m).unwrap();
-    }
-    assert_eq!(port.tx_burst(0, &mut tx), 8);
-    assert!(tx.is_empty());
+    // The TX handle moves to another thread (Send) and sends there; net_ring's TX ring is
+    // its RX ring: what we send comes back.
+    let txq = std::thread::spawn({
+        let pool = pool.clone();
+        move || {
+            let mut txq = txq;
+            let mut tx: Burst<32> = Burst::new();
+            for i in 0..8u8 {
+                let mut m = pool.alloc().unwrap();
+                m.append(60).unwrap().fill(i);
+                tx.push(m).unwrap();
+            }
+            assert_eq!(txq.tx_burst(&mut tx), 8);
+            assert!(tx.is_empty());
+            txq
+        }
+    })
+    .join()
+    .unwrap();
     let mut rx: Burst<32> = Burst::new();
-    assert_eq!(port.rx_burst(0, &mut rx), 8);
+    assert_eq!(rxq.rx_burst(&mut rx), 8);
     for (i, m) in rx.as_slice().iter().enumerate() {
         assert_eq!(m.data(), &[i as u8; 60][..]);
     }
@@ -227,18 +326,26 @@ fn port_loopback(pool: &Mempool) {
     // net_ring counts packets only (its byte counters stay at zero).
     assert_eq!((s.opackets, s.ipackets), (8, 8));
     rx.clear();
+    let err = port.stop().unwrap_err().to_string();
+    assert!(err.contains("still in use, cannot stop"), "{err}");
+    let err = port.close().unwrap_err().to_string();
+    assert!(err.contains("still in use, cannot close"), "{err}");
+    drop((rxq, txq));
     port.stop().unwrap();
+    // Dropped handles free their queues: taken again, then given back.
+    drop(port.rx_queue(0).unwrap());
     port.close().unwrap();
+    assert!(port.tx_queue(0).is_err(), "a closed port has no queues");
 }
 
-fn lcore_launch() {
+fn lcore_launch(eal: &Eal) {
     assert_eq!(lcore::id(), 0, "the test thread is the main lcore");
-    assert_eq!(lcore::workers(), vec![1]);
+    assert_eq!(lcore::workers(eal), vec![1]);
     let t0 = lcore::tsc();
-    lcore::launch(1, || lcore::id() as i32 + 40).unwrap();
-    assert_eq!(lcore::wait(1), 41);
-    lcore::launch(1, || panic!("a worker panic is contained")).unwrap();
-    assert_eq!(lcore::wait(1), -1);
+    lcore::launch(eal, 1, || lcore::id() as i32 + 40).unwrap();
+    assert_eq!(lcore::wait(eal, 1), 41);
+    lcore::launch(eal, 1, || panic!("a worker panic is contained")).unwrap();
+    assert_eq!(lcore::wait(eal, 1), -1);
     assert!(lcore::tsc() > t0);
     assert!(lcore::tsc_hz() > 100_000_000);
     // The inline read is DPDK's counter: between two of ours, the shim's rte_rdtsc.

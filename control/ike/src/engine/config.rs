@@ -15,7 +15,13 @@ pub struct EngineConfig {
     pub max_half_open: usize,
     /// Most half-open responder IKE SAs per peer address.
     pub max_half_open_per_peer: usize,
-    /// Most concurrent Quick Mode exchanges per IKE SA.
+    /// Of `max_half_open`, the part only connections that name the peer's
+    /// address may use: a connection for any address (`%any`) gets the
+    /// rest, so a flood of spoofed first messages onto it cannot lock the
+    /// configured peers out.
+    pub half_open_reserved: usize,
+    /// Most unfinished responder Quick Mode exchanges per IKE SA; an
+    /// authenticated message 1 beyond them is refused and counted.
     pub max_quick_modes_per_sa: usize,
     /// First retransmission interval; doubled on each retry.
     pub retransmit_initial: Duration,
@@ -33,6 +39,7 @@ impl Default for EngineConfig {
             peers: Vec::new(),
             max_half_open: 1024,
             max_half_open_per_peer: 16,
+            half_open_reserved: 256,
             max_quick_modes_per_sa: 8,
             retransmit_initial: Duration::from_millis(500),
             retransmit_tries: 5,

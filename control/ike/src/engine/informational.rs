@@ -75,7 +75,7 @@ impl Engine {
 
     /// One R-U-THERE with the next sequence number (RFC 3706 §7).
     pub(super) fn send_dpd_probe(&mut self, id: IkeSaId) {
-        let Some(idx) = self.sas.iter().position(|s| s.id == id) else {
+        let Some(idx) = self.sas.position(id) else {
             return;
         };
         let Some(sa) = self.sas.get_mut(idx) else {
@@ -100,8 +100,8 @@ impl Engine {
         let Some(idx) = idx else {
             if let Some(pos) = self.orphans.iter().position(|o| o.inbound == inbound_spi) {
                 let o = self.orphans.remove(pos);
-                self.events.push_back(Event::DeleteSa { spi: o.inbound, inbound: true });
-                self.events.push_back(Event::DeleteSa { spi: o.outbound, inbound: false });
+                self.events.push_back(Event::DeleteSa { spi: o.inbound, inbound: true, pair: o.inbound });
+                self.events.push_back(Event::DeleteSa { spi: o.outbound, inbound: false, pair: o.inbound });
             }
             return;
         };
@@ -131,8 +131,8 @@ impl Engine {
         for j in others {
             self.send_informational(j, vec![delete.clone()]);
         }
-        self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
-        self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
+        self.events.push_back(Event::DeleteSa { spi: i, inbound: true, pair: i });
+        self.events.push_back(Event::DeleteSa { spi: o, inbound: false, pair: i });
     }
 
     /// Deletes an IKE SA; tells the peer when asked. With `children` its
@@ -140,7 +140,7 @@ impl Engine {
     /// ISAKMP SA is deleted (RFC 2408 §3.15: a Delete names exactly the SAs
     /// to delete) and its children become orphans of the peer.
     pub(super) fn delete_ike_sa(&mut self, id: IkeSaId, notify_peer: bool, children: bool) {
-        let Some(idx) = self.sas.iter().position(|s| s.id == id) else {
+        let Some(idx) = self.sas.position(id) else {
             return;
         };
         if notify_peer {
@@ -175,8 +175,8 @@ impl Engine {
         let remote = sa.remote.ip();
         for (i, o) in sa.children {
             if children {
-                self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
-                self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
+                self.events.push_back(Event::DeleteSa { spi: i, inbound: true, pair: i });
+                self.events.push_back(Event::DeleteSa { spi: o, inbound: false, pair: i });
             } else {
                 self.orphans.push(super::Orphan { remote, inbound: i, outbound: o });
             }
@@ -209,49 +209,58 @@ impl Engine {
         Some((o.inbound, o.outbound))
     }
 
+    /// Any error returned before the HASH verified means the message is
+    /// discarded (see `handle_datagram`): nothing here changes state before.
     pub(super) fn informational_datagram(
         &mut self,
-        idx: usize,
+        mut idx: usize,
         header: &Header,
         datagram: &[u8],
     ) -> Result<(), Error> {
         let sa = self.sas.get(idx).ok_or(Error::Local("sa"))?;
         let id = sa.id;
         let Some(keys) = sa.keys().cloned() else {
-            // Phase 1 not done: an unprotected error Notify ends the attempt.
-            // It is unauthenticated, so only an error type is acted on.
-            if let Ok(raws) = parse_plain(header, datagram) {
-                for r in &raws {
-                    if let Payload::Notify(n) = &r.payload {
-                        if n.notify_type.is_error() {
-                            self.fail(id, Error::PeerNotified(n.notify_type));
-                            return Ok(());
-                        }
-                    }
+            // Phase 1 not done: the Informational is unprotected, so anyone
+            // who knows the cookies can send it. An error Notify in it ends
+            // nothing: it is kept as the reason to report if the exchange
+            // times out, and the exchange goes on.
+            let notified = parse_plain(header, datagram).ok().and_then(|raws| {
+                raws.iter().find_map(|r| match &r.payload {
+                    Payload::Notify(n) if n.notify_type.is_error() => Some(n.notify_type),
+                    _ => None,
+                })
+            });
+            return match notified {
+                Some(t) => Err(Error::PeerNotified(t)),
+                None => {
+                    self.rx_discard = Some(super::Discard::UnauthenticatedNotify);
+                    Ok(())
                 }
-            }
-            return Ok(());
+            };
         };
         if !header.is_encrypted() {
             // RFC 2409 §5.7: after phase 1, Informational is protected.
+            return Err(Error::PeerMisbehaved(PeerMisbehaved::Unencrypted));
+        }
+        if sa.seen_ids.contains(header.message_id) {
+            self.rx_discard = Some(super::Discard::Replay);
             return Ok(());
         }
         let iv = keys.phase2_iv(&sa.p1_iv, header.message_id);
         let (plain, _) = decrypt_body(&keys, &iv, datagram)?;
-        let Ok(raws) = parse_chain(header.next_payload, &plain, true) else {
-            // Garbage after decryption: the wrong key or tampering.
-            self.stats.auth_failed += 1;
-            return Ok(());
-        };
+        // Garbage after decryption: the wrong key or tampering.
+        let raws = parse_chain(header.next_payload, &plain, true)?;
         let Some(Payload::Hash(h)) = raws.first().map(|r| &r.payload) else {
             return Err(Error::PeerMisbehaved(PeerMisbehaved::MissingPayload));
         };
         if !ct_eq(&keys.hash1(header.message_id, &after_first(&raws)), h) {
-            // Unauthenticated: drop silently, do not answer.
-            self.stats.auth_failed += 1;
-            return Ok(());
+            // Unauthenticated: discarded, not answered.
+            return Err(Error::AuthenticationFailed);
         }
         self.rx_authenticated = true;
+        if let Some(sa) = self.sas.get_mut(idx) {
+            sa.seen_ids.insert(header.message_id);
+        }
         let payloads: Vec<Payload> = raws.into_iter().skip(1).map(|r| r.payload).collect();
         for p in payloads {
             match p {
@@ -303,8 +312,10 @@ impl Engine {
                     });
                     let target = named.unwrap_or(id);
                     self.delete_ike_sa(target, false, false);
-                    if target == id {
-                        return Ok(());
+                    // Positions move when an SA goes: find ours again.
+                    match self.sas.position(id) {
+                        Some(i) if target != id => idx = i,
+                        _ => return Ok(()),
                     }
                 }
                 Payload::Delete(d) if d.protocol == ProtocolId::ESP => {
@@ -319,8 +330,8 @@ impl Engine {
                         // outbound; some peers name ours, so either is taken.
                         let spi = u32::from_be_bytes(b);
                         if let Some((i, o)) = self.take_child_of_peer(idx, remote, spi) {
-                            self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
-                            self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
+                            self.events.push_back(Event::DeleteSa { spi: o, inbound: false, pair: i });
+                            self.events.push_back(Event::DeleteSa { spi: i, inbound: true, pair: i });
                         }
                     }
                 }

@@ -13,10 +13,13 @@ pub mod config;
 mod informational;
 mod phase1;
 mod quick_mode;
+mod stats;
+mod table;
 pub mod types;
 
 pub use config::*;
 pub use phase1::PeerAuthenticated;
+pub use stats::EngineStats;
 pub use types::*;
 
 use crate::crypto::{HashAlgorithm, Rng};
@@ -25,8 +28,8 @@ use crate::msgs::{
     emit_chain, parse_chain, ExchangeType, Header, Payload, PayloadType, RawPayload, FLAG_ENCRYPTION,
     HEADER_LEN, ISAKMP_VERSION,
 };
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Retransmission state of one outstanding request.
@@ -90,6 +93,72 @@ struct Orphan {
     outbound: u32,
 }
 
+/// The message ids of an IKE SA's recent Quick Modes and Informationals,
+/// the peer's and ours: a Quick Mode message 1 or an Informational with one
+/// of them is a replay. Bounded: the oldest id goes when a new one comes
+/// past [`SeenIds::CAPACITY`]. A short ring, searched whole (256 bytes per
+/// IKE SA, nothing until the first id).
+#[derive(Debug, Default)]
+struct SeenIds {
+    order: VecDeque<u32>,
+}
+
+impl SeenIds {
+    const CAPACITY: usize = 64;
+
+    fn contains(&self, message_id: u32) -> bool {
+        self.order.contains(&message_id)
+    }
+
+    fn insert(&mut self, message_id: u32) {
+        if self.contains(message_id) {
+            return;
+        }
+        if self.order.len() >= Self::CAPACITY {
+            self.order.pop_front();
+        }
+        self.order.push_back(message_id);
+    }
+}
+
+/// Why a datagram of a known IKE SA was discarded: it changed nothing and
+/// got no answer. Each reason has its `discarded-*` counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Discard {
+    /// Did not decrypt or decode, lacked its HASH, or was not encrypted.
+    Malformed,
+    /// The HASH did not verify.
+    BadHash,
+    /// A half-open phase-1 message that decoded but was refused.
+    Refused,
+    /// An unprotected Informational of a half-open IKE SA.
+    UnauthenticatedNotify,
+    /// A message id seen before.
+    Replay,
+    /// Too many unfinished responder Quick Modes on the IKE SA.
+    QuickModeLimit,
+}
+
+impl Discard {
+    /// The reason for an error of a message that did not authenticate.
+    fn of(e: &Error) -> Self {
+        match e {
+            Error::AuthenticationFailed => Self::BadHash,
+            Error::Malformed(_)
+            | Error::PeerMisbehaved(
+                PeerMisbehaved::MissingPayload
+                | PeerMisbehaved::Unencrypted
+                | PeerMisbehaved::UnexpectedExchange
+                | PeerMisbehaved::BadNonce
+                | PeerMisbehaved::InvalidKeyExchange
+                | PeerMisbehaved::MalformedNatDiscovery,
+            ) => Self::Malformed,
+            Error::PeerNotified(_) => Self::UnauthenticatedNotify,
+            _ => Self::Refused,
+        }
+    }
+}
+
 fn fingerprint(datagram: &[u8]) -> [u8; 32] {
     let h = HashAlgorithm::Sha256.hash(&[datagram]);
     let mut out = [0u8; 32];
@@ -107,6 +176,9 @@ struct IkeSa {
     initiator: bool,
     local: SocketAddr,
     remote: SocketAddr,
+    /// The peer's ID payload body (type, protocol, port, data), once its
+    /// hash verified.
+    peer_id: Vec<u8>,
     cky_i: [u8; 8],
     cky_r: [u8; 8],
     state: phase1::State,
@@ -134,6 +206,15 @@ struct IkeSa {
     dpd: Option<Dpd>,
     /// The phase-1 transform agreed on, once known.
     chosen: Option<IkeProposal>,
+    /// A responder's place in the half-open budget (see `table.rs`).
+    admission: Option<table::Admission>,
+    /// Recent Quick Mode and Informational message ids (replay refusal).
+    seen_ids: SeenIds,
+    /// Why the last discarded message of a half-open phase 1 was refused,
+    /// or the error an unprotected notify named: reported (and told the
+    /// peer) if the exchange times out, since no unauthenticated message
+    /// may end it.
+    last_error: Option<Error>,
 }
 
 /// What [`Engine::ike_sas`] reports about one IKE SA.
@@ -149,6 +230,9 @@ pub struct IkeSaSummary {
     pub local: SocketAddr,
     /// The peer's address and port.
     pub remote: SocketAddr,
+    /// The peer's identity as its authenticated ID payload carried it (type,
+    /// protocol, port, data); empty until phase 1 completes.
+    pub peer_id: Vec<u8>,
     /// Phase-1 state name (`MmISentSa` ... `Established`).
     pub state: &'static str,
     /// Quick Mode exchange state names.
@@ -163,36 +247,6 @@ pub struct IkeSaSummary {
     pub proposal: Option<IkeProposal>,
     /// Established (phase 1 complete and authenticated).
     pub established: bool,
-}
-
-/// What the engine did with the datagrams it was given (`ikectl stats`):
-/// every datagram lands in exactly one of the `dropped_*` counters or is
-/// `processed`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EngineStats {
-    /// Datagrams handed to the engine.
-    pub received: u64,
-    /// Taken by an exchange (including retransmissions answered).
-    pub processed: u64,
-    /// Not ISAKMP: bad header, length, version, or a missing non-ESP marker.
-    pub dropped_malformed: u64,
-    /// Cookies of no IKE SA of ours, and not a first message.
-    pub dropped_unknown_sa: u64,
-    /// A first message from an address no connection accepts.
-    pub dropped_no_config: u64,
-    /// A first message refused by the half-open limits (flood protection).
-    pub dropped_half_open_limit: u64,
-    /// A message of a known SA that failed: decoding, authentication,
-    /// proposal, identity, or an exchange out of place.
-    pub failed: u64,
-    /// Of those, HASH or decryption failures (wrong PSK, tampering).
-    pub auth_failed: u64,
-    /// Quick Modes refused after the fact because the dataplane could not
-    /// take the SA (a full SA table).
-    pub quick_modes_refused: u64,
-    /// Authenticated messages of an established IKE SA that came from a new
-    /// peer address or port (a NAT's mapping changed): [`Event::PeerMoved`].
-    pub peer_moved: u64,
 }
 
 /// Result of NAT discovery.
@@ -231,7 +285,11 @@ pub struct Engine {
     spis: Box<dyn SpiAllocator + Send>,
     cookie_secret: [u8; 32],
     next_id: u64,
-    sas: Vec<IkeSa>,
+    sas: table::SaTable,
+    /// Active peer entry per exact remote address (the first one), and the
+    /// first active entry that accepts any address.
+    peer_by_address: HashMap<IpAddr, usize>,
+    any_peer: Option<usize>,
     /// Children that outlived their ISAKMP SA.
     orphans: Vec<Orphan>,
     /// Per peer entry: retired by a reload.
@@ -243,8 +301,16 @@ pub struct Engine {
     /// outside tests, which narrow it to play an older peer.
     nat_t_offer: Vec<phase1::NatTVersion>,
     /// Set by the handler of the datagram being processed once its HASH
-    /// verified: only then may it move the SA's peer endpoint.
+    /// verified: only then may it move the SA's peer endpoint, and only
+    /// then may an error end anything.
     rx_authenticated: bool,
+    /// Set by the handler of the datagram being processed when it discarded
+    /// a message that decoded (a replay, a refusal by a limit).
+    rx_discard: Option<Discard>,
+    /// First messages refused, by fingerprint, with the answer each got
+    /// (bounded, oldest forgotten first).
+    refused_first: HashMap<[u8; 32], Transmit>,
+    refused_order: VecDeque<[u8; 32]>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -263,20 +329,46 @@ impl Engine {
         let mut cookie_secret = [0u8; 32];
         rng.fill_bytes(&mut cookie_secret);
         let retired = vec![false; config.peers.len()];
-        Self {
+        let mut engine = Self {
             retired,
             config,
             rng,
             spis,
             cookie_secret,
             next_id: 1,
-            sas: Vec::new(),
+            sas: table::SaTable::default(),
+            peer_by_address: HashMap::new(),
+            any_peer: None,
             orphans: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: EngineStats::default(),
             nat_t_offer: phase1::NatTVersion::ALL.to_vec(),
             rx_authenticated: false,
+            rx_discard: None,
+            refused_first: HashMap::new(),
+            refused_order: VecDeque::new(),
+        };
+        engine.index_peers();
+        engine
+    }
+
+    /// Rebuilds the responder's peer lookup (after a peer is added or retired).
+    fn index_peers(&mut self) {
+        // The configuration changed: a refusal may not hold any more.
+        self.refused_first.clear();
+        self.refused_order.clear();
+        self.peer_by_address.clear();
+        self.any_peer = None;
+        for (i, p) in self.config.peers.iter().enumerate() {
+            if self.retired.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            if p.remote_address.is_unspecified() {
+                self.any_peer.get_or_insert(i);
+            } else {
+                self.peer_by_address.entry(p.remote_address).or_insert(i);
+            }
         }
     }
 
@@ -303,12 +395,14 @@ impl Engine {
 
     /// A snapshot of every IKE SA, for the control socket (`ikectl`).
     pub fn ike_sas(&self) -> Vec<IkeSaSummary> {
-        self.sas.iter().map(summary).collect()
+        let mut v: Vec<IkeSaSummary> = self.sas.iter().map(summary).collect();
+        v.sort_by_key(|s| s.id);
+        v
     }
 
     /// One IKE SA's snapshot.
     pub fn ike_sa(&self, id: IkeSaId) -> Option<IkeSaSummary> {
-        self.sas.iter().find(|s| s.id == id).map(summary)
+        self.sas.position(id).and_then(|i| self.sas.get(i)).map(summary)
     }
 
     /// The most recently created IKE SA (after [`Command::Initiate`]).
@@ -318,7 +412,9 @@ impl Engine {
 
     /// The IKE SAs with a peer at `remote`.
     pub fn ike_sas_with(&self, remote: std::net::IpAddr) -> Vec<IkeSaId> {
-        self.sas.iter().filter(|s| s.remote.ip() == remote).map(|s| s.id).collect()
+        let mut v: Vec<IkeSaId> = self.sas.iter().filter(|s| s.remote.ip() == remote).map(|s| s.id).collect();
+        v.sort_unstable();
+        v
     }
 
     /// (inbound SPI, outbound SPI) of the child SAs that outlived their
@@ -348,6 +444,7 @@ impl Engine {
     pub fn add_peer(&mut self, peer: PeerConfig) -> usize {
         self.config.peers.push(peer);
         self.retired.push(false);
+        self.index_peers();
         self.config.peers.len() - 1
     }
 
@@ -357,6 +454,7 @@ impl Engine {
         if let Some(r) = self.retired.get_mut(peer) {
             *r = true;
         }
+        self.index_peers();
     }
 
     /// True when `peer` exists and is not retired.
@@ -429,7 +527,7 @@ impl Engine {
         let mut expired = Vec::new();
         let mut dpd_retry = Vec::new();
         let mut quick_failed = Vec::new();
-        for sa in &mut self.sas {
+        for sa in self.sas.iter_mut() {
             let id = sa.id;
             if sa.expires_at.is_some_and(|t| t <= now) {
                 expired.push(id);
@@ -499,7 +597,22 @@ impl Engine {
             self.delete_ike_sa(id, true, false);
         }
         for id in dead {
-            self.fail(id, Error::Timeout);
+            // A half-open phase 1 that gave up reports why its last
+            // discarded message was refused, and tells the peer now.
+            let reason = self.sas.position(id).and_then(|i| {
+                let sa = self.sas.get_mut(i)?;
+                let e = sa.last_error.take().filter(|_| sa.is_half_open())?;
+                Some((i, e))
+            });
+            match reason {
+                Some((i, e)) => {
+                    if let Some(n) = e.notify_type() {
+                        self.send_plain_notify(i, n);
+                    }
+                    self.fail(id, e);
+                }
+                None => self.fail(id, Error::Timeout),
+            }
         }
     }
 
@@ -518,8 +631,7 @@ impl Engine {
                 return;
             }
         };
-        let idx = self.find_sa(&header, remote);
-        let Some(idx) = idx else {
+        let Some(idx) = self.find_sa(&header, remote) else {
             if header.responder_cookie == [0; 8]
                 && header.message_id == 0
                 && matches!(header.exchange_type, ExchangeType::MAIN_MODE | ExchangeType::AGGRESSIVE)
@@ -533,6 +645,7 @@ impl Engine {
         let Some(sa) = self.sas.get_mut(idx) else {
             return;
         };
+        let id = sa.id;
         // RFC 3947 §4, §5: after the float, and when a NAT's mapping changes,
         // follow the peer's port (and its address, if NAT-D found it behind a
         // NAT). The move is tentative: it stands only if the message's HASH
@@ -545,6 +658,7 @@ impl Engine {
             sa.local = local;
         }
         self.rx_authenticated = false;
+        self.rx_discard = None;
         let result = match header.exchange_type {
             ExchangeType::MAIN_MODE | ExchangeType::AGGRESSIVE => {
                 self.phase1_datagram(now, idx, &header, datagram)
@@ -553,8 +667,12 @@ impl Engine {
             ExchangeType::INFORMATIONAL => self.informational_datagram(idx, &header, datagram),
             _ => Err(Error::PeerMisbehaved(PeerMisbehaved::UnexpectedExchange)),
         };
-        let authenticated = core::mem::take(&mut self.rx_authenticated) && result.is_ok();
-        match self.sas.get_mut(idx) {
+        let rx_authenticated = core::mem::take(&mut self.rx_authenticated);
+        let discard = self.rx_discard.take();
+        let authenticated = rx_authenticated && result.is_ok() && discard.is_none();
+        // The handler may have removed SAs: this one is found again by id.
+        let idx = self.sas.position(id);
+        match idx.and_then(|i| self.sas.get_mut(i)) {
             Some(sa) if (sa.local, sa.remote) != previous => {
                 if !authenticated {
                     (sa.local, sa.remote) = previous;
@@ -570,25 +688,71 @@ impl Engine {
             }
             _ => {}
         }
-        match result {
-            Ok(()) => self.stats.processed += 1,
-            Err(e) => {
+        match (result, discard) {
+            (Ok(()), None) => self.stats.processed += 1,
+            (Ok(()), Some(d)) => self.count_discard(d, &header),
+            // RFC 2408 §5.1/§5.5: a message that does not decrypt, decode or
+            // hash-verify is discarded; so is one of a half-open phase 1 that
+            // is refused, as anyone who knows the cookies can send it. It
+            // changed nothing (the handlers keep their state until the HASH
+            // verified), gets no answer, and the genuine message, or its
+            // retransmission, still completes the exchange.
+            (Err(e), _) if !rx_authenticated => {
+                self.count_discard(Discard::of(&e), &header);
+                if let Some(sa) = idx.and_then(|i| self.sas.get_mut(i)) {
+                    if sa.is_half_open() {
+                        sa.last_error = Some(e);
+                    }
+                }
+            }
+            (Err(e), _) => {
                 self.stats.failed += 1;
                 if matches!(e, Error::AuthenticationFailed) {
                     self.stats.auth_failed += 1;
                 }
-                self.handle_error(idx, &header, e);
+                if let Some(i) = idx {
+                    self.handle_error(i, &header, e);
+                }
             }
         }
     }
 
+    fn count_discard(&mut self, d: Discard, header: &Header) {
+        let s = &mut self.stats;
+        match d {
+            Discard::Malformed => s.discarded_malformed += 1,
+            Discard::BadHash => s.discarded_bad_hash += 1,
+            Discard::Refused => s.discarded_refused += 1,
+            Discard::UnauthenticatedNotify => s.discarded_unauthenticated_notify += 1,
+            Discard::Replay => s.discarded_replay += 1,
+            Discard::QuickModeLimit => s.discarded_quick_mode_limit += 1,
+        }
+        if matches!(d, Discard::BadHash) || (matches!(d, Discard::Malformed) && header.is_encrypted()) {
+            s.auth_failed += 1;
+        }
+    }
+
+    /// The IKE SA a datagram belongs to, by hash lookups: ours as
+    /// initiator by its cookie (taking any responder cookie while it waits
+    /// for message 2), ours as responder by both cookies; a copy of message
+    /// 1 (responder cookie zero) finds the responder SA its address, port
+    /// and cookie made.
     fn find_sa(&self, h: &Header, remote: SocketAddr) -> Option<usize> {
-        self.sas.iter().position(|sa| {
-            sa.cky_i == h.initiator_cookie
-                && (sa.cky_r == h.responder_cookie
-                    || (h.responder_cookie == [0; 8] && sa.remote.ip() == remote.ip() && !sa.initiator)
-                    || (sa.initiator && sa.cky_r == [0; 8]))
-        })
+        let (cky_i, cky_r) = (&h.initiator_cookie, &h.responder_cookie);
+        let initiator = self
+            .sas
+            .initiator(cky_i)
+            .filter(|&i| self.sas.get(i).is_some_and(|sa| sa.cky_r == *cky_r || sa.cky_r == [0; 8]));
+        let exact = |i: &usize| self.sas.get(*i).is_some_and(|sa| sa.cky_r == *cky_r);
+        if let Some(i) = initiator.filter(exact) {
+            return Some(i);
+        }
+        let responder = if *cky_r == [0; 8] {
+            self.sas.responder(cky_i, &self.responder_cookie(remote, cky_i))
+        } else {
+            self.sas.responder(cky_i, cky_r)
+        };
+        responder.or(initiator)
     }
 
     fn alloc_id(&mut self) -> IkeSaId {
@@ -603,12 +767,18 @@ impl Engine {
         v
     }
 
-    /// A fresh non-zero message id unused in this SA.
+    /// A fresh non-zero message id unused in this SA, remembered as seen.
     fn new_message_id(&mut self, idx: usize) -> u32 {
         loop {
             let m = self.rng.next_u32();
-            let used = self.sas.get(idx).is_some_and(|sa| sa.quick.iter().any(|q| q.message_id == m));
+            let used = self
+                .sas
+                .get(idx)
+                .is_some_and(|sa| sa.seen_ids.contains(m) || sa.quick.iter().any(|q| q.message_id == m));
             if m != 0 && !used {
+                if let Some(sa) = self.sas.get_mut(idx) {
+                    sa.seen_ids.insert(m);
+                }
                 return m;
             }
         }
@@ -678,14 +848,6 @@ impl Engine {
         let Some(sa) = self.sas.get(idx) else {
             return;
         };
-        // RFC 2408 §5.1/§5.5: a Quick Mode message that does not decrypt,
-        // decode or hash-verify is discarded; the exchange keeps its state
-        // and the retransmission of the genuine message completes it.
-        if header.exchange_type == ExchangeType::QUICK_MODE
-            && matches!(e, Error::Malformed(_) | Error::AuthenticationFailed)
-        {
-            return;
-        }
         let id = sa.id;
         let established = sa.keys().is_some();
         if let Some(n) = e.notify_type() {
@@ -720,7 +882,7 @@ impl Engine {
     fn abandon_quick(&mut self, q: &quick_mode::Exchange) {
         if let Some(spi) = q.allocated_spi() {
             if q.inbound_installed() {
-                self.events.push_back(Event::DeleteSa { spi, inbound: true });
+                self.events.push_back(Event::DeleteSa { spi, inbound: true, pair: spi });
             } else {
                 self.spis.release(spi);
             }
@@ -728,7 +890,7 @@ impl Engine {
     }
 
     fn abort_quick_mode(&mut self, id: IkeSaId, inbound_spi: u32) {
-        let Some(idx) = self.sas.iter().position(|s| s.id == id) else {
+        let Some(idx) = self.sas.position(id) else {
             return;
         };
         let Some(sa) = self.sas.get_mut(idx) else {
@@ -769,7 +931,7 @@ impl Engine {
 
     /// Ends an IKE SA after an error, without telling the peer.
     fn fail(&mut self, id: IkeSaId, error: Error) {
-        if let Some(pos) = self.sas.iter().position(|s| s.id == id) {
+        if let Some(pos) = self.sas.position(id) {
             let sa = self.sas.remove(pos);
             let was_established = sa.keys().is_some();
             for q in &sa.quick {
@@ -777,8 +939,8 @@ impl Engine {
             }
             self.events.push_back(Event::Failed { ike_sa: id, error });
             for (i, o) in sa.children {
-                self.events.push_back(Event::DeleteSa { spi: i, inbound: true });
-                self.events.push_back(Event::DeleteSa { spi: o, inbound: false });
+                self.events.push_back(Event::DeleteSa { spi: i, inbound: true, pair: i });
+                self.events.push_back(Event::DeleteSa { spi: o, inbound: false, pair: i });
             }
             if was_established {
                 // A dead peer (DPD) takes the pairs that outlived its other
@@ -796,8 +958,8 @@ impl Engine {
             self.orphans.drain(..).partition(|o| o.remote == remote);
         self.orphans = keep;
         for o in gone {
-            self.events.push_back(Event::DeleteSa { spi: o.inbound, inbound: true });
-            self.events.push_back(Event::DeleteSa { spi: o.outbound, inbound: false });
+            self.events.push_back(Event::DeleteSa { spi: o.inbound, inbound: true, pair: o.inbound });
+            self.events.push_back(Event::DeleteSa { spi: o.outbound, inbound: false, pair: o.inbound });
         }
     }
 
@@ -827,9 +989,13 @@ impl Engine {
 
     /// Unprotected Informational with an error Notify (phase 1 failures).
     fn send_plain_notify(&mut self, idx: usize, n: crate::msgs::NotifyType) {
-        let Some(sa) = self.sas.get(idx) else {
-            return;
-        };
+        if let Some(t) = self.plain_notify(idx, n) {
+            self.transmits.push_back(t);
+        }
+    }
+
+    fn plain_notify(&self, idx: usize, n: crate::msgs::NotifyType) -> Option<Transmit> {
+        let sa = self.sas.get(idx)?;
         let h = Self::header(sa, ExchangeType::INFORMATIONAL, 0, 0);
         let payloads = vec![Payload::Notify(crate::msgs::NotifyPayload {
             doi: crate::msgs::DOI_IPSEC,
@@ -839,9 +1005,25 @@ impl Engine {
             data: Vec::new(),
         })];
         let bytes = crate::msgs::Message { header: h, payloads }.emit();
-        self.send_once(idx, bytes);
+        Some(wrap(sa.local, sa.remote, bytes))
+    }
+
+    /// Keeps the answer to a refused first message, so that its
+    /// retransmissions get the same answer and make no second event.
+    fn remember_refusal(&mut self, fp: [u8; 32], answer: Transmit) {
+        if self.refused_first.insert(fp, answer).is_none() {
+            self.refused_order.push_back(fp);
+        }
+        if self.refused_order.len() > REFUSED_MEMORY {
+            if let Some(old) = self.refused_order.pop_front() {
+                self.refused_first.remove(&old);
+            }
+        }
     }
 }
+
+/// How many refused first messages [`Engine::remember_refusal`] keeps.
+const REFUSED_MEMORY: usize = 256;
 
 fn summary(sa: &IkeSa) -> IkeSaSummary {
     IkeSaSummary {
@@ -850,6 +1032,7 @@ fn summary(sa: &IkeSa) -> IkeSaSummary {
         initiator: sa.initiator,
         local: sa.local,
         remote: sa.remote,
+        peer_id: sa.peer_id.clone(),
         state: sa.state.name(),
         quick_modes: sa.quick.iter().map(|q| q.state_name()).collect(),
         nat: sa.nat,
@@ -940,6 +1123,8 @@ fn wrap(local: SocketAddr, remote: SocketAddr, bytes: Vec<u8>) -> Transmit {
     Transmit { source: local, destination: remote, contents }
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod nat_t_tests;
 #[cfg(test)]

@@ -16,7 +16,7 @@ const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 const NAT_PUBLIC: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
 const NAT_PORT_OFFSET: u16 = 30_000;
 
-fn peer(local: IpAddr, remote: IpAddr, mode: Phase1Mode, child_mode: Mode) -> PeerConfig {
+pub(super) fn peer(local: IpAddr, remote: IpAddr, mode: Phase1Mode, child_mode: Mode) -> PeerConfig {
     let host = |a: IpAddr| TrafficSelector { address: TsAddress::Host(a), protocol: 0, port: 0 };
     PeerConfig {
         name: format!("{remote}"),
@@ -48,7 +48,7 @@ fn peer(local: IpAddr, remote: IpAddr, mode: Phase1Mode, child_mode: Mode) -> Pe
     }
 }
 
-fn engine(peer: PeerConfig, seed: u64, offer: &[NatTVersion]) -> Engine {
+pub(super) fn engine(peer: PeerConfig, seed: u64, offer: &[NatTVersion]) -> Engine {
     use rand_chacha::rand_core::SeedableRng;
     let mut e = Engine::new(
         EngineConfig { peers: vec![peer], ..EngineConfig::default() },
@@ -366,6 +366,15 @@ fn tamper_mm3(edit: fn(&mut Vec<u8>, usize, usize)) -> impl FnMut(&mut Transmit)
     }
 }
 
+/// Runs `e`'s timers to the end (every retransmission given up); its events.
+fn expire(e: &mut Engine) -> Vec<Event> {
+    while let Some(t) = e.poll_timeout() {
+        e.handle_timeout(t);
+        while e.poll_transmit().is_some() {}
+    }
+    core::iter::from_fn(|| e.poll_event()).collect()
+}
+
 #[test]
 fn a_malformed_or_unknown_nat_d_is_a_clean_error() {
     // A NAT-D hash shorter than the negotiated hash (SHA-256): the payload and
@@ -377,17 +386,27 @@ fn a_malformed_or_unknown_nat_d_is_a_clean_error() {
         let total = u32::try_from(m.len()).unwrap();
         m[24..28].copy_from_slice(&total.to_be_bytes());
     });
-    let r = run(&[NatTVersion::Draft03], &NatTVersion::ALL, Phase1Mode::Main, Mode::Tunnel, &mut short);
-    assert_eq!(failures(&r.b_events), vec![Error::PeerMisbehaved(PeerMisbehaved::MalformedNatDiscovery)]);
+    let mut r = run(&[NatTVersion::Draft03], &NatTVersion::ALL, Phase1Mode::Main, Mode::Tunnel, &mut short);
+    // Message 3 is unauthenticated: B discards it, counted, and waits for a
+    // good one; it tells A nothing, so A waits too.
+    assert_eq!(failures(&r.b_events), vec![]);
+    assert_eq!(failures(&r.a_events), vec![]);
+    assert_eq!(r.b.stats().discarded_malformed, 1);
+    assert_eq!(r.b.ike_sas().iter().map(|s| s.state).collect::<Vec<_>>(), ["MmRSentSa"]);
     assert!(installs(&r.b_events).is_empty() && installs(&r.a_events).is_empty());
-    // B told A with PAYLOAD-MALFORMED, which ends A's attempt too.
-    assert_eq!(failures(&r.a_events), vec![Error::PeerNotified(crate::msgs::NotifyType::PAYLOAD_MALFORMED)]);
+    // When its retransmissions run out, B names the reason and tells A.
+    let b_events = expire(&mut r.b);
+    assert_eq!(failures(&b_events), vec![Error::PeerMisbehaved(PeerMisbehaved::MalformedNatDiscovery)]);
+    assert_eq!(r.b.ike_sa_count(), 0);
 
     // A payload number neither RFC 3947 nor the drafts use: a decode error.
     let mut unknown = tamper_mm3(|m, _, announce| m[announce] = 133);
-    let r = run(&[NatTVersion::Draft03], &NatTVersion::ALL, Phase1Mode::Main, Mode::Tunnel, &mut unknown);
+    let mut r = run(&[NatTVersion::Draft03], &NatTVersion::ALL, Phase1Mode::Main, Mode::Tunnel, &mut unknown);
+    assert_eq!(failures(&r.b_events), vec![]);
+    assert_eq!(r.b.stats().discarded_malformed, 1);
+    let b_events = expire(&mut r.b);
     assert_eq!(
-        failures(&r.b_events),
+        failures(&b_events),
         vec![Error::Malformed(crate::msgs::DecodeError::UnknownPayloadType(133))]
     );
     assert!(installs(&r.b_events).is_empty());

@@ -25,6 +25,7 @@
 //! (responder, AM); any error → Dead (the SA is removed).
 
 use super::config::{AuthMethod, IkeProposal, Phase1Mode};
+use super::table::{Admission, Pool};
 use super::types::secs;
 use super::{
     decrypt_body, encrypt_message, fingerprint, parse_plain, Engine, Error, Event, Flight, IkeSa,
@@ -428,6 +429,49 @@ fn float(sa: &mut IkeSa) {
     }
 }
 
+/// What a phase-1 step may change in an SA besides its state, kept to put
+/// back when the message fails.
+struct Saved {
+    cky_r: [u8; 8],
+    local: SocketAddr,
+    remote: SocketAddr,
+    nat_t: bool,
+    nat_t_draft: bool,
+    nat: super::NatStatus,
+    chosen: Option<IkeProposal>,
+    p1_iv: Vec<u8>,
+    last_in: Option<[u8; 32]>,
+    retransmit: Option<super::Retransmit>,
+}
+
+impl Saved {
+    /// Keeps the fields and stops retransmission (the step re-arms it).
+    fn take(sa: &mut IkeSa) -> Self {
+        Self {
+            cky_r: sa.cky_r,
+            local: sa.local,
+            remote: sa.remote,
+            nat_t: sa.nat_t,
+            nat_t_draft: sa.nat_t_draft,
+            nat: sa.nat,
+            chosen: sa.chosen,
+            p1_iv: sa.p1_iv.clone(),
+            last_in: sa.flight.last_in,
+            retransmit: sa.flight.retransmit.take(),
+        }
+    }
+
+    fn restore(self, sa: &mut IkeSa) {
+        sa.cky_r = self.cky_r;
+        (sa.local, sa.remote) = (self.local, self.remote);
+        (sa.nat_t, sa.nat_t_draft, sa.nat) = (self.nat_t, self.nat_t_draft, self.nat);
+        sa.chosen = self.chosen;
+        sa.p1_iv = self.p1_iv;
+        sa.flight.last_in = self.last_in;
+        sa.flight.retransmit = self.retransmit;
+    }
+}
+
 impl Engine {
     fn psk(&self, peer: usize) -> crate::crypto::Secret {
         match self.config.peers.get(peer).map(|p| &p.auth) {
@@ -468,6 +512,7 @@ impl Engine {
             initiator: true,
             local,
             remote,
+            peer_id: Vec::new(),
             cky_i,
             cky_r: [0; 8],
             state: State::Dead,
@@ -483,6 +528,9 @@ impl Engine {
             expires_at: None,
             dpd: None,
             chosen: None,
+            admission: None,
+            seen_ids: super::SeenIds::default(),
+            last_error: None,
         };
         let nat_t: Vec<NatTVersion> = if cfg.nat_traversal { self.nat_t_offer.clone() } else { Vec::new() };
         let result = match cfg.mode {
@@ -543,33 +591,26 @@ impl Engine {
         header: &Header,
         datagram: &[u8],
     ) {
+        // A copy of a first message we refused: the same answer again.
+        if let Some(answer) = self.refused_first.get(&fingerprint(datagram)) {
+            self.transmits.push_back(answer.clone());
+            self.stats.processed += 1;
+            return;
+        }
         // An exact address entry first, then one that accepts any peer.
-        let find = |want: &dyn Fn(IpAddr) -> bool| {
-            self.config
-                .peers
-                .iter()
-                .enumerate()
-                .find(|(i, p)| self.peer_active(*i) && want(p.remote_address))
-                .map(|(i, _)| i)
-        };
-        let exact = find(&|a| a == remote.ip());
-        let Some(peer) = exact.or_else(|| find(&|a: IpAddr| a.is_unspecified())) else {
+        let exact = self.peer_by_address.get(&remote.ip()).copied();
+        let Some(peer) = exact.or(self.any_peer) else {
             self.stats.dropped_no_config += 1;
             return;
         };
-        // Bounded half-open state, per peer and in total.
-        let half_open: Vec<&IkeSa> = self.sas.iter().filter(|s| s.is_half_open()).collect();
-        if half_open.len() >= self.config.max_half_open
-            || half_open.iter().filter(|s| s.remote.ip() == remote.ip()).count()
-                >= self.config.max_half_open_per_peer
-        {
-            self.stats.dropped_half_open_limit += 1;
-            return;
-        }
+        let pool = if exact.is_some() { Pool::Configured } else { Pool::Any };
         let Ok(raws) = parse_plain(header, datagram) else {
             self.stats.dropped_malformed += 1;
             return;
         };
+        if !self.admit_half_open(remote.ip(), pool) {
+            return;
+        }
         let id = self.alloc_id();
         let cky_r = self.responder_cookie(remote, &header.initiator_cookie);
         self.sas.push(IkeSa {
@@ -578,6 +619,7 @@ impl Engine {
             initiator: false,
             local,
             remote,
+            peer_id: Vec::new(),
             cky_i: header.initiator_cookie,
             cky_r,
             state: State::Dead,
@@ -593,6 +635,9 @@ impl Engine {
             expires_at: None,
             dpd: None,
             chosen: None,
+            admission: Some(Admission::new(remote.ip(), pool)),
+            seen_ids: super::SeenIds::default(),
+            last_error: None,
         });
         let idx = self.sas.len() - 1;
         let r = if header.exchange_type == ExchangeType::MAIN_MODE {
@@ -609,9 +654,65 @@ impl Engine {
             }
             Err(e) => {
                 self.stats.failed += 1;
+                if let Some(answer) = e.notify_type().and_then(|n| self.plain_notify(idx, n)) {
+                    self.remember_refusal(fingerprint(datagram), answer);
+                }
                 self.handle_error(idx, header, e);
             }
         }
+    }
+
+    /// Bounded half-open state (nothing proves a first message came from
+    /// its source address): a share per source address, a total, and a part
+    /// of the total only connections naming the peer's address may use, so
+    /// that a flood from spoofed addresses onto a `%any` connection does not
+    /// lock configured peers out. When a budget is full, the oldest SA of it
+    /// that never got message 3 (whose initiator may not even exist) makes
+    /// room; the first message is refused, counted by reason, only when
+    /// every SA of the budget got message 3. The per-source share works the
+    /// same way, so that a few message 1s spoofed with a configured peer's
+    /// address cannot hold its share against it.
+    fn admit_half_open(&mut self, source: IpAddr, pool: Pool) -> bool {
+        if self.sas.half_open_from(source) >= self.config.max_half_open_per_peer {
+            let Some(pos) = self.sas.oldest_unverified_from(source).and_then(|id| self.sas.position(id))
+            else {
+                self.stats.dropped_half_open_limit += 1;
+                self.stats.half_open_refused_per_source += 1;
+                return false;
+            };
+            // As below: no exchange of it got past message 2.
+            let _ = self.sas.remove(pos);
+            self.stats.half_open_evicted += 1;
+        }
+        let (total, any) = self.sas.half_open();
+        let any_cap = self.config.max_half_open.saturating_sub(self.config.half_open_reserved);
+        let full = match pool {
+            Pool::Any => any >= any_cap || total >= self.config.max_half_open,
+            Pool::Configured => total >= self.config.max_half_open,
+        };
+        if !full {
+            return true;
+        }
+        let victim = match pool {
+            Pool::Any => self.sas.oldest_unverified(Pool::Any),
+            Pool::Configured => {
+                self.sas.oldest_unverified(Pool::Any).or_else(|| self.sas.oldest_unverified(Pool::Configured))
+            }
+        };
+        let Some(pos) = victim.and_then(|id| self.sas.position(id)) else {
+            self.stats.dropped_half_open_limit += 1;
+            if pool == Pool::Any && any >= any_cap {
+                self.stats.half_open_refused_any += 1;
+            } else {
+                self.stats.half_open_refused_total += 1;
+            }
+            return false;
+        };
+        // Removed without a word: no exchange of it got past message 2,
+        // so no SPI, event or peer knows of it.
+        let _ = self.sas.remove(pos);
+        self.stats.half_open_evicted += 1;
+        true
     }
 
     fn mm_responder_1(&mut self, now: Instant, idx: usize, raws: &[RawPayload<'_>]) -> Result<(), Error> {
@@ -703,6 +804,7 @@ impl Engine {
         let fp = fingerprint(datagram);
         let peer;
         let state;
+        let saved;
         {
             let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
             // A duplicate request: resend the last reply, change nothing.
@@ -725,13 +827,37 @@ impl Engine {
                 return Ok(());
             }
             peer = sa.peer;
+            saved = Saved::take(sa);
             state = core::mem::replace(&mut sa.state, State::Dead);
-            sa.flight.retransmit = None;
             sa.flight.last_in = Some(fp);
             if sa.cky_r == [0; 8] {
                 sa.cky_r = header.responder_cookie;
             }
         }
+        let result = self.phase1_step(now, idx, header, datagram, peer, &state);
+        if result.is_err() {
+            // Nothing of phase 1 is authenticated before HASH_I/HASH_R: a
+            // message that fails leaves the exchange as it was, for the
+            // genuine message (or its retransmission) to complete it.
+            if let Some(sa) = self.sas.get_mut(idx) {
+                saved.restore(sa);
+                sa.state = state;
+            }
+        }
+        result
+    }
+
+    /// One step of phase 1 from `state`; the caller restores the SA if it
+    /// fails, so an error here may leave the SA half-updated.
+    fn phase1_step(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        header: &Header,
+        datagram: &[u8],
+        peer: usize,
+        state: &State,
+    ) -> Result<(), Error> {
         let cfg = self.config.peers.get(peer).cloned().ok_or(Error::Local("peer"))?;
         let psk = self.psk(peer);
         match state {
@@ -747,7 +873,7 @@ impl Engine {
                 let mut payloads = vec![Payload::Ke(dh.public_value().to_vec()), Payload::Nonce(ni.clone())];
                 payloads.extend(nat_d_payloads(chosen.hash, sa));
                 sa.chosen = Some(chosen);
-                sa.state = State::MmISentKe { sa_i_b, chosen, dh, ni };
+                sa.state = State::MmISentKe { sa_i_b: sa_i_b.clone(), chosen, dh, ni };
                 let bytes = crate::msgs::Message {
                     header: Self::header(sa, ExchangeType::MAIN_MODE, 0, 0),
                     payloads,
@@ -757,6 +883,7 @@ impl Engine {
                 Ok(())
             }
             State::MmRSentSa { sa_i_b, chosen } => {
+                let chosen = *chosen;
                 let raws = parse_plain(header, datagram)?;
                 let gxi = get_bytes(&raws, PayloadType::KE)?.to_vec();
                 let ni = get_nonce(&raws)?.to_vec();
@@ -771,7 +898,8 @@ impl Engine {
                 let keys =
                     derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
                 sa.p1_iv = keys.initial_iv.clone();
-                sa.state = State::MmRSentKe { sa_i_b, keys: Box::new(keys), gxi, gxr: gxr.clone() };
+                sa.state =
+                    State::MmRSentKe { sa_i_b: sa_i_b.clone(), keys: Box::new(keys), gxi, gxr: gxr.clone() };
                 let bytes = crate::msgs::Message {
                     header: Self::header(sa, ExchangeType::MAIN_MODE, 0, 0),
                     payloads: [Payload::Ke(gxr), Payload::Nonce(nr)]
@@ -781,9 +909,13 @@ impl Engine {
                 }
                 .emit();
                 self.send(now, idx, None, bytes, true);
+                // Message 3 carried our cookie: the initiator receives at
+                // its address.
+                self.sas.verified(idx);
                 Ok(())
             }
             State::MmISentKe { sa_i_b, chosen, dh, ni } => {
+                let chosen = *chosen;
                 let raws = parse_plain(header, datagram)?;
                 let gxr = get_bytes(&raws, PayloadType::KE)?.to_vec();
                 let nr = get_nonce(&raws)?.to_vec();
@@ -794,12 +926,12 @@ impl Engine {
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 detect_nat(chosen.hash, sa, &raws)?;
                 float(sa);
-                let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
+                let skeyid = skeyid_psk(chosen.hash, &psk, ni, &nr);
                 let keys =
                     derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
                 let idp = Payload::Id(cfg.local_id.to_payload());
                 let idii_b = body_of(&idp);
-                let hash_i = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idii_b);
+                let hash_i = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, sa_i_b, &idii_b);
                 let mut payloads = vec![idp, Payload::Hash(hash_i.to_vec())];
                 if first_contact {
                     payloads.push(initial_contact(sa));
@@ -812,7 +944,7 @@ impl Engine {
                     &payloads,
                 )?;
                 sa.p1_iv = iv;
-                sa.state = State::MmISentAuth { sa_i_b, keys: Box::new(keys), gxi, gxr };
+                sa.state = State::MmISentAuth { sa_i_b: sa_i_b.clone(), keys: Box::new(keys), gxi, gxr };
                 self.send(now, idx, None, bytes, true);
                 Ok(())
             }
@@ -821,7 +953,7 @@ impl Engine {
                 if !header.is_encrypted() {
                     return Err(Error::PeerMisbehaved(PeerMisbehaved::Unencrypted));
                 }
-                let (plain, next_iv) = decrypt_body(&keys, &sa.p1_iv, datagram)?;
+                let (plain, next_iv) = decrypt_body(keys, &sa.p1_iv, datagram)?;
                 // The first encrypted message: garbage after decryption almost
                 // always means the PSKs differ (RFC 2409 gives no better signal).
                 let raws = parse_chain(header.next_payload, &plain, true)
@@ -830,21 +962,22 @@ impl Engine {
                 if !cfg.remote_id.matches(idii) {
                     return Err(Error::InvalidIdentity);
                 }
-                let expected = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, idii_b);
+                let expected = keys.hash_i(gxi, gxr, &sa.cky_i, &sa.cky_r, sa_i_b, idii_b);
                 let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
+                sa.peer_id = idii_b.to_vec();
                 let ic = has_initial_contact(&raws);
                 let idp = Payload::Id(cfg.local_id.to_payload());
                 let idir_b = body_of(&idp);
-                let hash_r = keys.hash_r(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idir_b);
+                let hash_r = keys.hash_r(gxi, gxr, &sa.cky_i, &sa.cky_r, sa_i_b, &idir_b);
                 let mut iv = next_iv;
                 let bytes = encrypt_message(
-                    &keys,
+                    keys,
                     &mut iv,
                     Self::header(sa, ExchangeType::MAIN_MODE, 0, 0),
                     &[idp, Payload::Hash(hash_r.to_vec())],
                 )?;
                 sa.p1_iv = iv;
-                sa.state = State::Established { keys, proof };
+                sa.state = State::Established { keys: keys.clone(), proof };
                 let id = sa.id;
                 self.send(now, idx, None, bytes, false);
                 self.established(now, idx, id, peer, ic);
@@ -855,18 +988,19 @@ impl Engine {
                 if !header.is_encrypted() {
                     return Err(Error::PeerMisbehaved(PeerMisbehaved::Unencrypted));
                 }
-                let (plain, next_iv) = decrypt_body(&keys, &sa.p1_iv, datagram)?;
+                let (plain, next_iv) = decrypt_body(keys, &sa.p1_iv, datagram)?;
                 let raws = parse_chain(header.next_payload, &plain, true)
                     .map_err(|_| Error::AuthenticationFailed)?;
                 let (idir, idir_b) = get_id(&raws)?;
                 if !cfg.remote_id.matches(idir) {
                     return Err(Error::InvalidIdentity);
                 }
-                let expected = keys.hash_r(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, idir_b);
+                let expected = keys.hash_r(gxi, gxr, &sa.cky_i, &sa.cky_r, sa_i_b, idir_b);
                 let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
+                sa.peer_id = idir_b.to_vec();
                 let ic = has_initial_contact(&raws);
                 sa.p1_iv = next_iv;
-                sa.state = State::Established { keys, proof };
+                sa.state = State::Established { keys: keys.clone(), proof };
                 // MM6 ends the exchange: a copy of it needs no answer.
                 sa.flight.last_out = None;
                 let id = sa.id;
@@ -896,12 +1030,13 @@ impl Engine {
                 agree_nat_t(sa, nat_t);
                 detect_nat(chosen.hash, sa, &raws)?;
                 float(sa);
-                let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
+                let skeyid = skeyid_psk(chosen.hash, &psk, ni, &nr);
                 let keys =
                     derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
-                let expected = keys.hash_r(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, idir_b);
+                let expected = keys.hash_r(&gxi, &gxr, &sa.cky_i, &sa.cky_r, sa_i_b, idir_b);
                 let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
-                let hash_i = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idii_b);
+                sa.peer_id = idir_b.to_vec();
+                let hash_i = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, sa_i_b, idii_b);
                 let mut payloads = vec![Payload::Hash(hash_i.to_vec())];
                 payloads.extend(nat_d_payloads(chosen.hash, sa));
                 if first_contact {
@@ -925,18 +1060,19 @@ impl Engine {
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 // The third message may be sent encrypted or not.
                 let (plain, next_iv) = if header.is_encrypted() {
-                    decrypt_body(&keys, &sa.p1_iv, datagram)?
+                    decrypt_body(keys, &sa.p1_iv, datagram)?
                 } else {
                     (datagram.get(super::HEADER_LEN..).unwrap_or(&[]).to_vec(), sa.p1_iv.clone())
                 };
                 let raws = parse_chain(header.next_payload, &plain, header.is_encrypted())
                     .map_err(|_| Error::AuthenticationFailed)?;
-                let expected = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, &sa_i_b, &idii_b);
+                let expected = keys.hash_i(gxi, gxr, &sa.cky_i, &sa.cky_r, sa_i_b, idii_b);
                 let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
+                sa.peer_id = idii_b.clone();
                 let ic = has_initial_contact(&raws);
                 detect_nat(keys.hash, sa, &raws)?;
                 sa.p1_iv = next_iv;
-                sa.state = State::Established { keys, proof };
+                sa.state = State::Established { keys: keys.clone(), proof };
                 // AM3 ends the exchange: a copy of it needs no answer.
                 sa.flight.last_out = None;
                 let id = sa.id;
@@ -951,6 +1087,7 @@ impl Engine {
     /// got here was authenticated.
     fn established(&mut self, now: Instant, idx: usize, id: super::IkeSaId, peer: usize, ic: bool) {
         self.rx_authenticated = true;
+        self.sas.settled(idx);
         let keepalive = self.config.nat_keepalive_interval;
         let lifetime = self.config.peers.get(peer).map(|p| p.ike_lifetime);
         if let Some(sa) = self.sas.get_mut(idx) {
@@ -958,6 +1095,7 @@ impl Engine {
                 sa.keepalive_at = Some(now + keepalive);
             }
             sa.expires_at = lifetime.map(|l| now + l);
+            sa.last_error = None;
         }
         self.events.push_back(Event::IkeSaEstablished { ike_sa: id, peer });
         if ic {

@@ -751,7 +751,10 @@ impl Engine {
     ) -> Result<(), Error> {
         let mid = header.message_id;
         let sa = self.sas.get(idx).ok_or(Error::Local("sa"))?;
-        if sa.quick.iter().filter(|q| q.finished.is_none()).count() >= self.config.max_quick_modes_per_sa {
+        // A message 1 whose id this IKE SA saw (after its exchange stopped
+        // lingering): a replay, refused before any work.
+        if sa.seen_ids.contains(mid) {
+            self.rx_discard = Some(super::Discard::Replay);
             return Ok(());
         }
         let keys = sa.keys().cloned().ok_or(Error::Local("keys"))?;
@@ -769,6 +772,15 @@ impl Engine {
         let Some(proof) = verify_qm_hash(&keys.hash1(mid, &after_first(&raws)), &received_hash) else {
             return Err(Error::AuthenticationFailed);
         };
+        // The peer's own message: at the limit of unfinished responder
+        // exchanges it is refused (counted) and not remembered, so its
+        // retransmission is taken once one finishes.
+        let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+        if sa.quick.iter().filter(|q| q.inbound_installed()).count() >= self.config.max_quick_modes_per_sa {
+            self.rx_discard = Some(super::Discard::QuickModeLimit);
+            return Ok(());
+        }
+        sa.seen_ids.insert(mid);
         self.rx_authenticated = true;
         let fp = fingerprint(datagram);
         let (sa_p, _) = get_sa(&raws)?;

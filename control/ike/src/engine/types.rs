@@ -227,6 +227,10 @@ pub enum Event {
         spi: u32,
         /// Our inbound SA (true) or outbound.
         inbound: bool,
+        /// Our inbound SPI of the pair the SA belongs to (`spi` itself for an inbound SA):
+        /// an outbound SPI is the peer's choice and two peers may choose the same one, so
+        /// the pair is named by the SPI we chose.
+        pair: u32,
     },
     /// The IKE SA is gone. Its children are gone too only where
     /// [`Event::DeleteSa`] says so (a Delete for the ISAKMP SA alone leaves

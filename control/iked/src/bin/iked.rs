@@ -8,13 +8,12 @@
 
 use clap::Parser;
 use iked::config::{self, Config, DEFAULT_CONFIG};
-use iked::ctl::server::{self, ServerCounters, SocketGuard};
+use iked::ctl::server::{self, Access, ServerCounters, SocketGuard};
 use iked::daemon::{Daemon, EngineControl};
 use iked::keylog::KeyLog;
 use iked::knl::Kernel;
 use iked::logging;
 use iked::manager::Manager;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -96,7 +95,8 @@ fn main() -> ExitCode {
 async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), String> {
     let socket_path = config.daemon.control_socket.clone();
     // One iked per host: the control socket is the lock.
-    let listener = server::bind(&socket_path).await.map_err(|e| e.to_string())?;
+    let listener =
+        server::bind_with(&socket_path, config.daemon.ctl_group.as_ref()).await.map_err(|e| e.to_string())?;
     let _guard = SocketGuard(socket_path.clone());
     let keylog_dir = args.keylog.clone().or_else(|| config.daemon.keylog.clone());
     let keylog = match &keylog_dir {
@@ -113,15 +113,15 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     tracing::info!(target: "dmn", "iked {} starting: {}", env!("CARGO_PKG_VERSION"), summary(&config));
     let delete_on_exit = config.daemon.delete_sas_on_exit;
-    // One iked per SA database: a lock file beside it.
+    // One iked per SA database: a lock file beside it, in the same private
+    // directory when the default is used, and like the database only ever a
+    // regular file of ours with mode 0600.
+    sadb::file::prepare_dir(&config.daemon.sadb).map_err(|e| format!("SA database: {e}"))?;
     let lock_path = lock_path(&config.daemon.sadb);
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    let lock = sadb::file::create_or_open(&lock_path, "the lock file", &opts, sadb::file::LooseMode::Refuse)
+        .map_err(|e| e.to_string())?;
     lock.try_lock().map_err(|_| {
         format!(
             "another iked already manages the SA database {} (lock {} is held)",
@@ -132,12 +132,16 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     let kernel = Kernel::open(&config.daemon.sadb).map_err(|e| format!("SA database: {e}"))?;
     tracing::info!(target: "knl", "SA database {}", config.daemon.sadb.display());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let watched = kernel.clone();
     let manager = Manager::new(Arc::new(config.clone()), kernel, keylog);
     let (engine, engine_task) = iked::net::start(manager, stop_rx.clone()).await?;
+    // Read at start like the socket itself: a reload does not change them.
+    let access = Access::new(config.daemon.ctl_group.clone());
     let daemon = Arc::new(Daemon::new(args.config.clone(), config, engine, Some(log)));
     let counters = Arc::new(ServerCounters::default());
-    let server = tokio::spawn(server::serve(listener, Arc::clone(&daemon), counters, stop_rx));
+    let server = tokio::spawn(server::serve_with(listener, access, Arc::clone(&daemon), counters, stop_rx));
     tracing::info!(target: "dmn", "control socket {}", socket_path.display());
+    let mut file_check = tokio::time::interval(std::time::Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -148,6 +152,15 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = file_check.tick() => {
+                // A truncated SA database would SIGBUS the next access past its end:
+                // stop before anything uses an SA from it.
+                if let Err(e) = watched.region().check_file() {
+                    tracing::error!(target: "knl", "{e}; exiting");
+                    eprintln!("iked: {e}; exiting");
+                    std::process::exit(sadb::TRUNCATED_EXIT_STATUS);
+                }
+            }
         }
     }
     tracing::info!(
@@ -164,7 +177,7 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     Ok(())
 }
 
-/// `/dev/shm/espgw-sadb` -> `/dev/shm/espgw-sadb.iked.lock`.
+/// `/run/espgw/sadb` -> `/run/espgw/sadb.iked.lock`.
 fn lock_path(sadb: &std::path::Path) -> PathBuf {
     let mut s = sadb.as_os_str().to_owned();
     s.push(".iked.lock");

@@ -34,8 +34,8 @@ use std::time::Duration;
 
 /// Default control socket.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/iked/iked.sock";
-/// Default SA database (the `sadb` crate's default).
-pub const DEFAULT_SADB: &str = "/dev/shm/espgw-sadb";
+/// Default SA database (the `sadb` crate's default, in its private 0700 directory).
+pub const DEFAULT_SADB: &str = sadb::DEFAULT_PATH;
 /// Default configuration file.
 pub const DEFAULT_CONFIG: &str = "/etc/iked/iked.toml";
 /// Largest configuration file read (hostile or mistaken input).
@@ -60,6 +60,9 @@ pub struct DaemonSettings {
     pub sadb: PathBuf,
     /// The ikectl Unix socket.
     pub control_socket: PathBuf,
+    /// Besides root and iked's own uid, the members of this group may use the
+    /// control socket (`None`: nobody else).
+    pub ctl_group: Option<CtlGroup>,
     /// Addresses the IKE sockets bind to (charon.interfaces_use).
     pub listen: Vec<IpAddr>,
     /// IKE port (charon.port), 500.
@@ -72,8 +75,43 @@ pub struct DaemonSettings {
     /// SIGTERM sends Deletes and removes this daemon's SAs (true) or leaves
     /// them installed in the dataplane (false).
     pub delete_sas_on_exit: bool,
+    /// Half-open (not yet authenticated) responder IKE SAs: most in total
+    /// (charon.init_limit_half_open), most per source address
+    /// (charon.block_threshold), and the part of the total left to connections
+    /// that name the peer's address (`%any` connections share the rest).
+    pub half_open: HalfOpenLimits,
     /// Per-subsystem log levels (charondebug).
     pub log: LogLevels,
+}
+
+/// `daemon.init_limit_half_open`, `daemon.block_threshold`, `daemon.half_open_reserved`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HalfOpenLimits {
+    /// Most in total.
+    pub total: usize,
+    /// Most per source address.
+    pub per_source: usize,
+    /// Of `total`, the part only connections naming the peer's address may use.
+    pub reserved: usize,
+}
+
+impl Default for HalfOpenLimits {
+    /// The engine's defaults.
+    fn default() -> Self {
+        let e = ike::engine::EngineConfig::default();
+        Self { total: e.max_half_open, per_source: e.max_half_open_per_peer, reserved: e.half_open_reserved }
+    }
+}
+
+/// `daemon.ctl_group`, resolved when the configuration is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtlGroup {
+    /// The group's name as configured.
+    pub name: String,
+    /// Its gid: a caller whose (effective) gid this is may connect.
+    pub gid: u32,
+    /// The uids of the users the group database lists as its members.
+    pub members: Vec<u32>,
 }
 
 /// Phase-1 authentication of one side.

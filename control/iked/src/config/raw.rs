@@ -21,11 +21,15 @@ pub(crate) struct RawFile {
 pub(crate) struct RawDaemon {
     pub sadb: Option<String>,
     pub control_socket: Option<String>,
+    pub ctl_group: Option<String>,
     pub listen: Option<ListValue>,
     pub port: Option<u16>,
     pub port_nat_t: Option<u16>,
     pub keylog: Option<String>,
     pub delete_sas_on_exit: Option<bool>,
+    pub init_limit_half_open: Option<u64>,
+    pub block_threshold: Option<u64>,
+    pub half_open_reserved: Option<u64>,
     pub log: Option<BTreeMap<String, toml::Value>>,
 }
 

@@ -37,6 +37,9 @@ pub fn render(c: &Config) -> String {
     let mut daemon = Table::new();
     daemon.insert("sadb".into(), s(d.sadb.display()));
     daemon.insert("control_socket".into(), s(d.control_socket.display()));
+    if let Some(g) = &d.ctl_group {
+        daemon.insert("ctl_group".into(), s(&g.name));
+    }
     daemon.insert("listen".into(), list(&d.listen));
     daemon.insert("port".into(), Value::Integer(d.port.into()));
     daemon.insert("port_nat_t".into(), Value::Integer(d.port_nat_t.into()));
@@ -44,6 +47,9 @@ pub fn render(c: &Config) -> String {
         daemon.insert("keylog".into(), s(k.display()));
     }
     daemon.insert("delete_sas_on_exit".into(), Value::Boolean(d.delete_sas_on_exit));
+    daemon.insert("init_limit_half_open".into(), count(d.half_open.total as u64));
+    daemon.insert("block_threshold".into(), count(d.half_open.per_source as u64));
+    daemon.insert("half_open_reserved".into(), count(d.half_open.reserved as u64));
     let mut log = Table::new();
     log.insert("default".into(), level_name(d.log.default));
     for sub in Subsystem::ALL {

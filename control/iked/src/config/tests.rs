@@ -208,7 +208,7 @@ fn unknown_keys_are_errors() {
         err(&format!("{BASE}\n[charon]\nthreads = 4\n")),
         "gw.toml:17: charon: unknown field `charon`, expected one of `daemon`, `connections`, `secrets`"
     );
-    assert_eq!(err(&format!("{BASE}\n[daemon]\nthreads = 4\n")), "gw.toml:18: daemon.threads: unknown field `threads`, expected one of `sadb`, `control_socket`, `listen`, `port`, `port_nat_t`, `keylog`, `delete_sas_on_exit`, `log`");
+    assert_eq!(err(&format!("{BASE}\n[daemon]\nthreads = 4\n")), "gw.toml:18: daemon.threads: unknown field `threads`, expected one of `sadb`, `control_socket`, `ctl_group`, `listen`, `port`, `port_nat_t`, `keylog`, `delete_sas_on_exit`, `init_limit_half_open`, `block_threshold`, `half_open_reserved`, `log`");
 }
 
 #[test]
@@ -419,4 +419,52 @@ fn hostile_input_never_panics() {
     ] {
         assert!(parse(t, Path::new("x.toml")).is_err(), "{t:?}");
     }
+}
+
+#[test]
+fn ctl_group_is_resolved_at_load_and_an_unknown_one_is_refused() {
+    let c = ok(&format!("{BASE}\n[daemon]\nctl_group = \"root\"\n"));
+    let g = c.daemon.ctl_group.clone().unwrap_or_else(|| panic!("no ctl_group"));
+    assert_eq!((g.name.as_str(), g.gid), ("root", 0));
+    let text = render(&c);
+    assert!(text.contains("ctl_group = \"root\""), "{text}");
+    assert_eq!(parse(&text, Path::new("rendered.toml")).ok(), Some(c));
+    assert_eq!(ok(BASE).daemon.ctl_group, None);
+
+    assert_eq!(
+        err(&format!("{BASE}\n[daemon]\nctl_group = \"no-such-group-espgw\"\n")),
+        "gw.toml: daemon.ctl_group: unknown group `no-such-group-espgw`"
+    );
+    assert_eq!(
+        err(&format!("{BASE}\n[daemon]\nctl_group = \" \"\n")),
+        "gw.toml: daemon.ctl_group: empty group name"
+    );
+}
+
+#[test]
+fn half_open_limits_default_to_the_engines_and_are_checked() {
+    let d = ok(BASE).daemon.half_open;
+    assert_eq!((d.total, d.per_source, d.reserved), (1024, 16, 256));
+    let c = ok(&format!("{BASE}\n[daemon]\ninit_limit_half_open = 100\nblock_threshold = 5\n"));
+    let h = c.daemon.half_open;
+    // The reserve follows a smaller total (half of it at most) unless set.
+    assert_eq!((h.total, h.per_source, h.reserved), (100, 5, 50));
+    let text = render(&c);
+    assert!(
+        text.contains("init_limit_half_open = 100") && text.contains("half_open_reserved = 50"),
+        "{text}"
+    );
+    assert_eq!(ok(&format!("{BASE}\n[daemon]\nhalf_open_reserved = 0\n")).daemon.half_open.reserved, 0);
+    assert_eq!(
+        err(&format!("{BASE}\n[daemon]\ninit_limit_half_open = 0\n")),
+        "gw.toml: daemon.init_limit_half_open: must be at least 1 (there is no unlimited)"
+    );
+    assert_eq!(
+        err(&format!("{BASE}\n[daemon]\ninit_limit_half_open = 10\nblock_threshold = 11\n")),
+        "gw.toml: daemon.block_threshold: larger than daemon.init_limit_half_open"
+    );
+    assert_eq!(
+        err(&format!("{BASE}\n[daemon]\ninit_limit_half_open = 10\nhalf_open_reserved = 10\n")),
+        "gw.toml: daemon.half_open_reserved: must be below daemon.init_limit_half_open (the rest is what %any connections share)"
+    );
 }

@@ -157,6 +157,10 @@ impl Validator<'_> {
         Ok(DaemonSettings {
             sadb: non_empty("sadb", d.sadb, DEFAULT_SADB)?,
             control_socket: non_empty("control_socket", d.control_socket, DEFAULT_CONTROL_SOCKET)?,
+            ctl_group: match d.ctl_group {
+                Some(name) => Some(self.ctl_group(name)?),
+                None => None,
+            },
             listen,
             port,
             port_nat_t,
@@ -167,8 +171,70 @@ impl Validator<'_> {
                 other => other.map(PathBuf::from),
             },
             delete_sas_on_exit: d.delete_sas_on_exit.unwrap_or(true),
+            half_open: self.half_open(d.init_limit_half_open, d.block_threshold, d.half_open_reserved)?,
             log,
         })
+    }
+
+    /// `daemon.init_limit_half_open`, `block_threshold` and `half_open_reserved`: each
+    /// at least 1 (0, strongSwan's "unlimited", would let a flood take all memory), the
+    /// per-source share and the reserve below the total.
+    fn half_open(
+        &self,
+        total: Option<u64>,
+        per_source: Option<u64>,
+        reserved: Option<u64>,
+    ) -> Result<HalfOpenLimits> {
+        let d = HalfOpenLimits::default();
+        let get = |k: &str, v: Option<u64>, default: usize| -> Result<usize> {
+            match v {
+                None => Ok(default),
+                Some(0) => Err(self.err(key(&["daemon", k]), "must be at least 1 (there is no unlimited)")),
+                Some(n) if n > 1 << 20 => Err(self.err(key(&["daemon", k]), "at most 1048576")),
+                Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            }
+        };
+        let total = get("init_limit_half_open", total, d.total)?;
+        let per_source = get("block_threshold", per_source, d.per_source.min(total))?;
+        let reserved = match reserved {
+            Some(0) => 0,
+            other => get("half_open_reserved", other, d.reserved.min(total / 2))?,
+        };
+        if per_source > total {
+            return Err(
+                self.err(key(&["daemon", "block_threshold"]), "larger than daemon.init_limit_half_open")
+            );
+        }
+        if reserved >= total {
+            return Err(self.err(
+                key(&["daemon", "half_open_reserved"]),
+                "must be below daemon.init_limit_half_open (the rest is what %any connections share)",
+            ));
+        }
+        Ok(HalfOpenLimits { total, per_source, reserved })
+    }
+
+    /// Resolves `daemon.ctl_group` in the group database, and its listed members to uids
+    /// (a member with no user entry cannot connect and is left out).
+    fn ctl_group(&self, name: String) -> Result<CtlGroup> {
+        let k = key(&["daemon", "ctl_group"]);
+        if name.trim().is_empty() {
+            return Err(self.err(k, "empty group name"));
+        }
+        let group = match nix::unistd::Group::from_name(&name) {
+            Ok(Some(g)) => g,
+            Ok(None) => return Err(self.err(k, format!("unknown group `{name}`"))),
+            Err(e) => return Err(self.err(k, format!("cannot look up group `{name}`: {e}"))),
+        };
+        let mut members: Vec<u32> = group
+            .mem
+            .iter()
+            .filter_map(|m| nix::unistd::User::from_name(m).ok().flatten())
+            .map(|u| u.uid.as_raw())
+            .collect();
+        members.sort_unstable();
+        members.dedup();
+        Ok(CtlGroup { name, gid: group.gid.as_raw(), members })
     }
 
     fn log_levels(&self, map: &BTreeMap<String, toml::Value>) -> Result<LogLevels> {

@@ -175,7 +175,11 @@ pub fn stats(s: &Stats) -> String {
     let _ = writeln!(o, "connections: {}", s.connections);
     let _ = writeln!(o, "IKE_SAs: {} total, {} half-open", s.ike_sas, s.ike_sas_half_open);
     let _ = writeln!(o, "CHILD_SAs: {}", s.child_sas);
-    let _ = writeln!(o, "control: {} requests, {} errors", s.ctl_requests, s.ctl_errors);
+    let _ = writeln!(
+        o,
+        "control: {} requests, {} errors, {} callers refused",
+        s.ctl_requests, s.ctl_errors, s.ctl_refused
+    );
     if !s.ike_datagrams.is_empty() {
         let _ = writeln!(o, "IKE datagrams:");
         for (k, v) in &s.ike_datagrams {
@@ -297,7 +301,7 @@ home: #3, ESTABLISHED, IKEv1, 0011223344556677_i* 8899aabbccddeeff_r
         let s = Stats { uptime: 5, connections: 2, ctl_requests: 7, ctl_errors: 1, ..Default::default() };
         assert_eq!(
             stats(&s),
-            "uptime: 5s\nconnections: 2\nIKE_SAs: 0 total, 0 half-open\nCHILD_SAs: 0\ncontrol: 7 requests, 1 errors\ndataplane: not attached\n"
+            "uptime: 5s\nconnections: 2\nIKE_SAs: 0 total, 0 half-open\nCHILD_SAs: 0\ncontrol: 7 requests, 1 errors, 0 callers refused\ndataplane: not attached\n"
         );
         let l = LoadSummary {
             added: vec!["a".into()],

@@ -398,6 +398,9 @@ pub struct Stats {
     pub ctl_requests: u64,
     /// Control requests answered with an error.
     pub ctl_errors: u64,
+    /// Control-socket callers refused by their credentials (`SO_PEERCRED`).
+    #[serde(default)]
+    pub ctl_refused: u64,
     /// Dataplane counters, when the SA database is attached: drop reason →
     /// count, plus totals.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,10 +7,17 @@
 //! connection is closed (there is no way to find the next request start
 //! without reading the rest of the line); at most [`MAX_CLIENTS`] clients are
 //! served at once.
+//!
+//! Who may talk to it is checked twice: by the socket file (mode 0600, or 0660
+//! with the group `daemon.ctl_group`) and, for every connection, by the
+//! caller's credentials from the kernel (`SO_PEERCRED`, see [`Access`]). A
+//! refused caller gets one error line, is counted and logged.
 
 use super::protocol::*;
+use crate::config::CtlGroup;
 use std::future::Future;
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,47 +54,153 @@ pub struct ServerCounters {
     pub requests: AtomicU64,
     /// Of which errors.
     pub errors: AtomicU64,
+    /// Connections refused by [`Access`].
+    pub refused: AtomicU64,
+}
+
+/// Who may use the control socket: root, iked's own effective uid, and the
+/// members of `daemon.ctl_group` (a caller whose effective gid is the group's,
+/// or whom the group database lists as a member).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// iked's effective uid.
+    pub euid: u32,
+    /// `daemon.ctl_group`.
+    pub group: Option<CtlGroup>,
+}
+
+impl Access {
+    /// Root, this process's effective uid, and `group`.
+    pub fn new(group: Option<CtlGroup>) -> Self {
+        Self { euid: nix::unistd::geteuid().as_raw(), group }
+    }
+
+    /// Whether a caller with these credentials is served.
+    pub fn allows(&self, uid: u32, gid: u32) -> bool {
+        uid == 0
+            || uid == self.euid
+            || self.group.as_ref().is_some_and(|g| g.gid == gid || g.members.contains(&uid))
+    }
 }
 
 /// Binds the control socket at `path`, refusing when another daemon answers
 /// there (one iked per host) and replacing a stale socket file otherwise.
 /// The socket is made mode 0600: ikectl runs as root.
 pub async fn bind(path: &Path) -> io::Result<UnixListener> {
+    bind_with(path, None).await
+}
+
+/// [`bind`], and with a `group` the socket is made mode 0660 and that group's,
+/// so that its members can connect.
+///
+/// Only a socket of ours is replaced: anything else at the path (a file, a
+/// symbolic link, another user's socket) is refused and left in place. The
+/// socket is bound in a fresh 0700 directory beside the path, given its
+/// final mode and owner there and then renamed into place, so it is never
+/// reachable with a wider mode.
+pub async fn bind_with(path: &Path, group: Option<&CtlGroup>) -> io::Result<UnixListener> {
     if UnixStream::connect(path).await.is_ok() {
         return Err(io::Error::new(
             io::ErrorKind::AddrInUse,
             format!("another iked is already running (its control socket {} answers)", path.display()),
         ));
     }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(io::Error::new(e.kind(), format!("cannot remove stale {}: {e}", path.display())))
+    remove_stale(path)?;
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir.to_path_buf()
         }
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let listener = UnixListener::bind(path)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+        None => PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{}: no file name", path.display()))
+    })?;
+    let staging = dir.join(format!(".{}.bind-{}", name.to_string_lossy(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", staging.display())))?;
+    let bound = (|| {
+        let tmp = staging.join(name);
+        let listener = UnixListener::bind(&tmp)?;
+        match group {
+            Some(g) => {
+                std::os::unix::fs::chown(&tmp, None, Some(g.gid))?;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))?;
+            }
+            None => std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?,
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    bound
 }
 
-/// Removes the socket file when dropped (on shutdown).
+/// Removes a stale socket of ours at `path`; refuses anything else there.
+fn remove_stale(path: &Path) -> io::Result<()> {
+    let md = match std::fs::symlink_metadata(path) {
+        Ok(md) => md,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io::Error::new(e.kind(), format!("cannot stat {}: {e}", path.display()))),
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    if !md.file_type().is_socket() || md.uid() != euid {
+        let kind = if md.file_type().is_symlink() {
+            "a symbolic link"
+        } else if md.file_type().is_socket() {
+            "a socket"
+        } else if md.is_dir() {
+            "a directory"
+        } else {
+            "not a socket"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "refusing {}: {kind}, owned by uid {}, mode {:04o}; only a stale control socket owned by uid \
+                 {euid} is replaced, remove it or choose another daemon.control_socket",
+                path.display(),
+                md.uid(),
+                md.mode() & 0o7777
+            ),
+        ));
+    }
+    std::fs::remove_file(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot remove stale {}: {e}", path.display())))
+}
+
+/// Removes the socket file when dropped (on shutdown), if a socket of ours is
+/// still what is there.
 #[derive(Debug)]
 pub struct SocketGuard(pub PathBuf);
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let ours = std::fs::symlink_metadata(&self.0)
+            .is_ok_and(|m| m.file_type().is_socket() && m.uid() == nix::unistd::geteuid().as_raw());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
-/// Serves until `shutdown` becomes true.
+/// Serves until `shutdown` becomes true, to root and iked's own uid.
 pub async fn serve<H: ControlHandler>(
     listener: UnixListener,
+    handler: Arc<H>,
+    counters: Arc<ServerCounters>,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_with(listener, Access::new(None), handler, counters, shutdown).await
+}
+
+/// Serves until `shutdown` becomes true, to the callers `access` allows.
+pub async fn serve_with<H: ControlHandler>(
+    listener: UnixListener,
+    access: Access,
     handler: Arc<H>,
     counters: Arc<ServerCounters>,
     mut shutdown: watch::Receiver<bool>,
@@ -109,6 +222,39 @@ pub async fn serve<H: ControlHandler>(
                 continue;
             }
         };
+        let cred = stream.peer_cred().map(|c| (c.uid(), c.gid(), c.pid()));
+        let refusal = match cred {
+            Ok((uid, gid, _)) if access.allows(uid, gid) => None,
+            Ok((uid, gid, pid)) => {
+                let who = pid.map_or(String::new(), |p| format!(" (pid {p})"));
+                Some(format!("uid {uid}, gid {gid}{who} may not use the control socket"))
+            }
+            Err(e) => Some(format!("cannot read the caller's credentials: {e}")),
+        };
+        if let Some(why) = refusal {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "dmn", "control socket: refused a caller: {why}");
+            let mut s = stream;
+            let message = format!(
+                "permission denied: {why} (allowed: root, uid {}{})",
+                access.euid,
+                access.group.as_ref().map_or(String::new(), |g| format!(", group {}", g.name))
+            );
+            let no = Response::new(Reply::Error(CtlError::new(ErrorCode::Failed, message)));
+            // The answer comes after the caller's first line (answering before it
+            // would break the pipe under a client still writing), within a second,
+            // and apart from the accept loop.
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+                    let mut line = Vec::new();
+                    let mut limited = BufReader::new(&mut s).take((MAX_REQUEST_LEN + 1) as u64);
+                    let _ = limited.read_until(b'\n', &mut line).await;
+                    write_response(&mut s, &no).await
+                })
+                .await;
+            });
+            continue;
+        }
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             let mut s = stream;
             let busy =
@@ -201,6 +347,7 @@ async fn dispatch<H: ControlHandler>(h: &H, cmd: Command, counters: &ServerCount
         Command::Stats {} => h.stats().await.map(|mut s| {
             s.ctl_requests = counters.requests.load(Ordering::Relaxed);
             s.ctl_errors = counters.errors.load(Ordering::Relaxed);
+            s.ctl_refused = counters.refused.load(Ordering::Relaxed);
             Reply::Stats(s)
         }),
         Command::Log {} => Err(CtlError::new(ErrorCode::Failed, "log is streamed")),

@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The workspace's binaries next to this build's `iked`; espd/espctl are built when a
-/// filtered test run did not build them.
+/// The workspace's binaries next to this build's `iked`; espd/espctl (and ike-load) are
+/// built when a filtered test run did not build them.
 pub fn bin(name: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_BIN_EXE_iked")).with_file_name(name);
     if !path.exists() {
+        let package = if name == "ike-load" { "ike-load" } else { "espd" };
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "espd", "--bin", name])
+            .args(["build", "-p", package, "--bin", name])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building {name}");

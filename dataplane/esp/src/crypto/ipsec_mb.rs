@@ -23,6 +23,7 @@ use arrayvec::ArrayVec;
 use core::any::Any;
 use ipsec_mb::{CbcHmacKey, CbcHmacOp, GcmKey, GcmOp, HmacAlg, MbMgr, OpStatus, MAX_BURST};
 use std::sync::{Arc, Mutex};
+use wipe::WipeBox;
 
 /// The ipsec-mb backend: a manager for the sessions' own single-SA `process`, and the factory
 /// of per-lcore [`MbRunner`]s.
@@ -56,10 +57,14 @@ impl CryptoBackend for IpsecMbBackend {
         match params.cipher {
             C::AesGcm128 | C::AesGcm192 | C::AesGcm256 => {
                 let (k, s) = key.split_at(params.cipher.key_len());
-                let mut salt = [0u8; 4];
-                salt.copy_from_slice(s);
                 let key = GcmKey::new(&mgr, k).map_err(|_| CryptoError::BadKeyLength)?;
-                Ok(Box::new(MbGcm { mgr: Arc::clone(&self.mgr), key, salt: Salt(salt), layout }))
+                // The salt goes from the parameters straight into the boxed session: a copy in a
+                // local would stay on the stack, where later frames' padding picks it up and
+                // carries it into heap blocks freed unwiped (found by espd's freed-memory test).
+                let mut gcm =
+                    WipeBox::new(MbGcm { mgr: Arc::clone(&self.mgr), key, salt: Salt([0; 4]), layout });
+                gcm.salt.0.copy_from_slice(s.get(..4).ok_or(CryptoError::BadKeyLength)?);
+                Ok(Box::new(gcm))
             }
             C::AesCbc128 | C::AesCbc192 | C::AesCbc256 => {
                 let h = match params.integrity {
@@ -71,7 +76,7 @@ impl CryptoBackend for IpsecMbBackend {
                 };
                 let key =
                     CbcHmacKey::new(&mgr, key, h, &params.auth_key).map_err(|_| CryptoError::BadKeyLength)?;
-                Ok(Box::new(MbCbc { mgr: Arc::clone(&self.mgr), key, layout }))
+                Ok(Box::new(WipeBox::new(MbCbc { mgr: Arc::clone(&self.mgr), key, layout })))
             }
             C::Null => Err(CryptoError::Unsupported),
         }

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dpdk::{lcore, Burst, Mempool, Port};
+use dpdk::{lcore, Burst, Mempool};
 use esp::crypto::{CryptoBackend, CryptoJob, CryptoParams, Operation};
 use hdrhistogram::Histogram;
 
@@ -60,8 +60,6 @@ pub struct Job {
     pub inside: usize,
     /// See `inside`.
     pub outside: usize,
-    /// The port io mode sends on.
-    pub io_port: Port,
     /// Packet pool.
     pub pool: Mempool,
     /// Packets per burst.
@@ -231,7 +229,6 @@ impl Job {
         }
         let mut plain_burst: Burst<MAX_BURST> = Burst::new();
         let mut esp_burst: Burst<MAX_BURST> = Burst::new();
-        let queue = self.worker.index as u16;
         let (mut generated, mut sent_io, mut plain_bytes) = (0u64, 0u64, 0u64);
         let (mut fill, mut classify, mut stages, mut tx, mut rearm) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let (mut passes, mut no_mbuf) = (0u64, 0u64);
@@ -307,7 +304,8 @@ impl Job {
             if self.mode == BenchMode::Io {
                 t2 = t1;
                 t3 = t1;
-                sent_io += self.io_port.tx_burst(queue, &mut plain_burst) as u64;
+                // io mode sends on the first (outside) port, by this worker's queue.
+                sent_io += self.worker.send_burst(0, &mut plain_burst) as u64;
                 plain_burst.clear();
             } else {
                 if !plain_burst.is_empty() {

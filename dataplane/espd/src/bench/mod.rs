@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dpdk::{Mempool, Port, Ring};
+use dpdk::{Eal, Mempool, Multi, Port, Ring};
 use esp::crypto::Operation;
 use sadb::Direction;
 use serde::Serialize;
@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::counters::{self, TRAFFIC_BASE};
 use crate::fwd::RunError;
 use crate::gw::sa_ctx::Backends;
-use crate::gw::worker::{Worker, WorkerPort};
+use crate::gw::worker::{Handoff, Worker, WorkerPort};
 
 /// Latency percentiles in ns.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -185,26 +185,27 @@ fn esp_lengths(layout: esp::crypto::Layout, frame: usize, v6: bool) -> (usize, u
 
 /// The running gateway objects shared by every configuration.
 struct Rig {
+    eal: Eal,
     pool: Mempool,
     ports: Vec<(Port, crate::config::Role, bool, u16)>,
     ifaces: Arc<Vec<crate::net::addr::Interface>>,
     routes: Arc<crate::net::route::RouteTable>,
     neigh: Arc<crate::net::neigh::NeighborTable>,
-    rings: Arc<Vec<Ring>>,
+    rings: Arc<Vec<Handoff>>,
     lcores: Vec<u32>,
     plan: Plan,
 }
 
 /// Runs every configuration with an initialised EAL; prints the JSON lines on stdout as it
 /// goes and returns the records.
-pub fn run(args: &BenchArgs, stop: Arc<AtomicBool>) -> Result<Vec<Record>, RunError> {
-    let all = dpdk::lcore::workers();
+pub fn run(eal: &Eal, args: &BenchArgs, stop: Arc<AtomicBool>) -> Result<Vec<Record>, RunError> {
+    let all = dpdk::lcore::workers(eal);
     let k = args.workers.unwrap_or(all.len()).min(all.len());
     if k == 0 {
         return Err(cfg_err("no worker lcore: give the EAL at least two, e.g. -l 0,1 (lcore 0 supervises)"));
     }
     let lcores: Vec<u32> = all.into_iter().take(k).collect();
-    let ports = Port::all();
+    let ports = Port::all(eal);
     let [outside, inside, ..] = ports.as_slice() else {
         return Err(cfg_err(
             "the bench needs two ports, outside then inside: e.g. -- --vdev net_null0 --vdev net_null1",
@@ -220,17 +221,18 @@ pub fn run(args: &BenchArgs, stop: Arc<AtomicBool>) -> Result<Vec<Record>, RunEr
     );
     let cfg =
         Config::parse(&toml, std::path::Path::new("espd-bench.toml")).map_err(|e| cfg_err(e.to_string()))?;
-    let pool = Mempool::new("espd_bench_pool", args.mbufs, 256, Mempool::DEFAULT_DATA_ROOM, None)?;
-    let built = crate::gw::app::build(&cfg, &pool, k as u16)?;
+    let pool = Mempool::new(eal, "espd_bench_pool", args.mbufs, 256, Mempool::DEFAULT_DATA_ROOM, None)?;
+    let built = crate::gw::app::build(eal, &cfg, &pool, k as u16)?;
     for (p, _, _, _) in &built.ports {
         p.start()?;
     }
     let rings = Arc::new(
         (0..k)
-            .map(|w| Ring::new(&format!("espd_bench_handoff_{w}"), 4096, false))
+            .map(|w| Ring::create::<Multi, Multi>(eal, &format!("espd_bench_handoff_{w}"), 4096))
             .collect::<Result<Vec<_>, _>>()?,
     );
     let rig = Rig {
+        eal: eal.clone(),
         pool,
         ports: built.ports,
         ifaces: Arc::new(built.ifaces),
@@ -403,17 +405,21 @@ fn run_one(
     let mut jobs = Vec::new();
     let t = Instant::now();
     for (w, reader) in readers.into_iter().enumerate() {
+        let q = w as u16;
         let wports: Vec<WorkerPort> = rig
             .ports
             .iter()
-            .map(|(p, role, to_tap, mtu)| WorkerPort {
-                port: *p,
-                inside: matches!(role, crate::config::Role::Inside | crate::config::Role::Both),
-                outside: matches!(role, crate::config::Role::Outside | crate::config::Role::Both),
-                to_tap: *to_tap,
-                mtu: *mtu,
+            .map(|(p, role, to_tap, mtu)| {
+                Ok(WorkerPort {
+                    rx: p.rx_queue(q)?,
+                    tx: p.tx_queue(q)?,
+                    inside: matches!(role, crate::config::Role::Inside | crate::config::Role::Both),
+                    outside: matches!(role, crate::config::Role::Outside | crate::config::Role::Both),
+                    to_tap: *to_tap,
+                    mtu: *mtu,
+                })
             })
-            .collect();
+            .collect::<Result<_, dpdk::Error>>()?;
         let mut worker = Worker::new(
             w,
             wports,
@@ -425,7 +431,7 @@ fn run_one(
             Backends::new(args.backend == BenchBackend::IpsecMb),
             neigh.clone(),
             routes.clone(),
-            rig.pool,
+            rig.pool.clone(),
             usize::from(args.burst),
             run_stop.clone(),
             clock.clone(),
@@ -463,8 +469,7 @@ fn run_one(
             inbound_slots,
             inside: 1,
             outside: 0,
-            io_port: rig.ports.first().map(|p| p.0).ok_or_else(|| cfg_err("no port"))?,
-            pool: rig.pool,
+            pool: rig.pool.clone(),
             burst: usize::from(args.burst),
             warmup: (args.warmup.max(0.0) * hz as f64) as u64,
             duration: (args.duration.max(0.01) * hz as f64) as u64,
@@ -490,7 +495,7 @@ fn run_one(
         let res = results.clone();
         let hist = |_| cfg_err("cannot allocate a latency histogram");
         let (h1, h2) = (lcore::histogram().map_err(hist)?, lcore::histogram().map_err(hist)?);
-        dpdk::lcore::launch(l, move || {
+        dpdk::lcore::launch(&rig.eal, l, move || {
             let o = job.run(h1, h2);
             if let Ok(mut r) = res.lock() {
                 if let Some(x) = r.get_mut(w) {
@@ -505,7 +510,7 @@ fn run_one(
     run_stop.store(true, Ordering::Relaxed);
     let mut failed = Vec::new();
     for &l in &rig.lcores {
-        if dpdk::lcore::wait(l) != 0 {
+        if dpdk::lcore::wait(&rig.eal, l) != 0 {
             failed.push(l);
         }
     }

@@ -5,16 +5,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dpdk::{lcore, Mempool, Port, PortConfig, Ring};
+use dpdk::{lcore, Eal, Mempool, Multi, Port, PortConfig, Ring};
 use serde::Serialize;
 
 use crate::config::{parse_mac, Config, Prefix, Role};
 use crate::counters;
 use crate::fwd::RunError;
 use crate::gw::sa_ctx::Backends;
-use crate::gw::worker::{Worker, WorkerPort};
+use crate::gw::worker::{Worker, WorkerPort, WorkerTap};
 use crate::net::addr::{IfAddr, Interface};
-use crate::net::neigh::NeighborTable;
+use crate::net::neigh::{NeighTimes, NeighborTable, DEFAULT_CAPACITY};
 use crate::net::route::{NextHop, Route, RouteTable};
 use crate::net::Mac;
 use crate::stats::PortSnapshot;
@@ -64,17 +64,17 @@ pub(crate) struct Built {
 
 /// Configures the configuration's ports with `queues` queue pairs each and builds the
 /// tables the workers share (the bench mode reuses it).
-pub(crate) fn build(cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, RunError> {
+pub(crate) fn build(eal: &Eal, cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, RunError> {
     let mut ports = Vec::new();
     let mut ifaces = Vec::new();
     let exception_port = cfg.exception.as_ref().map(|x| x.port.as_str());
     for (i, p) in cfg.ports.iter().enumerate() {
-        let port = Port::by_name(&p.device).map_err(|_| {
+        let port = Port::by_name(eal, &p.device).map_err(|_| {
             cfg_err(format!(
                 "ports[{i}].device: no DPDK port named {:?} (declare it in eal, e.g. --vdev {}...); found {:?}",
                 p.device,
                 p.device,
-                Port::all().iter().map(|q| q.name()).collect::<Vec<_>>()
+                Port::all(eal).iter().map(|q| q.name()).collect::<Vec<_>>()
             ))
         })?;
         let pc = PortConfig {
@@ -100,7 +100,7 @@ pub(crate) fn build(cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, 
     let tap = match &cfg.exception {
         None => None,
         Some(x) => {
-            let tap = Port::by_name(&x.device).map_err(|_| {
+            let tap = Port::by_name(eal, &x.device).map_err(|_| {
                 cfg_err(format!(
                     "exception.device: no DPDK port named {:?} (add --vdev {},iface=espgw0 to eal)",
                     x.device, x.device
@@ -136,7 +136,7 @@ pub(crate) fn build(cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, 
         routes.push(Route { prefix: network, prefix_len: pf.len, next_hop });
     }
     let routes = RouteTable::new(&routes).map_err(|e| cfg_err(format!("routes: {e:?}")))?;
-    let neigh = NeighborTable::new();
+    let neigh = NeighborTable::with_times(DEFAULT_CAPACITY, NeighTimes::per_second(lcore::tsc_hz().max(1)));
     for (i, n) in cfg.neighbors.iter().enumerate() {
         let mac = Mac(parse_mac(&n.mac).map_err(cfg_err)?);
         let port = cfg.ports.iter().position(|p| p.name == n.port).unwrap_or(0) as u16;
@@ -198,14 +198,14 @@ fn table(ports: &[PortSnapshot], totals: &[u64], elapsed: f64) -> String {
 }
 
 /// Runs the gateway with an initialised EAL.
-pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<GwReport, RunError> {
-    let lcores = lcore::workers();
+pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<GwReport, RunError> {
+    let lcores = lcore::workers(eal);
     if lcores.is_empty() {
         return Err(cfg_err("no worker lcore: give the EAL at least two, e.g. -l 0,1 (lcore 0 supervises)"));
     }
     let queues = u16::try_from(lcores.len()).map_err(|_| cfg_err("too many lcores"))?;
-    let pool = Mempool::new("espd_pool", cfg.dataplane.mbufs, 256, Mempool::DEFAULT_DATA_ROOM, None)?;
-    let built = build(cfg, &pool, queues)?;
+    let pool = Mempool::new(eal, "espd_pool", cfg.dataplane.mbufs, 256, Mempool::DEFAULT_DATA_ROOM, None)?;
+    let built = build(eal, cfg, &pool, queues)?;
     let caps = sadb::Capacities {
         sas: cfg.sadb.sas,
         policies: cfg.sadb.policies,
@@ -215,6 +215,8 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
     let region = Arc::new(
         sadb::Region::open_or_create(&cfg.sadb.path, &caps).map_err(|e| cfg_err(format!("sadb: {e}")))?,
     );
+    let _sadb_guard =
+        crate::gw::sadb_guard::watch(region.clone()).map_err(|e| cfg_err(format!("sadb: {e}")))?;
     let mut readers = Vec::new();
     for &l in &lcores {
         readers.push(region.register_reader(l).map_err(|e| cfg_err(format!("sadb: {e}")))?);
@@ -229,13 +231,13 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
     let owners = Arc::new(owners);
     let rings = Arc::new(
         (0..lcores.len())
-            .map(|w| Ring::new(&format!("espd_handoff_{w}"), 4096, false))
+            .map(|w| Ring::create::<Multi, Multi>(eal, &format!("espd_handoff_{w}"), 4096))
             .collect::<Result<Vec<_>, _>>()?,
     );
     for (p, _, _, _) in &built.ports {
         p.start()?;
     }
-    if let Some(t) = built.tap {
+    if let Some(t) = &built.tap {
         t.start()?;
     }
     let ifaces = Arc::new(built.ifaces);
@@ -249,36 +251,46 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
     let finals: Arc<Vec<std::sync::atomic::AtomicU64>> =
         Arc::new((0..sadb::READER_COUNTERS).map(|_| Default::default()).collect());
     for (w, (l, reader)) in lcores.iter().zip(readers).enumerate() {
+        let q = w as u16;
         let wports: Vec<WorkerPort> = built
             .ports
             .iter()
-            .map(|(p, role, to_tap, mtu)| WorkerPort {
-                port: *p,
-                inside: matches!(role, Role::Inside | Role::Both),
-                outside: matches!(role, Role::Outside | Role::Both),
-                to_tap: *to_tap,
-                mtu: *mtu,
+            .map(|(p, role, to_tap, mtu)| {
+                Ok(WorkerPort {
+                    rx: p.rx_queue(q)?,
+                    tx: p.tx_queue(q)?,
+                    inside: matches!(role, Role::Inside | Role::Both),
+                    outside: matches!(role, Role::Outside | Role::Both),
+                    to_tap: *to_tap,
+                    mtu: *mtu,
+                })
             })
-            .collect();
+            .collect::<Result<_, dpdk::Error>>()?;
+        let tap = match &built.tap {
+            Some(t) => {
+                Some(WorkerTap { rx: if w == 0 { Some(t.rx_queue(0)?) } else { None }, tx: t.tx_queue(q)? })
+            }
+            None => None,
+        };
         let mut worker = Worker::new(
             w,
             wports,
             ifaces.clone(),
             owners.clone(),
-            built.tap,
+            tap,
             rings.clone(),
             reader,
             Backends::new(cfg.dataplane.backend == "ipsec-mb"),
             neigh.clone(),
             routes.clone(),
-            pool,
+            pool.clone(),
             usize::from(cfg.dataplane.burst),
             stop.clone(),
             clock.clone(),
         );
         worker.idle = crate::gw::idle::IdleMode::parse(&cfg.dataplane.idle).unwrap_or_default();
         let (b, f) = (builds.clone(), finals.clone());
-        lcore::launch(*l, move || {
+        lcore::launch(eal, *l, move || {
             let rc = worker.run();
             b.fetch_add(worker.cache.builds, Ordering::Relaxed);
             for (t, c) in f.iter().zip(worker.reader.counters().iter()) {
@@ -289,7 +301,7 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
     }
 
     let start = Instant::now();
-    let all_ports: Vec<Port> = built.ports.iter().map(|(p, _, _, _)| *p).chain(built.tap).collect();
+    let all_ports: Vec<Port> = built.ports.iter().map(|(p, _, _, _)| p.clone()).chain(built.tap).collect();
     let interval = limits.stats_interval.unwrap_or(cfg.dataplane.stats_interval);
     let interval = (interval > 0.0).then(|| Duration::from_secs_f64(interval));
     let mut last_print = start;
@@ -322,7 +334,7 @@ pub fn run(cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<Gw
     stop.store(true, Ordering::Relaxed);
     let mut failed = Vec::new();
     for l in &lcores {
-        if lcore::wait(*l) != 0 {
+        if lcore::wait(eal, *l) != 0 {
             failed.push(*l);
         }
     }

@@ -6,5 +6,6 @@ pub mod flow_cache;
 pub mod idle;
 pub mod pkt;
 pub mod sa_ctx;
+pub mod sadb_guard;
 pub mod stage_clock;
 pub mod worker;

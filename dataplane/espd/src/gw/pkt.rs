@@ -31,7 +31,9 @@ impl PacketBuffer for Pkt {
         self.m.buffer().0
     }
     fn storage_mut(&mut self) -> &mut [u8] {
-        self.m.buffer_mut().0
+        // The worker admits only exclusive mbufs (`Mbuf::is_exclusive`); a shared one would
+        // show the engine an empty storage, which its bounds-checked accesses refuse.
+        self.m.buffer_mut().map_or(&mut [], |b| b.0)
     }
     fn data_offset(&self) -> usize {
         self.m.headroom()

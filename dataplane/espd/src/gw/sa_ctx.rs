@@ -103,6 +103,58 @@ fn inbound_selectors(c: &sadb::SaConfig) -> Vec<TrafficSelector> {
     out
 }
 
+/// Whether a selector's address range holds `a` (both in the record's 16-byte form, where
+/// an IPv4 address fills the first four bytes, so byte order is address order). An unset
+/// selector holds everything.
+fn range_holds(sel: &Selector, a: &[u8; 16]) -> bool {
+    sel.family == 0 || (sel.addr_start <= *a && *a <= sel.addr_end)
+}
+
+/// Inbound transport selectors (RFC 4301 §5.2). The packet rebuilt after decapsulation keeps
+/// the outer header, so its source must be the SA's peer endpoint and its destination ours;
+/// protocol and ports are the negotiated selectors'. The endpoints must lie in the
+/// negotiated address ranges: an SA that could carry nothing it was negotiated for is
+/// refused. With UDP encapsulation a NAT may rewrite the peer's address on the way (the
+/// negotiated addresses are then the original ones, RFC 3947 §5.2, and the peer's address
+/// may change with its NAT mapping), so the source address is not pinned and the endpoints
+/// are not compared with the negotiated ranges; the destination, protocol and ports are
+/// checked all the same.
+fn transport_selectors(c: &sadb::SaConfig) -> Result<Vec<TrafficSelector>, String> {
+    let (local, remote) = (&c.ts_local, &c.ts_remote);
+    let v6 = c.family == 6;
+    for (name, sel) in [("ts_local", local), ("ts_remote", remote)] {
+        if sel.family != 0 && sel.family != c.family {
+            return Err(format!("{name} is IPv{} in an IPv{} SA", sel.family, c.family));
+        }
+    }
+    let udp = c.flags & SA_FLAG_UDP_ENCAP != 0;
+    if !udp {
+        if !range_holds(remote, &c.src) {
+            return Err(format!(
+                "transport mode: the peer {} is outside the negotiated remote addresses",
+                ip_of(&c.src, c.family)
+            ));
+        }
+        if !range_holds(local, &c.dst) {
+            return Err(format!(
+                "transport mode: our address {} is outside the negotiated local addresses",
+                ip_of(&c.dst, c.family)
+            ));
+        }
+    }
+    let host = |a: &[u8; 16]| IpPrefix { addr: ip_of(a, c.family), len: if v6 { 128 } else { 32 } };
+    let proto =
+        if remote.proto != 0 { Some(remote.proto) } else { (local.proto != 0).then_some(local.proto) };
+    let ports = |s: &Selector| if s.family == 0 { (0, u16::MAX) } else { (s.port_start, s.port_end) };
+    Ok(vec![TrafficSelector {
+        src: if udp { IpPrefix::any(v6) } else { host(&c.src) },
+        dst: host(&c.dst),
+        protocol: proto,
+        src_ports: ports(remote),
+        dst_ports: ports(local),
+    }])
+}
+
 /// The engine's configuration of an SA record.
 pub fn engine_config(c: &sadb::SaConfig) -> Result<esp::SaConfig, BuildError> {
     let bad = |m: &str| BuildError(format!("SPI {:#010x}: {m}", c.spi));
@@ -162,8 +214,11 @@ pub fn engine_config(c: &sadb::SaConfig) -> Result<esp::SaConfig, BuildError> {
         dscp: if c.dscp == 0xff { DscpMode::Copy } else { DscpMode::Set(c.dscp & 0x3f) },
         ..OuterHeader::default()
     };
-    if Direction::from_code(c.direction) == Some(Direction::In) && matches!(cfg.mode, Mode::Tunnel(_)) {
-        cfg.selectors = inbound_selectors(c);
+    if Direction::from_code(c.direction) == Some(Direction::In) {
+        cfg.selectors = match cfg.mode {
+            Mode::Tunnel(_) => inbound_selectors(c),
+            Mode::Transport => transport_selectors(c).map_err(|m| bad(&m))?,
+        };
     }
     Ok(cfg)
 }
@@ -594,5 +649,82 @@ mod tests {
             r.cipher_key_len = 20;
             assert!(engine_config(&r).is_err(), "{cipher:?} with a 20-byte key");
         }
+    }
+
+    /// Transport mode: the rebuilt packet's source is the peer endpoint and its destination
+    /// ours, protocol and ports the negotiated ones; endpoints outside the negotiated
+    /// addresses are refused; with UDP encapsulation the peer's address is not pinned.
+    #[test]
+    fn transport_selectors_pin_the_endpoints() {
+        let a = |x: [u8; 4]| {
+            let mut v = [0u8; 16];
+            v[..4].copy_from_slice(&x);
+            v
+        };
+        let ip = |x: [u8; 4]| IpAddr::from(x);
+        let mut r: sadb::SaConfig = bytemuck::Zeroable::zeroed();
+        r.spi = 0x1701;
+        r.direction = Direction::In as u8;
+        r.mode = sadb::Mode::Transport as u8;
+        r.family = 4;
+        r.cipher = Cipher::AesGcm16 as u8;
+        r.cipher_key_len = 16;
+        (r.src, r.dst) = (a([198, 18, 0, 2]), a([198, 18, 0, 1]));
+        // L2TP: UDP 1701 to 1701, each side's host.
+        let host = |x: [u8; 4]| Selector {
+            addr_start: a(x),
+            addr_end: a(x),
+            family: 4,
+            proto: 17,
+            port_start: 1701,
+            port_end: 1701,
+            ..Default::default()
+        };
+        (r.ts_local, r.ts_remote) = (host([198, 18, 0, 1]), host([198, 18, 0, 2]));
+        let sel = engine_config(&r).unwrap().selectors;
+        let want = TrafficSelector {
+            src: IpPrefix { addr: ip([198, 18, 0, 2]), len: 32 },
+            dst: IpPrefix { addr: ip([198, 18, 0, 1]), len: 32 },
+            protocol: Some(17),
+            src_ports: (1701, 1701),
+            dst_ports: (1701, 1701),
+        };
+        assert_eq!(sel, vec![want.clone()]);
+        let m = |src, dst, proto, ports| sel.iter().any(|t| t.matches(ip(src), ip(dst), proto, ports));
+        assert!(m([198, 18, 0, 2], [198, 18, 0, 1], 17, Some((1701, 1701))));
+        assert!(!m([198, 18, 0, 9], [198, 18, 0, 1], 17, Some((1701, 1701))), "source");
+        assert!(!m([198, 18, 0, 2], [198, 18, 0, 9], 17, Some((1701, 1701))), "destination");
+        assert!(!m([198, 18, 0, 2], [198, 18, 0, 1], 6, Some((1701, 1701))), "protocol");
+        assert!(!m([198, 18, 0, 2], [198, 18, 0, 1], 17, Some((1702, 1701))), "source port");
+        assert!(!m([198, 18, 0, 2], [198, 18, 0, 1], 17, Some((1701, 1702))), "destination port");
+        // No negotiated selectors (a hand-keyed SA): still the endpoints.
+        let mut bare = r;
+        (bare.ts_local, bare.ts_remote) = (Selector::default(), Selector::default());
+        let any_ports = TrafficSelector {
+            protocol: None,
+            src_ports: (0, u16::MAX),
+            dst_ports: (0, u16::MAX),
+            ..want.clone()
+        };
+        assert_eq!(engine_config(&bare).unwrap().selectors, vec![any_ports]);
+        // Endpoints outside the negotiated addresses: refused, naming the side.
+        let mut off = r;
+        off.src = a([198, 18, 0, 3]);
+        let e = engine_config(&off).unwrap_err();
+        assert!(e.0.contains("peer 198.18.0.3"), "{}", e.0);
+        let mut off = r;
+        off.dst = a([198, 18, 0, 3]);
+        assert!(engine_config(&off).unwrap_err().0.contains("our address 198.18.0.3"));
+        // UDP encapsulation through a NAT: the outer source is the NAT's, not pinned.
+        let mut nat = r;
+        nat.flags = SA_FLAG_UDP_ENCAP;
+        (nat.encap_sport, nat.encap_dport) = (34_500, 4_500);
+        nat.src = a([198, 18, 7, 7]);
+        let sel = engine_config(&nat).unwrap().selectors;
+        assert_eq!(sel, vec![TrafficSelector { src: IpPrefix::any(false), ..want }]);
+        // Outbound transport SAs select nothing on the way in.
+        let mut out = r;
+        out.direction = Direction::Out as u8;
+        assert!(engine_config(&out).unwrap().selectors.is_empty());
     }
 }

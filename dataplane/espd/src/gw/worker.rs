@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dpdk::{lcore, Burst, Mbuf, Mempool, Port, Ring};
+use dpdk::{lcore, Burst, Mbuf, Mempool, Multi, RingConsumer, RingProducer, RxQueue, TxQueue};
 use esp::crypto::CryptoRunner;
 use esp::DropReason;
 use sadb::{Action, Direction, Event, EventKind, Flow, Reader};
@@ -37,7 +37,7 @@ use crate::gw::stage_clock::{StageClock, TimedRunner};
 use crate::net::addr::Interface;
 use crate::net::classify::{classify, Classified, Family, FastV4};
 use crate::net::ethernet::{self, Mac};
-use crate::net::neigh::NeighborTable;
+use crate::net::neigh::{NeighborTable, Refusals};
 use crate::net::route::RouteTable;
 use crate::net::{arp, icmp, nd};
 
@@ -46,6 +46,18 @@ pub const MAX_BURST: usize = 64;
 
 /// A solicited neighbour advertisement with a target link-layer option, Ethernet included.
 const NA_LEN: usize = 86;
+
+/// The neighbour table is aged in this many parts, one every 1/`SWEEP_PARTS` s, so the whole
+/// table once a second without a pass long enough to keep the worker from its queues.
+const SWEEP_PARTS: usize = 16;
+
+/// Stale neighbours asked for again per part (64 a second): more wait for the next pass.
+const CONFIRM_PER_SWEEP: usize = 4;
+
+/// Traffic counters of the neighbour table (`sadb::counters::TRAFFIC_NAMES`).
+const NEIGH_UNSOLICITED: usize = 14;
+const NEIGH_TABLE_FULL: usize = 15;
+const NEIGH_EVICTED: usize = 16;
 
 /// The gateway's own drop reasons (counted after the engine's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +73,7 @@ pub enum GwDrop {
     NoRoute,
     /// The TX queue was full.
     TxFull,
-    /// A multi-segment mbuf.
+    /// A multi-segment mbuf, or one whose buffer another mbuf shares (not writable in place).
     ChainedMbuf,
     /// Not IP, or malformed.
     NotIp,
@@ -72,11 +84,25 @@ pub enum GwDrop {
     TooBig,
 }
 
+/// A hand-off ring: every worker feeds it, its owner drains it.
+pub type Handoff = (RingProducer<Multi>, RingConsumer<Multi>);
+
+/// The exception TAP as a worker sees it.
+#[derive(Debug)]
+pub struct WorkerTap {
+    /// Its RX queue (worker 0 only polls the TAP).
+    pub rx: Option<RxQueue>,
+    /// This worker's TX queue.
+    pub tx: TxQueue,
+}
+
 /// A port as a worker sees it.
 #[derive(Debug)]
 pub struct WorkerPort {
-    /// The ethdev.
-    pub port: Port,
+    /// This worker's RX queue of the ethdev.
+    pub rx: RxQueue,
+    /// This worker's TX queue of the ethdev.
+    pub tx: TxQueue,
     /// Plaintext side.
     pub inside: bool,
     /// Ciphertext side.
@@ -98,9 +124,9 @@ pub struct Worker {
     /// Reader slot → worker index, for handing inbound frames to an SA's owner.
     pub owners: Arc<Vec<Option<usize>>>,
     /// The exception TAP (polled for RX by worker 0 only).
-    pub tap: Option<Port>,
+    pub tap: Option<WorkerTap>,
     /// Hand-off rings of every worker (inbound frames for an SA another worker owns).
-    pub rings: Arc<Vec<Ring>>,
+    pub rings: Arc<Vec<Handoff>>,
     /// SA database reader.
     pub reader: Reader,
     /// SA contexts.
@@ -139,6 +165,13 @@ pub struct Worker {
     changes: u64,
     outb: Vec<(Mbuf, usize, u32, usize)>,
     tsc_hz: u64,
+    /// When worker 0 last swept the neighbour table, and its list of entries to confirm.
+    last_sweep: u64,
+    /// The part of the neighbour table the next sweep ages.
+    sweep_part: usize,
+    confirm: Vec<(IpAddr, u16)>,
+    /// The neighbour table's refusals as last added to this lcore's counters.
+    neigh_published: Refusals,
     out_mtu: usize,
     icmp_limit: icmp::ErrorRateLimiter,
     /// The common IPv4 frames' classification, with this worker's addresses as integers.
@@ -161,8 +194,8 @@ impl Worker {
         ports: Vec<WorkerPort>,
         ifaces: Arc<Vec<Interface>>,
         owners: Arc<Vec<Option<usize>>>,
-        tap: Option<Port>,
-        rings: Arc<Vec<Ring>>,
+        tap: Option<WorkerTap>,
+        rings: Arc<Vec<Handoff>>,
         reader: Reader,
         backends: Backends,
         neigh: Arc<NeighborTable>,
@@ -208,6 +241,10 @@ impl Worker {
             idle: IdleMode::Poll,
             outb: Vec::with_capacity(cap),
             tsc_hz: lcore::tsc_hz().max(1),
+            last_sweep: 0,
+            sweep_part: 0,
+            confirm: Vec::with_capacity(CONFIRM_PER_SWEEP),
+            neigh_published: Refusals::default(),
             icmp_limit: icmp::ErrorRateLimiter::new(lcore::tsc_hz().max(1) / 100, 10),
             stage_clock: StageClock::default(),
             backends,
@@ -237,12 +274,11 @@ impl Worker {
     /// Runs until the stop flag is set; returns 0 (the lcore's exit value).
     pub fn run(&mut self) -> i32 {
         let mut rx: Burst<MAX_BURST> = Burst::new();
-        let queue = self.index as u16;
         let mut backoff = Backoff::new(self.idle);
         while !self.stop.load(Ordering::Relaxed) {
             let mut got = 0;
             for pi in 0..self.ports.len() {
-                let n = self.ports[pi].port.rx_burst_limited(queue, &mut rx, self.burst);
+                let n = self.ports[pi].rx.rx_burst_limited(&mut rx, self.burst);
                 if n == 0 {
                     continue;
                 }
@@ -250,7 +286,7 @@ impl Worker {
                 self.receive(pi, &mut rx);
             }
             // Frames handed to us by other workers (SAs we own).
-            if let Some(ring) = self.rings.get(self.index) {
+            if let Some((_, ring)) = self.rings.get(self.index) {
                 let n = ring.dequeue_burst(&mut rx);
                 if n > 0 {
                     got += n;
@@ -267,6 +303,9 @@ impl Worker {
                 got += self.poll_tap(&mut rx);
             }
             self.run_stages();
+            if self.index == 0 {
+                self.sweep_neighbours();
+            }
             self.end_iteration();
             backoff.after_iteration(got);
         }
@@ -293,6 +332,32 @@ impl Worker {
         self.now = lcore::tsc();
         self.changes = self.reader.region().changes();
         self.flows.begin_burst(self.changes);
+    }
+
+    /// Every 1/[`SWEEP_PARTS`] s (by the per-burst TSC): ages the next part of the neighbour
+    /// table and asks again for the stale entries it lists, at most [`CONFIRM_PER_SWEEP`] per
+    /// part (worker 0 only).
+    fn sweep_neighbours(&mut self) {
+        let now = self.now;
+        if now.wrapping_sub(self.last_sweep) < self.tsc_hz / SWEEP_PARTS as u64 {
+            return;
+        }
+        self.last_sweep = now;
+        let mut confirm = std::mem::take(&mut self.confirm);
+        confirm.clear();
+        self.neigh.sweep_part(now, self.sweep_part, SWEEP_PARTS, &mut confirm);
+        self.sweep_part = (self.sweep_part + 1) % SWEEP_PARTS;
+        for &(ip, port) in &confirm {
+            self.resolve(usize::from(port), ip);
+        }
+        self.confirm = confirm;
+        // The table counts for every lcore; the one that ages it publishes the growth.
+        let r = self.neigh.refusals();
+        let p = self.neigh_published;
+        self.count(NEIGH_UNSOLICITED, r.unsolicited.saturating_sub(p.unsolicited));
+        self.count(NEIGH_TABLE_FULL, r.table_full.saturating_sub(p.table_full));
+        self.count(NEIGH_EVICTED, r.evicted.saturating_sub(p.evicted));
+        self.neigh_published = r;
     }
 
     /// The inbound then the outbound stage over what was received since the last call.
@@ -324,7 +389,7 @@ impl Worker {
     }
 
     fn port_index_of(&self, dpdk_port: u16) -> Option<usize> {
-        self.ports.iter().position(|p| p.port.id() == dpdk_port)
+        self.ports.iter().position(|p| p.rx.port_id() == dpdk_port)
     }
 
     /// Frames from the host stack leave by the exception port. IP packets go through the
@@ -332,8 +397,8 @@ impl Worker {
     /// protected (transport mode between the gateways, GRE or L2TP over IPsec) while IKE,
     /// which no protect policy should cover, goes out as it is.
     fn poll_tap(&mut self, rx: &mut Burst<MAX_BURST>) -> usize {
-        let Some(tap) = self.tap else { return 0 };
-        let n = tap.rx_burst(0, rx);
+        let Some(tap_rx) = self.tap.as_mut().and_then(|t| t.rx.as_mut()) else { return 0 };
+        let n = tap_rx.rx_burst(rx);
         if n == 0 {
             return 0;
         }
@@ -426,8 +491,7 @@ impl Worker {
         };
         if let Err(m) = b.push(m) {
             // Full: send what we have, then queue this one.
-            let port = self.ports[pi].port;
-            port.tx_burst(self.index as u16, b);
+            self.ports[pi].tx.tx_burst(b);
             let left = b.len() as u64;
             b.clear();
             self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, left);
@@ -437,22 +501,28 @@ impl Worker {
         }
     }
 
+    /// Sends `b` on port `pi` by this worker's TX queue, now; returns how many the driver
+    /// took (the bench's io mode, which bypasses the stages).
+    pub fn send_burst(&mut self, pi: usize, b: &mut Burst<MAX_BURST>) -> usize {
+        self.ports.get_mut(pi).map_or(0, |p| p.tx.tx_burst(b))
+    }
+
     fn flush(&mut self) {
-        let q = self.index as u16;
         for (pi, b) in self.tx.iter_mut().enumerate() {
             if b.is_empty() {
                 continue;
             }
-            let sent = self.ports[pi].port.tx_burst(q, b) as u64;
+            let Some(p) = self.ports.get_mut(pi) else { continue };
+            let sent = p.tx.tx_burst(b) as u64;
             self.reader.count(TRAFFIC_BASE + 2, sent);
             if !b.is_empty() {
                 self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, b.len() as u64);
                 b.clear();
             }
         }
-        if let Some(tap) = self.tap {
+        if let Some(tap) = &mut self.tap {
             if !self.tap_tx.is_empty() {
-                tap.tx_burst(q, &mut self.tap_tx);
+                tap.tx.tx_burst(&mut self.tap_tx);
                 if !self.tap_tx.is_empty() {
                     self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, self.tap_tx.len() as u64);
                     self.tap_tx.clear();
@@ -462,7 +532,9 @@ impl Worker {
     }
 
     fn classify_one(&mut self, pi: usize, mut m: Mbuf) {
-        if !m.is_contiguous() {
+        // The stages edit packets in place: a chain, or a buffer another mbuf shares (a
+        // driver's zero-copy clone), is dropped here, in one branch.
+        if !(m.is_contiguous() & m.is_exclusive()) {
             self.drop_gw(GwDrop::ChainedMbuf, m);
             return;
         }
@@ -477,19 +549,9 @@ impl Worker {
         };
         match class {
             Classified::Arp => {
-                if let Ok(a) = arp::parse(m.data()) {
-                    if a.sender_is_learnable() {
-                        // RFC 826 merge: anyone may refresh an entry we have; only a packet
-                        // for one of our addresses may add one (no table filling by strangers).
-                        let ip = IpAddr::V4(a.sender_ip);
-                        if iface.is_local(IpAddr::V4(a.target_ip)) {
-                            let _ = self.neigh.learn(ip, a.sender_mac, pi as u16, now);
-                        } else {
-                            let _ = self.neigh.update_existing(ip, a.sender_mac, pi as u16, now);
-                        }
-                    }
-                }
-                if arp::reply_in_place(m.data_mut(), iface) {
+                // Only addresses we resolve are learnt; strangers are refused and counted.
+                let _ = arp::learn(&self.neigh, m.data(), iface, pi as u16, now);
+                if m.data_mut().is_some_and(|d| arp::reply_in_place(d, iface)) {
                     self.count(9, 1);
                     self.push_tx(pi, m);
                 } else {
@@ -498,11 +560,7 @@ impl Worker {
                 }
             }
             Classified::NeighborSolicit => {
-                if let Ok(ns) = nd::parse_ns(m.data()) {
-                    if let Some((ip, mac)) = ns.learnable() {
-                        let _ = self.neigh.learn(IpAddr::V6(ip), mac, pi as u16, now);
-                    }
-                }
+                let _ = nd::learn_from_ns(&self.neigh, m.data(), pi as u16, now);
                 // The advertisement (86 bytes) can be longer than the solicitation: make room
                 // first, then trim to what was written.
                 let len = m.data_len();
@@ -510,7 +568,7 @@ impl Worker {
                     self.send_to_host(pi, m);
                     return;
                 }
-                match nd::na_in_place(m.data_mut(), len, iface) {
+                match m.data_mut().and_then(|d| nd::na_in_place(d, len, iface)) {
                     Some(n) if m.trim((m.data_len().saturating_sub(n)) as u16) || m.data_len() == n => {
                         self.count(10, 1);
                         self.push_tx(pi, m);
@@ -523,11 +581,7 @@ impl Worker {
                 }
             }
             Classified::NeighborAdvert => {
-                if let Ok(na) = nd::parse_na(m.data()) {
-                    if let Some((ip, mac)) = na.learnable() {
-                        let _ = self.neigh.learn(IpAddr::V6(ip), mac, pi as u16, now);
-                    }
-                }
+                let _ = nd::learn_from_na(&self.neigh, m.data(), pi as u16, now);
                 self.send_to_host(pi, m);
             }
             Classified::IcmpEchoToUs { family, .. } => {
@@ -537,8 +591,8 @@ impl Worker {
                 }
                 let mac = iface.mac;
                 let len = match family {
-                    Family::V4 => icmp::echo_reply_v4_in_place(m.data_mut(), mac),
-                    Family::V6 => icmp::echo_reply_v6_in_place(m.data_mut(), mac),
+                    Family::V4 => m.data_mut().and_then(|d| icmp::echo_reply_v4_in_place(d, mac)),
+                    Family::V6 => m.data_mut().and_then(|d| icmp::echo_reply_v6_in_place(d, mac)),
                 };
                 match len {
                     Some(n) if m.trim((m.data_len().saturating_sub(n)) as u16) || m.data_len() == n => {
@@ -630,7 +684,7 @@ impl Worker {
         let (nh, port) = self.routes.resolve(dst)?;
         let pi = usize::from(port);
         self.ifaces.get(pi)?;
-        match self.neigh.lookup(nh) {
+        match self.neigh.lookup(nh, self.now) {
             Some((mac, _)) => Some((mac, pi)),
             None => {
                 self.resolve(pi, nh);
@@ -656,7 +710,7 @@ impl Worker {
     /// Sends an ARP request or neighbour solicitation for `ip` on port `pi`, at most one per
     /// second per address across workers.
     fn resolve(&mut self, pi: usize, ip: IpAddr) {
-        let now = lcore::tsc();
+        let now = self.now;
         if !self.neigh.needs_request(ip, now, self.tsc_hz) {
             return;
         }
@@ -725,7 +779,7 @@ impl Worker {
             if owner != me {
                 let worker = self.owners.get(owner.wrapping_sub(1) as usize).copied().flatten();
                 match worker.and_then(|w| self.rings.get(w)) {
-                    Some(r) => {
+                    Some((r, _)) => {
                         let mut one: Burst<1> = Burst::new();
                         let _ = one.push(m);
                         if r.enqueue_burst(&mut one) == 0 {

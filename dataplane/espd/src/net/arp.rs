@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::addr::Interface;
 use super::ethernet::{self, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN, MIN_FRAME_LEN};
+use super::neigh::{Learned, NeighError, NeighborTable};
 
 /// Length of the ARP payload for Ethernet/IPv4.
 pub const PAYLOAD_LEN: usize = 28;
@@ -161,6 +162,33 @@ impl ArpPacket {
     pub fn is_gratuitous(&self) -> bool {
         self.sender_ip == self.target_ip
     }
+}
+
+/// What a received ARP frame teaches the neighbour table (`port`: the port index it came in
+/// by): `None` if it teaches nothing (not valid ARP, or an RFC 5227 probe). A request or reply
+/// for one of `iface`'s addresses updates the sender's entry if we have one — the answer to
+/// our request, or a neighbour we know talking to us — and is refused as unsolicited
+/// (counted) otherwise. ARP between other hosts refreshes an entry we have (RFC 826's merge
+/// flag) and is otherwise ignored, uncounted (`Err(Unsolicited)` returned, not counted). RFC
+/// 826 would also add the sender of a request for us; we do not, so that no host on the link
+/// can fill the table.
+pub fn learn(
+    table: &NeighborTable,
+    frame: &[u8],
+    iface: &Interface,
+    port: u16,
+    now: u64,
+) -> Option<Result<Learned, NeighError>> {
+    let a = parse(frame).ok()?;
+    if !a.sender_is_learnable() {
+        return None;
+    }
+    let ip = IpAddr::V4(a.sender_ip);
+    Some(if iface.is_local(IpAddr::V4(a.target_ip)) {
+        table.learn(ip, a.sender_mac, port, now)
+    } else {
+        table.refresh(ip, a.sender_mac, port, now).and_then(|l| l.ok_or(NeighError::Unsolicited))
+    })
 }
 
 /// Turns a received ARP request for one of `iface`'s IPv4 addresses into the reply, in place

@@ -18,6 +18,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use super::addr::Interface;
 use super::checksum;
 use super::ethernet::{self, Mac, ETHERTYPE_IPV6, HEADER_LEN};
+use super::neigh::{Learned, NeighError, NeighborTable};
 
 /// IPv6 next-header value of ICMPv6.
 pub const NEXT_HEADER_ICMPV6: u8 = 58;
@@ -81,7 +82,8 @@ impl NeighborSolicit {
     }
 
     /// What the receiver of this solicitation SHOULD put in its neighbour cache (RFC 4861
-    /// §7.2.3): the solicitor's address and MAC, if it gave both.
+    /// §7.2.3): the solicitor's address and MAC, if it gave both. The gateway only updates
+    /// an entry it has with them ([`learn_from_ns`]).
     pub fn learnable(&self) -> Option<(Ipv6Addr, Mac)> {
         (!self.is_dad()).then_some(())?;
         Some((self.src, self.source_mac?))
@@ -114,6 +116,36 @@ impl NeighborAdvert {
     pub fn learnable(&self) -> Option<(Ipv6Addr, Mac)> {
         Some((self.target, self.target_mac?))
     }
+}
+
+/// What a received Neighbor Solicitation for one of our addresses teaches the neighbour table
+/// (`port`: the port index it came in by): `None` if nothing (invalid, DAD, no source
+/// link-layer address). The solicitor's entry is updated only if we have one (a neighbour we
+/// resolve); RFC 4861 §7.2.3 would create it, which we do not, so that no host on the link
+/// can fill the table: that is refused as unsolicited, and counted.
+pub fn learn_from_ns(
+    table: &NeighborTable,
+    frame: &[u8],
+    port: u16,
+    now: u64,
+) -> Option<Result<Learned, NeighError>> {
+    let (ip, mac) = parse_ns(frame).ok()?.learnable()?;
+    Some(table.learn(IpAddr::V6(ip), mac, port, now))
+}
+
+/// What a received Neighbor Advertisement teaches the neighbour table: the answer to our
+/// solicitation (the entry is incomplete or stale) or an update of an entry we have
+/// (RFC 4861 §7.2.5: an advertisement for an address without an entry is silently discarded;
+/// here it is refused as unsolicited, and counted). `None` if nothing (invalid, no target
+/// link-layer address).
+pub fn learn_from_na(
+    table: &NeighborTable,
+    frame: &[u8],
+    port: u16,
+    now: u64,
+) -> Option<Result<Learned, NeighError>> {
+    let (ip, mac) = parse_na(frame).ok()?.learnable()?;
+    Some(table.learn(IpAddr::V6(ip), mac, port, now))
 }
 
 /// Why a frame is not a valid NS or NA.

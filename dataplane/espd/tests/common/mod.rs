@@ -42,7 +42,8 @@ fn gcm(spi: u32, dir: Direction, src: [u8; 4], dst: [u8; 4], key: &[u8]) -> SaCo
     c
 }
 
-fn key(range: std::ops::Range<u8>, salt: [u8; 4]) -> Vec<u8> {
+/// GCM key material: the key bytes `range`, then the 4-byte salt.
+pub fn key(range: std::ops::Range<u8>, salt: [u8; 4]) -> Vec<u8> {
     range.chain(salt).collect()
 }
 

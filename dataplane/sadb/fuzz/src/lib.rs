@@ -282,9 +282,11 @@ pub fn mutate(data: &[u8], images: &[Image; 2]) -> (Vec<u8>, Vec<u32>) {
     (file, spis)
 }
 
-/// Writes `bytes` as the region file at `path`.
+/// Writes `bytes` as the region file at `path` (mode 0600: attach refuses anything else).
 pub fn write_file(path: &Path, bytes: &[u8]) {
-    let mut f = std::fs::File::create(path).unwrap();
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).unwrap();
     f.write_all(bytes).unwrap();
 }
 
@@ -344,6 +346,13 @@ pub fn exercise(path: &Path, extra_spis: &[u32], policy_changes: bool) {
             if let Some(s) = r.find_sa(&SaKey { spi, direction, dst: Some(dst) }) {
                 assert!(s < caps.sas, "slot {s} of {}", caps.sas);
             }
+            // Outbound SAs of several peers may share an SPI: every one of them, and the
+            // one a destination-less key names only when it is alone.
+            let all = r.find_sas(spi, direction);
+            assert!(all.iter().all(|&s| s < caps.sas), "slots {all:?} of {}", caps.sas);
+            if let Some(s) = r.find_sa(&SaKey { spi, direction, dst: None }) {
+                assert!(s < caps.sas, "slot {s} of {}", caps.sas);
+            }
         }
     }
     let _ = r.list_policies();
@@ -401,6 +410,14 @@ pub fn exercise(path: &Path, extra_spis: &[u32], policy_changes: bool) {
     if let Ok(s) = w.add_sa(&fresh) {
         assert!(s < caps.sas);
     }
+    // The same SPI towards another peer is another SA; then the SPI alone names neither.
+    let mut other = sa(0x7777, Direction::Out);
+    other.dst = v4([198, 18, 0, 99]);
+    if let Ok(s) = w.add_sa(&other) {
+        assert!(s < caps.sas);
+    }
+    let _ = w.update_sa(&SaKey { spi: 0x7777, direction: Direction::Out, dst: None }, |c| c.soft_bytes = 1);
+    let _ = w.del_sa(&SaKey { spi: 0x7777, direction: Direction::Out, dst: None });
     for e in sas.iter().take(4) {
         let Some(direction) = Direction::from_code(e.config.direction) else { continue };
         let key = SaKey { spi: e.config.spi, direction, dst: Some(e.config.dst) };
