@@ -44,6 +44,24 @@ pub(super) struct IkeState {
     pub(super) dead: bool,
 }
 
+impl IkeState {
+    /// An IKE SA of `conn` we are initiating, with the peer at `remote`.
+    fn connecting(conn: &str, remote: Option<IpAddr>) -> Self {
+        Self {
+            conn: conn.to_owned(),
+            remote,
+            peer_id: Vec::new(),
+            established: None,
+            reauth_at: None,
+            replaced: false,
+            replaced_at: None,
+            replaced_by_us: false,
+            dpd: None,
+            dead: false,
+        }
+    }
+}
+
 /// Who an IKE SA, or a child pair it left behind, is with, as INITIAL-CONTACT
 /// scopes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,26 +194,19 @@ impl Manager {
                 self.pending.iter().position(|p| self.entries.get(*p).is_some_and(|e| e.conn == conn));
             if let Some(pos) = first {
                 let p = self.pending.remove(pos);
-                self.engine.handle_command(now, Command::Initiate { peer: p });
-                if let Some(s) = self.engine.newest_ike_sa().filter(|s| s.peer == p) {
-                    self.ike.insert(
-                        s.id,
-                        IkeState {
-                            conn: conn.clone(),
-                            remote: Some(s.remote.ip()),
-                            peer_id: Vec::new(),
-                            established: None,
-                            reauth_at: None,
-                            replaced: false,
-                            replaced_at: None,
-                            replaced_by_us: false,
-                            dpd: None,
-                            dead: false,
-                        },
-                    );
-                }
+                self.start_phase1(now, &conn, p);
             }
         }
+    }
+
+    /// Starts phase 1 of `conn` for peer entry `entry`, its IKE SA recorded
+    /// as connecting.
+    pub(super) fn start_phase1(&mut self, now: Instant, conn: &str, entry: usize) {
+        let Some(id) = self.engine.initiate(now, entry) else {
+            return;
+        };
+        let remote = self.engine.ike_sa(id).map(|s| s.remote.ip());
+        self.ike.insert(id, IkeState::connecting(conn, remote));
     }
 
     /// Inbound packets of each IKE SA's children, from the dataplane.

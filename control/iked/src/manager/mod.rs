@@ -279,25 +279,7 @@ impl Manager {
             }
         }
         if !self.connecting(conn) {
-            self.engine.handle_command(now, Command::Initiate { peer: first });
-            // The new IKE SA is the newest in the engine.
-            if let Some(s) = self.engine.newest_ike_sa().filter(|s| s.peer == first) {
-                self.ike.insert(
-                    s.id,
-                    IkeState {
-                        conn: conn.to_owned(),
-                        remote: Some(s.remote.ip()),
-                        peer_id: Vec::new(),
-                        established: None,
-                        reauth_at: None,
-                        replaced: false,
-                        replaced_at: None,
-                        replaced_by_us: false,
-                        dpd: None,
-                        dead: false,
-                    },
-                );
-            }
+            self.start_phase1(now, conn, first);
         } else if !self.pending.contains(&first) {
             self.pending.push(first);
         }
