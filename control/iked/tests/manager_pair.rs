@@ -7,13 +7,17 @@
 //! read every 10 ms, as the daemon does. Where traffic matters, the test plays
 //! the dataplane on the same database ([`Dataplane`]).
 
+#[path = "common/sim.rs"]
+mod sim;
+
 use ike::engine::{
     AuthMethod, ChildConfig, Command, Engine, EngineConfig, EspEncryption, EspProposal, Event, Identity,
-    IkeProposal, IkeSaId, Mode, PeerConfig, Phase1Mode, SpiAllocator, TrafficSelector, TsAddress,
+    IkeProposal, IkeSaId, Mode, PeerConfig, Phase1Mode, TrafficSelector, TsAddress,
 };
 use iked::config;
 use iked::knl::Kernel;
 use iked::manager::Manager;
+use sim::{Seeded, Spis, WALL};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -27,16 +31,6 @@ const LATENCY: Duration = Duration::from_millis(10);
 const BEAT: Duration = Duration::from_millis(100);
 /// The daemon's beat for the dataplane's events.
 const DATAPLANE_POLL: Duration = iked::net::DATAPLANE_POLL;
-
-struct Spis(u32);
-
-impl SpiAllocator for Spis {
-    fn allocate(&mut self) -> Option<u32> {
-        self.0 += 1;
-        Some(self.0)
-    }
-    fn release(&mut self, _: u32) {}
-}
 
 fn subnet(a: [u8; 4], p: u8) -> TrafficSelector {
     TrafficSelector { address: TsAddress::Subnet(IpAddr::V4(Ipv4Addr::from(a)), p), protocol: 0, port: 0 }
@@ -110,7 +104,7 @@ fn peer_engine(lifetime_seconds: u32, lifetime_kilobytes: u32) -> Engine {
     };
     Engine::new(
         EngineConfig { peers: vec![p], ..EngineConfig::default() },
-        Box::new(rand_core::OsRng),
+        Box::new(Seeded::new(2)),
         Box::new(Spis(0x7000_0000)),
     )
 }
@@ -137,17 +131,24 @@ impl Pair {
     }
 
     fn with(conn_extra: &str, child_extra: &str, peer_lifetime: u32) -> Self {
-        Self::build(conn_extra, child_extra, peer_lifetime, 0)
+        Self::build(conn_extra, child_extra, peer_lifetime, 0, 1)
     }
 
-    fn build(conn_extra: &str, child_extra: &str, peer_lifetime: u32, peer_kilobytes: u32) -> Self {
+    /// Our side on `seed`'s randomness.
+    fn build(
+        conn_extra: &str,
+        child_extra: &str,
+        peer_lifetime: u32,
+        peer_kilobytes: u32,
+        seed: u64,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let cfg = Arc::new(our_config(dir.path(), conn_extra, child_extra));
         let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let db = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let now = Instant::now();
         Self {
-            us: Manager::new(cfg, kernel, None),
+            us: Manager::new(cfg, kernel, None, sim::randomness(seed)),
             peer: peer_engine(peer_lifetime, peer_kilobytes),
             db,
             now,
@@ -255,7 +256,7 @@ impl Pair {
     /// (IKE SA uniqueid, state, inbound SPIs of its children) from `list-sas`.
     fn listed(&self) -> Vec<(u64, String, Vec<String>)> {
         self.us
-            .list_sas(self.now)
+            .list_sas(self.now, WALL)
             .into_iter()
             .map(|s| (s.uniqueid, s.state, s.child_sas.into_iter().map(|c| c.spi_in).collect()))
             .collect()
@@ -386,6 +387,26 @@ fn up(child_extra: &str, peer_lifetime: u32) -> Pair {
     pair
 }
 
+/// The manager draws only on the randomness it is given: two runs on the
+/// same seed install the same SPIs and schedule the same rekey (jitter
+/// included); another seed gives other SPIs.
+#[test]
+fn a_run_on_the_same_seed_repeats() {
+    let run = |seed| {
+        let mut pair = Pair::build("", "", 3600, 0, seed);
+        let now = pair.now;
+        pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+        pair.run_for(Duration::from_secs(2));
+        let rekey = pair.us.list_sas(pair.now, WALL)[0].child_sas[0].rekey_time;
+        (pair.our_sas(), rekey)
+    };
+    let (a, b, c) = (run(1), run(1), run(7));
+    assert_eq!(a.0.len(), 2, "{a:?}");
+    assert!(a.1.is_some_and(|r| r > 0), "{a:?}");
+    assert_eq!(a, b);
+    assert_ne!(a.0, c.0, "another seed, other SPIs");
+}
+
 /// strongSwan re-keys its ISAKMP SA: a new one, its CHILD_SAs adopted by it,
 /// then a Delete for the old ISAKMP SA only. Our pair must survive that
 /// Delete (it used to be removed while the peer kept its half) and live on
@@ -470,7 +491,7 @@ fn a_short_lifetime_of_the_peer_does_not_rekey_at_once() {
     // We initiate: the peer's RESPONDER-LIFETIME makes it 30 s.
     let mut pair = up("", 30);
     let first = pair.our_sas();
-    let listed = pair.us.list_sas(pair.now);
+    let listed = pair.us.list_sas(pair.now, WALL);
     let child = &listed[0].child_sas[0];
     let rekey = child.rekey_time.unwrap_or(0);
     assert!((20..=28).contains(&rekey), "rekey in {rekey} s, life {:?}", child.life_time);
@@ -491,7 +512,7 @@ fn a_short_lifetime_proposed_by_the_peer_does_not_rekey_at_once() {
     pair.run_for(Duration::from_secs(2));
     pair.assert_mirrored("peer's child up");
     let first = pair.our_sas();
-    let listed = pair.us.list_sas(pair.now);
+    let listed = pair.us.list_sas(pair.now, WALL);
     let rekey = listed[0].child_sas[0].rekey_time.unwrap_or(0);
     assert!((20..=28).contains(&rekey), "rekey in {rekey} s");
     pair.run_for(Duration::from_secs(15));
@@ -504,7 +525,7 @@ fn a_short_lifetime_proposed_by_the_peer_does_not_rekey_at_once() {
 fn child_sa_ids_are_a_counter() {
     let mut pair = up("rekey_time = \"20s\"\nlife_time = \"30s\"\nrand_time = \"2s\"", 3600);
     let ids = |p: &Pair| -> Vec<u64> {
-        p.us.list_sas(p.now).iter().flat_map(|s| s.child_sas.iter().map(|c| c.uniqueid)).collect()
+        p.us.list_sas(p.now, WALL).iter().flat_map(|s| s.child_sas.iter().map(|c| c.uniqueid)).collect()
     };
     assert_eq!(ids(&pair), vec![1]);
     pair.run_for(Duration::from_secs(25));
@@ -587,7 +608,7 @@ fn soft_byte_limits_close_to_the_hard_one_rekey_before_it() {
 /// Quick Mode), and traffic rekeys before that hard limit.
 #[test]
 fn a_lower_kilobyte_lifetime_of_the_peer_scales_the_soft_limit_below_it() {
-    let mut pair = Pair::build("", "rekey_bytes = \"1m\"\nlife_bytes = \"2m\"", 3600, 1_000);
+    let mut pair = Pair::build("", "rekey_bytes = \"1m\"\nlife_bytes = \"2m\"", 3600, 1_000, 1);
     let now = pair.now;
     pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
     pair.run_for(Duration::from_secs(2));
@@ -620,7 +641,7 @@ fn orphaned_children_are_listed_then_shown_under_the_isakmp_sa_that_adopts_them(
     };
     let first = pair.our_sas();
     let (spi_in, spi_out) = (spi(&first, true), spi(&first, false));
-    let before = pair.us.list_sas(pair.now);
+    let before = pair.us.list_sas(pair.now, WALL);
     assert_eq!(before.len(), 1);
     let old_id = before[0].uniqueid;
     assert_ne!(old_id, 0);
@@ -628,7 +649,7 @@ fn orphaned_children_are_listed_then_shown_under_the_isakmp_sa_that_adopts_them(
     let ike = pair.peer_established()[0];
     pair.peer_command(Command::DeleteIsakmpSa(ike));
     pair.run_for(Duration::from_secs(2));
-    let listed = pair.us.list_sas(pair.now);
+    let listed = pair.us.list_sas(pair.now, WALL);
     assert_eq!(listed.len(), 1, "{listed:#?}");
     let orphans = &listed[0];
     assert_eq!((orphans.name.as_str(), orphans.uniqueid, orphans.state.as_str()), ("peer", 0, "DELETED"));
@@ -654,7 +675,7 @@ fn orphaned_children_are_listed_then_shown_under_the_isakmp_sa_that_adopts_them(
     // The peer brings up a new ISAKMP SA: ours adopts the pair at once.
     pair.peer_command(Command::Initiate { peer: 0 });
     pair.run_for(Duration::from_millis(500));
-    let listed = pair.us.list_sas(pair.now);
+    let listed = pair.us.list_sas(pair.now, WALL);
     assert!(listed.iter().all(|s| s.uniqueid != 0), "no placeholder left: {listed:#?}");
     assert_eq!(listed.len(), 1, "{listed:#?}");
     let new = &listed[0];

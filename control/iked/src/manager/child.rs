@@ -14,7 +14,7 @@ use ike::engine::{
 };
 use rand_core::RngCore;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// A rekey without result after this long is tried again.
 const REKEY_RETRY: Duration = Duration::from_secs(30);
@@ -55,7 +55,6 @@ pub(super) struct ChildSa {
     pub(super) local_ts: TrafficSelector,
     pub(super) remote_ts: TrafficSelector,
     pub(super) installed: Instant,
-    pub(super) installed_wall: SystemTime,
     pub(super) rekey_at: Option<Instant>,
     pub(super) expire_at: Option<Instant>,
     pub(super) delete_at: Option<Instant>,
@@ -322,7 +321,6 @@ impl Manager {
                 local_ts,
                 remote_ts,
                 installed: now,
-                installed_wall: SystemTime::now(),
                 rekey_at: None,
                 expire_at: None,
                 delete_at: None,
@@ -396,7 +394,6 @@ impl Manager {
             c.spi_out = outbound.spi;
             c.state = ChildState::Installed;
             c.installed = now;
-            c.installed_wall = SystemTime::now();
             c.rekey_at = rekey_at;
             c.expire_at = Some(now + life);
         }

@@ -7,7 +7,7 @@ use super::{Entry, Manager, REKEY_OVERLAP};
 use crate::config::PeerGoneAction;
 use ike::engine::{Command, IkeSaId};
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Pause before retrying a failed initiation.
 const RETRY_DELAY: Duration = Duration::from_secs(3);
@@ -30,7 +30,8 @@ pub(super) struct IkeState {
     /// The peer's authenticated identity (ID payload body), once
     /// established: clients behind one NAT address are told apart by it.
     pub(super) peer_id: Vec<u8>,
-    pub(super) established: Option<(Instant, SystemTime)>,
+    /// When phase 1 completed (`None` while connecting).
+    pub(super) established: Option<Instant>,
     pub(super) reauth_at: Option<Instant>,
     /// A newer IKE SA of the connection replaced this one.
     pub(super) replaced: bool,
@@ -321,7 +322,7 @@ impl Manager {
                 conn: entry.conn.clone(),
                 remote,
                 peer_id,
-                established: Some((now, SystemTime::now())),
+                established: Some(now),
                 reauth_at,
                 replaced: false,
                 replaced_at: None,
@@ -444,7 +445,7 @@ impl Manager {
                     .iter()
                     .filter(|(_, o)| o.conn == s.conn && o.remote == s.remote && o.established.is_some())
                     .filter(|(_, o)| !o.dead)
-                    .max_by_key(|(_, o)| o.established.map(|e| e.0))
+                    .max_by_key(|(_, o)| o.established)
                     .map(|(i, _)| *i)
             });
             match current {

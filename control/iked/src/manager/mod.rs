@@ -3,8 +3,11 @@
 //! into engine peer entries, installs what the engine negotiates, and runs
 //! the lifecycle: start and trap actions, acquires, rekeying
 //! (make-before-break), expiry, re-establishment of ISAKMP SAs, DPD on
-//! idle, INITIAL-CONTACT. It reads no clock and touches no socket: the
-//! caller passes `now` and moves the engine's datagrams (see `net.rs`).
+//! idle, INITIAL-CONTACT. It reads no clock, draws no randomness of its
+//! own and touches no socket: the caller passes `now` (and the wall clock
+//! where `list-sas` needs it), the randomness at construction
+//! ([`Randomness`]), and moves the engine's datagrams (see `net.rs`), so
+//! tests run it in virtual time with seeded randomness.
 //!
 //! Rules worth knowing:
 //! - Events are handled before datagrams are sent, so the inbound SA of a
@@ -51,6 +54,7 @@ use crate::ctl::protocol::{CtlError, ErrorCode, LoadSummary};
 use crate::keylog::KeyLog;
 use crate::knl::Kernel;
 use child::{ChildSa, ChildState, DeferredOutbound};
+use ike::crypto::Rng;
 use ike::engine::{Command, Engine, EngineConfig, Event, IkeSaId, TrafficSelector, Transmit};
 use ike_sa::IkeState;
 use rand_core::RngCore;
@@ -67,6 +71,23 @@ pub const REKEY_OVERLAP: Duration = Duration::from_secs(2);
 /// (the responder's time to receive it and install its inbound SA; well
 /// within [`REKEY_OVERLAP`], so the old pair is still there).
 pub const OUTBOUND_SWITCH_DELAY: Duration = Duration::from_millis(200);
+
+/// The randomness a [`Manager`] draws from, given at construction: the
+/// daemon passes the operating system's, tests seeded generators so that a
+/// run repeats.
+pub struct Randomness {
+    /// The engine's: cookies, nonces, DH secrets (cryptographic).
+    pub engine: Box<dyn Rng + Send>,
+    /// The manager's own: the SPI allocator's seed and the jitter of
+    /// rekeys, re-establishments and soft volume limits.
+    pub manager: Box<dyn RngCore + Send>,
+}
+
+impl std::fmt::Debug for Randomness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Randomness").finish_non_exhaustive()
+    }
+}
 
 /// One engine peer entry: a child's selector pair of a connection.
 #[derive(Debug, Clone)]
@@ -94,7 +115,8 @@ pub struct Manager {
     pending: Vec<usize>,
     /// Connections to initiate again at a time (keyingtries, restart).
     retries: Vec<(String, Instant, u32)>,
-    rng: rand_core::OsRng,
+    /// The manager's own draws (see [`Randomness::manager`]).
+    rng: Box<dyn RngCore + Send>,
     /// Policies of pairs installed since the last [`Manager::commit`]: the
     /// database recompiles its classifier on every policy change, so they go
     /// in as one batch per round of datagrams (thousands of tunnels coming up
@@ -120,10 +142,14 @@ impl Manager {
     /// A manager for `config`, writing into `kernel`. Traps of
     /// `start_action = trap` children are installed at once; call
     /// [`Manager::start`] to initiate `start_action = start` ones.
-    pub fn new(config: Arc<Config>, kernel: Kernel, keylog: Option<Arc<KeyLog>>) -> Self {
-        let mut seed = [0u8; 8];
-        rand_core::OsRng.fill_bytes(&mut seed);
-        let spis = kernel.spi_allocator(u64::from_le_bytes(seed));
+    pub fn new(
+        config: Arc<Config>,
+        kernel: Kernel,
+        keylog: Option<Arc<KeyLog>>,
+        randomness: Randomness,
+    ) -> Self {
+        let Randomness { engine: engine_rng, manager: mut rng } = randomness;
+        let spis = kernel.spi_allocator(rng.next_u64());
         let limits = config.daemon.half_open;
         let engine_config = EngineConfig {
             max_half_open: limits.total,
@@ -131,7 +157,7 @@ impl Manager {
             half_open_reserved: limits.reserved,
             ..EngineConfig::default()
         };
-        let engine = Engine::new(engine_config, Box::new(rand_core::OsRng), Box::new(spis));
+        let engine = Engine::new(engine_config, engine_rng, Box::new(spis));
         let mut m = Self {
             config: Arc::clone(&config),
             engine,
@@ -144,7 +170,7 @@ impl Manager {
             next_reqid: DYNAMIC_REQID,
             pending: Vec::new(),
             retries: Vec::new(),
-            rng: rand_core::OsRng,
+            rng,
             pending_policies: Vec::new(),
             deferred_outbound: Vec::new(),
             next_child_id: 1,
@@ -246,7 +272,7 @@ impl Manager {
             .iter()
             .filter(|(_, s)| s.conn == conn && s.established.is_some() && !s.replaced && !s.dead)
             .filter(|(_, s)| remote.is_none() || s.remote == remote)
-            .max_by_key(|(_, s)| s.established.map(|e| e.0))
+            .max_by_key(|(_, s)| s.established)
             .map(|(id, _)| *id)
     }
 
@@ -474,7 +500,7 @@ impl Manager {
 
     /// Removes SAs left by an earlier run whose reqid now has a fresh pair
     /// (called on the beat; cheap when there are none).
-    pub fn reap_orphans(&mut self) {
+    pub fn reap_orphans(&mut self, now: Instant) {
         let known: std::collections::HashSet<(u32, bool, u32)> = self
             .children
             .iter()
@@ -483,7 +509,9 @@ impl Manager {
         let fresh: std::collections::HashSet<u32> = self
             .children
             .iter()
-            .filter(|c| c.state == ChildState::Installed && c.installed.elapsed() > REKEY_OVERLAP)
+            .filter(|c| {
+                c.state == ChildState::Installed && now.saturating_duration_since(c.installed) > REKEY_OVERLAP
+            })
             .map(|c| c.reqid)
             .collect();
         for (spi, inbound, reqid) in self.kernel.list_sas() {

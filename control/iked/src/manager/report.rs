@@ -84,8 +84,9 @@ impl Manager {
         self.kernel.dataplane_stats()
     }
 
-    /// `list-sas`.
-    pub fn list_sas(&self, now: Instant) -> Vec<IkeSaInfo> {
+    /// `list-sas` at `now`. `wall` is the same moment on the wall clock:
+    /// the dataplane stamps an SA's last use in Unix seconds.
+    pub fn list_sas(&self, now: Instant, wall: SystemTime) -> Vec<IkeSaInfo> {
         let mut out = Vec::new();
         for s in self.engine.ike_sas() {
             let st = self.ike.get(&s.id);
@@ -110,8 +111,12 @@ impl Manager {
                 Some(x) if x.replaced => "REKEYED",
                 _ => "ESTABLISHED",
             };
-            let child_sas =
-                self.children.iter().filter(|c| c.ike_sa == s.id).map(|c| self.child_info(now, c)).collect();
+            let child_sas = self
+                .children
+                .iter()
+                .filter(|c| c.ike_sa == s.id)
+                .map(|c| self.child_info(now, wall, c))
+                .collect();
             out.push(IkeSaInfo {
                 name: entry.map_or_else(String::new, |e| e.conn.clone()),
                 uniqueid: s.id.0,
@@ -134,12 +139,12 @@ impl Manager {
                 dh_group,
                 established: st
                     .and_then(|x| x.established)
-                    .map(|e| now.saturating_duration_since(e.0).as_secs()),
+                    .map(|e| now.saturating_duration_since(e).as_secs()),
                 rekey_time: st.and_then(|x| secs_until(now, x.reauth_at)),
                 child_sas,
             });
         }
-        out.extend(self.orphans_info(now));
+        out.extend(self.orphans_info(now, wall));
         out
     }
 
@@ -147,12 +152,12 @@ impl Manager {
     /// one adopts them or they expire), one entry per connection and peer:
     /// uniqueid 0 and state `DELETED` stand for the missing ISAKMP SA; the
     /// rest comes from the configuration, no cookies, algorithms or ports.
-    fn orphans_info(&self, now: Instant) -> Vec<IkeSaInfo> {
+    fn orphans_info(&self, now: Instant, wall: SystemTime) -> Vec<IkeSaInfo> {
         let live: std::collections::HashSet<IkeSaId> = self.engine.ike_sas().iter().map(|s| s.id).collect();
         let mut groups: BTreeMap<(String, IpAddr), Vec<ChildSaInfo>> = BTreeMap::new();
         for c in self.children.iter().filter(|c| !live.contains(&c.ike_sa)) {
             let conn = self.entries.get(c.entry).map_or_else(String::new, |e| e.conn.clone());
-            groups.entry((conn, c.remote)).or_default().push(self.child_info(now, c));
+            groups.entry((conn, c.remote)).or_default().push(self.child_info(now, wall, c));
         }
         groups
             .into_iter()
@@ -174,14 +179,14 @@ impl Manager {
             .collect()
     }
 
-    fn child_info(&self, now: Instant, c: &ChildSa) -> ChildSaInfo {
+    fn child_info(&self, now: Instant, wall: SystemTime, c: &ChildSa) -> ChildSaInfo {
         let (encr_alg, encr_keysize, integ_alg) = alg_names(c.encryption, c.integrity);
         let e = self.entries.get(c.entry);
         let ch = self.child_config(c.entry);
         let stat_in = if c.spi_in != 0 { self.kernel.sa_stats(c.spi_in, true, None) } else { None };
         let stat_out =
             if c.spi_out != 0 { self.kernel.sa_stats(c.spi_out, false, Some(c.reqid)) } else { None };
-        let wall = unix(SystemTime::now());
+        let wall = unix(wall);
         let used = |s: Option<sadb::SaStats>| {
             s.filter(|s| s.last_used > 0).map(|s| wall.saturating_sub(s.last_used))
         };
