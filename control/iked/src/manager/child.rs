@@ -6,7 +6,6 @@
 use super::timers::{rekey_delay, soft_limit, switch_delay, Volume};
 use super::{Manager, OUTBOUND_SWITCH_DELAY, REKEY_OVERLAP};
 use crate::config::selector::DisplayTs;
-use crate::config::StartAction;
 use crate::keylog::EspKeys;
 use crate::knl::{policies, SaLimits};
 use ike::engine::{
@@ -515,30 +514,8 @@ impl Manager {
             }
         }
         tracing::info!(target: "knl", "child SA pair of reqid {} removed", c.reqid);
-        let live = self.children.iter().any(|x| x.reqid == c.reqid);
-        // A child configured to be up (start or trap) keeps its policies as a
-        // trap: traffic then renegotiates instead of leaving in the clear.
-        let up = self.child_config(c.entry).is_some_and(|ch| ch.start_action != StartAction::None);
-        let configured = self.bindings.get(&c.reqid).is_some_and(|b| {
-            self.entries.get(b.entry).is_some_and(|e| {
-                e.local_ts.normalized() == b.local_ts && e.remote_ts.normalized() == b.remote_ts && !e.retired
-            })
-        });
-        if !live && up && configured {
-            if let Some(b) = self.bindings.get_mut(&c.reqid) {
-                if !b.trap {
-                    tracing::info!(target: "knl", "reqid {}: no SA left, policies stay as a trap", c.reqid);
-                }
-                b.trap = true;
-            }
-        }
-        let keep = self.bindings.get(&c.reqid).is_some_and(|b| b.trap);
-        if !live && !keep {
-            let ids = [c.reqid.wrapping_mul(2), c.reqid.wrapping_mul(2).wrapping_add(1)];
-            if let Err(e) = self.kernel.del_policies(&ids) {
-                tracing::error!(target: "knl", "removing policies of reqid {}: {e}", c.reqid);
-            }
-            self.bindings.remove(&c.reqid);
+        if !self.children.iter().any(|x| x.reqid == c.reqid) {
+            self.release_reqid(c.reqid, c.entry);
         }
     }
 }

@@ -447,7 +447,7 @@ impl Manager {
                 .map(|(r, _)| *r)
                 .collect();
             for r in traps {
-                let _ = self.kernel.del_policies(&[r.wrapping_mul(2), r.wrapping_mul(2).wrapping_add(1)]);
+                self.del_reqid_policies(r);
                 if let Some(b) = self.bindings.get_mut(&r) {
                     b.trap = false;
                 }
@@ -485,7 +485,7 @@ impl Manager {
         }
         let reqids: Vec<u32> = self.bindings.keys().copied().collect();
         for r in reqids {
-            let _ = self.kernel.del_policies(&[r.wrapping_mul(2), r.wrapping_mul(2).wrapping_add(1)]);
+            self.del_reqid_policies(r);
         }
         self.bindings.clear();
         let bypass: Vec<u32> = crate::knl::ike_bypass_policies(

@@ -1,9 +1,11 @@
 //! Reqids and the policies they own: a child's selector pair gets one reqid
-//! for all its pairs, and a trap keeps its policies without SAs.
+//! for all its pairs, its two policies take their ids from it
+//! ([`policy_ids`]), and a trap keeps them without SAs.
 
 use super::Manager;
 use crate::config::selector::DisplayTs;
-use crate::knl::policies;
+use crate::config::StartAction;
+use crate::knl::{policies, policy_ids};
 use ike::engine::{TrafficSelector, TsAddress};
 
 /// First reqid for selectors narrowed by a peer (configured ones use the
@@ -76,6 +78,38 @@ impl Manager {
                 DisplayTs(e.remote_ts)
             ),
             Err(err) => tracing::error!(target: "knl", "trap for `{}`: {err}", e.child),
+        }
+    }
+
+    /// The last pair of `reqid` (of peer entry `entry`) is gone. A child
+    /// configured to be up (start or trap) keeps its policies as a trap:
+    /// traffic then renegotiates instead of leaving in the clear. Otherwise
+    /// the policies and the reqid go.
+    pub(super) fn release_reqid(&mut self, reqid: u32, entry: usize) {
+        let up = self.child_config(entry).is_some_and(|ch| ch.start_action != StartAction::None);
+        let configured = self.bindings.get(&reqid).is_some_and(|b| {
+            self.entries.get(b.entry).is_some_and(|e| {
+                e.local_ts.normalized() == b.local_ts && e.remote_ts.normalized() == b.remote_ts && !e.retired
+            })
+        });
+        if up && configured {
+            if let Some(b) = self.bindings.get_mut(&reqid) {
+                if !b.trap {
+                    tracing::info!(target: "knl", "reqid {reqid}: no SA left, policies stay as a trap");
+                }
+                b.trap = true;
+            }
+        }
+        if !self.bindings.get(&reqid).is_some_and(|b| b.trap) {
+            self.del_reqid_policies(reqid);
+            self.bindings.remove(&reqid);
+        }
+    }
+
+    /// Removes the two policies of `reqid` from the database.
+    pub(super) fn del_reqid_policies(&self, reqid: u32) {
+        if let Err(e) = self.kernel.del_policies(&policy_ids(reqid)) {
+            tracing::error!(target: "knl", "removing policies of reqid {reqid}: {e}");
         }
     }
 }
