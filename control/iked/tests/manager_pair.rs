@@ -122,6 +122,8 @@ struct Pair {
     peer_events: Vec<Event>,
     /// The peer's installed SAs, as (SPI, inbound).
     peer_sas: BTreeSet<(u32, bool)>,
+    /// The peer is gone: datagrams to and from it are lost.
+    peer_silent: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -157,6 +159,7 @@ impl Pair {
             wire: Vec::new(),
             peer_events: Vec::new(),
             peer_sas: BTreeSet::new(),
+            peer_silent: false,
             _dir: dir,
         }
     }
@@ -207,7 +210,7 @@ impl Pair {
             let now = self.now;
             let (due, keep): (Vec<_>, Vec<_>) = self.wire.drain(..).partition(|(t, _)| *t <= now);
             self.wire = keep;
-            for (_, t) in due {
+            for (_, t) in due.into_iter().filter(|_| !self.peer_silent) {
                 if t.destination.ip() == US {
                     self.us.handle_datagram(now, t.destination, t.source, &t.contents);
                 } else {
@@ -260,6 +263,38 @@ impl Pair {
             .into_iter()
             .map(|s| (s.uniqueid, s.state, s.child_sas.into_iter().map(|c| c.spi_in).collect()))
             .collect()
+    }
+
+    /// Our Protect policies in the SA database: (policy id, reqid, the SPI
+    /// of the SA it is bound to, if any).
+    fn policies(&self) -> Vec<(u32, u32, Option<u32>)> {
+        let region = self.db.region();
+        region
+            .list_policies()
+            .into_iter()
+            .filter(|p| p.config.action == sadb::Action::Protect as u8)
+            .map(|p| {
+                let spi = p.sa_slot.and_then(|s| region.sa_entry(s)).map(|e| e.config.spi);
+                (p.config.id, p.config.reqid, spi)
+            })
+            .collect()
+    }
+
+    /// Our child SA pairs as `list-sas` shows them: (SPI in, SPI out).
+    fn pairs(&self) -> Vec<(u32, u32)> {
+        let spi = |s: &str| u32::from_str_radix(s, 16).unwrap_or_else(|e| panic!("{s}: {e}"));
+        self.us
+            .list_sas(self.now, WALL)
+            .iter()
+            .flat_map(|s| s.child_sas.iter().map(|c| (spi(&c.spi_in), spi(&c.spi_out))))
+            .collect()
+    }
+
+    /// The SA database holds exactly `pair` (SPI in, SPI out) of ours, and
+    /// the child's two policies with the outbound one sending on it.
+    fn assert_installed(&self, pair: (u32, u32), when: &str) {
+        assert_eq!(self.our_sas(), BTreeSet::from([(pair.0, true), (pair.1, false)]), "{when}");
+        assert_eq!(self.policies(), vec![(2, 1, Some(pair.1)), (3, 1, None)], "{when}: policies");
     }
 
     fn peer_established(&self) -> Vec<IkeSaId> {
@@ -685,4 +720,141 @@ fn orphaned_children_are_listed_then_shown_under_the_isakmp_sa_that_adopts_them(
         new.child_sas.iter().any(|c| c.spi_in == spi_in && c.spi_out == spi_out),
         "the adopted pair under the new ISAKMP SA: {new:#?}"
     );
+}
+
+/// [`up`], the first pair (SPI in, SPI out) checked in the SA database,
+/// and the peer's IKE SA.
+fn up_checked(child_extra: &str) -> (Pair, (u32, u32), IkeSaId) {
+    let pair = up(child_extra, 3600);
+    let first = pair.pairs()[0];
+    pair.assert_installed(first, "first pair");
+    let peer_ike = pair.peer_established()[0];
+    (pair, first, peer_ike)
+}
+
+/// The peer rekeys the child (as strongSwan's responder does when its soft
+/// lifetime comes first): its Quick Mode installs a second pair here, the
+/// outbound policy moves to it at once, and the old pair stays until the
+/// peer deletes it, after which only the new pair is left.
+#[test]
+fn a_rekey_the_peer_initiates_replaces_the_pair() {
+    let (mut pair, old, peer_ike) = up_checked("");
+    pair.peer_command(Command::CreateChild(peer_ike));
+    pair.run_for(Duration::from_millis(500));
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    let new = pairs[1];
+    assert_eq!(pairs[0], old);
+    assert!(new.0 != old.0 && new.1 != old.1, "{pairs:?}");
+    let both = BTreeSet::from([(old.0, true), (old.1, false), (new.0, true), (new.1, false)]);
+    assert_eq!(pair.our_sas(), both, "both pairs while the peer has not deleted the old one");
+    assert_eq!(pair.policies(), vec![(2, 1, Some(new.1)), (3, 1, None)], "traffic goes to the new pair");
+    pair.assert_mirrored("both pairs");
+
+    // The old pair is the peer's to delete (it rekeyed): we wait for it.
+    pair.run_for(Duration::from_secs(10));
+    assert_eq!(pair.our_sas(), both, "we do not delete the pair the peer replaced");
+    pair.peer_command(Command::DeleteChild { ike_sa: peer_ike, inbound_spi: old.1 });
+    pair.run_for(Duration::from_secs(1));
+    pair.assert_installed(new, "after the peer's Delete of the old pair");
+    pair.assert_mirrored("after the peer's Delete of the old pair");
+}
+
+/// Both ends rekey the same child at once (our rekey_time and the peer's
+/// Quick Mode within one datagram's flight): two new pairs replace the old
+/// one. Both are kept until the duplicate is found, then the one with the
+/// higher min(SPI in, SPI out) goes with the old pair, and one pair is left
+/// at both ends.
+#[test]
+fn a_rekey_by_both_ends_at_once_leaves_one_pair() {
+    let (mut pair, old, peer_ike) =
+        up_checked("rekey_time = \"20s\"\nlife_time = \"40s\"\nrand_time = \"0s\"");
+    // Our rekey starts 20 s after the install (up to 2 s ago): wait for its
+    // first message on the wire.
+    pair.run_for(Duration::from_secs(17));
+    assert_eq!(pair.pairs(), vec![old], "no rekey before rekey_time");
+    let limit = pair.now + Duration::from_secs(3);
+    while !pair.wire.iter().any(|(_, t)| t.source.ip() == US) {
+        assert!(pair.now < limit, "our rekey did not start");
+        pair.run_for(Duration::from_millis(1));
+    }
+    pair.peer_command(Command::CreateChild(peer_ike));
+    // Both Quick Modes done, our outbound SA switched (after 200 ms).
+    pair.run_for(Duration::from_millis(400));
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 3, "the old pair and two new ones: {pairs:?}");
+    let new: Vec<(u32, u32)> = pairs.iter().copied().filter(|p| *p != old).collect();
+    let key = |p: &(u32, u32)| p.0.min(p.1);
+    let winner = *new.iter().min_by_key(|p| key(p)).unwrap_or_else(|| panic!("{new:?}"));
+    let loser = *new.iter().max_by_key(|p| key(p)).unwrap_or_else(|| panic!("{new:?}"));
+    assert_ne!(winner, loser);
+    // The duplicate stops sending at once; it receives until the overlap ends.
+    let sas =
+        BTreeSet::from([(old.0, true), (old.1, false), (winner.0, true), (winner.1, false), (loser.0, true)]);
+    assert_eq!(pair.our_sas(), sas, "winner {winner:?}, loser {loser:?}");
+    assert_eq!(pair.policies(), vec![(2, 1, Some(winner.1)), (3, 1, None)], "traffic on the winner");
+
+    pair.run_for(Duration::from_secs(5));
+    assert_eq!(pair.pairs(), vec![winner], "one pair left: the lower min(SPI)");
+    pair.assert_installed(winner, "after the duplicate and the old pair are deleted");
+    pair.assert_mirrored("one pair at both ends");
+    assert!(pair.our_sas().iter().all(|(s, _)| ![old.0, old.1, loser.0, loser.1].contains(s)));
+}
+
+/// `dpd_delay` 2 s, `dpd_timeout` 5 s: an idle peer is probed, and one that
+/// went silent is declared dead when the timeout runs out.
+const DPD: &str = "dpd_delay = \"2s\"\ndpd_timeout = \"5s\"";
+
+/// Brings the pair up with DPD and `dpd_action`, then silences the peer
+/// and runs until our DPD has declared it dead: the pair before.
+fn dead_peer(dpd_action: &str) -> (Pair, (u32, u32)) {
+    let mut pair = Pair::with(DPD, &format!("dpd_action = \"{dpd_action}\""), 3600);
+    let now = pair.now;
+    pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+    pair.run_for(Duration::from_secs(2));
+    let first = pair.pairs()[0];
+    pair.assert_installed(first, "first pair");
+    // An idle peer that answers stays up: probes come and go.
+    pair.run_for(Duration::from_secs(10));
+    pair.assert_installed(first, "idle, answering DPD");
+    assert_eq!(pair.listed().len(), 1);
+    pair.peer_silent = true;
+    // Probed within dpd_delay, dead dpd_timeout later.
+    pair.run_for(Duration::from_secs(4));
+    pair.assert_installed(first, "silent, not yet dead");
+    pair.run_for(Duration::from_secs(5));
+    (pair, first)
+}
+
+/// `dpd_action = clear`: the dead peer's IKE SA and pair go, with the
+/// child's policies (it is not configured to be up), and nothing restarts.
+#[test]
+fn dpd_clear_removes_the_sas_and_policies_of_a_dead_peer() {
+    let (mut pair, _) = dead_peer("clear");
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "the dead peer's pair deleted");
+    assert_eq!(pair.policies(), vec![], "and its policies");
+    assert_eq!(pair.listed(), vec![], "no IKE SA left");
+    pair.peer_silent = false;
+    pair.run_for(Duration::from_secs(10));
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "nothing restarts");
+    assert_eq!(pair.peer_established().len(), 1);
+}
+
+/// `dpd_action = restart`: the dead peer's SAs go as with `clear`, then the
+/// connection is initiated again; once the peer answers, a new IKE SA and a
+/// new pair are up.
+#[test]
+fn dpd_restart_brings_the_connection_up_again() {
+    let (mut pair, first) = dead_peer("restart");
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "the dead peer's pair deleted");
+    assert_eq!(pair.policies(), vec![]);
+    pair.peer_silent = false;
+    pair.run_for(Duration::from_secs(5));
+    assert_eq!(pair.peer_established().len(), 2, "a new IKE SA with the peer");
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert!(pairs[0].0 != first.0 && pairs[0].1 != first.1, "a new pair: {pairs:?} after {first:?}");
+    pair.assert_installed(pairs[0], "restarted");
+    let ours: BTreeSet<(u32, bool)> = pair.our_sas().into_iter().map(|(s, i)| (s, !i)).collect();
+    assert!(ours.is_subset(&pair.peer_sas), "the peer holds the new pair too");
 }
