@@ -110,19 +110,11 @@ impl Manager {
             return;
         }
         let (entry, remote, reqid, spi_in, spi_out) = (c.entry, c.remote, c.reqid, c.spi_in, c.spi_out);
-        if let Some(b) = self.bindings.get_mut(&reqid) {
-            b.rekey_from = Some(spi_in);
-        }
         let Some(conn) = self.entries.get(entry).map(|e| e.conn.clone()) else {
             return;
         };
         let mark = self.kernel.sa_stats(spi_out, false, Some(reqid)).map(|s| (s.bytes, s.packets));
-        if let Some(c) = self.children.get_mut(i) {
-            c.state = ChildState::Rekeying;
-            c.rekey_at = None;
-            c.rekey_started = Some(now);
-            c.rekey_mark = mark;
-        }
+        self.mark_rekeying(now, reqid, spi_in, mark);
         match self.established_ike_sa(&conn, Some(remote)) {
             Some(ike_sa) => self.engine.handle_command(now, Command::CreateChildFor { ike_sa, peer: entry }),
             None => {
@@ -136,6 +128,24 @@ impl Manager {
         }
     }
 
+    /// Pair `spi_in` of `reqid` is being rekeyed by us: the next pair of the
+    /// reqid we install replaces it, and no timer rekeys it meanwhile.
+    /// `mark` is its outbound SA's (bytes, packets) now, if known (see
+    /// [`Manager::outbound_switch_delay`]).
+    pub(super) fn mark_rekeying(&mut self, now: Instant, reqid: u32, spi_in: u32, mark: Option<(u64, u64)>) {
+        if let Some(b) = self.bindings.get_mut(&reqid) {
+            b.rekey_from = Some(spi_in);
+        }
+        if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi_in) {
+            c.state = ChildState::Rekeying;
+            c.rekey_at = None;
+            c.rekey_started = Some(now);
+            c.rekey_mark = mark;
+        }
+    }
+
+    /// On the beat: rekeys and deletions that are due, and rekeys that got
+    /// no result within [`REKEY_RETRY`] tried again.
     pub(super) fn child_timers(&mut self, now: Instant) {
         let mut rekeys = Vec::new();
         let mut deletes = Vec::new();

@@ -14,16 +14,19 @@ const RETRY_DELAY: Duration = Duration::from_secs(3);
 
 /// DPD bookkeeping of an IKE SA.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Dpd {
+struct Dpd {
     /// When inbound traffic (or a DPD answer) was last seen.
-    pub(super) last_activity: Instant,
+    last_activity: Instant,
     /// Inbound ESP packets of the IKE SA's children at the last look.
-    pub(super) inbound_packets: u64,
-    pub(super) probe_deadline: Option<Instant>,
+    inbound_packets: u64,
+    /// A probe is out: unanswered by then, the peer is dead.
+    probe_deadline: Option<Instant>,
 }
 
+/// What the manager keeps about an IKE SA beside the engine.
 #[derive(Debug, Clone)]
 pub(super) struct IkeState {
+    /// The connection it belongs to.
     pub(super) conn: String,
     /// The peer's address (a `%any` connection has many peers).
     pub(super) remote: Option<IpAddr>,
@@ -32,6 +35,7 @@ pub(super) struct IkeState {
     pub(super) peer_id: Vec<u8>,
     /// When phase 1 completed (`None` while connecting).
     pub(super) established: Option<Instant>,
+    /// When to re-establish it, before it expires.
     pub(super) reauth_at: Option<Instant>,
     /// A newer IKE SA of the connection replaced this one.
     pub(super) replaced: bool,
@@ -40,7 +44,8 @@ pub(super) struct IkeState {
     /// It was replaced by an IKE SA we initiated (see
     /// [`Manager::delete_replaced_ike_sas`]).
     pub(super) replaced_by_us: bool,
-    pub(super) dpd: Option<Dpd>,
+    /// DPD, when its connection has a `dpd_delay`.
+    dpd: Option<Dpd>,
     /// The DPD probe went unanswered.
     pub(super) dead: bool,
 }
@@ -97,6 +102,8 @@ fn initial_contact_victims(new: (IkeSaId, Contact<'_>), all: &[(IkeSaId, Contact
 }
 
 impl Manager {
+    /// On the beat: DPD of idle peers (probe, or declare dead) and the
+    /// re-establishment of ISAKMP SAs that are due.
     pub(super) fn ike_timers(&mut self, now: Instant) {
         let mut reauth = Vec::new();
         let mut dpd = Vec::new();
@@ -159,44 +166,47 @@ impl Manager {
             self.engine.handle_command(now, Command::Delete(id));
         }
         for id in reauth {
-            let Some(conn) = self.ike.get(&id).map(|s| s.conn.clone()) else {
-                continue;
-            };
-            tracing::info!(target: "ike", "re-establishing ISAKMP SA of `{conn}` before it expires");
-            if let Some(s) = self.ike.get_mut(&id) {
-                s.reauth_at = None;
+            self.reestablish(now, id);
+        }
+    }
+
+    /// The peer of `id` answered our R-U-THERE: alive, idle from now on.
+    pub(super) fn on_dpd_ack(&mut self, now: Instant, id: IkeSaId) {
+        if let Some(d) = self.ike.get_mut(&id).and_then(|s| s.dpd.as_mut()) {
+            d.probe_deadline = None;
+            d.last_activity = now;
+        }
+    }
+
+    /// Re-establishes ISAKMP SA `id` before it expires: a new phase 1, and
+    /// every child with SAs under `id` moves to the new one by a rekey of
+    /// each (the new pair replaces the old, which is deleted after the
+    /// overlap, then `id`).
+    fn reestablish(&mut self, now: Instant, id: IkeSaId) {
+        let Some(s) = self.ike.get_mut(&id) else {
+            return;
+        };
+        s.reauth_at = None;
+        let conn = s.conn.clone();
+        tracing::info!(target: "ike", "re-establishing ISAKMP SA of `{conn}` before it expires");
+        let moving: Vec<(usize, u32, u32)> = self
+            .children
+            .iter()
+            .filter(|c| c.ike_sa == id && c.state == ChildState::Installed)
+            .map(|c| (c.entry, c.reqid, c.spi_in))
+            .collect();
+        for (entry, reqid, spi_in) in moving {
+            // No mark of an earlier attempt: the switch delay then uses the
+            // rate since the install.
+            self.mark_rekeying(now, reqid, spi_in, None);
+            if !self.pending.contains(&entry) {
+                self.pending.push(entry);
             }
-            // Every child with SAs under the old IKE SA moves to the new one:
-            // a rekey of each (the new pair replaces the old, which is deleted
-            // after the overlap, then the old IKE SA).
-            let moving: Vec<(usize, u32, u32)> = self
-                .children
-                .iter()
-                .filter(|c| c.ike_sa == id && c.state == ChildState::Installed)
-                .map(|c| (c.entry, c.reqid, c.spi_in))
-                .collect();
-            for (entry, reqid, spi_in) in moving {
-                if let Some(b) = self.bindings.get_mut(&reqid) {
-                    b.rekey_from = Some(spi_in);
-                }
-                if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi_in) {
-                    c.state = ChildState::Rekeying;
-                    c.rekey_at = None;
-                    c.rekey_started = Some(now);
-                    // No mark of an earlier attempt: the switch delay
-                    // then uses the rate since the install.
-                    c.rekey_mark = None;
-                }
-                if !self.pending.contains(&entry) {
-                    self.pending.push(entry);
-                }
-            }
-            let first =
-                self.pending.iter().position(|p| self.entries.get(*p).is_some_and(|e| e.conn == conn));
-            if let Some(pos) = first {
-                let p = self.pending.remove(pos);
-                self.start_phase1(now, &conn, p);
-            }
+        }
+        let first = self.pending.iter().position(|p| self.entries.get(*p).is_some_and(|e| e.conn == conn));
+        if let Some(pos) = first {
+            let p = self.pending.remove(pos);
+            self.start_phase1(now, &conn, p);
         }
     }
 
@@ -535,7 +545,7 @@ impl Manager {
 }
 
 #[cfg(test)]
-mod initial_contact_tests {
+mod tests {
     use super::{initial_contact_victims, Contact, IkeSaId};
     use std::net::IpAddr;
 

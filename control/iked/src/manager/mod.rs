@@ -417,14 +417,7 @@ impl Manager {
                 Event::PeerMoved { ike_sa, local, remote, outbound_spis } => {
                     self.on_peer_moved(ike_sa, local, remote, &outbound_spis);
                 }
-                Event::DeadPeerDetectionAck { ike_sa, .. } => {
-                    if let Some(s) = self.ike.get_mut(&ike_sa) {
-                        if let Some(d) = s.dpd.as_mut() {
-                            d.probe_deadline = None;
-                            d.last_activity = now;
-                        }
-                    }
-                }
+                Event::DeadPeerDetectionAck { ike_sa, .. } => self.on_dpd_ack(now, ike_sa),
             }
         }
     }
