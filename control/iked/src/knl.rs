@@ -148,8 +148,15 @@ fn ports(ts: &TrafficSelector) -> [u16; 2] {
     }
 }
 
+/// The ids of a reqid's two policies ([`policies`]): `2 reqid` outbound,
+/// `2 reqid + 1` inbound, so that a reqid names its policies.
+pub fn policy_ids(reqid: u32) -> [u32; 2] {
+    let out = reqid.wrapping_mul(2);
+    [out, out.wrapping_add(1)]
+}
+
 /// The two Protect policies of a reqid: outbound `local -> remote` and
-/// inbound `remote -> local`.
+/// inbound `remote -> local`, with the ids of [`policy_ids`].
 pub fn policies(
     reqid: u32,
     local: &TrafficSelector,
@@ -178,9 +185,10 @@ pub fn policies(
         dport,
         _pad2: 0,
     };
+    let [out_id, in_id] = policy_ids(reqid);
     Ok([
-        one(reqid.wrapping_mul(2), Direction::Out, l, lp, r, rp, ports(local), ports(remote)),
-        one(reqid.wrapping_mul(2).wrapping_add(1), Direction::In, r, rp, l, lp, ports(remote), ports(local)),
+        one(out_id, Direction::Out, l, lp, r, rp, ports(local), ports(remote)),
+        one(in_id, Direction::In, r, rp, l, lp, ports(remote), ports(local)),
     ])
 }
 
@@ -657,6 +665,7 @@ mod tests {
         let [out, inb] =
             policies(5, &ts("198.18.1.0", 24), &ts("198.19.1.0", 24)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((out.id, inb.id, out.reqid), (10, 11, 5));
+        assert_eq!(policy_ids(5), [out.id, inb.id], "the ids the manager removes them by");
         assert_eq!((out.direction, inb.direction), (Direction::Out as u8, Direction::In as u8));
         assert_eq!((out.src.get(..4), out.src_plen), (Some(&[198, 18, 1, 0][..]), 24));
         assert_eq!(

@@ -15,7 +15,7 @@ use crate::manager::Manager;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
@@ -44,7 +44,7 @@ impl EngineHandle {
 
 impl EngineControl for EngineHandle {
     fn list_sas(&self) -> Vec<IkeSaInfo> {
-        self.lock().list_sas(Instant::now())
+        self.lock().list_sas(Instant::now(), SystemTime::now())
     }
 
     fn initiate(&self, conn: &Connection, child: Option<&Child>) -> Result<String, CtlError> {
@@ -197,10 +197,11 @@ async fn run(
             _ = dataplane.tick() => h.lock().poll_dataplane(Instant::now()),
             _ = beat.tick() => {
                 let mut m = h.lock();
-                m.tick(Instant::now());
-                if last_reap.elapsed() > Duration::from_secs(1) {
-                    m.reap_orphans();
-                    last_reap = Instant::now();
+                let now = Instant::now();
+                m.tick(now);
+                if now.saturating_duration_since(last_reap) > Duration::from_secs(1) {
+                    m.reap_orphans(now);
+                    last_reap = now;
                 }
             }
             _ = h.wake.notified() => {}

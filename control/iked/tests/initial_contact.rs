@@ -4,12 +4,16 @@
 //! Each client sends INITIAL-CONTACT (it has no other SA with us). Only the sender's own
 //! older IKE SA goes: the other client's stays up.
 
+#[path = "common/sim.rs"]
+mod sim;
+
 use ike::engine::{
     AuthMethod, ChildConfig, Command, Engine, EngineConfig, EspEncryption, EspProposal, Identity,
-    IkeProposal, Mode, PeerConfig, Phase1Mode, SpiAllocator, TrafficSelector, Transmit, TsAddress,
+    IkeProposal, Mode, PeerConfig, Phase1Mode, TrafficSelector, Transmit, TsAddress,
 };
 use iked::knl::Kernel;
 use iked::manager::Manager;
+use sim::{Seeded, Spis, WALL};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,16 +23,6 @@ const US: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
 const NAT: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
 const LATENCY: Duration = Duration::from_millis(10);
 const BEAT: Duration = Duration::from_millis(100);
-
-struct Spis(u32);
-
-impl SpiAllocator for Spis {
-    fn allocate(&mut self) -> Option<u32> {
-        self.0 += 1;
-        Some(self.0)
-    }
-    fn release(&mut self, _: u32) {}
-}
 
 fn subnet(a: [u8; 4], p: u8) -> TrafficSelector {
     TrafficSelector { address: TsAddress::Subnet(IpAddr::V4(Ipv4Addr::from(a)), p), protocol: 0, port: 0 }
@@ -99,7 +93,7 @@ fn client(name: &str, spi_base: u32, host_net: [u8; 4]) -> Engine {
     };
     Engine::new(
         EngineConfig { peers: vec![p], ..EngineConfig::default() },
-        Box::new(rand_core::OsRng),
+        Box::new(Seeded::new(u64::from(spi_base))),
         Box::new(Spis(spi_base)),
     )
 }
@@ -120,7 +114,7 @@ impl Net {
         let cfg = Arc::new(our_config(dir.path()));
         let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let now = Instant::now();
-        let mut us = Manager::new(cfg, kernel, None);
+        let mut us = Manager::new(cfg, kernel, None, sim::randomness(1));
         us.start(now);
         Self { us, clients: Vec::new(), now, next_beat: now, wire: Vec::new(), dir }
     }
@@ -198,7 +192,7 @@ impl Net {
     fn ike_sas(&self) -> Vec<(u16, String)> {
         let mut v: Vec<(u16, String)> = self
             .us
-            .list_sas(self.now)
+            .list_sas(self.now, WALL)
             .into_iter()
             .filter(|s| s.uniqueid != 0)
             .map(|s| (s.remote_port, s.state))

@@ -7,13 +7,17 @@
 //! read every 10 ms, as the daemon does. Where traffic matters, the test plays
 //! the dataplane on the same database ([`Dataplane`]).
 
+#[path = "common/sim.rs"]
+mod sim;
+
 use ike::engine::{
     AuthMethod, ChildConfig, Command, Engine, EngineConfig, EspEncryption, EspProposal, Event, Identity,
-    IkeProposal, IkeSaId, Mode, PeerConfig, Phase1Mode, SpiAllocator, TrafficSelector, TsAddress,
+    IkeProposal, IkeSaId, Mode, PeerConfig, Phase1Mode, TrafficSelector, TsAddress,
 };
 use iked::config;
 use iked::knl::Kernel;
 use iked::manager::Manager;
+use sim::{Seeded, Spis, WALL};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -27,16 +31,6 @@ const LATENCY: Duration = Duration::from_millis(10);
 const BEAT: Duration = Duration::from_millis(100);
 /// The daemon's beat for the dataplane's events.
 const DATAPLANE_POLL: Duration = iked::net::DATAPLANE_POLL;
-
-struct Spis(u32);
-
-impl SpiAllocator for Spis {
-    fn allocate(&mut self) -> Option<u32> {
-        self.0 += 1;
-        Some(self.0)
-    }
-    fn release(&mut self, _: u32) {}
-}
 
 fn subnet(a: [u8; 4], p: u8) -> TrafficSelector {
     TrafficSelector { address: TsAddress::Subnet(IpAddr::V4(Ipv4Addr::from(a)), p), protocol: 0, port: 0 }
@@ -110,7 +104,7 @@ fn peer_engine(lifetime_seconds: u32, lifetime_kilobytes: u32) -> Engine {
     };
     Engine::new(
         EngineConfig { peers: vec![p], ..EngineConfig::default() },
-        Box::new(rand_core::OsRng),
+        Box::new(Seeded::new(2)),
         Box::new(Spis(0x7000_0000)),
     )
 }
@@ -128,6 +122,8 @@ struct Pair {
     peer_events: Vec<Event>,
     /// The peer's installed SAs, as (SPI, inbound).
     peer_sas: BTreeSet<(u32, bool)>,
+    /// The peer is gone: datagrams to and from it are lost.
+    peer_silent: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -137,17 +133,24 @@ impl Pair {
     }
 
     fn with(conn_extra: &str, child_extra: &str, peer_lifetime: u32) -> Self {
-        Self::build(conn_extra, child_extra, peer_lifetime, 0)
+        Self::build(conn_extra, child_extra, peer_lifetime, 0, 1)
     }
 
-    fn build(conn_extra: &str, child_extra: &str, peer_lifetime: u32, peer_kilobytes: u32) -> Self {
+    /// Our side on `seed`'s randomness.
+    fn build(
+        conn_extra: &str,
+        child_extra: &str,
+        peer_lifetime: u32,
+        peer_kilobytes: u32,
+        seed: u64,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let cfg = Arc::new(our_config(dir.path(), conn_extra, child_extra));
         let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let db = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let now = Instant::now();
         Self {
-            us: Manager::new(cfg, kernel, None),
+            us: Manager::new(cfg, kernel, None, sim::randomness(seed)),
             peer: peer_engine(peer_lifetime, peer_kilobytes),
             db,
             now,
@@ -156,6 +159,7 @@ impl Pair {
             wire: Vec::new(),
             peer_events: Vec::new(),
             peer_sas: BTreeSet::new(),
+            peer_silent: false,
             _dir: dir,
         }
     }
@@ -206,7 +210,7 @@ impl Pair {
             let now = self.now;
             let (due, keep): (Vec<_>, Vec<_>) = self.wire.drain(..).partition(|(t, _)| *t <= now);
             self.wire = keep;
-            for (_, t) in due {
+            for (_, t) in due.into_iter().filter(|_| !self.peer_silent) {
                 if t.destination.ip() == US {
                     self.us.handle_datagram(now, t.destination, t.source, &t.contents);
                 } else {
@@ -255,10 +259,42 @@ impl Pair {
     /// (IKE SA uniqueid, state, inbound SPIs of its children) from `list-sas`.
     fn listed(&self) -> Vec<(u64, String, Vec<String>)> {
         self.us
-            .list_sas(self.now)
+            .list_sas(self.now, WALL)
             .into_iter()
             .map(|s| (s.uniqueid, s.state, s.child_sas.into_iter().map(|c| c.spi_in).collect()))
             .collect()
+    }
+
+    /// Our Protect policies in the SA database: (policy id, reqid, the SPI
+    /// of the SA it is bound to, if any).
+    fn policies(&self) -> Vec<(u32, u32, Option<u32>)> {
+        let region = self.db.region();
+        region
+            .list_policies()
+            .into_iter()
+            .filter(|p| p.config.action == sadb::Action::Protect as u8)
+            .map(|p| {
+                let spi = p.sa_slot.and_then(|s| region.sa_entry(s)).map(|e| e.config.spi);
+                (p.config.id, p.config.reqid, spi)
+            })
+            .collect()
+    }
+
+    /// Our child SA pairs as `list-sas` shows them: (SPI in, SPI out).
+    fn pairs(&self) -> Vec<(u32, u32)> {
+        let spi = |s: &str| u32::from_str_radix(s, 16).unwrap_or_else(|e| panic!("{s}: {e}"));
+        self.us
+            .list_sas(self.now, WALL)
+            .iter()
+            .flat_map(|s| s.child_sas.iter().map(|c| (spi(&c.spi_in), spi(&c.spi_out))))
+            .collect()
+    }
+
+    /// The SA database holds exactly `pair` (SPI in, SPI out) of ours, and
+    /// the child's two policies with the outbound one sending on it.
+    fn assert_installed(&self, pair: (u32, u32), when: &str) {
+        assert_eq!(self.our_sas(), BTreeSet::from([(pair.0, true), (pair.1, false)]), "{when}");
+        assert_eq!(self.policies(), vec![(2, 1, Some(pair.1)), (3, 1, None)], "{when}: policies");
     }
 
     fn peer_established(&self) -> Vec<IkeSaId> {
@@ -386,6 +422,26 @@ fn up(child_extra: &str, peer_lifetime: u32) -> Pair {
     pair
 }
 
+/// The manager draws only on the randomness it is given: two runs on the
+/// same seed install the same SPIs and schedule the same rekey (jitter
+/// included); another seed gives other SPIs.
+#[test]
+fn a_run_on_the_same_seed_repeats() {
+    let run = |seed| {
+        let mut pair = Pair::build("", "", 3600, 0, seed);
+        let now = pair.now;
+        pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+        pair.run_for(Duration::from_secs(2));
+        let rekey = pair.us.list_sas(pair.now, WALL)[0].child_sas[0].rekey_time;
+        (pair.our_sas(), rekey)
+    };
+    let (a, b, c) = (run(1), run(1), run(7));
+    assert_eq!(a.0.len(), 2, "{a:?}");
+    assert!(a.1.is_some_and(|r| r > 0), "{a:?}");
+    assert_eq!(a, b);
+    assert_ne!(a.0, c.0, "another seed, other SPIs");
+}
+
 /// strongSwan re-keys its ISAKMP SA: a new one, its CHILD_SAs adopted by it,
 /// then a Delete for the old ISAKMP SA only. Our pair must survive that
 /// Delete (it used to be removed while the peer kept its half) and live on
@@ -470,7 +526,7 @@ fn a_short_lifetime_of_the_peer_does_not_rekey_at_once() {
     // We initiate: the peer's RESPONDER-LIFETIME makes it 30 s.
     let mut pair = up("", 30);
     let first = pair.our_sas();
-    let listed = pair.us.list_sas(pair.now);
+    let listed = pair.us.list_sas(pair.now, WALL);
     let child = &listed[0].child_sas[0];
     let rekey = child.rekey_time.unwrap_or(0);
     assert!((20..=28).contains(&rekey), "rekey in {rekey} s, life {:?}", child.life_time);
@@ -491,7 +547,7 @@ fn a_short_lifetime_proposed_by_the_peer_does_not_rekey_at_once() {
     pair.run_for(Duration::from_secs(2));
     pair.assert_mirrored("peer's child up");
     let first = pair.our_sas();
-    let listed = pair.us.list_sas(pair.now);
+    let listed = pair.us.list_sas(pair.now, WALL);
     let rekey = listed[0].child_sas[0].rekey_time.unwrap_or(0);
     assert!((20..=28).contains(&rekey), "rekey in {rekey} s");
     pair.run_for(Duration::from_secs(15));
@@ -504,7 +560,7 @@ fn a_short_lifetime_proposed_by_the_peer_does_not_rekey_at_once() {
 fn child_sa_ids_are_a_counter() {
     let mut pair = up("rekey_time = \"20s\"\nlife_time = \"30s\"\nrand_time = \"2s\"", 3600);
     let ids = |p: &Pair| -> Vec<u64> {
-        p.us.list_sas(p.now).iter().flat_map(|s| s.child_sas.iter().map(|c| c.uniqueid)).collect()
+        p.us.list_sas(p.now, WALL).iter().flat_map(|s| s.child_sas.iter().map(|c| c.uniqueid)).collect()
     };
     assert_eq!(ids(&pair), vec![1]);
     pair.run_for(Duration::from_secs(25));
@@ -587,7 +643,7 @@ fn soft_byte_limits_close_to_the_hard_one_rekey_before_it() {
 /// Quick Mode), and traffic rekeys before that hard limit.
 #[test]
 fn a_lower_kilobyte_lifetime_of_the_peer_scales_the_soft_limit_below_it() {
-    let mut pair = Pair::build("", "rekey_bytes = \"1m\"\nlife_bytes = \"2m\"", 3600, 1_000);
+    let mut pair = Pair::build("", "rekey_bytes = \"1m\"\nlife_bytes = \"2m\"", 3600, 1_000, 1);
     let now = pair.now;
     pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
     pair.run_for(Duration::from_secs(2));
@@ -620,7 +676,7 @@ fn orphaned_children_are_listed_then_shown_under_the_isakmp_sa_that_adopts_them(
     };
     let first = pair.our_sas();
     let (spi_in, spi_out) = (spi(&first, true), spi(&first, false));
-    let before = pair.us.list_sas(pair.now);
+    let before = pair.us.list_sas(pair.now, WALL);
     assert_eq!(before.len(), 1);
     let old_id = before[0].uniqueid;
     assert_ne!(old_id, 0);
@@ -628,7 +684,7 @@ fn orphaned_children_are_listed_then_shown_under_the_isakmp_sa_that_adopts_them(
     let ike = pair.peer_established()[0];
     pair.peer_command(Command::DeleteIsakmpSa(ike));
     pair.run_for(Duration::from_secs(2));
-    let listed = pair.us.list_sas(pair.now);
+    let listed = pair.us.list_sas(pair.now, WALL);
     assert_eq!(listed.len(), 1, "{listed:#?}");
     let orphans = &listed[0];
     assert_eq!((orphans.name.as_str(), orphans.uniqueid, orphans.state.as_str()), ("peer", 0, "DELETED"));
@@ -654,7 +710,7 @@ fn orphaned_children_are_listed_then_shown_under_the_isakmp_sa_that_adopts_them(
     // The peer brings up a new ISAKMP SA: ours adopts the pair at once.
     pair.peer_command(Command::Initiate { peer: 0 });
     pair.run_for(Duration::from_millis(500));
-    let listed = pair.us.list_sas(pair.now);
+    let listed = pair.us.list_sas(pair.now, WALL);
     assert!(listed.iter().all(|s| s.uniqueid != 0), "no placeholder left: {listed:#?}");
     assert_eq!(listed.len(), 1, "{listed:#?}");
     let new = &listed[0];
@@ -664,4 +720,141 @@ fn orphaned_children_are_listed_then_shown_under_the_isakmp_sa_that_adopts_them(
         new.child_sas.iter().any(|c| c.spi_in == spi_in && c.spi_out == spi_out),
         "the adopted pair under the new ISAKMP SA: {new:#?}"
     );
+}
+
+/// [`up`], the first pair (SPI in, SPI out) checked in the SA database,
+/// and the peer's IKE SA.
+fn up_checked(child_extra: &str) -> (Pair, (u32, u32), IkeSaId) {
+    let pair = up(child_extra, 3600);
+    let first = pair.pairs()[0];
+    pair.assert_installed(first, "first pair");
+    let peer_ike = pair.peer_established()[0];
+    (pair, first, peer_ike)
+}
+
+/// The peer rekeys the child (as strongSwan's responder does when its soft
+/// lifetime comes first): its Quick Mode installs a second pair here, the
+/// outbound policy moves to it at once, and the old pair stays until the
+/// peer deletes it, after which only the new pair is left.
+#[test]
+fn a_rekey_the_peer_initiates_replaces_the_pair() {
+    let (mut pair, old, peer_ike) = up_checked("");
+    pair.peer_command(Command::CreateChild(peer_ike));
+    pair.run_for(Duration::from_millis(500));
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    let new = pairs[1];
+    assert_eq!(pairs[0], old);
+    assert!(new.0 != old.0 && new.1 != old.1, "{pairs:?}");
+    let both = BTreeSet::from([(old.0, true), (old.1, false), (new.0, true), (new.1, false)]);
+    assert_eq!(pair.our_sas(), both, "both pairs while the peer has not deleted the old one");
+    assert_eq!(pair.policies(), vec![(2, 1, Some(new.1)), (3, 1, None)], "traffic goes to the new pair");
+    pair.assert_mirrored("both pairs");
+
+    // The old pair is the peer's to delete (it rekeyed): we wait for it.
+    pair.run_for(Duration::from_secs(10));
+    assert_eq!(pair.our_sas(), both, "we do not delete the pair the peer replaced");
+    pair.peer_command(Command::DeleteChild { ike_sa: peer_ike, inbound_spi: old.1 });
+    pair.run_for(Duration::from_secs(1));
+    pair.assert_installed(new, "after the peer's Delete of the old pair");
+    pair.assert_mirrored("after the peer's Delete of the old pair");
+}
+
+/// Both ends rekey the same child at once (our rekey_time and the peer's
+/// Quick Mode within one datagram's flight): two new pairs replace the old
+/// one. Both are kept until the duplicate is found, then the one with the
+/// higher min(SPI in, SPI out) goes with the old pair, and one pair is left
+/// at both ends.
+#[test]
+fn a_rekey_by_both_ends_at_once_leaves_one_pair() {
+    let (mut pair, old, peer_ike) =
+        up_checked("rekey_time = \"20s\"\nlife_time = \"40s\"\nrand_time = \"0s\"");
+    // Our rekey starts 20 s after the install (up to 2 s ago): wait for its
+    // first message on the wire.
+    pair.run_for(Duration::from_secs(17));
+    assert_eq!(pair.pairs(), vec![old], "no rekey before rekey_time");
+    let limit = pair.now + Duration::from_secs(3);
+    while !pair.wire.iter().any(|(_, t)| t.source.ip() == US) {
+        assert!(pair.now < limit, "our rekey did not start");
+        pair.run_for(Duration::from_millis(1));
+    }
+    pair.peer_command(Command::CreateChild(peer_ike));
+    // Both Quick Modes done, our outbound SA switched (after 200 ms).
+    pair.run_for(Duration::from_millis(400));
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 3, "the old pair and two new ones: {pairs:?}");
+    let new: Vec<(u32, u32)> = pairs.iter().copied().filter(|p| *p != old).collect();
+    let key = |p: &(u32, u32)| p.0.min(p.1);
+    let winner = *new.iter().min_by_key(|p| key(p)).unwrap_or_else(|| panic!("{new:?}"));
+    let loser = *new.iter().max_by_key(|p| key(p)).unwrap_or_else(|| panic!("{new:?}"));
+    assert_ne!(winner, loser);
+    // The duplicate stops sending at once; it receives until the overlap ends.
+    let sas =
+        BTreeSet::from([(old.0, true), (old.1, false), (winner.0, true), (winner.1, false), (loser.0, true)]);
+    assert_eq!(pair.our_sas(), sas, "winner {winner:?}, loser {loser:?}");
+    assert_eq!(pair.policies(), vec![(2, 1, Some(winner.1)), (3, 1, None)], "traffic on the winner");
+
+    pair.run_for(Duration::from_secs(5));
+    assert_eq!(pair.pairs(), vec![winner], "one pair left: the lower min(SPI)");
+    pair.assert_installed(winner, "after the duplicate and the old pair are deleted");
+    pair.assert_mirrored("one pair at both ends");
+    assert!(pair.our_sas().iter().all(|(s, _)| ![old.0, old.1, loser.0, loser.1].contains(s)));
+}
+
+/// `dpd_delay` 2 s, `dpd_timeout` 5 s: an idle peer is probed, and one that
+/// went silent is declared dead when the timeout runs out.
+const DPD: &str = "dpd_delay = \"2s\"\ndpd_timeout = \"5s\"";
+
+/// Brings the pair up with DPD and `dpd_action`, then silences the peer
+/// and runs until our DPD has declared it dead: the pair before.
+fn dead_peer(dpd_action: &str) -> (Pair, (u32, u32)) {
+    let mut pair = Pair::with(DPD, &format!("dpd_action = \"{dpd_action}\""), 3600);
+    let now = pair.now;
+    pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+    pair.run_for(Duration::from_secs(2));
+    let first = pair.pairs()[0];
+    pair.assert_installed(first, "first pair");
+    // An idle peer that answers stays up: probes come and go.
+    pair.run_for(Duration::from_secs(10));
+    pair.assert_installed(first, "idle, answering DPD");
+    assert_eq!(pair.listed().len(), 1);
+    pair.peer_silent = true;
+    // Probed within dpd_delay, dead dpd_timeout later.
+    pair.run_for(Duration::from_secs(4));
+    pair.assert_installed(first, "silent, not yet dead");
+    pair.run_for(Duration::from_secs(5));
+    (pair, first)
+}
+
+/// `dpd_action = clear`: the dead peer's IKE SA and pair go, with the
+/// child's policies (it is not configured to be up), and nothing restarts.
+#[test]
+fn dpd_clear_removes_the_sas_and_policies_of_a_dead_peer() {
+    let (mut pair, _) = dead_peer("clear");
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "the dead peer's pair deleted");
+    assert_eq!(pair.policies(), vec![], "and its policies");
+    assert_eq!(pair.listed(), vec![], "no IKE SA left");
+    pair.peer_silent = false;
+    pair.run_for(Duration::from_secs(10));
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "nothing restarts");
+    assert_eq!(pair.peer_established().len(), 1);
+}
+
+/// `dpd_action = restart`: the dead peer's SAs go as with `clear`, then the
+/// connection is initiated again; once the peer answers, a new IKE SA and a
+/// new pair are up.
+#[test]
+fn dpd_restart_brings_the_connection_up_again() {
+    let (mut pair, first) = dead_peer("restart");
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "the dead peer's pair deleted");
+    assert_eq!(pair.policies(), vec![]);
+    pair.peer_silent = false;
+    pair.run_for(Duration::from_secs(5));
+    assert_eq!(pair.peer_established().len(), 2, "a new IKE SA with the peer");
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert!(pairs[0].0 != first.0 && pairs[0].1 != first.1, "a new pair: {pairs:?} after {first:?}");
+    pair.assert_installed(pairs[0], "restarted");
+    let ours: BTreeSet<(u32, bool)> = pair.our_sas().into_iter().map(|(s, i)| (s, !i)).collect();
+    assert!(ours.is_subset(&pair.peer_sas), "the peer holds the new pair too");
 }

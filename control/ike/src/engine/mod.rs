@@ -405,11 +405,6 @@ impl Engine {
         self.sas.position(id).and_then(|i| self.sas.get(i)).map(summary)
     }
 
-    /// The most recently created IKE SA (after [`Command::Initiate`]).
-    pub fn newest_ike_sa(&self) -> Option<IkeSaSummary> {
-        self.sas.iter().max_by_key(|s| s.id).map(summary)
-    }
-
     /// The IKE SAs with a peer at `remote`.
     pub fn ike_sas_with(&self, remote: std::net::IpAddr) -> Vec<IkeSaId> {
         let mut v: Vec<IkeSaId> = self.sas.iter().filter(|s| s.remote.ip() == remote).map(|s| s.id).collect();
@@ -495,7 +490,9 @@ impl Engine {
     /// Acts on a command.
     pub fn handle_command(&mut self, now: Instant, command: Command) {
         match command {
-            Command::Initiate { peer } => self.initiate(now, peer),
+            Command::Initiate { peer } => {
+                self.initiate(now, peer);
+            }
             Command::Delete(id) => self.delete_ike_sa(id, true, true),
             Command::DeleteIsakmpSa(id) => self.delete_ike_sa(id, true, false),
             Command::AdoptChild { ike_sa, inbound_spi } => self.adopt_child(ike_sa, inbound_spi),

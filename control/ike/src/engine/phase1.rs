@@ -28,7 +28,7 @@ use super::config::{AuthMethod, IkeProposal, Phase1Mode};
 use super::table::{Admission, Pool};
 use super::types::secs;
 use super::{
-    decrypt_body, encrypt_message, fingerprint, parse_plain, Engine, Error, Event, Flight, IkeSa,
+    decrypt_body, encrypt_message, fingerprint, parse_plain, Engine, Error, Event, Flight, IkeSa, IkeSaId,
     PeerMisbehaved,
 };
 use crate::crypto::{ct_eq, Cipher, DhGroup, DhSecret, HashAlgorithm};
@@ -492,13 +492,17 @@ impl Engine {
             || self.orphans.iter().any(|o| o.remote == me.remote.ip())
     }
 
-    pub(super) fn initiate(&mut self, now: Instant, peer: usize) {
-        let Some(cfg) = self.config.peers.get(peer).cloned() else {
-            return;
-        };
+    /// Starts phase 1 with the peer at config index `peer` (what
+    /// [`Command::Initiate`](super::Command::Initiate) does) and returns the
+    /// new IKE SA, so the driver need not look for it. `None` when nothing
+    /// was started: no such or a retired entry, a responder-only one
+    /// (`%any`), or a failure before the first message (reported as
+    /// [`Event::Failed`](super::Event::Failed)).
+    pub fn initiate(&mut self, now: Instant, peer: usize) -> Option<IkeSaId> {
+        let cfg = self.config.peers.get(peer).cloned()?;
         // A responder-only entry (`%any`) has no address to initiate to.
         if !self.peer_active(peer) || cfg.remote_address.is_unspecified() {
-            return;
+            return None;
         }
         let mut cky_i = [0u8; 8];
         self.rng.fill_bytes(&mut cky_i);
@@ -544,9 +548,7 @@ impl Engine {
             }
             Phase1Mode::Aggressive => {
                 // All Aggressive Mode proposals must share the KE's group.
-                let Some(group) = cfg.ike_proposals.first().map(|p| p.group) else {
-                    return;
-                };
+                let group = cfg.ike_proposals.first().map(|p| p.group)?;
                 let offered: Vec<IkeProposal> =
                     cfg.ike_proposals.iter().copied().filter(|p| p.group == group).collect();
                 match DhSecret::generate(group, &mut *self.rng) {
@@ -577,8 +579,12 @@ impl Engine {
                 self.sas.push(sa);
                 let idx = self.sas.len() - 1;
                 self.send(now, idx, None, bytes, true);
+                Some(id)
             }
-            Err(e) => self.events.push_back(Event::Failed { ike_sa: id, error: e }),
+            Err(e) => {
+                self.events.push_back(Event::Failed { ike_sa: id, error: e });
+                None
+            }
         }
     }
 

@@ -234,6 +234,30 @@ fn aggressive_mode_transitions() {
     );
 }
 
+/// `initiate` names the IKE SA it starts, each its own; an unknown or
+/// responder-only (`%any`) entry starts none.
+#[test]
+fn initiate_returns_the_ike_sa_it_starts() {
+    use rand_chacha::rand_core::SeedableRng;
+    let (local, remote) = (IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+    let mut config = snapshot_config(local, remote, Phase1Mode::Main);
+    let mut any = config.peers[0].clone();
+    any.remote_address = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    config.peers.push(any);
+    let mut e =
+        Engine::new(config, Box::new(rand_chacha::ChaCha20Rng::seed_from_u64(3)), Box::new(Counter(0)));
+    let now = std::time::Instant::now();
+    let first = e.initiate(now, 0).expect("an IKE SA");
+    let second = e.initiate(now, 0).expect("another IKE SA");
+    assert_ne!(first, second);
+    let ids: Vec<IkeSaId> = e.ike_sas().iter().map(|s| s.id).collect();
+    assert_eq!(ids, vec![first, second]);
+    assert_eq!(e.ike_sa(second).map(|s| (s.peer, s.remote.ip(), s.initiator)), Some((0, remote, true)));
+    assert_eq!(e.initiate(now, 1), None, "a responder-only entry");
+    assert_eq!(e.initiate(now, 7), None, "no such entry");
+    assert_eq!(e.ike_sa_count(), 2);
+}
+
 #[test]
 fn selector_normal_form() {
     let host = TrafficSelector {

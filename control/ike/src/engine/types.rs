@@ -119,6 +119,7 @@ pub struct NatOriginalAddresses {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Start phase 1 and then Quick Mode with the peer at this config index.
+    /// [`super::Engine::initiate`] does the same and returns the new IKE SA.
     Initiate {
         /// Index in [`super::EngineConfig::peers`].
         peer: usize,

@@ -13,7 +13,7 @@ use iked::daemon::{Daemon, EngineControl};
 use iked::keylog::KeyLog;
 use iked::knl::Kernel;
 use iked::logging;
-use iked::manager::Manager;
+use iked::manager::{Manager, Randomness};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -133,7 +133,9 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     tracing::info!(target: "knl", "SA database {}", config.daemon.sadb.display());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let watched = kernel.clone();
-    let manager = Manager::new(Arc::new(config.clone()), kernel, keylog);
+    // The operating system's randomness, for the engine's keys and the manager's jitter.
+    let randomness = Randomness { engine: Box::new(rand_core::OsRng), manager: Box::new(rand_core::OsRng) };
+    let manager = Manager::new(Arc::new(config.clone()), kernel, keylog, randomness);
     let (engine, engine_task) = iked::net::start(manager, stop_rx.clone()).await?;
     // Read at start like the socket itself: a reload does not change them.
     let access = Access::new(config.daemon.ctl_group.clone());

@@ -455,8 +455,10 @@ mod tests {
         }
     }
 
+    /// strongSwan's `cipher-integrity[-prf]-dhgroup` keywords, any case,
+    /// give the one IKE proposal they name.
     #[test]
-    fn ike_proposals_from_the_issue() {
+    fn strongswan_style_ike_proposals() {
         let t = ike("aes256-sha512-modp4096");
         assert_eq!(
             t,
@@ -520,8 +522,11 @@ mod tests {
         assert_eq!(EspCipher::AesCbc(192).to_engine(), Some(EspEncryption::AesCbc(192)));
     }
 
+    /// strongSwan's ESP keywords: AEAD and CBC+HMAC ciphers, null, the ICV
+    /// length spelled either way, a PFS group, ESN and its absence, and
+    /// several of a kind expanding to their combinations.
     #[test]
-    fn esp_proposals_from_the_issue() {
+    fn strongswan_style_esp_proposals() {
         assert_eq!(
             esp("aes128gcm16-modp2048"),
             vec![EspTransform {

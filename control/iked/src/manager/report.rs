@@ -1,0 +1,230 @@
+//! What `ikectl` is told: `list-sas` and the SA counts of `stats`.
+
+use super::child::{ChildSa, ChildState};
+use super::{local_address, Manager};
+use crate::config::selector::DisplayTs;
+use crate::ctl::protocol::{ChildSaInfo, IkeSaInfo};
+use crate::daemon::EngineCounts;
+use ike::crypto::{Cipher, DhGroup, HashAlgorithm};
+use ike::engine::{Encapsulation, EspEncryption, EspIntegrity, IkeSaId};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn secs_until(now: Instant, t: Option<Instant>) -> Option<u64> {
+    t.map(|t| t.saturating_duration_since(now).as_secs())
+}
+
+fn alg_names(e: EspEncryption, i: Option<EspIntegrity>) -> (String, u16, Option<String>) {
+    let (name, bits) = match e {
+        EspEncryption::AesCbc(b) => ("AES_CBC", b),
+        EspEncryption::AesGcm16(b) => ("AES_GCM_16", b),
+    };
+    let integ = i.map(|i| {
+        match i {
+            EspIntegrity::HmacSha1 => "HMAC_SHA1_96",
+            EspIntegrity::HmacSha256 => "HMAC_SHA2_256_128",
+            EspIntegrity::HmacSha384 => "HMAC_SHA2_384_192",
+            EspIntegrity::HmacSha512 => "HMAC_SHA2_512_256",
+        }
+        .to_owned()
+    });
+    (name.to_owned(), bits, integ)
+}
+
+fn dh_name(g: DhGroup) -> String {
+    format!("{g:?}").to_uppercase().replace("MODP", "MODP_").replace("ECP", "ECP_").replace("CURVE", "CURVE_")
+}
+
+fn hash_names(h: HashAlgorithm) -> (&'static str, &'static str) {
+    match h {
+        HashAlgorithm::Sha1 => ("HMAC_SHA1_96", "PRF_HMAC_SHA1"),
+        HashAlgorithm::Sha256 => ("HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256"),
+        HashAlgorithm::Sha384 => ("HMAC_SHA2_384_192", "PRF_HMAC_SHA2_384"),
+        HashAlgorithm::Sha512 => ("HMAC_SHA2_512_256", "PRF_HMAC_SHA2_512"),
+    }
+}
+
+fn cipher_bits(c: Cipher) -> u16 {
+    match c {
+        Cipher::Aes128Cbc => 128,
+        Cipher::Aes192Cbc => 192,
+        Cipher::Aes256Cbc => 256,
+    }
+}
+
+fn hex8(b: &[u8; 8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Manager {
+    /// SA counts for `stats`.
+    pub fn counts(&self) -> EngineCounts {
+        let sas = self.engine.ike_sas();
+        EngineCounts {
+            ike_sas: sas.len() as u64,
+            ike_sas_half_open: sas.iter().filter(|s| !s.established).count() as u64,
+            child_sas: self.children.iter().filter(|c| c.spi_out != 0).count() as u64,
+            ike_datagrams: self
+                .engine
+                .stats()
+                .named()
+                .into_iter()
+                .map(|(k, _, v)| (k.to_owned(), v))
+                .collect(),
+        }
+    }
+
+    /// The dataplane's counters.
+    pub fn dataplane_stats(&self) -> crate::ctl::protocol::DataplaneStats {
+        self.kernel.dataplane_stats()
+    }
+
+    /// `list-sas` at `now`. `wall` is the same moment on the wall clock:
+    /// the dataplane stamps an SA's last use in Unix seconds.
+    pub fn list_sas(&self, now: Instant, wall: SystemTime) -> Vec<IkeSaInfo> {
+        let mut out = Vec::new();
+        for s in self.engine.ike_sas() {
+            let st = self.ike.get(&s.id);
+            let entry = self.entries.get(s.peer);
+            let conn = entry.and_then(|e| self.conn_config(&e.conn));
+            let (encr_alg, encr_keysize, integ_alg, prf_alg, dh_group) = match s.proposal {
+                Some(p) => {
+                    let (i, prf) = hash_names(p.hash);
+                    (
+                        "AES_CBC".to_owned(),
+                        cipher_bits(p.cipher),
+                        i.to_owned(),
+                        prf.to_owned(),
+                        dh_name(p.group),
+                    )
+                }
+                None => Default::default(),
+            };
+            let state = match st {
+                _ if !s.established => "CONNECTING",
+                Some(x) if x.dead => "DELETING",
+                Some(x) if x.replaced => "REKEYED",
+                _ => "ESTABLISHED",
+            };
+            let child_sas = self
+                .children
+                .iter()
+                .filter(|c| c.ike_sa == s.id)
+                .map(|c| self.child_info(now, wall, c))
+                .collect();
+            out.push(IkeSaInfo {
+                name: entry.map_or_else(String::new, |e| e.conn.clone()),
+                uniqueid: s.id.0,
+                state: state.to_owned(),
+                local_host: s.local.ip().to_string(),
+                local_port: s.local.port(),
+                local_id: conn.map_or_else(String::new, |c| c.local.id.to_string()),
+                remote_host: s.remote.ip().to_string(),
+                remote_port: s.remote.port(),
+                remote_id: conn.map_or_else(String::new, |c| c.remote.id.to_string()),
+                initiator: s.initiator,
+                initiator_spi: hex8(&s.cookies.0),
+                responder_spi: hex8(&s.cookies.1),
+                nat_local: s.nat.local_behind,
+                nat_remote: s.nat.remote_behind,
+                encr_alg,
+                encr_keysize,
+                integ_alg,
+                prf_alg,
+                dh_group,
+                established: st
+                    .and_then(|x| x.established)
+                    .map(|e| now.saturating_duration_since(e).as_secs()),
+                rekey_time: st.and_then(|x| secs_until(now, x.reauth_at)),
+                child_sas,
+            });
+        }
+        out.extend(self.orphans_info(now, wall));
+        out
+    }
+
+    /// Child pairs whose ISAKMP SA is gone (they keep forwarding until a new
+    /// one adopts them or they expire), one entry per connection and peer:
+    /// uniqueid 0 and state `DELETED` stand for the missing ISAKMP SA; the
+    /// rest comes from the configuration, no cookies, algorithms or ports.
+    fn orphans_info(&self, now: Instant, wall: SystemTime) -> Vec<IkeSaInfo> {
+        let live: std::collections::HashSet<IkeSaId> = self.engine.ike_sas().iter().map(|s| s.id).collect();
+        let mut groups: BTreeMap<(String, IpAddr), Vec<ChildSaInfo>> = BTreeMap::new();
+        for c in self.children.iter().filter(|c| !live.contains(&c.ike_sa)) {
+            let conn = self.entries.get(c.entry).map_or_else(String::new, |e| e.conn.clone());
+            groups.entry((conn, c.remote)).or_default().push(self.child_info(now, wall, c));
+        }
+        groups
+            .into_iter()
+            .map(|((name, remote), child_sas)| {
+                let conn = self.conn_config(&name);
+                let local = conn.and_then(|c| local_address(&self.config, c, Some(remote)));
+                IkeSaInfo {
+                    local_host: local.map_or_else(String::new, |a| a.to_string()),
+                    local_id: conn.map_or_else(String::new, |c| c.local.id.to_string()),
+                    remote_host: remote.to_string(),
+                    remote_id: conn.map_or_else(String::new, |c| c.remote.id.to_string()),
+                    name,
+                    uniqueid: 0,
+                    state: "DELETED".to_owned(),
+                    child_sas,
+                    ..IkeSaInfo::default()
+                }
+            })
+            .collect()
+    }
+
+    fn child_info(&self, now: Instant, wall: SystemTime, c: &ChildSa) -> ChildSaInfo {
+        let (encr_alg, encr_keysize, integ_alg) = alg_names(c.encryption, c.integrity);
+        let e = self.entries.get(c.entry);
+        let ch = self.child_config(c.entry);
+        let stat_in = if c.spi_in != 0 { self.kernel.sa_stats(c.spi_in, true, None) } else { None };
+        let stat_out =
+            if c.spi_out != 0 { self.kernel.sa_stats(c.spi_out, false, Some(c.reqid)) } else { None };
+        let wall = unix(wall);
+        let used = |s: Option<sadb::SaStats>| {
+            s.filter(|s| s.last_used > 0).map(|s| wall.saturating_sub(s.last_used))
+        };
+        ChildSaInfo {
+            name: e.map_or_else(String::new, |e| e.child.clone()),
+            uniqueid: c.id,
+            state: match c.state {
+                ChildState::Inbound => "INSTALLING",
+                ChildState::Installed => "INSTALLED",
+                ChildState::Rekeying | ChildState::PeerRekeying => "REKEYING",
+                ChildState::Superseded => "REKEYED",
+            }
+            .to_owned(),
+            mode: match c.encapsulation {
+                Encapsulation::Tunnel | Encapsulation::UdpTunnel => "TUNNEL",
+                Encapsulation::Transport | Encapsulation::UdpTransport => "TRANSPORT",
+            }
+            .to_owned(),
+            protocol: "ESP".to_owned(),
+            encap: matches!(c.encapsulation, Encapsulation::UdpTunnel | Encapsulation::UdpTransport),
+            spi_in: format!("{:08x}", c.spi_in),
+            spi_out: format!("{:08x}", c.spi_out),
+            encr_alg,
+            encr_keysize,
+            integ_alg,
+            dh_group: ch.and_then(|ch| ch.pfs_group).map(dh_name),
+            esn: false,
+            bytes_in: stat_in.map_or(0, |s| s.bytes),
+            packets_in: stat_in.map_or(0, |s| s.packets),
+            use_in: used(stat_in),
+            bytes_out: stat_out.map_or(0, |s| s.bytes),
+            packets_out: stat_out.map_or(0, |s| s.packets),
+            use_out: used(stat_out),
+            rekey_time: secs_until(now, c.rekey_at),
+            life_time: secs_until(now, c.expire_at),
+            install_time: now.saturating_duration_since(c.installed).as_secs(),
+            local_ts: vec![DisplayTs(c.local_ts).to_string()],
+            remote_ts: vec![DisplayTs(c.remote_ts).to_string()],
+        }
+    }
+}
