@@ -68,3 +68,17 @@ for key in sorted({k[:5] for k in runs}, key=lambda k: (k[0], k[1], str(k[2]), k
           f"{cyc(a)} → {cyc(b)} | {len(a)} of {len(a_rounds)} / {len(b)} of {len(b_rounds)} | "
           f"{shares(a or a_all)} / {shares(b or b_all)} | {drops(a_all)}, {nombuf(a_all)} / "
           f"{drops(b_all)}, {nombuf(b_all)} | {verdict} |")
+
+# Runs made with --stages: the per-stage TSC cycles per packet, medians of the kept runs.
+STAGES = ("fill", "classify", "lookup", "esp", "crypto", "post", "tx")
+staged = [k for k in sorted({k[:5] for k in runs}, key=lambda k: (k[0], k[1], str(k[2]), k[3], k[4] or 0))
+          if any(r.get("stages") for rs in (runs.get(k + ("A",)) or {}).values() for r in rs)]
+if staged:
+    print()
+    print("| algorithm | mode | frame | SAs | side | " + " | ".join(STAGES) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(STAGES))
+    for key in staged:
+        for side in ("A", "B"):
+            k = [r for r in kept(runs.get(key + (side,)) or {})[0] if r.get("stages")]
+            cells = [f"{statistics.median(r['stages'][s] for r in k):.0f}" if k else "–" for s in STAGES]
+            print(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {side} | " + " | ".join(cells) + " |")

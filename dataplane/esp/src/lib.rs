@@ -33,7 +33,7 @@ pub use drop::DropReason;
 pub use esp_inb::{decap, decap_burst, decap_burst_multi};
 pub use esp_outb::{encap, encap_burst, encap_burst_multi};
 pub use mixed::{decap_mixed, encap_mixed, SaTable};
-pub use sa::{InboundSa, OutboundSa, SaConfig};
+pub use sa::{InboundSa, OutboundSa, SaConfig, WarmLevel};
 
 /// Largest burst the batched API processes at once.
 pub const MAX_BURST: usize = 64;

@@ -39,6 +39,16 @@ pub struct ReplayWindow {
 }
 
 impl ReplayWindow {
+    /// Loads the bits of the window's right edge, where new packets land, into the cache.
+    #[inline]
+    pub(crate) fn warm(&self) {
+        #[allow(clippy::cast_possible_truncation)] // masked to an index of `buckets`
+        let i = ((self.top >> 6) & self.mask) as usize;
+        if let Some(b) = self.buckets.get(i) {
+            warm::touch(b);
+        }
+    }
+
     /// A window of `size` packets (0 disables replay checking; otherwise
     /// `MIN_WINDOW..=MAX_WINDOW`), with 64-bit ESN inference when `esn` is set.
     pub fn new(size: u32, esn: bool) -> Result<Self, InvalidWindowSize> {

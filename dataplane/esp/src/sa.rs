@@ -6,7 +6,7 @@
 //! window, IPv4 ident) is kept in its own cache-line-aligned struct, apart from the read-mostly
 //! configuration (DPDK `sa.h`, VPP `ipsec_sa_*_rt_t`).
 
-use crate::crypto::{CryptoBackend, CryptoError, CryptoParams, CryptoSession, IvSource, Layout};
+use crate::crypto::{CryptoBackend, CryptoError, CryptoParams, CryptoSession, IvSource, Layout, Operation};
 use crate::replay::{InvalidWindowSize, ReplayWindow};
 use crate::wire::{ip_proto, ipv4, ipv6, udp};
 use core::net::IpAddr;
@@ -275,7 +275,34 @@ pub(crate) struct SaCommon {
     pub session: Box<dyn CryptoSession>,
 }
 
+/// The levels of an SA's state behind its context, in the order a burst that spans many SAs
+/// loads them into the cache: each level for every packet, then the next, so that the misses
+/// of one level overlap (each is a pointer the next follows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarmLevel {
+    /// The crypto session object.
+    Session,
+    /// The session's state behind its box.
+    State,
+    /// The key lines the crypto call reads first.
+    Keys,
+}
+
+impl WarmLevel {
+    /// Every level, in order.
+    pub const ALL: [WarmLevel; 3] = [WarmLevel::Session, WarmLevel::State, WarmLevel::Keys];
+}
+
 impl SaCommon {
+    /// One level of the crypto session (see [`WarmLevel`]).
+    fn warm(&self, level: WarmLevel, op: Operation) {
+        match level {
+            WarmLevel::Session => warm::touch(&*self.session),
+            WarmLevel::State => self.session.warm_state(),
+            WarmLevel::Keys => self.session.warm_keys(op),
+        }
+    }
+
     fn new(cfg: &SaConfig, backend: &dyn CryptoBackend) -> Result<Self, SaError> {
         cfg.crypto.validate()?;
         let path = match cfg.mode {
@@ -414,6 +441,15 @@ impl OutboundSa {
             tfc_pad_to: usize::from(cfg.tfc_pad_to),
         })
     }
+    /// Loads one level of what this SA's packets will read into the cache (see
+    /// [`WarmLevel`]); the session first, with the CBC IV generator.
+    #[inline]
+    pub fn warm(&self, level: WarmLevel) {
+        self.common.warm(level, Operation::Seal);
+        if level == WarmLevel::Session {
+            warm::touch(&*self.iv);
+        }
+    }
     /// SPI.
     pub fn spi(&self) -> u32 {
         self.common.spi
@@ -483,6 +519,15 @@ impl InboundSa {
             common: SaCommon::new(cfg, backend)?,
             selectors: cfg.selectors.clone(),
         })
+    }
+    /// Loads one level of what this SA's packets will read into the cache (see
+    /// [`WarmLevel`]); the session first, with the replay window's newest bits.
+    #[inline]
+    pub fn warm(&self, level: WarmLevel) {
+        self.common.warm(level, Operation::Open);
+        if level == WarmLevel::Session {
+            self.hot.window.warm();
+        }
     }
     /// SPI.
     pub fn spi(&self) -> u32 {

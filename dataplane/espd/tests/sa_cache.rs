@@ -87,3 +87,62 @@ fn contexts_follow_the_change_counter() {
     assert_eq!(spi_of(&mut cache, &reader, &backends, slot, c3), Some(spi));
     assert_eq!(cache.builds, 3);
 }
+
+/// The burst walk (`SaCache::warm`) starts once more than `WARM_FROM` slots have had
+/// contexts, follows every kind of context (ipsec-mb GCM and CBC+HMAC, the Rust backend's
+/// sessions in their wiping boxes, both directions) and slots with none, out of range or
+/// deleted, and changes nothing: no context is rebuilt, each still holds its own SA.
+#[test]
+fn the_burst_walk_starts_past_its_threshold_and_changes_nothing() {
+    use espd::gw::sa_ctx::WARM_FROM;
+    let n = WARM_FROM + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let caps = Capacities { sas: n + 8, policies: 4, readers: 2, ..Capacities::default() };
+    let r = std::sync::Arc::new(Region::create(dir.path().join("sadb"), &caps).unwrap());
+    let kind = |i: u32| -> SaConfig {
+        let mut c = record(0x1000 + i, (i % 251) as u8 + 1);
+        match i % 4 {
+            0 => c.backend = Backend::IpsecMb as u8,
+            1 => {
+                c.backend = Backend::IpsecMb as u8;
+                c.cipher = Cipher::AesCbc as u8;
+                c.integ = Integ::HmacSha1_96 as u8;
+                c.integ_key_len = 20;
+                c.integ_key = [7; 64];
+            }
+            2 => c.direction = Direction::In as u8,
+            _ => {}
+        }
+        c
+    };
+    let mut w = r.writer().unwrap();
+    let slots: Vec<u32> = (0..n).map(|i| w.add_sa(&kind(i)).unwrap()).collect();
+    drop(w);
+    let reader = r.register_reader(0).unwrap();
+    let backends = Backends::new(true);
+    let mut cache = SaCache::new(caps.sas);
+    let changes = r.changes();
+    let spi = |c: &mut SaCache, slot: u32| -> Option<u32> {
+        match &c.get_at(&reader, &backends, slot, changes)?.ctx {
+            Ctx::Out(o) => Some(o.spi()),
+            Ctx::In(i) => Some(i.spi()),
+        }
+    };
+    for (i, &slot) in slots.iter().enumerate() {
+        assert_eq!(spi(&mut cache, slot), Some(0x1000 + i as u32));
+        assert_eq!(cache.warms(), i as u32 + 1 > WARM_FROM, "after {} contexts", i + 1);
+    }
+    assert_eq!(cache.builds, u64::from(n));
+
+    // A burst over every kind, an empty slot, one past the end and a deleted SA.
+    let empty = n + 3;
+    let deleted = slots[5];
+    r.writer().unwrap().del_sa(&SaKey { spi: 0x1005, direction: Direction::Out, dst: None }).unwrap();
+    let burst: Vec<u32> =
+        slots.iter().take(28).copied().chain([empty, u32::MAX, caps.sas, deleted]).collect();
+    cache.warm(&reader, burst.iter().copied());
+    assert_eq!(cache.builds, u64::from(n), "the walk builds nothing");
+    for (i, &slot) in slots.iter().enumerate().filter(|&(_, &s)| s != deleted) {
+        assert_eq!(spi(&mut cache, slot), Some(0x1000 + i as u32), "slot {slot}");
+    }
+}

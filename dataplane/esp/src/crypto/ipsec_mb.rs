@@ -125,6 +125,10 @@ impl CryptoSession for MbGcm {
     fn as_any(&self) -> &dyn Any {
         self
     }
+
+    fn warm_keys(&self, _: Operation) {
+        self.key.warm();
+    }
 }
 
 impl CryptoSession for MbCbc {
@@ -138,6 +142,10 @@ impl CryptoSession for MbCbc {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn warm_keys(&self, op: Operation) {
+        self.key.warm(op == Operation::Seal);
     }
 }
 

@@ -259,6 +259,15 @@ pub trait CryptoSession: Send + Debug {
     /// The concrete session, so that a backend's [`CryptoRunner`] can recognise its own
     /// sessions among others and reach their keys.
     fn as_any(&self) -> &dyn Any;
+    /// Loads the session's own state into the cache where it lives behind a pointer of the
+    /// session (nothing by default). First of two levels; see [`Self::warm_keys`].
+    fn warm_state(&self) {}
+    /// Loads the key material an `op` of this session reads first into the cache, a stage
+    /// before the burst's crypto call (nothing by default). Reads the session's state:
+    /// call it a level after [`Self::warm_state`].
+    fn warm_keys(&self, op: Operation) {
+        let _ = op;
+    }
 }
 
 /// Runs bursts whose jobs belong to many sessions (SAs), as one call per algorithm class where

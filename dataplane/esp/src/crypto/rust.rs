@@ -109,6 +109,12 @@ impl<T: CryptoSession> CryptoSession for WipeBox<T> {
     fn as_any(&self) -> &dyn core::any::Any {
         (**self).as_any()
     }
+    fn warm_state(&self) {
+        warm::all(&**self);
+    }
+    fn warm_keys(&self, op: Operation) {
+        (**self).warm_keys(op)
+    }
 }
 
 /// Split a job's bytes into (header || IV, body, ICV).

@@ -767,6 +767,7 @@ impl Worker {
         self.inb_slots.clear();
         self.inb_slots.resize(self.inb_spis.len(), None);
         self.reader.lookup_burst(&self.inb_spis, None, &mut self.inb_slots);
+        self.cache.warm(&self.reader, self.inb_slots.iter().copied().flatten());
         let me = self.reader.index() + 1;
         let mut items = std::mem::take(&mut self.inb);
         for (i, (m, l3)) in items.drain(..).enumerate() {
@@ -820,6 +821,7 @@ impl Worker {
         }
         let t0 = self.stage_clock.now();
         let mut items = std::mem::take(&mut self.outb);
+        self.cache.warm(&self.reader, items.iter().map(|i| i.2));
         // Read before any lookup: a hop cached at this generation is current or was resolved
         // after it was read (see `NeighborTable::generation`).
         let generation = self.neigh.generation();
