@@ -543,7 +543,7 @@ impl Kernel {
 
     /// Dataplane traffic and drop counters summed over its lcores.
     pub fn dataplane_stats(&self) -> crate::ctl::protocol::DataplaneStats {
-        use sadb::counters::{name, TRAFFIC_BASE};
+        use sadb::counters::{name, traffic, Traffic, TRAFFIC_BASE};
         let mut sums = vec![0u64; sadb::READER_COUNTERS];
         for r in self.region.readers() {
             for (s, c) in sums.iter_mut().zip(&r.counters) {
@@ -559,8 +559,8 @@ impl Kernel {
             }
         }
         crate::ctl::protocol::DataplaneStats {
-            rx_packets: get(TRAFFIC_BASE),
-            tx_packets: get(TRAFFIC_BASE + 2),
+            rx_packets: get(traffic(Traffic::RxPackets)),
+            tx_packets: get(traffic(Traffic::TxPackets)),
             drops,
         }
     }

@@ -110,6 +110,15 @@ port = "outside"
     let report = run_espd(&d.join("espd.toml"), 800);
     let c = &report["counters"];
     assert_eq!((c["encap-packets"].as_u64(), c["decap-packets"].as_u64()), (Some(6), Some(6)), "{report}");
+    // The ports' byte counters are the frames' bytes in the captures they read and wrote (the
+    // exception device's are not a port's).
+    let bytes = |files: &[&str]| -> u64 {
+        let frames = |f: &&str| espd::pcap::read_all(&mut std::fs::File::open(d.join(f)).unwrap()).unwrap();
+        files.iter().flat_map(frames).map(|p| p.len() as u64).sum()
+    };
+    let (rx, tx) = (bytes(&["outside_in.pcap"]), bytes(&["outside_out.pcap", "inside_out.pcap"]));
+    assert!(rx > 0 && tx > 0);
+    assert_eq!((c["rx-bytes"].as_u64(), c["tx-bytes"].as_u64()), (Some(rx), Some(tx)), "{report}");
     let checked = python(d, "check");
     assert!(
         checked.status.success(),

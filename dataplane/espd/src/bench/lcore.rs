@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 
 use crate::bench::traffic::{EspPool, PlainSource};
 use crate::cli::BenchMode;
-use crate::counters::TRAFFIC_BASE;
+use crate::counters::{traffic, Traffic};
 use crate::gw::stage_clock::StageCycles;
 use crate::gw::worker::{Worker, MAX_BURST};
 
@@ -378,5 +378,5 @@ impl Job {
 
 /// Packets the gateway worker has handed to TX.
 fn self_sent(w: &Worker) -> u64 {
-    w.reader.counters().get(TRAFFIC_BASE + 2).map_or(0, |c| c.load(Ordering::Relaxed))
+    w.reader.counters().get(traffic(Traffic::TxPackets)).map_or(0, |c| c.load(Ordering::Relaxed))
 }

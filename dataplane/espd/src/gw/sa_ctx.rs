@@ -11,8 +11,7 @@ use esp::crypto::{
 use esp::sa::{DfMode, DscpMode, IpPrefix, Mode, OuterHeader, TrafficSelector, TunnelEndpoints, UdpEncap};
 use esp::{DropReason, InboundSa, OutboundSa, WarmLevel};
 
-use crate::counters::GW_DROP_BASE;
-use crate::gw::worker::GwDrop;
+use crate::counters::{gw_drop, GwDrop};
 use sadb::{
     Cipher, Direction, Integ, Selector, SA_FLAG_DF, SA_FLAG_ESN, SA_FLAG_NO_REPLAY, SA_FLAG_UDP_ENCAP,
 };
@@ -545,7 +544,7 @@ impl<'a> Table<'a> {
         }
         self.last = None;
         if self.reader.hot(slot).flags.load(Ordering::Relaxed) & sadb::HOT_FLAG_HARD_FIRED != 0 {
-            self.reader.count(GW_DROP_BASE + GwDrop::SaExpired as usize, 1);
+            self.reader.count(gw_drop(GwDrop::SaExpired), 1);
             return Err(DropReason::NoSa);
         }
         let e = self.cache.get_at(self.reader, self.backends, slot, self.changes).ok_or(DropReason::NoSa)?;

@@ -28,7 +28,7 @@ use esp::crypto::CryptoRunner;
 use esp::DropReason;
 use sadb::{Action, Direction, Event, EventKind, Flow, Reader};
 
-use crate::counters::{DROP_BASE, GW_DROP_BASE, TRAFFIC_BASE};
+use crate::counters::{gw_drop, traffic, Traffic, DROP_BASE};
 use crate::gw::flow_cache::FlowCache;
 use crate::gw::idle::{Backoff, IdleMode};
 use crate::gw::pkt::Pkt;
@@ -54,35 +54,7 @@ const SWEEP_PARTS: usize = 16;
 /// Stale neighbours asked for again per part (64 a second): more wait for the next pass.
 const CONFIRM_PER_SWEEP: usize = 4;
 
-/// Traffic counters of the neighbour table (`sadb::counters::TRAFFIC_NAMES`).
-const NEIGH_UNSOLICITED: usize = 14;
-const NEIGH_TABLE_FULL: usize = 15;
-const NEIGH_EVICTED: usize = 16;
-
-/// The gateway's own drop reasons (counted after the engine's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum GwDrop {
-    /// An outbound policy said discard.
-    PolicyDiscard = 0,
-    /// A protect policy has no SA yet (an acquire was sent).
-    NoSaAcquire,
-    /// The SA's hard lifetime was reached.
-    SaExpired,
-    /// No route, or the next hop's MAC is unknown (a resolution request was sent).
-    NoRoute,
-    /// The TX queue was full.
-    TxFull,
-    /// A multi-segment mbuf, or one whose buffer another mbuf shares (not writable in place).
-    ChainedMbuf,
-    /// Not IP, or malformed.
-    NotIp,
-    /// Addressed to the gateway with no exception path to deliver it to.
-    NoException,
-    /// Too big for the outside link once encapsulated (an ICMP error went back when DF
-    /// was set or the packet was IPv6; IPv4 without DF is not fragmented yet).
-    TooBig,
-}
+pub use sadb::counters::GwDrop;
 
 /// A hand-off ring: every worker feeds it, its owner drains it.
 pub type Handoff = (RingProducer<Multi>, RingConsumer<Multi>);
@@ -253,7 +225,7 @@ impl Worker {
 
     #[inline]
     fn drop_gw(&self, why: GwDrop, m: Mbuf) {
-        self.reader.count(GW_DROP_BASE + why as usize, 1);
+        self.reader.count(gw_drop(why), 1);
         drop(m);
     }
 
@@ -267,8 +239,8 @@ impl Worker {
     }
 
     #[inline]
-    fn count(&self, traffic: usize, n: u64) {
-        self.reader.count(TRAFFIC_BASE + traffic, n);
+    fn count(&self, t: Traffic, n: u64) {
+        self.reader.count(traffic(t), n);
     }
 
     /// Runs until the stop flag is set; returns 0 (the lcore's exit value).
@@ -318,7 +290,8 @@ impl Worker {
     /// and protected traffic for [`Worker::run_stages`]. `run` calls it for every RX burst;
     /// the bench's traffic source (`crate::bench`) calls it with the frames it built.
     pub fn receive(&mut self, pi: usize, rx: &mut Burst<MAX_BURST>) {
-        self.count(0, rx.len() as u64);
+        self.count(Traffic::RxPackets, rx.len() as u64);
+        self.count(Traffic::RxBytes, burst_bytes(rx.as_slice()));
         self.begin_burst();
         for m in rx.drain() {
             self.classify_one(pi, m);
@@ -354,9 +327,9 @@ impl Worker {
         // The table counts for every lcore; the one that ages it publishes the growth.
         let r = self.neigh.refusals();
         let p = self.neigh_published;
-        self.count(NEIGH_UNSOLICITED, r.unsolicited.saturating_sub(p.unsolicited));
-        self.count(NEIGH_TABLE_FULL, r.table_full.saturating_sub(p.table_full));
-        self.count(NEIGH_EVICTED, r.evicted.saturating_sub(p.evicted));
+        self.count(Traffic::NeighUnsolicited, r.unsolicited.saturating_sub(p.unsolicited));
+        self.count(Traffic::NeighTableFull, r.table_full.saturating_sub(p.table_full));
+        self.count(Traffic::NeighEvicted, r.evicted.saturating_sub(p.evicted));
         self.neigh_published = r;
     }
 
@@ -409,7 +382,7 @@ impl Worker {
         self.begin_burst();
         let now = self.now;
         for m in rx.drain() {
-            self.count(8, 1);
+            self.count(Traffic::FromHost, 1);
             let Some((flow, l3)) = host_flow(m.data()) else {
                 self.push_tx(pi, m);
                 continue;
@@ -449,7 +422,7 @@ impl Worker {
                 ..bytemuck::Zeroable::zeroed()
             };
             self.reader.emit(&ev);
-            self.count(11, 1);
+            self.count(Traffic::Acquires, 1);
         }
     }
 
@@ -474,7 +447,7 @@ impl Worker {
 
     fn send_to_host(&mut self, pi: usize, m: Mbuf) {
         if self.tap.is_some() && self.ports[pi].to_tap {
-            self.count(7, 1);
+            self.count(Traffic::ToHost, 1);
             if let Err(m) = self.tap_tx.push(m) {
                 self.drop_gw(GwDrop::TxFull, m);
             }
@@ -494,7 +467,7 @@ impl Worker {
             self.ports[pi].tx.tx_burst(b);
             let left = b.len() as u64;
             b.clear();
-            self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, left);
+            self.reader.count(gw_drop(GwDrop::TxFull), left);
             if let Err(m) = b.push(m) {
                 self.drop_gw(GwDrop::TxFull, m);
             }
@@ -513,10 +486,14 @@ impl Worker {
                 continue;
             }
             let Some(p) = self.ports.get_mut(pi) else { continue };
+            let bytes = burst_bytes(b.as_slice());
             let sent = p.tx.tx_burst(b) as u64;
-            self.reader.count(TRAFFIC_BASE + 2, sent);
+            // What the driver did not take is still in the burst.
+            let unsent = burst_bytes(b.as_slice());
+            self.reader.count(traffic(Traffic::TxPackets), sent);
+            self.reader.count(traffic(Traffic::TxBytes), bytes - unsent);
             if !b.is_empty() {
-                self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, b.len() as u64);
+                self.reader.count(gw_drop(GwDrop::TxFull), b.len() as u64);
                 b.clear();
             }
         }
@@ -524,7 +501,7 @@ impl Worker {
             if !self.tap_tx.is_empty() {
                 tap.tx.tx_burst(&mut self.tap_tx);
                 if !self.tap_tx.is_empty() {
-                    self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, self.tap_tx.len() as u64);
+                    self.reader.count(gw_drop(GwDrop::TxFull), self.tap_tx.len() as u64);
                     self.tap_tx.clear();
                 }
             }
@@ -552,7 +529,7 @@ impl Worker {
                 // Only addresses we resolve are learnt; strangers are refused and counted.
                 let _ = arp::learn(&self.neigh, m.data(), iface, pi as u16, now);
                 if m.data_mut().is_some_and(|d| arp::reply_in_place(d, iface)) {
-                    self.count(9, 1);
+                    self.count(Traffic::ArpReplies, 1);
                     self.push_tx(pi, m);
                 } else {
                     // Replies and requests not for us: the host stack may be waiting for them.
@@ -570,7 +547,7 @@ impl Worker {
                 }
                 match m.data_mut().and_then(|d| nd::na_in_place(d, len, iface)) {
                     Some(n) if m.trim((m.data_len().saturating_sub(n)) as u16) || m.data_len() == n => {
-                        self.count(10, 1);
+                        self.count(Traffic::NdReplies, 1);
                         self.push_tx(pi, m);
                     }
                     _ => {
@@ -615,7 +592,7 @@ impl Worker {
             }
             Classified::Ignore(_) => {
                 // Not an error (another host's unicast, VLAN-tagged, LLDP...), but counted.
-                self.count(13, 1);
+                self.count(Traffic::Ignored, 1);
                 drop(m);
             }
             _ => self.drop_gw(GwDrop::NotIp, m),
@@ -657,7 +634,7 @@ impl Worker {
                 return;
             }
         }
-        self.count(6, 1);
+        self.count(Traffic::BypassPackets, 1);
         self.forward_l3(m, l3, flow.family, ip_of(&flow.dst, flow.family));
     }
 
@@ -784,9 +761,9 @@ impl Worker {
                         let mut one: Burst<1> = Burst::new();
                         let _ = one.push(m);
                         if r.enqueue_burst(&mut one) == 0 {
-                            self.reader.count(GW_DROP_BASE + GwDrop::TxFull as usize, 1);
+                            self.reader.count(gw_drop(GwDrop::TxFull), 1);
                         } else {
-                            self.count(12, 1);
+                            self.count(Traffic::HandedOff, 1);
                         }
                     }
                     None => {
@@ -935,7 +912,7 @@ impl Worker {
                             continue;
                         }
                     };
-                    self.count(if inbound { 5 } else { 4 }, 1);
+                    self.count(if inbound { Traffic::DecapPackets } else { Traffic::EncapPackets }, 1);
                     if inbound && self.ifaces.iter().any(|i| i.is_local(dst)) {
                         // Transport mode (or a tunnel) ending at the gateway itself: the host's.
                         self.deliver_to_host(p.m, family);
@@ -990,6 +967,11 @@ impl Worker {
             }
         }
     }
+}
+
+/// The frames' bytes (the packet lengths of their mbufs).
+fn burst_bytes(ms: &[Mbuf]) -> u64 {
+    ms.iter().map(|m| m.pkt_len() as u64).sum()
 }
 
 fn ip16(a: IpAddr) -> [u8; 16] {
