@@ -1,8 +1,9 @@
-//! `espd`, the poll-mode ESP gateway. This crate holds the application: command line,
-//! worker loops, counters. DPDK is reached only through the safe `dpdk` crate.
-//!
-//! Today it forwards frames between ports as testpmd's io mode does (the baseline every
-//! later stage is measured against); the ESP pipeline plugs into the same worker loop.
+//! `espd`, the poll-mode ESP gateway. This crate holds the application: command line and
+//! configuration (`cli`, `config`), the gateway's workers and their staged burst pipeline
+//! (`gw`: classification, policy and SA lookup, the ESP engine across SAs, routing, TX),
+//! its neighbours, routes and ICMP (`net`), counters, the built-in traffic source of
+//! `espd bench` (`bench`), testpmd's io forwarding as a baseline (`fwd`), and `espctl`,
+//! which keys SAs by hand. DPDK is reached only through the safe `dpdk` crate.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -1,7 +1,9 @@
 //! Creating and attaching the region file, and the typed views into it.
 //!
-//! This module holds all of the crate's `unsafe`: turning an offset of the mapping into a
-//! reference. The argument is the same for each accessor and is stated once here:
+//! This module's `unsafe` turns an offset of the mapping into a reference (the crate's other
+//! `unsafe` opens and checks the file, `file.rs`, handles SIGBUS, `sigbus.rs`, prefetches,
+//! `index.rs`, and probes a process, `reader.rs`). The argument is the same for each
+//! accessor and is stated once here:
 //!
 //! 1. The mapping is `Layout::total` bytes long (checked against the file at attach time)
 //!    and lives as long as the `Region`, which every returned reference borrows.
