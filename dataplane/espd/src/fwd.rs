@@ -1,7 +1,7 @@
-//! Setting the ports up, running the worker lcores, and the main lcore's supervision loop
+//! testpmd's io forwarding, the baseline the gateway is measured against: setting the ports
+//! up in pairs, running the worker lcores, and the main lcore's supervision loop
 //! (statistics, signals, idle and duration limits).
 
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,34 +9,11 @@ use std::time::{Duration, Instant};
 use dpdk::{lcore, Burst, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue};
 
 use crate::cli::Args;
+use crate::error::RunError;
 use crate::stats::{PortSnapshot, Report, WorkerCounters};
 
 /// Largest burst a worker handles (the `Burst` array size); `--burst` may ask for fewer.
 pub const MAX_BURST: usize = 64;
-
-/// Why espd could not run.
-#[derive(Debug)]
-pub enum RunError {
-    /// The set-up is wrong (ports, lcores); the message says what to change.
-    Config(String),
-    /// A DPDK call failed.
-    Dpdk(dpdk::Error),
-}
-
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::Config(m) => f.write_str(m),
-            RunError::Dpdk(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl From<dpdk::Error> for RunError {
-    fn from(e: dpdk::Error) -> Self {
-        RunError::Dpdk(e)
-    }
-}
 
 /// Where each port's received frames go: `(rx port, tx port)`.
 pub fn pair_ports(ports: &[Port]) -> Result<Vec<(Port, Port)>, RunError> {

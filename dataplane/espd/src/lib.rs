@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod counters;
+pub mod error;
 pub mod espctl;
 pub mod fwd;
 pub mod gw;

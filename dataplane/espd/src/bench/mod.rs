@@ -32,7 +32,7 @@ use crate::bench::traffic::{EspPool, PlainSource, Plan, ETH, IMIX};
 use crate::cli::{Algorithm, BenchArgs, BenchBackend, BenchMode, Family, PacketSize};
 use crate::config::Config;
 use crate::counters::{self, TRAFFIC_BASE};
-use crate::fwd::RunError;
+use crate::error::RunError;
 use crate::gw::sa_ctx::Backends;
 use crate::gw::worker::{Handoff, Worker, WorkerPort};
 
@@ -154,10 +154,6 @@ pub struct Record {
     pub tsc_hz: u64,
 }
 
-fn cfg_err(m: impl Into<String>) -> RunError {
-    RunError::Config(m.into())
-}
-
 fn algorithm_name(a: Algorithm, bits: u16) -> String {
     match a {
         Algorithm::AesGcm => format!("aes-gcm-{bits}"),
@@ -202,12 +198,14 @@ pub fn run(eal: &Eal, args: &BenchArgs, stop: Arc<AtomicBool>) -> Result<Vec<Rec
     let all = dpdk::lcore::workers(eal);
     let k = args.workers.unwrap_or(all.len()).min(all.len());
     if k == 0 {
-        return Err(cfg_err("no worker lcore: give the EAL at least two, e.g. -l 0,1 (lcore 0 supervises)"));
+        return Err(RunError::config(
+            "no worker lcore: give the EAL at least two, e.g. -l 0,1 (lcore 0 supervises)",
+        ));
     }
     let lcores: Vec<u32> = all.into_iter().take(k).collect();
     let ports = Port::all(eal);
     let [outside, inside, ..] = ports.as_slice() else {
-        return Err(cfg_err(
+        return Err(RunError::config(
             "the bench needs two ports, outside then inside: e.g. -- --vdev net_null0 --vdev net_null1",
         ));
     };
@@ -219,8 +217,8 @@ pub fn run(eal: &Eal, args: &BenchArgs, stop: Arc<AtomicBool>) -> Result<Vec<Rec
         args.burst,
         args.mbufs,
     );
-    let cfg =
-        Config::parse(&toml, std::path::Path::new("espd-bench.toml")).map_err(|e| cfg_err(e.to_string()))?;
+    let cfg = Config::parse(&toml, std::path::Path::new("espd-bench.toml"))
+        .map_err(|e| RunError::config(e.to_string()))?;
     let pool = Mempool::new(eal, "espd_bench_pool", args.mbufs, 256, Mempool::DEFAULT_DATA_ROOM, None)?;
     let built = crate::gw::app::build(eal, &cfg, &pool, k as u16)?;
     for (p, _, _, _) in &built.ports {
@@ -274,12 +272,13 @@ fn run_sas(
         readers: 16,
         ..sadb::Capacities::default()
     };
-    let region = Arc::new(sadb::Region::create(&path, &caps).map_err(|e| cfg_err(format!("sadb: {e}")))?);
+    let region =
+        Arc::new(sadb::Region::create(&path, &caps).map_err(|e| RunError::config(format!("sadb: {e}")))?);
     let outcome = (|| {
         let t = Instant::now();
         let mut inbound = Vec::with_capacity(sas as usize);
         {
-            let mut w = region.writer().map_err(|e| cfg_err(format!("sadb: {e}")))?;
+            let mut w = region.writer().map_err(|e| RunError::config(format!("sadb: {e}")))?;
             let need_out = args.mode.iter().any(|m| matches!(m, BenchMode::Encap | BenchMode::Both));
             let need_in = args.mode.iter().any(|m| matches!(m, BenchMode::Decap | BenchMode::Both));
             for i in 0..sas {
@@ -292,7 +291,7 @@ fn run_sas(
                         args.key_bits,
                         args.backend,
                     );
-                    w.add_sa(&rec).map_err(|e| cfg_err(format!("sadb: outbound SA {i}: {e}")))?;
+                    w.add_sa(&rec).map_err(|e| RunError::config(format!("sadb: outbound SA {i}: {e}")))?;
                 }
                 if need_in {
                     let rec = traffic::sa_record(
@@ -303,12 +302,14 @@ fn run_sas(
                         args.key_bits,
                         args.backend,
                     );
-                    inbound.push(w.add_sa(&rec).map_err(|e| cfg_err(format!("sadb: inbound SA {i}: {e}")))?);
+                    inbound.push(
+                        w.add_sa(&rec).map_err(|e| RunError::config(format!("sadb: inbound SA {i}: {e}")))?,
+                    );
                 }
             }
             if need_out {
                 let policies: Vec<_> = (0..sas).map(|i| traffic::policy(rig.plan, i)).collect();
-                w.add_policies(&policies).map_err(|e| cfg_err(format!("sadb: policies: {e}")))?;
+                w.add_policies(&policies).map_err(|e| RunError::config(format!("sadb: policies: {e}")))?;
             }
         }
         eprintln!("espd bench: {sas} tunnel(s) installed in {:.2} s", t.elapsed().as_secs_f64());
@@ -358,7 +359,7 @@ fn run_one(
     .to_lowercase();
     let v6 = args.family == Family::V6;
     let out_rec = traffic::sa_record(rig.plan, 0, Direction::Out, args.algo, args.key_bits, args.backend);
-    let params = crate::gw::sa_ctx::engine_config(&out_rec).map_err(|e| cfg_err(e.0))?.crypto;
+    let params = crate::gw::sa_ctx::engine_config(&out_rec).map_err(|e| RunError::config(e.0))?.crypto;
     let layout = params.layout();
     let ops: &[Operation] = match mode {
         BenchMode::Encap => &[Operation::Seal],
@@ -386,7 +387,7 @@ fn run_one(
     // Readers, owners and workers for this configuration.
     let mut readers = Vec::new();
     for &l in &rig.lcores {
-        readers.push(region.register_reader(l).map_err(|e| cfg_err(format!("sadb: {e}")))?);
+        readers.push(region.register_reader(l).map_err(|e| RunError::config(format!("sadb: {e}")))?);
     }
     let mut owners = vec![None; region.capacities().readers as usize];
     for (w, r) in readers.iter().enumerate() {
@@ -455,7 +456,7 @@ fn run_one(
                 args.pool_packets as usize,
                 args.pool_mb << 20,
             )
-            .map_err(|e| cfg_err(e.0))?;
+            .map_err(|e| RunError::config(e.0))?;
             let slots = mine.iter().filter_map(|&i| inbound.get(i as usize).copied()).collect();
             (Some(pool), slots)
         } else {
@@ -493,7 +494,7 @@ fn run_one(
     let slots: Vec<u32> = jobs.iter().map(|j| j.worker.reader.index()).collect();
     for (w, (job, &l)) in jobs.into_iter().zip(&rig.lcores).enumerate() {
         let res = results.clone();
-        let hist = |_| cfg_err("cannot allocate a latency histogram");
+        let hist = |_| RunError::config("cannot allocate a latency histogram");
         let (h1, h2) = (lcore::histogram().map_err(hist)?, lcore::histogram().map_err(hist)?);
         dpdk::lcore::launch(&rig.eal, l, move || {
             let o = job.run(h1, h2);
@@ -519,7 +520,7 @@ fn run_one(
         Err(_) => Vec::new(),
     };
     if !failed.is_empty() || outcomes.len() != k {
-        return Err(cfg_err(format!("{label}: worker lcore(s) {failed:?} failed")));
+        return Err(RunError::config(format!("{label}: worker lcore(s) {failed:?} failed")));
     }
     record(args, mode, sas, size_json, avg_frame, wire_frame, hz, &outcomes)
 }
@@ -596,7 +597,7 @@ fn record(
     outcomes: &[Outcome],
 ) -> Result<Record, RunError> {
     let hzf = hz as f64;
-    let hist = |_| cfg_err("cannot allocate a latency histogram");
+    let hist = |_| RunError::config("cannot allocate a latency histogram");
     let (mut per_packet, mut burst) = (lcore::histogram().map_err(hist)?, lcore::histogram().map_err(hist)?);
     let mut drops = BTreeMap::new();
     let (mut mpps, mut packets, mut gbps, mut secs) = (0.0, 0u64, 0.0, 0.0);

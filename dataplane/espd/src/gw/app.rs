@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::config::{parse_mac, Config, Prefix, Role};
 use crate::counters;
-use crate::fwd::RunError;
+use crate::error::RunError;
 use crate::gw::sa_ctx::Backends;
 use crate::gw::worker::{Worker, WorkerPort, WorkerTap};
 use crate::net::addr::{IfAddr, Interface};
@@ -43,10 +43,6 @@ pub struct GwReport {
     pub sa_contexts_built: u64,
 }
 
-fn cfg_err(m: impl Into<String>) -> RunError {
-    RunError::Config(m.into())
-}
-
 /// The ports, addresses, routes and neighbours of a configuration, set up (ports
 /// configured, not started).
 pub(crate) struct Built {
@@ -70,7 +66,7 @@ pub(crate) fn build(eal: &Eal, cfg: &Config, pool: &Mempool, queues: u16) -> Res
     let exception_port = cfg.exception.as_ref().map(|x| x.port.as_str());
     for (i, p) in cfg.ports.iter().enumerate() {
         let port = Port::by_name(eal, &p.device).map_err(|_| {
-            cfg_err(format!(
+            RunError::config(format!(
                 "ports[{i}].device: no DPDK port named {:?} (declare it in eal, e.g. --vdev {}...); found {:?}",
                 p.device,
                 p.device,
@@ -89,9 +85,10 @@ pub(crate) fn build(eal: &Eal, cfg: &Config, pool: &Mempool, queues: u16) -> Res
         let mac = Mac(port.mac()?);
         let mut addrs = Vec::new();
         for a in &p.addresses {
-            let pf = Prefix::parse(a).map_err(cfg_err)?;
+            let pf = Prefix::parse(a).map_err(RunError::config)?;
             addrs.push(
-                IfAddr::new(pf.addr, pf.len).map_err(|e| cfg_err(format!("ports[{i}].addresses: {e:?}")))?,
+                IfAddr::new(pf.addr, pf.len)
+                    .map_err(|e| RunError::config(format!("ports[{i}].addresses: {e:?}")))?,
             );
         }
         ifaces.push(Interface::new(i as u16, mac, addrs));
@@ -101,7 +98,7 @@ pub(crate) fn build(eal: &Eal, cfg: &Config, pool: &Mempool, queues: u16) -> Res
         None => None,
         Some(x) => {
             let tap = Port::by_name(eal, &x.device).map_err(|_| {
-                cfg_err(format!(
+                RunError::config(format!(
                     "exception.device: no DPDK port named {:?} (add --vdev {},iface=espgw0 to eal)",
                     x.device, x.device
                 ))
@@ -120,13 +117,13 @@ pub(crate) fn build(eal: &Eal, cfg: &Config, pool: &Mempool, queues: u16) -> Res
     };
     let mut routes = RouteTable::connected(&ifaces);
     for (i, r) in cfg.routes.iter().enumerate() {
-        let pf = Prefix::parse(&r.prefix).map_err(cfg_err)?;
+        let pf = Prefix::parse(&r.prefix).map_err(RunError::config)?;
         let port = match (&r.port, r.via) {
             (Some(name), _) => cfg.ports.iter().position(|p| &p.name == name),
             (None, Some(via)) => ifaces.iter().position(|f| f.on_link(via)),
             (None, None) => None,
         }
-        .ok_or_else(|| cfg_err(format!("routes[{i}]: cannot tell which port it leaves by")))?
+        .ok_or_else(|| RunError::config(format!("routes[{i}]: cannot tell which port it leaves by")))?
             as u16;
         let next_hop = match r.via {
             Some(v) => NextHop::Via(v, port),
@@ -135,12 +132,14 @@ pub(crate) fn build(eal: &Eal, cfg: &Config, pool: &Mempool, queues: u16) -> Res
         let network = crate::net::addr::mask(pf.addr, pf.len);
         routes.push(Route { prefix: network, prefix_len: pf.len, next_hop });
     }
-    let routes = RouteTable::new(&routes).map_err(|e| cfg_err(format!("routes: {e:?}")))?;
+    let routes = RouteTable::new(&routes).map_err(|e| RunError::config(format!("routes: {e:?}")))?;
     let neigh = NeighborTable::with_times(DEFAULT_CAPACITY, NeighTimes::per_second(lcore::tsc_hz().max(1)));
     for (i, n) in cfg.neighbors.iter().enumerate() {
-        let mac = Mac(parse_mac(&n.mac).map_err(cfg_err)?);
+        let mac = Mac(parse_mac(&n.mac).map_err(RunError::config)?);
         let port = cfg.ports.iter().position(|p| p.name == n.port).unwrap_or(0) as u16;
-        neigh.add_static(n.ip, mac, port, 0).map_err(|e| cfg_err(format!("neighbors[{i}]: {e:?}")))?;
+        neigh
+            .add_static(n.ip, mac, port, 0)
+            .map_err(|e| RunError::config(format!("neighbors[{i}]: {e:?}")))?;
     }
     Ok(Built { ports, tap, ifaces, routes, neigh })
 }
@@ -201,9 +200,11 @@ fn table(ports: &[PortSnapshot], totals: &[u64], elapsed: f64) -> String {
 pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -> Result<GwReport, RunError> {
     let lcores = lcore::workers(eal);
     if lcores.is_empty() {
-        return Err(cfg_err("no worker lcore: give the EAL at least two, e.g. -l 0,1 (lcore 0 supervises)"));
+        return Err(RunError::config(
+            "no worker lcore: give the EAL at least two, e.g. -l 0,1 (lcore 0 supervises)",
+        ));
     }
-    let queues = u16::try_from(lcores.len()).map_err(|_| cfg_err("too many lcores"))?;
+    let queues = u16::try_from(lcores.len()).map_err(|_| RunError::config("too many lcores"))?;
     let pool = Mempool::new(eal, "espd_pool", cfg.dataplane.mbufs, 256, Mempool::DEFAULT_DATA_ROOM, None)?;
     let built = build(eal, cfg, &pool, queues)?;
     let caps = sadb::Capacities {
@@ -213,13 +214,14 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
         ..sadb::Capacities::default()
     };
     let region = Arc::new(
-        sadb::Region::open_or_create(&cfg.sadb.path, &caps).map_err(|e| cfg_err(format!("sadb: {e}")))?,
+        sadb::Region::open_or_create(&cfg.sadb.path, &caps)
+            .map_err(|e| RunError::config(format!("sadb: {e}")))?,
     );
     let _sadb_guard =
-        crate::gw::sadb_guard::watch(region.clone()).map_err(|e| cfg_err(format!("sadb: {e}")))?;
+        crate::gw::sadb_guard::watch(region.clone()).map_err(|e| RunError::config(format!("sadb: {e}")))?;
     let mut readers = Vec::new();
     for &l in &lcores {
-        readers.push(region.register_reader(l).map_err(|e| cfg_err(format!("sadb: {e}")))?);
+        readers.push(region.register_reader(l).map_err(|e| RunError::config(format!("sadb: {e}")))?);
     }
     let reader_slots: Vec<u32> = readers.iter().map(|r| r.index()).collect();
     let mut owners = vec![None; region.capacities().readers as usize];
@@ -345,7 +347,7 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
         let _ = p.close();
     }
     if !failed.is_empty() {
-        return Err(cfg_err(format!("worker lcore(s) {failed:?} failed (panicked)")));
+        return Err(RunError::config(format!("worker lcore(s) {failed:?} failed (panicked)")));
     }
     Ok(GwReport {
         elapsed_s: start.elapsed().as_secs_f64(),
