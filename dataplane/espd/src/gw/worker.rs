@@ -137,6 +137,8 @@ pub struct Worker {
     changes: u64,
     outb: Vec<(Mbuf, usize, u32, usize)>,
     tsc_hz: u64,
+    /// TSC cycles between two sweeps of a part of the neighbour table.
+    sweep_period: u64,
     /// When worker 0 last swept the neighbour table, and its list of entries to confirm.
     last_sweep: u64,
     /// The part of the neighbour table the next sweep ages.
@@ -213,6 +215,7 @@ impl Worker {
             idle: IdleMode::Poll,
             outb: Vec::with_capacity(cap),
             tsc_hz: lcore::tsc_hz().max(1),
+            sweep_period: lcore::tsc_hz().max(1) / SWEEP_PARTS as u64,
             last_sweep: 0,
             sweep_part: 0,
             confirm: Vec::with_capacity(CONFIRM_PER_SWEEP),
@@ -312,7 +315,7 @@ impl Worker {
     /// part (worker 0 only).
     fn sweep_neighbours(&mut self) {
         let now = self.now;
-        if now.wrapping_sub(self.last_sweep) < self.tsc_hz / SWEEP_PARTS as u64 {
+        if now.wrapping_sub(self.last_sweep) < self.sweep_period {
             return;
         }
         self.last_sweep = now;
