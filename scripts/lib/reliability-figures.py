@@ -60,7 +60,7 @@ hv = result(H, "hostile_esp_is_dropped_under_its_reason_and_legitimate_traffic_f
 sent = json_after(H, "sent: ")
 drops = json_after(H, "espctl stats --json drops: ")
 for n, kind, counter in [(1, "replay", "drop-replay"), (2, "auth", "drop-auth"), (3, "no-sa", "drop-no-sa"),
-                         (5, "bad-length", "drop-bad-length"), (6, "malformed", "drop-not-ip"),
+                         (5, "bad-length", "drop-bad-length"), (6, "malformed", "drop-malformed"),
                          (7, "oversize", "drop-chained-mbuf")]:
     what = "rows 3 and 4 together" if n == 3 else ""
     row(n, f"{sent.get(kind, '?')} sent, `{counter}` {drops.get(counter, 0)}" + (f" ({what})" if what else ""), hv)

@@ -80,9 +80,10 @@ counter_group! {
         NoRoute = "no-route": "No route, or the next hop's MAC is unknown (a resolution request was sent).",
         TxFull = "tx-full": "The TX queue was full.",
         ChainedMbuf = "chained-mbuf": "A multi-segment mbuf, or one whose buffer another mbuf shares (not writable in place).",
-        NotIp = "not-ip": "Not IP, or malformed.",
+        Malformed = "malformed": "A frame whose headers are wrong (truncated, bad IPv4 checksum or length, martian address, bad extension headers, runt ESP, SPI 0...).",
         NoException = "no-exception-path": "Addressed to the gateway with no exception path to deliver it to.",
         TooBig = "too-big": "Too big for the outside link once encapsulated (an ICMP error went back when DF was set or the packet was IPv6).",
+        UnknownPort = "unknown-port": "A frame from a port this worker does not serve.",
     }
 }
 

@@ -269,7 +269,7 @@ impl Worker {
                     for m in rx.drain() {
                         match self.port_index_of(m.port()) {
                             Some(pi) => self.classify_one(pi, m),
-                            None => self.drop_gw(GwDrop::NotIp, m),
+                            None => self.drop_gw(GwDrop::UnknownPort, m),
                         }
                     }
                 }
@@ -524,7 +524,7 @@ impl Worker {
             None => classify(m.data(), pi as u16, &self.ifaces),
         };
         let Some(iface) = self.ifaces.get(pi) else {
-            self.drop_gw(GwDrop::NotIp, m);
+            self.drop_gw(GwDrop::UnknownPort, m);
             return;
         };
         match class {
@@ -578,7 +578,7 @@ impl Worker {
                     Some(n) if m.trim((m.data_len().saturating_sub(n)) as u16) || m.data_len() == n => {
                         self.push_tx(pi, m)
                     }
-                    _ => self.drop_gw(GwDrop::NotIp, m),
+                    _ => self.drop_gw(GwDrop::Malformed, m),
                 }
             }
             Classified::IkeToUs { .. } | Classified::NatKeepalive { .. } | Classified::OtherToUs { .. } => {
@@ -598,7 +598,10 @@ impl Worker {
                 self.count(Traffic::Ignored, 1);
                 drop(m);
             }
-            _ => self.drop_gw(GwDrop::NotIp, m),
+            // ESP to one of our addresses from the inside: not a tunnel of ours (those end on
+            // the outside); the host's, like anything else for us.
+            Classified::EspToUs { .. } => self.send_to_host(pi, m),
+            Classified::Malformed(_) => self.drop_gw(GwDrop::Malformed, m),
         }
     }
 
@@ -644,7 +647,7 @@ impl Worker {
     /// Strips the L2 header (`l3` bytes), routes the IP packet to `dst` and sends it.
     fn forward_l3(&mut self, mut m: Mbuf, l3: usize, family: u8, dst: IpAddr) {
         if l3 > 0 && !m.adj(l3 as u16) {
-            self.drop_gw(GwDrop::NotIp, m);
+            self.drop_gw(GwDrop::Malformed, m);
             return;
         }
         self.send_ip(m, family, dst);

@@ -147,7 +147,7 @@ def make(d):
     for _, k, _ in hostile:
         kinds[k] = kinds.get(k, 0) + 1
     counter = {"replay": "drop-replay", "auth": "drop-auth", "no-sa": "drop-no-sa",
-               "bad-length": "drop-bad-length", "malformed": "drop-not-ip",
+               "bad-length": "drop-bad-length", "malformed": "drop-malformed",
                "oversize": "drop-chained-mbuf"}
     expect = {"sent": {"legit_in": LEGIT_IN, "legit_out": LEGIT_OUT, **kinds},
               "outside_frames": len(frames),
