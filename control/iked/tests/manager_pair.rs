@@ -59,7 +59,6 @@ remote.id = "gw-b@example.net"
 local_ts = "10.1.0.0/16"
 remote_ts = "10.2.0.0/16"
 esp_proposals = "aes128gcm16"
-start_action = "none"
 {child_extra}
 [secrets.ike-peer]
 id = "gw-a@example.net"
@@ -145,13 +144,21 @@ impl Pair {
         seed: u64,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut pair = Self::in_dir(dir, conn_extra, child_extra, seed);
+        pair.peer = peer_engine(peer_lifetime, peer_kilobytes);
+        pair
+    }
+
+    /// Our side on the SA database `dir` holds (or gets) as `sadb`, the
+    /// peer with a lifetime of an hour.
+    fn in_dir(dir: tempfile::TempDir, conn_extra: &str, child_extra: &str, seed: u64) -> Self {
         let cfg = Arc::new(our_config(dir.path(), conn_extra, child_extra));
         let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let db = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let now = Instant::now();
         Self {
             us: Manager::new(cfg, kernel, None, sim::randomness(seed)),
-            peer: peer_engine(peer_lifetime, peer_kilobytes),
+            peer: peer_engine(3600, 0),
             db,
             now,
             next_beat: now,
@@ -351,6 +358,24 @@ impl Dataplane {
         self.reader.quiescent();
         self.reader.offline();
         sent
+    }
+
+    /// A packet from 10.1/16 to 10.2/16 met the outbound policy of reqid 1
+    /// with no SA: the acquire espd's worker raises.
+    fn acquire(&self) {
+        let region = self.reader.region();
+        let policy = region
+            .list_policies()
+            .into_iter()
+            .find(|p| p.config.direction == sadb::Direction::Out as u8 && p.config.reqid == 1)
+            .unwrap_or_else(|| panic!("no outbound policy"));
+        let ev = sadb::Event {
+            kind: sadb::EventKind::Acquire as u8,
+            reqid: 1,
+            policy: policy.config.id,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        assert!(self.reader.emit(&ev), "event ring full");
     }
 
     fn send_online(&mut self, ms: u64, packets: u64, bytes: u64) -> Result<u32, String> {
@@ -857,4 +882,84 @@ fn dpd_restart_brings_the_connection_up_again() {
     pair.assert_installed(pairs[0], "restarted");
     let ours: BTreeSet<(u32, bool)> = pair.our_sas().into_iter().map(|(s, i)| (s, !i)).collect();
     assert!(ours.is_subset(&pair.peer_sas), "the peer holds the new pair too");
+}
+
+/// `reauth_time` 10 s (and no `rekey_time`): the ISAKMP SA is replaced by a
+/// new Main Mode, the pair keeps forwarding until its successor, negotiated
+/// under the new ISAKMP SA, takes the traffic; then the old pair and the old
+/// ISAKMP SA are deleted, and one ISAKMP SA with one pair is left.
+#[test]
+fn reauthentication_moves_the_children_to_a_new_isakmp_sa() {
+    let conn = "rekey_time = \"0s\"\nreauth_time = \"10s\"\nover_time = \"20s\"\nrand_time = \"0s\"";
+    let mut pair = Pair::with(conn, "", 3600);
+    let now = pair.now;
+    pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+    pair.run_for(Duration::from_secs(2));
+    let first = pair.pairs()[0];
+    pair.assert_installed(first, "first pair");
+    let old_us = pair.listed()[0].0;
+    let old_peer = pair.peer_established()[0];
+    pair.run_for(Duration::from_secs(7));
+    pair.assert_installed(first, "9 s: before reauth_time");
+    assert_eq!(pair.peer_established().len(), 1);
+
+    // 10 s: Main Mode and Quick Mode (90 ms), the switch 200 ms after HASH(3).
+    pair.run_for(Duration::from_millis(1_500));
+    assert_eq!(pair.peer_established().len(), 2, "a new ISAKMP SA");
+    let new_peer = pair.peer_established()[1];
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    let new = pairs.iter().copied().find(|p| *p != first).unwrap_or_else(|| panic!("{pairs:?}"));
+    assert!(new.0 != first.0 && new.1 != first.1, "{pairs:?}");
+    let both = BTreeSet::from([(first.0, true), (first.1, false), (new.0, true), (new.1, false)]);
+    assert_eq!(pair.our_sas(), both, "the old pair still installed during the overlap");
+    assert_eq!(pair.policies(), vec![(2, 1, Some(new.1)), (3, 1, None)], "traffic on the new pair");
+    pair.assert_mirrored("overlap");
+    let listed = pair.listed();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0].2, Vec::<String>::new(), "the new ISAKMP SA adopted the old pair: {listed:?}");
+    let under_new: BTreeSet<String> = listed[1].2.iter().cloned().collect();
+    let spis_in = BTreeSet::from([format!("{:08x}", first.0), format!("{:08x}", new.0)]);
+    assert_eq!(under_new, spis_in, "both pairs under the new ISAKMP SA");
+
+    pair.run_for(Duration::from_secs(5));
+    pair.assert_installed(new, "after the overlap");
+    pair.assert_mirrored("after the overlap");
+    let listed = pair.listed();
+    assert_eq!(listed.len(), 1, "one ISAKMP SA left: {listed:?}");
+    let (id, state, children) = &listed[0];
+    assert_ne!(*id, old_us);
+    assert_eq!((state.as_str(), children.clone()), ("ESTABLISHED", vec![format!("{:08x}", new.0)]));
+    assert!(pair.peer_events.contains(&Event::IkeSaDeleted(old_peer)), "the old ISAKMP SA deleted");
+    assert!(!pair.peer_events.contains(&Event::IkeSaDeleted(new_peer)));
+    assert_eq!(pair.peer.ike_sas().len(), 1, "the peer holds one ISAKMP SA too");
+}
+
+/// `start_action = trap`: the child's policies go in without SA and nothing
+/// is negotiated; the dataplane's acquire (a packet met the outbound policy)
+/// makes us initiate, and the outbound policy is bound to the new outbound
+/// SA. A second acquire with the pair up starts nothing.
+#[test]
+fn an_acquire_on_a_trap_policy_brings_the_child_up() {
+    let mut pair = Pair::new("start_action = \"trap\"", 3600);
+    pair.run_for(Duration::from_secs(2));
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "a trap installs no SA");
+    assert_eq!(pair.policies(), vec![(2, 1, None), (3, 1, None)], "the trap's policies");
+    assert_eq!(pair.peer_established(), vec![], "nothing negotiated before the acquire");
+
+    let dp = Dataplane::attach(&pair);
+    dp.acquire();
+    pair.run_for(Duration::from_secs(1));
+    assert_eq!(pair.peer_established().len(), 1, "the acquire initiated");
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    pair.assert_installed(pairs[0], "after the acquire");
+    pair.assert_mirrored("after the acquire");
+
+    // One raised just before the pair came up, read late.
+    dp.acquire();
+    pair.run_for(Duration::from_secs(1));
+    assert_eq!(pair.pairs(), pairs, "no second pair");
+    pair.assert_installed(pairs[0], "after a second acquire");
+    assert_eq!(pair.peer_established().len(), 1);
 }
