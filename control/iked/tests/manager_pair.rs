@@ -360,6 +360,18 @@ impl Dataplane {
         sent
     }
 
+    /// The hard limit of SA `spi` (of reqid 1) was reached: the event espd's
+    /// worker raises as it drops the SA's traffic.
+    fn hard_expire(&self, spi: u32) {
+        let ev = sadb::Event {
+            kind: sadb::EventKind::HardExpire as u8,
+            spi,
+            reqid: 1,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        assert!(self.reader.emit(&ev), "event ring full");
+    }
+
     /// A packet from 10.1/16 to 10.2/16 met the outbound policy of reqid 1
     /// with no SA: the acquire espd's worker raises.
     fn acquire(&self) {
@@ -757,12 +769,11 @@ fn up_checked(child_extra: &str) -> (Pair, (u32, u32), IkeSaId) {
     (pair, first, peer_ike)
 }
 
-/// The peer rekeys the child (as strongSwan's responder does when its soft
-/// lifetime comes first): its Quick Mode installs a second pair here, the
-/// outbound policy moves to it at once, and the old pair stays until the
-/// peer deletes it, after which only the new pair is left.
-#[test]
-fn a_rekey_the_peer_initiates_replaces_the_pair() {
+/// [`up_checked`], then the peer rekeys the child: both pairs installed
+/// (the peer has not deleted the old one), the outbound policy on the new
+/// one at once. The pair, the old and the new (SPI in, SPI out), the peer's
+/// IKE SA.
+fn rekeyed_by_the_peer() -> (Pair, (u32, u32), (u32, u32), IkeSaId) {
     let (mut pair, old, peer_ike) = up_checked("");
     pair.peer_command(Command::CreateChild(peer_ike));
     pair.run_for(Duration::from_millis(500));
@@ -771,10 +782,25 @@ fn a_rekey_the_peer_initiates_replaces_the_pair() {
     let new = pairs[1];
     assert_eq!(pairs[0], old);
     assert!(new.0 != old.0 && new.1 != old.1, "{pairs:?}");
-    let both = BTreeSet::from([(old.0, true), (old.1, false), (new.0, true), (new.1, false)]);
-    assert_eq!(pair.our_sas(), both, "both pairs while the peer has not deleted the old one");
+    assert_eq!(pair.our_sas(), two_pairs(old, new), "both pairs while the peer has not deleted the old one");
     assert_eq!(pair.policies(), vec![(2, 1, Some(new.1)), (3, 1, None)], "traffic goes to the new pair");
     pair.assert_mirrored("both pairs");
+    (pair, old, new, peer_ike)
+}
+
+/// The SAs of two pairs, (SPI in, SPI out) each, as `our_sas` lists them.
+fn two_pairs(a: (u32, u32), b: (u32, u32)) -> BTreeSet<(u32, bool)> {
+    BTreeSet::from([(a.0, true), (a.1, false), (b.0, true), (b.1, false)])
+}
+
+/// The peer rekeys the child (as strongSwan's responder does when its soft
+/// lifetime comes first): its Quick Mode installs a second pair here, the
+/// outbound policy moves to it at once, and the old pair stays until the
+/// peer deletes it, after which only the new pair is left.
+#[test]
+fn a_rekey_the_peer_initiates_replaces_the_pair() {
+    let (mut pair, old, new, peer_ike) = rekeyed_by_the_peer();
+    let both = two_pairs(old, new);
 
     // The old pair is the peer's to delete (it rekeyed): we wait for it.
     pair.run_for(Duration::from_secs(10));
@@ -911,8 +937,7 @@ fn reauthentication_moves_the_children_to_a_new_isakmp_sa() {
     assert_eq!(pairs.len(), 2, "{pairs:?}");
     let new = pairs.iter().copied().find(|p| *p != first).unwrap_or_else(|| panic!("{pairs:?}"));
     assert!(new.0 != first.0 && new.1 != first.1, "{pairs:?}");
-    let both = BTreeSet::from([(first.0, true), (first.1, false), (new.0, true), (new.1, false)]);
-    assert_eq!(pair.our_sas(), both, "the old pair still installed during the overlap");
+    assert_eq!(pair.our_sas(), two_pairs(first, new), "the old pair still installed during the overlap");
     assert_eq!(pair.policies(), vec![(2, 1, Some(new.1)), (3, 1, None)], "traffic on the new pair");
     pair.assert_mirrored("overlap");
     let listed = pair.listed();
@@ -962,4 +987,83 @@ fn an_acquire_on_a_trap_policy_brings_the_child_up() {
     assert_eq!(pair.pairs(), pairs, "no second pair");
     pair.assert_installed(pairs[0], "after a second acquire");
     assert_eq!(pair.peer_established().len(), 1);
+}
+
+/// The peer rekeyed the pair (its replacement in place, the outbound policy
+/// on it), then the old outbound SA's hard limit is reached before the
+/// peer's Delete: the dataplane's hard-expire event deletes the old pair at
+/// both ends, the replacement stays with the policy bound to it.
+#[test]
+fn a_hard_expire_event_deletes_the_pair_its_replacement_stays() {
+    let (mut pair, old, new, _) = rekeyed_by_the_peer();
+    let dp = Dataplane::attach(&pair);
+    dp.hard_expire(old.1);
+    pair.run_for(Duration::from_millis(100));
+    pair.assert_installed(new, "after the old pair's hard expiry");
+    assert_eq!(pair.pairs(), vec![new]);
+    pair.run_for(Duration::from_secs(1));
+    pair.assert_mirrored("the peer followed our Delete");
+    pair.assert_installed(new, "a second later");
+}
+
+/// An SA database with room for two SAs: the first pair fills it. The
+/// peer's Quick Mode for a second pair cannot be installed here: it is
+/// aborted, and the first pair, its policies and the peer's view of it
+/// stay as they were.
+#[test]
+fn a_full_sa_table_refuses_a_second_pair_and_keeps_the_first() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let caps = sadb::Capacities { sas: 2, ..iked::knl::IKED_CAPACITIES };
+    drop(sadb::Region::open_or_create(dir.path().join("sadb"), &caps).unwrap_or_else(|e| panic!("{e}")));
+    let mut pair = Pair::in_dir(dir, "", "", 1);
+    let now = pair.now;
+    pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+    pair.run_for(Duration::from_secs(2));
+    let first = pair.pairs()[0];
+    pair.assert_installed(first, "first pair");
+    pair.assert_mirrored("first pair");
+    let peer_ike = pair.peer_established()[0];
+
+    pair.peer_command(Command::CreateChild(peer_ike));
+    pair.run_for(Duration::from_secs(5));
+    assert_eq!(pair.pairs(), vec![first], "no second pair");
+    pair.assert_installed(first, "after the refused Quick Mode");
+    pair.assert_mirrored("after the refused Quick Mode");
+}
+
+/// The daemon killed (no Delete, SAs left in the database), then started
+/// again on the same database with `start_action = start`: the new manager
+/// initiates without INITIAL-CONTACT (the old pair carries the traffic
+/// meanwhile), its new pair takes the policy, and once that pair has been up
+/// for the overlap the old run's SAs are reaped. The peer's half of the old
+/// pair is left to its own expiry (we know no ISAKMP SA to delete it over).
+#[test]
+fn a_restart_on_the_same_database_replaces_and_reaps_the_old_run_s_sas() {
+    let (mut pair, first, _) = up_checked("start_action = \"start\"");
+    let cfg = Arc::clone(pair.us.config());
+    let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
+    // As after SIGKILL: the old manager goes with nothing deleted.
+    pair.us = Manager::new(cfg, kernel, None, sim::randomness(9));
+    pair.wire.clear();
+    pair.assert_installed(first, "the old run's pair and policies found in place");
+    let now = pair.now;
+    pair.us.start(now);
+    pair.run_for(Duration::from_millis(500));
+    assert_eq!(pair.peer_established().len(), 2, "a new ISAKMP SA");
+    let contacts = pair.peer_events.iter().filter(|e| matches!(e, Event::InitialContact(_))).count();
+    assert_eq!(contacts, 1, "no INITIAL-CONTACT from the restarted run");
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 1, "the new run knows its own pair only: {pairs:?}");
+    let new = pairs[0];
+    assert!(new.0 != first.0 && new.1 != first.1, "{new:?} {first:?}");
+    assert_eq!(pair.our_sas(), two_pairs(first, new), "the old pair still there");
+    assert_eq!(pair.policies(), vec![(2, 1, Some(new.1)), (3, 1, None)], "traffic on the new pair");
+
+    // The daemon reaps about every second.
+    pair.run_for(Duration::from_secs(2));
+    let now = pair.now;
+    pair.us.reap_orphans(now);
+    pair.assert_installed(new, "the old run's pair reaped");
+    let ours: BTreeSet<(u32, bool)> = pair.our_sas().into_iter().map(|(s, i)| (s, !i)).collect();
+    assert!(ours.is_subset(&pair.peer_sas), "the peer holds the new pair");
 }
