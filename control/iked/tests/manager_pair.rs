@@ -811,17 +811,12 @@ fn a_rekey_the_peer_initiates_replaces_the_pair() {
     pair.assert_mirrored("after the peer's Delete of the old pair");
 }
 
-/// Both ends rekey the same child at once (our rekey_time and the peer's
-/// Quick Mode within one datagram's flight): two new pairs replace the old
-/// one. Both are kept until the duplicate is found, then the one with the
-/// higher min(SPI in, SPI out) goes with the old pair, and one pair is left
-/// at both ends.
-#[test]
-fn a_rekey_by_both_ends_at_once_leaves_one_pair() {
+/// [`up_checked`] with rekey_time 20 s (no jitter), run until our rekey's
+/// first Quick Mode message is on the wire (20 s after the install, up to
+/// 2 s ago).
+fn our_rekey_on_the_wire() -> (Pair, (u32, u32), IkeSaId) {
     let (mut pair, old, peer_ike) =
         up_checked("rekey_time = \"20s\"\nlife_time = \"40s\"\nrand_time = \"0s\"");
-    // Our rekey starts 20 s after the install (up to 2 s ago): wait for its
-    // first message on the wire.
     pair.run_for(Duration::from_secs(17));
     assert_eq!(pair.pairs(), vec![old], "no rekey before rekey_time");
     let limit = pair.now + Duration::from_secs(3);
@@ -829,6 +824,17 @@ fn a_rekey_by_both_ends_at_once_leaves_one_pair() {
         assert!(pair.now < limit, "our rekey did not start");
         pair.run_for(Duration::from_millis(1));
     }
+    (pair, old, peer_ike)
+}
+
+/// Both ends rekey the same child at once (our rekey_time and the peer's
+/// Quick Mode within one datagram's flight): two new pairs replace the old
+/// one. Both are kept until the duplicate is found, then the one with the
+/// higher min(SPI in, SPI out) goes with the old pair, and one pair is left
+/// at both ends.
+#[test]
+fn a_rekey_by_both_ends_at_once_leaves_one_pair() {
+    let (mut pair, old, peer_ike) = our_rekey_on_the_wire();
     pair.peer_command(Command::CreateChild(peer_ike));
     // Both Quick Modes done, our outbound SA switched (after 200 ms).
     pair.run_for(Duration::from_millis(400));
@@ -1066,4 +1072,39 @@ fn a_restart_on_the_same_database_replaces_and_reaps_the_old_run_s_sas() {
     pair.assert_installed(new, "the old run's pair reaped");
     let ours: BTreeSet<(u32, bool)> = pair.our_sas().into_iter().map(|(s, i)| (s, !i)).collect();
     assert!(ours.is_subset(&pair.peer_sas), "the peer holds the new pair");
+}
+
+/// Our rekey of the pair is in flight when the peer deletes the pair: as
+/// our first Quick Mode message leaves (`after` 0), or once our HASH(3) has
+/// left and the new outbound SA waits for the switch (`after` 50 ms). Our
+/// Quick Mode still completes, the new pair takes the policy, the deleted
+/// one is gone when the Delete is read, and in the end we hold exactly the
+/// SAs the peer holds (nothing leaked, no policy unbound).
+fn delete_during_our_rekey(after: Duration) {
+    let (mut pair, old, peer_ike) = our_rekey_on_the_wire();
+    pair.run_for(after);
+    pair.peer_command(Command::DeleteChild { ike_sa: peer_ike, inbound_spi: old.1 });
+    // The Delete read (10 ms on the wire), the Quick Mode done.
+    pair.run_for(Duration::from_millis(60));
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 1, "the deleted pair gone, the rekeyed one up: {pairs:?}");
+    let new = pairs[0];
+    assert!(new.0 != old.0 && new.1 != old.1, "{pairs:?}");
+    pair.assert_installed(new, "right after the peer's Delete");
+    pair.run_for(Duration::from_millis(500));
+    pair.assert_installed(new, "after the peer's Delete and our rekey");
+    pair.assert_mirrored("after the peer's Delete and our rekey");
+    pair.run_for(Duration::from_secs(5));
+    pair.assert_installed(new, "after the overlap");
+    pair.assert_mirrored("after the overlap");
+}
+
+#[test]
+fn the_peer_deleting_a_pair_as_our_rekey_starts_leaves_the_new_pair_only() {
+    delete_during_our_rekey(Duration::ZERO);
+}
+
+#[test]
+fn the_peer_deleting_a_pair_before_our_outbound_switch_leaves_the_new_pair_only() {
+    delete_during_our_rekey(Duration::from_millis(50));
 }
