@@ -245,6 +245,17 @@ impl Pair {
         self.run_until(until);
     }
 
+    /// We initiate the child: after 2 s its pair (SPI in, SPI out) is the
+    /// one installed, with the policies.
+    fn bring_up(&mut self) -> (u32, u32) {
+        let now = self.now;
+        self.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+        self.run_for(Duration::from_secs(2));
+        let first = self.pairs()[0];
+        self.assert_installed(first, "first pair");
+        first
+    }
+
     fn peer_command(&mut self, c: Command) {
         let now = self.now;
         self.peer.handle_command(now, c);
@@ -866,11 +877,7 @@ const DPD: &str = "dpd_delay = \"2s\"\ndpd_timeout = \"5s\"";
 /// and runs until our DPD has declared it dead: the pair before.
 fn dead_peer(dpd_action: &str) -> (Pair, (u32, u32)) {
     let mut pair = Pair::with(DPD, &format!("dpd_action = \"{dpd_action}\""), 3600);
-    let now = pair.now;
-    pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
-    pair.run_for(Duration::from_secs(2));
-    let first = pair.pairs()[0];
-    pair.assert_installed(first, "first pair");
+    let first = pair.bring_up();
     // An idle peer that answers stays up: probes come and go.
     pair.run_for(Duration::from_secs(10));
     pair.assert_installed(first, "idle, answering DPD");
@@ -924,11 +931,7 @@ fn dpd_restart_brings_the_connection_up_again() {
 fn reauthentication_moves_the_children_to_a_new_isakmp_sa() {
     let conn = "rekey_time = \"0s\"\nreauth_time = \"10s\"\nover_time = \"20s\"\nrand_time = \"0s\"";
     let mut pair = Pair::with(conn, "", 3600);
-    let now = pair.now;
-    pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
-    pair.run_for(Duration::from_secs(2));
-    let first = pair.pairs()[0];
-    pair.assert_installed(first, "first pair");
+    let first = pair.bring_up();
     let old_us = pair.listed()[0].0;
     let old_peer = pair.peer_established()[0];
     pair.run_for(Duration::from_secs(7));
@@ -1012,21 +1015,22 @@ fn a_hard_expire_event_deletes_the_pair_its_replacement_stays() {
     pair.assert_installed(new, "a second later");
 }
 
+/// Our side on an SA database created with room for two SAs (one pair).
+fn room_for_two_sas(child_extra: &str) -> Pair {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let caps = sadb::Capacities { sas: 2, ..iked::knl::IKED_CAPACITIES };
+    drop(sadb::Region::open_or_create(dir.path().join("sadb"), &caps).unwrap_or_else(|e| panic!("{e}")));
+    Pair::in_dir(dir, "", child_extra, 1)
+}
+
 /// An SA database with room for two SAs: the first pair fills it. The
 /// peer's Quick Mode for a second pair cannot be installed here: it is
 /// aborted, and the first pair, its policies and the peer's view of it
 /// stay as they were.
 #[test]
 fn a_full_sa_table_refuses_a_second_pair_and_keeps_the_first() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let caps = sadb::Capacities { sas: 2, ..iked::knl::IKED_CAPACITIES };
-    drop(sadb::Region::open_or_create(dir.path().join("sadb"), &caps).unwrap_or_else(|e| panic!("{e}")));
-    let mut pair = Pair::in_dir(dir, "", "", 1);
-    let now = pair.now;
-    pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
-    pair.run_for(Duration::from_secs(2));
-    let first = pair.pairs()[0];
-    pair.assert_installed(first, "first pair");
+    let mut pair = room_for_two_sas("");
+    let first = pair.bring_up();
     pair.assert_mirrored("first pair");
     let peer_ike = pair.peer_established()[0];
 
@@ -1070,8 +1074,9 @@ fn a_restart_on_the_same_database_replaces_and_reaps_the_old_run_s_sas() {
     let now = pair.now;
     pair.us.reap_orphans(now);
     pair.assert_installed(new, "the old run's pair reaped");
-    let ours: BTreeSet<(u32, bool)> = pair.our_sas().into_iter().map(|(s, i)| (s, !i)).collect();
-    assert!(ours.is_subset(&pair.peer_sas), "the peer holds the new pair");
+    let mirror = |p: (u32, u32)| [(p.0, false), (p.1, true)];
+    let peer: BTreeSet<(u32, bool)> = mirror(new).into_iter().chain(mirror(first)).collect();
+    assert_eq!(pair.peer_sas, peer, "the peer holds the new pair, and the old one until it expires");
 }
 
 /// Our rekey of the pair is in flight when the peer deletes the pair: as
@@ -1107,4 +1112,33 @@ fn the_peer_deleting_a_pair_as_our_rekey_starts_leaves_the_new_pair_only() {
 #[test]
 fn the_peer_deleting_a_pair_before_our_outbound_switch_leaves_the_new_pair_only() {
     delete_during_our_rekey(Duration::from_millis(50));
+}
+
+/// A full SA table when our own rekey comes (20 s): its inbound SA cannot
+/// be installed, the Quick Mode is aborted before our HASH(3), and the first
+/// pair goes on carrying the traffic with its policies. The bare peer
+/// engine installed its inbound SA at HASH(2) (charon waits for HASH(3)):
+/// that one alone is left over at the peer. The rekey is tried again only
+/// after 30 s, past the pair's 40 s life_time: at its hard expiry the pair
+/// goes at both ends.
+#[test]
+fn a_full_sa_table_fails_our_rekey_and_keeps_the_pair() {
+    let mut pair = room_for_two_sas("rekey_time = \"20s\"\nlife_time = \"40s\"\nrand_time = \"0s\"");
+    let first = pair.bring_up();
+    pair.run_for(Duration::from_secs(23));
+    assert_eq!(pair.pairs(), vec![first], "no second pair");
+    pair.assert_installed(first, "after the failed rekey");
+    let mirror = BTreeSet::from([(first.0, false), (first.1, true)]);
+    let extra: Vec<(u32, bool)> = pair.peer_sas.difference(&mirror).copied().collect();
+    assert!(mirror.is_subset(&pair.peer_sas), "{:?}", pair.peer_sas);
+    assert!(
+        matches!(extra.as_slice(), [(spi, true)] if *spi != first.1),
+        "the peer's inbound SA of the aborted Quick Mode only: {extra:?}"
+    );
+
+    pair.run_for(Duration::from_secs(17));
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "the pair's hard expiry at 40 s");
+    assert_eq!(pair.pairs(), vec![]);
+    assert_eq!(pair.policies(), vec![], "its policies with it (start_action none)");
+    assert!(pair.peer_sas.is_disjoint(&mirror), "the peer deleted its half: {:?}", pair.peer_sas);
 }
