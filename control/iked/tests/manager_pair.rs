@@ -59,7 +59,6 @@ remote.id = "gw-b@example.net"
 local_ts = "10.1.0.0/16"
 remote_ts = "10.2.0.0/16"
 esp_proposals = "aes128gcm16"
-start_action = "none"
 {child_extra}
 [secrets.ike-peer]
 id = "gw-a@example.net"
@@ -145,13 +144,21 @@ impl Pair {
         seed: u64,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut pair = Self::in_dir(dir, conn_extra, child_extra, seed);
+        pair.peer = peer_engine(peer_lifetime, peer_kilobytes);
+        pair
+    }
+
+    /// Our side on the SA database `dir` holds (or gets) as `sadb`, the
+    /// peer with a lifetime of an hour.
+    fn in_dir(dir: tempfile::TempDir, conn_extra: &str, child_extra: &str, seed: u64) -> Self {
         let cfg = Arc::new(our_config(dir.path(), conn_extra, child_extra));
         let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let db = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let now = Instant::now();
         Self {
             us: Manager::new(cfg, kernel, None, sim::randomness(seed)),
-            peer: peer_engine(peer_lifetime, peer_kilobytes),
+            peer: peer_engine(3600, 0),
             db,
             now,
             next_beat: now,
@@ -236,6 +243,17 @@ impl Pair {
     fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
         self.run_until(until);
+    }
+
+    /// We initiate the child: after 2 s its pair (SPI in, SPI out) is the
+    /// one installed, with the policies.
+    fn bring_up(&mut self) -> (u32, u32) {
+        let now = self.now;
+        self.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+        self.run_for(Duration::from_secs(2));
+        let first = self.pairs()[0];
+        self.assert_installed(first, "first pair");
+        first
     }
 
     fn peer_command(&mut self, c: Command) {
@@ -351,6 +369,36 @@ impl Dataplane {
         self.reader.quiescent();
         self.reader.offline();
         sent
+    }
+
+    /// The hard limit of SA `spi` (of reqid 1) was reached: the event espd's
+    /// worker raises as it drops the SA's traffic.
+    fn hard_expire(&self, spi: u32) {
+        let ev = sadb::Event {
+            kind: sadb::EventKind::HardExpire as u8,
+            spi,
+            reqid: 1,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        assert!(self.reader.emit(&ev), "event ring full");
+    }
+
+    /// A packet from 10.1/16 to 10.2/16 met the outbound policy of reqid 1
+    /// with no SA: the acquire espd's worker raises.
+    fn acquire(&self) {
+        let region = self.reader.region();
+        let policy = region
+            .list_policies()
+            .into_iter()
+            .find(|p| p.config.direction == sadb::Direction::Out as u8 && p.config.reqid == 1)
+            .unwrap_or_else(|| panic!("no outbound policy"));
+        let ev = sadb::Event {
+            kind: sadb::EventKind::Acquire as u8,
+            reqid: 1,
+            policy: policy.config.id,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        assert!(self.reader.emit(&ev), "event ring full");
     }
 
     fn send_online(&mut self, ms: u64, packets: u64, bytes: u64) -> Result<u32, String> {
@@ -732,12 +780,11 @@ fn up_checked(child_extra: &str) -> (Pair, (u32, u32), IkeSaId) {
     (pair, first, peer_ike)
 }
 
-/// The peer rekeys the child (as strongSwan's responder does when its soft
-/// lifetime comes first): its Quick Mode installs a second pair here, the
-/// outbound policy moves to it at once, and the old pair stays until the
-/// peer deletes it, after which only the new pair is left.
-#[test]
-fn a_rekey_the_peer_initiates_replaces_the_pair() {
+/// [`up_checked`], then the peer rekeys the child: both pairs installed
+/// (the peer has not deleted the old one), the outbound policy on the new
+/// one at once. The pair, the old and the new (SPI in, SPI out), the peer's
+/// IKE SA.
+fn rekeyed_by_the_peer() -> (Pair, (u32, u32), (u32, u32), IkeSaId) {
     let (mut pair, old, peer_ike) = up_checked("");
     pair.peer_command(Command::CreateChild(peer_ike));
     pair.run_for(Duration::from_millis(500));
@@ -746,10 +793,25 @@ fn a_rekey_the_peer_initiates_replaces_the_pair() {
     let new = pairs[1];
     assert_eq!(pairs[0], old);
     assert!(new.0 != old.0 && new.1 != old.1, "{pairs:?}");
-    let both = BTreeSet::from([(old.0, true), (old.1, false), (new.0, true), (new.1, false)]);
-    assert_eq!(pair.our_sas(), both, "both pairs while the peer has not deleted the old one");
+    assert_eq!(pair.our_sas(), two_pairs(old, new), "both pairs while the peer has not deleted the old one");
     assert_eq!(pair.policies(), vec![(2, 1, Some(new.1)), (3, 1, None)], "traffic goes to the new pair");
     pair.assert_mirrored("both pairs");
+    (pair, old, new, peer_ike)
+}
+
+/// The SAs of two pairs, (SPI in, SPI out) each, as `our_sas` lists them.
+fn two_pairs(a: (u32, u32), b: (u32, u32)) -> BTreeSet<(u32, bool)> {
+    BTreeSet::from([(a.0, true), (a.1, false), (b.0, true), (b.1, false)])
+}
+
+/// The peer rekeys the child (as strongSwan's responder does when its soft
+/// lifetime comes first): its Quick Mode installs a second pair here, the
+/// outbound policy moves to it at once, and the old pair stays until the
+/// peer deletes it, after which only the new pair is left.
+#[test]
+fn a_rekey_the_peer_initiates_replaces_the_pair() {
+    let (mut pair, old, new, peer_ike) = rekeyed_by_the_peer();
+    let both = two_pairs(old, new);
 
     // The old pair is the peer's to delete (it rekeyed): we wait for it.
     pair.run_for(Duration::from_secs(10));
@@ -760,17 +822,12 @@ fn a_rekey_the_peer_initiates_replaces_the_pair() {
     pair.assert_mirrored("after the peer's Delete of the old pair");
 }
 
-/// Both ends rekey the same child at once (our rekey_time and the peer's
-/// Quick Mode within one datagram's flight): two new pairs replace the old
-/// one. Both are kept until the duplicate is found, then the one with the
-/// higher min(SPI in, SPI out) goes with the old pair, and one pair is left
-/// at both ends.
-#[test]
-fn a_rekey_by_both_ends_at_once_leaves_one_pair() {
+/// [`up_checked`] with rekey_time 20 s (no jitter), run until our rekey's
+/// first Quick Mode message is on the wire (20 s after the install, up to
+/// 2 s ago).
+fn our_rekey_on_the_wire() -> (Pair, (u32, u32), IkeSaId) {
     let (mut pair, old, peer_ike) =
         up_checked("rekey_time = \"20s\"\nlife_time = \"40s\"\nrand_time = \"0s\"");
-    // Our rekey starts 20 s after the install (up to 2 s ago): wait for its
-    // first message on the wire.
     pair.run_for(Duration::from_secs(17));
     assert_eq!(pair.pairs(), vec![old], "no rekey before rekey_time");
     let limit = pair.now + Duration::from_secs(3);
@@ -778,6 +835,17 @@ fn a_rekey_by_both_ends_at_once_leaves_one_pair() {
         assert!(pair.now < limit, "our rekey did not start");
         pair.run_for(Duration::from_millis(1));
     }
+    (pair, old, peer_ike)
+}
+
+/// Both ends rekey the same child at once (our rekey_time and the peer's
+/// Quick Mode within one datagram's flight): two new pairs replace the old
+/// one. Both are kept until the duplicate is found, then the one with the
+/// higher min(SPI in, SPI out) goes with the old pair, and one pair is left
+/// at both ends.
+#[test]
+fn a_rekey_by_both_ends_at_once_leaves_one_pair() {
+    let (mut pair, old, peer_ike) = our_rekey_on_the_wire();
     pair.peer_command(Command::CreateChild(peer_ike));
     // Both Quick Modes done, our outbound SA switched (after 200 ms).
     pair.run_for(Duration::from_millis(400));
@@ -809,11 +877,7 @@ const DPD: &str = "dpd_delay = \"2s\"\ndpd_timeout = \"5s\"";
 /// and runs until our DPD has declared it dead: the pair before.
 fn dead_peer(dpd_action: &str) -> (Pair, (u32, u32)) {
     let mut pair = Pair::with(DPD, &format!("dpd_action = \"{dpd_action}\""), 3600);
-    let now = pair.now;
-    pair.us.initiate(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
-    pair.run_for(Duration::from_secs(2));
-    let first = pair.pairs()[0];
-    pair.assert_installed(first, "first pair");
+    let first = pair.bring_up();
     // An idle peer that answers stays up: probes come and go.
     pair.run_for(Duration::from_secs(10));
     pair.assert_installed(first, "idle, answering DPD");
@@ -857,4 +921,224 @@ fn dpd_restart_brings_the_connection_up_again() {
     pair.assert_installed(pairs[0], "restarted");
     let ours: BTreeSet<(u32, bool)> = pair.our_sas().into_iter().map(|(s, i)| (s, !i)).collect();
     assert!(ours.is_subset(&pair.peer_sas), "the peer holds the new pair too");
+}
+
+/// `reauth_time` 10 s (and no `rekey_time`): the ISAKMP SA is replaced by a
+/// new Main Mode, the pair keeps forwarding until its successor, negotiated
+/// under the new ISAKMP SA, takes the traffic; then the old pair and the old
+/// ISAKMP SA are deleted, and one ISAKMP SA with one pair is left.
+#[test]
+fn reauthentication_moves_the_children_to_a_new_isakmp_sa() {
+    let conn = "rekey_time = \"0s\"\nreauth_time = \"10s\"\nover_time = \"20s\"\nrand_time = \"0s\"";
+    let mut pair = Pair::with(conn, "", 3600);
+    let first = pair.bring_up();
+    let old_us = pair.listed()[0].0;
+    let old_peer = pair.peer_established()[0];
+    pair.run_for(Duration::from_secs(7));
+    pair.assert_installed(first, "9 s: before reauth_time");
+    assert_eq!(pair.peer_established().len(), 1);
+
+    // 10 s: Main Mode and Quick Mode (90 ms), the switch 200 ms after HASH(3).
+    pair.run_for(Duration::from_millis(1_500));
+    assert_eq!(pair.peer_established().len(), 2, "a new ISAKMP SA");
+    let new_peer = pair.peer_established()[1];
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    let new = pairs.iter().copied().find(|p| *p != first).unwrap_or_else(|| panic!("{pairs:?}"));
+    assert!(new.0 != first.0 && new.1 != first.1, "{pairs:?}");
+    assert_eq!(pair.our_sas(), two_pairs(first, new), "the old pair still installed during the overlap");
+    assert_eq!(pair.policies(), vec![(2, 1, Some(new.1)), (3, 1, None)], "traffic on the new pair");
+    pair.assert_mirrored("overlap");
+    let listed = pair.listed();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0].2, Vec::<String>::new(), "the new ISAKMP SA adopted the old pair: {listed:?}");
+    let under_new: BTreeSet<String> = listed[1].2.iter().cloned().collect();
+    let spis_in = BTreeSet::from([format!("{:08x}", first.0), format!("{:08x}", new.0)]);
+    assert_eq!(under_new, spis_in, "both pairs under the new ISAKMP SA");
+
+    pair.run_for(Duration::from_secs(5));
+    pair.assert_installed(new, "after the overlap");
+    pair.assert_mirrored("after the overlap");
+    let listed = pair.listed();
+    assert_eq!(listed.len(), 1, "one ISAKMP SA left: {listed:?}");
+    let (id, state, children) = &listed[0];
+    assert_ne!(*id, old_us);
+    assert_eq!((state.as_str(), children.clone()), ("ESTABLISHED", vec![format!("{:08x}", new.0)]));
+    assert!(pair.peer_events.contains(&Event::IkeSaDeleted(old_peer)), "the old ISAKMP SA deleted");
+    assert!(!pair.peer_events.contains(&Event::IkeSaDeleted(new_peer)));
+    assert_eq!(pair.peer.ike_sas().len(), 1, "the peer holds one ISAKMP SA too");
+}
+
+/// `start_action = trap`: the child's policies go in without SA and nothing
+/// is negotiated; the dataplane's acquire (a packet met the outbound policy)
+/// makes us initiate, and the outbound policy is bound to the new outbound
+/// SA. A second acquire with the pair up starts nothing.
+#[test]
+fn an_acquire_on_a_trap_policy_brings_the_child_up() {
+    let mut pair = Pair::new("start_action = \"trap\"", 3600);
+    pair.run_for(Duration::from_secs(2));
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "a trap installs no SA");
+    assert_eq!(pair.policies(), vec![(2, 1, None), (3, 1, None)], "the trap's policies");
+    assert_eq!(pair.peer_established(), vec![], "nothing negotiated before the acquire");
+
+    let dp = Dataplane::attach(&pair);
+    dp.acquire();
+    pair.run_for(Duration::from_secs(1));
+    assert_eq!(pair.peer_established().len(), 1, "the acquire initiated");
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    pair.assert_installed(pairs[0], "after the acquire");
+    pair.assert_mirrored("after the acquire");
+
+    // One raised just before the pair came up, read late.
+    dp.acquire();
+    pair.run_for(Duration::from_secs(1));
+    assert_eq!(pair.pairs(), pairs, "no second pair");
+    pair.assert_installed(pairs[0], "after a second acquire");
+    assert_eq!(pair.peer_established().len(), 1);
+}
+
+/// The peer rekeyed the pair (its replacement in place, the outbound policy
+/// on it), then the old outbound SA's hard limit is reached before the
+/// peer's Delete: the dataplane's hard-expire event deletes the old pair at
+/// both ends, the replacement stays with the policy bound to it.
+#[test]
+fn a_hard_expire_event_deletes_the_pair_its_replacement_stays() {
+    let (mut pair, old, new, _) = rekeyed_by_the_peer();
+    let dp = Dataplane::attach(&pair);
+    dp.hard_expire(old.1);
+    pair.run_for(Duration::from_millis(100));
+    pair.assert_installed(new, "after the old pair's hard expiry");
+    assert_eq!(pair.pairs(), vec![new]);
+    pair.run_for(Duration::from_secs(1));
+    pair.assert_mirrored("the peer followed our Delete");
+    pair.assert_installed(new, "a second later");
+}
+
+/// Our side on an SA database created with room for two SAs (one pair).
+fn room_for_two_sas(child_extra: &str) -> Pair {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let caps = sadb::Capacities { sas: 2, ..iked::knl::IKED_CAPACITIES };
+    drop(sadb::Region::open_or_create(dir.path().join("sadb"), &caps).unwrap_or_else(|e| panic!("{e}")));
+    Pair::in_dir(dir, "", child_extra, 1)
+}
+
+/// An SA database with room for two SAs: the first pair fills it. The
+/// peer's Quick Mode for a second pair cannot be installed here: it is
+/// aborted, and the first pair, its policies and the peer's view of it
+/// stay as they were.
+#[test]
+fn a_full_sa_table_refuses_a_second_pair_and_keeps_the_first() {
+    let mut pair = room_for_two_sas("");
+    let first = pair.bring_up();
+    pair.assert_mirrored("first pair");
+    let peer_ike = pair.peer_established()[0];
+
+    pair.peer_command(Command::CreateChild(peer_ike));
+    pair.run_for(Duration::from_secs(5));
+    assert_eq!(pair.pairs(), vec![first], "no second pair");
+    pair.assert_installed(first, "after the refused Quick Mode");
+    pair.assert_mirrored("after the refused Quick Mode");
+}
+
+/// The daemon killed (no Delete, SAs left in the database), then started
+/// again on the same database with `start_action = start`: the new manager
+/// initiates without INITIAL-CONTACT (the old pair carries the traffic
+/// meanwhile), its new pair takes the policy, and once that pair has been up
+/// for the overlap the old run's SAs are reaped. The peer's half of the old
+/// pair is left to its own expiry (we know no ISAKMP SA to delete it over).
+#[test]
+fn a_restart_on_the_same_database_replaces_and_reaps_the_old_run_s_sas() {
+    let (mut pair, first, _) = up_checked("start_action = \"start\"");
+    let cfg = Arc::clone(pair.us.config());
+    let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
+    // As after SIGKILL: the old manager goes with nothing deleted.
+    pair.us = Manager::new(cfg, kernel, None, sim::randomness(9));
+    pair.wire.clear();
+    pair.assert_installed(first, "the old run's pair and policies found in place");
+    let now = pair.now;
+    pair.us.start(now);
+    pair.run_for(Duration::from_millis(500));
+    assert_eq!(pair.peer_established().len(), 2, "a new ISAKMP SA");
+    let contacts = pair.peer_events.iter().filter(|e| matches!(e, Event::InitialContact(_))).count();
+    assert_eq!(contacts, 1, "no INITIAL-CONTACT from the restarted run");
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 1, "the new run knows its own pair only: {pairs:?}");
+    let new = pairs[0];
+    assert!(new.0 != first.0 && new.1 != first.1, "{new:?} {first:?}");
+    assert_eq!(pair.our_sas(), two_pairs(first, new), "the old pair still there");
+    assert_eq!(pair.policies(), vec![(2, 1, Some(new.1)), (3, 1, None)], "traffic on the new pair");
+
+    // The daemon reaps about every second.
+    pair.run_for(Duration::from_secs(2));
+    let now = pair.now;
+    pair.us.reap_orphans(now);
+    pair.assert_installed(new, "the old run's pair reaped");
+    let mirror = |p: (u32, u32)| [(p.0, false), (p.1, true)];
+    let peer: BTreeSet<(u32, bool)> = mirror(new).into_iter().chain(mirror(first)).collect();
+    assert_eq!(pair.peer_sas, peer, "the peer holds the new pair, and the old one until it expires");
+}
+
+/// Our rekey of the pair is in flight when the peer deletes the pair: as
+/// our first Quick Mode message leaves (`after` 0), or once our HASH(3) has
+/// left and the new outbound SA waits for the switch (`after` 50 ms). Our
+/// Quick Mode still completes, the new pair takes the policy, the deleted
+/// one is gone when the Delete is read, and in the end we hold exactly the
+/// SAs the peer holds (nothing leaked, no policy unbound).
+fn delete_during_our_rekey(after: Duration) {
+    let (mut pair, old, peer_ike) = our_rekey_on_the_wire();
+    pair.run_for(after);
+    pair.peer_command(Command::DeleteChild { ike_sa: peer_ike, inbound_spi: old.1 });
+    // The Delete read (10 ms on the wire), the Quick Mode done.
+    pair.run_for(Duration::from_millis(60));
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 1, "the deleted pair gone, the rekeyed one up: {pairs:?}");
+    let new = pairs[0];
+    assert!(new.0 != old.0 && new.1 != old.1, "{pairs:?}");
+    pair.assert_installed(new, "right after the peer's Delete");
+    pair.run_for(Duration::from_millis(500));
+    pair.assert_installed(new, "after the peer's Delete and our rekey");
+    pair.assert_mirrored("after the peer's Delete and our rekey");
+    pair.run_for(Duration::from_secs(5));
+    pair.assert_installed(new, "after the overlap");
+    pair.assert_mirrored("after the overlap");
+}
+
+#[test]
+fn the_peer_deleting_a_pair_as_our_rekey_starts_leaves_the_new_pair_only() {
+    delete_during_our_rekey(Duration::ZERO);
+}
+
+#[test]
+fn the_peer_deleting_a_pair_before_our_outbound_switch_leaves_the_new_pair_only() {
+    delete_during_our_rekey(Duration::from_millis(50));
+}
+
+/// A full SA table when our own rekey comes (20 s): its inbound SA cannot
+/// be installed, the Quick Mode is aborted before our HASH(3), and the first
+/// pair goes on carrying the traffic with its policies. The bare peer
+/// engine installed its inbound SA at HASH(2) (charon waits for HASH(3)):
+/// that one alone is left over at the peer. The rekey is tried again only
+/// after 30 s, past the pair's 40 s life_time: at its hard expiry the pair
+/// goes at both ends.
+#[test]
+fn a_full_sa_table_fails_our_rekey_and_keeps_the_pair() {
+    let mut pair = room_for_two_sas("rekey_time = \"20s\"\nlife_time = \"40s\"\nrand_time = \"0s\"");
+    let first = pair.bring_up();
+    pair.run_for(Duration::from_secs(23));
+    assert_eq!(pair.pairs(), vec![first], "no second pair");
+    pair.assert_installed(first, "after the failed rekey");
+    let mirror = BTreeSet::from([(first.0, false), (first.1, true)]);
+    let extra: Vec<(u32, bool)> = pair.peer_sas.difference(&mirror).copied().collect();
+    assert!(mirror.is_subset(&pair.peer_sas), "{:?}", pair.peer_sas);
+    assert!(
+        matches!(extra.as_slice(), [(spi, true)] if *spi != first.1),
+        "the peer's inbound SA of the aborted Quick Mode only: {extra:?}"
+    );
+
+    pair.run_for(Duration::from_secs(17));
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "the pair's hard expiry at 40 s");
+    assert_eq!(pair.pairs(), vec![]);
+    assert_eq!(pair.policies(), vec![], "its policies with it (start_action none)");
+    assert!(pair.peer_sas.is_disjoint(&mirror), "the peer deleted its half: {:?}", pair.peer_sas);
 }
