@@ -95,6 +95,53 @@ fn family(a: IpAddr) -> u8 {
     }
 }
 
+/// An address as the SA record stores it (IPv4 in the first four bytes).
+fn addr_of(b: [u8; 16], family: u8) -> IpAddr {
+    if family == 4 {
+        IpAddr::from([b[0], b[1], b[2], b[3]])
+    } else {
+        IpAddr::from(b)
+    }
+}
+
+/// The selector of an SA record as the engine writes one: a prefix when
+/// the range is one, else the range.
+fn traffic_selector(s: &Selector) -> TrafficSelector {
+    let (lo, hi) = (addr_of(s.addr_start, s.family), addr_of(s.addr_end, s.family));
+    let (lo_n, x, bits) = match (lo, hi) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            (u128::from(u32::from(a)), u128::from(u32::from(a) ^ u32::from(b)), 32)
+        }
+        _ => {
+            let (a, b) = (u128::from_be_bytes(s.addr_start), u128::from_be_bytes(s.addr_end));
+            (a, a ^ b, 128)
+        }
+    };
+    // A prefix: the bits that differ are the low ones, and all zero in `lo`.
+    let address = if x.count_ones() == x.trailing_ones() && lo_n & x == 0 {
+        TsAddress::Subnet(lo, u8::try_from(bits - x.trailing_ones()).unwrap_or(0))
+    } else {
+        TsAddress::Range(lo, hi)
+    };
+    let port = if s.port_start == s.port_end { s.port_start } else { 0 };
+    TrafficSelector { address, protocol: s.proto, port }.normalized()
+}
+
+/// An SA of the database as `list-sas` shows one it did not install.
+#[derive(Debug, Clone, Copy)]
+pub struct SaOutline {
+    /// Outer source address.
+    pub src: IpAddr,
+    /// Outer destination address.
+    pub dst: IpAddr,
+    /// Our side's selector.
+    pub local_ts: TrafficSelector,
+    /// The peer's side.
+    pub remote_ts: TrafficSelector,
+    /// Tunnel or transport, UDP-encapsulated or not.
+    pub encapsulation: Encapsulation,
+}
+
 /// The inclusive address range of a selector.
 fn ts_bounds(ts: &TrafficSelector) -> (IpAddr, IpAddr) {
     match ts.address {
@@ -532,6 +579,27 @@ impl Kernel {
             .collect()
     }
 
+    /// What `list-sas` shows of an SA it did not install (one left by an
+    /// earlier run), named as by [`Kernel::del_sa`].
+    pub fn sa_outline(&self, spi: u32, inbound: bool, reqid: Option<u32>) -> Option<SaOutline> {
+        let (slot, _) = self.locate(spi, inbound, reqid)?;
+        let e = self.region.sa_entry(slot)?;
+        let c = &e.config;
+        let ip = |b: [u8; 16]| addr_of(b, c.family);
+        Some(SaOutline {
+            src: ip(c.src),
+            dst: ip(c.dst),
+            local_ts: traffic_selector(&c.ts_local),
+            remote_ts: traffic_selector(&c.ts_remote),
+            encapsulation: match (c.mode == Mode::Tunnel as u8, c.flags & SA_FLAG_UDP_ENCAP != 0) {
+                (true, false) => Encapsulation::Tunnel,
+                (true, true) => Encapsulation::UdpTunnel,
+                (false, false) => Encapsulation::Transport,
+                (false, true) => Encapsulation::UdpTransport,
+            },
+        })
+    }
+
     /// Takes the dataplane's queued events.
     pub fn drain_events(&self) -> Vec<Event> {
         let mut out = Vec::new();
@@ -615,6 +683,24 @@ mod tests {
     fn ts(s: &str, p: u8) -> TrafficSelector {
         let a: IpAddr = s.parse().unwrap_or(IpAddr::from([0; 4]));
         TrafficSelector { address: TsAddress::Subnet(a, p), protocol: 0, port: 0 }
+    }
+
+    /// A record's selector reads back as the engine's: a prefix, a host,
+    /// a range that is no prefix, a port; IPv4 and IPv6.
+    #[test]
+    fn an_sa_record_s_selector_reads_back() {
+        let ip = |s: &str| s.parse().unwrap_or(IpAddr::from([0; 4]));
+        let range = TrafficSelector {
+            address: TsAddress::Range(ip("10.0.0.1"), ip("10.0.0.6")),
+            protocol: 0,
+            port: 0,
+        };
+        let port = TrafficSelector { port: 443, protocol: 6, ..ts("10.0.0.7", 32) };
+        for t in
+            [ts("10.1.0.0", 16), ts("0.0.0.0", 0), ts("2001:db8::", 32), ts("2001:db8::1", 128), range, port]
+        {
+            assert_eq!(traffic_selector(&selector(&t)), t.normalized(), "{t:?}");
+        }
     }
 
     fn desc(spi: u32, udp: bool) -> EspSaDescription {

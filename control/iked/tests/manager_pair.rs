@@ -1063,8 +1063,9 @@ fn a_restart_on_the_same_database_replaces_and_reaps_the_old_run_s_sas() {
     let contacts = pair.peer_events.iter().filter(|e| matches!(e, Event::InitialContact(_))).count();
     assert_eq!(contacts, 1, "no INITIAL-CONTACT from the restarted run");
     let pairs = pair.pairs();
-    assert_eq!(pairs.len(), 1, "the new run knows its own pair only: {pairs:?}");
-    let new = pairs[0];
+    assert_eq!(pairs.len(), 2, "the new run's pair, and the old one listed as left: {pairs:?}");
+    assert!(pairs.contains(&first), "{pairs:?}");
+    let new = pairs.into_iter().find(|p| *p != first).unwrap_or_else(|| panic!("no new pair"));
     assert!(new.0 != first.0 && new.1 != first.1, "{new:?} {first:?}");
     assert_eq!(pair.our_sas(), two_pairs(first, new), "the old pair still there");
     assert_eq!(pair.policies(), vec![(2, 1, Some(new.1)), (3, 1, None)], "traffic on the new pair");
@@ -1077,6 +1078,89 @@ fn a_restart_on_the_same_database_replaces_and_reaps_the_old_run_s_sas() {
     let mirror = |p: (u32, u32)| [(p.0, false), (p.1, true)];
     let peer: BTreeSet<(u32, bool)> = mirror(new).into_iter().chain(mirror(first)).collect();
     assert_eq!(pair.peer_sas, peer, "the peer holds the new pair, and the old one until it expires");
+}
+
+/// [`up_checked`] with `child_extra`, then the daemon killed and started
+/// again on the same database, the peer gone for good: the pair and the
+/// old run's (SPI in, SPI out), and the moment of the restart.
+fn restarted_with_a_silent_peer(child_extra: &str) -> (Pair, (u32, u32), Instant) {
+    let (mut pair, first, _) = up_checked(child_extra);
+    assert!(first.0 != 0 && first.1 != 0, "{first:?}");
+    let cfg = Arc::clone(pair.us.config());
+    let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
+    pair.us = Manager::new(cfg, kernel, None, sim::randomness(9));
+    pair.wire.clear();
+    pair.peer_silent = true;
+    let restart = pair.now;
+    (pair, first, restart)
+}
+
+/// The daemon killed, then started again on the same database with
+/// `start_action = none`, and the peer gone for good: nothing replaces the
+/// old run's pair, which stays installed and listed (child uniqueid 0, its
+/// deadline as lifetime) with the policy bound to it until the largest
+/// configured `life_time` (40 s here) has passed since the restart; then
+/// the pair and its policies are removed (nothing of this run uses the
+/// reqid).
+#[test]
+fn a_restart_with_a_silent_peer_removes_the_old_run_s_pair_at_its_deadline() {
+    let (mut pair, first, restart) =
+        restarted_with_a_silent_peer("rekey_time = \"20s\"\nlife_time = \"40s\"\nrand_time = \"0s\"");
+    pair.us.start(restart);
+    pair.assert_installed(first, "the old run's pair and policies found in place");
+    let deadline = pair.us.poll_timeout();
+    assert_eq!(deadline, Some(restart + Duration::from_secs(40)), "the deadline is a timer");
+
+    pair.run_until(restart + Duration::from_millis(39_900));
+    pair.assert_installed(first, "just before the deadline");
+    let listed = pair.us.list_sas(pair.now, WALL);
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].uniqueid, listed[0].state.as_str()),
+        ("peer", 0, "DELETED")
+    );
+    let c = &listed[0].child_sas[0];
+    assert_eq!((c.name.as_str(), c.uniqueid, c.state.as_str()), ("net", 0, "INSTALLED"), "{c:#?}");
+    assert_eq!(
+        (c.spi_in.clone(), c.spi_out.clone()),
+        (format!("{:08x}", first.0), format!("{:08x}", first.1))
+    );
+    assert_eq!(c.life_time, Some(0), "under a second left: {c:#?}");
+    assert_eq!(
+        (c.local_ts.as_slice(), c.remote_ts.as_slice()),
+        (["10.1.0.0/16".to_owned()].as_slice(), ["10.2.0.0/16".to_owned()].as_slice())
+    );
+
+    pair.run_until(restart + Duration::from_millis(40_100));
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "the old run's pair removed at its deadline");
+    assert_eq!(pair.policies(), vec![], "its policies too: start_action = none keeps no trap");
+    assert!(pair.us.list_sas(pair.now, WALL).is_empty(), "nothing listed any more");
+    assert_eq!(pair.us.poll_timeout(), None, "no deadline left");
+}
+
+/// The same with a child configured to be up (`start_action` `trap` or
+/// `start`, whose initiations go unanswered): at the deadline the old pair
+/// goes, its policies stay as a trap, unbound.
+fn a_restart_with_a_silent_peer_leaves_a_trap_at_the_deadline(start_action: &str) {
+    let (mut pair, first, restart) = restarted_with_a_silent_peer(&format!(
+        "start_action = \"{start_action}\"\nlife_time = \"40s\"\nrekey_time = \"30s\"\nrand_time = \"0s\""
+    ));
+    pair.us.start(restart);
+    pair.run_until(restart + Duration::from_secs(39));
+    pair.assert_installed(first, "the trap's policies still bound to the old pair");
+    pair.run_until(restart + Duration::from_secs(41));
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "the old run's pair removed at its deadline");
+    assert_eq!(pair.policies(), vec![(2, 1, None), (3, 1, None)], "the trap stays, unbound");
+}
+
+#[test]
+fn a_restart_with_a_silent_peer_leaves_the_trap_unbound_at_the_deadline() {
+    a_restart_with_a_silent_peer_leaves_a_trap_at_the_deadline("trap");
+}
+
+#[test]
+fn a_restart_with_a_silent_peer_turns_a_start_child_s_policies_into_a_trap_at_the_deadline() {
+    a_restart_with_a_silent_peer_leaves_a_trap_at_the_deadline("start");
 }
 
 /// Our rekey of the pair is in flight when the peer deletes the pair: as

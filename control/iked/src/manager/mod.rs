@@ -127,6 +127,35 @@ pub struct Manager {
     deferred_outbound: Vec<DeferredOutbound>,
     /// The next child SA uniqueid.
     next_child_id: u64,
+    /// SAs of an earlier run found in the database at construction, until
+    /// they are removed (see [`Leftover`]).
+    leftovers: Vec<Leftover>,
+    /// The first `now` seen ([`Manager::start`] or [`Manager::tick`]):
+    /// the leftovers' deadlines count from it.
+    started: Option<Instant>,
+}
+
+/// An SA an earlier run left in the database (iked killed without
+/// deleting). Nothing of this run applies its time lifetime (espd fires
+/// volume limits only), so it gets a deadline of its own: `life` after this
+/// run's start, where `life` is the largest configured `life_time` of the
+/// children of the connection that owns its reqid (a configured reqid is
+/// its peer entry's index + 1), or of all children when no connection owns
+/// it (a reqid of narrowed selectors, or a configuration that changed). The
+/// SA record holds its installation time but not the time lifetime it was
+/// negotiated with, so its remaining hard lifetime cannot be computed; the
+/// largest configured one, counted from our start, errs on the late side
+/// (under an unchanged configuration). At the
+/// deadline the SA is removed, and the policies of its reqid too unless
+/// this run uses that reqid or its child is configured to be up (`start`
+/// or `trap`: they stay as a trap, unbound). A fresh pair of
+/// its reqid removes it earlier ([`Manager::reap_orphans`]).
+#[derive(Debug, Clone, Copy)]
+struct Leftover {
+    spi: u32,
+    inbound: bool,
+    reqid: u32,
+    life: Duration,
 }
 
 impl std::fmt::Debug for Manager {
@@ -174,11 +203,27 @@ impl Manager {
             pending_policies: Vec::new(),
             deferred_outbound: Vec::new(),
             next_child_id: 1,
+            leftovers: Vec::new(),
+            started: None,
         };
         m.install_ike_bypass();
-        let orphans = !m.kernel.list_sas().is_empty();
+        let found = m.kernel.list_sas();
         for conn in &config.connections {
-            m.add_connection(conn, orphans);
+            m.add_connection(conn, !found.is_empty());
+        }
+        m.leftovers = found
+            .into_iter()
+            .map(|(spi, inbound, reqid)| Leftover { spi, inbound, reqid, life: m.leftover_life(reqid) })
+            .collect();
+        for l in &m.leftovers {
+            tracing::info!(
+                target: "knl",
+                "SA {:08x} ({}, reqid {}) left by an earlier run: removed within {} s unless replaced",
+                l.spi,
+                if l.inbound { "in" } else { "out" },
+                l.reqid,
+                l.life.as_secs()
+            );
         }
         m
     }
@@ -242,6 +287,7 @@ impl Manager {
 
     /// Initiates every `start_action = start` child.
     pub fn start(&mut self, now: Instant) {
+        self.started.get_or_insert(now);
         let conns: Vec<(Connection, Child)> = self
             .config
             .connections
@@ -511,6 +557,7 @@ impl Manager {
             if !known.contains(&(spi, inbound, reqid)) && fresh.contains(&reqid) {
                 tracing::info!(target: "knl", "removing SA {spi:08x} left by an earlier run (reqid {reqid})");
                 let _ = self.kernel.del_sa(spi, inbound, Some(reqid));
+                self.leftovers.retain(|l| (l.spi, l.inbound, l.reqid) != (spi, inbound, reqid));
             }
         }
     }

@@ -152,12 +152,17 @@ impl Manager {
     /// one adopts them or they expire), one entry per connection and peer:
     /// uniqueid 0 and state `DELETED` stand for the missing ISAKMP SA; the
     /// rest comes from the configuration, no cookies, algorithms or ports.
+    /// Pairs an earlier run left (see `Leftover`) are among them, with
+    /// child uniqueid 0 and their deadline as `life_time`.
     fn orphans_info(&self, now: Instant, wall: SystemTime) -> Vec<IkeSaInfo> {
         let live: std::collections::HashSet<IkeSaId> = self.engine.ike_sas().iter().map(|s| s.id).collect();
         let mut groups: BTreeMap<(String, IpAddr), Vec<ChildSaInfo>> = BTreeMap::new();
         for c in self.children.iter().filter(|c| !live.contains(&c.ike_sa)) {
             let conn = self.entries.get(c.entry).map_or_else(String::new, |e| e.conn.clone());
             groups.entry((conn, c.remote)).or_default().push(self.child_info(now, wall, c));
+        }
+        for (key, info) in self.leftovers_info(now, wall) {
+            groups.entry(key).or_default().push(info);
         }
         groups
             .into_iter()
@@ -179,6 +184,44 @@ impl Manager {
             .collect()
     }
 
+    /// The SAs an earlier run left, as pairs per reqid (either SPI 0 when
+    /// its half is gone), keyed by the owning connection (if the reqid is a
+    /// configured one) and the peer's address. Only what the SA records
+    /// hold: SPIs, selectors, mode, counters.
+    fn leftovers_info(&self, now: Instant, wall: SystemTime) -> Vec<((String, IpAddr), ChildSaInfo)> {
+        let mut pairs: BTreeMap<u32, [Option<u32>; 2]> = BTreeMap::new();
+        for l in &self.leftovers {
+            let [spi_in, spi_out] = pairs.entry(l.reqid).or_default();
+            *(if l.inbound { spi_in } else { spi_out }) = Some(l.spi);
+        }
+        let due = self.leftovers_due_of();
+        pairs
+            .into_iter()
+            .filter_map(|(reqid, [spi_in, spi_out])| {
+                let outline_in = spi_in.and_then(|s| self.kernel.sa_outline(s, true, Some(reqid)));
+                let outline_out = spi_out.and_then(|s| self.kernel.sa_outline(s, false, Some(reqid)));
+                let o = outline_out.or(outline_in)?;
+                let remote = if outline_out.is_some() { o.dst } else { o.src };
+                let entry = self.reqid_owner(reqid);
+                let stats = |s: Option<u32>, inbound: bool| {
+                    s.and_then(|s| self.kernel.sa_stats(s, inbound, Some(reqid)))
+                };
+                let info = ChildSaInfo {
+                    name: entry.map_or_else(String::new, |e| e.child.clone()),
+                    state: "INSTALLED".to_owned(),
+                    spi_in: format!("{:08x}", spi_in.unwrap_or(0)),
+                    spi_out: format!("{:08x}", spi_out.unwrap_or(0)),
+                    life_time: secs_until(now, due(reqid)),
+                    local_ts: vec![DisplayTs(o.local_ts).to_string()],
+                    remote_ts: vec![DisplayTs(o.remote_ts).to_string()],
+                    ..traffic_info(o.encapsulation, [stats(spi_in, true), stats(spi_out, false)], wall)
+                };
+                let conn = entry.map_or_else(String::new, |e| e.conn.clone());
+                Some(((conn, remote), info))
+            })
+            .collect()
+    }
+
     fn child_info(&self, now: Instant, wall: SystemTime, c: &ChildSa) -> ChildSaInfo {
         let (encr_alg, encr_keysize, integ_alg) = alg_names(c.encryption, c.integrity);
         let e = self.entries.get(c.entry);
@@ -186,10 +229,6 @@ impl Manager {
         let stat_in = if c.spi_in != 0 { self.kernel.sa_stats(c.spi_in, true, None) } else { None };
         let stat_out =
             if c.spi_out != 0 { self.kernel.sa_stats(c.spi_out, false, Some(c.reqid)) } else { None };
-        let wall = unix(wall);
-        let used = |s: Option<sadb::SaStats>| {
-            s.filter(|s| s.last_used > 0).map(|s| wall.saturating_sub(s.last_used))
-        };
         ChildSaInfo {
             name: e.map_or_else(String::new, |e| e.child.clone()),
             uniqueid: c.id,
@@ -200,13 +239,6 @@ impl Manager {
                 ChildState::Superseded => "REKEYED",
             }
             .to_owned(),
-            mode: match c.encapsulation {
-                Encapsulation::Tunnel | Encapsulation::UdpTunnel => "TUNNEL",
-                Encapsulation::Transport | Encapsulation::UdpTransport => "TRANSPORT",
-            }
-            .to_owned(),
-            protocol: "ESP".to_owned(),
-            encap: matches!(c.encapsulation, Encapsulation::UdpTunnel | Encapsulation::UdpTransport),
             spi_in: format!("{:08x}", c.spi_in),
             spi_out: format!("{:08x}", c.spi_out),
             encr_alg,
@@ -214,17 +246,41 @@ impl Manager {
             integ_alg,
             dh_group: ch.and_then(|ch| ch.pfs_group).map(dh_name),
             esn: false,
-            bytes_in: stat_in.map_or(0, |s| s.bytes),
-            packets_in: stat_in.map_or(0, |s| s.packets),
-            use_in: used(stat_in),
-            bytes_out: stat_out.map_or(0, |s| s.bytes),
-            packets_out: stat_out.map_or(0, |s| s.packets),
-            use_out: used(stat_out),
             rekey_time: secs_until(now, c.rekey_at),
             life_time: secs_until(now, c.expire_at),
             install_time: now.saturating_duration_since(c.installed).as_secs(),
             local_ts: vec![DisplayTs(c.local_ts).to_string()],
             remote_ts: vec![DisplayTs(c.remote_ts).to_string()],
+            ..traffic_info(c.encapsulation, [stat_in, stat_out], wall)
         }
+    }
+}
+
+/// What a child SA pair's entry takes from its SA records: mode, protocol,
+/// encapsulation and the counters of its inbound and outbound SAs.
+fn traffic_info(
+    encapsulation: Encapsulation,
+    stats: [Option<sadb::SaStats>; 2],
+    wall: SystemTime,
+) -> ChildSaInfo {
+    let wall = unix(wall);
+    let used =
+        |s: Option<sadb::SaStats>| s.filter(|s| s.last_used > 0).map(|s| wall.saturating_sub(s.last_used));
+    let [stat_in, stat_out] = stats;
+    ChildSaInfo {
+        mode: match encapsulation {
+            Encapsulation::Tunnel | Encapsulation::UdpTunnel => "TUNNEL",
+            Encapsulation::Transport | Encapsulation::UdpTransport => "TRANSPORT",
+        }
+        .to_owned(),
+        protocol: "ESP".to_owned(),
+        encap: matches!(encapsulation, Encapsulation::UdpTunnel | Encapsulation::UdpTransport),
+        bytes_in: stat_in.map_or(0, |s| s.bytes),
+        packets_in: stat_in.map_or(0, |s| s.packets),
+        use_in: used(stat_in),
+        bytes_out: stat_out.map_or(0, |s| s.bytes),
+        packets_out: stat_out.map_or(0, |s| s.packets),
+        use_out: used(stat_out),
+        ..ChildSaInfo::default()
     }
 }

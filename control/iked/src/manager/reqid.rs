@@ -2,7 +2,7 @@
 //! for all its pairs, its two policies take their ids from it
 //! ([`policy_ids`]), and a trap keeps them without SAs.
 
-use super::Manager;
+use super::{Entry, Manager};
 use crate::config::selector::DisplayTs;
 use crate::config::StartAction;
 use crate::knl::{policies, policy_ids};
@@ -53,6 +53,19 @@ impl Manager {
         };
         self.bindings.insert(id, Binding { entry, local_ts: l, remote_ts: r, trap: false, rekey_from: None });
         id
+    }
+
+    /// The peer entry a reqid was given to by its configured selectors
+    /// (its index + 1), in this run or in an earlier one with the same
+    /// configuration; none for a reqid of narrowed selectors.
+    pub(super) fn reqid_owner(&self, reqid: u32) -> Option<&Entry> {
+        self.entries.get(self.reqid_owner_index(reqid)?)
+    }
+
+    /// The index of [`Manager::reqid_owner`].
+    pub(super) fn reqid_owner_index(&self, reqid: u32) -> Option<usize> {
+        let index = usize::try_from(reqid).ok().filter(|_| reqid < DYNAMIC_REQID)?.checked_sub(1)?;
+        (index < self.entries.len()).then_some(index)
     }
 
     pub(super) fn install_trap(&mut self, entry: usize) {

@@ -4,7 +4,9 @@
 
 use super::child::ChildState;
 use super::Manager;
+use crate::config::{Connection, StartAction};
 use ike::engine::Command;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 /// How long after installation a child is rekeyed: `rekey_time` minus a
@@ -93,15 +95,97 @@ impl Manager {
     /// When [`Manager::tick`] must run next (it also runs on a fixed beat).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let deferred = self.deferred_outbound.iter().map(|d| d.due).min();
-        match (self.engine.poll_timeout(), deferred) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [self.engine.poll_timeout(), deferred, self.leftovers_due()].into_iter().flatten().min()
+    }
+
+    /// The earliest deadline of the SAs an earlier run left (counted from
+    /// the first `now` this run saw; none before it).
+    fn leftovers_due(&self) -> Option<Instant> {
+        let start = self.started?;
+        self.leftovers.iter().map(|l| start + l.life).min()
+    }
+
+    /// The deadline of the leftovers of a reqid (none before the start).
+    pub(super) fn leftovers_due_of(&self) -> impl Fn(u32) -> Option<Instant> + '_ {
+        move |reqid| {
+            let start = self.started?;
+            self.leftovers.iter().filter(|l| l.reqid == reqid).map(|l| start + l.life).min()
+        }
+    }
+
+    /// How long an SA of reqid `reqid` left by an earlier run may stay (see
+    /// [`super::Leftover`]): the largest configured `life_time` of the
+    /// children of the connection that owns the reqid, or of all children
+    /// when none does; nothing configured at all: none.
+    pub(super) fn leftover_life(&self, reqid: u32) -> Duration {
+        let owner = self.reqid_owner(reqid).and_then(|e| self.conn_config(&e.conn));
+        let children = |c: &Connection| c.children.iter().map(|ch| ch.life_time).collect::<Vec<_>>();
+        owner
+            .map(children)
+            .unwrap_or_else(|| self.config.connections.iter().flat_map(children).collect())
+            .into_iter()
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Removes the SAs an earlier run left whose deadline has come, and the
+    /// policies of their reqids unless this run uses the reqid or the child
+    /// owning it is configured to be up (`start` or `trap`: its policies
+    /// stay as a trap, unbound, and traffic then acquires).
+    fn expire_leftovers(&mut self, now: Instant) {
+        let Some(start) = self.started else {
+            return;
+        };
+        let (due, keep): (Vec<_>, Vec<_>) = self.leftovers.iter().partition(|l| start + l.life <= now);
+        if due.is_empty() {
+            return;
+        }
+        self.leftovers = keep;
+        let ours: HashSet<(u32, bool, u32)> = self
+            .children
+            .iter()
+            .flat_map(|c| [(c.spi_in, true, c.reqid), (c.spi_out, false, c.reqid)])
+            .collect();
+        let mut reqids = BTreeSet::new();
+        for l in due {
+            if ours.contains(&(l.spi, l.inbound, l.reqid)) {
+                continue;
+            }
+            tracing::info!(
+                target: "knl",
+                "SA {:08x} left by an earlier run (reqid {}) reached its deadline: removing",
+                l.spi,
+                l.reqid
+            );
+            if let Err(e) = self.kernel.del_sa(l.spi, l.inbound, Some(l.reqid)) {
+                tracing::error!(target: "knl", "removing SA {:08x}: {e}", l.spi);
+            }
+            reqids.insert(l.reqid);
+        }
+        for reqid in reqids {
+            let pending = self.leftovers.iter().any(|l| l.reqid == reqid);
+            if self.bindings.contains_key(&reqid) || pending {
+                continue;
+            }
+            // As when this run's last pair of a reqid goes (`release_reqid`):
+            // a child configured to be up keeps its policies as a trap.
+            let up = self.reqid_owner_index(reqid).filter(|&e| {
+                self.entries.get(e).is_some_and(|e| !e.retired)
+                    && self.child_config(e).is_some_and(|ch| ch.start_action != StartAction::None)
+            });
+            if let Some(entry) = up {
+                self.install_trap(entry);
+            }
+            if !self.bindings.contains_key(&reqid) {
+                self.del_reqid_policies(reqid);
+            }
         }
     }
 
     /// Timers: the engine's, then rekeys, expiries, DPD, retries and the
     /// dataplane's events.
     pub fn tick(&mut self, now: Instant) {
+        self.started.get_or_insert(now);
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
             self.process_events(now);
@@ -112,6 +196,7 @@ impl Manager {
         self.ike_timers(now);
         self.process_events(now);
         self.delete_replaced_ike_sas(now);
+        self.expire_leftovers(now);
         let due: Vec<(String, u32)> =
             self.retries.iter().filter(|r| r.1 <= now).map(|r| (r.0.clone(), r.2)).collect();
         self.retries.retain(|r| r.1 > now);
