@@ -364,13 +364,13 @@ impl ZeroedExt for SaConfig {
 
 /// The SA database as iked uses it.
 #[derive(Debug, Clone)]
-pub struct Kernel {
+pub struct SadbWriter {
     region: Arc<Region>,
     /// Inbound SPIs handed to the engine and not yet released.
     reserved: Arc<Mutex<HashSet<u32>>>,
 }
 
-impl Kernel {
+impl SadbWriter {
     /// Attaches to the database at `path`, creating it when the dataplane
     /// has not yet.
     pub fn open(path: &Path) -> Result<Self, KnlError> {
@@ -564,7 +564,7 @@ impl Kernel {
         Ok(())
     }
 
-    /// The dataplane counters of one SA (named as by [`Kernel::del_sa`]).
+    /// The dataplane counters of one SA (named as by [`SadbWriter::del_sa`]).
     pub fn sa_stats(&self, spi: u32, inbound: bool, reqid: Option<u32>) -> Option<SaStats> {
         let (slot, _) = self.locate(spi, inbound, reqid)?;
         self.region.sa_entry(slot).map(|e| e.stats)
@@ -580,7 +580,7 @@ impl Kernel {
     }
 
     /// What `list-sas` shows of an SA it did not install (one left by an
-    /// earlier run), named as by [`Kernel::del_sa`].
+    /// earlier run), named as by [`SadbWriter::del_sa`].
     pub fn sa_outline(&self, spi: u32, inbound: bool, reqid: Option<u32>) -> Option<SaOutline> {
         let (slot, _) = self.locate(spi, inbound, reqid)?;
         let e = self.region.sa_entry(slot)?;
@@ -634,10 +634,10 @@ impl Kernel {
     }
 }
 
-/// Allocates inbound SPIs for the engine (see [`Kernel::spi_allocator`]).
+/// Allocates inbound SPIs for the engine (see [`SadbWriter::spi_allocator`]).
 #[derive(Debug)]
 pub struct SpiPool {
-    kernel: Kernel,
+    kernel: SadbWriter,
     state: u64,
 }
 
@@ -770,7 +770,7 @@ mod tests {
     fn install_update_delete_in_a_real_region() {
         let path = std::env::temp_dir().join(format!("iked-knl-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let k = SadbWriter::open(&path).unwrap_or_else(|e| panic!("{e}"));
         let d = desc(0x4242, false);
         k.add_sa(&d, true, 3, &SaLimits { replay_window: 64, ..Default::default() })
             .unwrap_or_else(|e| panic!("{e}"));
@@ -807,7 +807,7 @@ mod tests {
     fn outbound_sa_follows_a_nat_rebinding() {
         let path = std::env::temp_dir().join(format!("iked-knl-move-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let k = SadbWriter::open(&path).unwrap_or_else(|e| panic!("{e}"));
         let out = desc(0x6161, true);
         k.add_sa(&out, false, 5, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
         k.add_sa(&desc(0x6262, true), true, 5, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
@@ -832,7 +832,7 @@ mod tests {
     fn aes192_sas_install_in_a_real_region() {
         let path = std::env::temp_dir().join(format!("iked-knl-aes192-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let k = SadbWriter::open(&path).unwrap_or_else(|e| panic!("{e}"));
         let limits = SaLimits { replay_window: 64, ..Default::default() };
         let mut gcm = desc(0x1920, false);
         gcm.encryption = EspEncryption::AesGcm16(192);
@@ -867,7 +867,7 @@ mod tests {
     fn peers_sharing_an_outbound_spi_keep_their_own_sas() {
         let path = std::env::temp_dir().join(format!("iked-knl-spi-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let k = SadbWriter::open(&path).unwrap_or_else(|e| panic!("{e}"));
         let to = |ip: &str| -> SocketAddr { format!("{ip}:4500").parse().unwrap_or_else(|e| panic!("{e}")) };
         let mut a = desc(0x0ddb_a115, false);
         a.destination = to("198.18.0.10");
