@@ -3,7 +3,7 @@
 //!
 //! [`Daemon`] owns the configuration (reloaded by SIGHUP and `load-all`),
 //! answers `list-conns`, `load-all` and `stats` itself, and passes SA work
-//! to an [`EngineControl`]: the engine loop (`crate::net::EngineHandle`)
+//! to an [`EngineControl`]: the engine loop (`crate::driver::EngineHandle`)
 //! in the daemon; [`Detached`] (nothing to list, `initiate`/`terminate`
 //! refused with `unavailable`) where no loop runs, as in the
 //! configuration tests of `tests/daemon.rs`.

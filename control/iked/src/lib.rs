@@ -2,9 +2,9 @@
 //! crate: swanctl-style configuration, the ikectl control socket, logging
 //! per subsystem, and Wireshark key logs.
 //!
-//! The engine loop ([`net`]: UDP sockets on 500/4500, the beat) drives the
+//! The engine loop ([`driver`]: UDP sockets on 500/4500, the beat) drives the
 //! [`manager::Manager`], which runs the SA lifecycle and installs into the
-//! SA database through [`knl`]; the control socket reaches it through
+//! SA database through [`sadb_writer`]; the control socket reaches it through
 //! [`daemon::EngineControl`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -16,8 +16,8 @@
 pub mod config;
 pub mod ctl;
 pub mod daemon;
+pub mod driver;
 pub mod keylog;
-pub mod knl;
 pub mod logging;
 pub mod manager;
-pub mod net;
+pub mod sadb_writer;

@@ -11,8 +11,8 @@ use ike::engine::{
     AuthMethod, ChildConfig, Command, Engine, EngineConfig, EspEncryption, EspProposal, Identity,
     IkeProposal, Mode, PeerConfig, Phase1Mode, TrafficSelector, Transmit, TsAddress,
 };
-use iked::knl::Kernel;
 use iked::manager::Manager;
+use iked::sadb_writer::SadbWriter;
 use sim::{Seeded, Spis, WALL};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -112,7 +112,7 @@ impl Net {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let cfg = Arc::new(our_config(dir.path()));
-        let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
+        let kernel = SadbWriter::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let now = Instant::now();
         let mut us = Manager::new(cfg, kernel, None, sim::randomness(1));
         us.start(now);

@@ -15,8 +15,8 @@ use ike::engine::{
     IkeProposal, IkeSaId, Mode, PeerConfig, Phase1Mode, TrafficSelector, TsAddress,
 };
 use iked::config;
-use iked::knl::Kernel;
 use iked::manager::Manager;
+use iked::sadb_writer::SadbWriter;
 use sim::{Seeded, Spis, WALL};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -30,7 +30,7 @@ const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
 const LATENCY: Duration = Duration::from_millis(10);
 const BEAT: Duration = Duration::from_millis(100);
 /// The daemon's beat for the dataplane's events.
-const DATAPLANE_POLL: Duration = iked::net::DATAPLANE_POLL;
+const DATAPLANE_POLL: Duration = iked::driver::DATAPLANE_POLL;
 
 fn subnet(a: [u8; 4], p: u8) -> TrafficSelector {
     TrafficSelector { address: TsAddress::Subnet(IpAddr::V4(Ipv4Addr::from(a)), p), protocol: 0, port: 0 }
@@ -112,7 +112,7 @@ struct Pair {
     us: Manager,
     peer: Engine,
     /// The SA database the manager writes, opened a second time to look.
-    db: Kernel,
+    db: SadbWriter,
     now: Instant,
     next_beat: Instant,
     /// When the daemon's shorter dataplane beat reads the event ring next.
@@ -153,8 +153,8 @@ impl Pair {
     /// peer with a lifetime of an hour.
     fn in_dir(dir: tempfile::TempDir, conn_extra: &str, child_extra: &str, seed: u64) -> Self {
         let cfg = Arc::new(our_config(dir.path(), conn_extra, child_extra));
-        let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
-        let db = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
+        let kernel = SadbWriter::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
+        let db = SadbWriter::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
         let now = Instant::now();
         Self {
             us: Manager::new(cfg, kernel, None, sim::randomness(seed)),
@@ -354,8 +354,9 @@ struct Carried {
 
 impl Dataplane {
     fn attach(pair: &Pair) -> Self {
-        let region = sadb::Region::open_or_create(&pair.us.config().daemon.sadb, &iked::knl::IKED_CAPACITIES)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let region =
+            sadb::Region::open_or_create(&pair.us.config().daemon.sadb, &iked::sadb_writer::IKED_CAPACITIES)
+                .unwrap_or_else(|e| panic!("{e}"));
         let reader = Arc::new(region).register_reader(0).unwrap_or_else(|e| panic!("{e}"));
         reader.offline();
         Self { reader, carried: Vec::new(), hard: Vec::new() }
@@ -1018,7 +1019,7 @@ fn a_hard_expire_event_deletes_the_pair_its_replacement_stays() {
 /// Our side on an SA database created with room for two SAs (one pair).
 fn room_for_two_sas(child_extra: &str) -> Pair {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let caps = sadb::Capacities { sas: 2, ..iked::knl::IKED_CAPACITIES };
+    let caps = sadb::Capacities { sas: 2, ..iked::sadb_writer::IKED_CAPACITIES };
     drop(sadb::Region::open_or_create(dir.path().join("sadb"), &caps).unwrap_or_else(|e| panic!("{e}")));
     Pair::in_dir(dir, "", child_extra, 1)
 }
@@ -1051,7 +1052,7 @@ fn a_full_sa_table_refuses_a_second_pair_and_keeps_the_first() {
 fn a_restart_on_the_same_database_replaces_and_reaps_the_old_run_s_sas() {
     let (mut pair, first, _) = up_checked("start_action = \"start\"");
     let cfg = Arc::clone(pair.us.config());
-    let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
+    let kernel = SadbWriter::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
     // As after SIGKILL: the old manager goes with nothing deleted.
     pair.us = Manager::new(cfg, kernel, None, sim::randomness(9));
     pair.wire.clear();
@@ -1087,7 +1088,7 @@ fn restarted_with_a_silent_peer(child_extra: &str) -> (Pair, (u32, u32), Instant
     let (mut pair, first, _) = up_checked(child_extra);
     assert!(first.0 != 0 && first.1 != 0, "{first:?}");
     let cfg = Arc::clone(pair.us.config());
-    let kernel = Kernel::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
+    let kernel = SadbWriter::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
     pair.us = Manager::new(cfg, kernel, None, sim::randomness(9));
     pair.wire.clear();
     pair.peer_silent = true;

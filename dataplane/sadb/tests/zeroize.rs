@@ -4,7 +4,7 @@
 //! the `esp` crate's test of the same kind) searches every block freed while armed for the
 //! needles: an SA's encryption key, integrity key and salt. `Region::list_sas` returns a
 //! `Vec<SaEntry>` and `Region::sa_entry` an `SaEntry`, both holding a copy of the record,
-//! keys included (`espctl sa list`, iked's `knl.rs`); dropping them must leave no key in
+//! keys included (`espctl sa list`, iked's `sadb_writer.rs`); dropping them must leave no key in
 //! the freed memory.
 
 mod common;

@@ -11,9 +11,9 @@ use iked::config::{self, Config, DEFAULT_CONFIG};
 use iked::ctl::server::{self, Access, ServerCounters, SocketGuard};
 use iked::daemon::{Daemon, EngineControl};
 use iked::keylog::KeyLog;
-use iked::knl::Kernel;
 use iked::logging;
 use iked::manager::{Manager, Randomness};
+use iked::sadb_writer::SadbWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -129,14 +129,14 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
             lock_path.display()
         )
     })?;
-    let kernel = Kernel::open(&config.daemon.sadb).map_err(|e| format!("SA database: {e}"))?;
+    let kernel = SadbWriter::open(&config.daemon.sadb).map_err(|e| format!("SA database: {e}"))?;
     tracing::info!(target: "knl", "SA database {}", config.daemon.sadb.display());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let watched = kernel.clone();
     // The operating system's randomness, for the engine's keys and the manager's jitter.
     let randomness = Randomness { engine: Box::new(rand_core::OsRng), manager: Box::new(rand_core::OsRng) };
     let manager = Manager::new(Arc::new(config.clone()), kernel, keylog, randomness);
-    let (engine, engine_task) = iked::net::start(manager, stop_rx.clone()).await?;
+    let (engine, engine_task) = iked::driver::start(manager, stop_rx.clone()).await?;
     // Read at start like the socket itself: a reload does not change them.
     let access = Access::new(config.daemon.ctl_group.clone());
     let daemon = Arc::new(Daemon::new(args.config.clone(), config, engine, Some(log)));

@@ -7,7 +7,7 @@ use super::timers::{rekey_delay, soft_limit, switch_delay, Volume};
 use super::{Manager, OUTBOUND_SWITCH_DELAY, REKEY_OVERLAP};
 use crate::config::selector::DisplayTs;
 use crate::keylog::EspKeys;
-use crate::knl::{policies, SaLimits};
+use crate::sadb_writer::{policies, SaLimits};
 use ike::engine::{
     Command, Encapsulation, EspEncryption, EspIntegrity, EspSaDescription, IkeSaId, TrafficSelector,
 };

@@ -6,7 +6,7 @@
 //! idle, INITIAL-CONTACT. It reads no clock, draws no randomness of its
 //! own and touches no socket: the caller passes `now` (and the wall clock
 //! where `list-sas` needs it), the randomness at construction
-//! ([`Randomness`]), and moves the engine's datagrams (see `net.rs`), so
+//! ([`Randomness`]), and moves the engine's datagrams (see `driver.rs`), so
 //! tests run it in virtual time with seeded randomness.
 //!
 //! Rules worth knowing:
@@ -52,7 +52,7 @@ use crate::config::StartAction;
 use crate::config::{engine::peer_configs, Child, Config, Connection};
 use crate::ctl::protocol::{CtlError, ErrorCode, LoadSummary};
 use crate::keylog::KeyLog;
-use crate::knl::Kernel;
+use crate::sadb_writer::SadbWriter;
 use child::{ChildSa, ChildState, DeferredOutbound};
 use ike::crypto::Rng;
 use ike::engine::{Command, Engine, EngineConfig, Event, IkeSaId, TrafficSelector, Transmit};
@@ -103,7 +103,7 @@ struct Entry {
 pub struct Manager {
     config: Arc<Config>,
     engine: Engine,
-    kernel: Kernel,
+    kernel: SadbWriter,
     keylog: Option<Arc<KeyLog>>,
     entries: Vec<Entry>,
     ike: BTreeMap<IkeSaId, IkeState>,
@@ -173,7 +173,7 @@ impl Manager {
     /// [`Manager::start`] to initiate `start_action = start` ones.
     pub fn new(
         config: Arc<Config>,
-        kernel: Kernel,
+        kernel: SadbWriter,
         keylog: Option<Arc<KeyLog>>,
         randomness: Randomness,
     ) -> Self {
@@ -238,7 +238,7 @@ impl Manager {
     /// for UDP from and to the IKE and NAT-T ports of every listen address,
     /// tried before any other (as strongSwan's per-socket bypass).
     fn install_ike_bypass(&mut self) {
-        let ps = crate::knl::ike_bypass_policies(
+        let ps = crate::sadb_writer::ike_bypass_policies(
             &self.config.daemon.listen,
             [self.config.daemon.port, self.config.daemon.port_nat_t],
         );
@@ -527,7 +527,7 @@ impl Manager {
             self.del_reqid_policies(r);
         }
         self.bindings.clear();
-        let bypass: Vec<u32> = crate::knl::ike_bypass_policies(
+        let bypass: Vec<u32> = crate::sadb_writer::ike_bypass_policies(
             &self.config.daemon.listen,
             [self.config.daemon.port, self.config.daemon.port_nat_t],
         )

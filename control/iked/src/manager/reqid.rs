@@ -5,7 +5,7 @@
 use super::{Entry, Manager};
 use crate::config::selector::DisplayTs;
 use crate::config::StartAction;
-use crate::knl::{policies, policy_ids};
+use crate::sadb_writer::{policies, policy_ids};
 use ike::engine::{TrafficSelector, TsAddress};
 
 /// First reqid for selectors narrowed by a peer (configured ones use the

@@ -215,28 +215,51 @@ pub fn policies(
         TsAddress::Host(a) | TsAddress::Subnet(a, _) | TsAddress::Range(a, _) => family(a),
     };
     let proto = if local.protocol != 0 { local.protocol } else { remote.protocol };
-    let one = |id: u32, direction: Direction, src, src_plen, dst, dst_plen, sport, dport| PolicyConfig {
-        id,
-        priority: 100,
-        reqid,
-        direction: direction as u8,
-        action: Action::Protect as u8,
-        family: fam,
-        proto,
-        src,
-        dst,
-        src_plen,
-        dst_plen,
-        _pad: [0; 2],
-        sport,
-        dport,
-        _pad2: 0,
-    };
+    let rule = |id, direction| PolicyRule { id, priority: 100, reqid, direction, action: Action::Protect };
     let [out_id, in_id] = policy_ids(reqid);
     Ok([
-        one(out_id, Direction::Out, l, lp, r, rp, ports(local), ports(remote)),
-        one(in_id, Direction::In, r, rp, l, lp, ports(remote), ports(local)),
+        rule(out_id, Direction::Out).config(fam, proto, (l, lp, ports(local)), (r, rp, ports(remote))),
+        rule(in_id, Direction::In).config(fam, proto, (r, rp, ports(remote)), (l, lp, ports(local))),
     ])
+}
+
+/// What a policy is apart from its match.
+struct PolicyRule {
+    id: u32,
+    priority: u32,
+    reqid: u32,
+    direction: Direction,
+    action: Action,
+}
+
+impl PolicyRule {
+    /// The record matching `family`/`proto` from `src` to `dst`, each (address, prefix
+    /// length, port range).
+    fn config(
+        self,
+        family: u8,
+        proto: u8,
+        src: ([u8; 16], u8, [u16; 2]),
+        dst: ([u8; 16], u8, [u16; 2]),
+    ) -> PolicyConfig {
+        PolicyConfig {
+            id: self.id,
+            priority: self.priority,
+            reqid: self.reqid,
+            direction: self.direction as u8,
+            action: self.action as u8,
+            family,
+            proto,
+            src: src.0,
+            dst: dst.0,
+            src_plen: src.1,
+            dst_plen: dst.1,
+            _pad: [0; 2],
+            sport: src.2,
+            dport: dst.2,
+            _pad2: 0,
+        }
+    }
 }
 
 /// First policy id of the IKE bypass policies (below it: reqid-derived ids).
@@ -251,27 +274,13 @@ pub fn ike_bypass_policies(addrs: &[IpAddr], ports: [u16; 2]) -> Vec<PolicyConfi
         let (fam, plen) = if a.is_ipv4() { (4, 32) } else { (6, 128) };
         for port in ports {
             for direction in [Direction::Out, Direction::In] {
-                let (src, src_plen, dst, dst_plen, sport, dport) = match direction {
-                    Direction::Out => (addr16(*a), plen, [0; 16], 0, [port, port], [0, u16::MAX]),
-                    Direction::In => ([0; 16], 0, addr16(*a), plen, [0, u16::MAX], [port, port]),
+                let (ours, any) = ((addr16(*a), plen, [port, port]), ([0; 16], 0, [0, u16::MAX]));
+                let (src, dst) = match direction {
+                    Direction::Out => (ours, any),
+                    Direction::In => (any, ours),
                 };
-                out.push(PolicyConfig {
-                    id,
-                    priority: 10,
-                    reqid: 0,
-                    direction: direction as u8,
-                    action: Action::Bypass as u8,
-                    family: fam,
-                    proto: 17,
-                    src,
-                    dst,
-                    src_plen,
-                    dst_plen,
-                    _pad: [0; 2],
-                    sport,
-                    dport,
-                    _pad2: 0,
-                });
+                let rule = PolicyRule { id, priority: 10, reqid: 0, direction, action: Action::Bypass };
+                out.push(rule.config(fam, 17, src, dst));
                 id = id.wrapping_add(1);
             }
         }
@@ -364,13 +373,13 @@ impl ZeroedExt for SaConfig {
 
 /// The SA database as iked uses it.
 #[derive(Debug, Clone)]
-pub struct Kernel {
+pub struct SadbWriter {
     region: Arc<Region>,
     /// Inbound SPIs handed to the engine and not yet released.
     reserved: Arc<Mutex<HashSet<u32>>>,
 }
 
-impl Kernel {
+impl SadbWriter {
     /// Attaches to the database at `path`, creating it when the dataplane
     /// has not yet.
     pub fn open(path: &Path) -> Result<Self, KnlError> {
@@ -564,7 +573,7 @@ impl Kernel {
         Ok(())
     }
 
-    /// The dataplane counters of one SA (named as by [`Kernel::del_sa`]).
+    /// The dataplane counters of one SA (named as by [`SadbWriter::del_sa`]).
     pub fn sa_stats(&self, spi: u32, inbound: bool, reqid: Option<u32>) -> Option<SaStats> {
         let (slot, _) = self.locate(spi, inbound, reqid)?;
         self.region.sa_entry(slot).map(|e| e.stats)
@@ -580,7 +589,7 @@ impl Kernel {
     }
 
     /// What `list-sas` shows of an SA it did not install (one left by an
-    /// earlier run), named as by [`Kernel::del_sa`].
+    /// earlier run), named as by [`SadbWriter::del_sa`].
     pub fn sa_outline(&self, spi: u32, inbound: bool, reqid: Option<u32>) -> Option<SaOutline> {
         let (slot, _) = self.locate(spi, inbound, reqid)?;
         let e = self.region.sa_entry(slot)?;
@@ -634,10 +643,10 @@ impl Kernel {
     }
 }
 
-/// Allocates inbound SPIs for the engine (see [`Kernel::spi_allocator`]).
+/// Allocates inbound SPIs for the engine (see [`SadbWriter::spi_allocator`]).
 #[derive(Debug)]
 pub struct SpiPool {
-    kernel: Kernel,
+    kernel: SadbWriter,
     state: u64,
 }
 
@@ -766,11 +775,17 @@ mod tests {
         assert!(policies(5, &range, &ts("198.19.1.0", 24)).is_err());
     }
 
+    /// A writer on a fresh SA database file for test `tag` (the test removes the file).
+    fn scratch(tag: &str) -> (SadbWriter, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("iked-sadb-writer-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let k = SadbWriter::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        (k, path)
+    }
+
     #[test]
     fn install_update_delete_in_a_real_region() {
-        let path = std::env::temp_dir().join(format!("iked-knl-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (k, path) = scratch("install");
         let d = desc(0x4242, false);
         k.add_sa(&d, true, 3, &SaLimits { replay_window: 64, ..Default::default() })
             .unwrap_or_else(|e| panic!("{e}"));
@@ -805,9 +820,7 @@ mod tests {
     /// peer's new port and address in place; an inbound SA is not touched.
     #[test]
     fn outbound_sa_follows_a_nat_rebinding() {
-        let path = std::env::temp_dir().join(format!("iked-knl-move-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (k, path) = scratch("move");
         let out = desc(0x6161, true);
         k.add_sa(&out, false, 5, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
         k.add_sa(&desc(0x6262, true), true, 5, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
@@ -830,9 +843,7 @@ mod tests {
     /// GCM salt) and the SA database accepts it.
     #[test]
     fn aes192_sas_install_in_a_real_region() {
-        let path = std::env::temp_dir().join(format!("iked-knl-aes192-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (k, path) = scratch("aes192");
         let limits = SaLimits { replay_window: 64, ..Default::default() };
         let mut gcm = desc(0x1920, false);
         gcm.encryption = EspEncryption::AesGcm16(192);
@@ -865,9 +876,7 @@ mod tests {
     /// refused and removes nothing; a delete without a reqid removes nothing.
     #[test]
     fn peers_sharing_an_outbound_spi_keep_their_own_sas() {
-        let path = std::env::temp_dir().join(format!("iked-knl-spi-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let k = Kernel::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (k, path) = scratch("spi");
         let to = |ip: &str| -> SocketAddr { format!("{ip}:4500").parse().unwrap_or_else(|e| panic!("{e}")) };
         let mut a = desc(0x0ddb_a115, false);
         a.destination = to("198.18.0.10");
