@@ -8,7 +8,7 @@ use espd::pcap;
 use sadb::*;
 
 mod common;
-use common::{out_policy, pcap_eal, run_espd};
+use common::{out_policy, run_espd, PcapGateway};
 
 fn udp_frame(dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
     let mut f = vec![0u8; 14 + 28 + 20];
@@ -61,39 +61,10 @@ fn acquire_discard_bypass() {
             out_policy(3, Action::Bypass, 0, ([198, 18, 1, 0], 24), ([198, 19, 3, 0], 24)),
         ])
         .unwrap();
-    let cfg = format!(
-        r#"
-eal = [{eal},
-       "--vdev", "net_pcap0,rx_pcap={d}/empty.pcap,tx_pcap={d}/outside_out.pcap",
-       "--vdev", "net_pcap1,rx_pcap={d}/inside_in.pcap,tx_pcap={d}/inside_out.pcap"]
-[dataplane]
-stats_interval = 0
-[sadb]
-path = "{db}"
-[[ports]]
-name = "outside"
-device = "net_pcap0"
-role = "outside"
-addresses = ["198.18.0.1/24"]
-[[ports]]
-name = "inside"
-device = "net_pcap1"
-role = "inside"
-addresses = ["198.18.1.1/24"]
-[[routes]]
-prefix = "198.19.0.0/16"
-via = "198.18.0.2"
-[[neighbors]]
-ip = "198.18.0.2"
-mac = "02:00:00:00:00:02"
-port = "outside"
-"#,
-        eal = pcap_eal("policy"),
-        d = d.display(),
-        db = db.display()
-    );
-    std::fs::write(d.join("espd.toml"), cfg).unwrap();
-    let report = run_espd(&d.join("espd.toml"), 800);
+    let cfg = PcapGateway::new("policy", d, &db, "empty.pcap", "inside_in.pcap")
+        .route("198.19.0.0/16", "198.18.0.2")
+        .write();
+    let report = run_espd(&cfg, 800);
     let c = &report["counters"];
     assert_eq!(c["drop-no-sa-acquire"].as_u64(), Some(5), "{report}");
     assert_eq!(c["acquires"].as_u64(), Some(1), "rate-limited to one per policy per second: {report}");

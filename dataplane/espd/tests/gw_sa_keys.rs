@@ -12,7 +12,7 @@ use std::process::Command;
 use sadb::*;
 
 mod common;
-use common::{gcm_sa, key, out_policy, pcap_eal, run_espd, v4};
+use common::{gcm_sa, key, out_policy, run_espd, v4, PcapGateway};
 
 fn scapy(test: &str, command: &str, dir: &Path) {
     let out = Command::new("python3")
@@ -74,46 +74,12 @@ fn two_peers_with_the_same_outbound_spi_each_get_their_own_traffic() {
         assert!(matches!(w.add_sa(&dup), Err(SadbError::Duplicate { .. })));
     }
     drop(region);
-    let cfg = format!(
-        r#"
-eal = [{eal},
-       "--vdev", "net_pcap0,rx_pcap={d}/empty.pcap,tx_pcap={d}/outside_out.pcap",
-       "--vdev", "net_pcap1,rx_pcap={d}/inside_in.pcap,tx_pcap={d}/inside_out.pcap"]
-[dataplane]
-stats_interval = 0
-[sadb]
-path = "{db}"
-[[ports]]
-name = "outside"
-device = "net_pcap0"
-role = "outside"
-addresses = ["198.18.0.1/24"]
-[[ports]]
-name = "inside"
-device = "net_pcap1"
-role = "inside"
-addresses = ["198.18.1.1/24"]
-[[routes]]
-prefix = "198.19.1.0/24"
-via = "198.18.0.2"
-[[routes]]
-prefix = "198.19.2.0/24"
-via = "198.18.0.3"
-[[neighbors]]
-ip = "198.18.0.2"
-mac = "02:00:00:00:00:02"
-port = "outside"
-[[neighbors]]
-ip = "198.18.0.3"
-mac = "02:00:00:00:00:03"
-port = "outside"
-"#,
-        eal = pcap_eal("shared-spi"),
-        d = d.display(),
-        db = db.display()
-    );
-    std::fs::write(d.join("espd.toml"), cfg).unwrap();
-    let report = run_espd(&d.join("espd.toml"), 800);
+    let cfg = PcapGateway::new("shared-spi", d, &db, "empty.pcap", "inside_in.pcap")
+        .route("198.19.1.0/24", "198.18.0.2")
+        .route("198.19.2.0/24", "198.18.0.3")
+        .neighbor("198.18.0.3", "02:00:00:00:00:03", "outside")
+        .write();
+    let report = run_espd(&cfg, 800);
     assert_eq!(report["counters"]["encap-packets"].as_u64(), Some(21), "{report}");
     scapy("shared-spi", "check", d);
     // Each SA counted its own stream.
@@ -162,40 +128,11 @@ fn transport_mode_admits_only_the_negotiated_selectors() {
         w.add_sa(&sa).unwrap();
     }
     drop(region);
-    let cfg = format!(
-        r#"
-eal = [{eal},
-       "--vdev", "net_pcap0,rx_pcap={d}/outside_in.pcap,tx_pcap={d}/outside_out.pcap",
-       "--vdev", "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/inside_out.pcap",
-       "--vdev", "net_pcap2,rx_pcap={d}/empty.pcap,tx_pcap={d}/host_out.pcap"]
-[dataplane]
-stats_interval = 0
-[sadb]
-path = "{db}"
-[[ports]]
-name = "outside"
-device = "net_pcap0"
-role = "outside"
-addresses = ["198.18.0.1/24", "198.18.0.5/24"]
-[[ports]]
-name = "inside"
-device = "net_pcap1"
-role = "inside"
-addresses = ["198.18.1.1/24"]
-[exception]
-device = "net_pcap2"
-port = "outside"
-[[neighbors]]
-ip = "198.18.0.2"
-mac = "02:00:00:00:00:02"
-port = "outside"
-"#,
-        eal = pcap_eal("transport-sel"),
-        d = d.display(),
-        db = db.display()
-    );
-    std::fs::write(d.join("espd.toml"), cfg).unwrap();
-    let report = run_espd(&d.join("espd.toml"), 800);
+    let cfg = PcapGateway::new("transport-sel", d, &db, "outside_in.pcap", "empty.pcap")
+        .outside_addresses(r#""198.18.0.1/24", "198.18.0.5/24""#)
+        .exception("empty.pcap")
+        .write();
+    let report = run_espd(&cfg, 800);
     let c = &report["counters"];
     assert_eq!(c["decap-packets"].as_u64(), Some(2), "{report}");
     assert_eq!(c["drop-selector-mismatch"].as_u64(), Some(5), "{report}");

@@ -8,7 +8,7 @@ use std::process::Command;
 use sadb::*;
 
 mod common;
-use common::{gcm_sa, pcap_eal, run_espd, v4};
+use common::{gcm_sa, run_espd, v4, PcapGateway};
 
 fn python(dir: &std::path::Path, what: &str) -> std::process::Output {
     Command::new("python3")
@@ -74,40 +74,10 @@ fn gateway_own_traffic_in_transport_mode() {
         .unwrap();
     }
     drop(region);
-    let cfg = format!(
-        r#"
-eal = [{eal},
-       "--vdev", "net_pcap0,rx_pcap={d}/outside_in.pcap,tx_pcap={d}/outside_out.pcap",
-       "--vdev", "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/inside_out.pcap",
-       "--vdev", "net_pcap2,rx_pcap={d}/host_in.pcap,tx_pcap={d}/host_out.pcap"]
-[dataplane]
-stats_interval = 0
-[sadb]
-path = "{db}"
-[[ports]]
-name = "outside"
-device = "net_pcap0"
-role = "outside"
-addresses = ["198.18.0.1/24"]
-[[ports]]
-name = "inside"
-device = "net_pcap1"
-role = "inside"
-addresses = ["198.18.1.1/24"]
-[exception]
-device = "net_pcap2"
-port = "outside"
-[[neighbors]]
-ip = "198.18.0.2"
-mac = "02:00:00:00:00:02"
-port = "outside"
-"#,
-        eal = pcap_eal("transport"),
-        d = d.display(),
-        db = db.display()
-    );
-    std::fs::write(d.join("espd.toml"), cfg).unwrap();
-    let report = run_espd(&d.join("espd.toml"), 800);
+    let cfg = PcapGateway::new("transport", d, &db, "outside_in.pcap", "empty.pcap")
+        .exception("host_in.pcap")
+        .write();
+    let report = run_espd(&cfg, 800);
     let c = &report["counters"];
     assert_eq!((c["encap-packets"].as_u64(), c["decap-packets"].as_u64()), (Some(6), Some(6)), "{report}");
     // The ports' byte counters are the frames' bytes in the captures they read and wrote (the

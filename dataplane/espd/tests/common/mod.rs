@@ -241,6 +241,109 @@ pub fn pcap_gateway_eal(prefix: &str, outside: String, inside: String) -> Vec<St
     v
 }
 
+/// espd's configuration for a gateway on `net_pcap` devices in one directory: `outside`
+/// (`net_pcap0`, 198.18.0.1/24) and `inside` (`net_pcap1`, 198.18.1.1/24), each reading one
+/// capture and writing `outside_out.pcap` / `inside_out.pcap`, and the peer 198.18.0.2 as a
+/// static neighbour; each test adds what differs.
+pub struct PcapGateway {
+    tag: &'static str,
+    dir: std::path::PathBuf,
+    db: std::path::PathBuf,
+    rx: [&'static str; 2],
+    outside: &'static str,
+    exception_rx: Option<&'static str>,
+    extra: String,
+}
+
+impl PcapGateway {
+    /// Reading `outside_rx` and `inside_rx` (file names in `dir`), with the database `db`.
+    pub fn new(
+        tag: &'static str,
+        dir: &Path,
+        db: &Path,
+        outside_rx: &'static str,
+        inside_rx: &'static str,
+    ) -> Self {
+        PcapGateway {
+            tag,
+            dir: dir.to_path_buf(),
+            db: db.to_path_buf(),
+            rx: [outside_rx, inside_rx],
+            outside: r#""198.18.0.1/24""#,
+            exception_rx: None,
+            extra: String::new(),
+        }
+    }
+
+    /// The outside port's addresses instead of 198.18.0.1/24 (TOML strings, comma-separated).
+    pub fn outside_addresses(mut self, toml: &'static str) -> Self {
+        self.outside = toml;
+        self
+    }
+
+    /// An exception device (`net_pcap2`) reading `rx` and writing `host_out.pcap`.
+    pub fn exception(mut self, rx: &'static str) -> Self {
+        self.exception_rx = Some(rx);
+        self
+    }
+
+    /// A static route.
+    pub fn route(mut self, prefix: &str, via: &str) -> Self {
+        self.extra += &format!("[[routes]]\nprefix = \"{prefix}\"\nvia = \"{via}\"\n");
+        self
+    }
+
+    /// A static neighbour.
+    pub fn neighbor(mut self, ip: &str, mac: &str, port: &str) -> Self {
+        self.extra += &format!("[[neighbors]]\nip = \"{ip}\"\nmac = \"{mac}\"\nport = \"{port}\"\n");
+        self
+    }
+
+    /// Writes the configuration to `espd.toml` in the directory, and returns its path.
+    pub fn write(&self) -> std::path::PathBuf {
+        let d = self.dir.display();
+        let vdev = |n: usize, rx: &str, tx: &str| {
+            format!(r#", "--vdev", "net_pcap{n},rx_pcap={d}/{rx},tx_pcap={d}/{tx}""#)
+        };
+        let mut vdevs = vdev(0, self.rx[0], "outside_out.pcap") + &vdev(1, self.rx[1], "inside_out.pcap");
+        let mut exception = String::new();
+        if let Some(rx) = self.exception_rx {
+            vdevs += &vdev(2, rx, "host_out.pcap");
+            exception = "[exception]\ndevice = \"net_pcap2\"\nport = \"outside\"\n".into();
+        }
+        let cfg = format!(
+            r#"
+eal = [{eal}{vdevs}]
+[dataplane]
+stats_interval = 0
+[sadb]
+path = "{db}"
+[[ports]]
+name = "outside"
+device = "net_pcap0"
+role = "outside"
+addresses = [{outside}]
+[[ports]]
+name = "inside"
+device = "net_pcap1"
+role = "inside"
+addresses = ["198.18.1.1/24"]
+{exception}[[neighbors]]
+ip = "198.18.0.2"
+mac = "02:00:00:00:00:02"
+port = "outside"
+{extra}"#,
+            eal = pcap_eal(self.tag),
+            db = self.db.display(),
+            outside = self.outside,
+            extra = self.extra,
+        );
+        let path = self.dir.join("espd.toml");
+        std::fs::write(&path, cfg).unwrap();
+        path
+    }
+}
+
 /// Runs `espd --config CFG --idle-exit-ms IDLE --json`, asserts it exits cleanly, returns
 /// its report.
 pub fn run_espd(cfg: &Path, idle_ms: u32) -> serde_json::Value {
