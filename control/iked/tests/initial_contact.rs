@@ -7,13 +7,10 @@
 #[path = "common/sim.rs"]
 mod sim;
 
-use ike::engine::{
-    AuthMethod, ChildConfig, Command, Engine, EngineConfig, EspEncryption, EspProposal, Identity,
-    IkeProposal, Mode, PeerConfig, Phase1Mode, TrafficSelector, Transmit, TsAddress,
-};
+use ike::engine::{Command, Engine, TrafficSelector, Transmit, TsAddress};
 use iked::manager::Manager;
 use iked::sadb_writer::SadbWriter;
-use sim::{Seeded, Spis, WALL};
+use sim::WALL;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,39 +60,11 @@ secret = "group-psk-of-the-road-warriors"
 /// A road warrior with its own identity, on a private address behind the NAT, without NAT-T
 /// (the NAT only rewrites its port, which IKE survives).
 fn client(name: &str, spi_base: u32, host_net: [u8; 4]) -> Engine {
-    let p = PeerConfig {
-        name: "gw".into(),
-        remote_address: US,
-        local_address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-        local_id: Identity::UserFqdn(format!("{name}@example.net")),
-        remote_id: Identity::UserFqdn("gw@example.net".into()),
-        auth: AuthMethod::PreSharedKey(ike::crypto::Secret::new(b"group-psk-of-the-road-warriors".to_vec())),
-        mode: Phase1Mode::Main,
-        accept_aggressive: false,
-        prefer_configured_proposals: false,
-        ike_proposals: vec![IkeProposal {
-            cipher: ike::crypto::Cipher::Aes128Cbc,
-            hash: ike::crypto::HashAlgorithm::Sha256,
-            group: ike::crypto::DhGroup::Curve25519,
-        }],
-        ike_lifetime: Duration::from_secs(4 * 3600),
-        child: ChildConfig {
-            local_ts: subnet(host_net, 24),
-            remote_ts: subnet([10, 1, 0, 0], 16),
-            proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }],
-            mode: Mode::Tunnel,
-            pfs_group: None,
-            lifetime_seconds: 3600,
-            lifetime_kilobytes: 0,
-        },
-        nat_traversal: false,
-        initial_contact: true,
-    };
-    Engine::new(
-        EngineConfig { peers: vec![p], ..EngineConfig::default() },
-        Box::new(Seeded::new(u64::from(spi_base))),
-        Box::new(Spis(spi_base)),
-    )
+    let (id, ts) = (format!("{name}@example.net"), (subnet(host_net, 24), subnet([10, 1, 0, 0], 16)));
+    let local = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    let mut p = sim::peer_config(US, local, (&id, "gw@example.net"), b"group-psk-of-the-road-warriors", ts);
+    p.name = "gw".into();
+    sim::peer_engine_of(p, u64::from(spi_base), spi_base)
 }
 
 struct Net {
@@ -146,25 +115,19 @@ impl Net {
                 }
                 while c.poll_event().is_some() {}
             }
-            let next = [
+            let deadlines = [
                 self.wire.iter().map(|(t, _)| *t).min(),
                 self.clients.iter().filter_map(|(_, c)| c.poll_timeout()).min(),
                 self.us.poll_timeout().filter(|t| *t > self.now),
                 Some(self.next_beat),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(until);
-            if next > until {
+            ];
+            let Some(next) = sim::next_moment(until, deadlines) else {
                 self.now = until;
                 return;
-            }
+            };
             self.now = self.now.max(next);
             let now = self.now;
-            let (due, keep): (Vec<_>, Vec<_>) = self.wire.drain(..).partition(|(t, _)| *t <= now);
-            self.wire = keep;
-            for (_, t) in due {
+            for t in sim::take_due(&mut self.wire, now) {
                 if t.destination.ip() == US {
                     self.us.handle_datagram(now, t.destination, t.source, &t.contents);
                 } else if let Some((_, c)) = self.clients.iter_mut().find(|(p, _)| *p == t.destination) {

@@ -10,14 +10,11 @@
 #[path = "common/sim.rs"]
 mod sim;
 
-use ike::engine::{
-    AuthMethod, ChildConfig, Command, Engine, EngineConfig, EspEncryption, EspProposal, Event, Identity,
-    IkeProposal, IkeSaId, Mode, PeerConfig, Phase1Mode, TrafficSelector, TsAddress,
-};
+use ike::engine::{Command, Engine, Event, IkeSaId, TrafficSelector, TsAddress};
 use iked::config;
 use iked::manager::Manager;
 use iked::sadb_writer::SadbWriter;
-use sim::{Seeded, Spis, WALL};
+use sim::WALL;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -73,39 +70,13 @@ secret = "manager-pair-psk"
 
 /// The peer: the mirror of [`our_config`] as a bare engine entry.
 fn peer_engine(lifetime_seconds: u32, lifetime_kilobytes: u32) -> Engine {
-    let p = PeerConfig {
-        name: "us".into(),
-        remote_address: US,
-        local_address: PEER,
-        local_id: Identity::UserFqdn("gw-b@example.net".into()),
-        remote_id: Identity::UserFqdn("gw-a@example.net".into()),
-        auth: AuthMethod::PreSharedKey(ike::crypto::Secret::new(b"manager-pair-psk".to_vec())),
-        mode: Phase1Mode::Main,
-        accept_aggressive: false,
-        prefer_configured_proposals: false,
-        ike_proposals: vec![IkeProposal {
-            cipher: ike::crypto::Cipher::Aes128Cbc,
-            hash: ike::crypto::HashAlgorithm::Sha256,
-            group: ike::crypto::DhGroup::Curve25519,
-        }],
-        ike_lifetime: Duration::from_secs(4 * 3600),
-        child: ChildConfig {
-            local_ts: subnet([10, 2, 0, 0], 16),
-            remote_ts: subnet([10, 1, 0, 0], 16),
-            proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }],
-            mode: Mode::Tunnel,
-            pfs_group: None,
-            lifetime_seconds,
-            lifetime_kilobytes,
-        },
-        nat_traversal: true,
-        initial_contact: true,
-    };
-    Engine::new(
-        EngineConfig { peers: vec![p], ..EngineConfig::default() },
-        Box::new(Seeded::new(2)),
-        Box::new(Spis(0x7000_0000)),
-    )
+    let ids = ("gw-b@example.net", "gw-a@example.net");
+    let ts = (subnet([10, 2, 0, 0], 16), subnet([10, 1, 0, 0], 16));
+    let mut p = sim::peer_config(US, PEER, ids, b"manager-pair-psk", ts);
+    p.name = "us".into();
+    (p.child.lifetime_seconds, p.child.lifetime_kilobytes) = (lifetime_seconds, lifetime_kilobytes);
+    p.nat_traversal = true;
+    sim::peer_engine_of(p, 2, 0x7000_0000)
 }
 
 struct Pair {
@@ -197,27 +168,20 @@ impl Pair {
                 }
                 self.peer_events.push(e);
             }
-            let next_wire = self.wire.iter().map(|(t, _)| *t).min();
-            let next = [
-                next_wire,
+            let deadlines = [
+                self.wire.iter().map(|(t, _)| *t).min(),
                 self.peer.poll_timeout(),
                 self.us.poll_timeout().filter(|t| *t > self.now),
                 Some(self.next_beat),
                 Some(self.next_poll),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(until);
-            if next > until {
+            ];
+            let Some(next) = sim::next_moment(until, deadlines) else {
                 self.now = until;
                 return;
-            }
+            };
             self.now = self.now.max(next);
             let now = self.now;
-            let (due, keep): (Vec<_>, Vec<_>) = self.wire.drain(..).partition(|(t, _)| *t <= now);
-            self.wire = keep;
-            for (_, t) in due.into_iter().filter(|_| !self.peer_silent) {
+            for t in sim::take_due(&mut self.wire, now).into_iter().filter(|_| !self.peer_silent) {
                 if t.destination.ip() == US {
                     self.us.handle_datagram(now, t.destination, t.source, &t.contents);
                 } else {

@@ -1,6 +1,6 @@
 //! What the tests that run the SA manager in memory and in virtual time
 //! share: seeded randomness, so that a run repeats, a counting SPI allocator
-//! for the bare peer engines, and a fixed wall clock.
+//! and a peer entry for the bare peer engines, and a fixed wall clock.
 
 use iked::manager::Randomness;
 use rand_core::{impls, CryptoRng, RngCore};
@@ -62,4 +62,75 @@ impl ike::engine::SpiAllocator for Spis {
         Some(self.0)
     }
     fn release(&mut self, _: u32) {}
+}
+
+/// The peer entry of a bare engine playing the other end, towards `remote` from `local`:
+/// Main Mode with the PSK `psk`, identities `(ours, theirs)` as user FQDNs, AES-128-CBC,
+/// SHA-256 and Curve25519 for IKE, AES-GCM-128 tunnels between `(local_ts, remote_ts)`
+/// without PFS, INITIAL-CONTACT on; a test changes the fields it is about.
+pub fn peer_config(
+    remote: std::net::IpAddr,
+    local: std::net::IpAddr,
+    ids: (&str, &str),
+    psk: &[u8],
+    ts: (ike::engine::TrafficSelector, ike::engine::TrafficSelector),
+) -> ike::engine::PeerConfig {
+    use ike::engine::*;
+    PeerConfig {
+        name: "peer".into(),
+        remote_address: remote,
+        local_address: local,
+        local_id: Identity::UserFqdn(ids.0.into()),
+        remote_id: Identity::UserFqdn(ids.1.into()),
+        auth: AuthMethod::PreSharedKey(ike::crypto::Secret::new(psk.to_vec())),
+        mode: Phase1Mode::Main,
+        accept_aggressive: false,
+        prefer_configured_proposals: false,
+        ike_proposals: vec![IkeProposal {
+            cipher: ike::crypto::Cipher::Aes128Cbc,
+            hash: ike::crypto::HashAlgorithm::Sha256,
+            group: ike::crypto::DhGroup::Curve25519,
+        }],
+        ike_lifetime: std::time::Duration::from_secs(4 * 3600),
+        child: ChildConfig {
+            local_ts: ts.0,
+            remote_ts: ts.1,
+            proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }],
+            mode: Mode::Tunnel,
+            pfs_group: None,
+            lifetime_seconds: 3600,
+            lifetime_kilobytes: 0,
+        },
+        nat_traversal: false,
+        initial_contact: true,
+    }
+}
+
+/// A bare engine with the one peer entry `p`, seeded with `seed`, its SPIs from `spis`.
+pub fn peer_engine_of(p: ike::engine::PeerConfig, seed: u64, spis: u32) -> ike::engine::Engine {
+    ike::engine::Engine::new(
+        ike::engine::EngineConfig { peers: vec![p], ..ike::engine::EngineConfig::default() },
+        Box::new(Seeded::new(seed)),
+        Box::new(Spis(spis)),
+    )
+}
+
+/// The virtual clock's next moment: the earliest of `deadlines` (`until` if none), or `None`
+/// when that is past `until`.
+pub fn next_moment(
+    until: std::time::Instant,
+    deadlines: impl IntoIterator<Item = Option<std::time::Instant>>,
+) -> Option<std::time::Instant> {
+    let next = deadlines.into_iter().flatten().min().unwrap_or(until);
+    (next <= until).then_some(next)
+}
+
+/// The datagrams on `wire` due at `now`, in the order they were sent; the others stay.
+pub fn take_due(
+    wire: &mut Vec<(std::time::Instant, ike::engine::Transmit)>,
+    now: std::time::Instant,
+) -> Vec<ike::engine::Transmit> {
+    let (due, keep): (Vec<_>, Vec<_>) = wire.drain(..).partition(|(t, _)| *t <= now);
+    *wire = keep;
+    due.into_iter().map(|(_, t)| t).collect()
 }
