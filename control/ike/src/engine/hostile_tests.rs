@@ -260,16 +260,7 @@ fn forged_quick_mode_and_informational_messages_change_nothing() {
 fn only_an_authenticated_message_from_the_new_port_moves_the_peer() {
     let mut n = Net::new(Phase1Mode::Main);
     let now = n.now;
-    n.a.handle_command(now, Command::Initiate { peer: 0 });
-    let mut log = Vec::new();
-    for _ in 0..8 {
-        let ts = n.take(A);
-        log.extend(ts.clone());
-        n.deliver(&ts);
-        let ts = n.take(B);
-        n.deliver(&ts);
-    }
-    assert_eq!((count(&n.a_events, is_install), count(&n.b_events, is_install)), (1, 1));
+    let log = established(&mut n);
     let a_id = n.a.ike_sas()[0].id;
     // An authenticated Informational (DPD), delivered once.
     n.a.handle_command(now, Command::DeadPeerDetection(a_id));
