@@ -69,15 +69,30 @@ fn config(dir: &Path, extra: &str) -> (PathBuf, PathBuf, PathBuf) {
     (conf, sock, db)
 }
 
-/// Runs iked on `conf` expecting it to fail at start: returns its stderr.
-fn iked_fails(conf: &Path) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iked"))
+/// Starts iked on `conf`, its stderr piped.
+fn spawn_iked(conf: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_iked"))
         .arg("--config")
         .arg(conf)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Waits up to 10 s for `ready`.
+fn wait_until(ready: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if ready() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Runs iked on `conf` expecting it to fail at start: returns its stderr.
+fn iked_fails(conf: &Path) -> String {
+    let mut child = spawn_iked(conf);
     for _ in 0..400 {
         if let Some(st) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
             let mut err = String::new();
@@ -264,19 +279,8 @@ fn the_control_socket_serves_root_and_ctl_group_and_refuses_other_callers() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
         .unwrap_or_else(|e| panic!("{e}"));
     let (conf, sock, _db) = config(dir.path(), "ctl_group = \"nogroup\"");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iked"))
-        .arg("--config")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    for _ in 0..400 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let mut child = spawn_iked(&conf);
+    wait_until(|| sock.exists());
     let md = std::fs::symlink_metadata(&sock).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((md.mode() & 0o7777, md.gid()), (0o660, NOGROUP), "0660 and the group's");
 
@@ -311,19 +315,8 @@ fn the_control_socket_serves_root_and_ctl_group_and_refuses_other_callers() {
 fn iked_exits_naming_its_sa_database_when_the_file_shrinks() {
     let dir = tempdir();
     let (conf, sock, db) = config(dir.path(), "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iked"))
-        .arg("--config")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    for _ in 0..400 {
-        if sock.exists() && db.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let mut child = spawn_iked(&conf);
+    wait_until(|| sock.exists() && db.exists());
     std::thread::sleep(Duration::from_millis(300));
     // The last page only: nothing iked does while idle touches it, so the periodic check
     // finds the loss, not a SIGBUS.

@@ -236,10 +236,7 @@ fn forged_quick_mode_and_informational_messages_change_nothing() {
     assert_eq!((sa.discarded_malformed, sa.auth_failed, sa.failed), (1, 1, 0));
     // The genuine reply completes the Quick Mode on both sides.
     n.deliver(&qm2);
-    n.settle();
-    assert_eq!(failures(&n.a_events), vec![]);
-    assert_eq!(failures(&n.b_events), vec![]);
-    assert_eq!((count(&n.a_events, is_install), count(&n.b_events, is_install)), (1, 1));
+    settles_with_one_tunnel(&mut n);
 
     // A Delete of the child with a wrong HASH deletes nothing.
     let spi = n.b.ike_sas()[0].children[0].1;
@@ -335,10 +332,7 @@ fn unauthenticated_notifies_and_bad_messages_do_not_end_a_half_open_phase_1() {
     assert_eq!(n.b.ike_sas()[0].state, "MmRSentKe");
     assert_eq!(n.a.ike_sas()[0].state, "MmISentAuth");
     n.deliver(&mm5);
-    n.settle();
-    assert_eq!(failures(&n.a_events), vec![]);
-    assert_eq!(failures(&n.b_events), vec![]);
-    assert_eq!((count(&n.a_events, is_install), count(&n.b_events, is_install)), (1, 1));
+    settles_with_one_tunnel(&mut n);
     let (sa, sb) = (n.a.stats(), n.b.stats());
     assert_eq!((sa.discarded_unauthenticated_notify, sa.discarded_malformed), (1, 1));
     assert_eq!(
@@ -366,6 +360,14 @@ fn a_half_open_phase_1_that_times_out_reports_the_notify_it_got() {
     }
     assert_eq!(failures(&n.a_events), vec![Error::PeerNotified(NotifyType::NO_PROPOSAL_CHOSEN)]);
     assert_eq!(n.a.ike_sa_count(), 0);
+}
+
+/// Lets the exchanges finish: no failure on either side, one SA pair installed at each.
+fn settles_with_one_tunnel(n: &mut Net) {
+    n.settle();
+    assert_eq!(failures(&n.a_events), vec![]);
+    assert_eq!(failures(&n.b_events), vec![]);
+    assert_eq!((count(&n.a_events, is_install), count(&n.b_events, is_install)), (1, 1));
 }
 
 /// Runs phase 1 and the first Quick Mode; every datagram A sent.
@@ -479,10 +481,7 @@ fn unauthenticated_notifies_and_bad_messages_do_not_end_a_half_open_aggressive_m
     assert!(n.take(B).is_empty());
     assert_eq!(n.b.ike_sas()[0].state, "AmRSent2");
     n.deliver(&am3_and_qm1);
-    n.settle();
-    assert_eq!(failures(&n.a_events), vec![]);
-    assert_eq!(failures(&n.b_events), vec![]);
-    assert_eq!((count(&n.a_events, is_install), count(&n.b_events, is_install)), (1, 1));
+    settles_with_one_tunnel(&mut n);
     let (sa, sb) = (n.a.stats(), n.b.stats());
     assert_eq!((sa.discarded_unauthenticated_notify, sa.discarded_malformed), (1, 1));
     assert_eq!((sb.discarded_unauthenticated_notify, sb.discarded_bad_hash), (1, 1));
