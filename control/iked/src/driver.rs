@@ -1,7 +1,8 @@
 //! The engine loop (strongSwan's `net` subsystem plus the scheduler): UDP
-//! sockets on the IKE and NAT-T ports of every listen address, a beat that
-//! drives timers and the dataplane's events, and the [`EngineControl`] the
-//! control socket calls into.
+//! sockets on the IKE and NAT-T ports of every listen address, a sleep until
+//! the manager's next deadline ([`Manager::poll_timeout`], exact: no beat),
+//! a short interval that reads the dataplane's event ring, and the
+//! [`EngineControl`] the control socket calls into.
 //!
 //! One task owns the sockets' receive side and the timer; the
 //! [`Manager`] sits behind a mutex shared with control requests, which are
@@ -19,9 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
-/// The scheduler's beat: timers of the manager run at least this often.
-pub const BEAT: Duration = Duration::from_millis(100);
-/// How often the dataplane's events are read between beats: a soft volume
+/// How often the dataplane's event ring is read: a soft volume
 /// limit's event starts a rekey that must finish before the hard limit (1 MB
 /// of margin is 100 ms at 10 MB/s). Reading an empty event ring costs one
 /// lock of the SA database.
@@ -168,11 +167,8 @@ async fn run(
     mut rx: mpsc::Receiver<(SocketAddr, SocketAddr, Vec<u8>)>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut beat = tokio::time::interval(BEAT);
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dataplane = tokio::time::interval(DATAPLANE_POLL);
     dataplane.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_reap = Instant::now();
     loop {
         let deadline = h.lock().poll_timeout();
         let sleep = async {
@@ -195,15 +191,6 @@ async fn run(
             }
             _ = sleep => h.lock().tick(Instant::now()),
             _ = dataplane.tick() => h.lock().poll_dataplane(Instant::now()),
-            _ = beat.tick() => {
-                let mut m = h.lock();
-                let now = Instant::now();
-                m.tick(now);
-                if now.saturating_duration_since(last_reap) > Duration::from_secs(1) {
-                    m.reap_orphans(now);
-                    last_reap = now;
-                }
-            }
             _ = h.wake.notified() => {}
             _ = stop.changed() => {
                 flush(&h, &sockets).await;

@@ -2,7 +2,7 @@
 //! crate: swanctl-style configuration, the ikectl control socket, logging
 //! per subsystem, and Wireshark key logs.
 //!
-//! The engine loop ([`driver`]: UDP sockets on 500/4500, the beat) drives the
+//! The engine loop ([`driver`]: UDP sockets on 500/4500, the manager's deadlines) drives the
 //! [`manager::Manager`], which runs the SA lifecycle and installs into the
 //! SA database through [`sadb_writer`]; the control socket reaches it through
 //! [`daemon::EngineControl`].

@@ -19,7 +19,6 @@ const US: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
 /// The NAT's public address, shared by every client.
 const NAT: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
 const LATENCY: Duration = Duration::from_millis(10);
-const BEAT: Duration = Duration::from_millis(100);
 
 fn subnet(a: [u8; 4], p: u8) -> TrafficSelector {
     TrafficSelector { address: TsAddress::Subnet(IpAddr::V4(Ipv4Addr::from(a)), p), protocol: 0, port: 0 }
@@ -72,7 +71,6 @@ struct Net {
     /// Clients by the public address and port the NAT gave them.
     clients: Vec<(SocketAddr, Engine)>,
     now: Instant,
-    next_beat: Instant,
     wire: Vec<(Instant, Transmit)>,
     dir: tempfile::TempDir,
 }
@@ -85,7 +83,7 @@ impl Net {
         let now = Instant::now();
         let mut us = Manager::new(cfg, kernel, None, sim::randomness(1));
         us.start(now);
-        Self { us, clients: Vec::new(), now, next_beat: now, wire: Vec::new(), dir }
+        Self { us, clients: Vec::new(), now, wire: Vec::new(), dir }
     }
 
     /// A client behind the NAT at public port `port` initiates.
@@ -119,7 +117,6 @@ impl Net {
                 self.wire.iter().map(|(t, _)| *t).min(),
                 self.clients.iter().filter_map(|(_, c)| c.poll_timeout()).min(),
                 self.us.poll_timeout().filter(|t| *t > self.now),
-                Some(self.next_beat),
             ];
             let Some(next) = sim::next_moment(until, deadlines) else {
                 self.now = until;
@@ -142,11 +139,8 @@ impl Net {
                     c.handle_timeout(now);
                 }
             }
-            if self.next_beat <= now || self.us.poll_timeout().is_some_and(|t| t <= now) {
+            if self.us.poll_timeout().is_some_and(|t| t <= now) {
                 self.us.tick(now);
-            }
-            if self.next_beat <= now {
-                self.next_beat = now + BEAT;
             }
         }
     }

@@ -3,8 +3,8 @@
 //! peer is a bare `ike::Engine` the test drives the way strongSwan behaves
 //! (it re-establishes the ISAKMP SA, adopts the children into the new one and
 //! deletes the old ISAKMP SA alone). Every datagram travels in 10 ms; the
-//! manager's beat runs every 100 ms of virtual time, its dataplane events are
-//! read every 10 ms, as the daemon does. Where traffic matters, the test plays
+//! manager's timers run when its `poll_timeout` comes, its dataplane events
+//! are read every 10 ms, as the daemon does. Where traffic matters, the test plays
 //! the dataplane on the same database ([`Dataplane`]).
 
 #[path = "common/sim.rs"]
@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 const US: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
 const LATENCY: Duration = Duration::from_millis(10);
-const BEAT: Duration = Duration::from_millis(100);
-/// The daemon's beat for the dataplane's events.
+/// How often the daemon reads the dataplane's events.
 const DATAPLANE_POLL: Duration = iked::driver::DATAPLANE_POLL;
 
 fn subnet(a: [u8; 4], p: u8) -> TrafficSelector {
@@ -85,8 +84,9 @@ struct Pair {
     /// The SA database the manager writes, opened a second time to look.
     db: SadbWriter,
     now: Instant,
-    next_beat: Instant,
-    /// When the daemon's shorter dataplane beat reads the event ring next.
+    /// How often the manager's timers ran ([`Manager::tick`]).
+    ticks: u64,
+    /// When the daemon reads the event ring next.
     next_poll: Instant,
     wire: Vec<(Instant, ike::engine::Transmit)>,
     peer_events: Vec<Event>,
@@ -132,7 +132,7 @@ impl Pair {
             peer: peer_engine(3600, 0),
             db,
             now,
-            next_beat: now,
+            ticks: 0,
             next_poll: now,
             wire: Vec::new(),
             peer_events: Vec::new(),
@@ -172,7 +172,6 @@ impl Pair {
                 self.wire.iter().map(|(t, _)| *t).min(),
                 self.peer.poll_timeout(),
                 self.us.poll_timeout().filter(|t| *t > self.now),
-                Some(self.next_beat),
                 Some(self.next_poll),
             ];
             let Some(next) = sim::next_moment(until, deadlines) else {
@@ -191,11 +190,9 @@ impl Pair {
             if self.peer.poll_timeout().is_some_and(|t| t <= now) {
                 self.peer.handle_timeout(now);
             }
-            if self.next_beat <= now || self.us.poll_timeout().is_some_and(|t| t <= now) {
+            if self.us.poll_timeout().is_some_and(|t| t <= now) {
                 self.us.tick(now);
-            }
-            if self.next_beat <= now {
-                self.next_beat = now + BEAT;
+                self.ticks += 1;
             }
             if self.next_poll <= now {
                 self.us.poll_dataplane(now);
@@ -565,6 +562,56 @@ fn a_short_lifetime_proposed_by_the_peer_does_not_rekey_at_once() {
     assert!((20..=28).contains(&rekey), "rekey in {rekey} s");
     pair.run_for(Duration::from_secs(15));
     assert_eq!(pair.our_sas(), first, "no rekey in the first 15 s");
+}
+
+/// The manager's timers have no beat: its `poll_timeout` is the next thing
+/// due (here the rekey, `rekey_time` after the install), and over 100 s of
+/// a tunnel rekeyed every 20 s they run a few times per rekey (the rekey,
+/// its outbound switch, the old pair's deletion, the moments of deadlines
+/// that the rekey made moot), not every 100 ms; the rekeys still come on time.
+#[test]
+fn timers_run_when_something_is_due_not_on_a_beat() {
+    let mut pair = up("rekey_time = \"20s\"\nlife_time = \"30s\"\nrand_time = \"0s\"", 3600);
+    let next = pair.us.poll_timeout().unwrap_or_else(|| panic!("nothing armed"));
+    let after = next.saturating_duration_since(pair.now);
+    assert!(
+        after > Duration::from_secs(17) && after <= Duration::from_millis(18_500),
+        "next deadline in {after:?}"
+    );
+    let ticks = pair.ticks;
+    pair.run_for(after - Duration::from_millis(1));
+    assert_eq!(pair.ticks, ticks, "nothing ran before the rekey was due");
+    let before = pair.our_sas();
+    pair.run_for(Duration::from_secs(1));
+    assert!(
+        pair.our_sas().is_disjoint(&before) || pair.our_sas().len() > 2,
+        "the rekey started at its moment"
+    );
+    let ticks = pair.ticks;
+    pair.run_for(Duration::from_secs(100));
+    let ids: Vec<u64> = pair
+        .us
+        .list_sas(pair.now, WALL)
+        .iter()
+        .flat_map(|s| s.child_sas.iter().map(|c| c.uniqueid))
+        .collect();
+    assert_eq!(ids, vec![6], "one rekey every 20 s: five more");
+    let ran = pair.ticks - ticks;
+    assert!((5..=40).contains(&ran), "the timers ran {ran} times in 100 s");
+    pair.assert_mirrored("after five rekeys");
+}
+
+/// With DPD (`dpd_delay` 2 s) on an idle tunnel whose peer answers, the
+/// timers run for DPD's looks and probes: about one per `dpd_delay`.
+#[test]
+fn dpd_looks_come_every_dpd_delay() {
+    let mut pair = Pair::with(DPD, "", 3600);
+    let first = pair.bring_up();
+    let ticks = pair.ticks;
+    pair.run_for(Duration::from_secs(60));
+    let ran = pair.ticks - ticks;
+    assert!((15..=70).contains(&ran), "the timers ran {ran} times in 60 s");
+    pair.assert_installed(first, "idle, answering DPD");
 }
 
 /// `list-sas` numbers child SAs with a counter (charon's uniqueid), not

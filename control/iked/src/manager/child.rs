@@ -141,11 +141,12 @@ impl Manager {
             c.rekey_at = None;
             c.rekey_started = Some(now);
             c.rekey_mark = mark;
+            self.deadlines.arm(now + REKEY_RETRY);
         }
     }
 
-    /// On the beat: rekeys and deletions that are due, and rekeys that got
-    /// no result within [`REKEY_RETRY`] tried again.
+    /// Rekeys and deletions that are due, and rekeys that got no result
+    /// within [`REKEY_RETRY`] tried again.
     pub(super) fn child_timers(&mut self, now: Instant) {
         let mut rekeys = Vec::new();
         let mut deletes = Vec::new();
@@ -158,10 +159,11 @@ impl Manager {
         }
         for c in &mut self.children {
             let stuck = matches!(c.state, ChildState::Rekeying | ChildState::PeerRekeying);
-            if stuck && c.rekey_started.is_some_and(|t| now > t + REKEY_RETRY) {
+            if stuck && c.rekey_started.is_some_and(|t| now >= t + REKEY_RETRY) {
                 // The Quick Mode failed or got no answer: try again.
                 c.state = ChildState::Installed;
                 c.rekey_at = Some(now);
+                self.deadlines.arm(now);
             }
         }
         for i in rekeys {
@@ -302,6 +304,7 @@ impl Manager {
                         c.state = ChildState::PeerRekeying;
                         c.rekey_at = None;
                         c.rekey_started = Some(now);
+                        self.deadlines.arm(now + REKEY_RETRY);
                     }
                 }
             }
@@ -356,6 +359,7 @@ impl Manager {
                 outbound.spi,
                 delay.as_millis()
             );
+            self.deadlines.arm(now + delay);
             self.deferred_outbound.push(DeferredOutbound {
                 due: now + delay,
                 ike_sa,
@@ -405,6 +409,13 @@ impl Manager {
             c.installed = now;
             c.rekey_at = rekey_at;
             c.expire_at = Some(now + life);
+            self.deadlines.arm_opt(rekey_at);
+            self.deadlines.arm(now + life);
+            if !self.leftovers.is_empty() {
+                // An earlier run's SAs of this reqid go once this pair is
+                // past the overlap (`reap_orphans`).
+                self.deadlines.arm(now + REKEY_OVERLAP);
+            }
         }
         tracing::info!(
             target: "knl",
@@ -453,6 +464,7 @@ impl Manager {
                     // Stop sending on it now (the policy falls back to the other
                     // pair); keep receiving on it until the peer did the same.
                     c.delete_at = Some(now + REKEY_OVERLAP);
+                    self.deadlines.arm(now + REKEY_OVERLAP);
                     let out = c.spi_out;
                     if let Err(e) = self.kernel.del_sa(out, false, Some(reqid)) {
                         tracing::error!(target: "knl", "removing outbound SA {out:08x}: {e}");
@@ -466,6 +478,7 @@ impl Manager {
                 c.rekey_at = None;
                 if new.initiated || o.state == ChildState::Rekeying {
                     c.delete_at = Some(now + REKEY_OVERLAP);
+                    self.deadlines.arm(now + REKEY_OVERLAP);
                 }
             }
         }
@@ -517,6 +530,11 @@ impl Manager {
         // Half-installed or half-deleted: finish the other direction.
         let (other, other_inbound) = if c.spi_in != 0 { (c.spi_in, true) } else { (c.spi_out, false) };
         let c = self.children.remove(i);
+        if self.ike.get(&c.ike_sa).is_some_and(|s| s.replaced) {
+            // A replaced ISAKMP SA may have waited for its last child
+            // (`delete_replaced_ike_sas`): look again now.
+            self.deadlines.arm(now);
+        }
         if other != 0 {
             let _ = self.kernel.del_sa(other, other_inbound, Some(c.reqid));
             if other_inbound {

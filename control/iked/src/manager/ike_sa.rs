@@ -9,6 +9,12 @@ use ike::engine::{Command, IkeSaId};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+/// While a peer with DPD sends traffic, its children's counters are looked
+/// at this many times per `dpd_delay`, so that the idle time is known
+/// within `dpd_delay / DPD_LOOKS_PER_DELAY` when the traffic stops (the
+/// dataplane counts packets; it keeps no exact time of the last one).
+const DPD_LOOKS_PER_DELAY: u32 = 8;
+
 /// Pause before retrying a failed initiation.
 const RETRY_DELAY: Duration = Duration::from_secs(3);
 
@@ -102,8 +108,13 @@ fn initial_contact_victims(new: (IkeSaId, Contact<'_>), all: &[(IkeSaId, Contact
 }
 
 impl Manager {
-    /// On the beat: DPD of idle peers (probe, or declare dead) and the
-    /// re-establishment of ISAKMP SAs that are due.
+    /// DPD of idle peers (probe, or declare dead) and the re-establishment
+    /// of ISAKMP SAs that are due. An IKE SA with DPD is looked at
+    /// `dpd_delay` after its last sign of life (as strongSwan schedules its
+    /// DPD check), and more often while its peer sends
+    /// ([`DPD_LOOKS_PER_DELAY`]); it is probed once `dpd_delay` passed with
+    /// no inbound packet, so a dead peer is probed within `dpd_delay` and
+    /// one look interval of its last packet.
     pub(super) fn ike_timers(&mut self, now: Instant) {
         let mut reauth = Vec::new();
         let mut dpd = Vec::new();
@@ -131,7 +142,7 @@ impl Manager {
             };
             // RFC 3706 §5.5: only an idle peer is probed. The children's
             // inbound counters say whether it is idle (as strongSwan reads
-            // the kernel's SA use times), looked at on every beat.
+            // the kernel's SA use times).
             let packets = inbound.get(&id).copied().unwrap_or(0);
             if packets != d.inbound_packets {
                 d.inbound_packets = packets;
@@ -149,6 +160,17 @@ impl Manager {
                     dpd.push(id);
                 }
                 None => {}
+            }
+            // The next look: the probe's deadline; while the peer sends, a
+            // fraction of `dpd_delay` later; else `dpd_delay` after the last
+            // sign of life.
+            let next = match d.probe_deadline {
+                Some(deadline) => deadline,
+                None if d.last_activity == now => now + delay / DPD_LOOKS_PER_DELAY,
+                None => d.last_activity + delay,
+            };
+            if next > now {
+                self.deadlines.arm(next);
             }
             if let Some(st) = self.ike.get_mut(&id) {
                 st.dpd = Some(d);
@@ -172,10 +194,15 @@ impl Manager {
 
     /// The peer of `id` answered our R-U-THERE: alive, idle from now on.
     pub(super) fn on_dpd_ack(&mut self, now: Instant, id: IkeSaId) {
-        if let Some(d) = self.ike.get_mut(&id).and_then(|s| s.dpd.as_mut()) {
+        let Some(s) = self.ike.get_mut(&id) else {
+            return;
+        };
+        if let Some(d) = s.dpd.as_mut() {
             d.probe_deadline = None;
             d.last_activity = now;
         }
+        let delay = self.config.connection(&s.conn).map(|c| c.dpd_delay);
+        self.deadlines.arm_opt(delay.map(|d| now + d));
     }
 
     /// Re-establishes ISAKMP SA `id` before it expires: a new phase 1, and
@@ -303,11 +330,11 @@ impl Manager {
             }
             None => None,
         };
-        let dpd = conn.as_ref().filter(|c| !c.dpd_delay.is_zero()).map(|_| Dpd {
-            last_activity: now,
-            inbound_packets: 0,
-            probe_deadline: None,
+        let dpd = conn.as_ref().filter(|c| !c.dpd_delay.is_zero()).map(|c| {
+            self.deadlines.arm(now + c.dpd_delay);
+            Dpd { last_activity: now, inbound_packets: 0, probe_deadline: None }
         });
+        self.deadlines.arm_opt(reauth_at);
         // Older IKE SAs of this connection with this peer (address and
         // identity: another client behind the same NAT is another peer) are
         // replaced.
@@ -324,6 +351,7 @@ impl Manager {
                 s.replaced = true;
                 s.replaced_at = Some(now);
                 s.replaced_by_us = initiator;
+                self.deadlines.arm(now + REKEY_OVERLAP);
             }
         }
         self.ike.insert(
@@ -465,6 +493,8 @@ impl Manager {
                         o.replaced_at = None;
                         o.replaced_by_us = false;
                     }
+                    // Its re-establishment and DPD run again.
+                    self.deadlines.arm(now);
                     self.adopt_children(now, cur);
                 }
                 None if s.established.is_some() => tracing::info!(
@@ -481,6 +511,7 @@ impl Manager {
             Some(PeerGoneAction::Restart) => {
                 tracing::info!(target: "ike", "`{name}`: peer gone, restarting");
                 self.retries.push((name.clone(), now + RETRY_DELAY, 0));
+                self.deadlines.arm(now + RETRY_DELAY);
             }
             Some(PeerGoneAction::Trap) => {
                 for e in self.entries_of(&name, None) {
@@ -496,6 +527,7 @@ impl Manager {
             self.retries.retain(|r| r.0 != name);
             if tries == 0 || done + 1 < tries {
                 self.retries.push((name, now + RETRY_DELAY, done + 1));
+                self.deadlines.arm(now + RETRY_DELAY);
             } else {
                 tracing::warn!(target: "ike", "`{name}`: giving up after {tries} keying tries");
                 self.pending.retain(|p| self.entries.get(*p).is_none_or(|e| e.conn != s.conn));

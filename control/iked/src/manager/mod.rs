@@ -34,13 +34,15 @@
 //! - A soft volume limit's event starts the rekey when it is read (the
 //!   daemon reads the dataplane's events every 10 ms, see
 //!   [`Manager::poll_dataplane`]); only the outbound SA's counts.
+//! - Time-driven work has no beat: every deadline is armed in one timer
+//!   table as it is set, and [`Manager::poll_timeout`] is the earliest.
 //!
 //! Where things are: this file holds the [`Manager`], its public entry
 //! points and the dispatch of the engine's events; `child` the child SA
 //! pairs and their transitions (install, rekey, outbound switch, delete,
 //! expiry); `ike_sa` the IKE SAs (establishment, DPD, re-establishment,
 //! replaced SAs, INITIAL-CONTACT); `reqid` the reqids and the policies they
-//! own; `timers` the beat and the deadlines; `report` what `ikectl` shows.
+//! own; `timers` the deadlines and their table; `report` what `ikectl` shows.
 
 mod child;
 mod ike_sa;
@@ -63,6 +65,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use timers::Deadlines;
 
 /// How long a rekeyed pair stays after its successor is installed.
 pub const REKEY_OVERLAP: Duration = Duration::from_secs(2);
@@ -133,6 +136,8 @@ pub struct Manager {
     /// The first `now` seen ([`Manager::start`] or [`Manager::tick`]):
     /// the leftovers' deadlines count from it.
     started: Option<Instant>,
+    /// Every moment something is due (see [`Deadlines`]).
+    deadlines: Deadlines,
 }
 
 /// An SA an earlier run left in the database (iked killed without
@@ -205,6 +210,7 @@ impl Manager {
             next_child_id: 1,
             leftovers: Vec::new(),
             started: None,
+            deadlines: Deadlines::default(),
         };
         m.install_ike_bypass();
         let found = m.kernel.list_sas();
@@ -287,7 +293,7 @@ impl Manager {
 
     /// Initiates every `start_action = start` child.
     pub fn start(&mut self, now: Instant) {
-        self.started.get_or_insert(now);
+        self.note_start(now);
         let conns: Vec<(Connection, Child)> = self
             .config
             .connections
@@ -537,8 +543,9 @@ impl Manager {
         let _ = self.kernel.del_policies(&bypass);
     }
 
-    /// Removes SAs left by an earlier run whose reqid now has a fresh pair
-    /// (called on the beat; cheap when there are none).
+    /// Removes SAs left by an earlier run whose reqid now has a fresh pair,
+    /// installed [`REKEY_OVERLAP`] ago (run by [`Manager::tick`] while there
+    /// are such SAs; a pair installed then arms that moment).
     pub fn reap_orphans(&mut self, now: Instant) {
         let known: std::collections::HashSet<(u32, bool, u32)> = self
             .children
@@ -549,7 +556,8 @@ impl Manager {
             .children
             .iter()
             .filter(|c| {
-                c.state == ChildState::Installed && now.saturating_duration_since(c.installed) > REKEY_OVERLAP
+                c.state == ChildState::Installed
+                    && now.saturating_duration_since(c.installed) >= REKEY_OVERLAP
             })
             .map(|c| c.reqid)
             .collect();

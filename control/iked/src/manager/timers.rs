@@ -1,6 +1,6 @@
-//! The manager's beat and its deadlines: the engine's timers, the dataplane's
-//! events, and when a pair rekeys (by time and by volume) and when a rekeyed
-//! pair's outbound SA takes the traffic.
+//! The manager's deadlines: when a pair rekeys (by time and by volume), when
+//! a rekeyed pair's outbound SA takes the traffic, and the one table of
+//! moments that tells the daemon when to call [`Manager::tick`] next.
 
 use super::child::ChildState;
 use super::Manager;
@@ -8,6 +8,46 @@ use crate::config::{Connection, StartAction};
 use ike::engine::Command;
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
+
+/// The manager's timer table: every moment at which something is due, as
+/// quinn-proto's `connection/timers.rs` keeps its connection's, but for many
+/// SAs. Whoever sets a deadline (a child's rekey, expiry or deletion, a
+/// stuck rekey's retry, an IKE SA's re-establishment, a DPD look or probe
+/// timeout, a replaced ISAKMP SA's overlap, a retry of a connection, a
+/// deferred outbound switch, the deadline of an earlier run's SAs) arms its
+/// moment here; [`Manager::poll_timeout`] is the earliest, and
+/// [`Manager::tick`] runs when it comes, with no beat of its own. A deadline
+/// that is moved or cancelled leaves its moment armed: the tick it causes
+/// finds nothing due. Early, never late.
+#[derive(Debug, Default)]
+pub(super) struct Deadlines(BTreeSet<Instant>);
+
+impl Deadlines {
+    /// Something is due at `at`.
+    pub(super) fn arm(&mut self, at: Instant) {
+        self.0.insert(at);
+    }
+
+    /// [`Deadlines::arm`] for a deadline that may be absent.
+    pub(super) fn arm_opt(&mut self, at: Option<Instant>) {
+        if let Some(at) = at {
+            self.arm(at);
+        }
+    }
+
+    /// The earliest armed moment.
+    pub(super) fn next(&self) -> Option<Instant> {
+        self.0.first().copied()
+    }
+
+    /// Forgets the moments up to `now`: the tick running at `now` handles
+    /// everything due by then.
+    fn fire(&mut self, now: Instant) {
+        while self.0.first().is_some_and(|t| *t <= now) {
+            self.0.pop_first();
+        }
+    }
+}
 
 /// How long after installation a child is rekeyed: `rekey_time` minus a
 /// random part (`draw`) of `rand_time`, when the lifetime in force is the
@@ -92,17 +132,23 @@ pub(super) fn switch_delay(max: Duration, elapsed: Duration, volumes: [Volume; 2
 }
 
 impl Manager {
-    /// When [`Manager::tick`] must run next (it also runs on a fixed beat).
+    /// When [`Manager::tick`] must run next: the engine's next timer or the
+    /// earliest moment of the timer table, exactly (`None`: nothing is due
+    /// until a datagram, a command or a dataplane event comes).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let deferred = self.deferred_outbound.iter().map(|d| d.due).min();
-        [self.engine.poll_timeout(), deferred, self.leftovers_due()].into_iter().flatten().min()
+        [self.engine.poll_timeout(), self.deadlines.next()].into_iter().flatten().min()
     }
 
-    /// The earliest deadline of the SAs an earlier run left (counted from
-    /// the first `now` this run saw; none before it).
-    fn leftovers_due(&self) -> Option<Instant> {
-        let start = self.started?;
-        self.leftovers.iter().map(|l| start + l.life).min()
+    /// The first `now` this run sees: the deadlines of the SAs an earlier
+    /// run left count from it.
+    pub(super) fn note_start(&mut self, now: Instant) {
+        if self.started.is_some() {
+            return;
+        }
+        self.started = Some(now);
+        for l in &self.leftovers {
+            self.deadlines.arm(now + l.life);
+        }
     }
 
     /// The deadline of the leftovers of a reqid (none before the start).
@@ -182,10 +228,14 @@ impl Manager {
         }
     }
 
-    /// Timers: the engine's, then rekeys, expiries, DPD, retries and the
-    /// dataplane's events.
+    /// Runs what is due at `now` (see [`Manager::poll_timeout`]): the
+    /// engine's timers, then the dataplane's events, outbound switches,
+    /// rekeys, expiries, DPD, re-establishments, replaced ISAKMP SAs, an
+    /// earlier run's SAs and retries of connections. Calling it early is
+    /// harmless.
     pub fn tick(&mut self, now: Instant) {
-        self.started.get_or_insert(now);
+        self.note_start(now);
+        self.deadlines.fire(now);
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
             self.process_events(now);
@@ -197,6 +247,9 @@ impl Manager {
         self.process_events(now);
         self.delete_replaced_ike_sas(now);
         self.expire_leftovers(now);
+        if !self.leftovers.is_empty() {
+            self.reap_orphans(now);
+        }
         let due: Vec<(String, u32)> =
             self.retries.iter().filter(|r| r.1 <= now).map(|r| (r.0.clone(), r.2)).collect();
         self.retries.retain(|r| r.1 > now);
@@ -208,8 +261,9 @@ impl Manager {
         self.process_events(now);
     }
 
-    /// The dataplane's events alone (acquires, soft and hard limits), for
-    /// a beat shorter than [`Manager::tick`]'s: a soft volume limit close to
+    /// The dataplane's events alone (acquires, soft and hard limits): the
+    /// daemon reads the event ring often (see
+    /// [`crate::driver::DATAPLANE_POLL`]), as a soft volume limit close to
     /// its hard one leaves little time, and the rekey starts as soon as its
     /// event is read.
     pub fn poll_dataplane(&mut self, now: Instant) {
