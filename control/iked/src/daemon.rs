@@ -50,6 +50,8 @@ pub trait EngineControl: Send + Sync + 'static {
     /// The daemon is stopping: with `delete_sas`, send Deletes and remove
     /// this daemon's SAs from the dataplane; otherwise leave them installed.
     fn shutdown(&self, delete_sas: bool);
+    /// A receiver of the SA events from now on (`ikectl monitor`).
+    fn follow_events(&self) -> Result<broadcast::Receiver<EventRecord>, CtlError>;
 }
 
 /// No engine attached (yet).
@@ -80,6 +82,9 @@ impl EngineControl for Detached {
         None
     }
     fn shutdown(&self, _delete_sas: bool) {}
+    fn follow_events(&self) -> Result<broadcast::Receiver<EventRecord>, CtlError> {
+        Err(CtlError::new(ErrorCode::Unavailable, "no IKE engine attached"))
+    }
 }
 
 /// The daemon state shared by the control server and signal handling.
@@ -294,5 +299,9 @@ impl<E: EngineControl> ControlHandler for Daemon<E> {
             .as_ref()
             .map(LogHandle::subscribe)
             .ok_or_else(|| CtlError::new(ErrorCode::Unavailable, "logging is not set up in this process"))
+    }
+
+    fn follow_events(&self) -> Result<broadcast::Receiver<EventRecord>, CtlError> {
+        self.engine.follow_events()
     }
 }

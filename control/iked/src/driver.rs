@@ -10,7 +10,7 @@
 //! flushes them (events were handled first, inside the manager).
 
 use crate::config::{Child, Config, Connection};
-use crate::ctl::protocol::{CtlError, DataplaneStats, IkeSaInfo, LoadSummary};
+use crate::ctl::protocol::{CtlError, DataplaneStats, EventRecord, IkeSaInfo, LoadSummary};
 use crate::daemon::{EngineControl, EngineCounts};
 use crate::manager::Manager;
 use std::collections::HashMap;
@@ -18,13 +18,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{broadcast, mpsc, Notify};
 
 /// How often the dataplane's event ring is read: a soft volume
 /// limit's event starts a rekey that must finish before the hard limit (1 MB
 /// of margin is 100 ms at 10 MB/s). Reading an empty event ring costs one
 /// lock of the SA database.
 pub const DATAPLANE_POLL: Duration = Duration::from_millis(10);
+/// SA events buffered per `ikectl monitor` client before it is told it
+/// lagged.
+const MONITOR_BACKLOG: usize = 1024;
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -33,6 +36,8 @@ const MAX_DATAGRAM: usize = 65_535;
 pub struct EngineHandle {
     manager: Arc<Mutex<Manager>>,
     wake: Arc<Notify>,
+    /// The manager's events, stamped, to every `ikectl monitor`.
+    events: broadcast::Sender<EventRecord>,
 }
 
 impl EngineHandle {
@@ -74,6 +79,9 @@ impl EngineControl for EngineHandle {
     fn shutdown(&self, delete_sas: bool) {
         self.lock().shutdown(Instant::now(), delete_sas);
         self.wake.notify_one();
+    }
+    fn follow_events(&self) -> Result<broadcast::Receiver<EventRecord>, CtlError> {
+        Ok(self.events.subscribe())
     }
 }
 
@@ -131,7 +139,11 @@ pub async fn start(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(EngineHandle, tokio::task::JoinHandle<()>), String> {
     let sockets = Arc::new(bind(manager.config()).await?);
-    let handle = EngineHandle { manager: Arc::new(Mutex::new(manager)), wake: Arc::new(Notify::new()) };
+    let handle = EngineHandle {
+        manager: Arc::new(Mutex::new(manager)),
+        wake: Arc::new(Notify::new()),
+        events: broadcast::channel(MONITOR_BACKLOG).0,
+    };
     let (tx, rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(4096);
     for (local, sock) in &sockets.by_addr {
         let (sock, tx, local) = (Arc::clone(sock), tx.clone(), *local);
@@ -201,11 +213,19 @@ async fn run(
     }
 }
 
-/// Commits queued policies, then sends every queued datagram.
+/// Commits queued policies, hands the manager's events to the monitors,
+/// then sends every queued datagram.
 async fn flush(h: &EngineHandle, sockets: &Sockets) {
     let out: Vec<_> = {
         let mut m = h.lock();
         m.commit();
+        let time_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        while let Some(event) = m.poll_monitor() {
+            // No monitor following: the event goes nowhere.
+            let _ = h.events.send(EventRecord { time_ms, event });
+        }
         std::iter::from_fn(|| m.poll_transmit()).collect()
     };
     for t in out {

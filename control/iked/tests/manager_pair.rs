@@ -12,6 +12,7 @@ mod sim;
 
 use ike::engine::{Command, Engine, Event, IkeSaId, TrafficSelector, TsAddress};
 use iked::config;
+use iked::ctl::protocol::EventRecord;
 use iked::manager::Manager;
 use iked::sadb_writer::SadbWriter;
 use sim::WALL;
@@ -274,6 +275,15 @@ impl Pair {
     fn assert_installed(&self, pair: (u32, u32), when: &str) {
         assert_eq!(self.our_sas(), BTreeSet::from([(pair.0, true), (pair.1, false)]), "{when}");
         assert_eq!(self.policies(), vec![(2, 1, Some(pair.1)), (3, 1, None)], "{when}: policies");
+    }
+
+    /// The events `ikectl monitor` would have shown since the last call,
+    /// as its lines without the time.
+    fn events(&mut self) -> Vec<String> {
+        std::iter::from_fn(|| self.us.poll_monitor())
+            .map(|event| iked::ctl::format::event_line(&EventRecord { time_ms: 0, event }))
+            .map(|l| l.trim_start_matches("0.000 ").to_owned())
+            .collect()
     }
 
     fn peer_established(&self) -> Vec<IkeSaId> {
@@ -612,6 +622,52 @@ fn dpd_looks_come_every_dpd_delay() {
     let ran = pair.ticks - ticks;
     assert!((15..=70).contains(&ran), "the timers ran {ran} times in 60 s");
     pair.assert_installed(first, "idle, answering DPD");
+}
+
+/// What `ikectl monitor` streams, in order: the tunnel coming up, a rekey
+/// (the new pair up, the rekey, the old pair down after the overlap), then
+/// the peer dying (a DPD probe, dead, the pair and the IKE SA down).
+#[test]
+fn monitor_events_follow_a_rekey_and_a_dead_peer() {
+    let mut pair = Pair::with(DPD, "rekey_time = \"20s\"\nlife_time = \"30s\"\nrand_time = \"0s\"", 3600);
+    let first = pair.bring_up();
+    let spis = |p: (u32, u32)| format!("SPIs {:08x}_i {:08x}_o", p.0, p.1);
+    assert_eq!(
+        pair.events(),
+        vec![
+            "ike-up peer #1 198.18.0.1:500 === 198.18.0.2:500".to_owned(),
+            format!("child-up peer/net {{1}} {} 10.1.0.0/16 === 10.2.0.0/16", spis(first)),
+        ]
+    );
+    pair.run_for(Duration::from_secs(22));
+    let second = pair.pairs()[0];
+    assert_ne!(second, first);
+    let (probes, rekey): (Vec<String>, Vec<String>) =
+        pair.events().into_iter().partition(|e| e.starts_with("dpd-probe"));
+    // The idle peer (no ESP here) is probed every dpd_delay, and answers.
+    assert!(
+        (9..=12).contains(&probes.len()) && probes.iter().all(|p| p == "dpd-probe peer #1"),
+        "{probes:?}"
+    );
+    assert_eq!(
+        rekey,
+        vec![
+            format!("child-up peer/net {{2}} {} 10.1.0.0/16 === 10.2.0.0/16", spis(second)),
+            "child-rekeyed peer/net {1} -> {2}".to_owned(),
+            format!("child-down peer/net {{1}} {}", spis(first)),
+        ]
+    );
+    pair.peer_silent = true;
+    pair.run_for(Duration::from_secs(10));
+    assert_eq!(
+        pair.events(),
+        vec![
+            "dpd-probe peer #1".to_owned(),
+            "dpd-dead peer #1".to_owned(),
+            format!("child-down peer/net {{2}} {}", spis(second)),
+            "ike-down peer #1 (dead)".to_owned(),
+        ]
+    );
 }
 
 /// `list-sas` numbers child SAs with a counter (charon's uniqueid), not

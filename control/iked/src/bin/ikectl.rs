@@ -42,6 +42,9 @@ enum Cmd {
     Stats,
     /// Follow iked's log.
     Log,
+    /// Follow SA events as they happen (IKE and child SAs up, rekeyed,
+    /// down, expired; DPD; authentication failures; acquires), one per line.
+    Monitor,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -83,8 +86,9 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
         Cmd::LoadAll => Command::LoadAll {},
         Cmd::Stats => Command::Stats {},
         Cmd::Log => Command::Log {},
+        Cmd::Monitor => Command::Monitor {},
     };
-    let streaming = command == (Command::Log {});
+    let streaming = matches!(command, Command::Log {} | Command::Monitor {});
     client.send(command).await?;
     let mut ok = true;
     while let Some((response, raw)) = client.receive().await? {
@@ -99,6 +103,8 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
             Reply::Stats(s) => format::stats(s),
             Reply::Log(r) => format!("{}\n", format::log_line(r)),
             Reply::LogLagged { missed } => format!("... {missed} log lines missed\n"),
+            Reply::Event(r) => format!("{}\n", format::event_line(r)),
+            Reply::EventsLagged { missed } => format!("... {missed} events missed\n"),
             Reply::Error(e) => {
                 ok = false;
                 eprintln!("ikectl: {}", e.message);

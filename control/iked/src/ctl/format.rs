@@ -226,6 +226,39 @@ pub fn log_line(r: &LogRecord) -> String {
     )
 }
 
+/// One `ikectl monitor` line: time, event, then who and what, as
+/// `list-sas` names them (`#N` an IKE SA's uniqueid, `{N}` a child SA's).
+pub fn event_line(r: &EventRecord) -> String {
+    let what = match &r.event {
+        MonitorEvent::IkeUp { ike, uniqueid, local, remote } => {
+            format!("ike-up {ike} #{uniqueid} {local} === {remote}")
+        }
+        MonitorEvent::IkeRekeyed { ike, old, new } => format!("ike-rekeyed {ike} #{old} -> #{new}"),
+        MonitorEvent::IkeDown { ike, uniqueid, reason } => format!("ike-down {ike} #{uniqueid} ({reason})"),
+        MonitorEvent::ChildUp { ike, child, uniqueid, spi_in, spi_out, local_ts, remote_ts } => format!(
+            "child-up {ike}/{child} {{{uniqueid}}} SPIs {spi_in}_i {spi_out}_o {local_ts} === {remote_ts}"
+        ),
+        MonitorEvent::ChildRekeyed { ike, child, old, new } => {
+            format!("child-rekeyed {ike}/{child} {{{old}}} -> {{{new}}}")
+        }
+        MonitorEvent::ChildExpired { ike, child, uniqueid } => {
+            format!("child-expired {ike}/{child} {{{uniqueid}}}")
+        }
+        MonitorEvent::ChildDown { ike, child, uniqueid, spi_in, spi_out } => {
+            format!("child-down {ike}/{child} {{{uniqueid}}} SPIs {spi_in}_i {spi_out}_o")
+        }
+        MonitorEvent::DpdProbe { ike, uniqueid } => format!("dpd-probe {ike} #{uniqueid}"),
+        MonitorEvent::DpdDead { ike, uniqueid } => format!("dpd-dead {ike} #{uniqueid}"),
+        MonitorEvent::AuthFailed { ike, remote, reason } => format!(
+            "auth-failed {} from {}: {reason}",
+            ike.as_deref().unwrap_or("(no connection)"),
+            remote.as_deref().unwrap_or("(unknown)")
+        ),
+        MonitorEvent::Acquire { ike, child, reqid } => format!("acquire {ike}/{child} reqid {reqid}"),
+    };
+    format!("{}.{:03} {what}", r.time_ms / 1000, r.time_ms % 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! The ikectl protocol, version 1: newline-delimited JSON over a Unix
 //! stream socket. One request per line, one response per line, any number
-//! of requests per connection. `log` answers with a stream of `log` lines
-//! until the client closes the connection.
+//! of requests per connection. `log` answers with a stream of `log` lines,
+//! `monitor` with a stream of `event` lines, until the client closes the
+//! connection.
 //!
 //! ```text
 //! → {"version":1,"command":"list-sas"}
@@ -46,6 +47,9 @@ pub enum Command {
     Stats {},
     /// Follow the log.
     Log {},
+    /// Follow the SA lifecycle's events as they happen (swanctl `--log`'s
+    /// use for alerting, structured).
+    Monitor {},
 }
 
 /// `--child NAME` or `--ike NAME`: exactly one is set.
@@ -176,6 +180,13 @@ pub enum Reply {
     Log(LogRecord),
     /// Log lines were dropped because the client read too slowly.
     LogLagged {
+        /// How many.
+        missed: u64,
+    },
+    /// One event of a `monitor` stream.
+    Event(EventRecord),
+    /// Events were dropped because the client read too slowly.
+    EventsLagged {
         /// How many.
         missed: u64,
     },
@@ -436,6 +447,140 @@ pub struct LogRecord {
     pub message: String,
 }
 
+/// One event of `ikectl monitor`, stamped when the daemon read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// What happened (`event` is the tag).
+    #[serde(flatten)]
+    pub event: MonitorEvent,
+}
+
+/// What happened to an SA. `ike` names the connection, `child` the child
+/// configuration; `uniqueid`s are those of `list-sas` (an IKE SA's, a child
+/// SA's); SPIs are hexadecimal as in `list-sas`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case", rename_all_fields = "kebab-case")]
+pub enum MonitorEvent {
+    /// Phase 1 completed.
+    IkeUp {
+        /// Connection.
+        ike: String,
+        /// The IKE SA.
+        uniqueid: u64,
+        /// Our address and port.
+        local: String,
+        /// The peer's address and port.
+        remote: String,
+    },
+    /// A new IKE SA replaced an older one of the same peer (a
+    /// re-establishment by either end); `ike-up` of the new one came first.
+    IkeRekeyed {
+        /// Connection.
+        ike: String,
+        /// The replaced IKE SA.
+        old: u64,
+        /// The one replacing it.
+        new: u64,
+    },
+    /// An IKE SA is gone.
+    IkeDown {
+        /// Connection.
+        ike: String,
+        /// The IKE SA.
+        uniqueid: u64,
+        /// `deleted`, `dead` (DPD) or `failed` (phase 1 did not complete).
+        reason: String,
+    },
+    /// A child SA pair is installed (both directions).
+    ChildUp {
+        /// Connection.
+        ike: String,
+        /// Child configuration.
+        child: String,
+        /// The child SA.
+        uniqueid: u64,
+        /// Inbound SPI.
+        spi_in: String,
+        /// Outbound SPI.
+        spi_out: String,
+        /// Our selector.
+        local_ts: String,
+        /// The peer's selector.
+        remote_ts: String,
+    },
+    /// A child SA pair replaced an older one of the same reqid (a rekey by
+    /// either end); `child-up` of the new one came first.
+    ChildRekeyed {
+        /// Connection.
+        ike: String,
+        /// Child configuration.
+        child: String,
+        /// The replaced child SA.
+        old: u64,
+        /// The one replacing it.
+        new: u64,
+    },
+    /// A child SA reached its hard lifetime (time or volume); `child-down`
+    /// follows.
+    ChildExpired {
+        /// Connection.
+        ike: String,
+        /// Child configuration.
+        child: String,
+        /// The child SA.
+        uniqueid: u64,
+    },
+    /// A child SA pair is gone from the dataplane.
+    ChildDown {
+        /// Connection.
+        ike: String,
+        /// Child configuration.
+        child: String,
+        /// The child SA.
+        uniqueid: u64,
+        /// Inbound SPI.
+        spi_in: String,
+        /// Outbound SPI.
+        spi_out: String,
+    },
+    /// An idle peer was sent an R-U-THERE.
+    DpdProbe {
+        /// Connection.
+        ike: String,
+        /// The IKE SA.
+        uniqueid: u64,
+    },
+    /// An R-U-THERE went unanswered within `dpd_timeout`: the peer is dead.
+    DpdDead {
+        /// Connection.
+        ike: String,
+        /// The IKE SA.
+        uniqueid: u64,
+    },
+    /// A peer failed to authenticate (wrong key, wrong identity).
+    AuthFailed {
+        /// Connection, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ike: Option<String>,
+        /// The peer's address and port, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote: Option<String>,
+        /// What failed.
+        reason: String,
+    },
+    /// Traffic met a trap policy: the child is negotiated.
+    Acquire {
+        /// Connection.
+        ike: String,
+        /// Child configuration.
+        child: String,
+        /// The policy's reqid.
+        reqid: u32,
+    },
+}
+
 /// Parses one request line. A wrong version is reported before anything
 /// else about the request, so an old client hears "unsupported version"
 /// rather than "unknown command".
@@ -487,6 +632,7 @@ mod tests {
             (r#"{"version":1,"command":"load-all"}"#, Command::LoadAll {}),
             (r#"{"version":1,"command":"stats"}"#, Command::Stats {}),
             (r#"{"version":1,"command":"log"}"#, Command::Log {}),
+            (r#"{"version":1,"command":"monitor"}"#, Command::Monitor {}),
         ];
         for (line, cmd) in cases {
             let req = parse_request(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));

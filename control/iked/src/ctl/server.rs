@@ -45,6 +45,8 @@ pub trait ControlHandler: Send + Sync + 'static {
     fn stats(&self) -> impl Future<Output = Result<Stats, CtlError>> + Send;
     /// `log`: a receiver of every record from now on.
     fn follow_log(&self) -> Result<broadcast::Receiver<LogRecord>, CtlError>;
+    /// `monitor`: a receiver of every SA event from now on.
+    fn follow_events(&self) -> Result<broadcast::Receiver<EventRecord>, CtlError>;
 }
 
 /// Counters kept by the server itself.
@@ -320,8 +322,34 @@ async fn client<H: ControlHandler>(
                 continue;
             }
         };
-        if request.command == (Command::Log {}) {
-            return follow(&*handler, &mut reader, &mut write, &counters, shutdown).await;
+        match request.command {
+            Command::Log {} => {
+                let rx = handler.follow_log();
+                return follow(
+                    rx,
+                    Reply::Log,
+                    |missed| Reply::LogLagged { missed },
+                    &mut reader,
+                    &mut write,
+                    &counters,
+                    shutdown,
+                )
+                .await;
+            }
+            Command::Monitor {} => {
+                let rx = handler.follow_events();
+                return follow(
+                    rx,
+                    Reply::Event,
+                    |missed| Reply::EventsLagged { missed },
+                    &mut reader,
+                    &mut write,
+                    &counters,
+                    shutdown,
+                )
+                .await;
+            }
+            _ => {}
         }
         let reply = dispatch(&*handler, request.command, &counters).await;
         if matches!(reply, Reply::Error(_)) {
@@ -350,20 +378,24 @@ async fn dispatch<H: ControlHandler>(h: &H, cmd: Command, counters: &ServerCount
             s.ctl_refused = counters.refused.load(Ordering::Relaxed);
             Reply::Stats(s)
         }),
-        Command::Log {} => Err(CtlError::new(ErrorCode::Failed, "log is streamed")),
+        Command::Log {} | Command::Monitor {} => Err(CtlError::new(ErrorCode::Failed, "streamed")),
     };
     result.unwrap_or_else(Reply::Error)
 }
 
-/// Streams log records until the client goes away or the daemon stops.
-async fn follow<H: ControlHandler>(
-    h: &H,
+/// Streams what `rx` receives (log records, SA events) as `item` replies,
+/// and `lagged` where the client read too slowly, until the client goes
+/// away or the daemon stops.
+async fn follow<T: Clone>(
+    rx: Result<broadcast::Receiver<T>, CtlError>,
+    item: fn(T) -> Reply,
+    lagged: fn(u64) -> Reply,
     reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
     write: &mut tokio::net::unix::OwnedWriteHalf,
     counters: &ServerCounters,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let mut rx = match h.follow_log() {
+    let mut rx = match rx {
         Ok(rx) => rx,
         Err(e) => {
             counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -379,8 +411,8 @@ async fn follow<H: ControlHandler>(
                 Ok(_) => continue,
             },
             r = rx.recv() => match r {
-                Ok(rec) => Reply::Log(rec),
-                Err(broadcast::error::RecvError::Lagged(missed)) => Reply::LogLagged { missed },
+                Ok(rec) => item(rec),
+                Err(broadcast::error::RecvError::Lagged(missed)) => lagged(missed),
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
             _ = shutdown.changed() => return Ok(()),

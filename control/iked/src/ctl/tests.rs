@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, watch};
 
 struct Fake {
     log: broadcast::Sender<LogRecord>,
+    events: broadcast::Sender<EventRecord>,
 }
 
 impl ControlHandler for Fake {
@@ -43,6 +44,9 @@ impl ControlHandler for Fake {
     fn follow_log(&self) -> Result<broadcast::Receiver<LogRecord>, CtlError> {
         Ok(self.log.subscribe())
     }
+    fn follow_events(&self) -> Result<broadcast::Receiver<EventRecord>, CtlError> {
+        Ok(self.events.subscribe())
+    }
 }
 
 struct Harness {
@@ -51,6 +55,7 @@ struct Harness {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     log: broadcast::Sender<LogRecord>,
+    events: broadcast::Sender<EventRecord>,
     counters: Arc<ServerCounters>,
 }
 
@@ -59,11 +64,12 @@ async fn start() -> Harness {
     let path = dir.path().join("run/iked.sock");
     let listener = server::bind(&path).await.unwrap_or_else(|e| panic!("{e}"));
     let (log, _) = broadcast::channel(16);
+    let (events, _) = broadcast::channel(2);
     let (stop, stop_rx) = watch::channel(false);
     let counters = Arc::new(ServerCounters::default());
-    let handler = Arc::new(Fake { log: log.clone() });
+    let handler = Arc::new(Fake { log: log.clone(), events: events.clone() });
     let task = tokio::spawn(server::serve(listener, handler, Arc::clone(&counters), stop_rx));
-    Harness { _dir: dir, path, stop, task, log, counters }
+    Harness { _dir: dir, path, stop, task, log, events, counters }
 }
 
 async fn raw_exchange(path: &std::path::Path, bytes: &[u8]) -> Vec<String> {
@@ -199,6 +205,71 @@ async fn log_streams_until_the_client_leaves() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(h.log.receiver_count(), 0, "the follower ended when the client closed");
+}
+
+/// `monitor` streams events as JSON lines tagged `event` (a client that
+/// reads too slowly is told how many it missed), and ends with the client.
+#[tokio::test]
+async fn monitor_streams_events_until_the_client_leaves() {
+    let h = start().await;
+    let stream = UnixStream::connect(&h.path).await.unwrap_or_else(|e| panic!("{e}"));
+    let (r, mut w) = stream.into_split();
+    w.write_all(b"{\"version\":1,\"command\":\"monitor\"}\n").await.unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..100 {
+        if h.events.receiver_count() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let up = MonitorEvent::ChildUp {
+        ike: "gw".into(),
+        child: "net".into(),
+        uniqueid: 2,
+        spi_in: "c1a2b3c4".into(),
+        spi_out: "0000abcd".into(),
+        local_ts: "10.1.0.0/16".into(),
+        remote_ts: "10.2.0.0/16".into(),
+    };
+    let _ = h.events.send(EventRecord { time_ms: 1_700_000_000_123, event: up.clone() });
+    let mut lines = BufReader::new(r).lines();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the stream ended"))
+    };
+    let line = next().await;
+    let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json["type"], "event", "{line}");
+    assert_eq!(json["event"], "child-up", "{line}");
+    assert_eq!(
+        (json["time_ms"].as_u64(), json["spi-in"].as_str()),
+        (Some(1_700_000_000_123), Some("c1a2b3c4")),
+        "{line}"
+    );
+    assert_eq!(reply(&line), Reply::Event(EventRecord { time_ms: 1_700_000_000_123, event: up }));
+    // Three events into a backlog of two: the oldest is lost and said so.
+    for uniqueid in 1..=3 {
+        let _ = h
+            .events
+            .send(EventRecord { time_ms: 2, event: MonitorEvent::DpdProbe { ike: "gw".into(), uniqueid } });
+    }
+    assert_eq!(reply(&next().await), Reply::EventsLagged { missed: 1 });
+    let probe = |uniqueid| {
+        Reply::Event(EventRecord { time_ms: 2, event: MonitorEvent::DpdProbe { ike: "gw".into(), uniqueid } })
+    };
+    assert_eq!(reply(&next().await), probe(2));
+    assert_eq!(reply(&next().await), probe(3));
+    drop(w);
+    drop(lines);
+    for _ in 0..100 {
+        if h.events.receiver_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.events.receiver_count(), 0, "the follower ended when the client closed");
 }
 
 #[tokio::test]

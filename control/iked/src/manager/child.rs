@@ -6,6 +6,7 @@
 use super::timers::{rekey_delay, soft_limit, switch_delay, Volume};
 use super::{Manager, OUTBOUND_SWITCH_DELAY, REKEY_OVERLAP};
 use crate::config::selector::DisplayTs;
+use crate::ctl::protocol::MonitorEvent;
 use crate::keylog::EspKeys;
 use crate::sadb_writer::{policies, SaLimits};
 use ike::engine::{
@@ -150,12 +151,19 @@ impl Manager {
     pub(super) fn child_timers(&mut self, now: Instant) {
         let mut rekeys = Vec::new();
         let mut deletes = Vec::new();
+        let mut expired = Vec::new();
         for (i, c) in self.children.iter().enumerate() {
             if c.delete_at.is_some_and(|t| t <= now) || c.expire_at.is_some_and(|t| t <= now) {
                 deletes.push((c.ike_sa, c.spi_in));
+                if c.delete_at.is_none_or(|t| t > now) {
+                    expired.push(i);
+                }
             } else if c.rekey_at.is_some_and(|t| t <= now) && c.state == ChildState::Installed {
                 rekeys.push(i);
             }
+        }
+        for i in expired {
+            self.emit_child_expired(i);
         }
         for c in &mut self.children {
             let stuck = matches!(c.state, ChildState::Rekeying | ChildState::PeerRekeying);
@@ -426,6 +434,7 @@ impl Manager {
             DisplayTs(local_ts),
             DisplayTs(remote_ts)
         );
+        self.emit_child_up(inbound.spi);
         self.settle_reqid(now, reqid, inbound.spi);
         self.delete_replaced_ike_sas(now);
     }
@@ -519,6 +528,7 @@ impl Manager {
         let Some(c) = self.children.get_mut(i) else {
             return;
         };
+        let (was_up, id, spis) = (c.state != ChildState::Inbound, c.id, (c.spi_in, c.spi_out));
         if inbound {
             c.spi_in = 0;
         } else {
@@ -530,6 +540,11 @@ impl Manager {
         // Half-installed or half-deleted: finish the other direction.
         let (other, other_inbound) = if c.spi_in != 0 { (c.spi_in, true) } else { (c.spi_out, false) };
         let c = self.children.remove(i);
+        if was_up {
+            let (ike, child) = self.entry_names(c.entry);
+            let (spi_in, spi_out) = (format!("{:08x}", spis.0), format!("{:08x}", spis.1));
+            self.emit(MonitorEvent::ChildDown { ike, child, uniqueid: id, spi_in, spi_out });
+        }
         if self.ike.get(&c.ike_sa).is_some_and(|s| s.replaced) {
             // A replaced ISAKMP SA may have waited for its last child
             // (`delete_replaced_ike_sas`): look again now.

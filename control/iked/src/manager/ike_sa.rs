@@ -5,6 +5,7 @@
 use super::child::ChildState;
 use super::{Entry, Manager, REKEY_OVERLAP};
 use crate::config::PeerGoneAction;
+use crate::ctl::protocol::MonitorEvent;
 use ike::engine::{Command, IkeSaId};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -178,10 +179,12 @@ impl Manager {
         }
         for id in dpd {
             tracing::debug!(target: "ike", "IKE SA {} idle: sending R-U-THERE", id.0);
+            self.emit(MonitorEvent::DpdProbe { ike: self.ike_name(id), uniqueid: id.0 });
             self.engine.handle_command(now, Command::DeadPeerDetection(id));
         }
         for id in dead {
             tracing::warn!(target: "ike", "IKE SA {}: no DPD answer within dpd_timeout, peer is dead", id.0);
+            self.emit(MonitorEvent::DpdDead { ike: self.ike_name(id), uniqueid: id.0 });
             if let Some(s) = self.ike.get_mut(&id) {
                 s.dead = true;
             }
@@ -340,6 +343,7 @@ impl Manager {
         // replaced.
         let remote = summary.as_ref().map(|s| s.remote.ip());
         let peer_id = summary.as_ref().map(|s| s.peer_id.clone()).unwrap_or_default();
+        let mut replaced = Vec::new();
         for (oid, s) in self.ike.iter_mut() {
             if *oid != id
                 && s.conn == entry.conn
@@ -352,6 +356,7 @@ impl Manager {
                 s.replaced_at = Some(now);
                 s.replaced_by_us = initiator;
                 self.deadlines.arm(now + REKEY_OVERLAP);
+                replaced.push(oid.0);
             }
         }
         self.ike.insert(
@@ -369,6 +374,13 @@ impl Manager {
                 dead: false,
             },
         );
+        if let Some(s) = &summary {
+            let (local, remote) = (s.local.to_string(), s.remote.to_string());
+            self.emit(MonitorEvent::IkeUp { ike: entry.conn.clone(), uniqueid: id.0, local, remote });
+        }
+        for old in replaced {
+            self.emit(MonitorEvent::IkeRekeyed { ike: entry.conn.clone(), old, new: id.0 });
+        }
         self.retries.retain(|r| r.0 != entry.conn);
         self.adopt_children(now, id);
         // Children waiting for this connection.
@@ -454,6 +466,14 @@ impl Manager {
         let Some(s) = self.ike.remove(&id) else {
             return;
         };
+        let reason = if s.dead {
+            "dead"
+        } else if failed && s.established.is_none() {
+            "failed"
+        } else {
+            "deleted"
+        };
+        self.emit(MonitorEvent::IkeDown { ike: s.conn.clone(), uniqueid: id.0, reason: reason.into() });
         let conn = self.conn_config(&s.conn).cloned();
         let action = if s.dead {
             conn.as_ref().and_then(|c| c.children.first()).map(|ch| ch.dpd_action)

@@ -42,23 +42,26 @@
 //! pairs and their transitions (install, rekey, outbound switch, delete,
 //! expiry); `ike_sa` the IKE SAs (establishment, DPD, re-establishment,
 //! replaced SAs, INITIAL-CONTACT); `reqid` the reqids and the policies they
-//! own; `timers` the deadlines and their table; `report` what `ikectl` shows.
+//! own; `timers` the deadlines and their table; `report` what `ikectl` shows;
+//! `monitor` the events `ikectl monitor` streams.
 
 mod child;
 mod ike_sa;
+mod monitor;
 mod report;
 mod reqid;
 mod timers;
 
 use crate::config::StartAction;
 use crate::config::{engine::peer_configs, Child, Config, Connection};
-use crate::ctl::protocol::{CtlError, ErrorCode, LoadSummary};
+use crate::ctl::protocol::{CtlError, ErrorCode, LoadSummary, MonitorEvent};
 use crate::keylog::KeyLog;
 use crate::sadb_writer::SadbWriter;
 use child::{ChildSa, ChildState, DeferredOutbound};
 use ike::crypto::Rng;
 use ike::engine::{Command, Engine, EngineConfig, Event, IkeSaId, TrafficSelector, Transmit};
 use ike_sa::IkeState;
+use monitor::Monitor;
 use rand_core::RngCore;
 use reqid::{Binding, DYNAMIC_REQID};
 use std::collections::BTreeMap;
@@ -138,6 +141,8 @@ pub struct Manager {
     started: Option<Instant>,
     /// Every moment something is due (see [`Deadlines`]).
     deadlines: Deadlines,
+    /// Events for `ikectl monitor`, until the daemon reads them.
+    monitor: Monitor,
 }
 
 /// An SA an earlier run left in the database (iked killed without
@@ -211,6 +216,7 @@ impl Manager {
             leftovers: Vec::new(),
             started: None,
             deadlines: Deadlines::default(),
+            monitor: Monitor::default(),
         };
         m.install_ike_bypass();
         let found = m.kernel.list_sas();
@@ -460,6 +466,15 @@ impl Manager {
                 Event::IkeSaDeleted(id) => self.on_ike_gone(now, id, false),
                 Event::Failed { ike_sa, error } => {
                     tracing::warn!(target: "ike", "IKE SA {}: {:?}", ike_sa.0, error);
+                    if matches!(
+                        error,
+                        ike::engine::Error::AuthenticationFailed | ike::engine::Error::InvalidIdentity
+                    ) {
+                        let ike = Some(self.ike_name(ike_sa)).filter(|n| !n.is_empty());
+                        let remote = self.engine.ike_sa(ike_sa).map(|s| s.remote.to_string());
+                        let reason = format!("{error:?}");
+                        self.emit(MonitorEvent::AuthFailed { ike, remote, reason });
+                    }
                     let gone = self.engine.ike_sa(ike_sa).is_none();
                     if gone {
                         self.on_ike_gone(now, ike_sa, true);

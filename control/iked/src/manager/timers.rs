@@ -5,6 +5,7 @@
 use super::child::ChildState;
 use super::Manager;
 use crate::config::{Connection, StartAction};
+use crate::ctl::protocol::MonitorEvent;
 use ike::engine::Command;
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
@@ -295,6 +296,8 @@ impl Manager {
                     }
                     tracing::info!(target: "knl", "acquire for reqid {} (`{}`): initiating", ev.reqid, e.child);
                     let entry = b.entry;
+                    let (ike, child, reqid) = (e.conn.clone(), e.child.clone(), ev.reqid);
+                    self.emit(MonitorEvent::Acquire { ike, child, reqid });
                     if let Some(ike_sa) = self.established_ike_sa(&e.conn, None) {
                         self.engine.handle_command(now, Command::CreateChildFor { ike_sa, peer: entry });
                     } else if let Err(err) = self.initiate(now, &e.conn, Some(&e.child)) {
@@ -320,7 +323,9 @@ impl Manager {
                         .find(|c| c.reqid == ev.reqid && (c.spi_out == ev.spi || c.spi_in == ev.spi))
                     {
                         tracing::info!(target: "knl", "hard limit of SPI {:08x} reached: deleting", ev.spi);
-                        let (ike_sa, inbound_spi) = (c.ike_sa, c.spi_in);
+                        let (ike_sa, inbound_spi, entry, uniqueid) = (c.ike_sa, c.spi_in, c.entry, c.id);
+                        let (ike, child) = self.entry_names(entry);
+                        self.emit(MonitorEvent::ChildExpired { ike, child, uniqueid });
                         self.delete_child(now, ike_sa, inbound_spi);
                     }
                 }
