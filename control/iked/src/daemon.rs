@@ -40,6 +40,10 @@ pub trait EngineControl: Send + Sync + 'static {
     fn initiate(&self, conn: &Connection, child: Option<&Child>) -> Result<String, CtlError>;
     /// Deletes the SAs of `conn` (only `child`'s when given), sending Deletes.
     fn terminate(&self, conn: &str, child: Option<&str>) -> Result<String, CtlError>;
+    /// Rekeys `child`'s pairs, or re-establishes `conn`'s ISAKMP SAs.
+    fn rekey(&self, conn: &str, child: Option<&str>) -> Result<String, CtlError>;
+    /// The policies installed for the connections' children.
+    fn list_pols(&self) -> Vec<PolicyInfo>;
     /// A new configuration was loaded: `summary` says which connections were
     /// added, changed or removed; unchanged ones must be left alone.
     fn reconfigure(&self, config: &Arc<Config>, summary: &LoadSummary);
@@ -73,6 +77,12 @@ impl EngineControl for Detached {
             ErrorCode::Unavailable,
             format!("cannot terminate `{conn}`: no IKE engine attached"),
         ))
+    }
+    fn rekey(&self, conn: &str, _child: Option<&str>) -> Result<String, CtlError> {
+        Err(CtlError::new(ErrorCode::Unavailable, format!("cannot rekey `{conn}`: no IKE engine attached")))
+    }
+    fn list_pols(&self) -> Vec<PolicyInfo> {
+        Vec::new()
     }
     fn reconfigure(&self, _config: &Arc<Config>, _summary: &LoadSummary) {}
     fn counts(&self) -> EngineCounts {
@@ -184,7 +194,7 @@ pub fn diff(old: &Config, new: &Config) -> LoadSummary {
     s
 }
 
-fn mode_name(m: Mode) -> &'static str {
+pub(crate) fn mode_name(m: Mode) -> &'static str {
     match m {
         Mode::Tunnel => "TUNNEL",
         Mode::Transport => "TRANSPORT",
@@ -272,6 +282,15 @@ impl<E: EngineControl> ControlHandler for Daemon<E> {
     async fn terminate(&self, target: TargetName) -> Result<String, CtlError> {
         let (_, conn, child) = self.find(&target)?;
         self.engine.terminate(&conn, child.as_deref())
+    }
+
+    async fn rekey(&self, target: TargetName) -> Result<String, CtlError> {
+        let (_, conn, child) = self.find(&target)?;
+        self.engine.rekey(&conn, child.as_deref())
+    }
+
+    async fn list_pols(&self) -> Result<Vec<PolicyInfo>, CtlError> {
+        Ok(self.engine.list_pols())
     }
 
     async fn load_all(&self) -> Result<LoadSummary, CtlError> {

@@ -10,7 +10,7 @@
 //! flushes them (events were handled first, inside the manager).
 
 use crate::config::{Child, Config, Connection};
-use crate::ctl::protocol::{CtlError, DataplaneStats, EventRecord, IkeSaInfo, LoadSummary};
+use crate::ctl::protocol::{CtlError, DataplaneStats, EventRecord, IkeSaInfo, LoadSummary, PolicyInfo};
 use crate::daemon::{EngineControl, EngineCounts};
 use crate::manager::Manager;
 use std::collections::HashMap;
@@ -61,6 +61,16 @@ impl EngineControl for EngineHandle {
         let r = self.lock().terminate(Instant::now(), conn, child);
         self.wake.notify_one();
         r
+    }
+
+    fn rekey(&self, conn: &str, child: Option<&str>) -> Result<String, CtlError> {
+        let r = self.lock().rekey_now(Instant::now(), conn, child);
+        self.wake.notify_one();
+        r
+    }
+
+    fn list_pols(&self) -> Vec<PolicyInfo> {
+        self.lock().list_pols()
     }
 
     fn reconfigure(&self, config: &Arc<Config>, summary: &LoadSummary) {

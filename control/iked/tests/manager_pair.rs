@@ -12,7 +12,7 @@ mod sim;
 
 use ike::engine::{Command, Engine, Event, IkeSaId, TrafficSelector, TsAddress};
 use iked::config;
-use iked::ctl::protocol::EventRecord;
+use iked::ctl::protocol::{ErrorCode, EventRecord};
 use iked::manager::Manager;
 use iked::sadb_writer::SadbWriter;
 use sim::WALL;
@@ -670,6 +670,53 @@ fn monitor_events_follow_a_rekey_and_a_dead_peer() {
     );
 }
 
+/// `ikectl rekey --child` rekeys the pair at once (make-before-break: the
+/// new pair takes the traffic, the old one goes after the overlap), and
+/// `--ike` re-establishes the ISAKMP SA, the pair moving to the new one;
+/// `list-pols` follows the policies onto the newest outbound SA.
+#[test]
+fn rekey_on_command_and_the_policies_it_moves() {
+    let mut pair = Pair::new("", 3600);
+    let first = pair.bring_up();
+    let pols = pair.us.list_pols();
+    assert_eq!(pols.len(), 1, "{pols:#?}");
+    let p = &pols[0];
+    assert_eq!(
+        (p.name.as_str(), p.ike.as_str(), p.reqid, p.mode.as_str(), p.state.as_str()),
+        ("net", "peer", 1, "TUNNEL", "INSTALLED")
+    );
+    assert_eq!(
+        (p.local_ts.as_slice(), p.remote_ts.as_slice()),
+        (&["10.1.0.0/16".to_owned()][..], &["10.2.0.0/16".to_owned()][..])
+    );
+    assert_eq!(p.spi_out, Some(format!("{:08x}", first.1)));
+
+    let now = pair.now;
+    let err = pair.us.rekey_now(now, "peer", Some("other")).err().map(|e| (e.code, e.message));
+    assert_eq!(err, Some((ErrorCode::NotFound, "`other` has no installed child SA to rekey".to_owned())));
+    let msg = pair.us.rekey_now(now, "peer", Some("net")).unwrap_or_else(|e| panic!("{}", e.message));
+    assert_eq!(msg, "rekeying 1 child SA pair(s) of `net`");
+    pair.run_for(Duration::from_secs(3));
+    let second = pair.pairs();
+    assert_eq!(second.len(), 1, "the old pair gone after the overlap: {second:?}");
+    assert_ne!(second[0], first);
+    pair.assert_installed(second[0], "rekeyed on command");
+    pair.assert_mirrored("rekeyed on command");
+    assert_eq!(pair.us.list_pols()[0].spi_out, Some(format!("{:08x}", second[0].1)));
+
+    let old_ike = pair.listed()[0].0;
+    let now = pair.now;
+    let msg = pair.us.rekey_now(now, "peer", None).unwrap_or_else(|e| panic!("{}", e.message));
+    assert_eq!(msg, "re-establishing 1 IKE SA(s) of `peer`");
+    pair.run_for(Duration::from_secs(5));
+    let listed = pair.listed();
+    assert_eq!(listed.len(), 1, "the old ISAKMP SA deleted: {listed:?}");
+    assert_ne!(listed[0].0, old_ike, "a new ISAKMP SA");
+    assert_eq!(listed[0].2.len(), 1, "holding the one pair: {listed:?}");
+    pair.assert_mirrored("after the re-establishment");
+    assert!(pair.events().iter().any(|e| e == &format!("ike-rekeyed peer #{old_ike} -> #{}", listed[0].0)));
+}
+
 /// `list-sas` numbers child SAs with a counter (charon's uniqueid), not
 /// with random SPIs: the first pair is 1, its rekeyed successor 2.
 #[test]
@@ -1049,10 +1096,14 @@ fn an_acquire_on_a_trap_policy_brings_the_child_up() {
     assert_eq!(pair.policies(), vec![(2, 1, None), (3, 1, None)], "the trap's policies");
     assert_eq!(pair.peer_established(), vec![], "nothing negotiated before the acquire");
 
+    let pol = |p: &Pair| p.us.list_pols().into_iter().map(|p| (p.state, p.spi_out)).collect::<Vec<_>>();
+    assert_eq!(pol(&pair), vec![("TRAP".to_owned(), None)], "list-pols shows the trap");
+
     let dp = Dataplane::attach(&pair);
     dp.acquire();
     pair.run_for(Duration::from_secs(1));
     assert_eq!(pair.peer_established().len(), 1, "the acquire initiated");
+    assert!(pair.events().contains(&"acquire peer/net reqid 1".to_owned()), "the acquire is an event");
     let pairs = pair.pairs();
     assert_eq!(pairs.len(), 1, "{pairs:?}");
     pair.assert_installed(pairs[0], "after the acquire");

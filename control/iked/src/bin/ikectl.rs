@@ -36,6 +36,10 @@ enum Cmd {
     Initiate(TargetArgs),
     /// Terminate a connection.
     Terminate(TargetArgs),
+    /// Rekey a child's SAs now, or re-establish a connection's IKE SAs.
+    Rekey(TargetArgs),
+    /// List the policies iked installed in the dataplane.
+    ListPols,
     /// Reload the configuration file (unchanged connections are untouched).
     LoadAll,
     /// Show counters.
@@ -83,6 +87,8 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
         Cmd::ListConns => Command::ListConns {},
         Cmd::Initiate(t) => Command::Initiate(Target { child: t.child, ike: t.ike }),
         Cmd::Terminate(t) => Command::Terminate(Target { child: t.child, ike: t.ike }),
+        Cmd::Rekey(t) => Command::Rekey(Target { child: t.child, ike: t.ike }),
+        Cmd::ListPols => Command::ListPols {},
         Cmd::LoadAll => Command::LoadAll {},
         Cmd::Stats => Command::Stats {},
         Cmd::Log => Command::Log {},
@@ -98,6 +104,7 @@ async fn run(cli: Cli) -> std::io::Result<ExitCode> {
         let text = match &response.reply {
             Reply::Sas { ike_sas } => format::list_sas(ike_sas),
             Reply::Conns { connections } => format::list_conns(connections),
+            Reply::Pols { policies } => format::list_pols(policies),
             Reply::Done { message } => format!("{message}\n"),
             Reply::Loaded(s) => format::load_summary(s),
             Reply::Stats(s) => format::stats(s),

@@ -226,6 +226,22 @@ pub fn log_line(r: &LogRecord) -> String {
     )
 }
 
+/// `list-pols`, as swanctl's: one block per child's policy pair.
+pub fn list_pols(pols: &[PolicyInfo]) -> String {
+    let mut o = String::new();
+    if pols.is_empty() {
+        o.push_str("no policies\n");
+    }
+    for p in pols {
+        let on = p.spi_out.as_ref().map_or(String::new(), |s| format!(" on SPI {s}"));
+        let _ = writeln!(o, "{}/{}, reqid {}, {}, {}{on}", p.ike, p.name, p.reqid, p.mode, p.state);
+        let _ = writeln!(o, "  local:  {}", p.local_ts.join(" "));
+        let _ = writeln!(o, "  remote: {}", p.remote_ts.join(" "));
+        let _ = writeln!(o, "  packets: {} out, {} in", p.packets_out, p.packets_in);
+    }
+    o
+}
+
 /// One `ikectl monitor` line: time, event, then who and what, as
 /// `list-sas` names them (`#N` an IKE SA's uniqueid, `{N}` a child SA's).
 pub fn event_line(r: &EventRecord) -> String {
@@ -262,6 +278,30 @@ pub fn event_line(r: &EventRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_pols_names_the_child_its_state_and_sa() {
+        let p = PolicyInfo {
+            name: "net".into(),
+            ike: "gw".into(),
+            reqid: 1,
+            mode: "TUNNEL".into(),
+            state: "INSTALLED".into(),
+            local_ts: vec!["10.1.0.0/16".into()],
+            remote_ts: vec!["10.2.0.0/16".into()],
+            spi_out: Some("c1a2b3c4".into()),
+            packets_out: 7,
+            packets_in: 5,
+        };
+        let trap = PolicyInfo { state: "TRAP".into(), spi_out: None, reqid: 2, ..p.clone() };
+        assert_eq!(
+            list_pols(&[p, trap]),
+            "gw/net, reqid 1, TUNNEL, INSTALLED on SPI c1a2b3c4\n  local:  10.1.0.0/16\n  remote: 10.2.0.0/16\n  \
+             packets: 7 out, 5 in\ngw/net, reqid 2, TUNNEL, TRAP\n  local:  10.1.0.0/16\n  remote: 10.2.0.0/16\n  \
+             packets: 7 out, 5 in\n"
+        );
+        assert_eq!(list_pols(&[]), "no policies\n");
+    }
 
     #[test]
     fn list_sas_looks_like_swanctl() {

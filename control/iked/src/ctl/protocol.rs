@@ -40,6 +40,11 @@ pub enum Command {
     Initiate(Target),
     /// Tear a connection down (Delete sent).
     Terminate(Target),
+    /// Rekey now: a child's pairs (Quick Mode, make-before-break), or a
+    /// connection's ISAKMP SAs (re-established, their children moved).
+    Rekey(Target),
+    /// The policies iked keeps in the dataplane, by child.
+    ListPols {},
     /// Reload the configuration file (as SIGHUP); unchanged connections are
     /// left alone.
     LoadAll {},
@@ -167,7 +172,12 @@ pub enum Reply {
         /// Connections.
         connections: Vec<ConnectionInfo>,
     },
-    /// To `initiate`/`terminate`.
+    /// To `list-pols`.
+    Pols {
+        /// One per reqid (a child's selector pair).
+        policies: Vec<PolicyInfo>,
+    },
+    /// To `initiate`/`terminate`/`rekey`.
     Done {
         /// What happened.
         message: String,
@@ -447,6 +457,36 @@ pub struct LogRecord {
     pub message: String,
 }
 
+/// A child's policy pair in the dataplane (vici `list-pols`, plus the
+/// dataplane's view).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PolicyInfo {
+    /// Child name.
+    pub name: String,
+    /// Connection name.
+    pub ike: String,
+    /// The reqid naming the pair (outbound policy `2 reqid`, inbound
+    /// `2 reqid + 1`).
+    pub reqid: u32,
+    /// TUNNEL or TRANSPORT.
+    pub mode: String,
+    /// INSTALLED (the outbound policy sends on an SA), TRAP (no SA:
+    /// traffic acquires one) or PENDING (an SA is being negotiated).
+    pub state: String,
+    /// Our selector.
+    pub local_ts: Vec<String>,
+    /// The peer's selector.
+    pub remote_ts: Vec<String>,
+    /// The outbound SA the policy sends on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spi_out: Option<String>,
+    /// Packets that matched the outbound policy.
+    pub packets_out: u64,
+    /// Packets that matched the inbound policy.
+    pub packets_in: u64,
+}
+
 /// One event of `ikectl monitor`, stamped when the daemon read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {
@@ -629,6 +669,11 @@ mod tests {
                 r#"{"version":1,"command":"terminate","ike":"home"}"#,
                 Command::Terminate(Target { child: None, ike: Some("home".into()) }),
             ),
+            (
+                r#"{"version":1,"command":"rekey","child":"net"}"#,
+                Command::Rekey(Target { child: Some("net".into()), ike: None }),
+            ),
+            (r#"{"version":1,"command":"list-pols"}"#, Command::ListPols {}),
             (r#"{"version":1,"command":"load-all"}"#, Command::LoadAll {}),
             (r#"{"version":1,"command":"stats"}"#, Command::Stats {}),
             (r#"{"version":1,"command":"log"}"#, Command::Log {}),

@@ -39,6 +39,10 @@ pub trait ControlHandler: Send + Sync + 'static {
     fn initiate(&self, target: TargetName) -> impl Future<Output = Result<String, CtlError>> + Send;
     /// `terminate`.
     fn terminate(&self, target: TargetName) -> impl Future<Output = Result<String, CtlError>> + Send;
+    /// `rekey`.
+    fn rekey(&self, target: TargetName) -> impl Future<Output = Result<String, CtlError>> + Send;
+    /// `list-pols`.
+    fn list_pols(&self) -> impl Future<Output = Result<Vec<PolicyInfo>, CtlError>> + Send;
     /// `load-all`.
     fn load_all(&self) -> impl Future<Output = Result<LoadSummary, CtlError>> + Send;
     /// `stats` (the server fills in `ctl_requests`/`ctl_errors`).
@@ -371,6 +375,11 @@ async fn dispatch<H: ControlHandler>(h: &H, cmd: Command, counters: &ServerCount
             Ok(t) => h.terminate(t).await.map(|message| Reply::Done { message }),
             Err(e) => Err(e),
         },
+        Command::Rekey(t) => match t.resolve() {
+            Ok(t) => h.rekey(t).await.map(|message| Reply::Done { message }),
+            Err(e) => Err(e),
+        },
+        Command::ListPols {} => h.list_pols().await.map(|policies| Reply::Pols { policies }),
         Command::LoadAll {} => h.load_all().await.map(Reply::Loaded),
         Command::Stats {} => h.stats().await.map(|mut s| {
             s.ctl_requests = counters.requests.load(Ordering::Relaxed);

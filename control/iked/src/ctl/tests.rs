@@ -35,6 +35,12 @@ impl ControlHandler for Fake {
     async fn terminate(&self, target: TargetName) -> Result<String, CtlError> {
         Ok(format!("terminated {target:?}"))
     }
+    async fn rekey(&self, target: TargetName) -> Result<String, CtlError> {
+        Ok(format!("rekeying {target:?}"))
+    }
+    async fn list_pols(&self) -> Result<Vec<PolicyInfo>, CtlError> {
+        Ok(vec![PolicyInfo { name: "net".into(), reqid: 1, ..Default::default() }])
+    }
     async fn load_all(&self) -> Result<LoadSummary, CtlError> {
         Ok(LoadSummary { unchanged: vec!["home".into()], ..Default::default() })
     }

@@ -212,7 +212,7 @@ impl Manager {
     /// every child with SAs under `id` moves to the new one by a rekey of
     /// each (the new pair replaces the old, which is deleted after the
     /// overlap, then `id`).
-    fn reestablish(&mut self, now: Instant, id: IkeSaId) {
+    pub(super) fn reestablish(&mut self, now: Instant, id: IkeSaId) {
         let Some(s) = self.ike.get_mut(&id) else {
             return;
         };

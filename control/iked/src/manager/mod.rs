@@ -409,6 +409,54 @@ impl Manager {
         }
     }
 
+    /// `ikectl rekey`: rekeys the installed pairs of `child` now (Quick
+    /// Mode, make-before-break), or with no child re-establishes the
+    /// established ISAKMP SAs of `conn` (their pairs move to the new one).
+    pub fn rekey_now(&mut self, now: Instant, conn: &str, child: Option<&str>) -> Result<String, CtlError> {
+        match child {
+            Some(ch) => {
+                let due: Vec<usize> = self
+                    .children
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.state == ChildState::Installed)
+                    .filter(|(_, c)| {
+                        self.entries.get(c.entry).is_some_and(|e| e.conn == conn && e.child == ch)
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                if due.is_empty() {
+                    return Err(CtlError::new(
+                        ErrorCode::NotFound,
+                        format!("`{ch}` has no installed child SA to rekey"),
+                    ));
+                }
+                for &i in &due {
+                    self.rekey(now, i);
+                }
+                Ok(format!("rekeying {} child SA pair(s) of `{ch}`", due.len()))
+            }
+            None => {
+                let ids: Vec<IkeSaId> = self
+                    .ike
+                    .iter()
+                    .filter(|(_, s)| s.conn == conn && s.established.is_some() && !s.replaced && !s.dead)
+                    .map(|(id, _)| *id)
+                    .collect();
+                if ids.is_empty() {
+                    return Err(CtlError::new(
+                        ErrorCode::NotFound,
+                        format!("`{conn}` has no established IKE SA to rekey"),
+                    ));
+                }
+                for &id in &ids {
+                    self.reestablish(now, id);
+                }
+                Ok(format!("re-establishing {} IKE SA(s) of `{conn}`", ids.len()))
+            }
+        }
+    }
+
     /// A datagram arrived on `local` from `remote`.
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         // A wildcard socket does not say which address the datagram was for:

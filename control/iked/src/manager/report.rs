@@ -1,9 +1,10 @@
-//! What `ikectl` is told: `list-sas` and the SA counts of `stats`.
+//! What `ikectl` is told: `list-sas`, `list-pols` and the SA counts of
+//! `stats`.
 
 use super::child::{ChildSa, ChildState};
 use super::{local_address, Manager};
 use crate::config::selector::DisplayTs;
-use crate::ctl::protocol::{ChildSaInfo, IkeSaInfo};
+use crate::ctl::protocol::{ChildSaInfo, IkeSaInfo, PolicyInfo};
 use crate::daemon::EngineCounts;
 use ike::crypto::{Cipher, DhGroup, HashAlgorithm};
 use ike::engine::{Encapsulation, EspEncryption, EspIntegrity, IkeSaId};
@@ -82,6 +83,45 @@ impl Manager {
     /// The dataplane's counters.
     pub fn dataplane_stats(&self) -> crate::ctl::protocol::DataplaneStats {
         self.kernel.dataplane_stats()
+    }
+
+    /// `list-pols`: the policy pair of every reqid iked holds, with what
+    /// the dataplane says of it (the SA it sends on, packets matched).
+    pub fn list_pols(&self) -> Vec<PolicyInfo> {
+        let in_db: BTreeMap<u32, sadb::PolicyEntry> =
+            self.kernel.region().list_policies().into_iter().map(|p| (p.config.id, p)).collect();
+        self.bindings
+            .iter()
+            .filter_map(|(&reqid, b)| {
+                let e = self.entries.get(b.entry)?;
+                let mode =
+                    self.child_config(b.entry).map_or("TUNNEL", |ch| crate::daemon::mode_name(ch.mode));
+                let [out_id, in_id] = crate::sadb_writer::policy_ids(reqid);
+                let (out, inb) = (in_db.get(&out_id), in_db.get(&in_id));
+                let spi_out = out
+                    .and_then(|p| p.sa_slot)
+                    .and_then(|s| self.kernel.region().sa_entry(s))
+                    .map(|sa| format!("{:08x}", sa.config.spi));
+                let negotiating = self.children.iter().any(|c| c.reqid == reqid);
+                let state = match (&spi_out, negotiating) {
+                    (Some(_), _) => "INSTALLED",
+                    (None, true) => "PENDING",
+                    (None, false) => "TRAP",
+                };
+                Some(PolicyInfo {
+                    name: e.child.clone(),
+                    ike: e.conn.clone(),
+                    reqid,
+                    mode: mode.to_owned(),
+                    state: state.to_owned(),
+                    local_ts: vec![DisplayTs(b.local_ts).to_string()],
+                    remote_ts: vec![DisplayTs(b.remote_ts).to_string()],
+                    spi_out,
+                    packets_out: out.map_or(0, |p| p.hits),
+                    packets_in: inb.map_or(0, |p| p.hits),
+                })
+            })
+            .collect()
     }
 
     /// `list-sas` at `now`. `wall` is the same moment on the wall clock:
