@@ -19,6 +19,8 @@ PKGS=(
     g++
     # benchmarks (benches/run.sh): the plots of docs/benchmarks.md
     gnuplot-nox
+    # operation: iked's metrics scraped by a real Prometheus, checked by promtool
+    prometheus
 )
 
 missing=()

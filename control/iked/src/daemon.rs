@@ -56,6 +56,9 @@ pub trait EngineControl: Send + Sync + 'static {
     fn shutdown(&self, delete_sas: bool);
     /// A receiver of the SA events from now on (`ikectl monitor`).
     fn follow_events(&self) -> Result<broadcast::Receiver<EventRecord>, CtlError>;
+    /// What the metrics show of the engine and the dataplane: the SA list
+    /// when `per_sa`, the events counted, the workers' counters.
+    fn metrics(&self, per_sa: bool) -> crate::metrics::Snapshot;
 }
 
 /// No engine attached (yet).
@@ -94,6 +97,9 @@ impl EngineControl for Detached {
     fn shutdown(&self, _delete_sas: bool) {}
     fn follow_events(&self) -> Result<broadcast::Receiver<EventRecord>, CtlError> {
         Err(CtlError::new(ErrorCode::Unavailable, "no IKE engine attached"))
+    }
+    fn metrics(&self, _per_sa: bool) -> crate::metrics::Snapshot {
+        crate::metrics::Snapshot::default()
     }
 }
 
@@ -257,6 +263,31 @@ pub fn connection_info(c: &Connection) -> ConnectionInfo {
     }
 }
 
+impl<E: EngineControl> Daemon<E> {
+    /// What `stats` shows, but the control server's own counters.
+    fn stats_now(&self) -> Stats {
+        let counts = self.engine.counts();
+        Stats {
+            uptime: self.started.elapsed().as_secs(),
+            connections: self.config().connections.len() as u64,
+            ike_sas: counts.ike_sas,
+            ike_sas_half_open: counts.ike_sas_half_open,
+            child_sas: counts.child_sas,
+            ctl_requests: 0,
+            ctl_errors: 0,
+            ctl_refused: 0,
+            dataplane: self.engine.dataplane_stats(),
+            ike_datagrams: counts.ike_datagrams,
+        }
+    }
+}
+
+impl<E: EngineControl> crate::metrics::Source for Daemon<E> {
+    fn snapshot(&self, per_sa: bool) -> crate::metrics::Snapshot {
+        crate::metrics::Snapshot { stats: self.stats_now(), ..self.engine.metrics(per_sa) }
+    }
+}
+
 impl<E: EngineControl> ControlHandler for Daemon<E> {
     async fn list_sas(&self, ike: Option<String>) -> Result<Vec<IkeSaInfo>, CtlError> {
         let mut sas = self.engine.list_sas();
@@ -298,19 +329,7 @@ impl<E: EngineControl> ControlHandler for Daemon<E> {
     }
 
     async fn stats(&self) -> Result<Stats, CtlError> {
-        let counts = self.engine.counts();
-        Ok(Stats {
-            uptime: self.started.elapsed().as_secs(),
-            connections: self.config().connections.len() as u64,
-            ike_sas: counts.ike_sas,
-            ike_sas_half_open: counts.ike_sas_half_open,
-            child_sas: counts.child_sas,
-            ctl_requests: 0,
-            ctl_errors: 0,
-            ctl_refused: 0,
-            dataplane: self.engine.dataplane_stats(),
-            ike_datagrams: counts.ike_datagrams,
-        })
+        Ok(self.stats_now())
     }
 
     fn follow_log(&self) -> Result<broadcast::Receiver<LogRecord>, CtlError> {

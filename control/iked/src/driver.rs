@@ -93,6 +93,18 @@ impl EngineControl for EngineHandle {
     fn follow_events(&self) -> Result<broadcast::Receiver<EventRecord>, CtlError> {
         Ok(self.events.subscribe())
     }
+    fn metrics(&self, per_sa: bool) -> crate::metrics::Snapshot {
+        let m = self.lock();
+        let counts = m.event_counts().clone();
+        crate::metrics::Snapshot {
+            stats: Default::default(),
+            sas: if per_sa { m.list_sas(Instant::now(), SystemTime::now()) } else { Vec::new() },
+            events: counts.events,
+            ike_down: counts.ike_down,
+            auth_failures: counts.auth_failures,
+            lcores: m.lcore_counters(),
+        }
+    }
 }
 
 /// The bound sockets, by local address and port.

@@ -20,4 +20,5 @@ pub mod driver;
 pub mod keylog;
 pub mod logging;
 pub mod manager;
+pub mod metrics;
 pub mod sadb_writer;

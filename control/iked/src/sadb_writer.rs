@@ -618,6 +618,15 @@ impl SadbWriter {
         out
     }
 
+    /// Each dataplane worker's counters (see `sadb::counters`).
+    pub fn lcore_counters(&self) -> Vec<crate::metrics::LcoreCounters> {
+        self.region
+            .readers()
+            .into_iter()
+            .map(|r| crate::metrics::LcoreCounters { lcore: r.lcore, counters: r.counters })
+            .collect()
+    }
+
     /// Dataplane traffic and drop counters summed over its lcores.
     pub fn dataplane_stats(&self) -> crate::ctl::protocol::DataplaneStats {
         use sadb::counters::{name, traffic, Traffic, TRAFFIC_BASE};

@@ -139,7 +139,20 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     let (engine, engine_task) = iked::driver::start(manager, stop_rx.clone()).await?;
     // Read at start like the socket itself: a reload does not change them.
     let access = Access::new(config.daemon.ctl_group.clone());
+    let metrics = (config.daemon.metrics, config.daemon.metrics_per_sa);
     let daemon = Arc::new(Daemon::new(args.config.clone(), config, engine, Some(log)));
+    // Read at start: a reload does not move the endpoint.
+    let metrics_task = match metrics {
+        (Some(addr), per_sa) => {
+            let source: Arc<dyn iked::metrics::Source> = daemon.clone();
+            Some(
+                iked::metrics::serve(addr, source, per_sa, stop_rx.clone())
+                    .await
+                    .map_err(|e| format!("daemon.metrics: cannot listen on {addr}: {e}"))?,
+            )
+        }
+        (None, _) => None,
+    };
     let counters = Arc::new(ServerCounters::default());
     let server = tokio::spawn(server::serve_with(listener, access, Arc::clone(&daemon), counters, stop_rx));
     tracing::info!(target: "dmn", "control socket {}", socket_path.display());
@@ -174,6 +187,9 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     let _ = stop_tx.send(true);
     let _ = engine_task.await;
     let _ = server.await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     drop(lock);
     let _ = std::fs::remove_file(&lock_path);
     Ok(())

@@ -80,6 +80,10 @@ pub struct DaemonSettings {
     /// (charon.block_threshold), and the part of the total left to connections
     /// that name the peer's address (`%any` connections share the rest).
     pub half_open: HalfOpenLimits,
+    /// Where the OpenMetrics endpoint listens (`None`: off).
+    pub metrics: Option<std::net::SocketAddr>,
+    /// The endpoint exports per-SA series (4 per child SA pair).
+    pub metrics_per_sa: bool,
     /// Per-subsystem log levels (charondebug).
     pub log: LogLevels,
 }

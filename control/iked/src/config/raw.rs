@@ -30,6 +30,8 @@ pub(crate) struct RawDaemon {
     pub init_limit_half_open: Option<u64>,
     pub block_threshold: Option<u64>,
     pub half_open_reserved: Option<u64>,
+    pub metrics: Option<String>,
+    pub metrics_per_sa: Option<bool>,
     pub log: Option<BTreeMap<String, toml::Value>>,
 }
 

@@ -50,6 +50,10 @@ pub fn render(c: &Config) -> String {
     daemon.insert("init_limit_half_open".into(), count(d.half_open.total as u64));
     daemon.insert("block_threshold".into(), count(d.half_open.per_source as u64));
     daemon.insert("half_open_reserved".into(), count(d.half_open.reserved as u64));
+    if let Some(m) = &d.metrics {
+        daemon.insert("metrics".into(), s(m));
+    }
+    daemon.insert("metrics_per_sa".into(), Value::Boolean(d.metrics_per_sa));
     let mut log = Table::new();
     log.insert("default".into(), level_name(d.log.default));
     for sub in Subsystem::ALL {

@@ -172,6 +172,16 @@ impl Validator<'_> {
             },
             delete_sas_on_exit: d.delete_sas_on_exit.unwrap_or(true),
             half_open: self.half_open(d.init_limit_half_open, d.block_threshold, d.half_open_reserved)?,
+            metrics: match d.metrics {
+                None => None,
+                Some(s) => Some(s.parse().map_err(|_| {
+                    self.err(
+                        key(&["daemon", "metrics"]),
+                        format!("`{s}` is not an address and port (e.g. 127.0.0.1:9469)"),
+                    )
+                })?),
+            },
+            metrics_per_sa: d.metrics_per_sa.unwrap_or(true),
             log,
         })
     }

@@ -621,6 +621,25 @@ pub enum MonitorEvent {
     },
 }
 
+impl MonitorEvent {
+    /// Its `event` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::IkeUp { .. } => "ike-up",
+            Self::IkeRekeyed { .. } => "ike-rekeyed",
+            Self::IkeDown { .. } => "ike-down",
+            Self::ChildUp { .. } => "child-up",
+            Self::ChildRekeyed { .. } => "child-rekeyed",
+            Self::ChildExpired { .. } => "child-expired",
+            Self::ChildDown { .. } => "child-down",
+            Self::DpdProbe { .. } => "dpd-probe",
+            Self::DpdDead { .. } => "dpd-dead",
+            Self::AuthFailed { .. } => "auth-failed",
+            Self::Acquire { .. } => "acquire",
+        }
+    }
+}
+
 /// Parses one request line. A wrong version is reported before anything
 /// else about the request, so an old client hears "unsupported version"
 /// rather than "unknown command".

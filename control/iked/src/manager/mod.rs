@@ -61,6 +61,7 @@ use child::{ChildSa, ChildState, DeferredOutbound};
 use ike::crypto::Rng;
 use ike::engine::{Command, Engine, EngineConfig, Event, IkeSaId, TrafficSelector, Transmit};
 use ike_sa::IkeState;
+pub use monitor::EventCounts;
 use monitor::Monitor;
 use rand_core::RngCore;
 use reqid::{Binding, DYNAMIC_REQID};

@@ -1,12 +1,13 @@
 //! What `ikectl monitor` streams: the lifecycle's events as the manager
 //! sees them happen, queued for the daemon to stamp and hand to the clients
-//! that follow (the manager sends nothing itself).
+//! that follow (the manager sends nothing itself), and counted by kind for
+//! the metrics.
 
 use super::Manager;
 use crate::config::selector::DisplayTs;
 use crate::ctl::protocol::MonitorEvent;
 use ike::engine::IkeSaId;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Events kept for the daemon to read; beyond that the oldest go (counted).
 const QUEUE: usize = 4096;
@@ -16,6 +17,18 @@ const QUEUE: usize = 4096;
 pub(super) struct Monitor {
     queue: VecDeque<MonitorEvent>,
     dropped: u64,
+    counts: EventCounts,
+}
+
+/// Events since the start, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventCounts {
+    /// By kind (`ike-up`, `child-rekeyed`, ...).
+    pub events: BTreeMap<String, u64>,
+    /// `ike-down` by reason.
+    pub ike_down: BTreeMap<String, u64>,
+    /// `auth-failed` by reason.
+    pub auth_failures: BTreeMap<String, u64>,
 }
 
 impl Manager {
@@ -29,7 +42,21 @@ impl Manager {
         self.monitor.dropped
     }
 
+    /// The events so far, counted.
+    pub fn event_counts(&self) -> &EventCounts {
+        &self.monitor.counts
+    }
+
     pub(super) fn emit(&mut self, event: MonitorEvent) {
+        let c = &mut self.monitor.counts;
+        *c.events.entry(event.kind().to_owned()).or_default() += 1;
+        match &event {
+            MonitorEvent::IkeDown { reason, .. } => *c.ike_down.entry(reason.clone()).or_default() += 1,
+            MonitorEvent::AuthFailed { reason, .. } => {
+                *c.auth_failures.entry(reason.clone()).or_default() += 1
+            }
+            _ => {}
+        }
         if self.monitor.queue.len() == QUEUE {
             self.monitor.queue.pop_front();
             self.monitor.dropped += 1;

@@ -85,6 +85,11 @@ impl Manager {
         self.kernel.dataplane_stats()
     }
 
+    /// Each dataplane worker's counters.
+    pub fn lcore_counters(&self) -> Vec<crate::metrics::LcoreCounters> {
+        self.kernel.lcore_counters()
+    }
+
     /// `list-pols`: the policy pair of every reqid iked holds, with what
     /// the dataplane says of it (the SA it sends on, packets matched).
     pub fn list_pols(&self) -> Vec<PolicyInfo> {
