@@ -35,7 +35,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Capacities of a database iked creates (espd usually creates it first,
-/// with its own): room for 16,000 tunnels' policy pairs and their SAs.
+/// with its own): the database's defaults, room for 16,384 tunnels' policy
+/// pairs and their SAs, so either daemon may create it.
 pub const IKED_CAPACITIES: Capacities = Capacities {
     sas: 65_536,
     policies: 32_768,
@@ -340,7 +341,15 @@ pub fn sa_config(d: &EspSaDescription, inbound: bool, reqid: u32, limits: &SaLim
     }
     c.backend = Backend::Default as u8;
     c.dscp = 0xff;
-    c.replay_window = if inbound { limits.replay_window.max(32) } else { 32 };
+    // replay_window = 0 turns anti-replay off (inbound; strongSwan does the same).
+    c.replay_window = match (inbound, limits.replay_window) {
+        (true, 0) => {
+            c.flags |= sadb::SA_FLAG_NO_REPLAY;
+            0
+        }
+        (true, w) => w,
+        (false, _) => 32,
+    };
     c.src = addr16(d.source.ip());
     c.dst = addr16(d.destination.ip());
     // The SA record's selectors are "ours" and "the peer's" in both directions.
@@ -383,8 +392,41 @@ impl SadbWriter {
     /// Attaches to the database at `path`, creating it when the dataplane
     /// has not yet.
     pub fn open(path: &Path) -> Result<Self, KnlError> {
-        let region = Region::open_or_create(path, &IKED_CAPACITIES).map_err(|e| err(path.display(), e))?;
+        Self::open_with(path, &IKED_CAPACITIES)
+    }
+
+    /// [`SadbWriter::open`], creating a missing database with `caps`.
+    pub fn open_with(path: &Path, caps: &Capacities) -> Result<Self, KnlError> {
+        let region = Region::open_or_create(path, caps).map_err(|e| err(path.display(), e))?;
         Ok(Self { region: Arc::new(region), reserved: Arc::default() })
+    }
+
+    /// The capacities iked creates a database with for `config`:
+    /// [`IKED_CAPACITIES`], with windows as large as the largest configured
+    /// `replay_window` (in 64-packet words).
+    pub fn capacities_for(config: &crate::config::Config) -> Capacities {
+        let largest = config.connections.iter().flat_map(|c| &c.children).map(|ch| ch.replay_window).max();
+        let words = largest.unwrap_or(0).div_ceil(64).max(1);
+        Capacities {
+            max_replay_window: (words * 64).max(IKED_CAPACITIES.max_replay_window),
+            ..IKED_CAPACITIES
+        }
+    }
+
+    /// Every child's `replay_window` fits the database's windows (a
+    /// database espd created has its own `max_replay_window`).
+    pub fn check_fits(&self, config: &crate::config::Config) -> Result<(), String> {
+        let max = self.region.capacities().max_replay_window;
+        for c in &config.connections {
+            if let Some(ch) = c.children.iter().find(|ch| ch.replay_window > max) {
+                return Err(format!(
+                    "connections.{}.children.{}.replay_window: {} does not fit the SA database's windows \
+                     (max_replay_window {max}; raise espd's [sadb] max_replay_window and recreate the database)",
+                    c.name, ch.name, ch.replay_window
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The region.
@@ -822,6 +864,45 @@ mod tests {
         k.del_sa(0x4242, true, None).unwrap_or_else(|e| panic!("{e}"));
         k.del_policies(&[6, 7]).unwrap_or_else(|e| panic!("{e}"));
         assert!(k.list_sas().is_empty() && k.region().list_policies().is_empty());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn iked_creates_the_database_espd_would() {
+        assert_eq!(IKED_CAPACITIES, Capacities::default());
+    }
+
+    /// `replay_window = 0` installs an inbound SA without anti-replay (the
+    /// flag, window 0), as the database requires; a window the database
+    /// cannot keep is named at start, and a database iked creates is sized
+    /// for the largest configured one.
+    #[test]
+    fn replay_windows_off_and_too_large() {
+        let c = sa_config(&desc(0x4343, false), true, 3, &SaLimits::default());
+        assert_eq!((c.flags & sadb::SA_FLAG_NO_REPLAY, c.replay_window), (sadb::SA_FLAG_NO_REPLAY, 0));
+        let c =
+            sa_config(&desc(0x4343, false), true, 3, &SaLimits { replay_window: 1024, ..Default::default() });
+        assert_eq!((c.flags & sadb::SA_FLAG_NO_REPLAY, c.replay_window), (0, 1024));
+        let (k, path) = scratch("replay");
+        k.add_sa(&desc(0x4343, false), true, 3, &SaLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+        let text = |w: u32| {
+            format!(
+                "[connections.a]\nremote_addrs = \"198.18.0.2\"\nlocal.auth = \"psk\"\nremote.auth = \"psk\"\n\
+                 [connections.a.children.net]\nremote_ts = \"198.19.0.0/16\"\nreplay_window = {w}\n\
+                 [secrets.ike-a]\nsecret = \"x\"\n"
+            )
+        };
+        let cfg =
+            |w: u32| crate::config::parse(&text(w), Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.check_fits(&cfg(1024)), Ok(()));
+        assert_eq!(
+            k.check_fits(&cfg(4000)),
+            Err("connections.a.children.net.replay_window: 4000 does not fit the SA database's windows \
+                 (max_replay_window 1024; raise espd's [sadb] max_replay_window and recreate the database)"
+                .to_owned())
+        );
+        assert_eq!(SadbWriter::capacities_for(&cfg(4000)).max_replay_window, 4032);
+        assert_eq!(SadbWriter::capacities_for(&cfg(0)).max_replay_window, 1024);
         let _ = std::fs::remove_file(&path);
     }
 

@@ -120,12 +120,21 @@ pub struct SadbSettings {
     pub policies: u32,
     /// Reader slots when creating.
     pub readers: u32,
+    /// The largest anti-replay window an SA may have, when creating (a
+    /// multiple of 64 up to 65,536; iked's `replay_window` must fit).
+    pub max_replay_window: u32,
 }
 
 impl Default for SadbSettings {
     fn default() -> Self {
         let c = sadb::Capacities::default();
-        Self { path: sadb::DEFAULT_PATH.into(), sas: c.sas, policies: c.policies, readers: c.readers }
+        Self {
+            path: sadb::DEFAULT_PATH.into(),
+            sas: c.sas,
+            policies: c.policies,
+            readers: c.readers,
+            max_replay_window: c.max_replay_window,
+        }
     }
 }
 

@@ -62,7 +62,7 @@ struct CreateArgs {
     #[arg(long, default_value_t = 65_536)]
     sas: u32,
     /// Policy slots.
-    #[arg(long, default_value_t = 4_096)]
+    #[arg(long, default_value_t = 32_768)]
     policies: u32,
     /// Dataplane lcores that can attach.
     #[arg(long, default_value_t = 64)]

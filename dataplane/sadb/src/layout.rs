@@ -30,7 +30,7 @@ impl Default for Capacities {
     fn default() -> Self {
         Self {
             sas: 65_536,
-            policies: 4_096,
+            policies: 32_768,
             readers: 64,
             event_ring: 1_024,
             max_replay_window: 1_024,
@@ -230,7 +230,7 @@ mod tests {
     fn sizes_at_the_documented_capacities() {
         let l = Layout::new(&Capacities::default()).unwrap();
         assert_eq!(l.total % (2 << 20), 0);
-        assert!(l.total < 128 << 20, "default region is {} MiB", l.total >> 20);
+        assert!(l.total < 160 << 20, "default region is {} MiB", l.total >> 20);
         let big = Layout::new(&Capacities { sas: 1 << 20, ..Capacities::default() }).unwrap();
         assert!(big.total < 2 << 30, "a million SAs fit in {} MiB", big.total >> 20);
         assert_eq!(replay_words_for(64), 2);

@@ -241,7 +241,19 @@ impl std::fmt::Display for SadbError {
             }
             Corrupt { path, reason } => write!(f, "{}: corrupt header: {reason}", path.display()),
             Capacity { what, reason } => write!(f, "capacity {what}: {reason}"),
-            Full { what } => write!(f, "{what} is full"),
+            Full { what } => {
+                // Which capacity to raise: they are fixed when the database is created.
+                let knob = if what.starts_with("SA table") || what.starts_with("SPI index") {
+                    "sas"
+                } else {
+                    "policies"
+                };
+                write!(
+                    f,
+                    "{what} is full: raise espd's [sadb] {knob} (or `espctl create --{knob}`) and recreate the \
+                     database"
+                )
+            }
             Duplicate { key } => write!(f, "an SA with {key} exists already"),
             NotFound { key } => write!(f, "no SA with {key}"),
             NoPolicy { id } => write!(f, "no policy with id {id}"),

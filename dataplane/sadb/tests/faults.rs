@@ -40,7 +40,10 @@ fn a_full_sa_table_refuses_cleanly_and_changes_nothing() {
     for n in 1..=3 {
         let e = w.add_sa(&gcm_sa(0x900 + n, Direction::In, 0)).unwrap_err();
         assert_eq!(e, SadbError::Full { what: "SA table" });
-        assert_eq!(e.to_string(), "SA table is full");
+        assert_eq!(
+            e.to_string(),
+            "SA table is full: raise espd's [sadb] sas (or `espctl create --sas`) and recreate the database"
+        );
         assert_eq!(r.sa_full_refusals(), n, "each refusal is counted");
     }
     assert_eq!(r.sa_count(), 8);

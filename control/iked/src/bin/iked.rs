@@ -48,6 +48,9 @@ fn main() -> ExitCode {
     if let Some(path) = &args.check_config {
         return match config::load(path) {
             Ok(c) => {
+                for w in c.warnings() {
+                    eprintln!("{}: warning: {w}", path.display());
+                }
                 if args.print {
                     print!("{}", config::render(&c));
                 } else {
@@ -112,6 +115,9 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     tracing::info!(target: "dmn", "iked {} starting: {}", env!("CARGO_PKG_VERSION"), summary(&config));
+    for w in config.warnings() {
+        tracing::warn!(target: "cfg", "{w}");
+    }
     let delete_on_exit = config.daemon.delete_sas_on_exit;
     // One iked per SA database: a lock file beside it, in the same private
     // directory when the default is used, and like the database only ever a
@@ -129,7 +135,9 @@ async fn run(args: Args, config: Config, log: logging::LogHandle) -> Result<(), 
             lock_path.display()
         )
     })?;
-    let kernel = SadbWriter::open(&config.daemon.sadb).map_err(|e| format!("SA database: {e}"))?;
+    let kernel = SadbWriter::open_with(&config.daemon.sadb, &SadbWriter::capacities_for(&config))
+        .map_err(|e| format!("SA database: {e}"))?;
+    kernel.check_fits(&config)?;
     tracing::info!(target: "knl", "SA database {}", config.daemon.sadb.display());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let watched = kernel.clone();

@@ -296,6 +296,21 @@ pub struct SharedSecret {
 }
 
 impl Config {
+    /// What is valid but weakens the tunnels, said at start and by
+    /// `--check-config`, each naming its key.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        for c in &self.connections {
+            for ch in c.children.iter().filter(|ch| ch.replay_window == 0) {
+                w.push(format!(
+                    "connections.{}.children.{}.replay_window = 0: anti-replay protection is off for its SAs",
+                    c.name, ch.name
+                ));
+            }
+        }
+        w
+    }
+
     /// The connection called `name`.
     pub fn connection(&self, name: &str) -> Option<&Connection> {
         self.connections.iter().find(|c| c.name == name)

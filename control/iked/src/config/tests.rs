@@ -208,7 +208,7 @@ fn unknown_keys_are_errors() {
         err(&format!("{BASE}\n[charon]\nthreads = 4\n")),
         "gw.toml:17: charon: unknown field `charon`, expected one of `daemon`, `connections`, `secrets`"
     );
-    assert_eq!(err(&format!("{BASE}\n[daemon]\nthreads = 4\n")), "gw.toml:18: daemon.threads: unknown field `threads`, expected one of `sadb`, `control_socket`, `ctl_group`, `listen`, `port`, `port_nat_t`, `keylog`, `delete_sas_on_exit`, `init_limit_half_open`, `block_threshold`, `half_open_reserved`, `log`");
+    assert_eq!(err(&format!("{BASE}\n[daemon]\nthreads = 4\n")), "gw.toml:18: daemon.threads: unknown field `threads`, expected one of `sadb`, `control_socket`, `ctl_group`, `listen`, `port`, `port_nat_t`, `keylog`, `delete_sas_on_exit`, `init_limit_half_open`, `block_threshold`, `half_open_reserved`, `metrics`, `metrics_per_sa`, `log`");
 }
 
 #[test]
@@ -466,5 +466,36 @@ fn half_open_limits_default_to_the_engines_and_are_checked() {
     assert_eq!(
         err(&format!("{BASE}\n[daemon]\ninit_limit_half_open = 10\nhalf_open_reserved = 10\n")),
         "gw.toml: daemon.half_open_reserved: must be below daemon.init_limit_half_open (the rest is what %any connections share)"
+    );
+}
+
+/// `replay_window`: up to what the dataplane keeps; 0 turns anti-replay
+/// off, with a warning naming the key; above the limit, refused.
+#[test]
+fn replay_window_is_bounded_and_zero_is_a_warning() {
+    let c = ok(&with("connections.home.children.net", "replay_window = 65536"));
+    assert_eq!(c.connections[0].children[0].replay_window, 65_536);
+    assert!(c.warnings().is_empty());
+    let c = ok(&with("connections.home.children.net", "replay_window = 0"));
+    assert_eq!(
+        c.warnings(),
+        ["connections.home.children.net.replay_window = 0: anti-replay protection is off for its SAs"]
+    );
+    assert_eq!(
+        err(&with("connections.home.children.net", "replay_window = 65537")),
+        "gw.toml: connections.home.children.net.replay_window: 65537 is above 65536, the largest window the dataplane keeps"
+    );
+}
+
+#[test]
+fn the_metrics_endpoint_is_an_address_and_port() {
+    let daemon = |line: &str| format!("[daemon]\n{line}\n{BASE}");
+    let c = ok(&daemon("metrics = \"127.0.0.1:9469\""));
+    assert_eq!(c.daemon.metrics, Some("127.0.0.1:9469".parse().unwrap_or_else(|e| panic!("{e}"))));
+    assert!(c.daemon.metrics_per_sa);
+    assert_eq!(ok(BASE).daemon.metrics, None, "off by default");
+    assert_eq!(
+        err(&daemon("metrics = \"localhost\"")),
+        "gw.toml: daemon.metrics: `localhost` is not an address and port (e.g. 127.0.0.1:9469)"
     );
 }

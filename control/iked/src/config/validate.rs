@@ -19,6 +19,9 @@ const CHILD_REKEY_TIME: Duration = Duration::from_secs(3600);
 /// ipsec.conf's `dpdtimeout` default, which charon applies to IKEv1.
 const IKEV1_DPD_TIMEOUT: Duration = Duration::from_secs(150);
 const REPLAY_WINDOW: u32 = 32;
+/// The largest anti-replay window the dataplane keeps per SA (the SA
+/// database's `max_replay_window` at most; 8 KiB of bitmap per SA).
+pub const MAX_REPLAY_WINDOW: u32 = 65_536;
 const IKE_PORT: u16 = 500;
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -599,7 +602,16 @@ impl Validator<'_> {
             rekey_packets,
             life_packets,
             rand_packets,
-            replay_window: rc.replay_window.unwrap_or(REPLAY_WINDOW),
+            replay_window: match rc.replay_window {
+                None => REPLAY_WINDOW,
+                Some(w) if w > MAX_REPLAY_WINDOW => {
+                    return Err(self.err(
+                        k("replay_window"),
+                        format!("{w} is above {MAX_REPLAY_WINDOW}, the largest window the dataplane keeps"),
+                    ))
+                }
+                Some(w) => w,
+            },
         })
     }
 

@@ -211,6 +211,7 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
         sas: cfg.sadb.sas,
         policies: cfg.sadb.policies,
         readers: cfg.sadb.readers,
+        max_replay_window: cfg.sadb.max_replay_window,
         ..sadb::Capacities::default()
     };
     let region = Arc::new(
