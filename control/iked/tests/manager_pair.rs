@@ -717,6 +717,56 @@ fn rekey_on_command_and_the_policies_it_moves() {
     assert!(pair.events().iter().any(|e| e == &format!("ike-rekeyed peer #{old_ike} -> #{}", listed[0].0)));
 }
 
+/// Packet limits as byte limits: `rekey_packets` 1,000 and `life_packets`
+/// 2,000 under 8 packets a millisecond: each outbound SA is replaced after
+/// its soft packet count and before its hard one, and nothing is dropped.
+#[test]
+fn soft_packet_limits_rekey_before_the_hard_one() {
+    let mut pair = up("rekey_packets = 1000\nlife_packets = 2000", 3600);
+    let mut dp = Dataplane::attach(&pair);
+    let ms = Duration::from_millis(1);
+    for t in 0..2_000u64 {
+        pair.run_for(ms);
+        if let Err(e) = dp.send(t, 8, 800) {
+            panic!("at {t} ms: {e}; carried so far: {:#?}", dp.carried);
+        }
+    }
+    assert_eq!(dp.hard, Vec::<u32>::new(), "no SA reached its hard limit: {:#?}", dp.carried);
+    assert!(dp.carried.len() >= 8, "16,000 packets in 1,000-2,000 pieces: {:#?}", dp.carried);
+    for c in dp.carried.iter().take(dp.carried.len() - 1) {
+        let packets = c.bytes / 100;
+        assert!((500..2_000).contains(&packets), "replaced after its soft count, before its hard one: {c:?}");
+        assert!(c.soft_at.is_some(), "its soft event fired: {c:?}");
+    }
+    pair.run_for(Duration::from_secs(3));
+    pair.assert_mirrored("after the packet-triggered rekeys");
+    assert_eq!(pair.our_sas().len(), 2, "{:?}", pair.our_sas());
+}
+
+/// `dpd_action = trap`: the dead peer's SAs go, the child's policies stay
+/// as a trap (unbound); traffic then brings the tunnel up again once the
+/// peer answers.
+#[test]
+fn dpd_trap_leaves_the_policies_as_a_trap() {
+    let (mut pair, first) = dead_peer("trap");
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "the dead peer's pair deleted");
+    assert_eq!(pair.policies(), vec![(2, 1, None), (3, 1, None)], "its policies stay, unbound");
+    assert_eq!(pair.listed(), vec![], "no IKE SA left");
+    pair.peer_silent = false;
+    pair.run_for(Duration::from_secs(5));
+    assert_eq!(pair.our_sas(), BTreeSet::new(), "nothing negotiated without traffic");
+    let dp = Dataplane::attach(&pair);
+    dp.acquire();
+    pair.run_for(Duration::from_secs(2));
+    let pairs = pair.pairs();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert!(pairs[0].0 != first.0, "a new pair: {pairs:?} after {first:?}");
+    pair.assert_installed(pairs[0], "the trap acquired");
+    // The peer still holds the pair it never heard was deleted (it was silent).
+    let ours: BTreeSet<(u32, bool)> = pair.our_sas().into_iter().map(|(s, i)| (s, !i)).collect();
+    assert!(ours.is_subset(&pair.peer_sas), "the peer holds the new pair too");
+}
+
 /// `list-sas` numbers child SAs with a counter (charon's uniqueid), not
 /// with random SPIs: the first pair is 1, its rekeyed successor 2.
 #[test]
