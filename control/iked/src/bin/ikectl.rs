@@ -1,66 +1,12 @@
 //! ikectl: controls iked over its Unix socket, like swanctl.
 #![forbid(unsafe_code)]
 
-use clap::{Args as ClapArgs, Parser, Subcommand};
-use iked::config::DEFAULT_CONTROL_SOCKET;
+use clap::Parser;
+use iked::cli::{IkectlArgs as Cli, IkectlCommand as Cmd};
 use iked::ctl::client::Client;
 use iked::ctl::format;
 use iked::ctl::protocol::{Command, Reply, Target};
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Debug, Parser)]
-#[command(name = "ikectl", version, about = "Control iked (swanctl-style)")]
-struct Cli {
-    /// iked's control socket.
-    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET, global = true)]
-    socket: PathBuf,
-    /// Print iked's raw JSON responses, one per line.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// List IKE SAs and their child SAs.
-    ListSas {
-        /// Only SAs of this connection.
-        #[arg(long, value_name = "NAME")]
-        ike: Option<String>,
-    },
-    /// List loaded connections.
-    ListConns,
-    /// Initiate a connection.
-    Initiate(TargetArgs),
-    /// Terminate a connection.
-    Terminate(TargetArgs),
-    /// Rekey a child's SAs now, or re-establish a connection's IKE SAs.
-    Rekey(TargetArgs),
-    /// List the policies iked installed in the dataplane.
-    ListPols,
-    /// Reload the configuration file (unchanged connections are untouched).
-    LoadAll,
-    /// Show counters.
-    Stats,
-    /// Follow iked's log.
-    Log,
-    /// Follow SA events as they happen (IKE and child SAs up, rekeyed,
-    /// down, expired; DPD; authentication failures; acquires), one per line.
-    Monitor,
-}
-
-#[derive(Debug, ClapArgs)]
-#[group(required = true, multiple = false)]
-struct TargetArgs {
-    /// A child SA configuration.
-    #[arg(long, value_name = "NAME")]
-    child: Option<String>,
-    /// A connection.
-    #[arg(long, value_name = "NAME")]
-    ike: Option<String>,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -7,7 +7,8 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use iked::config::{self, Config, DEFAULT_CONFIG};
+use iked::cli::IkedArgs as Args;
+use iked::config::{self, Config};
 use iked::ctl::server::{self, Access, ServerCounters, SocketGuard};
 use iked::daemon::{Daemon, EngineControl};
 use iked::keylog::KeyLog;
@@ -18,25 +19,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
-
-#[derive(Debug, Parser)]
-#[command(name = "iked", version, about = "IKEv1 daemon for the espd IPsec gateway")]
-struct Args {
-    /// Configuration file.
-    #[arg(short, long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-    config: PathBuf,
-    /// Validate FILE and exit: 0 when valid, 1 with the error otherwise.
-    #[arg(long, value_name = "FILE")]
-    check_config: Option<PathBuf>,
-    /// With --check-config: print the configuration with every default
-    /// spelled out (secrets included).
-    #[arg(long, requires = "check_config")]
-    print: bool,
-    /// Write Wireshark's ikev1_decryption_table and esp_sa into DIR
-    /// (overrides daemon.keylog). These files hold keys.
-    #[arg(long, value_name = "DIR")]
-    keylog: Option<PathBuf>,
-}
 
 fn summary(c: &Config) -> String {
     let children: usize = c.connections.iter().map(|c| c.children.len()).sum();
