@@ -1,7 +1,7 @@
 //! The shipped systemd units, booted by their own command lines: every
 //! `ExecStartPre`, `ExecStart` and `ExecReload` of `scripts/espd.service` and
 //! `scripts/iked.service` runs as systemd would run it, with the installed
-//! paths (`/usr/local/sbin`, `/etc/espd/espd.toml`, `/etc/iked/iked.toml`)
+//! paths (`/usr/sbin`, `/etc/espd/espd.toml`, `/etc/iked/iked.toml`)
 //! pointed at the built binaries and test configurations: espd comes up as
 //! the gateway and attaches the SA database with a worker, iked attaches the
 //! same database and answers ikectl, a reload re-reads iked's file, and both
@@ -128,7 +128,7 @@ fn the_shipped_units_boot_reload_and_stop() {
     std::fs::write(&iked_conf, iked_text("198.19.1.0/24")).unwrap_or_else(|e| panic!("{e}"));
     let sbin = common::bin("espd").parent().map(|p| p.display().to_string()).unwrap_or_default();
     let paths = [
-        ("/usr/local/sbin", sbin),
+        ("/usr/sbin", sbin),
         ("/etc/espd/espd.toml", espd_conf.display().to_string()),
         ("/etc/iked/iked.toml", iked_conf.display().to_string()),
     ];
