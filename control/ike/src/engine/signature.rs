@@ -155,7 +155,7 @@ impl Engine {
                     .iter()
                     .find(|c| c.matches_id(id_type, id_data))
                     .ok_or(CertError::NoCertificate)?;
-                pki::configured_peer_key(cert, &p.trust, wall)?
+                pki::configured_peer_key(cert, wall)?
             }
         };
         // RFC 4754 §5 / RFC 2409 App. A: the method was agreed for one key

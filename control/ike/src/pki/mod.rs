@@ -324,46 +324,55 @@ pub fn validate(
     let key = leaf.public_key()?;
     let mut current = leaf;
     for _ in 1..MAX_PATH_LEN {
-        // A trust anchor first, then an intermediate the peer sent.
-        let mut refusal = CertError::UntrustedIssuer;
-        for (anchor, candidate) in trust
-            .authorities
-            .iter()
-            .map(|c| (true, c))
-            .chain(intermediates.iter().map(|c| (false, c)))
-            .filter(|(_, c)| c.subject() == current.issuer() && *c != current)
-        {
-            if let Err(e) = current.signed_by(candidate) {
-                refusal = e;
-                continue;
-            }
-            candidate.check_validity(now)?;
-            candidate.check_ca()?;
-            if trust.crls.iter().any(|crl| crl.revokes(current, candidate)) {
-                return Err(CertError::Revoked);
-            }
-            if anchor {
-                return Ok(key);
-            }
-            current = candidate;
-            refusal = CertError::PathTooLong;
-            break;
-        }
-        if refusal != CertError::PathTooLong {
-            return Err(refusal);
+        match next_issuer(current, intermediates, trust, now)? {
+            Issuer::Anchor => return Ok(key),
+            Issuer::Intermediate(issuer) => current = issuer,
         }
     }
     Err(CertError::PathTooLong)
 }
 
-/// A locally configured peer certificate (no CERT received): trusted as it
-/// is, but still within its validity period and the holder of the ID.
-pub fn configured_peer_key(
-    cert: &Certificate,
+/// Who issued a certificate of the path.
+enum Issuer<'a> {
+    /// A configured trusted CA: the path is complete.
+    Anchor,
+    /// A CA certificate the peer sent: the path goes on from it.
+    Intermediate(&'a Certificate),
+}
+
+/// Finds the issuer of `current` whose key verifies its signature, a trust
+/// anchor first, then an intermediate the peer sent, and checks it (valid
+/// at `now`, a CA) and `current`'s revocation on its CRLs.
+fn next_issuer<'a>(
+    current: &Certificate,
+    intermediates: &'a [Certificate],
     trust: &TrustStore,
     now: SystemTime,
-) -> Result<PublicKey, CertError> {
-    debug_assert!(trust.peer_certificates.contains(cert));
+) -> Result<Issuer<'a>, CertError> {
+    let anchors = trust.authorities.iter().map(|c| (c, None));
+    let sent = intermediates.iter().map(|c| (c, Some(c)));
+    let mut refusal = CertError::UntrustedIssuer;
+    for (candidate, intermediate) in anchors.chain(sent) {
+        if candidate.subject() != current.issuer() || candidate == current {
+            continue;
+        }
+        if let Err(e) = current.signed_by(candidate) {
+            refusal = e;
+            continue;
+        }
+        candidate.check_validity(now)?;
+        candidate.check_ca()?;
+        if trust.crls.iter().any(|crl| crl.revokes(current, candidate)) {
+            return Err(CertError::Revoked);
+        }
+        return Ok(intermediate.map_or(Issuer::Anchor, Issuer::Intermediate));
+    }
+    Err(refusal)
+}
+
+/// A locally configured peer certificate (no CERT received): trusted as it
+/// is, but still within its validity period and the holder of the ID.
+pub fn configured_peer_key(cert: &Certificate, now: SystemTime) -> Result<PublicKey, CertError> {
     cert.check_validity(now)?;
     cert.public_key()
 }

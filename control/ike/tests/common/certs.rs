@@ -65,6 +65,8 @@ pub struct Ca {
 /// An end entity: its certificate (PEM path for revocation) and key.
 pub struct Leaf {
     pem: PathBuf,
+    /// The private key, PKCS#8 PEM as `openssl genpkey` wrote it.
+    pub key_path: PathBuf,
     pub cert: Certificate,
     pub key: PrivateKey,
 }
@@ -111,6 +113,10 @@ keyUsage = critical,keyCertSign,cRLSign
 basicConstraints = CA:false
 keyUsage = critical,digitalSignature
 subjectAltName = $ENV::SAN
+[ext_leaf_key_encipherment]
+basicConstraints = CA:false
+keyUsage = critical,keyEncipherment
+subjectAltName = $ENV::SAN
 ";
 
 impl Ca {
@@ -126,6 +132,12 @@ impl Ca {
 
     /// An intermediate CA in `base/name`, issued by `self`.
     pub fn intermediate(&self, base: &Path, name: &str, kind: KeyKind) -> Self {
+        self.intermediate_with(base, name, kind, "ext_ca")
+    }
+
+    /// An intermediate issued with the extensions of section `extensions`
+    /// (`ext_leaf` makes one that is no CA).
+    pub fn intermediate_with(&self, base: &Path, name: &str, kind: KeyKind, extensions: &str) -> Self {
         let dir = Self::prepare(base, name, kind);
         openssl(
             &dir,
@@ -144,13 +156,27 @@ impl Ca {
         );
         let csr = dir.join("ca.csr");
         let pem = dir.join("ca.pem");
-        self.issue(&csr, &pem, "ext_ca", "", Validity::Current);
+        self.issue(&csr, &pem, extensions, "", Validity::Current, None);
         let cert = Certificate::from_der(&pem_to_der(&dir, "ca.pem")).expect("intermediate certificate");
         Self { dir, kind, cert }
     }
 
     /// An end entity `name` with subjectAltNames `san` (openssl syntax).
     pub fn leaf(&self, name: &str, kind: KeyKind, san: &str, validity: Validity) -> Leaf {
+        self.leaf_with(name, kind, san, validity, "ext_leaf", None)
+    }
+
+    /// An end entity with the extensions of section `extensions`, signed
+    /// with digest `md` (the CA's default if `None`).
+    pub fn leaf_with(
+        &self,
+        name: &str,
+        kind: KeyKind,
+        san: &str,
+        validity: Validity,
+        extensions: &str,
+        md: Option<&str>,
+    ) -> Leaf {
         let key = self.dir.join(format!("{name}.key"));
         let csr = self.dir.join(format!("{name}.csr"));
         let pem = self.dir.join(format!("{name}.pem"));
@@ -175,11 +201,12 @@ impl Ca {
                 &csr.to_string_lossy(),
             ],
         );
-        self.issue(&csr, &pem, "ext_leaf", san, validity);
+        self.issue(&csr, &pem, extensions, san, validity, md);
         let cert =
             Certificate::from_der(&pem_to_der(&self.dir, &pem.to_string_lossy())).expect("leaf certificate");
-        let key = PrivateKey::from_pem_or_der(&read(&key)).expect("leaf key");
-        Leaf { pem, cert, key }
+        let key_path = key;
+        let key = PrivateKey::from_pem_or_der(&read(&key_path)).expect("leaf key");
+        Leaf { pem, key_path, cert, key }
     }
 
     /// Revokes `leaf` (or an intermediate's certificate) in this CA's database.
@@ -189,8 +216,18 @@ impl Ca {
 
     /// This CA's current CRL, PEM.
     pub fn crl(&self) -> Crl {
+        Crl::from_pem_or_der(&self.crl_pem()).expect("CRL")
+    }
+
+    /// This CA's current CRL as `openssl ca -gencrl` writes it (PEM).
+    pub fn crl_pem(&self) -> Vec<u8> {
         openssl(&self.dir, &["ca", "-config", "ca.cnf", "-batch", "-gencrl", "-out", "crl.pem"]);
-        Crl::from_pem_or_der(&read(&self.dir.join("crl.pem"))).expect("CRL")
+        read(&self.dir.join("crl.pem"))
+    }
+
+    /// The CA's directory (for conversions of its files).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn prepare(base: &Path, name: &str, kind: KeyKind) -> PathBuf {
@@ -206,7 +243,15 @@ impl Ca {
         dir
     }
 
-    fn issue(&self, csr: &Path, out: &Path, extensions: &str, san: &str, validity: Validity) {
+    fn issue(
+        &self,
+        csr: &Path,
+        out: &Path,
+        extensions: &str,
+        san: &str,
+        validity: Validity,
+        md: Option<&str>,
+    ) {
         let (csr, out) = (csr.to_string_lossy(), out.to_string_lossy());
         let mut args = vec![
             "ca",
@@ -233,6 +278,9 @@ impl Ca {
         if let Some((start, end)) = &dates {
             args.extend_from_slice(&["-startdate", start, "-enddate", end]);
         }
+        if let Some(md) = md {
+            args.extend_from_slice(&["-md", md]);
+        }
         openssl_with_san(&self.dir, &args, if san.is_empty() { "email:unused@invalid" } else { san });
     }
 }
@@ -242,6 +290,11 @@ impl Leaf {
     pub fn pem_path(&self) -> &Path {
         &self.pem
     }
+}
+
+/// Runs `openssl` in `dir` (for format conversions in tests).
+pub fn run_openssl(dir: &Path, args: &[&str]) {
+    openssl(dir, args);
 }
 
 /// The DER of a PEM certificate file, through our own PEM reader.
