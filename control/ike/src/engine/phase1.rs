@@ -119,12 +119,15 @@ impl Engine {
         id_body: &[u8],
         expected: &[u8],
     ) -> Result<PeerAuthenticated, Error> {
-        match cfg.auth {
+        match &cfg.auth {
             AuthMethod::PreSharedKey(_) => verify_peer_hash(expected, get_bytes(raws, PayloadType::HASH)?),
-            AuthMethod::PublicKey(_) => {
-                self.verify_peer_signature(now, cfg, raws, id_body, expected)?;
-                Ok(PeerAuthenticated(()))
-            }
+            AuthMethod::PublicKey(p) => match self.check_signature(now, p, raws, id_body, expected) {
+                Ok(()) => Ok(PeerAuthenticated(())),
+                Err(reason) => {
+                    tracing::warn!(peer = %cfg.name, ?reason, "signature authentication refused");
+                    Err(Error::Certificate(reason))
+                }
+            },
         }
     }
 }
@@ -307,6 +310,11 @@ pub(super) fn select_ike(
     let chosen =
         Proposal { number: p.number, protocol: p.protocol, spi: p.spi.clone(), transforms: vec![t.clone()] };
     Ok((chosen, ike))
+}
+
+/// [`select_ike`] with a connection's proposals, preference and method.
+fn select_ike_for(sa: &SaPayload, cfg: &PeerConfig) -> Result<(Proposal, IkeProposal), Error> {
+    select_ike(sa, &cfg.ike_proposals, cfg.prefer_configured_proposals, cfg.auth.method_id())
 }
 
 /// Initiator check of the responder's single chosen transform.
@@ -747,12 +755,7 @@ impl Engine {
         let peer = self.sas.get(idx).map_or(0, |s| s.peer);
         let cfg = self.config.peers.get(peer).cloned().ok_or(Error::Local("peer"))?;
         let (sa_payload, sa_i_b) = get_sa(raws)?;
-        let (chosen_p, chosen) = select_ike(
-            sa_payload,
-            &cfg.ike_proposals,
-            cfg.prefer_configured_proposals,
-            cfg.auth.method_id(),
-        )?;
+        let (chosen_p, chosen) = select_ike_for(sa_payload, &cfg)?;
         let reply_sa =
             SaPayload { doi: DOI_IPSEC, situation: sa_payload.situation, proposals: vec![chosen_p] };
         let nat_t = peer_nat_t(raws, &self.nat_t_offer).filter(|_| cfg.nat_traversal);
@@ -777,12 +780,7 @@ impl Engine {
             return Err(Error::PeerMisbehaved(PeerMisbehaved::AggressiveModeRefused));
         }
         let (sa_payload, sa_i_b) = get_sa(raws)?;
-        let (chosen_p, chosen) = select_ike(
-            sa_payload,
-            &cfg.ike_proposals,
-            cfg.prefer_configured_proposals,
-            cfg.auth.method_id(),
-        )?;
+        let (chosen_p, chosen) = select_ike_for(sa_payload, &cfg)?;
         let gxi = get_bytes(raws, PayloadType::KE)?.to_vec();
         let ni = get_nonce(raws)?.to_vec();
         let (idii, idii_b) = get_id(raws)?;

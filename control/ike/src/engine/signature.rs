@@ -16,7 +16,7 @@
 //! peer, a locally configured certificate holding its ID is used, as
 //! strongSwan does; with none, authentication fails (`NoCertificate`).
 
-use super::config::{AuthMethod, PeerConfig, SendCert};
+use super::config::{AuthMethod, PeerConfig, PublicKeyAuth, SendCert};
 use super::{Engine, Error};
 use crate::crypto::{HashAlgorithm, Secret};
 use crate::keys::{skeyid_psk, skeyid_signature};
@@ -94,29 +94,11 @@ impl Engine {
     /// Checks the peer's signature payloads: its certificate (sent, or
     /// configured) validates, holds the ID of `id_body` (the ID payload
     /// body), and its key verifies SIG over `expected` (HASH_I or HASH_R).
-    /// The caller checks HASH instead with PSK.
-    pub(super) fn verify_peer_signature(
+    /// With PSK the caller checks HASH instead.
+    pub(super) fn check_signature(
         &self,
         now: Instant,
-        cfg: &PeerConfig,
-        raws: &[RawPayload<'_>],
-        id_body: &[u8],
-        expected: &[u8],
-    ) -> Result<(), Error> {
-        let AuthMethod::PublicKey(p) = &cfg.auth else {
-            return Err(Error::Local("not signature authentication"));
-        };
-        let result = self.check_signature(now, p, raws, id_body, expected);
-        if let Err(reason) = result {
-            tracing::warn!(peer = %cfg.name, ?reason, "signature authentication refused");
-        }
-        result.map_err(Error::Certificate)
-    }
-
-    fn check_signature(
-        &self,
-        now: Instant,
-        p: &super::config::PublicKeyAuth,
+        p: &PublicKeyAuth,
         raws: &[RawPayload<'_>],
         id_body: &[u8],
         expected: &[u8],
