@@ -3,7 +3,7 @@
 //!
 //! Every datagram lands in exactly one of `processed`, `dropped-*`,
 //! `failed` or `discarded-*`; the other counters break one of those down
-//! (`auth-failed`, `half-open-refused-*`) or count events
+//! (`auth-failed`, `half-open-refused-*`, `cert-refused-*`) or count events
 //! (`half-open-evicted`, `quick-modes-refused`, `peer-moved`).
 
 macro_rules! counters {
