@@ -165,7 +165,28 @@ fn every_method_mode_and_initiator_establishes_with_equal_keys() {
     }
 }
 
-/// Runs P-256 Main Mode (A initiating) with A's configuration changed by
+#[test]
+fn loss_and_duplication_at_every_step() {
+    for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+        let p = params_for(KeyKind::P256, mode, 2);
+        let clean = || {
+            let (a, b) = configs(KeyKind::P256, &p);
+            run(a, b, true, Box::new(|_, _| Fault::Deliver))
+        };
+        let n = clean().sent;
+        for k in 0..n {
+            for fault in [Fault::Drop, Fault::Duplicate] {
+                let (a, b) = configs(KeyKind::P256, &p);
+                let f = fault.clone();
+                let pair =
+                    run(a, b, true, Box::new(move |i, _| if i == k { f.clone() } else { Fault::Deliver }));
+                check_ok(&pair, &p);
+            }
+        }
+    }
+}
+
+/// Runs P-256 Main and Aggressive Mode (A initiating) with A's configuration changed by
 /// `change_a` and B's by `change_b`; B must refuse A with `reason`, counted.
 fn refused_by_b(change_a: impl Fn(&mut PeerConfig), change_b: impl Fn(&mut PeerConfig), reason: CertError) {
     for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
