@@ -77,8 +77,10 @@ impl PrivateKey {
     /// Reads a private key: PEM (`PRIVATE KEY`, `RSA PRIVATE KEY`,
     /// `EC PRIVATE KEY`) or DER (PKCS#8, PKCS#1 RSA or SEC1 EC).
     pub fn from_pem_or_der(bytes: &[u8]) -> Result<Self, KeyError> {
-        let der = crate::pki::pem_or_der(bytes).map_err(|_| KeyError::Unreadable)?;
-        Self::from_der(&der.1)
+        // A PEM RSA-16384 key is under 13 KB.
+        let der =
+            crate::pki::pem_or_der(bytes, 4 * crate::pki::MAX_DER_LEN).map_err(|_| KeyError::Unreadable)?;
+        Self::from_der(&der)
     }
 
     fn from_der(der: &[u8]) -> Result<Self, KeyError> {

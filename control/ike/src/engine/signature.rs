@@ -85,10 +85,10 @@ impl Engine {
     /// [`Engine::set_wall_clock`].
     fn wall_time(&self, now: Instant) -> Option<SystemTime> {
         let (at, wall) = self.wall_clock?;
-        Some(match now.checked_duration_since(at) {
-            Some(d) => wall + d,
-            None => wall - at.duration_since(now),
-        })
+        match now.checked_duration_since(at) {
+            Some(d) => wall.checked_add(d),
+            None => wall.checked_sub(at.duration_since(now)),
+        }
     }
 
     /// Checks the peer's signature payloads: its certificate (sent, or

@@ -44,6 +44,9 @@ pub const MAX_PATH_LEN: usize = 5;
 /// Largest certificate or CRL accepted (a CERT payload is at most 64 KiB,
 /// and messages are bounded far below that).
 pub const MAX_DER_LEN: usize = 16 * 1024;
+/// Largest CRL accepted (configuration, not the peer, supplies CRLs; a
+/// large CA's list runs to megabytes).
+pub const MAX_CRL_LEN: usize = 16 * 1024 * 1024;
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
 
@@ -267,7 +270,7 @@ impl core::fmt::Debug for Crl {
 impl Crl {
     /// Parses a CRL given as PEM (`X509 CRL`) or DER.
     pub fn from_pem_or_der(bytes: &[u8]) -> Result<Self, CertError> {
-        let (_, der) = pem_or_der(bytes)?;
+        let der = pem_or_der(bytes, MAX_CRL_LEN)?;
         let list = CertificateList::from_der(&der).map_err(|_| CertError::Malformed)?;
         let tbs = list.tbs_cert_list.to_der().map_err(|_| CertError::Malformed)?;
         Ok(Self { list, tbs })
@@ -400,16 +403,16 @@ fn is_pem(bytes: &[u8]) -> bool {
         .is_some_and(|i| bytes.get(i..).is_some_and(|s| s.starts_with(b"-----BEGIN ")))
 }
 
-/// One PEM block's label and bytes, or DER as it is (label empty). The
-/// bytes are wiped on drop (they may be a private key).
-pub(crate) fn pem_or_der(bytes: &[u8]) -> Result<(String, Zeroizing<Vec<u8>>), CertError> {
-    if bytes.len() > 4 * MAX_DER_LEN {
+/// The bytes of one PEM block, or DER as it is, at most `limit` bytes of
+/// input. The bytes are wiped on drop (they may be a private key).
+pub(crate) fn pem_or_der(bytes: &[u8], limit: usize) -> Result<Zeroizing<Vec<u8>>, CertError> {
+    if bytes.len() > limit {
         return Err(CertError::Malformed);
     }
     if is_pem(bytes) {
-        let (label, der) = der::pem::decode_vec(bytes).map_err(|_| CertError::Malformed)?;
-        Ok((label.to_owned(), Zeroizing::new(der)))
+        let (_, der) = der::pem::decode_vec(bytes).map_err(|_| CertError::Malformed)?;
+        Ok(Zeroizing::new(der))
     } else {
-        Ok((String::new(), Zeroizing::new(bytes.to_vec())))
+        Ok(Zeroizing::new(bytes.to_vec()))
     }
 }
