@@ -349,3 +349,16 @@ fn a_tampered_signature_is_refused() {
         assert!(pair.a.stats().cert_refused_bad_signature >= 1);
     }
 }
+
+#[test]
+fn without_a_wall_clock_no_certificate_is_accepted() {
+    let p = params_for(KeyKind::P256, Phase1Mode::Main, 1);
+    let (a, b) = configs(KeyKind::P256, &p);
+    let mut pair = Pair::new(engine(vec![a], 1, 0x1000), engine(vec![b], 2, 0x2000));
+    let now = pair.now;
+    pair.a.set_wall_clock(now, SystemTime::now());
+    pair.a.handle_command(now, Command::Initiate { peer: 0 });
+    pair.drive();
+    assert_eq!(failures(&pair.b_events), vec![Error::Certificate(CertError::NoClock)]);
+    assert!(pair.b.stats().cert_refused_no_clock >= 1);
+}
