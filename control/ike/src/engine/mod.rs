@@ -7,7 +7,8 @@
 //!
 //! Invariants: a duplicate of the last datagram received in an exchange only
 //! resends our last reply and changes no state; every state holding a
-//! [`phase1::PeerAuthenticated`] proof passed the HASH_I/HASH_R check.
+//! [`phase1::PeerAuthenticated`] proof passed the HASH_I/HASH_R check (PSK) or the
+//! certificate and SIG_I/SIG_R check (signatures).
 
 pub mod config;
 mod informational;

@@ -1,4 +1,5 @@
-//! Phase 1: Main Mode and Aggressive Mode with pre-shared keys.
+//! Phase 1: Main Mode and Aggressive Mode, with pre-shared keys or signatures
+//! (the signature payloads and checks are in `signature.rs`).
 //!
 //! RFC 2409 §5.4, Main Mode (Identity Protection):
 //! ```text
@@ -93,9 +94,11 @@ impl NatTVersion {
     }
 }
 
-/// Proof that the peer's HASH_I/HASH_R verified. Only
-/// `verify_peer_hash` can create one, and `State::Established` needs
-/// one: no code path reaches an established SA around the hash check.
+/// Proof that the peer authenticated: its HASH_I/HASH_R verified (PSK), or
+/// its certificate validated and its SIG_I/SIG_R verified (signatures).
+/// Only `verify_peer_hash` and `Engine::authenticate_peer` create one, and
+/// `State::Established` needs one: no code path reaches an established SA
+/// around those checks.
 #[derive(Debug)]
 pub struct PeerAuthenticated(());
 
