@@ -380,20 +380,37 @@ pub fn configured_peer_key(cert: &Certificate, now: SystemTime) -> Result<Public
     cert.public_key()
 }
 
-/// Reads certificates: PEM (one or more `CERTIFICATE` blocks) or one DER.
+/// Reads certificates: PEM (one or more `CERTIFICATE` blocks; other blocks
+/// are skipped) or one DER.
 pub fn load_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, CertError> {
-    if is_pem(bytes) {
-        let certs = x509_cert::Certificate::load_pem_chain(bytes).map_err(|_| CertError::Malformed)?;
-        certs
-            .into_iter()
-            .map(|c| {
-                let der = c.to_der().map_err(|_| CertError::Malformed)?;
-                Ok(Certificate { der, cert: c })
-            })
-            .collect()
-    } else {
-        Certificate::from_der(bytes).map(|c| vec![c])
+    if !is_pem(bytes) {
+        return Certificate::from_der(bytes).map(|c| vec![c]);
     }
+    // Each block is decoded whole (`der::pem::decode_vec`), then parsed as
+    // DER: der 0.7's streaming PEM reader, which x509-cert's
+    // `load_pem_chain` uses, never returns on a truncated certificate.
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Some(start) = find(rest, b"-----BEGIN ") {
+        let block = rest.get(start..).unwrap_or_default();
+        let end = find(block, b"-----END ").ok_or(CertError::Malformed)? + b"-----END ".len();
+        let close = block.get(end..).and_then(|t| find(t, b"-----")).ok_or(CertError::Malformed)?;
+        let len = end + close + b"-----".len();
+        let (label, der) =
+            der::pem::decode_vec(block.get(..len).unwrap_or_default()).map_err(|_| CertError::Malformed)?;
+        if label == "CERTIFICATE" {
+            out.push(Certificate::from_der(&der)?);
+        }
+        rest = block.get(len..).unwrap_or_default();
+    }
+    if out.is_empty() {
+        return Err(CertError::Malformed);
+    }
+    Ok(out)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn is_pem(bytes: &[u8]) -> bool {

@@ -14,6 +14,13 @@ fn garbage_truncated_and_huge_input_is_refused_without_panic() {
         vec![0x30; MAX_DER_LEN + 1],
         b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec(),
         b"-----BEGIN X509 CRL-----\n!!\n".to_vec(),
+        // Found by the pki_parse fuzz target: der's PEM reader (what
+        // x509-cert's load_pem_chain uses) never returns on a truncated
+        // certificate; the PEM blocks are decoded whole instead.
+        b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_vec(),
+        b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\nAVOg\n-----END CERTIFICATE-----\n"
+            .to_vec(),
+        b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERT".to_vec(),
     ];
     for c in &cases {
         assert_eq!(Certificate::from_der(c).err(), Some(CertError::Malformed), "{c:02x?}");
