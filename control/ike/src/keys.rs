@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! SKEYID   = prf(pre-shared-key, Ni_b | Nr_b)                        (PSK)
+//! SKEYID   = prf(Ni_b | Nr_b, g^xy)                                 (signatures)
 //! SKEYID_d = prf(SKEYID, g^xy | CKY-I | CKY-R | 0)
 //! SKEYID_a = prf(SKEYID, SKEYID_d | g^xy | CKY-I | CKY-R | 1)
 //! SKEYID_e = prf(SKEYID, SKEYID_a | g^xy | CKY-I | CKY-R | 2)
@@ -51,6 +52,12 @@ impl core::fmt::Debug for Phase1Keys {
 /// RFC 2409 §5: SKEYID for pre-shared key authentication.
 pub fn skeyid_psk(hash: HashAlgorithm, psk: &[u8], ni_b: &[u8], nr_b: &[u8]) -> Secret {
     hash.prf(psk, &[ni_b, nr_b])
+}
+
+/// RFC 2409 §5: SKEYID for signature authentication, prf(Ni_b | Nr_b, g^xy).
+pub fn skeyid_signature(hash: HashAlgorithm, ni_b: &[u8], nr_b: &[u8], gxy: &[u8]) -> Secret {
+    let key = Secret::new([ni_b, nr_b].concat());
+    hash.prf(&key, &[gxy])
 }
 
 /// RFC 2409 Appendix B: stretches `key` to `len` bytes when it is too short:

@@ -9,7 +9,9 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+pub mod auth;
 pub mod crypto;
 pub mod engine;
 pub mod keys;
 pub mod msgs;
+pub mod pki;

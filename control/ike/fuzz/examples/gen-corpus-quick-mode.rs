@@ -20,11 +20,7 @@ fn datagram(control: u8, first: PayloadType, mid: u32, body: &[u8]) -> Vec<u8> {
 }
 
 /// The chain after HASH of the next message an engine of a twin session sends.
-fn chain_of(
-    twin: &mut Session,
-    side: Side,
-    cmd: impl FnOnce(&mut Session),
-) -> (PayloadType, u32, Vec<u8>) {
+fn chain_of(twin: &mut Session, side: Side, cmd: impl FnOnce(&mut Session)) -> (PayloadType, u32, Vec<u8>) {
     cmd(twin);
     let t = match side {
         Side::Initiator => twin.initiator.poll_transmit(),

@@ -7,8 +7,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = Message::parse(data, DEFAULT_MAX_MESSAGE_LEN) {
-        let again = Message::parse(&m.emit(), DEFAULT_MAX_MESSAGE_LEN)
-            .expect("re-encoded message must parse");
+        let again =
+            Message::parse(&m.emit(), DEFAULT_MAX_MESSAGE_LEN).expect("re-encoded message must parse");
         assert_eq!(again.payloads, m.payloads);
         if !m.header.is_encrypted() {
             assert_eq!(m.emit(), data, "plaintext parse/emit must be symmetric");

@@ -8,7 +8,7 @@ use ike::crypto::{Cipher, DhGroup, HashAlgorithm};
 use ike::engine::*;
 use rand_chacha::rand_core::SeedableRng;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The initiator's (the fuzzer's) address.
 pub const INITIATOR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -77,6 +77,52 @@ fn engine(peer: PeerConfig, seed: u64) -> Engine {
 /// The fuzzed responder: Main or Aggressive Mode, PSK [`PSK`], RNG seeded with 0.
 pub fn responder() -> Engine {
     engine(peer_config(RESPONDER, INITIATOR, PSK, Phase1Mode::Main), 0)
+}
+
+/// Signature authentication with an ECDSA P-256 key drawn from `seed`, no
+/// certificate of ours and no CA trusted: every CERT a peer sends is parsed,
+/// matched against its ID and validated (and refused), every SIG looked at.
+pub fn signature_auth(seed: u64) -> AuthMethod {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    AuthMethod::PublicKey(std::sync::Arc::new(PublicKeyAuth {
+        certificates: Vec::new(),
+        private_key: ike::auth::PrivateKey::EcdsaP256(p256::ecdsa::SigningKey::random(&mut rng)),
+        trust: ike::pki::TrustStore::default(),
+        send_cert: SendCert::IfAsked,
+    }))
+}
+
+/// The wall-clock time the signature engines are given (a fixed date: runs repeat).
+pub fn wall_clock() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(1_790_000_000)
+}
+
+/// A signature-authentication engine at `local` for the peer at `remote`.
+pub fn signature_engine(local: IpAddr, remote: IpAddr, mode: Phase1Mode, seed: u64, now: Instant) -> Engine {
+    let mut p = peer_config(local, remote, b"", mode);
+    p.auth = signature_auth(seed);
+    let mut e = engine(p, seed);
+    e.set_wall_clock(now, wall_clock());
+    e
+}
+
+/// The fuzzed responder of `engine_signature`: [`responder`] with
+/// [`signature_auth`] (key seed 0) instead of the PSK.
+pub fn signature_responder(now: Instant) -> Engine {
+    signature_engine(RESPONDER, INITIATOR, Phase1Mode::Main, 0, now)
+}
+
+/// Feeds the datagrams of one input to the responder `e`: it must never
+/// panic and never establish an SA.
+pub fn feed_responder(mut e: Engine, now: Instant, data: &[u8]) {
+    for d in datagrams(data) {
+        e.handle_datagram(now, port500(RESPONDER), port500(INITIATOR), d);
+        e.handle_timeout(now + Duration::from_secs(1));
+        while e.poll_transmit().is_some() {}
+        while let Some(ev) = e.poll_event() {
+            assert!(!matches!(ev, Event::IkeSaEstablished { .. }));
+        }
+    }
 }
 
 /// An initiator towards [`responder`] (corpus generation).

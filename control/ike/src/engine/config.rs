@@ -1,9 +1,12 @@
 //! Engine configuration: plain data, filled in by the daemon (swanctl-style
 //! TOML in `iked`) or by tests.
 
+use crate::auth::PrivateKey;
 use crate::crypto::{Cipher, DhGroup, HashAlgorithm, Secret};
 use crate::msgs::{IdPayload, IdType};
+use crate::pki::{Certificate, TrustStore};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Process-wide settings.
@@ -94,20 +97,61 @@ pub struct PeerConfig {
     pub prefer_configured_proposals: bool,
 }
 
-/// Phase-1 authentication. Only PSK for now; signatures plug in here.
+/// Phase-1 authentication. IKEv1 negotiates one method for both sides (the
+/// transform's Authentication Method attribute): a connection is PSK or
+/// signatures on both ends, and with signatures our key's algorithm (RSA,
+/// ECDSA P-256, ECDSA P-384) is the method proposed and accepted.
 #[derive(Clone)]
 pub enum AuthMethod {
     /// Pre-shared key; the engine's copy is wiped when the configuration or a retired peer
     /// is dropped.
     PreSharedKey(Secret),
+    /// Signatures with X.509 certificates (RFC 2409 §5.1, RFC 4754).
+    PublicKey(Arc<PublicKeyAuth>),
+}
+
+impl AuthMethod {
+    /// The Authentication Method attribute value proposed and accepted.
+    pub fn method_id(&self) -> u16 {
+        match self {
+            Self::PreSharedKey(_) => crate::msgs::p1attr::AUTH_PSK,
+            Self::PublicKey(p) => p.private_key.algorithm().auth_method(),
+        }
+    }
 }
 
 impl core::fmt::Debug for AuthMethod {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::PreSharedKey(_) => f.write_str("PreSharedKey(..)"),
+            Self::PublicKey(p) => f.debug_tuple("PublicKey").field(p).finish(),
         }
     }
+}
+
+/// When we send our certificate (strongSwan's `send_cert`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendCert {
+    /// Only when the peer sent a CERTREQ (strongSwan's default).
+    #[default]
+    IfAsked,
+    /// Always.
+    Always,
+    /// Never (the peer has our certificate configured).
+    Never,
+}
+
+/// Our credentials and whom we trust, for signature authentication.
+#[derive(Debug, Clone)]
+pub struct PublicKeyAuth {
+    /// Our certificate first, then the intermediate CAs to send with it.
+    pub certificates: Vec<Certificate>,
+    /// The key of our certificate (wiped on drop, never printed).
+    pub private_key: PrivateKey,
+    /// Trusted CAs, CRLs, locally configured peer certificates.
+    pub trust: TrustStore,
+    /// When to send our certificates.
+    pub send_cert: SendCert,
 }
 
 /// A phase-1 transform.
@@ -132,6 +176,9 @@ pub enum Identity {
     UserFqdn(String),
     /// ID_KEY_ID.
     KeyId(Vec<u8>),
+    /// ID_DER_ASN1_DN: a DER-encoded distinguished name (compared byte for
+    /// byte; with signatures it must also be the certificate's subject).
+    DistinguishedName(Vec<u8>),
     /// Any identity (`%any`): a remote identity a responder for many peers
     /// accepts (the PSK authenticates). Sent as ID_IPV4_ADDR 0.0.0.0 if it
     /// were ever used as our own, which configuration prevents.
@@ -147,6 +194,7 @@ impl Identity {
             Self::Fqdn(s) => (IdType::FQDN, s.as_bytes().to_vec()),
             Self::UserFqdn(s) => (IdType::USER_FQDN, s.as_bytes().to_vec()),
             Self::KeyId(k) => (IdType::KEY_ID, k.clone()),
+            Self::DistinguishedName(d) => (IdType::DER_ASN1_DN, d.clone()),
             Self::Any => (IdType::IPV4_ADDR, vec![0; 4]),
         };
         IdPayload { id_type, protocol: 0, port: 0, data }

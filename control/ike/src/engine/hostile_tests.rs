@@ -486,3 +486,95 @@ fn unauthenticated_notifies_and_bad_messages_do_not_end_a_half_open_aggressive_m
     assert_eq!((sa.discarded_unauthenticated_notify, sa.discarded_malformed), (1, 1));
     assert_eq!((sb.discarded_unauthenticated_notify, sb.discarded_bad_hash), (1, 1));
 }
+
+/// A and B with signature authentication: in-process P-256 keys and no
+/// certificates, so whatever CERT a message carries decides its fate.
+fn signature_net() -> Net {
+    use super::config::{PublicKeyAuth, SendCert};
+    use rand_chacha::rand_core::SeedableRng;
+    let auth = |seed: u64| {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        let key = crate::auth::PrivateKey::EcdsaP256(p256::ecdsa::SigningKey::random(&mut rng));
+        AuthMethod::PublicKey(std::sync::Arc::new(PublicKeyAuth {
+            certificates: Vec::new(),
+            private_key: key,
+            trust: crate::pki::TrustStore::default(),
+            send_cert: SendCert::Never,
+        }))
+    };
+    let mut n = Net::new(Phase1Mode::Aggressive);
+    for (e, seed) in [(&mut n.a, 7), (&mut n.b, 8)] {
+        if let Some(p) = e.config.peers.first_mut() {
+            p.auth = auth(seed);
+        }
+        e.set_wall_clock(n.now, std::time::SystemTime::now());
+    }
+    n
+}
+
+/// `t` with its payloads changed by `f`, re-emitted (a forger's copy).
+fn rewrite(t: &Transmit, f: impl FnOnce(&mut Vec<Payload>)) -> Vec<u8> {
+    let mut m =
+        crate::msgs::Message::parse(&t.contents, crate::msgs::DEFAULT_MAX_MESSAGE_LEN).expect("plain");
+    f(&mut m.payloads);
+    m.emit()
+}
+
+#[test]
+fn garbage_truncated_and_huge_cert_certreq_and_sig_payloads_are_counted_drops() {
+    use crate::msgs::{CertPayload, CERT_X509_SIGNATURE};
+    use crate::pki::CertError;
+    let mut n = signature_net();
+    let now = n.now;
+    n.a.handle_command(now, Command::Initiate { peer: 0 });
+    let from_b = SocketAddr::new(B, 500);
+    let am1 = n.take(A);
+    // AM1 with a CERTREQ of garbage: only its presence means anything.
+    let junk_certreq = rewrite(&am1[0], |p| {
+        p.push(Payload::CertReq(CertPayload { encoding: CERT_X509_SIGNATURE, data: vec![0xff; 300] }))
+    });
+    n.inject(SocketAddr::new(A, 500), B, &junk_certreq);
+    let am2 = n.take(B);
+    assert_eq!(am2.len(), 1, "B answers the first message");
+    let cert = |data: Vec<u8>| Payload::Cert(CertPayload { encoding: CERT_X509_SIGNATURE, data });
+    let mut truncated = vec![0x30, 0x82, 0x04, 0x00, 0x30, 0x82, 0x03, 0xf0, 0xa0, 0x03];
+    truncated.resize(64, 0);
+    let forgeries: Vec<(Vec<u8>, Option<CertError>)> = vec![
+        (rewrite(&am2[0], |p| p.insert(4, cert(b"not DER at all".to_vec()))), Some(CertError::Malformed)),
+        (rewrite(&am2[0], |p| p.insert(4, cert(truncated))), Some(CertError::Malformed)),
+        (rewrite(&am2[0], |p| p.insert(4, cert(vec![0x30; 15_000]))), Some(CertError::Malformed)),
+        (
+            rewrite(&am2[0], |p| p.insert(4, Payload::Cert(CertPayload { encoding: 2, data: vec![1; 8] }))),
+            Some(CertError::UnsupportedAlgorithm),
+        ),
+        // A SIG of garbage and no CERT: no certificate to check it with.
+        (
+            rewrite(&am2[0], |p| {
+                for q in p.iter_mut() {
+                    if let Payload::Sig(s) = q {
+                        *s = vec![0x5a; 3];
+                    }
+                }
+            }),
+            Some(CertError::NoCertificate),
+        ),
+        // Past max_message_len: not even parsed.
+        (rewrite(&am2[0], |p| p.insert(4, cert(vec![0x30; 40_000]))), None),
+    ];
+    for (i, (bytes, reason)) in forgeries.iter().enumerate() {
+        let before = n.a.stats();
+        n.inject(from_b, A, bytes);
+        let after = n.a.stats();
+        match reason {
+            Some(r) => {
+                let counted = |mut s: EngineStats| *s.cert_refused(*r);
+                assert_eq!(counted(after), counted(before) + 1, "forgery {i}: {r:?}");
+                assert_eq!(after.discarded_certificate, before.discarded_certificate + 1, "forgery {i}");
+            }
+            None => assert_eq!(after.dropped_malformed, before.dropped_malformed + 1, "forgery {i}"),
+        }
+        assert!(n.take(A).is_empty(), "forgery {i} answered");
+        assert_eq!(n.a.ike_sas()[0].state, "AmISent1", "forgery {i}");
+    }
+    assert!(failures(&n.a_events).is_empty() && failures(&n.b_events).is_empty());
+}

@@ -7,12 +7,14 @@
 //!
 //! Invariants: a duplicate of the last datagram received in an exchange only
 //! resends our last reply and changes no state; every state holding a
-//! [`phase1::PeerAuthenticated`] proof passed the HASH_I/HASH_R check.
+//! [`phase1::PeerAuthenticated`] proof passed the HASH_I/HASH_R check (PSK) or the
+//! certificate and SIG_I/SIG_R check (signatures).
 
 pub mod config;
 mod informational;
 mod phase1;
 mod quick_mode;
+mod signature;
 mod stats;
 mod table;
 pub mod types;
@@ -137,6 +139,8 @@ enum Discard {
     Replay,
     /// Too many unfinished responder Quick Modes on the IKE SA.
     QuickModeLimit,
+    /// Signature authentication refused, for this reason.
+    Certificate(crate::pki::CertError),
 }
 
 impl Discard {
@@ -144,6 +148,7 @@ impl Discard {
     fn of(e: &Error) -> Self {
         match e {
             Error::AuthenticationFailed => Self::BadHash,
+            Error::Certificate(reason) => Self::Certificate(*reason),
             Error::Malformed(_)
             | Error::PeerMisbehaved(
                 PeerMisbehaved::MissingPayload
@@ -311,6 +316,9 @@ pub struct Engine {
     /// (bounded, oldest forgotten first).
     refused_first: HashMap<[u8; 32], Transmit>,
     refused_order: VecDeque<[u8; 32]>,
+    /// An instant and the wall-clock time at it: certificate validity is
+    /// checked at the wall-clock time of the engine's `now`.
+    wall_clock: Option<(Instant, std::time::SystemTime)>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -348,6 +356,7 @@ impl Engine {
             rx_discard: None,
             refused_first: HashMap::new(),
             refused_order: VecDeque::new(),
+            wall_clock: None,
         };
         engine.index_peers();
         engine
@@ -370,6 +379,15 @@ impl Engine {
                 self.peer_by_address.entry(p.remote_address).or_insert(i);
             }
         }
+    }
+
+    /// Ties the engine's clock (the `now` of every call) to wall-clock
+    /// time: `wall` is the time at `now`. The engine reads no clock, and
+    /// certificate validity periods and CRLs need the date; without this,
+    /// signature authentication fails (`cert-refused-no-clock`). The driver
+    /// calls it at start and may call it again (after a clock step).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: std::time::SystemTime) {
+        self.wall_clock = Some((now, wall));
     }
 
     /// Datagram counters.
@@ -704,8 +722,11 @@ impl Engine {
             }
             (Err(e), _) => {
                 self.stats.failed += 1;
-                if matches!(e, Error::AuthenticationFailed) {
+                if matches!(e, Error::AuthenticationFailed | Error::Certificate(_)) {
                     self.stats.auth_failed += 1;
+                }
+                if let Error::Certificate(reason) = e {
+                    *self.stats.cert_refused(reason) += 1;
                 }
                 if let Some(i) = idx {
                     self.handle_error(i, &header, e);
@@ -723,8 +744,14 @@ impl Engine {
             Discard::UnauthenticatedNotify => s.discarded_unauthenticated_notify += 1,
             Discard::Replay => s.discarded_replay += 1,
             Discard::QuickModeLimit => s.discarded_quick_mode_limit += 1,
+            Discard::Certificate(reason) => {
+                s.discarded_certificate += 1;
+                *s.cert_refused(reason) += 1;
+            }
         }
-        if matches!(d, Discard::BadHash) || (matches!(d, Discard::Malformed) && header.is_encrypted()) {
+        if matches!(d, Discard::BadHash | Discard::Certificate(_))
+            || (matches!(d, Discard::Malformed) && header.is_encrypted())
+        {
             s.auth_failed += 1;
         }
     }

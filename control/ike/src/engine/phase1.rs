@@ -1,4 +1,5 @@
-//! Phase 1: Main Mode and Aggressive Mode with pre-shared keys.
+//! Phase 1: Main Mode and Aggressive Mode, with pre-shared keys or signatures
+//! (the signature payloads and checks are in `signature.rs`).
 //!
 //! RFC 2409 §5.4, Main Mode (Identity Protection):
 //! ```text
@@ -24,7 +25,8 @@
 //! AmISent1 → Established (initiator, AM); new → AmRSent2 → Established
 //! (responder, AM); any error → Dead (the SA is removed).
 
-use super::config::{AuthMethod, IkeProposal, Phase1Mode};
+use super::config::{AuthMethod, IkeProposal, PeerConfig, Phase1Mode};
+use super::signature::{certificate_requests, peer_asked_for_certificate, skeyid};
 use super::table::{Admission, Pool};
 use super::types::secs;
 use super::{
@@ -32,7 +34,7 @@ use super::{
     PeerMisbehaved,
 };
 use crate::crypto::{ct_eq, Cipher, DhGroup, DhSecret, HashAlgorithm};
-use crate::keys::{derive_phase1, skeyid_psk, Phase1Keys};
+use crate::keys::{derive_phase1, Phase1Keys};
 use crate::msgs::{
     emit_one, p1attr, parse_chain, Attribute, ExchangeType, Header, IdPayload, NotifyPayload, NotifyType,
     Payload, PayloadType, Proposal, ProtocolId, RawPayload, SaPayload, Transform, DOI_IPSEC, KEY_IKE,
@@ -92,9 +94,11 @@ impl NatTVersion {
     }
 }
 
-/// Proof that the peer's HASH_I/HASH_R verified. Only
-/// `verify_peer_hash` can create one, and `State::Established` needs
-/// one: no code path reaches an established SA around the hash check.
+/// Proof that the peer authenticated: its HASH_I/HASH_R verified (PSK), or
+/// its certificate validated and its SIG_I/SIG_R verified (signatures).
+/// Only `verify_peer_hash` and `Engine::authenticate_peer` create one, and
+/// `State::Established` needs one: no code path reaches an established SA
+/// around those checks.
 #[derive(Debug)]
 pub struct PeerAuthenticated(());
 
@@ -104,6 +108,30 @@ fn verify_peer_hash(expected: &[u8], received: &[u8]) -> Result<PeerAuthenticate
         Ok(PeerAuthenticated(()))
     } else {
         Err(Error::AuthenticationFailed)
+    }
+}
+
+impl Engine {
+    /// The peer's proof over `expected` (HASH_I or HASH_R): its HASH with
+    /// PSK; with signatures its certificate, ID (`id_body`) and SIG.
+    fn authenticate_peer(
+        &self,
+        now: Instant,
+        cfg: &PeerConfig,
+        raws: &[RawPayload<'_>],
+        id_body: &[u8],
+        expected: &[u8],
+    ) -> Result<PeerAuthenticated, Error> {
+        match &cfg.auth {
+            AuthMethod::PreSharedKey(_) => verify_peer_hash(expected, get_bytes(raws, PayloadType::HASH)?),
+            AuthMethod::PublicKey(p) => match self.check_signature(now, p, raws, id_body, expected) {
+                Ok(()) => Ok(PeerAuthenticated(())),
+                Err(reason) => {
+                    tracing::warn!(peer = %cfg.name, ?reason, "signature authentication refused");
+                    Err(Error::Certificate(reason))
+                }
+            },
+        }
     }
 }
 
@@ -134,6 +162,8 @@ pub(super) enum State {
         keys: Box<Phase1Keys>,
         gxi: Vec<u8>,
         gxr: Vec<u8>,
+        /// MM3 carried a CERTREQ.
+        peer_asked: bool,
     },
     AmISent1 {
         sa_i_b: Vec<u8>,
@@ -190,7 +220,7 @@ fn hash_id(h: HashAlgorithm) -> u16 {
 }
 
 /// The phase-1 SA payload offering `proposals` (one transform each).
-pub(super) fn ike_sa_payload(proposals: &[IkeProposal], lifetime: u32) -> SaPayload {
+pub(super) fn ike_sa_payload(proposals: &[IkeProposal], lifetime: u32, auth: u16) -> SaPayload {
     let transforms = proposals
         .iter()
         .zip(1u8..)
@@ -203,7 +233,7 @@ pub(super) fn ike_sa_payload(proposals: &[IkeProposal], lifetime: u32) -> SaPayl
                     e,
                     k,
                     Attribute::basic(p1attr::HASH_ALGORITHM, hash_id(p.hash)),
-                    Attribute::basic(p1attr::AUTH_METHOD, p1attr::AUTH_PSK),
+                    Attribute::basic(p1attr::AUTH_METHOD, auth),
                     Attribute::basic(p1attr::GROUP_DESCRIPTION, p.group.id()),
                     Attribute::basic(p1attr::LIFE_TYPE, p1attr::LIFE_SECONDS),
                     Attribute::duration(p1attr::LIFE_DURATION, lifetime),
@@ -218,8 +248,9 @@ pub(super) fn ike_sa_payload(proposals: &[IkeProposal], lifetime: u32) -> SaPayl
     }
 }
 
-/// Reads one phase-1 transform; `None` if any attribute is unsupported.
-pub(super) fn parse_ike_transform(t: &Transform) -> Option<IkeProposal> {
+/// Reads one phase-1 transform; `None` if any attribute is unsupported or
+/// its authentication method is not `auth_method`.
+pub(super) fn parse_ike_transform(t: &Transform, auth_method: u16) -> Option<IkeProposal> {
     if t.transform_id != KEY_IKE {
         return None;
     }
@@ -244,7 +275,7 @@ pub(super) fn parse_ike_transform(t: &Transform) -> Option<IkeProposal> {
             _ => return None,
         }
     }
-    if enc != Some(u64::from(p1attr::ENCR_AES_CBC)) || auth != Some(u64::from(p1attr::AUTH_PSK)) {
+    if enc != Some(u64::from(p1attr::ENCR_AES_CBC)) || auth != Some(u64::from(auth_method)) {
         return None;
     }
     Some(IkeProposal { cipher: Cipher::aes_cbc(u16::try_from(keylen?).ok()?)?, hash: hash?, group: group? })
@@ -258,6 +289,7 @@ pub(super) fn select_ike(
     sa: &SaPayload,
     ours: &[IkeProposal],
     prefer_configured: bool,
+    auth: u16,
 ) -> Result<(Proposal, IkeProposal), Error> {
     if sa.doi != DOI_IPSEC {
         return Err(Error::NoProposalChosen);
@@ -268,7 +300,9 @@ pub(super) fn select_ike(
         .iter()
         .filter(|p| p.protocol == ProtocolId::ISAKMP)
         .flat_map(|p| p.transforms.iter().map(move |t| (p, t)))
-        .filter_map(|(p, t)| parse_ike_transform(t).filter(|ike| rank(ike).is_some()).map(|ike| (p, t, ike)));
+        .filter_map(|(p, t)| {
+            parse_ike_transform(t, auth).filter(|ike| rank(ike).is_some()).map(|ike| (p, t, ike))
+        });
     let found = if prefer_configured {
         // `min_by_key` keeps the first of equal keys: the initiator's order.
         allowed.min_by_key(|(_, _, ike)| rank(ike))
@@ -281,12 +315,17 @@ pub(super) fn select_ike(
     Ok((chosen, ike))
 }
 
+/// [`select_ike`] with a connection's proposals, preference and method.
+fn select_ike_for(sa: &SaPayload, cfg: &PeerConfig) -> Result<(Proposal, IkeProposal), Error> {
+    select_ike(sa, &cfg.ike_proposals, cfg.prefer_configured_proposals, cfg.auth.method_id())
+}
+
 /// Initiator check of the responder's single chosen transform.
-fn accept_ike_reply(sa: &SaPayload, offered: &[IkeProposal]) -> Result<IkeProposal, Error> {
+fn accept_ike_reply(sa: &SaPayload, offered: &[IkeProposal], auth: u16) -> Result<IkeProposal, Error> {
     let bad = Error::PeerMisbehaved(PeerMisbehaved::InvalidProposalReply);
     match sa.proposals.as_slice() {
         [p] => match p.transforms.as_slice() {
-            [t] => parse_ike_transform(t).filter(|c| offered.contains(c)).ok_or(bad),
+            [t] => parse_ike_transform(t, auth).filter(|c| offered.contains(c)).ok_or(bad),
             _ => Err(bad),
         },
         _ => Err(bad),
@@ -473,13 +512,6 @@ impl Saved {
 }
 
 impl Engine {
-    fn psk(&self, peer: usize) -> crate::crypto::Secret {
-        match self.config.peers.get(peer).map(|p| &p.auth) {
-            Some(AuthMethod::PreSharedKey(k)) => k.clone(),
-            None => crate::crypto::Secret::new(Vec::new()),
-        }
-    }
-
     /// RFC 2407 §4.6.3.3: INITIAL-CONTACT tells the peer we have no other
     /// SA with it, so it is sent only when no other IKE SA with this peer
     /// is established (not on re-establishment) and no child SA with it
@@ -539,7 +571,7 @@ impl Engine {
         let nat_t: Vec<NatTVersion> = if cfg.nat_traversal { self.nat_t_offer.clone() } else { Vec::new() };
         let result = match cfg.mode {
             Phase1Mode::Main => {
-                let sap = Payload::Sa(ike_sa_payload(&cfg.ike_proposals, lifetime));
+                let sap = Payload::Sa(ike_sa_payload(&cfg.ike_proposals, lifetime, cfg.auth.method_id()));
                 let sa_i_b = body_of(&sap);
                 let mut payloads = vec![sap];
                 payloads.extend(vendor_ids(&nat_t));
@@ -553,7 +585,7 @@ impl Engine {
                     cfg.ike_proposals.iter().copied().filter(|p| p.group == group).collect();
                 match DhSecret::generate(group, &mut *self.rng) {
                     Ok(dh) => {
-                        let sap = Payload::Sa(ike_sa_payload(&offered, lifetime));
+                        let sap = Payload::Sa(ike_sa_payload(&offered, lifetime, cfg.auth.method_id()));
                         let sa_i_b = body_of(&sap);
                         let ni = self.random_bytes(32);
                         let idp = Payload::Id(cfg.local_id.to_payload());
@@ -564,6 +596,7 @@ impl Engine {
                             Payload::Nonce(ni.clone()),
                             idp,
                         ];
+                        payloads.extend(certificate_requests(&cfg));
                         payloads.extend(vendor_ids(&nat_t));
                         sa.state = State::AmISent1 { sa_i_b, dh, ni, idii_b };
                         Ok((ExchangeType::AGGRESSIVE, payloads))
@@ -725,7 +758,7 @@ impl Engine {
         let peer = self.sas.get(idx).map_or(0, |s| s.peer);
         let cfg = self.config.peers.get(peer).cloned().ok_or(Error::Local("peer"))?;
         let (sa_payload, sa_i_b) = get_sa(raws)?;
-        let (chosen_p, chosen) = select_ike(sa_payload, &cfg.ike_proposals, cfg.prefer_configured_proposals)?;
+        let (chosen_p, chosen) = select_ike_for(sa_payload, &cfg)?;
         let reply_sa =
             SaPayload { doi: DOI_IPSEC, situation: sa_payload.situation, proposals: vec![chosen_p] };
         let nat_t = peer_nat_t(raws, &self.nat_t_offer).filter(|_| cfg.nat_traversal);
@@ -750,7 +783,7 @@ impl Engine {
             return Err(Error::PeerMisbehaved(PeerMisbehaved::AggressiveModeRefused));
         }
         let (sa_payload, sa_i_b) = get_sa(raws)?;
-        let (chosen_p, chosen) = select_ike(sa_payload, &cfg.ike_proposals, cfg.prefer_configured_proposals)?;
+        let (chosen_p, chosen) = select_ike_for(sa_payload, &cfg)?;
         let gxi = get_bytes(raws, PayloadType::KE)?.to_vec();
         let ni = get_nonce(raws)?.to_vec();
         let (idii, idii_b) = get_id(raws)?;
@@ -760,16 +793,14 @@ impl Engine {
         let dh = DhSecret::generate(chosen.group, &mut *self.rng).map_err(|_| Error::Local("dh"))?;
         let gxy = dh.agree(&gxi).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
         let nr = self.random_bytes(32);
-        let psk = self.psk(peer);
         let nat_t = peer_nat_t(raws, &self.nat_t_offer).filter(|_| cfg.nat_traversal);
-        let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
-        agree_nat_t(sa, nat_t);
         let gxr = dh.public_value().to_vec();
-        let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
-        let keys = derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
+        let skeyid = skeyid(&cfg.auth, chosen.hash, &ni, &nr, &gxy);
+        let (cky_i, cky_r) = self.sas.get(idx).map(|s| (s.cky_i, s.cky_r)).ok_or(Error::Local("sa"))?;
+        let keys = derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &cky_i, &cky_r, &gxi, &gxr);
         let idp = Payload::Id(cfg.local_id.to_payload());
         let idir_b = body_of(&idp);
-        let hash_r = keys.hash_r(&gxi, &gxr, &sa.cky_i, &sa.cky_r, sa_i_b, &idir_b);
+        let hash_r = keys.hash_r(&gxi, &gxr, &cky_i, &cky_r, sa_i_b, &idir_b);
         let mut payloads = vec![
             Payload::Sa(SaPayload {
                 doi: DOI_IPSEC,
@@ -779,8 +810,11 @@ impl Engine {
             Payload::Ke(gxr.clone()),
             Payload::Nonce(nr),
             idp,
-            Payload::Hash(hash_r.to_vec()),
         ];
+        payloads.extend(self.authentication_payloads(&cfg, &hash_r, peer_asked_for_certificate(raws))?);
+        payloads.extend(certificate_requests(&cfg));
+        let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+        agree_nat_t(sa, nat_t);
         payloads.extend(vendor_ids(nat_t.as_slice()));
         payloads.extend(nat_d_payloads(chosen.hash, sa));
         sa.p1_iv = keys.initial_iv.clone();
@@ -865,18 +899,19 @@ impl Engine {
         state: &State,
     ) -> Result<(), Error> {
         let cfg = self.config.peers.get(peer).cloned().ok_or(Error::Local("peer"))?;
-        let psk = self.psk(peer);
+        let auth = cfg.auth.method_id();
         match state {
             State::MmISentSa { sa_i_b } => {
                 let raws = parse_plain(header, datagram)?;
                 let (sa_payload, _) = get_sa(&raws)?;
-                let chosen = accept_ike_reply(sa_payload, &cfg.ike_proposals)?;
+                let chosen = accept_ike_reply(sa_payload, &cfg.ike_proposals, auth)?;
                 let dh = DhSecret::generate(chosen.group, &mut *self.rng).map_err(|_| Error::Local("dh"))?;
                 let ni = self.random_bytes(32);
                 let nat_t = peer_nat_t(&raws, &self.nat_t_offer).filter(|_| cfg.nat_traversal);
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 agree_nat_t(sa, nat_t);
                 let mut payloads = vec![Payload::Ke(dh.public_value().to_vec()), Payload::Nonce(ni.clone())];
+                payloads.extend(certificate_requests(&cfg));
                 payloads.extend(nat_d_payloads(chosen.hash, sa));
                 sa.chosen = Some(chosen);
                 sa.state = State::MmISentKe { sa_i_b: sa_i_b.clone(), chosen, dh, ni };
@@ -900,16 +935,22 @@ impl Engine {
                 let gxr = dh.public_value().to_vec();
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 detect_nat(chosen.hash, sa, &raws)?;
-                let skeyid = skeyid_psk(chosen.hash, &psk, &ni, &nr);
+                let skeyid = skeyid(&cfg.auth, chosen.hash, &ni, &nr, &gxy);
                 let keys =
                     derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
                 sa.p1_iv = keys.initial_iv.clone();
-                sa.state =
-                    State::MmRSentKe { sa_i_b: sa_i_b.clone(), keys: Box::new(keys), gxi, gxr: gxr.clone() };
+                sa.state = State::MmRSentKe {
+                    sa_i_b: sa_i_b.clone(),
+                    keys: Box::new(keys),
+                    gxi,
+                    gxr: gxr.clone(),
+                    peer_asked: peer_asked_for_certificate(&raws),
+                };
                 let bytes = crate::msgs::Message {
                     header: Self::header(sa, ExchangeType::MAIN_MODE, 0, 0),
                     payloads: [Payload::Ke(gxr), Payload::Nonce(nr)]
                         .into_iter()
+                        .chain(certificate_requests(&cfg))
                         .chain(nat_d_payloads(chosen.hash, sa))
                         .collect(),
                 }
@@ -929,16 +970,23 @@ impl Engine {
                     dh.agree(&gxr).map_err(|_| Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyExchange))?;
                 let gxi = dh.public_value().to_vec();
                 let first_contact = cfg.initial_contact && !self.other_established_with_peer(idx);
+                let (cky_i, cky_r) =
+                    self.sas.get(idx).map(|s| (s.cky_i, s.cky_r)).ok_or(Error::Local("sa"))?;
+                let skeyid = skeyid(&cfg.auth, chosen.hash, ni, &nr, &gxy);
+                let keys =
+                    derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &cky_i, &cky_r, &gxi, &gxr);
+                let idp = Payload::Id(cfg.local_id.to_payload());
+                let idii_b = body_of(&idp);
+                let hash_i = keys.hash_i(&gxi, &gxr, &cky_i, &cky_r, sa_i_b, &idii_b);
+                let mut payloads = vec![idp];
+                payloads.extend(self.authentication_payloads(
+                    &cfg,
+                    &hash_i,
+                    peer_asked_for_certificate(&raws),
+                )?);
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 detect_nat(chosen.hash, sa, &raws)?;
                 float(sa);
-                let skeyid = skeyid_psk(chosen.hash, &psk, ni, &nr);
-                let keys =
-                    derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
-                let idp = Payload::Id(cfg.local_id.to_payload());
-                let idii_b = body_of(&idp);
-                let hash_i = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, sa_i_b, &idii_b);
-                let mut payloads = vec![idp, Payload::Hash(hash_i.to_vec())];
                 if first_contact {
                     payloads.push(initial_contact(sa));
                 }
@@ -954,8 +1002,8 @@ impl Engine {
                 self.send(now, idx, None, bytes, true);
                 Ok(())
             }
-            State::MmRSentKe { sa_i_b, keys, gxi, gxr } => {
-                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+            State::MmRSentKe { sa_i_b, keys, gxi, gxr, peer_asked } => {
+                let sa = self.sas.get(idx).ok_or(Error::Local("sa"))?;
                 if !header.is_encrypted() {
                     return Err(Error::PeerMisbehaved(PeerMisbehaved::Unencrypted));
                 }
@@ -968,19 +1016,23 @@ impl Engine {
                 if !cfg.remote_id.matches(idii) {
                     return Err(Error::InvalidIdentity);
                 }
-                let expected = keys.hash_i(gxi, gxr, &sa.cky_i, &sa.cky_r, sa_i_b, idii_b);
-                let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
-                sa.peer_id = idii_b.to_vec();
+                let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
+                let expected = keys.hash_i(gxi, gxr, &cky_i, &cky_r, sa_i_b, idii_b);
+                let proof = self.authenticate_peer(now, &cfg, &raws, idii_b, &expected)?;
                 let ic = has_initial_contact(&raws);
                 let idp = Payload::Id(cfg.local_id.to_payload());
                 let idir_b = body_of(&idp);
-                let hash_r = keys.hash_r(gxi, gxr, &sa.cky_i, &sa.cky_r, sa_i_b, &idir_b);
+                let hash_r = keys.hash_r(gxi, gxr, &cky_i, &cky_r, sa_i_b, &idir_b);
+                let mut payloads = vec![idp];
+                payloads.extend(self.authentication_payloads(&cfg, &hash_r, *peer_asked)?);
+                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                sa.peer_id = idii_b.to_vec();
                 let mut iv = next_iv;
                 let bytes = encrypt_message(
                     keys,
                     &mut iv,
                     Self::header(sa, ExchangeType::MAIN_MODE, 0, 0),
-                    &[idp, Payload::Hash(hash_r.to_vec())],
+                    &payloads,
                 )?;
                 sa.p1_iv = iv;
                 sa.state = State::Established { keys: keys.clone(), proof };
@@ -990,7 +1042,7 @@ impl Engine {
                 Ok(())
             }
             State::MmISentAuth { sa_i_b, keys, gxi, gxr } => {
-                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                let sa = self.sas.get(idx).ok_or(Error::Local("sa"))?;
                 if !header.is_encrypted() {
                     return Err(Error::PeerMisbehaved(PeerMisbehaved::Unencrypted));
                 }
@@ -1002,7 +1054,8 @@ impl Engine {
                     return Err(Error::InvalidIdentity);
                 }
                 let expected = keys.hash_r(gxi, gxr, &sa.cky_i, &sa.cky_r, sa_i_b, idir_b);
-                let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
+                let proof = self.authenticate_peer(now, &cfg, &raws, idir_b, &expected)?;
+                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 sa.peer_id = idir_b.to_vec();
                 let ic = has_initial_contact(&raws);
                 sa.p1_iv = next_iv;
@@ -1016,7 +1069,7 @@ impl Engine {
             State::AmISent1 { sa_i_b, dh, ni, idii_b } => {
                 let raws = parse_plain(header, datagram)?;
                 let (sa_payload, _) = get_sa(&raws)?;
-                let chosen = accept_ike_reply(sa_payload, &cfg.ike_proposals)?;
+                let chosen = accept_ike_reply(sa_payload, &cfg.ike_proposals, auth)?;
                 if chosen.group != dh.group() {
                     return Err(Error::PeerMisbehaved(PeerMisbehaved::InvalidProposalReply));
                 }
@@ -1031,19 +1084,22 @@ impl Engine {
                 let gxi = dh.public_value().to_vec();
                 let first_contact = cfg.initial_contact && !self.other_established_with_peer(idx);
                 let nat_t = peer_nat_t(&raws, &self.nat_t_offer).filter(|_| cfg.nat_traversal);
+                let (cky_i, cky_r) =
+                    self.sas.get(idx).map(|s| (s.cky_i, s.cky_r)).ok_or(Error::Local("sa"))?;
+                let skeyid = skeyid(&cfg.auth, chosen.hash, ni, &nr, &gxy);
+                let keys =
+                    derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &cky_i, &cky_r, &gxi, &gxr);
+                let expected = keys.hash_r(&gxi, &gxr, &cky_i, &cky_r, sa_i_b, idir_b);
+                let proof = self.authenticate_peer(now, &cfg, &raws, idir_b, &expected)?;
+                let hash_i = keys.hash_i(&gxi, &gxr, &cky_i, &cky_r, sa_i_b, idii_b);
+                let mut payloads =
+                    self.authentication_payloads(&cfg, &hash_i, peer_asked_for_certificate(&raws))?;
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 sa.chosen = Some(chosen);
                 agree_nat_t(sa, nat_t);
                 detect_nat(chosen.hash, sa, &raws)?;
                 float(sa);
-                let skeyid = skeyid_psk(chosen.hash, &psk, ni, &nr);
-                let keys =
-                    derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
-                let expected = keys.hash_r(&gxi, &gxr, &sa.cky_i, &sa.cky_r, sa_i_b, idir_b);
-                let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
                 sa.peer_id = idir_b.to_vec();
-                let hash_i = keys.hash_i(&gxi, &gxr, &sa.cky_i, &sa.cky_r, sa_i_b, idii_b);
-                let mut payloads = vec![Payload::Hash(hash_i.to_vec())];
                 payloads.extend(nat_d_payloads(chosen.hash, sa));
                 if first_contact {
                     payloads.push(initial_contact(sa));
@@ -1063,7 +1119,7 @@ impl Engine {
                 Ok(())
             }
             State::AmRSent2 { sa_i_b, keys, gxi, gxr, idii_b } => {
-                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
+                let sa = self.sas.get(idx).ok_or(Error::Local("sa"))?;
                 // The third message may be sent encrypted or not.
                 let (plain, next_iv) = if header.is_encrypted() {
                     decrypt_body(keys, &sa.p1_iv, datagram)?
@@ -1073,7 +1129,8 @@ impl Engine {
                 let raws = parse_chain(header.next_payload, &plain, header.is_encrypted())
                     .map_err(|_| Error::AuthenticationFailed)?;
                 let expected = keys.hash_i(gxi, gxr, &sa.cky_i, &sa.cky_r, sa_i_b, idii_b);
-                let proof = verify_peer_hash(&expected, get_bytes(&raws, PayloadType::HASH)?)?;
+                let proof = self.authenticate_peer(now, &cfg, &raws, idii_b, &expected)?;
+                let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 sa.peer_id = idii_b.clone();
                 let ic = has_initial_contact(&raws);
                 detect_nat(keys.hash, sa, &raws)?;

@@ -3,7 +3,7 @@
 //!
 //! Every datagram lands in exactly one of `processed`, `dropped-*`,
 //! `failed` or `discarded-*`; the other counters break one of those down
-//! (`auth-failed`, `half-open-refused-*`) or count events
+//! (`auth-failed`, `half-open-refused-*`, `cert-refused-*`) or count events
 //! (`half-open-evicted`, `quick-modes-refused`, `peer-moved`).
 
 macro_rules! counters {
@@ -75,6 +75,42 @@ counters! {
     /// An authenticated Quick Mode message 1 refused because the IKE SA
     /// already has `max_quick_modes_per_sa` unfinished responder exchanges.
     discarded_quick_mode_limit => "discarded-quick-mode-limit",
+    /// A phase-1 message of a half-open IKE SA whose signature
+    /// authentication was refused (certificate, ID or SIG); the
+    /// `cert-refused-*` counters give the reason.
+    discarded_certificate => "discarded-certificate",
+    /// Of those: a CERT that is not X.509 DER, truncated or too large.
+    cert_refused_malformed => "cert-refused-malformed",
+    /// Of those: no CERT, and no certificate configured for the peer's ID.
+    cert_refused_no_certificate => "cert-refused-no-certificate",
+    /// Of those: no path to a trusted CA.
+    cert_refused_untrusted_issuer => "cert-refused-untrusted-issuer",
+    /// Of those: a certificate or CRL signature that did not verify.
+    cert_refused_bad_certificate_signature => "cert-refused-bad-certificate-signature",
+    /// Of those: a signature or key algorithm refused (SHA-1, RSA under
+    /// 2048 bits, another curve, a key unfit for the agreed method).
+    cert_refused_unsupported_algorithm => "cert-refused-unsupported-algorithm",
+    /// Of those: a certificate of the path past its notAfter.
+    cert_refused_expired => "cert-refused-expired",
+    /// Of those: a certificate of the path before its notBefore.
+    cert_refused_not_yet_valid => "cert-refused-not-yet-valid",
+    /// Of those: an issuer without basicConstraints CA:TRUE.
+    cert_refused_not_ca => "cert-refused-not-ca",
+    /// Of those: keyUsage without digitalSignature (end entity) or
+    /// keyCertSign (CA).
+    cert_refused_key_usage => "cert-refused-key-usage",
+    /// Of those: a certificate revoked by its issuer's CRL.
+    cert_refused_revoked => "cert-refused-revoked",
+    /// Of those: a path longer than five certificates.
+    cert_refused_path_too_long => "cert-refused-path-too-long",
+    /// Of those: the ID payload is neither the certificate's subject nor a
+    /// subjectAltName of it.
+    cert_refused_id_mismatch => "cert-refused-id-mismatch",
+    /// Of those: SIG_I/SIG_R missing or not verifying under the
+    /// certificate's key.
+    cert_refused_bad_signature => "cert-refused-bad-signature",
+    /// Of those: no wall-clock time given (`Engine::set_wall_clock`).
+    cert_refused_no_clock => "cert-refused-no-clock",
     /// Messages that did not authenticate (undecryptable, garbage after
     /// decryption, no or a wrong HASH), among `failed` and `discarded-*`.
     auth_failed => "auth-failed",
@@ -84,6 +120,29 @@ counters! {
     /// Authenticated messages of an established IKE SA that came from a new
     /// peer address or port (a NAT's mapping changed): `Event::PeerMoved`.
     peer_moved => "peer-moved",
+}
+
+impl EngineStats {
+    /// The `cert-refused-*` counter of a reason.
+    pub(super) fn cert_refused(&mut self, reason: crate::pki::CertError) -> &mut u64 {
+        use crate::pki::CertError as E;
+        match reason {
+            E::Malformed => &mut self.cert_refused_malformed,
+            E::NoCertificate => &mut self.cert_refused_no_certificate,
+            E::UntrustedIssuer => &mut self.cert_refused_untrusted_issuer,
+            E::BadCertificateSignature => &mut self.cert_refused_bad_certificate_signature,
+            E::UnsupportedAlgorithm => &mut self.cert_refused_unsupported_algorithm,
+            E::Expired => &mut self.cert_refused_expired,
+            E::NotYetValid => &mut self.cert_refused_not_yet_valid,
+            E::NotCa => &mut self.cert_refused_not_ca,
+            E::KeyUsage => &mut self.cert_refused_key_usage,
+            E::Revoked => &mut self.cert_refused_revoked,
+            E::PathTooLong => &mut self.cert_refused_path_too_long,
+            E::IdMismatch => &mut self.cert_refused_id_mismatch,
+            E::BadSignature => &mut self.cert_refused_bad_signature,
+            E::NoClock => &mut self.cert_refused_no_clock,
+        }
+    }
 }
 
 #[cfg(test)]

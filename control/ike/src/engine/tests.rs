@@ -99,23 +99,28 @@ fn phase1_proposal_round_trip_and_selection() {
         IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlgorithm::Sha256, group: DhGroup::Modp2048 },
         IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlgorithm::Sha1, group: DhGroup::Ecp256 },
     ];
-    let sa = phase1::ike_sa_payload(&ours, 86_400);
+    let psk = crate::msgs::p1attr::AUTH_PSK;
+    let sa = phase1::ike_sa_payload(&ours, 86_400, psk);
     let parsed: Vec<_> =
-        sa.proposals[0].transforms.iter().map(|t| phase1::parse_ike_transform(t).unwrap()).collect();
+        sa.proposals[0].transforms.iter().map(|t| phase1::parse_ike_transform(t, psk).unwrap()).collect();
     assert_eq!(parsed, ours);
+    // Another authentication method is another transform.
+    let rsa = crate::msgs::p1attr::AUTH_RSA_SIG;
+    assert!(phase1::parse_ike_transform(&sa.proposals[0].transforms[0], rsa).is_none());
+    assert_eq!(phase1::select_ike(&sa, &ours, false, rsa).unwrap_err(), Error::NoProposalChosen);
     // The responder takes the initiator's first acceptable transform.
-    let (chosen_p, chosen) = phase1::select_ike(&sa, &ours[1..], false).unwrap();
+    let (chosen_p, chosen) = phase1::select_ike(&sa, &ours[1..], false, psk).unwrap();
     assert_eq!(chosen, ours[1]);
     assert_eq!(chosen_p.transforms.len(), 1);
     assert_eq!(chosen_p.transforms[0].number, 2);
-    assert_eq!(phase1::select_ike(&sa, &[], false).unwrap_err(), Error::NoProposalChosen);
+    assert_eq!(phase1::select_ike(&sa, &[], false, psk).unwrap_err(), Error::NoProposalChosen);
     // Our order when configured to prefer it, the initiator's otherwise.
     let reversed = [ours[1], ours[0]];
-    let (chosen_p, chosen) = phase1::select_ike(&sa, &reversed, false).unwrap();
+    let (chosen_p, chosen) = phase1::select_ike(&sa, &reversed, false, psk).unwrap();
     assert_eq!((chosen, chosen_p.transforms[0].number), (ours[0], 1));
-    let (chosen_p, chosen) = phase1::select_ike(&sa, &reversed, true).unwrap();
+    let (chosen_p, chosen) = phase1::select_ike(&sa, &reversed, true, psk).unwrap();
     assert_eq!((chosen, chosen_p.transforms[0].number), (ours[1], 2));
-    assert_eq!(phase1::select_ike(&sa, &[], true).unwrap_err(), Error::NoProposalChosen);
+    assert_eq!(phase1::select_ike(&sa, &[], true, psk).unwrap_err(), Error::NoProposalChosen);
 }
 
 fn snapshot(e: &Engine) -> String {

@@ -277,6 +277,9 @@ pub enum Error {
     InvalidIdentity,
     /// HASH or decryption failed: wrong PSK or tampering.
     AuthenticationFailed,
+    /// Signature authentication refused: the certificate, the ID it must
+    /// hold, or the signature (the reason is counted, see `EngineStats`).
+    Certificate(crate::pki::CertError),
     /// The peer told us of an error with this Notify.
     PeerNotified(NotifyType),
     /// Retransmissions exhausted.
@@ -319,7 +322,7 @@ impl Error {
             Self::PeerMisbehaved(_) => NotifyType::PAYLOAD_MALFORMED,
             Self::NoProposalChosen => NotifyType::NO_PROPOSAL_CHOSEN,
             Self::InvalidIdentity => NotifyType::INVALID_ID_INFORMATION,
-            Self::AuthenticationFailed => NotifyType::AUTHENTICATION_FAILED,
+            Self::AuthenticationFailed | Self::Certificate(_) => NotifyType::AUTHENTICATION_FAILED,
             Self::PeerNotified(_) | Self::Timeout | Self::Local(_) => return None,
         })
     }

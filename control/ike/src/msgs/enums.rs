@@ -226,11 +226,21 @@ pub mod p1attr {
     pub const HASH_SHA2_512: u16 = 6;
     /// Authentication method pre-shared key.
     pub const AUTH_PSK: u16 = 1;
+    /// Authentication method RSA signatures (RFC 2409 Appendix A).
+    pub const AUTH_RSA_SIG: u16 = 3;
+    /// Authentication method ECDSA with SHA-256 on the P-256 curve (RFC 4754 §5).
+    pub const AUTH_ECDSA_256: u16 = 9;
+    /// Authentication method ECDSA with SHA-384 on the P-384 curve (RFC 4754 §5).
+    pub const AUTH_ECDSA_384: u16 = 10;
     /// Life type seconds.
     pub const LIFE_SECONDS: u16 = 1;
     /// Life type kilobytes.
     pub const LIFE_KILOBYTES: u16 = 2;
 }
+
+/// CERT / CERTREQ encoding "X.509 Certificate - Signature" (RFC 2408 §3.9):
+/// a DER certificate in CERT, a CA's DER subject name in CERTREQ.
+pub const CERT_X509_SIGNATURE: u8 = 4;
 
 /// Phase 2 (IPsec DOI) attribute classes (RFC 2407 §4.5, RFC 3947 §5).
 pub mod p2attr {
