@@ -42,7 +42,7 @@ run constant-time cargo test --locked -p esp --test constant_time
 # (cargo takes one name filter before `--`; the test binary takes several after it.)
 run ike-e2e cargo test --locked -p iked --test e2e -- hostile full iked_sigkill dead_peer --nocapture --test-threads=1
 # Row 26 against strongSwan: two cases, then its secrets searched for in our output.
-cargo build --locked --quiet -p iked -p espd
+cargo build --locked --quiet -p iked -p espd -p espctl
 bin=${CARGO_TARGET_DIR:-$root/target}/debug
 run interop-secrets env ESPD="$bin/espd" ESPCTL="$bin/espctl" IKED="$bin/iked" IKECTL="$bin/ikectl" \
     bash scripts/interop.sh --quick --peer 5 \

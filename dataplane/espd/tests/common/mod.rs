@@ -344,6 +344,23 @@ port = "outside"
     }
 }
 
+/// What one espctl command printed, and its exit status.
+pub struct EspctlOutput {
+    /// 0 on success, 1 on a refused operation, 2 on a bad argument.
+    pub code: u8,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Runs `espctl --sadb DB ARGS...` in this process, through the espctl library's entry.
+pub fn espctl(db: &Path, args: &[&str]) -> EspctlOutput {
+    let mut argv: Vec<std::ffi::OsString> = vec!["espctl".into(), "--sadb".into(), db.into()];
+    argv.extend(args.iter().map(std::ffi::OsString::from));
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let code = ::espctl::run(argv, &mut stdout, &mut stderr);
+    EspctlOutput { code, stdout, stderr }
+}
+
 /// Runs `espd --config CFG --idle-exit-ms IDLE --json`, asserts it exits cleanly, returns
 /// its report.
 pub fn run_espd(cfg: &Path, idle_ms: u32) -> serde_json::Value {

@@ -13,10 +13,16 @@
 //!
 //! Every command takes `--json`. A bad argument gives one line naming it and the reason.
 //! Keys are never printed.
+//!
+//! [`run`] is the whole program with its output streams passed in: the binary calls it with
+//! the process's stdout and stderr, a test or another tool with buffers.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::net::IpAddr;
-use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sadb::{
@@ -25,7 +31,7 @@ use sadb::{
 };
 use serde_json::json;
 
-use crate::counters;
+use sadb::counters;
 
 #[derive(Debug, Parser)]
 #[command(name = "espctl", version, about = "Manual keying and inspection of the espgw SA database")]
@@ -589,7 +595,7 @@ fn sa_json(e: &sadb::SaEntry) -> serde_json::Value {
     })
 }
 
-fn run(cli: Cli) -> Result<String, String> {
+fn execute(cli: Cli) -> Result<String, String> {
     let open = || Region::attach(&cli.sadb).map_err(|e| e.to_string());
     let out = match cli.cmd {
         Cmd::Create(a) => {
@@ -849,40 +855,47 @@ fn run(cli: Cli) -> Result<String, String> {
     Ok(out)
 }
 
-/// Runs espctl with these arguments; the exit code is 0 on success, 1 on a refused
-/// operation, 2 on a bad argument.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+/// Runs espctl with these arguments (the first is the program's name, as in
+/// `std::env::args_os`), writing what it prints to `stdout` and its one-line errors to
+/// `stderr`. Returns the exit status: 0 on success, 1 on a refused operation, 2 on a bad
+/// argument.
+pub fn run<I, T>(args: I, stdout: &mut impl Write, stderr: &mut impl Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
+            let text = e.render().to_string();
             if matches!(
                 e.kind(),
                 ErrorKind::DisplayHelp
                     | ErrorKind::DisplayVersion
                     | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             ) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
+                return status(write!(stdout, "{text}"), 0);
             }
             // One line: clap's first, which names the argument and the reason.
-            let text = e.render().to_string();
             let line = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
-            eprintln!("espctl: {line}");
-            return ExitCode::from(2);
+            return status(writeln!(stderr, "espctl: {line}"), 2);
         }
     };
-    match run(cli) {
+    match execute(cli) {
         Ok(out) => {
-            print!("{out}");
-            if !out.ends_with('\n') {
-                println!();
-            }
-            ExitCode::SUCCESS
+            let newline = if out.ends_with('\n') { "" } else { "\n" };
+            status(write!(stdout, "{out}{newline}"), 0)
         }
-        Err(e) => {
-            eprintln!("espctl: {e}");
-            ExitCode::from(if e.starts_with("--") { 2 } else { 1 })
-        }
+        Err(e) => status(writeln!(stderr, "espctl: {e}"), if e.starts_with("--") { 2 } else { 1 }),
+    }
+}
+
+/// `code`, or 1 if the output it stands for could not be written (a closed pipe).
+fn status(written: std::io::Result<()>, code: u8) -> u8 {
+    if written.is_ok() {
+        code
+    } else {
+        1
     }
 }
