@@ -16,7 +16,7 @@ use esp::crypto::{CounterIvSource, CryptoBackend};
 use esp::{OutboundSa, PacketBuffer, VecBuffer};
 use sadb::{Action, Backend, Cipher, Direction, Integ, Mode, PolicyConfig, SaConfig};
 
-use crate::cli::{Algorithm, BenchBackend, Family};
+use espd::cli::{Algorithm, BenchBackend, Family};
 
 /// Peer gateway's MAC (static neighbour).
 pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -413,7 +413,7 @@ impl EspPool {
         for (t, &tunnel) in tunnels.iter().enumerate() {
             // The peer's outbound SA is our inbound record, seen from the other side.
             let rec = sa_record(plan, tunnel, Direction::In, algo, key_bits, BenchBackend::IpsecMb);
-            let cfg = crate::gw::sa_ctx::engine_config(&rec).map_err(|e| PoolError(e.0))?;
+            let cfg = espd::gw::sa_ctx::engine_config(&rec).map_err(|e| PoolError(e.0))?;
             let iv = CounterIvSource { next: u128::from(tunnel) << 64 | 1, fixed: None };
             let mut peer = OutboundSa::new(&cfg, backend.as_ref(), Box::new(iv))
                 .map_err(|e| PoolError(format!("peer SA {tunnel}: {e:?}")))?;
@@ -437,11 +437,6 @@ impl EspPool {
     /// Packets in one pass.
     pub fn len(&self) -> usize {
         self.lens.len()
-    }
-
-    /// Whether the pool is empty.
-    pub fn is_empty(&self) -> bool {
-        self.lens.is_empty()
     }
 
     /// Packets left before the end of the current pass.
