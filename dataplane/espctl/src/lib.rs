@@ -26,7 +26,7 @@ use std::net::IpAddr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sadb::{
-    Action, Backend, Capacities, Cipher, Direction, Integ, Mode, PolicyConfig, Region, SaConfig, SaKey,
+    Action, Backend, Capacities, Cipher, Direction, Integ, PolicyConfig, Region, SaConfig, SaKey, SaMode,
     Selector, SA_FLAG_DF, SA_FLAG_ESN, SA_FLAG_NO_REPLAY, SA_FLAG_UDP_ENCAP,
 };
 use serde_json::json;
@@ -420,8 +420,8 @@ fn build_sa(a: &SaAddArgs) -> Result<SaConfig, ArgError> {
         Dir::Out => Direction::Out,
     } as u8;
     c.mode = match a.mode {
-        ModeArg::Tunnel => Mode::Tunnel,
-        ModeArg::Transport => Mode::Transport,
+        ModeArg::Tunnel => SaMode::Tunnel,
+        ModeArg::Transport => SaMode::Transport,
     } as u8;
     let (src, fs) = addr16(a.src);
     let (dst, fd) = addr16(a.dst);
@@ -579,7 +579,7 @@ fn sa_json(e: &sadb::SaEntry) -> serde_json::Value {
         "slot": e.slot,
         "spi": format!("{:#010x}", c.spi),
         "dir": if c.direction == Direction::In as u8 { "in" } else { "out" },
-        "mode": if c.mode == Mode::Tunnel as u8 { "tunnel" } else { "transport" },
+        "mode": if c.mode == SaMode::Tunnel as u8 { "tunnel" } else { "transport" },
         "src": show_addr(&c.src, c.family),
         "dst": show_addr(&c.dst, c.family),
         "reqid": c.reqid,

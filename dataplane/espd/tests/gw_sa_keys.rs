@@ -54,7 +54,7 @@ fn two_peers_with_the_same_outbound_spi_each_get_their_own_traffic() {
     {
         let mut w = region.writer().unwrap();
         for (peer, net, reqid, k) in &peers {
-            let mut sa = gcm_sa(0x5150, Direction::Out, Mode::Tunnel, [198, 18, 0, 1], *peer, k, 64);
+            let mut sa = gcm_sa(0x5150, Direction::Out, SaMode::Tunnel, [198, 18, 0, 1], *peer, k, 64);
             sa.reqid = *reqid;
             w.add_sa(&sa).unwrap();
             w.add_policy(&out_policy(*reqid, Action::Protect, *reqid, ([198, 18, 1, 0], 24), (*net, 24)))
@@ -64,7 +64,7 @@ fn two_peers_with_the_same_outbound_spi_each_get_their_own_traffic() {
         let mut dup = gcm_sa(
             0x5150,
             Direction::Out,
-            Mode::Tunnel,
+            SaMode::Tunnel,
             [198, 18, 0, 1],
             [198, 18, 0, 2],
             &key(0..16, [3; 4]),
@@ -109,7 +109,7 @@ fn transport_mode_admits_only_the_negotiated_selectors() {
         let mut sa = gcm_sa(
             0x3101,
             Direction::In,
-            Mode::Transport,
+            SaMode::Transport,
             [198, 18, 0, 2],
             [198, 18, 0, 1],
             &key(60..76, [9; 4]),

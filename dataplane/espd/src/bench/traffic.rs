@@ -14,7 +14,7 @@ use std::path::Path;
 
 use esp::crypto::{CounterIvSource, CryptoBackend};
 use esp::{OutboundSa, PacketBuffer, VecBuffer};
-use sadb::{Action, Backend, Cipher, Direction, Integ, Mode, PolicyConfig, SaConfig};
+use sadb::{Action, Backend, Cipher, Direction, Integ, PolicyConfig, SaConfig, SaMode};
 
 use espd::cli::{Algorithm, BenchBackend, Family};
 
@@ -172,7 +172,7 @@ pub fn sa_record(
     c.spi = spi;
     c.reqid = i + 1;
     c.direction = dir as u8;
-    c.mode = Mode::Tunnel as u8;
+    c.mode = SaMode::Tunnel as u8;
     c.family = if plan.v6() { 6 } else { 4 };
     c.cipher = cipher as u8;
     c.cipher_key_len = klen;

@@ -27,7 +27,7 @@ pub fn v4(a: [u8; 4]) -> [u8; 16] {
 }
 
 fn gcm(spi: u32, dir: Direction, src: [u8; 4], dst: [u8; 4], key: &[u8]) -> SaConfig {
-    let mut c = gcm_sa(spi, dir, Mode::Tunnel, src, dst, key, 64);
+    let mut c = gcm_sa(spi, dir, SaMode::Tunnel, src, dst, key, 64);
     c.backend = Backend::IpsecMb as u8;
     if dir == Direction::In {
         let net = |n: u8| Selector {
@@ -173,7 +173,7 @@ pub fn assert_sadb(db: &Path) {
 pub fn gcm_sa(
     spi: u32,
     dir: Direction,
-    mode: Mode,
+    mode: SaMode,
     src: [u8; 4],
     dst: [u8; 4],
     key: &[u8],
