@@ -899,3 +899,47 @@ fn status(written: std::io::Result<()>, code: u8) -> u8 {
         1
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::run;
+
+    /// Runs espctl in process: (status, stdout, stderr).
+    fn espctl(args: &[&str]) -> (u8, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run(std::iter::once("espctl").chain(args.iter().copied()), &mut out, &mut err);
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    }
+
+    #[test]
+    fn help_goes_to_stdout_and_succeeds() {
+        let (code, out, err) = espctl(&["--help"]);
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert!(out.starts_with("Manual keying and inspection of the espgw SA database"), "{out:?}");
+        assert!(out.contains("policy") && out.contains("--sadb"), "{out:?}");
+    }
+
+    #[test]
+    fn a_bad_argument_is_one_line_on_stderr_with_status_2() {
+        let (code, out, err) = espctl(&["sa", "add", "--spi", "0x1000", "--dir", "sideways"]);
+        assert_eq!((code, out.as_str()), (2, ""));
+        assert_eq!(err.lines().count(), 1, "{err:?}");
+        assert!(err.starts_with("espctl: ") && err.contains("sideways"), "{err:?}");
+    }
+
+    #[test]
+    fn a_refused_operation_names_the_file_with_status_1_and_a_success_ends_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sadb");
+        let db = db.to_str().unwrap();
+        let (code, out, err) = espctl(&["--sadb", db, "sa", "list"]);
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert!(err.starts_with("espctl: ") && err.contains(db) && err.ends_with('\n'), "{err:?}");
+        let (code, out, err) =
+            espctl(&["--sadb", db, "create", "--sas", "16", "--policies", "4", "--readers", "1"]);
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert_eq!(out, format!("created {db}\n"));
+        let (code, out, _) = espctl(&["--sadb", db, "--json", "sa", "list"]);
+        assert_eq!((code, out.as_str()), (0, "[]\n"));
+    }
+}
