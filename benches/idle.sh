@@ -8,7 +8,7 @@
 # also runs the floor under the adaptive mode (dataplane/espd/examples/sleep_floor.rs): a
 # thread that only sleeps, for several sleep lengths, with what one timer wake costs here.
 # Usage: bash benches/idle.sh [ROUNDS]   (needs root; builds nothing: run
-#        cargo build --release -p espd --bins --example sleep_floor first)
+#        cargo build --release -p espd -p espctl --bins --example sleep_floor first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}

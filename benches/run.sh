@@ -15,7 +15,8 @@
 #   --secgw     also DPDK's examples/ipsec-secgw and espd --config on the same net_pcap feed
 #               (benches/secgw.sh: downloads Debian's dpdk source package into /tmp)
 #   --rounds N  rounds of the alternated part (default 5, also ROUNDS=N)
-#   --no-build  use target/release/espd as it is (default: cargo build --release -p espd)
+#   --no-build  use target/release/espd and espctl as they are (default: cargo build --release
+#               -p espd -p espctl)
 #
 # One clock: every figure is the wall-clock (TSC) rate the worker achieved. A configuration
 # whose worker had less than 95 % of its core (espd bench's `cpu_share`, from schedstat) is
@@ -91,8 +92,8 @@ trap 'rm -rf "/var/run/dpdk/espgw-cperf-$$"' EXIT
 
 cd "$ROOT"
 if [ $BUILD -eq 1 ]; then
-    log "building espd (release)"
-    cargo build --release -q -p espd
+    log "building espd and espctl (release)"
+    cargo build --release -q -p espd -p espctl
 fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ESPD="$TARGET/release/espd"

@@ -13,5 +13,5 @@ export PYTHONWARNINGS=ignore
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-cargo build --release --locked -p espd -p iked
+cargo build --release --locked -p espd -p espctl -p iked
 NS_TAG=demo bash scripts/interop.sh --demo

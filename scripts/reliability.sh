@@ -38,12 +38,14 @@ run secrets cargo test --locked -p iked --lib keylog
 run zeroize cargo test --locked -p esp -p sadb -p espd -p ike --test zeroize
 run zeroize-release cargo test --locked --release -p esp -p sadb -p espd -p ike --test zeroize
 run constant-time cargo test --locked -p esp --test constant_time
+# The binaries the gateway tests and scripts run (iked's tests take espd and espctl from
+# beside iked's own; espctl is a package of its own, which a filtered test run does not build).
+cargo build --locked --quiet -p iked -p espd -p espctl
+bin=${CARGO_TARGET_DIR:-$root/target}/debug
 # The IKE side (rows 20-26): two complete gateways in namespaces (scripts/e2e-ike.sh).
 # (cargo takes one name filter before `--`; the test binary takes several after it.)
 run ike-e2e cargo test --locked -p iked --test e2e -- hostile full iked_sigkill dead_peer --nocapture --test-threads=1
 # Row 26 against strongSwan: two cases, then its secrets searched for in our output.
-cargo build --locked --quiet -p iked -p espd
-bin=${CARGO_TARGET_DIR:-$root/target}/debug
 run interop-secrets env ESPD="$bin/espd" ESPCTL="$bin/espctl" IKED="$bin/iked" IKECTL="$bin/ikectl" \
     bash scripts/interop.sh --quick --peer 5 \
     --only "us: MM aes128-sha256-modp2048, ESP aes128gcm16 PFS|them: MM aes128-sha256-ecp256, ESP aes256-sha256|secrets"

@@ -25,8 +25,8 @@ use ike::engine::{
     Encapsulation, EspEncryption, EspIntegrity, EspSaDescription, SpiAllocator, TrafficSelector, TsAddress,
 };
 use sadb::{
-    Action, Backend, Capacities, Cipher, Direction, Event, Integ, Mode, PolicyConfig, Region, SaConfig,
-    SaKey, SaStats, Selector, SA_FLAG_UDP_ENCAP,
+    Action, Backend, Capacities, Cipher, Direction, Event, Integ, PolicyConfig, Region, SaConfig, SaKey,
+    SaMode, SaStats, Selector, SA_FLAG_UDP_ENCAP,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -300,10 +300,10 @@ pub fn sa_config(d: &EspSaDescription, inbound: bool, reqid: u32, limits: &SaLim
     c.reqid = reqid;
     c.direction = if inbound { Direction::In } else { Direction::Out } as u8;
     let (mode, udp) = match d.encapsulation {
-        Encapsulation::Tunnel => (Mode::Tunnel, false),
-        Encapsulation::Transport => (Mode::Transport, false),
-        Encapsulation::UdpTunnel => (Mode::Tunnel, true),
-        Encapsulation::UdpTransport => (Mode::Transport, true),
+        Encapsulation::Tunnel => (SaMode::Tunnel, false),
+        Encapsulation::Transport => (SaMode::Transport, false),
+        Encapsulation::UdpTunnel => (SaMode::Tunnel, true),
+        Encapsulation::UdpTransport => (SaMode::Transport, true),
     };
     c.mode = mode as u8;
     c.family = family(d.source.ip());
@@ -642,7 +642,7 @@ impl SadbWriter {
             dst: ip(c.dst),
             local_ts: traffic_selector(&c.ts_local),
             remote_ts: traffic_selector(&c.ts_remote),
-            encapsulation: match (c.mode == Mode::Tunnel as u8, c.flags & SA_FLAG_UDP_ENCAP != 0) {
+            encapsulation: match (c.mode == SaMode::Tunnel as u8, c.flags & SA_FLAG_UDP_ENCAP != 0) {
                 (true, false) => Encapsulation::Tunnel,
                 (true, true) => Encapsulation::UdpTunnel,
                 (false, false) => Encapsulation::Transport,
@@ -789,7 +789,7 @@ mod tests {
             SaLimits { replay_window: 64, soft_bytes: 500_000, hard_bytes: 2_000_000, ..Default::default() };
         let c = sa_config(&desc(0x1234_5678, true), false, 7, &limits);
         assert_eq!((c.spi, c.reqid, c.direction), (0x1234_5678, 7, Direction::Out as u8));
-        assert_eq!((c.mode, c.family, c.flags), (Mode::Tunnel as u8, 4, SA_FLAG_UDP_ENCAP));
+        assert_eq!((c.mode, c.family, c.flags), (SaMode::Tunnel as u8, 4, SA_FLAG_UDP_ENCAP));
         assert_eq!((c.encap_sport, c.encap_dport), (4500, 4501));
         assert_eq!((c.cipher, c.cipher_key_len), (Cipher::AesCbc as u8, 32));
         assert_eq!(c.cipher_key.to_vec(), (0u8..32).collect::<Vec<_>>());

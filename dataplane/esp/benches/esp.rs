@@ -24,7 +24,7 @@ use esp::crypto::{
     IntegrityAlgorithm as I, Operation,
 };
 use esp::replay::ReplayWindow;
-use esp::sa::{Mode, SaConfig, TunnelEndpoints};
+use esp::sa::{EspMode, SaConfig, TunnelEndpoints};
 use esp::{
     decap, decap_burst, encap, encap_burst, encap_burst_multi, encap_mixed, InboundSa, OutboundSa,
     PacketBuffer, VecBuffer,
@@ -52,7 +52,7 @@ fn config(c: C, i: I) -> SaConfig {
     let mut cfg = SaConfig::new(
         0x1000,
         p,
-        Mode::Tunnel(TunnelEndpoints {
+        EspMode::Tunnel(TunnelEndpoints {
             src: "192.0.2.1".parse().unwrap(),
             dst: "192.0.2.2".parse().unwrap(),
         }),

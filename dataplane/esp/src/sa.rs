@@ -22,7 +22,7 @@ pub struct TunnelEndpoints {
 
 /// ESP mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum EspMode {
     /// Tunnel mode: a new outer header; the inner packet may be IPv4 or IPv6.
     Tunnel(TunnelEndpoints),
     /// Transport mode: ESP inserted after the IP header (and IPv6 routing-type extensions).
@@ -196,7 +196,7 @@ pub struct SaConfig {
     /// Algorithms and keys (zeroized on drop).
     pub crypto: CryptoParams,
     /// Tunnel or transport.
-    pub mode: Mode,
+    pub mode: EspMode,
     /// 64-bit extended sequence numbers (RFC 4304).
     pub esn: bool,
     /// Inbound replay window size; 0 disables replay checking (only if the SA says so).
@@ -218,7 +218,7 @@ pub struct SaConfig {
 impl SaConfig {
     /// A config with defaults: no ESN, window 64 (RFC 4303 §3.4.3 default), no UDP encap,
     /// default outer header, no selectors, no TFC.
-    pub fn new(spi: u32, crypto: CryptoParams, mode: Mode) -> Self {
+    pub fn new(spi: u32, crypto: CryptoParams, mode: EspMode) -> Self {
         SaConfig {
             spi,
             crypto,
@@ -270,7 +270,7 @@ pub(crate) struct SaCommon {
     pub layout: Layout,
     pub esn: bool,
     pub udp: Option<UdpEncap>,
-    pub mode: Mode,
+    pub mode: EspMode,
     pub outer: OuterHeader,
     pub session: Box<dyn CryptoSession>,
 }
@@ -306,8 +306,8 @@ impl SaCommon {
     fn new(cfg: &SaConfig, backend: &dyn CryptoBackend) -> Result<Self, SaError> {
         cfg.crypto.validate()?;
         let path = match cfg.mode {
-            Mode::Transport => Path::Transport,
-            Mode::Tunnel(t) => match (t.src, t.dst) {
+            EspMode::Transport => Path::Transport,
+            EspMode::Tunnel(t) => match (t.src, t.dst) {
                 (IpAddr::V4(_), IpAddr::V4(_)) => Path::TunnelV4,
                 (IpAddr::V6(_), IpAddr::V6(_)) => Path::TunnelV6,
                 _ => return Err(SaError::MixedFamilies),
@@ -356,7 +356,7 @@ impl OuterTemplate {
         let mut bytes = [0u8; 48];
         let proto = c.outer_protocol();
         let ip_len = match c.mode {
-            Mode::Tunnel(TunnelEndpoints { src: IpAddr::V4(src), dst: IpAddr::V4(dst) }) => {
+            EspMode::Tunnel(TunnelEndpoints { src: IpAddr::V4(src), dst: IpAddr::V4(dst) }) => {
                 let r = ipv4::Repr {
                     src,
                     dst,
@@ -374,7 +374,7 @@ impl OuterTemplate {
                 crate::wire::set_u16(&mut bytes, 10, 0);
                 ipv4::HEADER_LEN
             }
-            Mode::Tunnel(TunnelEndpoints { src: IpAddr::V6(src), dst: IpAddr::V6(dst) }) => {
+            EspMode::Tunnel(TunnelEndpoints { src: IpAddr::V6(src), dst: IpAddr::V6(dst) }) => {
                 let r = ipv6::Repr {
                     src,
                     dst,

@@ -9,7 +9,7 @@ use common::*;
 use esp::crypto::ipsec_mb::IpsecMbBackend;
 use esp::crypto::rust::RustBackend;
 use esp::crypto::{CipherAlgorithm as C, CounterIvSource, CryptoBackend};
-use esp::sa::Mode;
+use esp::sa::EspMode;
 use esp::{decap, decap_burst, encap, encap_burst, InboundSa, OutboundSa, PacketBuffer, VecBuffer};
 
 fn out(cfg: &esp::SaConfig, b: &dyn CryptoBackend) -> OutboundSa {
@@ -21,7 +21,7 @@ fn byte_identical_to_the_rust_backend() {
     let mb = IpsecMbBackend::new().unwrap();
     let mut n = 0;
     for (c, i) in ALGS.into_iter().filter(|(c, _)| *c != C::Null) {
-        for mode in [tunnel(false), tunnel(true), Mode::Transport] {
+        for mode in [tunnel(false), tunnel(true), EspMode::Transport] {
             for esn in [false, true] {
                 for udp in [false, true] {
                     let mut cfg = config(c, i, mode, esn, udp);
@@ -34,7 +34,7 @@ fn byte_identical_to_the_rust_backend() {
                     let pkts: Vec<Vec<u8>> = (0..20)
                         .map(|k| {
                             let pl: Vec<u8> = (0..k * 71).map(|x| x as u8).collect();
-                            if mode != Mode::Transport && k % 2 == 1 {
+                            if mode != EspMode::Transport && k % 2 == 1 {
                                 ipv6_udp(&pl, false, 2)
                             } else {
                                 ipv4_udp(&pl, 2)

@@ -8,7 +8,7 @@ use esp::crypto::{
     CipherAlgorithm as C, CounterIvSource, CryptoBackend, CryptoJob, CryptoParams, IntegrityAlgorithm as I,
     JobStatus, Operation,
 };
-use esp::sa::{Mode, SaConfig, TunnelEndpoints};
+use esp::sa::{EspMode, SaConfig, TunnelEndpoints};
 use esp::{decap, encap, InboundSa, OutboundSa, PacketBuffer, VecBuffer};
 use zeroize::Zeroizing;
 
@@ -107,12 +107,12 @@ fn rfc3602_esp_packets() {
         let (plain, rfc) = (c.hex("plain"), c.hex("esp"));
         let tunnel = c.text("mode") == "tunnel";
         let mode = if tunnel {
-            Mode::Tunnel(TunnelEndpoints {
+            EspMode::Tunnel(TunnelEndpoints {
                 src: std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&rfc[12..16]).unwrap()).into(),
                 dst: std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&rfc[16..20]).unwrap()).into(),
             })
         } else {
-            Mode::Transport
+            EspMode::Transport
         };
         let params = CryptoParams {
             cipher: C::AesCbc128,
@@ -194,7 +194,7 @@ fn draft_mcgrew_gcm_esp_packets() {
 
         // Engine: an outer IPv4 header around the ESP packet, transport mode.
         let spi = u32::from_be_bytes(esp_pkt[0..4].try_into().unwrap());
-        let cfg = SaConfig::new(spi, params.clone(), Mode::Transport);
+        let cfg = SaConfig::new(spi, params.clone(), EspMode::Transport);
         let mut inb = InboundSa::new(&cfg, &RustBackend).unwrap();
         let mut wire = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 50, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
         wire.extend_from_slice(&esp_pkt);

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use esp::crypto::rust::RustBackend;
 use esp::crypto::{CipherAlgorithm as C, CounterIvSource, CryptoBackend, CryptoRunner, PerSessionRunner};
-use esp::sa::Mode;
+use esp::sa::EspMode;
 use esp::{
     decap_mixed, encap_burst, encap_mixed, DropReason, InboundSa, OutboundSa, PacketBuffer, SaConfig,
     VecBuffer,
@@ -20,7 +20,7 @@ fn sa_config(k: usize) -> SaConfig {
     let mode = match k % 3 {
         0 => tunnel(false),
         1 => tunnel(true),
-        _ => Mode::Transport,
+        _ => EspMode::Transport,
     };
     let mut cfg = config(c, i, mode, k % 2 == 1, k % 4 == 3);
     cfg.spi = 0x100 + k as u32;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use esp::sa::{Mode, TrafficSelector};
+use esp::sa::{EspMode, TrafficSelector};
 use esp::{
     decap, decap_burst, decap_burst_multi, encap, encap_burst, encap_burst_multi, DropReason, PacketBuffer,
     VecBuffer,
@@ -25,9 +25,9 @@ fn every_combination_round_trips() {
     let mut n = 0;
     for (c, i) in ALGS {
         for outer_v6 in [false, true] {
-            for mode in [tunnel(outer_v6), Mode::Transport] {
+            for mode in [tunnel(outer_v6), EspMode::Transport] {
                 for inner_v6 in [false, true] {
-                    if mode == Mode::Transport && inner_v6 != outer_v6 {
+                    if mode == EspMode::Transport && inner_v6 != outer_v6 {
                         continue;
                     }
                     for esn in [false, true] {
@@ -39,7 +39,7 @@ fn every_combination_round_trips() {
                                 let mut b = VecBuffer::new(&p);
                                 encap(&mut o, &mut b).unwrap();
                                 assert_ne!(b.data(), &p[..]);
-                                let proto = if mode == Mode::Transport {
+                                let proto = if mode == EspMode::Transport {
                                     if inner_v6 && len == 13 {
                                         0
                                     } else {
@@ -48,7 +48,7 @@ fn every_combination_round_trips() {
                                 } else {
                                     b.data()[if outer_v6 { 6 } else { 9 }]
                                 };
-                                if len != 13 || !inner_v6 || mode != Mode::Transport {
+                                if len != 13 || !inner_v6 || mode != EspMode::Transport {
                                     assert_eq!(proto, if udp { 17 } else { 50 });
                                 }
                                 decap(&mut inb, &mut b).unwrap_or_else(|e| {
@@ -68,7 +68,7 @@ fn every_combination_round_trips() {
 
 #[test]
 fn ipv6_transport_inserts_after_routing_headers() {
-    let cfg = config(C::AesGcm128, I::None, Mode::Transport, false, false);
+    let cfg = config(C::AesGcm128, I::None, EspMode::Transport, false, false);
     let (mut o, mut inb) = pair(&cfg);
     let p = ipv6_udp(b"hello", true, 0);
     let mut b = VecBuffer::new(&p);
@@ -178,7 +178,7 @@ fn selectors_are_enforced() {
     encap(&mut o, &mut b).unwrap();
     assert_eq!(decap(&mut inb, &mut b), Err(DropReason::SelectorMismatch));
     // Transport mode checks the rebuilt packet.
-    let mut tcfg = config(C::AesGcm128, I::None, Mode::Transport, false, true);
+    let mut tcfg = config(C::AesGcm128, I::None, EspMode::Transport, false, true);
     tcfg.selectors = cfg.selectors.clone();
     let (mut to, mut ti) = pair(&tcfg);
     let mut b = VecBuffer::new(&p);
@@ -271,12 +271,12 @@ fn no_room_is_reported() {
     assert_eq!(o.last_sequence_number(), 0, "no sequence number consumed");
     // Exactly the advertised room is enough, for every algorithm and mode.
     for (c, i) in ALGS {
-        for mode in [tunnel(true), tunnel(false), Mode::Transport] {
+        for mode in [tunnel(true), tunnel(false), EspMode::Transport] {
             let mut cfg = config(c, i, mode, false, true);
             cfg.tfc_pad_to = 100;
             let (mut o, mut inb) = pair(&cfg);
             for len in 0..40 {
-                let p = inner(matches!(mode, Mode::Tunnel(_)) && len % 2 == 0, len, false);
+                let p = inner(matches!(mode, EspMode::Tunnel(_)) && len % 2 == 0, len, false);
                 let mut b = VecBuffer::with_room(&p, o.headroom_needed(), o.tailroom_needed());
                 encap(&mut o, &mut b).unwrap();
                 decap(&mut inb, &mut b).unwrap();
@@ -330,7 +330,7 @@ proptest! {
                        esn in any::<bool>(), udp in any::<bool>(),
                        payload in proptest::collection::vec(any::<u8>(), 0..1500)) {
         let (c, i) = ALGS[alg];
-        let mode = if trs { Mode::Transport } else { tunnel(!v6) };
+        let mode = if trs { EspMode::Transport } else { tunnel(!v6) };
         let cfg = config(c, i, mode, esn, udp);
         let (mut o, mut inb) = pair(&cfg);
         let p = if v6 { ipv6_udp(&payload, false, 1) } else { ipv4_udp(&payload, 1) };
@@ -368,7 +368,7 @@ proptest! {
     fn prop_decap_arbitrary_bytes(alg in 0usize..ALGS.len(), trs in any::<bool>(), udp in any::<bool>(),
                                   bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let (c, i) = ALGS[alg];
-        let mode = if trs { Mode::Transport } else { tunnel(false) };
+        let mode = if trs { EspMode::Transport } else { tunnel(false) };
         let (_, mut inb) = pair(&config(c, i, mode, false, udp));
         let mut b = VecBuffer::new(&bytes);
         let r = decap(&mut inb, &mut b);
@@ -384,7 +384,7 @@ proptest! {
                                   edits in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 0..4),
                                   resize in -40i32..40) {
         let (c, i) = ALGS[alg];
-        let mode = if trs { Mode::Transport } else { tunnel(v6) };
+        let mode = if trs { EspMode::Transport } else { tunnel(v6) };
         let (mut o, mut inb) = pair(&config(c, i, mode, esn, udp));
         let p = if v6 { ipv6_udp(b"fuzz", trs, 1) } else { ipv4_udp(b"fuzz", 1) };
         let mut b = VecBuffer::new(&p);

@@ -10,7 +10,7 @@ mod common;
 
 use common::*;
 use esp::crypto::{CipherAlgorithm as C, IntegrityAlgorithm as I};
-use esp::sa::Mode;
+use esp::sa::EspMode;
 use esp::{decap, encap, PacketBuffer, VecBuffer};
 use std::fmt::Write as _;
 use std::process::Command;
@@ -63,15 +63,15 @@ fn scapy_cross_implementation() {
             for trs in [false, true] {
                 for esn in [false, true] {
                     for udp in [false, true] {
-                        let mode = if trs { Mode::Transport } else { tunnel(outer_v6) };
+                        let mode = if trs { EspMode::Transport } else { tunnel(outer_v6) };
                         let mut cfg = config(c, i, mode, esn, udp);
                         let (esn_hi, lo_start) = if esn { (1u64, 10u64) } else { (0, 1) };
                         cfg.initial_seq = (esn_hi << 32) + lo_start - 1;
                         let (mut out, _) = pair(&cfg);
                         let (crypt, auth) = scapy_names(c, i);
                         let (src, dst) = match mode {
-                            Mode::Tunnel(t) => (t.src.to_string(), t.dst.to_string()),
-                            Mode::Transport => ("-".into(), "-".into()),
+                            EspMode::Tunnel(t) => (t.src.to_string(), t.dst.to_string()),
+                            EspMode::Transport => ("-".into(), "-".into()),
                         };
                         writeln!(
                             cases,

@@ -5,7 +5,7 @@ use clap::{Parser, ValueEnum};
 
 /// What the workers do with a received burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
+pub enum RunMode {
     /// Forward every frame unchanged to the paired port (testpmd's io mode).
     Io,
 }
@@ -28,8 +28,8 @@ pub struct Args {
     pub check_config: bool,
 
     /// Forwarding mode without --config.
-    #[arg(long, value_enum, default_value_t = Mode::Io)]
-    pub mode: Mode,
+    #[arg(long, value_enum, default_value_t = RunMode::Io)]
+    pub mode: RunMode,
 
     /// Ports to use, by DPDK port id, paired in order (0↔1, 2↔3); a single port forwards
     /// back out of itself (one-arm). Default: every port the EAL found.

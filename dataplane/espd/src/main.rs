@@ -1,6 +1,13 @@
 //! espd entry point: parse the command line, start the EAL, run, report.
+//!
+//! `espd bench`'s traffic source (`bench/`) is a module of this binary, not of the gateway
+//! library, and only with the default feature `bench`: a build without it
+//! (`--no-default-features`) is the gateway alone.
 
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "bench")]
+mod bench;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -99,6 +106,7 @@ fn main() -> ExitCode {
 }
 
 /// `espd bench`: the EAL from the subcommand's `--` arguments, then every configuration.
+#[cfg(feature = "bench")]
 fn bench_main(bench: &espd::cli::BenchArgs, stop: Arc<AtomicBool>) -> ExitCode {
     let eal = match dpdk::Eal::init("espd", &bench.eal) {
         Ok(eal) => eal,
@@ -107,7 +115,7 @@ fn bench_main(bench: &espd::cli::BenchArgs, stop: Arc<AtomicBool>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match espd::bench::run(&eal, bench, stop) {
+    let code = match bench::run(&eal, bench, stop) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("espd bench: {e}");
@@ -116,4 +124,11 @@ fn bench_main(bench: &espd::cli::BenchArgs, stop: Arc<AtomicBool>) -> ExitCode {
     };
     drop(eal);
     code
+}
+
+/// `espd bench` in a build without the traffic source: say so, as for a bad argument.
+#[cfg(not(feature = "bench"))]
+fn bench_main(_: &espd::cli::BenchArgs, _: Arc<AtomicBool>) -> ExitCode {
+    eprintln!("espd: this espd was built without `espd bench` (cargo feature `bench`)");
+    ExitCode::from(2)
 }

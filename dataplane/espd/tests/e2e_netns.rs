@@ -4,7 +4,25 @@
 //! agree on both sides. The work is in `scripts/e2e-manual.sh` (also the README's demo);
 //! this runs it with the binaries of this build. Needs root, as CI has.
 
+use std::path::PathBuf;
 use std::process::Command;
+
+/// The `espctl` binary of this build's profile, beside `espd`. It is another package's
+/// binary, which cargo builds for espd's tests only in a workspace run: build it (a no-op
+/// when it is up to date) so the script never meets a missing or stale one.
+fn espctl_binary() -> PathBuf {
+    let espd = PathBuf::from(env!("CARGO_BIN_EXE_espd"));
+    let profile = match espd.parent().and_then(|d| d.file_name()).and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_string(),
+        Some(dir) => dir.to_string(),
+    };
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "espctl", "--bin", "espctl", "--profile", &profile])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building espctl");
+    espd.with_file_name("espctl")
+}
 
 #[test]
 fn two_gateways_tunnel_traffic_and_exception_path() {
@@ -12,7 +30,7 @@ fn two_gateways_tunnel_traffic_and_exception_path() {
     let out = Command::new("bash")
         .arg(format!("{root}/scripts/e2e-manual.sh"))
         .env("ESPD", env!("CARGO_BIN_EXE_espd"))
-        .env("ESPCTL", env!("CARGO_BIN_EXE_espctl"))
+        .env("ESPCTL", espctl_binary())
         .env("NS_TAG", format!("e2e{}", std::process::id()))
         .output()
         .expect("bash runs");

@@ -69,7 +69,7 @@ fn sa_of(c: &serde_json::Value, dir: Direction) -> SaConfig {
     cfg.spi = spi as u32;
     cfg.reqid = c["reqid"].as_u64().unwrap() as u32;
     cfg.direction = dir as u8;
-    cfg.mode = Mode::Tunnel as u8;
+    cfg.mode = SaMode::Tunnel as u8;
     cfg.family = c["family"].as_u64().unwrap() as u8;
     cfg.cipher = cipher as u8;
     cfg.cipher_key_len = klen as u8;

@@ -54,7 +54,7 @@ fn two_peers_with_the_same_outbound_spi_each_get_their_own_traffic() {
     {
         let mut w = region.writer().unwrap();
         for (peer, net, reqid, k) in &peers {
-            let mut sa = gcm_sa(0x5150, Direction::Out, Mode::Tunnel, [198, 18, 0, 1], *peer, k, 64);
+            let mut sa = gcm_sa(0x5150, Direction::Out, SaMode::Tunnel, [198, 18, 0, 1], *peer, k, 64);
             sa.reqid = *reqid;
             w.add_sa(&sa).unwrap();
             w.add_policy(&out_policy(*reqid, Action::Protect, *reqid, ([198, 18, 1, 0], 24), (*net, 24)))
@@ -64,7 +64,7 @@ fn two_peers_with_the_same_outbound_spi_each_get_their_own_traffic() {
         let mut dup = gcm_sa(
             0x5150,
             Direction::Out,
-            Mode::Tunnel,
+            SaMode::Tunnel,
             [198, 18, 0, 1],
             [198, 18, 0, 2],
             &key(0..16, [3; 4]),
@@ -109,7 +109,7 @@ fn transport_mode_admits_only_the_negotiated_selectors() {
         let mut sa = gcm_sa(
             0x3101,
             Direction::In,
-            Mode::Transport,
+            SaMode::Transport,
             [198, 18, 0, 2],
             [198, 18, 0, 1],
             &key(60..76, [9; 4]),
@@ -152,12 +152,10 @@ fn transport_mode_admits_only_the_negotiated_selectors() {
 fn espctl_names_an_outbound_sa_by_spi_and_destination() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sadb");
-    let espctl = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_espctl")).arg("--sadb").arg(&db).args(args).output().unwrap()
-    };
+    let espctl = |args: &[&str]| common::espctl(&db, args);
     let ok = |args: &[&str]| {
         let o = espctl(args);
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.code, 0, "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
     ok(&["create", "--sas", "64", "--policies", "8", "--readers", "2", "--json"]);
@@ -190,7 +188,7 @@ fn espctl_names_an_outbound_sa_by_spi_and_destination() {
     assert_eq!(dsts, ["198.18.0.2", "198.18.0.3"]);
     let o = espctl(&["sa", "del", "--spi", "0x5150", "--dir", "out"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.code, 1, "{err}");
     assert!(err.lines().count() == 1 && err.contains("name the destination"), "{err:?}");
     assert_eq!(ok(&["sa", "list", "--json"]).as_array().unwrap().len(), 2, "nothing deleted");
     ok(&["sa", "del", "--spi", "0x5150", "--dir", "out", "--dst", "198.18.0.2", "--json"]);

@@ -37,7 +37,7 @@ fn gateway_own_traffic_in_transport_mode() {
         w.add_sa(&gcm_sa(
             0x3000,
             Direction::Out,
-            Mode::Transport,
+            SaMode::Transport,
             [198, 18, 0, 1],
             [198, 18, 0, 2],
             &key(40..60),
@@ -47,7 +47,7 @@ fn gateway_own_traffic_in_transport_mode() {
         w.add_sa(&gcm_sa(
             0x3001,
             Direction::In,
-            Mode::Transport,
+            SaMode::Transport,
             [198, 18, 0, 2],
             [198, 18, 0, 1],
             &key(60..80),

@@ -9,7 +9,7 @@
 use std::fs::File;
 
 use esp::crypto::{rust::RustBackend, CipherAlgorithm, CounterIvSource, CryptoParams, IntegrityAlgorithm};
-use esp::sa::{Mode as EspMode, TunnelEndpoints};
+use esp::sa::{EspMode, TunnelEndpoints};
 use esp::{OutboundSa, PacketBuffer, VecBuffer};
 use espd::pcap;
 use sadb::*;
@@ -125,7 +125,7 @@ fn one_sa_on_two_workers() {
         w.add_sa(&gcm_sa(
             0x1000,
             Direction::In,
-            Mode::Tunnel,
+            SaMode::Tunnel,
             [198, 18, 0, 2],
             [198, 18, 0, 1],
             &KEY_IN,
@@ -135,7 +135,7 @@ fn one_sa_on_two_workers() {
         w.add_sa(&gcm_sa(
             0x2000,
             Direction::Out,
-            Mode::Tunnel,
+            SaMode::Tunnel,
             [198, 18, 0, 1],
             [198, 18, 0, 2],
             &[9; 20],

@@ -11,12 +11,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn espctl(db: &Path, args: &[&str]) -> Output {
-    let o = Command::new(env!("CARGO_BIN_EXE_espctl")).arg("--sadb").arg(db).args(args).output().unwrap();
-    assert!(o.status.success(), "espctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+fn espctl(db: &Path, args: &[&str]) -> common::EspctlOutput {
+    let o = common::espctl(db, args);
+    assert_eq!(o.code, 0, "espctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     o
 }
 

@@ -10,7 +10,7 @@ fn record(spi: u32, key: u8) -> SaConfig {
     c.spi = spi;
     c.reqid = 1;
     c.direction = Direction::Out as u8;
-    c.mode = Mode::Tunnel as u8;
+    c.mode = SaMode::Tunnel as u8;
     c.family = 4;
     c.cipher = Cipher::AesGcm16 as u8;
     c.cipher_key_len = 16;

@@ -10,7 +10,7 @@
 use wipe::scan as scan_alloc;
 
 use espd::gw::sa_ctx::{Backends, Ctx, SaCache};
-use sadb::{Backend, Capacities, Cipher, Direction, Integ, Mode, Region, SaConfig, SaKey};
+use sadb::{Backend, Capacities, Cipher, Direction, Integ, Region, SaConfig, SaKey, SaMode};
 use scan_alloc::{arm, disarm, serial, ScanAlloc};
 
 #[global_allocator]
@@ -41,7 +41,7 @@ fn record(spi: u32, cipher: Cipher, klen: u8, integ: Integ, ilen: u8, backend: B
     c.spi = spi;
     c.reqid = 1;
     c.direction = Direction::Out as u8;
-    c.mode = Mode::Tunnel as u8;
+    c.mode = SaMode::Tunnel as u8;
     c.family = 4;
     c.cipher = cipher as u8;
     c.cipher_key_len = klen;

@@ -30,7 +30,7 @@ fn sa(spi: u32) -> SaConfig {
     c.spi = spi;
     c.reqid = 1;
     c.direction = Direction::In as u8;
-    c.mode = Mode::Tunnel as u8;
+    c.mode = SaMode::Tunnel as u8;
     c.family = 4;
     c.cipher = Cipher::AesGcm16 as u8;
     c.cipher_key_len = 16;

@@ -28,7 +28,7 @@ pub enum Direction {
 /// ESP mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Mode {
+pub enum SaMode {
     /// A new outer IP header (RFC 4303 §3.1.2).
     Tunnel = 1,
     /// ESP between the IP header and its payload (RFC 4303 §3.1.1).
@@ -99,7 +99,7 @@ macro_rules! code_enum {
     };
 }
 code_enum!(Direction { In, Out });
-code_enum!(Mode { Tunnel, Transport });
+code_enum!(SaMode { Tunnel, Transport });
 code_enum!(Cipher { Null, AesCbc, AesGcm16 });
 code_enum!(Integ { None, HmacSha1_96, HmacSha256_128, HmacSha384_192, HmacSha512_256 });
 code_enum!(Backend { Default, IpsecMb, Rust });
@@ -147,7 +147,7 @@ pub struct SaConfig {
     pub reqid: u32,
     /// [`Direction`] code.
     pub direction: u8,
-    /// [`Mode`] code.
+    /// [`SaMode`] code.
     pub mode: u8,
     /// Outer address family, 4 or 6.
     pub family: u8,

@@ -4,8 +4,8 @@
 //!
 //! One file, `/run/espgw/sadb` by default (a tmpfs, or a hugetlbfs mount), mode 0600,
 //! owned by the daemons' user, in a directory only that user may enter, mapped by both
-//! processes ([`file`] has the checks made before a file is used, [`sigbus`] what happens
-//! when it is truncated under a running process):
+//! processes ([`file`](mod@file) has the checks made before a file is used, [`sigbus`]
+//! what happens when it is truncated under a running process):
 //!
 //! | section | written by | read by |
 //! |---|---|---|
@@ -35,6 +35,26 @@
 //! **Restarts.** Everything lives in the file, so either process can die and re-attach.
 //! Outbound sequence numbers are reserved directly in the region (an atomic add per burst),
 //! so a restarted dataplane continues after the last number any lcore took: none is reused.
+//!
+//! **The modules**, from the file on disk to the reader's view. [`file`](mod@file) opens
+//! the file (and the daemons' other secret-holding files) only if it is ours and private;
+//! `region` maps it, writes or checks the header and hands out typed views of its sections,
+//! and [`sigbus`] turns a truncation under a mapping into an explicit exit. What the views
+//! show is declared in three places: `abi`, the fixed-size records both processes read (SA
+//! and policy configurations, events, enumerations as `u8` codes); `layout`, where each
+//! section sits, computed from the capacities alone; `shm`, the records that change while
+//! both processes run, all atomics (header counters, reader slots, event rings, slot
+//! headers, SA hot state). On those, `table` keeps the SA slots (install, update, delete,
+//! reclaim), `index` the SPI index and `spd` the policies and their compiled classifier.
+//! Two handles use them: `writer`, the control plane's [`Writer`] (the writer lock, events
+//! drained, readers listed), and `reader`, the dataplane's per-lcore [`Reader`] (lock-free
+//! lookups, quiescent points, counters, events). [`counters`] names the readers' counters.
+//!
+//! **`unsafe`** is in this shared-memory code only, each block with its `// SAFETY:`:
+//! `region` turns offsets of the mapping into references (the argument is stated once
+//! there); the rest are system calls: `file` reads the effective uid, `sigbus` installs its
+//! handler and, inside it, reads the fault address and exits or hands the signal back,
+//! `index` issues a prefetch, `reader` probes a process with `kill(pid, 0)`.
 
 mod abi;
 pub mod counters;

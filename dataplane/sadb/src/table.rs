@@ -99,7 +99,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> SadbError {
 pub(crate) fn validate_sa(c: &SaConfig, max_window: u32) -> Result<(), SadbError> {
     let dir = Direction::from_code(c.direction)
         .ok_or_else(|| invalid("direction", format!("unknown code {}", c.direction)))?;
-    Mode::from_code(c.mode).ok_or_else(|| invalid("mode", format!("unknown code {}", c.mode)))?;
+    SaMode::from_code(c.mode).ok_or_else(|| invalid("mode", format!("unknown code {}", c.mode)))?;
     if c.family != 4 && c.family != 6 {
         return Err(invalid("family", format!("{} is neither 4 nor 6", c.family)));
     }

@@ -23,7 +23,7 @@ pub fn gcm_sa(spi: u32, dir: Direction, generation: u8) -> SaConfig {
     c.spi = spi;
     c.reqid = 7;
     c.direction = dir as u8;
-    c.mode = Mode::Tunnel as u8;
+    c.mode = SaMode::Tunnel as u8;
     c.family = 4;
     c.cipher = Cipher::AesGcm16 as u8;
     c.cipher_key_len = 16;

@@ -2,7 +2,7 @@
 
 use esp::crypto::rust::RustBackend;
 use esp::crypto::{CipherAlgorithm as C, CounterIvSource, CryptoParams, IntegrityAlgorithm as I};
-use esp::sa::{Mode, SaConfig, TrafficSelector, TunnelEndpoints, UdpEncap};
+use esp::sa::{EspMode, SaConfig, TrafficSelector, TunnelEndpoints, UdpEncap};
 use esp::{InboundSa, OutboundSa};
 use zeroize::Zeroizing;
 
@@ -14,17 +14,17 @@ pub fn configs() -> Vec<SaConfig> {
         cipher_key: Zeroizing::new(vec![0x42; c.key_len() + c.salt_len()]),
         auth_key: Zeroizing::new(vec![0x24; i.key_len()]),
     };
-    let tun4 = Mode::Tunnel(TunnelEndpoints {
+    let tun4 = EspMode::Tunnel(TunnelEndpoints {
         src: "192.0.2.1".parse().unwrap(),
         dst: "192.0.2.2".parse().unwrap(),
     });
-    let tun6 = Mode::Tunnel(TunnelEndpoints {
+    let tun6 = EspMode::Tunnel(TunnelEndpoints {
         src: "2001:db8::1".parse().unwrap(),
         dst: "2001:db8::2".parse().unwrap(),
     });
     let mut v = vec![
         SaConfig::new(0x100, p(C::AesGcm128, I::None), tun4),
-        SaConfig::new(0x101, p(C::AesCbc128, I::HmacSha256_128), Mode::Transport),
+        SaConfig::new(0x101, p(C::AesCbc128, I::HmacSha256_128), EspMode::Transport),
         SaConfig::new(0x102, p(C::Null, I::HmacSha1_96), tun6),
         SaConfig::new(0x103, p(C::AesGcm256, I::None), tun6),
     ];

@@ -3,7 +3,7 @@
 
 use esp::crypto::rust::RustBackend;
 use esp::crypto::{CipherAlgorithm as C, CounterIvSource, CryptoParams, IntegrityAlgorithm as I};
-use esp::sa::{Mode, SaConfig, TunnelEndpoints, UdpEncap};
+use esp::sa::{EspMode, SaConfig, TunnelEndpoints, UdpEncap};
 use esp::{InboundSa, OutboundSa};
 use zeroize::Zeroizing;
 
@@ -33,18 +33,21 @@ pub fn params(c: C, i: I) -> CryptoParams {
     }
 }
 
-pub fn tunnel(v6: bool) -> Mode {
+pub fn tunnel(v6: bool) -> EspMode {
     if v6 {
-        Mode::Tunnel(TunnelEndpoints {
+        EspMode::Tunnel(TunnelEndpoints {
             src: "2001:db8:ffff::1".parse().unwrap(),
             dst: "2001:db8:ffff::2".parse().unwrap(),
         })
     } else {
-        Mode::Tunnel(TunnelEndpoints { src: "192.0.2.1".parse().unwrap(), dst: "192.0.2.2".parse().unwrap() })
+        EspMode::Tunnel(TunnelEndpoints {
+            src: "192.0.2.1".parse().unwrap(),
+            dst: "192.0.2.2".parse().unwrap(),
+        })
     }
 }
 
-pub fn config(c: C, i: I, mode: Mode, esn: bool, udp: bool) -> SaConfig {
+pub fn config(c: C, i: I, mode: EspMode, esn: bool, udp: bool) -> SaConfig {
     let mut cfg = SaConfig::new(0x1234_5678, params(c, i), mode);
     cfg.esn = esn;
     cfg.udp_encap = udp.then(UdpEncap::default);

@@ -15,10 +15,10 @@ use esp::crypto::{CryptoBackend, CryptoJob, CryptoParams, Operation};
 use hdrhistogram::Histogram;
 
 use crate::bench::traffic::{EspPool, PlainSource};
-use crate::cli::BenchMode;
-use crate::counters::{traffic, Traffic};
-use crate::gw::stage_clock::StageCycles;
-use crate::gw::worker::{Worker, MAX_BURST};
+use espd::cli::BenchMode;
+use espd::counters::{traffic, Traffic};
+use espd::gw::stage_clock::StageCycles;
+use espd::gw::worker::{Worker, MAX_BURST};
 
 /// What the supervisor reads while a configuration runs (written by the worker only).
 #[derive(Debug, Default)]
@@ -99,8 +99,6 @@ pub struct Outcome {
     pub stages: u64,
     /// Cycles flushing TX.
     pub tx: u64,
-    /// Cycles re-arming replay windows (excluded from `cycles`).
-    pub rearm: u64,
     /// Passes over the ESP pool (re-arms), whole run.
     pub passes: u64,
     /// Raw crypto cycles per packet (calibration), 0 without crypto.
@@ -363,7 +361,6 @@ impl Job {
             classify,
             stages,
             tx,
-            rearm,
             passes,
             crypto,
             per_packet_ns,

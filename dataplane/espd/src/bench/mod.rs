@@ -29,12 +29,12 @@ use serde::Serialize;
 
 use crate::bench::lcore::{CryptoCalibration, Job, Live, Outcome};
 use crate::bench::traffic::{EspPool, PlainSource, Plan, ETH, IMIX};
-use crate::cli::{Algorithm, BenchArgs, BenchBackend, BenchMode, Family, PacketSize};
-use crate::config::Config;
-use crate::counters::{self, TRAFFIC_BASE};
-use crate::error::RunError;
-use crate::gw::sa_ctx::Backends;
-use crate::gw::worker::{Handoff, Worker, WorkerPort};
+use espd::cli::{Algorithm, BenchArgs, BenchBackend, BenchMode, Family, PacketSize};
+use espd::config::Config;
+use espd::counters::{self, TRAFFIC_BASE};
+use espd::error::RunError;
+use espd::gw::sa_ctx::Backends;
+use espd::gw::worker::{Handoff, Worker, WorkerPort};
 
 /// Latency percentiles in ns.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -183,10 +183,10 @@ fn esp_lengths(layout: esp::crypto::Layout, frame: usize, v6: bool) -> (usize, u
 struct Rig {
     eal: Eal,
     pool: Mempool,
-    ports: Vec<(Port, crate::config::Role, bool, u16)>,
-    ifaces: Arc<Vec<crate::net::addr::Interface>>,
-    routes: Arc<crate::net::route::RouteTable>,
-    neigh: Arc<crate::net::neigh::NeighborTable>,
+    ports: Vec<(Port, espd::config::Role, bool, u16)>,
+    ifaces: Arc<Vec<espd::net::addr::Interface>>,
+    routes: Arc<espd::net::route::RouteTable>,
+    neigh: Arc<espd::net::neigh::NeighborTable>,
     rings: Arc<Vec<Handoff>>,
     lcores: Vec<u32>,
     plan: Plan,
@@ -220,7 +220,7 @@ pub fn run(eal: &Eal, args: &BenchArgs, stop: Arc<AtomicBool>) -> Result<Vec<Rec
     let cfg = Config::parse(&toml, std::path::Path::new("espd-bench.toml"))
         .map_err(|e| RunError::config(e.to_string()))?;
     let pool = Mempool::new(eal, "espd_bench_pool", args.mbufs, 256, Mempool::DEFAULT_DATA_ROOM, None)?;
-    let built = crate::gw::app::build(eal, &cfg, &pool, k as u16)?;
+    let built = espd::gw::app::build(eal, &cfg, &pool, k as u16)?;
     for (p, _, _, _) in &built.ports {
         p.start()?;
     }
@@ -359,7 +359,7 @@ fn run_one(
     .to_lowercase();
     let v6 = args.family == Family::V6;
     let out_rec = traffic::sa_record(rig.plan, 0, Direction::Out, args.algo, args.key_bits, args.backend);
-    let params = crate::gw::sa_ctx::engine_config(&out_rec).map_err(|e| RunError::config(e.0))?.crypto;
+    let params = espd::gw::sa_ctx::engine_config(&out_rec).map_err(|e| RunError::config(e.0))?.crypto;
     let layout = params.layout();
     let ops: &[Operation] = match mode {
         BenchMode::Encap => &[Operation::Seal],
@@ -414,8 +414,8 @@ fn run_one(
                 Ok(WorkerPort {
                     rx: p.rx_queue(q)?,
                     tx: p.tx_queue(q)?,
-                    inside: matches!(role, crate::config::Role::Inside | crate::config::Role::Both),
-                    outside: matches!(role, crate::config::Role::Outside | crate::config::Role::Both),
+                    inside: matches!(role, espd::config::Role::Inside | espd::config::Role::Both),
+                    outside: matches!(role, espd::config::Role::Outside | espd::config::Role::Both),
                     to_tap: *to_tap,
                     mtu: *mtu,
                 })

@@ -14,9 +14,9 @@ use std::path::Path;
 
 use esp::crypto::{CounterIvSource, CryptoBackend};
 use esp::{OutboundSa, PacketBuffer, VecBuffer};
-use sadb::{Action, Backend, Cipher, Direction, Integ, Mode, PolicyConfig, SaConfig};
+use sadb::{Action, Backend, Cipher, Direction, Integ, PolicyConfig, SaConfig, SaMode};
 
-use crate::cli::{Algorithm, BenchBackend, Family};
+use espd::cli::{Algorithm, BenchBackend, Family};
 
 /// Peer gateway's MAC (static neighbour).
 pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -172,7 +172,7 @@ pub fn sa_record(
     c.spi = spi;
     c.reqid = i + 1;
     c.direction = dir as u8;
-    c.mode = Mode::Tunnel as u8;
+    c.mode = SaMode::Tunnel as u8;
     c.family = if plan.v6() { 6 } else { 4 };
     c.cipher = cipher as u8;
     c.cipher_key_len = klen;
@@ -413,7 +413,7 @@ impl EspPool {
         for (t, &tunnel) in tunnels.iter().enumerate() {
             // The peer's outbound SA is our inbound record, seen from the other side.
             let rec = sa_record(plan, tunnel, Direction::In, algo, key_bits, BenchBackend::IpsecMb);
-            let cfg = crate::gw::sa_ctx::engine_config(&rec).map_err(|e| PoolError(e.0))?;
+            let cfg = espd::gw::sa_ctx::engine_config(&rec).map_err(|e| PoolError(e.0))?;
             let iv = CounterIvSource { next: u128::from(tunnel) << 64 | 1, fixed: None };
             let mut peer = OutboundSa::new(&cfg, backend.as_ref(), Box::new(iv))
                 .map_err(|e| PoolError(format!("peer SA {tunnel}: {e:?}")))?;
@@ -437,11 +437,6 @@ impl EspPool {
     /// Packets in one pass.
     pub fn len(&self) -> usize {
         self.lens.len()
-    }
-
-    /// Whether the pool is empty.
-    pub fn is_empty(&self) -> bool {
-        self.lens.is_empty()
     }
 
     /// Packets left before the end of the current pass.

@@ -45,22 +45,23 @@ pub struct GwReport {
 
 /// The ports, addresses, routes and neighbours of a configuration, set up (ports
 /// configured, not started).
-pub(crate) struct Built {
+#[derive(Debug)]
+pub struct Built {
     /// Each port with its role, whether it feeds the TAP, and its MTU.
-    pub(crate) ports: Vec<(Port, Role, bool, u16)>,
+    pub ports: Vec<(Port, Role, bool, u16)>,
     /// The exception TAP.
-    pub(crate) tap: Option<Port>,
+    pub tap: Option<Port>,
     /// Addresses and MACs, in port order.
-    pub(crate) ifaces: Vec<Interface>,
+    pub ifaces: Vec<Interface>,
     /// Routes.
-    pub(crate) routes: RouteTable,
+    pub routes: RouteTable,
     /// Neighbours.
-    pub(crate) neigh: NeighborTable,
+    pub neigh: NeighborTable,
 }
 
 /// Configures the configuration's ports with `queues` queue pairs each and builds the
-/// tables the workers share (the bench mode reuses it).
-pub(crate) fn build(eal: &Eal, cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, RunError> {
+/// tables the workers share (`run`, and `espd bench` for its traffic source).
+pub fn build(eal: &Eal, cfg: &Config, pool: &Mempool, queues: u16) -> Result<Built, RunError> {
     let mut ports = Vec::new();
     let mut ifaces = Vec::new();
     let exception_port = cfg.exception.as_ref().map(|x| x.port.as_str());

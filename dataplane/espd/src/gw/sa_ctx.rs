@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use esp::crypto::{
     AesCounterIvSource, CipherAlgorithm, CryptoBackend, CryptoParams, CryptoRunner, IntegrityAlgorithm,
 };
-use esp::sa::{DfMode, DscpMode, IpPrefix, Mode, OuterHeader, TrafficSelector, TunnelEndpoints, UdpEncap};
+use esp::sa::{DfMode, DscpMode, EspMode, IpPrefix, OuterHeader, TrafficSelector, TunnelEndpoints, UdpEncap};
 use esp::{DropReason, InboundSa, OutboundSa, WarmLevel};
 
 use crate::counters::{gw_drop, GwDrop};
@@ -189,11 +189,11 @@ pub fn engine_config(c: &sadb::SaConfig) -> Result<esp::SaConfig, BuildError> {
         cipher_key,
         auth_key: Zeroizing::new(c.integ_key[..ilen].to_vec()),
     };
-    let mode = match sadb::Mode::from_code(c.mode) {
-        Some(sadb::Mode::Tunnel) => {
-            Mode::Tunnel(TunnelEndpoints { src: ip_of(&c.src, c.family), dst: ip_of(&c.dst, c.family) })
+    let mode = match sadb::SaMode::from_code(c.mode) {
+        Some(sadb::SaMode::Tunnel) => {
+            EspMode::Tunnel(TunnelEndpoints { src: ip_of(&c.src, c.family), dst: ip_of(&c.dst, c.family) })
         }
-        Some(sadb::Mode::Transport) => Mode::Transport,
+        Some(sadb::SaMode::Transport) => EspMode::Transport,
         None => return Err(bad("unknown mode")),
     };
     let mut cfg = esp::SaConfig::new(c.spi, crypto, mode);
@@ -215,8 +215,8 @@ pub fn engine_config(c: &sadb::SaConfig) -> Result<esp::SaConfig, BuildError> {
     };
     if Direction::from_code(c.direction) == Some(Direction::In) {
         cfg.selectors = match cfg.mode {
-            Mode::Tunnel(_) => inbound_selectors(c),
-            Mode::Transport => transport_selectors(c).map_err(|m| bad(&m))?,
+            EspMode::Tunnel(_) => inbound_selectors(c),
+            EspMode::Transport => transport_selectors(c).map_err(|m| bad(&m))?,
         };
     }
     Ok(cfg)
@@ -387,8 +387,8 @@ pub fn build(c: &sadb::SaConfig, version: u32, backends: &Backends) -> Result<En
         reqid: c.reqid,
         spi: c.spi,
         peer: match cfg.mode {
-            Mode::Tunnel(t) => Some(t.dst),
-            Mode::Transport => None,
+            EspMode::Tunnel(t) => Some(t.dst),
+            EspMode::Transport => None,
         },
         reserved_end: 0,
         via: None,
@@ -644,7 +644,7 @@ mod tests {
             let mut r: sadb::SaConfig = bytemuck::Zeroable::zeroed();
             r.spi = 0x4500;
             r.direction = dir as u8;
-            r.mode = sadb::Mode::Transport as u8;
+            r.mode = sadb::SaMode::Transport as u8;
             r.family = 4;
             r.cipher = Cipher::AesGcm16 as u8;
             r.cipher_key_len = 16;
@@ -671,7 +671,7 @@ mod tests {
             let mut r: sadb::SaConfig = bytemuck::Zeroable::zeroed();
             r.spi = 0x192;
             r.direction = Direction::Out as u8;
-            r.mode = sadb::Mode::Transport as u8;
+            r.mode = sadb::SaMode::Transport as u8;
             r.family = 4;
             r.cipher = cipher as u8;
             r.cipher_key_len = klen;
@@ -712,7 +712,7 @@ mod tests {
         let mut r: sadb::SaConfig = bytemuck::Zeroable::zeroed();
         r.spi = 0x1701;
         r.direction = Direction::In as u8;
-        r.mode = sadb::Mode::Transport as u8;
+        r.mode = sadb::SaMode::Transport as u8;
         r.family = 4;
         r.cipher = Cipher::AesGcm16 as u8;
         r.cipher_key_len = 16;

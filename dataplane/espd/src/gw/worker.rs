@@ -291,7 +291,7 @@ impl Worker {
 
     /// Counts and classifies a received burst of port `pi` (index in `ports`), staging ESP
     /// and protected traffic for [`Worker::run_stages`]. `run` calls it for every RX burst;
-    /// the bench's traffic source (`crate::bench`) calls it with the frames it built.
+    /// the bench's traffic source (`espd bench`) calls it with the frames it built.
     pub fn receive(&mut self, pi: usize, rx: &mut Burst<MAX_BURST>) {
         self.count(Traffic::RxPackets, rx.len() as u64);
         self.count(Traffic::RxBytes, burst_bytes(rx.as_slice()));
@@ -352,6 +352,7 @@ impl Worker {
     /// what inbound SA `slot`'s replay window has seen, in this lcore's context and in the
     /// region, so that a pool of pre-generated ESP packets with sequence numbers 1, 2, ...
     /// can be sent again. Returns false if the slot is not an inbound SA this lcore can use.
+    #[cfg(feature = "bench")]
     pub fn rearm_inbound(&mut self, slot: u32) -> bool {
         let Some(entry) = self.cache.get(&self.reader, &self.backends, slot) else {
             return false;
@@ -479,6 +480,7 @@ impl Worker {
 
     /// Sends `b` on port `pi` by this worker's TX queue, now; returns how many the driver
     /// took (the bench's io mode, which bypasses the stages).
+    #[cfg(feature = "bench")]
     pub fn send_burst(&mut self, pi: usize, b: &mut Burst<MAX_BURST>) -> usize {
         self.ports.get_mut(pi).map_or(0, |p| p.tx.tx_burst(b))
     }

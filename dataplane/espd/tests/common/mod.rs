@@ -27,7 +27,7 @@ pub fn v4(a: [u8; 4]) -> [u8; 16] {
 }
 
 fn gcm(spi: u32, dir: Direction, src: [u8; 4], dst: [u8; 4], key: &[u8]) -> SaConfig {
-    let mut c = gcm_sa(spi, dir, Mode::Tunnel, src, dst, key, 64);
+    let mut c = gcm_sa(spi, dir, SaMode::Tunnel, src, dst, key, 64);
     c.backend = Backend::IpsecMb as u8;
     if dir == Direction::In {
         let net = |n: u8| Selector {
@@ -173,7 +173,7 @@ pub fn assert_sadb(db: &Path) {
 pub fn gcm_sa(
     spi: u32,
     dir: Direction,
-    mode: Mode,
+    mode: SaMode,
     src: [u8; 4],
     dst: [u8; 4],
     key: &[u8],
@@ -342,6 +342,23 @@ port = "outside"
         std::fs::write(&path, cfg).unwrap();
         path
     }
+}
+
+/// What one espctl command printed, and its exit status.
+pub struct EspctlOutput {
+    /// 0 on success, 1 on a refused operation, 2 on a bad argument.
+    pub code: u8,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Runs `espctl --sadb DB ARGS...` in this process, through the espctl library's entry.
+pub fn espctl(db: &Path, args: &[&str]) -> EspctlOutput {
+    let mut argv: Vec<std::ffi::OsString> = vec!["espctl".into(), "--sadb".into(), db.into()];
+    argv.extend(args.iter().map(std::ffi::OsString::from));
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let code = ::espctl::run(argv, &mut stdout, &mut stderr);
+    EspctlOutput { code, stdout, stderr }
 }
 
 /// Runs `espd --config CFG --idle-exit-ms IDLE --json`, asserts it exits cleanly, returns

@@ -65,7 +65,7 @@ pub fn sa(spi: u32, dir: Direction) -> SaConfig {
     c.spi = spi;
     c.reqid = 7;
     c.direction = dir as u8;
-    c.mode = Mode::Tunnel as u8;
+    c.mode = SaMode::Tunnel as u8;
     c.family = 4;
     c.cipher = Cipher::AesGcm16 as u8;
     c.cipher_key_len = 16;
@@ -83,7 +83,7 @@ pub fn sa(spi: u32, dir: Direction) -> SaConfig {
 pub fn sas() -> Vec<SaConfig> {
     let mut v = vec![sa(0x1001, Direction::In), sa(0x2001, Direction::Out)];
     let mut cbc = sa(0x1002, Direction::In);
-    cbc.mode = Mode::Transport as u8;
+    cbc.mode = SaMode::Transport as u8;
     cbc.family = 6;
     cbc.src = v6(1);
     cbc.dst = v6(2);

@@ -13,19 +13,25 @@
 //!
 //! Every command takes `--json`. A bad argument gives one line naming it and the reason.
 //! Keys are never printed.
+//!
+//! [`run`] is the whole program with its output streams passed in: the binary calls it with
+//! the process's stdout and stderr, a test or another tool with buffers.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::net::IpAddr;
-use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sadb::{
-    Action, Backend, Capacities, Cipher, Direction, Integ, Mode, PolicyConfig, Region, SaConfig, SaKey,
+    Action, Backend, Capacities, Cipher, Direction, Integ, PolicyConfig, Region, SaConfig, SaKey, SaMode,
     Selector, SA_FLAG_DF, SA_FLAG_ESN, SA_FLAG_NO_REPLAY, SA_FLAG_UDP_ENCAP,
 };
 use serde_json::json;
 
-use crate::counters;
+use sadb::counters;
 
 #[derive(Debug, Parser)]
 #[command(name = "espctl", version, about = "Manual keying and inspection of the espgw SA database")]
@@ -414,8 +420,8 @@ fn build_sa(a: &SaAddArgs) -> Result<SaConfig, ArgError> {
         Dir::Out => Direction::Out,
     } as u8;
     c.mode = match a.mode {
-        ModeArg::Tunnel => Mode::Tunnel,
-        ModeArg::Transport => Mode::Transport,
+        ModeArg::Tunnel => SaMode::Tunnel,
+        ModeArg::Transport => SaMode::Transport,
     } as u8;
     let (src, fs) = addr16(a.src);
     let (dst, fd) = addr16(a.dst);
@@ -573,7 +579,7 @@ fn sa_json(e: &sadb::SaEntry) -> serde_json::Value {
         "slot": e.slot,
         "spi": format!("{:#010x}", c.spi),
         "dir": if c.direction == Direction::In as u8 { "in" } else { "out" },
-        "mode": if c.mode == Mode::Tunnel as u8 { "tunnel" } else { "transport" },
+        "mode": if c.mode == SaMode::Tunnel as u8 { "tunnel" } else { "transport" },
         "src": show_addr(&c.src, c.family),
         "dst": show_addr(&c.dst, c.family),
         "reqid": c.reqid,
@@ -589,7 +595,7 @@ fn sa_json(e: &sadb::SaEntry) -> serde_json::Value {
     })
 }
 
-fn run(cli: Cli) -> Result<String, String> {
+fn execute(cli: Cli) -> Result<String, String> {
     let open = || Region::attach(&cli.sadb).map_err(|e| e.to_string());
     let out = match cli.cmd {
         Cmd::Create(a) => {
@@ -849,40 +855,91 @@ fn run(cli: Cli) -> Result<String, String> {
     Ok(out)
 }
 
-/// Runs espctl with these arguments; the exit code is 0 on success, 1 on a refused
-/// operation, 2 on a bad argument.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+/// Runs espctl with these arguments (the first is the program's name, as in
+/// `std::env::args_os`), writing what it prints to `stdout` and its one-line errors to
+/// `stderr`. Returns the exit status: 0 on success, 1 on a refused operation, 2 on a bad
+/// argument.
+pub fn run<I, T>(args: I, stdout: &mut impl Write, stderr: &mut impl Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
+            let text = e.render().to_string();
             if matches!(
                 e.kind(),
                 ErrorKind::DisplayHelp
                     | ErrorKind::DisplayVersion
                     | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             ) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
+                return status(write!(stdout, "{text}"), 0);
             }
             // One line: clap's first, which names the argument and the reason.
-            let text = e.render().to_string();
             let line = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
-            eprintln!("espctl: {line}");
-            return ExitCode::from(2);
+            return status(writeln!(stderr, "espctl: {line}"), 2);
         }
     };
-    match run(cli) {
+    match execute(cli) {
         Ok(out) => {
-            print!("{out}");
-            if !out.ends_with('\n') {
-                println!();
-            }
-            ExitCode::SUCCESS
+            let newline = if out.ends_with('\n') { "" } else { "\n" };
+            status(write!(stdout, "{out}{newline}"), 0)
         }
-        Err(e) => {
-            eprintln!("espctl: {e}");
-            ExitCode::from(if e.starts_with("--") { 2 } else { 1 })
-        }
+        Err(e) => status(writeln!(stderr, "espctl: {e}"), if e.starts_with("--") { 2 } else { 1 }),
+    }
+}
+
+/// `code`, or 1 if the output it stands for could not be written (a closed pipe).
+fn status(written: std::io::Result<()>, code: u8) -> u8 {
+    if written.is_ok() {
+        code
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run;
+
+    /// Runs espctl in process: (status, stdout, stderr).
+    fn espctl(args: &[&str]) -> (u8, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run(std::iter::once("espctl").chain(args.iter().copied()), &mut out, &mut err);
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    }
+
+    #[test]
+    fn help_goes_to_stdout_and_succeeds() {
+        let (code, out, err) = espctl(&["--help"]);
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert!(out.starts_with("Manual keying and inspection of the espgw SA database"), "{out:?}");
+        assert!(out.contains("policy") && out.contains("--sadb"), "{out:?}");
+    }
+
+    #[test]
+    fn a_bad_argument_is_one_line_on_stderr_with_status_2() {
+        let (code, out, err) = espctl(&["sa", "add", "--spi", "0x1000", "--dir", "sideways"]);
+        assert_eq!((code, out.as_str()), (2, ""));
+        assert_eq!(err.lines().count(), 1, "{err:?}");
+        assert!(err.starts_with("espctl: ") && err.contains("sideways"), "{err:?}");
+    }
+
+    #[test]
+    fn a_refused_operation_names_the_file_with_status_1_and_a_success_ends_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sadb");
+        let db = db.to_str().unwrap();
+        let (code, out, err) = espctl(&["--sadb", db, "sa", "list"]);
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert!(err.starts_with("espctl: ") && err.contains(db) && err.ends_with('\n'), "{err:?}");
+        let (code, out, err) =
+            espctl(&["--sadb", db, "create", "--sas", "16", "--policies", "4", "--readers", "1"]);
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert_eq!(out, format!("created {db}\n"));
+        let (code, out, _) = espctl(&["--sadb", db, "--json", "sa", "list"]);
+        assert_eq!((code, out.as_str()), (0, "[]\n"));
     }
 }
