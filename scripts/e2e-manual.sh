@@ -18,6 +18,7 @@ ESPD=${ESPD:-target/release/espd}
 ESPCTL=${ESPCTL:-target/release/espctl}
 export NS_TAG=${NS_TAG:-espgw}
 source scripts/lib/netns.sh
+source scripts/lib/tunnel.sh
 WORK=$(mktemp -d)
 CONF_A=scripts/conf/gw-a.toml
 CONF_B=scripts/conf/gw-b.toml
@@ -58,9 +59,6 @@ cleanup() {
     exit $rc
 }
 trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { printf '== %s\n' "$*"; }
 
 ns_up
 rm -f "$DB_A" "$DB_B"
@@ -129,22 +127,12 @@ for spi in 0x00000100 0x00000200 0x00000110 0x00000210; do
 done
 
 step "8 MiB TCP transfer host-a -> host-b"
-head -c $((8 << 20)) /dev/urandom >"$WORK/send.bin"
 ip netns exec "$NS_HA" tcpdump -U -ni ha0 --immediate-mode -s 128 -c 200 -w "$WORK/host-a.pcap" 2>/dev/null &
 CAPS+=($!)
 ip netns exec "$NS_HB" tcpdump -U -ni hb0 --immediate-mode -s 128 -c 200 -w "$WORK/host-b.pcap" 2>/dev/null &
 CAPS+=($!)
 sleep 0.5
-ip netns exec "$NS_HB" timeout 60 nc -l -N 198.19.1.10 5001 >"$WORK/recv.bin" &
-NCPID=$!
-sleep 0.5
-ip netns exec "$NS_HA" timeout 60 nc -N 198.19.1.10 5001 <"$WORK/send.bin" 2>"$WORK/nc.err" || fail "TCP sender: $(cat "$WORK/nc.err")"
-wait $NCPID || fail "TCP receiver"
-sent=$(sha256sum <"$WORK/send.bin" | cut -d' ' -f1)
-got=$(sha256sum <"$WORK/recv.bin" | cut -d' ' -f1)
-echo "sha256 sent $sent"
-echo "sha256 got  $got"
-[ "$sent" = "$got" ] || fail "the transfer arrived corrupted or short"
+TCP_TIMEOUT=60 TCP_SETTLE=0.5 tcp_transfer 8 198.19.1.10 || fail "TCP transfer"
 
 step "exception path: gw-b's host stack pings gw-a's outside address (ARP and ICMP through both TAPs)"
 ip netns exec "$NS_GB" ping -c 3 -i 0.2 -W 2 198.18.0.1 || fail "ping of the gateway's outside address"

@@ -32,6 +32,7 @@ IKED=${IKED:-target/release/iked}
 IKECTL=${IKECTL:-target/release/ikectl}
 export NS_TAG=${NS_TAG:-lsw$$}
 source scripts/lib/netns.sh
+source scripts/lib/tunnel.sh
 WORK=$(mktemp -d /tmp/interop-libreswan.XXXXXX)
 DB_A=/dev/shm/espgw-$NS_TAG-a
 source scripts/lib/gateway.sh
