@@ -40,10 +40,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CASE=${1:-main}
-ESPD=${ESPD:-target/release/espd}
-IKED=${IKED:-target/release/iked}
-IKECTL=${IKECTL:-target/release/ikectl}
-ESPCTL=${ESPCTL:-target/release/espctl}
 export NS_TAG=${NS_TAG:-ike$$}
 source scripts/lib/netns.sh
 source scripts/lib/tunnel.sh
@@ -220,6 +216,20 @@ for line in sys.stdin:
 print(json.dumps(out, sort_keys=True))'
 }
 
+# no_byte_rekey_drops LABEL: neither dataplane dropped ESP for a missing or expired SA, a
+# replay or a bad ICV: what a byte-triggered rekey that comes late or goes wrong produces.
+no_byte_rekey_drops() {
+    local db
+    for db in "$DB_A" "$DB_B"; do
+        "$ESPCTL" --sadb "$db" --json stats | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["total"]
+bad = {k: v for k, v in t.items() if k in ("drop-no-sa", "drop-replay", "drop-auth", "drop-sa-expired")}
+print(f"{sys.argv[1]}: {sys.argv[2]}: drops a rekey could cause: {bad or 0}")
+assert not bad, bad' "$1" "$db" || fail "ESP dropped across byte-triggered rekeys"
+    done
+}
+
 step "starting espd and iked on both gateways ($CASE)"
 start_espd a; start_espd b
 start_iked b; start_iked a
@@ -380,14 +390,7 @@ rekey-bytes)
     echo "rekey-bytes: $n rekeys started by soft byte limits; child SAs $first -> $last"
     [ "$n" -ge 1 ] || fail "no byte-triggered rekey"
     [ "$first" != "$last" ] || fail "no rekey happened"
-    for db in "$DB_A" "$DB_B"; do
-        "$ESPCTL" --sadb "$db" --json stats | python3 -c '
-import json, sys
-t = json.load(sys.stdin)["total"]
-bad = {k: v for k, v in t.items() if k in ("drop-no-sa", "drop-replay", "drop-auth", "drop-sa-expired")}
-print(f"rekey-bytes: {sys.argv[1]}: drops a rekey could cause: {bad or 0}")
-assert not bad, bad' "$db" || fail "ESP dropped across byte-triggered rekeys"
-    done
+    no_byte_rekey_drops rekey-bytes
     ;;
 life-bytes)
     wait_children a 1 20; wait_children b 1 20
@@ -415,14 +418,7 @@ life-bytes)
     [ "$soft" -ge 8 ] || fail "too few byte-triggered rekeys for 16 MiB under a 2 MiB hard limit: $soft"
     [ "$hard" = 0 ] || fail "$hard SAs reached their hard limit"
     [ "$first" != "$last" ] || fail "no rekey happened"
-    for db in "$DB_A" "$DB_B"; do
-        "$ESPCTL" --sadb "$db" --json stats | python3 -c '
-import json, sys
-t = json.load(sys.stdin)["total"]
-bad = {k: v for k, v in t.items() if k in ("drop-no-sa", "drop-replay", "drop-auth", "drop-sa-expired")}
-print(f"life-bytes: {sys.argv[1]}: drops a rekey could cause: {bad or 0}")
-assert not bad, bad' "$db" || fail "ESP dropped across byte-triggered rekeys"
-    done
+    no_byte_rekey_drops life-bytes
     agree || fail "ikectl list-sas disagree between the gateways"
     ;;
 reauth)

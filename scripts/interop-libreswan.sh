@@ -27,9 +27,6 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-ESPD=${ESPD:-target/release/espd}
-IKED=${IKED:-target/release/iked}
-IKECTL=${IKECTL:-target/release/ikectl}
 export NS_TAG=${NS_TAG:-lsw$$}
 source scripts/lib/netns.sh
 source scripts/lib/tunnel.sh

@@ -42,10 +42,6 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-ESPD=${ESPD:-target/release/espd}
-ESPCTL=${ESPCTL:-target/release/espctl}
-IKED=${IKED:-target/release/iked}
-IKECTL=${IKECTL:-target/release/ikectl}
 CHARON=/usr/lib/ipsec/charon
 case $PEER in
 5)  # Debian 12's charon as installed; its userspace ESP forces UDP encapsulation.

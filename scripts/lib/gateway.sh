@@ -1,14 +1,15 @@
 # shellcheck shell=bash
 # Our gateway (espd + iked) in scripts/lib/netns.sh's namespaces: one on gw-a facing a peer on
 # gw-b (the interop scripts), or one on each gateway, sides a and b (e2e-ike.sh). Provides
-# espd_conf, start_espd, start_iked, stop_gateway, ikectl (gw_ikectl), stop_all, cleanup, gw_b_host and the
-# iked configuration writers iked_daemon, iked_conn, iked_secret and iked_conf.
+# espd_conf, start_espd, start_iked, stop_gateway, ikectl (gw_ikectl), stop_all, cleanup,
+# gw_b_host and the iked configuration writers iked_daemon, iked_conn, iked_secret, iked_conf.
 #
-# Sourced after netns.sh and tunnel.sh, with ESPD, IKED, IKECTL, NS_TAG and WORK set, and DB_A
-# (DB_B too with two gateways). SIDES="a b" selects two gateways: the functions then take the
-# side first (`start_espd b`, `ikectl a list-sas`), a side's files are "$WORK/espd-a.toml",
-# "$WORK/iked-a.toml", "$WORK/iked-a.sock", its logs "$WORK/espd-a.log", "$WORK/iked-a.log" and
-# its pids ESPD_A, IKED_A. Without SIDES they are "$WORK/espd.toml", ... and ESPD_PID, IKED_PID.
+# Sourced after netns.sh and tunnel.sh, with NS_TAG and WORK set, and DB_A (DB_B too with two
+# gateways); the binaries are ESPD, ESPCTL, IKED and IKECTL, target/release's unless set.
+# SIDES="a b" selects two gateways: the functions then take the side first (`start_espd b`,
+# `ikectl a list-sas`), a side's files are "$WORK/espd-a.toml", "$WORK/iked-a.toml",
+# "$WORK/iked-a.sock", its logs "$WORK/espd-a.log", "$WORK/iked-a.log" and its pids ESPD_A,
+# IKED_A. Without SIDES they are "$WORK/espd.toml", ... and ESPD_PID, IKED_PID.
 # A script names its peer daemon's pid PEER_PID and its captures' pids CAP_PID and CAPS, and
 # writes the iked configuration before start_iked. iked gets --keylog "$WORK/keylog" (or
 # "$WORK/keylog-a") unless KEYLOG is set empty. On a failed exit, cleanup runs the script's
@@ -18,6 +19,8 @@
 ESPD_PID= IKED_PID= ESPD_A= ESPD_B= IKED_A= IKED_B= PEER_PID= CAP_PID=
 CAPS=()
 KEYLOG=${KEYLOG-1}
+ESPD=${ESPD:-target/release/espd} ESPCTL=${ESPCTL:-target/release/espctl}
+IKED=${IKED:-target/release/iked} IKECTL=${IKECTL:-target/release/ikectl}
 
 # gw_side SIDE: that gateway's namespace, database, file suffix, pid variable suffix and
 # outside addresses in GW_NS, GW_DB, GW_SFX, GW_PID, GW_ADDR4, GW_ADDR6 (SIDE "" without SIDES).
