@@ -298,8 +298,8 @@ rekey)
     step "continuous ping (200/s) for 14 s across child rekeys every ~4 s (both ends rekey)"
     ip netns exec "$NS_HA" ping -i 0.005 -c 2800 -W 1 198.19.1.10 >"$WORK/ping.out" 2>&1 || true
     tail -2 "$WORK/ping.out"
-    sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.out")
-    recv=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping.out")
+    sent=$(ping_sent "$WORK/ping.out")
+    recv=$(ping_received "$WORK/ping.out")
     echo "rekey: pings sent $sent, answered $recv, lost $((sent - recv))"
     [ "$sent" -ge 2000 ] && [ "$recv" = "$sent" ] || fail "packets lost across rekeys: $((sent - recv))"
     step "24 MiB TCP transfer across further rekeys"
@@ -405,8 +405,8 @@ life-bytes)
     tcp_paced 16 198.19.1.10 8 || fail "paced TCP transfer to 198.19.1.10"
     wait $pingpid || true
     tail -2 "$WORK/ping.out"
-    sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.out")
-    recv=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping.out")
+    sent=$(ping_sent "$WORK/ping.out")
+    recv=$(ping_received "$WORK/ping.out")
     echo "life-bytes: pings sent $sent, answered $recv, lost $((sent - recv))"
     [ "$sent" -ge 1500 ] && [ "$recv" = "$sent" ] || fail "packets lost across byte-triggered rekeys: $((sent - recv))"
     sleep 3
@@ -429,8 +429,8 @@ reauth)
     step "continuous ping (200/s) for 14 s across ISAKMP SA re-establishments every ~4-5 s"
     ip netns exec "$NS_HA" ping -i 0.005 -c 2800 -W 1 198.19.1.10 >"$WORK/ping.out" 2>&1 || true
     tail -2 "$WORK/ping.out"
-    sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.out")
-    recv=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping.out")
+    sent=$(ping_sent "$WORK/ping.out")
+    recv=$(ping_received "$WORK/ping.out")
     echo "reauth: pings sent $sent, answered $recv, lost $((sent - recv))"
     [ "$sent" -ge 2000 ] && [ "$recv" = "$sent" ] || fail "packets lost across re-establishments: $((sent - recv))"
     last=$(ike_ids)
@@ -458,8 +458,8 @@ hostile)
     ip netns exec "$NS_GB" python3 scripts/hostile-ike.py 198.18.0.1 espgw0 198.18.0.2 $cookies 5000 | tee "$WORK/hostile.json"
     wait $pingpid || true
     rss1=$(awk '/VmRSS/ {print $2}' "/proc/$ikedpid/status")
-    sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.out")
-    recv=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping.out")
+    sent=$(ping_sent "$WORK/ping.out")
+    recv=$(ping_received "$WORK/ping.out")
     echo "hostile: legitimate pings sent $sent, answered $recv, lost $((sent - recv))"
     echo "hostile: iked RSS $rss0 kB before, $rss1 kB after"
     ikectl a --json stats >"$WORK/stats.json"
@@ -531,8 +531,8 @@ restart)
     sleep 2
     start_iked a
     wait $pingpid || true
-    sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.out")
-    recv=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping.out")
+    sent=$(ping_sent "$WORK/ping.out")
+    recv=$(ping_received "$WORK/ping.out")
     echo "restart: pings sent $sent, answered $recv, lost $((sent - recv))"
     [ "$recv" = "$sent" ] || fail "packets lost across the iked restart: $((sent - recv))"
     wait_children a 1 20

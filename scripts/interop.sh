@@ -418,7 +418,7 @@ wire_checks() {
 # ping_loss NS TARGET SECONDS -> "sent received"
 ping_loss() {
     ip netns exec "$1" ping -i 0.01 -c $(($3 * 100)) -W 1 "$2" >"$WORK/ping.out" 2>&1 || true
-    echo "$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.out") $(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping.out")"
+    echo "$(ping_sent "$WORK/ping.out") $(ping_received "$WORK/ping.out")"
 }
 lifecycle() { # NAME
     local name=$1 ok=1 why="" sent recv first last

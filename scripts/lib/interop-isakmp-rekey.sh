@@ -20,7 +20,7 @@
 # ping20 NS TARGET SECONDS -> "sent received" (20 packets a second)
 ping20() {
     ip netns exec "$1" ping -i 0.05 -c $(($3 * 20)) -W 1 "$2" >"$WORK/ping20.out" 2>&1 || true
-    echo "$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping20.out") $(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping20.out")"
+    echo "$(ping_sent "$WORK/ping20.out") $(ping_received "$WORK/ping20.out")"
 }
 
 # The seconds into the last ping20 run of the pings that got no answer, if any.

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # How the end-to-end harnesses report, and what they check through a tunnel between the sites
-# of scripts/lib/netns.sh: step, fail, die; warm_ping, ping_through; tcp_transfer, tcp_paced;
-# our_children and agree.
+# of scripts/lib/netns.sh: step, fail, die; warm_ping, ping_through, ping_sent, ping_received;
+# tcp_transfer, tcp_paced; our_children and agree.
 # Sourced after netns.sh, with WORK set (the transfers' scratch files: send.bin, recv.bin,
 # nc.err). TCP_TIMEOUT (seconds, default 60) bounds each end of a transfer; the listener gets
 # TCP_SETTLE seconds (default 0.3) before the sender connects. our_children and agree ask iked
@@ -24,6 +24,10 @@ ping_through() {
     warm_ping "$1" "$2" 20 || true
     ip netns exec "$1" ping -c 5 -i 0.2 -W 2 "$2" >/dev/null
 }
+
+# ping_sent FILE, ping_received FILE: the counts of the summary of a ping's output in FILE.
+ping_sent() { sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$1"; }
+ping_received() { sed -n 's/.* \([0-9]*\) received.*/\1/p' "$1"; }
 
 TCP_TIMEOUT=${TCP_TIMEOUT:-60}
 TCP_SETTLE=${TCP_SETTLE:-0.3}
