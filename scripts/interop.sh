@@ -180,7 +180,8 @@ EOF
 }
 
 # --- checks -------------------------------------------------------------------------------------
-# charon's child SAs in our_children's format (scripts/lib/tunnel.sh), from `swanctl --list-sas --raw` (vici's own names).
+# charon's child SAs in our_children's format (scripts/lib/tunnel.sh), from
+# `swanctl --list-sas --raw` (vici's own names).
 their_children() {
     swan --list-sas --raw 2>/dev/null | python3 -c '
 import re, sys
