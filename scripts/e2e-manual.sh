@@ -14,10 +14,9 @@
 #      first packet after idle: one "idle-probe:" line; benches/idle.sh compares the modes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ESPD=${ESPD:-target/release/espd}
-ESPCTL=${ESPCTL:-target/release/espctl}
 export NS_TAG=${NS_TAG:-espgw}
 source scripts/lib/netns.sh
+source scripts/lib/tunnel.sh
 WORK=$(mktemp -d)
 CONF_A=scripts/conf/gw-a.toml
 CONF_B=scripts/conf/gw-b.toml
@@ -30,14 +29,13 @@ if [ -n "${IDLE:-}" ]; then
 fi
 DB_A=/dev/shm/espgw-demo-gw-a
 DB_B=/dev/shm/espgw-demo-gw-b
-PIDS=()
-CAPS=()
+SIDES="a b"
+source scripts/lib/gateway.sh
 
-cleanup() {
-    local rc=$?
-    # Best effort from here on: a failed diagnostic must not skip the teardown.
-    set +e +o pipefail
-    if [ "$rc" -ne 0 ]; then
+# On a failure: the captures and both databases while espd runs, its logs after.
+report_failure() { # running | stopped
+    local cap db
+    if [ "$1" = running ]; then
         for cap in "$WORK"/*.pcap; do
             [ -s "$cap" ] || continue
             echo "---- capture $(basename "$cap") (first 15 packets)"; tcpdump -nr "$cap" 2>/dev/null | head -15
@@ -46,21 +44,12 @@ cleanup() {
             echo "---- espctl stats, $db"; "$ESPCTL" --sadb "$db" stats 2>&1 || true
             "$ESPCTL" --sadb "$db" sa list 2>&1 || true
         done
+    else
+        echo "---- gw-a log"; tail -40 "$WORK/gw-a.log" 2>/dev/null
+        echo "---- gw-b log"; tail -40 "$WORK/gw-b.log" 2>/dev/null
     fi
-    for p in "${PIDS[@]}" "${CAPS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    sleep 0.5
-    if [ "$rc" -ne 0 ]; then
-        echo "---- gw-a log"; cat "$WORK/gw-a.log" 2>/dev/null | tail -40
-        echo "---- gw-b log"; cat "$WORK/gw-b.log" 2>/dev/null | tail -40
-    fi
-    [ -n "${KEEP:-}" ] || ns_down
-    rm -rf "$WORK" "$DB_A" "$DB_B"
-    exit $rc
 }
 trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { printf '== %s\n' "$*"; }
 
 ns_up
 rm -f "$DB_A" "$DB_B"
@@ -91,9 +80,9 @@ keying "$DB_B" 198.18.0.2 198.18.0.1 2001:db8::2 2001:db8::1 198.19.1.0/24 198.1
 
 step "starting espd in gw-a and gw-b"
 ip netns exec "$NS_GA" "$ESPD" --config "$CONF_A" --json >"$WORK/gw-a.json" 2>"$WORK/gw-a.log" &
-PIDS+=($!)
+ESPD_A=$!
 ip netns exec "$NS_GB" "$ESPD" --config "$CONF_B" --json >"$WORK/gw-b.json" 2>"$WORK/gw-b.log" &
-PIDS+=($!)
+ESPD_B=$!
 for ns in "$NS_GA" "$NS_GB"; do
     for _ in $(seq 100); do ip -n "$ns" link show espgw0 >/dev/null 2>&1 && break; sleep 0.1; done
     ip -n "$ns" link show espgw0 >/dev/null 2>&1 || fail "espd in $ns did not create its TAP"
@@ -129,22 +118,12 @@ for spi in 0x00000100 0x00000200 0x00000110 0x00000210; do
 done
 
 step "8 MiB TCP transfer host-a -> host-b"
-head -c $((8 << 20)) /dev/urandom >"$WORK/send.bin"
 ip netns exec "$NS_HA" tcpdump -U -ni ha0 --immediate-mode -s 128 -c 200 -w "$WORK/host-a.pcap" 2>/dev/null &
 CAPS+=($!)
 ip netns exec "$NS_HB" tcpdump -U -ni hb0 --immediate-mode -s 128 -c 200 -w "$WORK/host-b.pcap" 2>/dev/null &
 CAPS+=($!)
 sleep 0.5
-ip netns exec "$NS_HB" timeout 60 nc -l -N 198.19.1.10 5001 >"$WORK/recv.bin" &
-NCPID=$!
-sleep 0.5
-ip netns exec "$NS_HA" timeout 60 nc -N 198.19.1.10 5001 <"$WORK/send.bin" 2>"$WORK/nc.err" || fail "TCP sender: $(cat "$WORK/nc.err")"
-wait $NCPID || fail "TCP receiver"
-sent=$(sha256sum <"$WORK/send.bin" | cut -d' ' -f1)
-got=$(sha256sum <"$WORK/recv.bin" | cut -d' ' -f1)
-echo "sha256 sent $sent"
-echo "sha256 got  $got"
-[ "$sent" = "$got" ] || fail "the transfer arrived corrupted or short"
+TCP_TIMEOUT=60 TCP_SETTLE=0.5 tcp_transfer 8 198.19.1.10 || fail "TCP transfer"
 
 step "exception path: gw-b's host stack pings gw-a's outside address (ARP and ICMP through both TAPs)"
 ip netns exec "$NS_GB" ping -c 3 -i 0.2 -W 2 198.18.0.1 || fail "ping of the gateway's outside address"
@@ -193,9 +172,9 @@ if [ -n "${IDLE_PROBE:-}" ]; then
     # The worker lcores' threads (rte-worker-N): what idling costs; the process as a whole
     # adds the supervising lcore and DPDK's interrupt thread.
     ticks() { cat /proc/"$1"/task/*/comm | paste - <(awk '{ print $14 + $15 }' /proc/"$1"/task/*/stat) | awk '$1 ~ /^rte-worker/ { t += $2 } END { print t + 0 }'; }
-    a0=$(ticks "${PIDS[0]}"); b0=$(ticks "${PIDS[1]}"); t0=$(date +%s.%N)
+    a0=$(ticks "$ESPD_A"); b0=$(ticks "$ESPD_B"); t0=$(date +%s.%N)
     sleep 5
-    a1=$(ticks "${PIDS[0]}"); b1=$(ticks "${PIDS[1]}"); t1=$(date +%s.%N)
+    a1=$(ticks "$ESPD_A"); b1=$(ticks "$ESPD_B"); t1=$(date +%s.%N)
     rtts=$(ip netns exec "$NS_HA" ping -n -c 20 -i 0.5 -W 2 198.19.1.10 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p')
     python3 - "${IDLE:-poll}" "$a0" "$a1" "$b0" "$b1" "$t0" "$t1" "$(getconf CLK_TCK)" $rtts <<'PY'
 import statistics, sys
@@ -209,9 +188,9 @@ PY
 fi
 
 step "stopping the gateways"
-for p in "${PIDS[@]}"; do kill -TERM "$p"; done
-for p in "${PIDS[@]}"; do wait "$p" || fail "espd exited with an error"; done
-PIDS=()
+kill -TERM "$ESPD_A" "$ESPD_B"
+for p in "$ESPD_A" "$ESPD_B"; do wait "$p" || fail "espd exited with an error"; done
+ESPD_A= ESPD_B=
 python3 - "$WORK/gw-a.json" "$WORK/gw-b.json" <<'PY'
 import json, sys
 for f in sys.argv[1:]:

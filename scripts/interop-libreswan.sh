@@ -27,11 +27,9 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-ESPD=${ESPD:-target/release/espd}
-IKED=${IKED:-target/release/iked}
-IKECTL=${IKECTL:-target/release/ikectl}
 export NS_TAG=${NS_TAG:-lsw$$}
 source scripts/lib/netns.sh
+source scripts/lib/tunnel.sh
 WORK=$(mktemp -d /tmp/interop-libreswan.XXXXXX)
 DB_A=/dev/shm/espgw-$NS_TAG-a
 source scripts/lib/gateway.sh

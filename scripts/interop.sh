@@ -42,10 +42,6 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-ESPD=${ESPD:-target/release/espd}
-ESPCTL=${ESPCTL:-target/release/espctl}
-IKED=${IKED:-target/release/iked}
-IKECTL=${IKECTL:-target/release/ikectl}
 CHARON=/usr/lib/ipsec/charon
 case $PEER in
 5)  # Debian 12's charon as installed; its userspace ESP forces UDP encapsulation.
@@ -64,6 +60,7 @@ case $PEER in
 esac
 export NS_TAG=${NS_TAG:-swan$$}
 source scripts/lib/netns.sh
+source scripts/lib/tunnel.sh
 WORK=$(mktemp -d /tmp/interop.XXXXXX)
 DB_A=/dev/shm/espgw-$NS_TAG-a
 export STRONGSWAN_CONF=$WORK/strongswan.conf
@@ -183,16 +180,8 @@ EOF
 }
 
 # --- checks -------------------------------------------------------------------------------------
-# Our child SAs as "spi_in spi_out packets_in packets_out encr keysize integ" lines.
-our_children() {
-    ikectl --json list-sas | python3 -c '
-import json, sys
-for ike in json.loads(sys.stdin.read())["ike_sas"]:
-    for c in ike["child-sas"]:
-        if c["state"] == "INSTALLED":
-            print(c["spi-in"], c["spi-out"], c["packets-in"], c["packets-out"], c["encr-alg"], c["encr-keysize"], c.get("integ-alg", "-"), "encap" if c["encap"] else "plain", c["bytes-in"], c["bytes-out"])'
-}
-# charon's child SAs the same way, from `swanctl --list-sas --raw` (vici's own names).
+# charon's child SAs in our_children's format (scripts/lib/tunnel.sh), from
+# `swanctl --list-sas --raw` (vici's own names).
 their_children() {
     swan --list-sas --raw 2>/dev/null | python3 -c '
 import re, sys
@@ -220,47 +209,6 @@ wait_down() {
     done
     return 1
 }
-# Both sides list one pair: SPIs mirrored, same algorithms, ESP carried as $ESP_WIRE
-# (UDP-encapsulated or plain) on both, counters agreeing.
-agree() {
-    python3 - "$(our_children)" "$(their_children)" "$ESP_WIRE" <<'PY'
-import sys
-wire = sys.argv[3]
-ours = [l.split() for l in sys.argv[1].splitlines() if l.strip()]
-theirs = [l.split() for l in sys.argv[2].splitlines() if l.strip()]
-assert len(ours) == 1 and len(theirs) == 1, f"want one pair each: ours {ours}, theirs {theirs}"
-o, t = ours[0], theirs[0]
-assert o[0] == t[1] and o[1] == t[0], f"SPIs not mirrored: ours in {o[0]} out {o[1]}, theirs in {t[0]} out {t[1]}"
-assert (o[4], o[5]) == (t[4], t[5]), f"encryption differs: ours {o[4]}-{o[5]}, theirs {t[4]}-{t[5]}"
-oi, ti = (o[6] if o[6] != "-" else None), (t[6] if t[6] != "-" else None)
-assert oi == ti, f"integrity differs: {oi} vs {ti}"
-assert o[7] == t[7] == wire, f"ESP should be {wire} on both: ours {o[7]}, theirs {t[7]}"
-# Called after pings only: nothing may be missing (charon's userspace ESP drops under TCP
-# bursts, so counters are compared before the bulk transfer).
-for sent, got, d in ((int(o[3]), int(t[2]), "ours->theirs"), (int(t[3]), int(o[2]), "theirs->ours")):
-    assert got == sent and sent > 0, f"{d}: sent {sent}, received {got}"
-# Bytes as strongSwan counts them (the protected inner packets), both directions.
-for sent, got, d in ((int(o[9]), int(t[8]), "ours->theirs"), (int(t[9]), int(o[8]), "theirs->ours")):
-    assert got == sent and sent > 0, f"{d}: {sent} bytes sent, {got} received"
-print(f"    SPIs {o[0]}/{o[1]} mirrored, {o[4]}-{o[5]} {oi or ''}, {'UDP-encapsulated' if wire == 'encap' else 'plain ESP'}; "
-      f"packets ours->theirs {o[3]}/{t[2]}, theirs->ours {t[3]}/{o[2]}; bytes {o[9]}/{t[8]}, {t[9]}/{o[8]}")
-PY
-}
-tcp_transfer() { # MIB TARGET
-    local mib=$1 target=$2
-    head -c $((mib << 20)) /dev/urandom >"$WORK/send.bin"
-    ip netns exec "$NS_HB" timeout 60 nc -l -N "$target" 5001 >"$WORK/recv.bin" &
-    local l=$!
-    sleep 0.3
-    ip netns exec "$NS_HA" timeout 60 nc -N "$target" 5001 <"$WORK/send.bin" 2>/dev/null || { kill $l 2>/dev/null; return 1; }
-    wait $l || return 1
-    [ "$(sha256sum <"$WORK/send.bin")" = "$(sha256sum <"$WORK/recv.bin")" ]
-}
-ping_through() { # NS TARGET
-    for _ in $(seq 20); do ip netns exec "$1" ping -c 1 -W 0.3 "$2" >/dev/null 2>&1 && break; done
-    ip netns exec "$1" ping -c 5 -i 0.2 -W 2 "$2" >/dev/null
-}
-
 explain_failure() {
     echo "    ---- ikectl list-sas"; ikectl list-sas 2>&1 | sed 's/^/    /'
     echo "    ---- swanctl --list-sas"; swan --list-sas 2>&1 | sed 's/^/    /'
@@ -300,7 +248,7 @@ case_run() {
         more=$("$CASE_CHECK" 2>&1) || { ok=0 why="$more"; }
         line+=$'\n'"$more"
     fi
-    if [ $ok = 1 ] && [ "$mode" = tunnel ] && ! tcp_transfer 4 "$target"; then ok=0 why="TCP transfer"; fi
+    if [ $ok = 1 ] && [ "$mode" = tunnel ] && ! tcp_transfer 4 "$target" >/dev/null; then ok=0 why="TCP transfer"; fi
     # The initiator deletes; the other side must follow (Delete honoured both ways over the matrix).
     if [ "$init" = us ]; then ikectl terminate --ike ours >/dev/null 2>&1 || true
     else swan --terminate --ike ours --timeout 5 >/dev/null 2>&1 || true; fi
@@ -375,7 +323,7 @@ if [ "$MODE" = demo ]; then
     step "both sides agree on SPIs, algorithms and counters"
     agree
     step "8 MiB TCP host-a -> host-b"
-    tcp_transfer 8 198.19.1.10 || die "TCP transfer"
+    tcp_transfer 8 198.19.1.10 >/dev/null || die "TCP transfer"
     echo "8 MiB: sha256 equal"
     echo; step "ikectl list-sas (our gateway)"; ikectl list-sas
     echo; step "swanctl --list-sas (strongSwan)"; swan --list-sas
@@ -455,7 +403,7 @@ wire_checks() {
     ikectl initiate --child net >/dev/null || true
     wait_up 15 || { ok=0 why="no tunnel"; }
     [ $ok = 1 ] && { ping_through "$NS_HA" 198.19.1.10 || { ok=0 why="ping"; }; }
-    [ $ok = 1 ] && { tcp_transfer 1 198.19.1.10 || { ok=0 why="TCP"; }; }
+    [ $ok = 1 ] && { tcp_transfer 1 198.19.1.10 >/dev/null || { ok=0 why="TCP"; }; }
     sleep 0.5
     kill "$CAP_PID" 2>/dev/null; wait "$CAP_PID" 2>/dev/null; CAP_PID=
     [ $ok = 1 ] && { tshark_check || { ok=0 why="tshark could not decrypt with our key log"; }; }
@@ -471,7 +419,7 @@ wire_checks() {
 # ping_loss NS TARGET SECONDS -> "sent received"
 ping_loss() {
     ip netns exec "$1" ping -i 0.01 -c $(($3 * 100)) -W 1 "$2" >"$WORK/ping.out" 2>&1 || true
-    echo "$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.out") $(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping.out")"
+    echo "$(ping_sent "$WORK/ping.out") $(ping_received "$WORK/ping.out")"
 }
 lifecycle() { # NAME
     local name=$1 ok=1 why="" sent recv first last
@@ -719,10 +667,7 @@ nat_case() {
     local name="NAT: nftables masquerade between the gateways" ok=1 why=""
     [ -n "$ONLY" ] && ! grep -Eq -- "$ONLY" <<<"$name" && return 0
     local NS_NAT="$NS_TAG-nat"
-    for p in $IKED_PID $ESPD_PID; do kill -TERM "$p" 2>/dev/null; done
-    for p in $IKED_PID $ESPD_PID; do wait "$p" 2>/dev/null || true; done
-    IKED_PID= ESPD_PID=
-    rm -f "$WORK/iked.sock"
+    stop_gateway
     ip -n "$NS_GA" link del out0 2>/dev/null || true   # the wire's veth pair goes with it
     ip netns add "$NS_NAT"
     ip -n "$NS_NAT" link set lo up
@@ -752,13 +697,7 @@ s = re.sub(r'\[\[routes\]\]\nprefix = "198.19.1.0/24"\nvia = "198.18.0.2"', '[[r
 s = re.sub(r'\[\[routes\]\]\nprefix = "2001:db8:2::/64"\nvia = "2001:db8::2"\n?', '', s)
 open(p, "w").write(s)
 PY
-    rm -f "$DB_A"
-    ip netns exec "$NS_GA" "$ESPD" --config "$WORK/espd.toml" >>"$WORK/espd.log" 2>&1 &
-    ESPD_PID=$!
-    for _ in $(seq 100); do ip -n "$NS_GA" link show espgw0 >/dev/null 2>&1 && break; sleep 0.1; done
-    ip netns exec "$NS_GA" ethtool -K espgw0 tx off >/dev/null 2>&1 || true
-    ip -n "$NS_GA" link set espgw0 up
-    ip -n "$NS_GA" addr add 198.18.2.1/24 dev espgw0
+    start_espd "" 198.18.2.1/24
     ip -n "$NS_GA" route add 198.18.0.0/24 via 198.18.2.254 dev espgw0
     conf 4 aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel no
     sed -i 's/remote_addrs = 198.18.0.1/remote_addrs = %any/' "$WORK/swanctl.conf"
@@ -770,7 +709,7 @@ PY
     ikectl initiate --child net >/dev/null || true
     wait_up 15 || { ok=0 why="no tunnel through the NAT"; }
     [ $ok = 1 ] && { ping_through "$NS_HA" 198.19.1.10 || { ok=0 why="ping"; }; }
-    [ $ok = 1 ] && { tcp_transfer 2 198.19.1.10 || { ok=0 why="TCP"; }; }
+    [ $ok = 1 ] && { tcp_transfer 2 198.19.1.10 >/dev/null || { ok=0 why="TCP"; }; }
     local nat
     nat=$(ikectl --json list-sas | python3 -c 'import json,sys; s=json.loads(sys.stdin.read())["ike_sas"][0]; print(s["nat-local"], s["local-port"], s["child-sas"][0]["encap"])' 2>/dev/null || echo "? ? ?")
     echo "    $name: NAT detected on our side / our port / ESP in UDP: $nat"
@@ -804,10 +743,7 @@ nat_rebinding_case() {
     local name="NAT rebinding: strongSwan behind a NAT whose mapping restarts mid-transfer" ok=1 why=""
     [ -n "$ONLY" ] && ! grep -Eq -- "$ONLY" <<<"$name" && return 0
     local NS_NATB="$NS_TAG-natb" t0=$SECONDS
-    for p in $IKED_PID $ESPD_PID; do kill -TERM "$p" 2>/dev/null; done
-    for p in $IKED_PID $ESPD_PID; do wait "$p" 2>/dev/null || true; done
-    IKED_PID= ESPD_PID=
-    rm -f "$WORK/iked.sock"
+    stop_gateway
     ip -n "$NS_GA" link del out0 2>/dev/null || true   # the wire's veth pair goes with it
     ip netns add "$NS_NATB"
     ip -n "$NS_NATB" link set lo up

@@ -1,5 +1,6 @@
-# Sourced by scripts/interop.sh (uses its conf, swan, ikectl, wait_up, wait_down, tcp_transfer,
-# our_children, their_children, explain_failure, PASS/FAIL/RESULTS, NS_*, WORK).
+# Sourced by scripts/interop.sh (uses its conf, swan, wait_up, wait_down, their_children,
+# explain_failure, PASS/FAIL/RESULTS, NS_*, WORK; scripts/lib/gateway.sh's ikectl and
+# scripts/lib/tunnel.sh's ping_through, tcp_paced and our_children).
 #
 # strongSwan re-keys its ISAKMP SA (IKEv1 has no rekey: every `rekey_time` charon establishes a
 # new ISAKMP SA, adopts its CHILD_SAs into it and deletes the old ISAKMP SA alone, `over_time`
@@ -19,7 +20,7 @@
 # ping20 NS TARGET SECONDS -> "sent received" (20 packets a second)
 ping20() {
     ip netns exec "$1" ping -i 0.05 -c $(($3 * 20)) -W 1 "$2" >"$WORK/ping20.out" 2>&1 || true
-    echo "$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping20.out") $(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping20.out")"
+    echo "$(ping_sent "$WORK/ping20.out") $(ping_received "$WORK/ping20.out")"
 }
 
 # The seconds into the last ping20 run of the pings that got no answer, if any.
@@ -39,28 +40,6 @@ our_ike_sas() {
     ikectl --json list-sas | python3 -c '
 import json, sys
 print(" ".join("%s:%s" % (s["uniqueid"], s["state"]) for s in json.loads(sys.stdin.read())["ike_sas"]))'
-}
-
-# tcp_paced MIB TARGET: like tcp_transfer, the sender writing 16 KiB every 20 ms.
-tcp_paced() {
-    local mib=$1 target=$2
-    head -c $((mib << 20)) /dev/urandom >"$WORK/send.bin"
-    ip netns exec "$NS_HB" timeout 60 nc -l -N "$target" 5001 >"$WORK/recv.bin" &
-    local l=$!
-    sleep 0.3
-    ip netns exec "$NS_HA" timeout 60 python3 - "$target" "$WORK/send.bin" <<'PY' || { kill $l 2>/dev/null; return 1; }
-import socket, sys, time
-data = open(sys.argv[2], "rb").read()
-s = socket.create_connection((sys.argv[1], 5001))
-for i in range(0, len(data), 16384):
-    s.sendall(data[i:i + 16384])
-    time.sleep(0.02)
-s.shutdown(socket.SHUT_WR)
-s.recv(1)
-s.close()
-PY
-    wait $l || return 1
-    [ "$(sha256sum <"$WORK/send.bin")" = "$(sha256sum <"$WORK/recv.bin")" ]
 }
 
 # Datagrams the kernel dropped in gw-b for a full socket receive buffer (charon's UDP sockets,
@@ -120,7 +99,7 @@ isakmp_rekey_case() { # NAME
             ping20 "$NS_HA" 198.19.1.10 40 >"$WORK/ping20.res" &
             local pp=$! n=0 bad=0 t0=$SECONDS
             while [ $((SECONDS - t0)) -lt 38 ]; do
-                if tcp_paced 4 198.19.1.10; then n=$((n + 1)); else bad=$((bad + 1)); fi
+                if tcp_paced 4 198.19.1.10 >/dev/null; then n=$((n + 1)); else bad=$((bad + 1)); fi
             done
             wait $pp || true
             read -r sent recv <"$WORK/ping20.res"
