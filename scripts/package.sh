@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 if ! command -v cargo-deb >/dev/null; then
     cargo install cargo-deb --locked --version 3.8.0
 fi
-cargo build --release --locked -p espd -p iked
+cargo build --release --locked -p espd -p espctl -p iked
 rm -rf target/man
 cargo run --release --locked -q -p iked --example manpages -- target/man
 cargo deb --locked -p iked --no-build --quiet

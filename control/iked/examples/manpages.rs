@@ -1,5 +1,6 @@
 //! Writes the manual pages of the gateway's commands (section 8) into the
-//! directory given, from their clap definitions: `iked`, `ikectl`, `espd`.
+//! directory given, from their clap definitions: `iked`, `ikectl`, `espd`,
+//! `espctl`.
 //! `scripts/package.sh` runs it for the Debian package.
 
 use clap::CommandFactory;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         iked::cli::IkedArgs::command(),
         iked::cli::IkectlArgs::command(),
         espd::cli::Args::command().name("espd"),
+        espctl::command(),
     ];
     let result =
         std::fs::create_dir_all(&dir).and_then(|()| pages.into_iter().try_for_each(|c| write(&dir, c)));

@@ -855,6 +855,12 @@ fn execute(cli: Cli) -> Result<String, String> {
     Ok(out)
 }
 
+/// espctl's command line, for its manual page.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
 /// Runs espctl with these arguments (the first is the program's name, as in
 /// `std::env::args_os`), writing what it prints to `stdout` and its one-line errors to
 /// `stderr`. Returns the exit status: 0 on success, 1 on a refused operation, 2 on a bad

@@ -8,7 +8,10 @@ use std::process::Command;
 pub fn bin(name: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_BIN_EXE_iked")).with_file_name(name);
     if !path.exists() {
-        let package = if name == "ike-load" { "ike-load" } else { "espd" };
+        let package = match name {
+            "ike-load" | "espctl" => name,
+            _ => "espd",
+        };
         let status = Command::new(env!("CARGO"))
             .args(["build", "-p", package, "--bin", name])
             .status()
