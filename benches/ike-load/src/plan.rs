@@ -8,8 +8,8 @@
 
 use ike::crypto::DhGroup;
 use ike::engine::{
-    AuthMethod, ChildConfig, EngineConfig, EspProposal, Identity, IkeProposal, Mode, PeerConfig, Phase1Mode,
-    TrafficSelector, TsAddress,
+    AuthMethod, ChildConfig, ChildMode, EngineConfig, EspProposal, Identity, IkeProposal, PeerConfig,
+    Phase1Mode, TrafficSelector, TsAddress,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -173,7 +173,7 @@ impl Plan {
                 local_ts: self.responder_ts,
                 remote_ts: self.responder_ts,
                 proposals: vec![self.esp],
-                mode: Mode::Tunnel,
+                mode: ChildMode::Tunnel,
                 pfs_group: self.pfs,
                 lifetime_seconds: 3600,
                 lifetime_kilobytes: 0,

@@ -41,7 +41,7 @@ fn config(local: IpAddr, remote: IpAddr, group: DhGroup, pfs: bool) -> EngineCon
                 local_ts: ts(local),
                 remote_ts: ts(remote),
                 proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None }],
-                mode: Mode::Tunnel,
+                mode: ChildMode::Tunnel,
                 pfs_group: pfs.then_some(group),
                 lifetime_seconds: 3600,
                 lifetime_kilobytes: 0,

@@ -55,7 +55,8 @@ fn main() {
     } else {
         EspProposal { encryption: EspEncryption::AesCbc(128), integrity: Some(EspIntegrity::HmacSha256) }
     };
-    let mode = if env("IKE_MODE", "transport") == "tunnel" { Mode::Tunnel } else { Mode::Transport };
+    let mode =
+        if env("IKE_MODE", "transport") == "tunnel" { ChildMode::Tunnel } else { ChildMode::Transport };
     let ts = |a| TrafficSelector { address: TsAddress::Host(a), protocol: 0, port: 0 };
     // IKE_LOCAL_TS / IKE_REMOTE_TS: "a.b.c.d/len" subnets instead of the hosts.
     let subnet = |name: &str, host: IpAddr| match std::env::var(name) {

@@ -41,7 +41,7 @@ fn matrix_every_hash_and_cipher() {
 fn matrix_every_esp_transform_mode_and_pfs() {
     let mut i = 0;
     for esp in ESPS {
-        for child_mode in [Mode::Tunnel, Mode::Transport] {
+        for child_mode in [ChildMode::Tunnel, ChildMode::Transport] {
             for pfs in [None, Some(DhGroup::Ecp256)] {
                 for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
                     let p = Params {
@@ -73,7 +73,7 @@ fn aes192_esp_sas_are_installed_on_both_sides_with_24_byte_keys() {
         EspProposal { encryption: EspEncryption::AesCbc(192), integrity: Some(EspIntegrity::HmacSha256) },
     ];
     for (k, esp) in esps.into_iter().enumerate() {
-        for child_mode in [Mode::Tunnel, Mode::Transport] {
+        for child_mode in [ChildMode::Tunnel, ChildMode::Transport] {
             let p = Params {
                 mode: Phase1Mode::Main,
                 ike: IkeProposal {
@@ -125,7 +125,7 @@ fn matrix_full_product_curve25519() {
             for hash in HASHES {
                 for pfs in [None, Some(DhGroup::Curve25519)] {
                     for esp in ESPS {
-                        for child_mode in [Mode::Tunnel, Mode::Transport] {
+                        for child_mode in [ChildMode::Tunnel, ChildMode::Transport] {
                             let p = Params {
                                 mode,
                                 ike: IkeProposal { cipher, hash, group: DhGroup::Curve25519 },
@@ -414,7 +414,7 @@ fn nat_pair(p: &Params) -> Pair {
     let pa = peer(A, B, p, b"secret");
     let mut pb = peer(B, NAT_PUBLIC, p, b"secret");
     pb.remote_id = pa.local_id.clone();
-    if p.child_mode == Mode::Transport {
+    if p.child_mode == ChildMode::Transport {
         // The initiator's selectors carry its private address.
         pb.child.remote_ts = pa.child.local_ts;
     }
@@ -426,10 +426,10 @@ fn nat_pair(p: &Params) -> Pair {
 #[test]
 fn nat_traversal_floats_and_encapsulates() {
     for (mode, child_mode) in [
-        (Phase1Mode::Main, Mode::Tunnel),
-        (Phase1Mode::Main, Mode::Transport),
-        (Phase1Mode::Aggressive, Mode::Tunnel),
-        (Phase1Mode::Aggressive, Mode::Transport),
+        (Phase1Mode::Main, ChildMode::Tunnel),
+        (Phase1Mode::Main, ChildMode::Transport),
+        (Phase1Mode::Aggressive, ChildMode::Tunnel),
+        (Phase1Mode::Aggressive, ChildMode::Transport),
     ] {
         let mut p = params(1, mode, DhGroup::Ecp256);
         p.child_mode = child_mode;
@@ -442,8 +442,8 @@ fn nat_traversal_floats_and_encapsulates() {
         let (a_in, a_out) = installs(&pair.a_events)[0].clone();
         let (b_in, b_out) = installs(&pair.b_events)[0].clone();
         let udp = match child_mode {
-            Mode::Tunnel => Encapsulation::UdpTunnel,
-            Mode::Transport => Encapsulation::UdpTransport,
+            ChildMode::Tunnel => Encapsulation::UdpTunnel,
+            ChildMode::Transport => Encapsulation::UdpTransport,
         };
         for sa in [&a_in, &a_out, &b_in, &b_out] {
             assert_eq!(sa.encapsulation, udp);
@@ -457,8 +457,8 @@ fn nat_traversal_floats_and_encapsulates() {
         assert_eq!(a_out.destination, SocketAddr::new(B, 4500));
         assert_eq!(b_in.source, SocketAddr::new(NAT_PUBLIC, 4500 + NAT_PORT_OFFSET));
         assert_eq!(b_in.destination, SocketAddr::new(B, 4500));
-        let oa =
-            (child_mode == Mode::Transport).then_some(NatOriginalAddresses { initiator: A, responder: B });
+        let oa = (child_mode == ChildMode::Transport)
+            .then_some(NatOriginalAddresses { initiator: A, responder: B });
         assert_eq!(a_out.nat_original, oa);
         assert_eq!(b_in.nat_original, oa);
         // Only the side behind the NAT sends keepalives.
@@ -887,7 +887,7 @@ fn gcm_params() -> Params {
         mode: Phase1Mode::Main,
         ike: IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlgorithm::Sha256, group: DhGroup::Ecp256 },
         esp: EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None },
-        child_mode: Mode::Tunnel,
+        child_mode: ChildMode::Tunnel,
         pfs: None,
     }
 }

@@ -227,7 +227,7 @@ fn peer(local: IpAddr, remote: IpAddr, c: &Case) -> PeerConfig {
             local_ts: subnet(local),
             remote_ts: subnet(remote),
             proposals: vec![c.esp],
-            mode: Mode::Tunnel,
+            mode: ChildMode::Tunnel,
             pfs_group: Some(c.pfs),
             lifetime_seconds: 3600,
             lifetime_kilobytes: 4_000_000,

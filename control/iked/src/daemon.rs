@@ -12,7 +12,7 @@ use crate::config::{self, AuthMethod, Child, Config, ConfigError, Connection, Pe
 use crate::ctl::protocol::*;
 use crate::ctl::ControlHandler;
 use crate::logging::LogHandle;
-use ike::engine::Mode;
+use ike::engine::ChildMode;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -200,10 +200,10 @@ pub fn diff(old: &Config, new: &Config) -> LoadSummary {
     s
 }
 
-pub(crate) fn mode_name(m: Mode) -> &'static str {
+pub(crate) fn mode_name(m: ChildMode) -> &'static str {
     match m {
-        Mode::Tunnel => "TUNNEL",
-        Mode::Transport => "TRANSPORT",
+        ChildMode::Tunnel => "TUNNEL",
+        ChildMode::Transport => "TRANSPORT",
     }
 }
 

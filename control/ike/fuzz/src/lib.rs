@@ -55,7 +55,7 @@ pub fn peer_config(local: IpAddr, remote: IpAddr, psk: &[u8], mode: Phase1Mode) 
             local_ts: ts(local),
             remote_ts: ts(remote),
             proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }],
-            mode: Mode::Transport,
+            mode: ChildMode::Transport,
             pfs_group: None,
             lifetime_seconds: 3600,
             lifetime_kilobytes: 0,

@@ -213,7 +213,7 @@ impl Identity {
 
 /// Encapsulation mode of the child SA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mode {
+pub enum ChildMode {
     /// Tunnel mode.
     Tunnel,
     /// Transport mode.
@@ -327,7 +327,7 @@ pub struct ChildConfig {
     /// ESP proposals, in order of preference.
     pub proposals: Vec<EspProposal>,
     /// Tunnel or transport.
-    pub mode: Mode,
+    pub mode: ChildMode,
     /// PFS group, if any.
     pub pfs_group: Option<DhGroup>,
     /// Lifetime in seconds.

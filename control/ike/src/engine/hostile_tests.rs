@@ -23,8 +23,8 @@ struct Net {
 impl Net {
     fn new(mode: Phase1Mode) -> Self {
         Self {
-            a: engine(peer(A, B, mode, Mode::Tunnel), 1, &NatTVersion::ALL),
-            b: engine(peer(B, A, mode, Mode::Tunnel), 2, &NatTVersion::ALL),
+            a: engine(peer(A, B, mode, ChildMode::Tunnel), 1, &NatTVersion::ALL),
+            b: engine(peer(B, A, mode, ChildMode::Tunnel), 2, &NatTVersion::ALL),
             now: Instant::now(),
             a_events: Vec::new(),
             b_events: Vec::new(),

@@ -16,7 +16,7 @@ const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 const NAT_PUBLIC: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
 const NAT_PORT_OFFSET: u16 = 30_000;
 
-pub(super) fn peer(local: IpAddr, remote: IpAddr, mode: Phase1Mode, child_mode: Mode) -> PeerConfig {
+pub(super) fn peer(local: IpAddr, remote: IpAddr, mode: Phase1Mode, child_mode: ChildMode) -> PeerConfig {
     let host = |a: IpAddr| TrafficSelector { address: TsAddress::Host(a), protocol: 0, port: 0 };
     PeerConfig {
         name: format!("{remote}"),
@@ -76,7 +76,7 @@ fn run(
     a_offer: &[NatTVersion],
     b_offer: &[NatTVersion],
     mode: Phase1Mode,
-    child: Mode,
+    child: ChildMode,
     tamper: Tamper<'_>,
 ) -> Run {
     let pa = peer(A, B, mode, child);
@@ -222,10 +222,10 @@ const NAT_OA_DRAFT: u8 = PayloadType::NAT_OA_DRAFT.0;
 /// UDP encapsulation, and that the wire carries `draft`'s numbers only.
 fn check_dialect(a_offer: &[NatTVersion], b_offer: &[NatTVersion], draft: bool, expect_vid: &[u8; 16]) {
     for (mode, child) in [
-        (Phase1Mode::Main, Mode::Tunnel),
-        (Phase1Mode::Main, Mode::Transport),
-        (Phase1Mode::Aggressive, Mode::Tunnel),
-        (Phase1Mode::Aggressive, Mode::Transport),
+        (Phase1Mode::Main, ChildMode::Tunnel),
+        (Phase1Mode::Main, ChildMode::Transport),
+        (Phase1Mode::Aggressive, ChildMode::Tunnel),
+        (Phase1Mode::Aggressive, ChildMode::Transport),
     ] {
         let what = format!("{a_offer:?} vs {b_offer:?}, {mode:?} {child:?}");
         let mut keep = untouched();
@@ -259,16 +259,16 @@ fn check_dialect(a_offer: &[NatTVersion], b_offer: &[NatTVersion], draft: bool, 
         // Quick Mode: the UDP mode value, and NAT-OA numbers in transport mode.
         let qm = quick_mode_on_the_wire(&r);
         let expect_mode = match (child, draft) {
-            (Mode::Tunnel, false) => p2attr::MODE_UDP_TUNNEL,
-            (Mode::Transport, false) => p2attr::MODE_UDP_TRANSPORT,
-            (Mode::Tunnel, true) => p2attr::MODE_UDP_TUNNEL_DRAFT,
-            (Mode::Transport, true) => p2attr::MODE_UDP_TRANSPORT_DRAFT,
+            (ChildMode::Tunnel, false) => p2attr::MODE_UDP_TUNNEL,
+            (ChildMode::Transport, false) => p2attr::MODE_UDP_TRANSPORT,
+            (ChildMode::Tunnel, true) => p2attr::MODE_UDP_TUNNEL_DRAFT,
+            (ChildMode::Transport, true) => p2attr::MODE_UDP_TRANSPORT_DRAFT,
         };
         assert_eq!(qm.len(), 2, "{what}");
         for (types, modes) in &qm {
             assert_eq!(modes, &vec![u64::from(expect_mode)], "{what}");
             let (oa, other_oa) = if draft { (NAT_OA_DRAFT, NAT_OA) } else { (NAT_OA, NAT_OA_DRAFT) };
-            let n = if child == Mode::Transport { 2 } else { 0 };
+            let n = if child == ChildMode::Transport { 2 } else { 0 };
             assert_eq!(types.iter().filter(|&&t| t == oa).count(), n, "{what}: {types:?}");
             assert!(!types.contains(&other_oa), "{what}");
         }
@@ -282,7 +282,7 @@ fn check_dialect(a_offer: &[NatTVersion], b_offer: &[NatTVersion], draft: bool, 
         assert_eq!(a_out.spi, b_in.spi);
         assert_eq!(a_out.encryption_key, b_in.encryption_key);
         assert_eq!(b_out.destination, SocketAddr::new(NAT_PUBLIC, 4500 + NAT_PORT_OFFSET));
-        if child == Mode::Transport {
+        if child == ChildMode::Transport {
             let oa = Some(NatOriginalAddresses { initiator: A, responder: B });
             assert_eq!((a_out.nat_original, b_in.nat_original), (oa, oa), "{what}");
         }
@@ -308,7 +308,7 @@ fn a_peer_offering_rfc_3947_and_drafts_gets_rfc_3947() {
     check_dialect(&NatTVersion::ALL, &NatTVersion::ALL, false, &phase1::VID_NAT_T_RFC3947);
     // The initiator announces every dialect, RFC 3947 first.
     let mut keep = untouched();
-    let r = run(&NatTVersion::ALL, &NatTVersion::ALL, Phase1Mode::Main, Mode::Tunnel, &mut keep);
+    let r = run(&NatTVersion::ALL, &NatTVersion::ALL, Phase1Mode::Main, ChildMode::Tunnel, &mut keep);
     let sent: Vec<Vec<u8>> = vendor_ids_from(&r, NAT_PUBLIC)
         .into_iter()
         .filter(|v| v.as_slice() != phase1::VID_DPD.as_slice())
@@ -327,7 +327,8 @@ fn a_peer_offering_rfc_3947_and_drafts_gets_rfc_3947() {
 #[test]
 fn no_common_dialect_means_no_nat_t() {
     let mut keep = untouched();
-    let r = run(&[NatTVersion::Draft02], &[NatTVersion::Rfc3947], Phase1Mode::Main, Mode::Tunnel, &mut keep);
+    let r =
+        run(&[NatTVersion::Draft02], &[NatTVersion::Rfc3947], Phase1Mode::Main, ChildMode::Tunnel, &mut keep);
     // Without NAT-T the NAT'ed phase 1 still completes, on port 500, and ESP is not in UDP.
     assert!(!r.a.sas[0].nat_t && !r.b.sas[0].nat_t);
     assert!(plain_types(&r, B).concat().iter().all(|t| ![NAT_D, NAT_D_DRAFT].contains(t)));
@@ -386,7 +387,8 @@ fn a_malformed_or_unknown_nat_d_is_a_clean_error() {
         let total = u32::try_from(m.len()).unwrap();
         m[24..28].copy_from_slice(&total.to_be_bytes());
     });
-    let mut r = run(&[NatTVersion::Draft03], &NatTVersion::ALL, Phase1Mode::Main, Mode::Tunnel, &mut short);
+    let mut r =
+        run(&[NatTVersion::Draft03], &NatTVersion::ALL, Phase1Mode::Main, ChildMode::Tunnel, &mut short);
     // Message 3 is unauthenticated: B discards it, counted, and waits for a
     // good one; it tells A nothing, so A waits too.
     assert_eq!(failures(&r.b_events), vec![]);
@@ -401,7 +403,8 @@ fn a_malformed_or_unknown_nat_d_is_a_clean_error() {
 
     // A payload number neither RFC 3947 nor the drafts use: a decode error.
     let mut unknown = tamper_mm3(|m, _, announce| m[announce] = 133);
-    let mut r = run(&[NatTVersion::Draft03], &NatTVersion::ALL, Phase1Mode::Main, Mode::Tunnel, &mut unknown);
+    let mut r =
+        run(&[NatTVersion::Draft03], &NatTVersion::ALL, Phase1Mode::Main, ChildMode::Tunnel, &mut unknown);
     assert_eq!(failures(&r.b_events), vec![]);
     assert_eq!(r.b.stats().discarded_malformed, 1);
     let b_events = expire(&mut r.b);

@@ -20,7 +20,7 @@
 //! does for IKEv1) and installs exactly what was proposed.
 
 use super::config::{
-    ChildConfig, EspEncryption, EspIntegrity, EspProposal, Mode, TrafficSelector, TsAddress,
+    ChildConfig, ChildMode, EspEncryption, EspIntegrity, EspProposal, TrafficSelector, TsAddress,
 };
 use super::phase1::{find, get_nonce, get_sa};
 use super::types::{id_to_ts, ts_to_id, Encapsulation, EspSaDescription, Lifetime, NatOriginalAddresses};
@@ -65,7 +65,7 @@ enum QmState {
         spi_in: u32,
         offered: Vec<EspProposal>,
         nat_oa: Option<NatOriginalAddresses>,
-        mode: Mode,
+        mode: ChildMode,
         local_ts: TrafficSelector,
         remote_ts: TrafficSelector,
     },
@@ -237,10 +237,10 @@ fn spi_of(p: &Proposal) -> Option<u32> {
 }
 
 /// The mode an encapsulation belongs to.
-fn mode_of(e: Encapsulation) -> Mode {
+fn mode_of(e: Encapsulation) -> ChildMode {
     match e {
-        Encapsulation::Tunnel | Encapsulation::UdpTunnel => Mode::Tunnel,
-        Encapsulation::Transport | Encapsulation::UdpTransport => Mode::Transport,
+        Encapsulation::Tunnel | Encapsulation::UdpTunnel => ChildMode::Tunnel,
+        Encapsulation::Transport | Encapsulation::UdpTransport => ChildMode::Transport,
     }
 }
 

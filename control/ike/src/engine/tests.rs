@@ -160,7 +160,7 @@ fn snapshot_config(local: IpAddr, remote: IpAddr, mode: Phase1Mode) -> EngineCon
                 local_ts: ts(local),
                 remote_ts: ts(remote),
                 proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None }],
-                mode: Mode::Transport,
+                mode: ChildMode::Transport,
                 pfs_group: Some(DhGroup::Curve25519),
                 lifetime_seconds: 3600,
                 lifetime_kilobytes: 0,

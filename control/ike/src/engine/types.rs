@@ -1,6 +1,6 @@
 //! What the engine hands out: transmits, events, SA descriptions, errors.
 
-use super::config::{EspEncryption, EspIntegrity, Mode, TrafficSelector, TsAddress};
+use super::config::{ChildMode, EspEncryption, EspIntegrity, TrafficSelector, TsAddress};
 use crate::crypto::Secret;
 use crate::msgs::{DecodeError, IdPayload, IdType, NotifyType};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -36,12 +36,12 @@ pub enum Encapsulation {
 
 impl Encapsulation {
     /// The mode plus whether NAT-T applies.
-    pub fn new(mode: Mode, udp: bool) -> Self {
+    pub fn new(mode: ChildMode, udp: bool) -> Self {
         match (mode, udp) {
-            (Mode::Tunnel, false) => Self::Tunnel,
-            (Mode::Transport, false) => Self::Transport,
-            (Mode::Tunnel, true) => Self::UdpTunnel,
-            (Mode::Transport, true) => Self::UdpTransport,
+            (ChildMode::Tunnel, false) => Self::Tunnel,
+            (ChildMode::Transport, false) => Self::Transport,
+            (ChildMode::Tunnel, true) => Self::UdpTunnel,
+            (ChildMode::Transport, true) => Self::UdpTransport,
         }
     }
 }

@@ -57,7 +57,7 @@ pub struct Params {
     pub mode: Phase1Mode,
     pub ike: IkeProposal,
     pub esp: EspProposal,
-    pub child_mode: Mode,
+    pub child_mode: ChildMode,
     pub pfs: Option<DhGroup>,
 }
 
@@ -75,8 +75,8 @@ pub fn peer(local: IpAddr, remote: IpAddr, p: &Params, psk: &[u8]) -> PeerConfig
         _ => ts(a),
     };
     let (lts, rts) = match p.child_mode {
-        Mode::Tunnel => (subnet(local), subnet(remote)),
-        Mode::Transport => (ts(local), ts(remote)),
+        ChildMode::Tunnel => (subnet(local), subnet(remote)),
+        ChildMode::Transport => (ts(local), ts(remote)),
     };
     PeerConfig {
         name: format!("{remote}"),
@@ -285,8 +285,8 @@ pub fn check_ok(pair: &Pair, p: &Params) {
     assert_eq!(a_out.salt.len(), p.esp.encryption.salt_len());
     assert_eq!(a_out.integrity_key.len(), p.esp.integrity.map_or(0, |i| i.key_len()));
     let expect_mode = match p.child_mode {
-        Mode::Tunnel => Encapsulation::Tunnel,
-        Mode::Transport => Encapsulation::Transport,
+        ChildMode::Tunnel => Encapsulation::Tunnel,
+        ChildMode::Transport => Encapsulation::Transport,
     };
     assert_eq!(a_out.encapsulation, expect_mode);
     assert_eq!(a_out.destination.ip(), B);
@@ -311,7 +311,7 @@ pub fn params(i: usize, mode: Phase1Mode, group: DhGroup) -> Params {
         mode,
         ike: IkeProposal { cipher: CIPHERS[i % 3], hash: HASHES[i % 4], group },
         esp: ESPS[i % ESPS.len()],
-        child_mode: if i.is_multiple_of(2) { Mode::Tunnel } else { Mode::Transport },
+        child_mode: if i.is_multiple_of(2) { ChildMode::Tunnel } else { ChildMode::Transport },
         pfs: if i.is_multiple_of(3) { None } else { Some(group) },
     }
 }

@@ -27,7 +27,7 @@ pub use render::render;
 pub use selector::{AddressSpec, TrafficSelectorSpec, TsAddressSpec};
 
 use crate::logging::LogLevels;
-use ike::engine::{IkeProposal, Mode};
+use ike::engine::{ChildMode, IkeProposal};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -238,7 +238,7 @@ pub struct Child {
     /// proposals carry the same group or none.
     pub pfs_group: Option<ike::crypto::DhGroup>,
     /// `mode`.
-    pub mode: Mode,
+    pub mode: ChildMode,
     /// `start_action`.
     pub start_action: StartAction,
     /// `dpd_action`.

@@ -105,8 +105,8 @@ pub fn render(c: &Config) -> String {
             x.insert(
                 "mode".into(),
                 s(match ch.mode {
-                    ike::engine::Mode::Tunnel => "tunnel",
-                    ike::engine::Mode::Transport => "transport",
+                    ike::engine::ChildMode::Tunnel => "tunnel",
+                    ike::engine::ChildMode::Transport => "transport",
                 }),
             );
             x.insert(

@@ -93,7 +93,7 @@ fn strongswan_defaults_apply() {
     assert_eq!(ch.rand_time, Duration::from_secs(360), "life_time - rekey_time");
     assert_eq!((ch.rekey_bytes, ch.life_bytes, ch.rand_bytes), (0, 0, 0));
     assert_eq!(ch.replay_window, 32);
-    assert_eq!(ch.mode, ike::engine::Mode::Tunnel);
+    assert_eq!(ch.mode, ike::engine::ChildMode::Tunnel);
     assert_eq!(ch.start_action, StartAction::None);
     assert_eq!(ch.dpd_action, PeerGoneAction::Clear);
     assert_eq!(ch.close_action, PeerGoneAction::Clear);

@@ -504,8 +504,8 @@ impl Validator<'_> {
             ));
         }
         let mode = match rc.mode.as_deref() {
-            None | Some("tunnel") => Mode::Tunnel,
-            Some("transport") => Mode::Transport,
+            None | Some("tunnel") => ChildMode::Tunnel,
+            Some("transport") => ChildMode::Transport,
             Some(m @ ("beet" | "pass" | "drop")) => {
                 return Err(self.err(k("mode"), format!("mode `{m}` is not supported (tunnel or transport)")))
             }

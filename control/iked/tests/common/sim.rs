@@ -96,7 +96,7 @@ pub fn peer_config(
             local_ts: ts.0,
             remote_ts: ts.1,
             proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }],
-            mode: Mode::Tunnel,
+            mode: ChildMode::Tunnel,
             pfs_group: None,
             lifetime_seconds: 3600,
             lifetime_kilobytes: 0,
