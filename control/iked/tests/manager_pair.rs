@@ -432,6 +432,20 @@ impl Dataplane {
     }
 }
 
+/// 2 s of traffic through the pair, `packets` packets of `bytes` in all each
+/// millisecond, every millisecond's finding an outbound SA: the dataplane
+/// that carried them.
+fn carry_for_two_seconds(pair: &mut Pair, packets: u64, bytes: u64) -> Dataplane {
+    let mut dp = Dataplane::attach(pair);
+    for t in 0..2_000u64 {
+        pair.run_for(Duration::from_millis(1));
+        if let Err(e) = dp.send(t, packets, bytes) {
+            panic!("at {t} ms: {e}; carried so far: {:#?}", dp.carried);
+        }
+    }
+    dp
+}
+
 fn up(child_extra: &str, peer_lifetime: u32) -> Pair {
     let mut pair = Pair::new(child_extra, peer_lifetime);
     let now = pair.now;
@@ -723,14 +737,7 @@ fn rekey_on_command_and_the_policies_it_moves() {
 #[test]
 fn soft_packet_limits_rekey_before_the_hard_one() {
     let mut pair = up("rekey_packets = 1000\nlife_packets = 2000", 3600);
-    let mut dp = Dataplane::attach(&pair);
-    let ms = Duration::from_millis(1);
-    for t in 0..2_000u64 {
-        pair.run_for(ms);
-        if let Err(e) = dp.send(t, 8, 800) {
-            panic!("at {t} ms: {e}; carried so far: {:#?}", dp.carried);
-        }
-    }
+    let dp = carry_for_two_seconds(&mut pair, 8, 800);
     assert_eq!(dp.hard, Vec::<u32>::new(), "no SA reached its hard limit: {:#?}", dp.carried);
     assert!(dp.carried.len() >= 8, "16,000 packets in 1,000-2,000 pieces: {:#?}", dp.carried);
     for c in dp.carried.iter().take(dp.carried.len() - 1) {
@@ -817,14 +824,7 @@ fn an_isakmp_sa_the_peer_replaced_is_not_deleted_by_us() {
 #[test]
 fn soft_byte_limits_close_to_the_hard_one_rekey_before_it() {
     let mut pair = up("rekey_bytes = \"1m\"\nlife_bytes = \"2m\"", 3600);
-    let mut dp = Dataplane::attach(&pair);
-    let ms = Duration::from_millis(1);
-    for t in 0..2_000u64 {
-        pair.run_for(ms);
-        if let Err(e) = dp.send(t, 8, 10_000) {
-            panic!("at {t} ms: {e}; carried so far: {:#?}", dp.carried);
-        }
-    }
+    let dp = carry_for_two_seconds(&mut pair, 8, 10_000);
     assert_eq!(dp.hard, Vec::<u32>::new(), "no SA reached its hard limit: {:#?}", dp.carried);
     let done = dp.carried.len().saturating_sub(1);
     assert!(done >= 10, "20 MB in 1-2 MB pieces: {} outbound SAs: {:#?}", dp.carried.len(), dp.carried);

@@ -326,34 +326,13 @@ async fn client<H: ControlHandler>(
                 continue;
             }
         };
-        match request.command {
-            Command::Log {} => {
-                let rx = handler.follow_log();
-                return follow(
-                    rx,
-                    Reply::Log,
-                    |missed| Reply::LogLagged { missed },
-                    &mut reader,
-                    &mut write,
-                    &counters,
-                    shutdown,
-                )
-                .await;
-            }
-            Command::Monitor {} => {
-                let rx = handler.follow_events();
-                return follow(
-                    rx,
-                    Reply::Event,
-                    |missed| Reply::EventsLagged { missed },
-                    &mut reader,
-                    &mut write,
-                    &counters,
-                    shutdown,
-                )
-                .await;
-            }
-            _ => {}
+        let stream = match request.command {
+            Command::Log {} => Some(handler.follow_log().map(Stream::Log)),
+            Command::Monitor {} => Some(handler.follow_events().map(Stream::Events)),
+            _ => None,
+        };
+        if let Some(stream) = stream {
+            return follow(stream, &mut reader, &mut write, &counters, shutdown).await;
         }
         let reply = dispatch(&*handler, request.command, &counters).await;
         if matches!(reply, Reply::Error(_)) {
@@ -392,13 +371,35 @@ async fn dispatch<H: ControlHandler>(h: &H, cmd: Command, counters: &ServerCount
     result.unwrap_or_else(Reply::Error)
 }
 
-/// Streams what `rx` receives (log records, SA events) as `item` replies,
-/// and `lagged` where the client read too slowly, until the client goes
-/// away or the daemon stops.
-async fn follow<T: Clone>(
-    rx: Result<broadcast::Receiver<T>, CtlError>,
-    item: fn(T) -> Reply,
-    lagged: fn(u64) -> Reply,
+/// What a client follows: the log (`log`) or the SA events (`monitor`).
+enum Stream {
+    Log(broadcast::Receiver<LogRecord>),
+    Events(broadcast::Receiver<EventRecord>),
+}
+
+impl Stream {
+    /// The next reply to stream: an item, or how many the client missed;
+    /// `None` once the sender is gone.
+    async fn next(&mut self) -> Option<Reply> {
+        use broadcast::error::RecvError::{Closed, Lagged};
+        match self {
+            Self::Log(rx) => match rx.recv().await {
+                Ok(rec) => Some(Reply::Log(rec)),
+                Err(Lagged(missed)) => Some(Reply::LogLagged { missed }),
+                Err(Closed) => None,
+            },
+            Self::Events(rx) => match rx.recv().await {
+                Ok(rec) => Some(Reply::Event(rec)),
+                Err(Lagged(missed)) => Some(Reply::EventsLagged { missed }),
+                Err(Closed) => None,
+            },
+        }
+    }
+}
+
+/// Streams `rx`'s replies until the client goes away or the daemon stops.
+async fn follow(
+    rx: Result<Stream, CtlError>,
     reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
     write: &mut tokio::net::unix::OwnedWriteHalf,
     counters: &ServerCounters,
@@ -419,10 +420,9 @@ async fn follow<T: Clone>(
                 Ok(0) | Err(_) => return Ok(()),
                 Ok(_) => continue,
             },
-            r = rx.recv() => match r {
-                Ok(rec) => item(rec),
-                Err(broadcast::error::RecvError::Lagged(missed)) => lagged(missed),
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            r = rx.next() => match r {
+                Some(reply) => reply,
+                None => return Ok(()),
             },
             _ = shutdown.changed() => return Ok(()),
         };

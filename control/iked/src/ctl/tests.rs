@@ -78,6 +78,17 @@ async fn start() -> Harness {
     Harness { _dir: dir, path, stop, task, log, events, counters }
 }
 
+/// Waits up to a second until `tx` has `n` receivers (a follower subscribed,
+/// or gone).
+async fn followers<T>(tx: broadcast::Sender<T>, n: usize) {
+    for _ in 0..100 {
+        if tx.receiver_count() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn raw_exchange(path: &std::path::Path, bytes: &[u8]) -> Vec<String> {
     let stream = UnixStream::connect(path).await.unwrap_or_else(|e| panic!("{e}"));
     let (r, mut w) = stream.into_split();
@@ -190,12 +201,7 @@ async fn log_streams_until_the_client_leaves() {
     let mut c = Client::connect(&h.path).await.unwrap_or_else(|e| panic!("{e}"));
     c.send(Command::Log {}).await.unwrap_or_else(|e| panic!("{e}"));
     // Wait until the server subscribed.
-    for _ in 0..100 {
-        if h.log.receiver_count() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    followers(h.log.clone(), 1).await;
     let rec = LogRecord { time_ms: 1, level: "INFO".into(), subsystem: "ike".into(), message: "up".into() };
     let _ = h.log.send(rec.clone());
     let _ = h.log.send(LogRecord { message: "down".into(), ..rec.clone() });
@@ -204,12 +210,7 @@ async fn log_streams_until_the_client_leaves() {
     let got = c.receive().await.unwrap_or_else(|e| panic!("{e}")).map(|(r, _)| r.reply);
     assert!(matches!(got, Some(Reply::Log(r)) if r.message == "down"));
     drop(c);
-    for _ in 0..100 {
-        if h.log.receiver_count() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    followers(h.log.clone(), 0).await;
     assert_eq!(h.log.receiver_count(), 0, "the follower ended when the client closed");
 }
 
@@ -221,12 +222,7 @@ async fn monitor_streams_events_until_the_client_leaves() {
     let stream = UnixStream::connect(&h.path).await.unwrap_or_else(|e| panic!("{e}"));
     let (r, mut w) = stream.into_split();
     w.write_all(b"{\"version\":1,\"command\":\"monitor\"}\n").await.unwrap_or_else(|e| panic!("{e}"));
-    for _ in 0..100 {
-        if h.events.receiver_count() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    followers(h.events.clone(), 1).await;
     let up = MonitorEvent::ChildUp {
         ike: "gw".into(),
         child: "net".into(),
@@ -269,12 +265,7 @@ async fn monitor_streams_events_until_the_client_leaves() {
     assert_eq!(reply(&next().await), probe(3));
     drop(w);
     drop(lines);
-    for _ in 0..100 {
-        if h.events.receiver_count() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    followers(h.events.clone(), 0).await;
     assert_eq!(h.events.receiver_count(), 0, "the follower ended when the client closed");
 }
 
