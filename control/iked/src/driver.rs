@@ -189,6 +189,7 @@ pub async fn start(
     }
     {
         let mut m = handle.lock();
+        m.set_wall_clock(Instant::now(), SystemTime::now());
         m.start(Instant::now());
     }
     let task = tokio::spawn(run(handle.clone(), sockets, rx, stop));
@@ -216,6 +217,9 @@ async fn run(
                 let Some((local, from, data)) = got else { return };
                 let mut m = h.lock();
                 let now = Instant::now();
+                // Certificates are checked against the date: follow the wall
+                // clock (it may have been stepped since the last datagram).
+                m.set_wall_clock(now, SystemTime::now());
                 tracing::trace!(target: "net", "received {} bytes from {from} on {local}", data.len());
                 m.handle_datagram(now, local, from, &data);
                 // Drain what else is queued before sending, to batch work.

@@ -298,6 +298,13 @@ impl Manager {
         }
     }
 
+    /// Ties the manager's clock to the wall clock: `wall` is the time at
+    /// `now` (certificate validity and CRLs need the date). The daemon calls
+    /// it at start and after the wall clock steps.
+    pub fn set_wall_clock(&mut self, now: Instant, wall: std::time::SystemTime) {
+        self.engine.set_wall_clock(now, wall);
+    }
+
     /// Initiates every `start_action = start` child.
     pub fn start(&mut self, now: Instant) {
         self.note_start(now);
