@@ -184,6 +184,33 @@ fi
 ns_up
 
 # installed_children SIDE -> number of INSTALLED child SAs
+# monitor_start SIDE: follows the side's SA events (`ikectl monitor --json`) into
+# $WORK/monitor-SIDE.json until monitor_check.
+monitor_start() {
+    ikectl "$1" --json monitor >"$WORK/monitor-$1.json" 2>&1 &
+    MONITOR=$!
+    sleep 0.3
+}
+# monitor_check SIDE CASE EVENT...: stops following, prints what was streamed, and
+# fails unless every EVENT was.
+monitor_check() {
+    local side=$1 name=$2
+    shift 2
+    kill "$MONITOR" 2>/dev/null; wait "$MONITOR" 2>/dev/null
+    python3 - "$WORK/monitor-$side.json" "$name" "$@" <<'PY'
+import collections, json, sys
+path, name, want = sys.argv[1], sys.argv[2], sys.argv[3:]
+seen = collections.Counter()
+for line in open(path):
+    r = json.loads(line)
+    if r.get("type") == "event":
+        seen[r["event"] + (f" ({r['reason']})" if "reason" in r else "")] += 1
+print(f"{name}: ikectl monitor streamed " + ", ".join(f"{k} x{v}" for k, v in sorted(seen.items())))
+missing = [w for w in want if not seen[w]]
+assert not missing, f"not streamed: {missing}"
+PY
+}
+
 installed_children() {
     ikectl "$1" --json list-sas 2>/dev/null | python3 -c '
 import json, sys
@@ -295,6 +322,7 @@ rekey)
     wait_children a 1 20; wait_children b 1 20
     warm_ping "$NS_HA" 198.19.1.10 || fail "no answer from 198.19.1.10"
     first=$(spis a)
+    monitor_start a
     step "continuous ping (200/s) for 14 s across child rekeys every ~4 s (both ends rekey)"
     ip netns exec "$NS_HA" ping -i 0.005 -c 2800 -W 1 198.19.1.10 >"$WORK/ping.out" 2>&1 || true
     tail -2 "$WORK/ping.out"
@@ -318,6 +346,7 @@ assert not bad, bad' "$db" || fail "the gateways dropped ESP across rekeys"
     done
     last=$(spis a)
     [ "$first" != "$last" ] || fail "no rekey happened: $first"
+    monitor_check a rekey child-up child-rekeyed child-down || fail "ikectl monitor missed the rekeys"
     python3 - "$first" "$last" <<'PY' || fail "SPIs did not change"
 import json, sys
 a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
@@ -341,6 +370,7 @@ assert not spis & first, f"the first pair is still installed: {spis & first}"' "
 dpd)
     wait_children a 1 20; wait_children b 1 20
     warm_ping "$NS_HA" 198.19.1.10 || fail "no answer from 198.19.1.10"
+    monitor_start a
     step "gw-b dies (iked and espd SIGKILLed)"
     kill -9 "$IKED_B" "$ESPD_B"; IKED_B= ESPD_B=
     t0=$(date +%s.%N)
@@ -370,6 +400,7 @@ assert 0 < took <= bound, took
 PY
     n=$("$ESPCTL" --sadb "$DB_A" --json sa list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
     [ "$n" = 0 ] || fail "gw-a's database still holds $n SAs"
+    monitor_check a dpd dpd-probe dpd-dead "ike-down (dead)" child-down || fail "ikectl monitor missed the dead peer"
     step "gw-b comes back: dpd_action = restart brings the tunnel up again"
     rm -f "$WORK/iked-b.sock" "$DB_B"
     ip -n "$NS_GB" link del espgw0 2>/dev/null || true

@@ -67,12 +67,14 @@ fn child_rekeys_under_traffic_lose_nothing() {
     let out = run_case("rekey");
     assert!(out.contains("lost 0"), "{out}");
     assert!(out.contains("rekey-related drops 0"));
+    assert!(out.contains("rekey: ikectl monitor streamed "), "{out}");
 }
 
 #[test]
 fn dead_peer_detected_and_restarted() {
     let out = run_case("dpd");
     assert!(out.contains("declared gw-b dead"));
+    assert!(out.contains("dpd: ikectl monitor streamed "), "{out}");
 }
 
 #[test]
