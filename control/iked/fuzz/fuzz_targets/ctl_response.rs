@@ -20,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
         Reply::Log(r) => format::log_line(r),
         Reply::Done { message } => message.clone(),
         Reply::LogLagged { missed } => missed.to_string(),
+        Reply::Pols { policies } => format::list_pols(policies),
+        Reply::Event(r) => format::event_line(r),
+        Reply::EventsLagged { missed } => missed.to_string(),
         Reply::Error(e) => e.to_string(),
     };
 });
