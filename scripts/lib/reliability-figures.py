@@ -115,7 +115,7 @@ row(20, hostile("malformed", "unknown cookies", "bad HASH", "legitimate pings"),
 row(21, hostile("spoofed", "half-open", "RSS"), ev["hostile"])
 row(22, hostile("Aggressive Mode"), ev["hostile"])
 row(23, "; ".join(l[len("restart: "):] for l in lines(E, "restart: ")), ev["restart"])
-row(24, line(E, "dpd: "), ev["dpd"])
+row(24, f"gw-a{line(E, 'dpd: gw-a')}; ikectl monitor{line(E, 'dpd: ikectl monitor')}", ev["dpd"])
 row(25, "; ".join(l[len("full: "):] for l in lines(E, "full: ") if "ERROR" not in l), ev["full"])
 interop = line("interop-secrets", "    secrets: ")
 row(26, "; ".join(x for x in (line(E, "secrets: "), interop and f"against strongSwan: {interop}") if x),
