@@ -34,18 +34,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Capacities of a database iked creates (espd usually creates it first,
-/// with its own): the database's defaults, room for 16,384 tunnels' policy
-/// pairs and their SAs, so either daemon may create it.
-pub const IKED_CAPACITIES: Capacities = Capacities {
-    sas: 65_536,
-    policies: 32_768,
-    readers: 64,
-    event_ring: 1_024,
-    max_replay_window: 1_024,
-    spi_dst_index: false,
-};
-
 /// What an SA needs besides the negotiated description.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SaLimits {
@@ -392,7 +380,7 @@ impl SadbWriter {
     /// Attaches to the database at `path`, creating it when the dataplane
     /// has not yet.
     pub fn open(path: &Path) -> Result<Self, KnlError> {
-        Self::open_with(path, &IKED_CAPACITIES)
+        Self::open_with(path, &Capacities::default())
     }
 
     /// [`SadbWriter::open`], creating a missing database with `caps`.
@@ -402,15 +390,14 @@ impl SadbWriter {
     }
 
     /// The capacities iked creates a database with for `config`:
-    /// [`IKED_CAPACITIES`], with windows as large as the largest configured
-    /// `replay_window` (in 64-packet words).
+    /// the database's defaults (espd's too, so either daemon may create it),
+    /// with windows as large as the largest configured `replay_window` (in
+    /// 64-packet words).
     pub fn capacities_for(config: &crate::config::Config) -> Capacities {
         let largest = config.connections.iter().flat_map(|c| &c.children).map(|ch| ch.replay_window).max();
-        let words = largest.unwrap_or(0).div_ceil(64).max(1);
-        Capacities {
-            max_replay_window: (words * 64).max(IKED_CAPACITIES.max_replay_window),
-            ..IKED_CAPACITIES
-        }
+        let defaults = Capacities::default();
+        let window = largest.unwrap_or(0).div_ceil(64).saturating_mul(64);
+        Capacities { max_replay_window: window.max(defaults.max_replay_window), ..defaults }
     }
 
     /// Every child's `replay_window` fits the database's windows (a
@@ -865,11 +852,6 @@ mod tests {
         k.del_policies(&[6, 7]).unwrap_or_else(|e| panic!("{e}"));
         assert!(k.list_sas().is_empty() && k.region().list_policies().is_empty());
         let _ = std::fs::remove_file(&path);
-    }
-
-    #[test]
-    fn iked_creates_the_database_espd_would() {
-        assert_eq!(IKED_CAPACITIES, Capacities::default());
     }
 
     /// `replay_window = 0` installs an inbound SA without anti-replay (the

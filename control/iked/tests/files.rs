@@ -151,7 +151,7 @@ fn a_symlink_or_a_foreign_file_at_the_lock_path_stops_iked() {
 fn a_foreign_or_world_readable_sa_database_stops_iked() {
     let dir = tempdir();
     let (conf, _sock, db) = config(dir.path(), "");
-    drop(sadb::Region::create(&db, &iked::sadb_writer::IKED_CAPACITIES).unwrap_or_else(|e| panic!("{e}")));
+    drop(sadb::Region::create(&db, &sadb::Capacities::default()).unwrap_or_else(|e| panic!("{e}")));
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o666)).unwrap_or_else(|e| panic!("{e}"));
     let err = iked_fails(&conf);
     assert!(err.contains(&format!("refusing {}: owned by uid", db.display())), "{err}");

@@ -326,7 +326,7 @@ struct Carried {
 impl Dataplane {
     fn attach(pair: &Pair) -> Self {
         let region =
-            sadb::Region::open_or_create(&pair.us.config().daemon.sadb, &iked::sadb_writer::IKED_CAPACITIES)
+            sadb::Region::open_or_create(&pair.us.config().daemon.sadb, &sadb::Capacities::default())
                 .unwrap_or_else(|e| panic!("{e}"));
         let reader = Arc::new(region).register_reader(0).unwrap_or_else(|e| panic!("{e}"));
         reader.offline();
@@ -1187,7 +1187,7 @@ fn a_hard_expire_event_deletes_the_pair_its_replacement_stays() {
 /// Our side on an SA database created with room for two SAs (one pair).
 fn room_for_two_sas(child_extra: &str) -> Pair {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let caps = sadb::Capacities { sas: 2, ..iked::sadb_writer::IKED_CAPACITIES };
+    let caps = sadb::Capacities { sas: 2, ..sadb::Capacities::default() };
     drop(sadb::Region::open_or_create(dir.path().join("sadb"), &caps).unwrap_or_else(|e| panic!("{e}")));
     Pair::in_dir(dir, "", child_extra, 1)
 }
