@@ -245,9 +245,7 @@ async fn flush(h: &EngineHandle, sockets: &Sockets) {
     let out: Vec<_> = {
         let mut m = h.lock();
         m.commit();
-        let time_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let time_ms = crate::ctl::protocol::time_ms(SystemTime::now());
         while let Some(event) = m.poll_monitor() {
             // No monitor following: the event goes nowhere.
             let _ = h.events.send(EventRecord { time_ms, event });

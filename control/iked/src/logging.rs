@@ -212,10 +212,7 @@ impl<S: Subscriber> Layer<S> for FollowLayer {
         let meta = event.metadata();
         let mut v = MessageVisitor::default();
         event.record(&mut v);
-        let time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let time = crate::ctl::protocol::time_ms(std::time::SystemTime::now());
         let subsystem = meta.target().split("::").next().unwrap_or("").to_owned();
         // A send error only means the last follower left.
         let _ = self.tx.send(LogRecord {

@@ -487,6 +487,12 @@ pub struct PolicyInfo {
     pub packets_in: u64,
 }
 
+/// Milliseconds since the Unix epoch of `t` (the `time_ms` of log lines and
+/// events).
+pub fn time_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// One event of `ikectl monitor`, stamped when the daemon read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {

@@ -317,15 +317,13 @@ impl Manager {
                 }
                 Some(sadb::EventKind::HardExpire) => {
                     // By reqid too: another peer's outbound SA may have the same SPI.
-                    if let Some(c) = self
-                        .children
-                        .iter()
-                        .find(|c| c.reqid == ev.reqid && (c.spi_out == ev.spi || c.spi_in == ev.spi))
-                    {
+                    let found = self.children.iter().enumerate().find_map(|(i, c)| {
+                        let hit = c.reqid == ev.reqid && (c.spi_out == ev.spi || c.spi_in == ev.spi);
+                        hit.then_some((i, c.ike_sa, c.spi_in))
+                    });
+                    if let Some((i, ike_sa, inbound_spi)) = found {
                         tracing::info!(target: "knl", "hard limit of SPI {:08x} reached: deleting", ev.spi);
-                        let (ike_sa, inbound_spi, entry, uniqueid) = (c.ike_sa, c.spi_in, c.entry, c.id);
-                        let (ike, child) = self.entry_names(entry);
-                        self.emit(MonitorEvent::ChildExpired { ike, child, uniqueid });
+                        self.emit_child_expired(i);
                         self.delete_child(now, ike_sa, inbound_spi);
                     }
                 }
