@@ -95,13 +95,10 @@ impl EngineControl for EngineHandle {
     }
     fn metrics(&self, per_sa: bool) -> crate::metrics::Snapshot {
         let m = self.lock();
-        let counts = m.event_counts().clone();
         crate::metrics::Snapshot {
             stats: Default::default(),
             sas: if per_sa { m.list_sas(Instant::now(), SystemTime::now()) } else { Vec::new() },
-            events: counts.events,
-            ike_down: counts.ike_down,
-            auth_failures: counts.auth_failures,
+            events: m.event_counts().clone(),
             lcores: m.lcore_counters(),
         }
     }

@@ -25,6 +25,7 @@
 //! their counters, the snapshot reads them).
 
 use crate::ctl::protocol::{IkeSaInfo, Stats};
+use crate::manager::EventCounts;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -77,12 +78,8 @@ pub struct Snapshot {
     pub stats: Stats,
     /// What `ikectl list-sas` shows (per-SA series).
     pub sas: Vec<IkeSaInfo>,
-    /// Lifecycle events since the start, by kind (`ikectl monitor` names).
-    pub events: BTreeMap<String, u64>,
-    /// IKE SAs gone, by reason.
-    pub ike_down: BTreeMap<String, u64>,
-    /// Authentication failures, by reason.
-    pub auth_failures: BTreeMap<String, u64>,
+    /// Lifecycle events since the start (`ikectl monitor` names).
+    pub events: EventCounts,
     /// The dataplane's workers (empty when the SA database is not attached).
     pub lcores: Vec<LcoreCounters>,
 }
@@ -99,6 +96,14 @@ fn counter_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, 
     let f = Family::<Labels, Counter>::default();
     reg.register(name, help, f.clone());
     f
+}
+
+/// A counter family of one label, its values from `values`.
+fn counter_map(reg: &mut Registry, name: &str, help: &str, label: &str, values: &BTreeMap<String, u64>) {
+    let family = counter_family(reg, name, help);
+    for (v, n) in values {
+        family.get_or_create(&labels(&[(label, v)])).inc_by(*n);
+    }
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -133,23 +138,19 @@ pub fn render(s: &Snapshot) -> String {
     child.set(gauge_value(s.stats.child_sas));
     reg.register("iked_child_sas", "Installed child SA pairs", child);
 
-    let events = counter_family(&mut reg, "iked_events", "SA lifecycle events (ikectl monitor's), by kind");
-    for (e, n) in &s.events {
-        events.get_or_create(&labels(&[("event", e)])).inc_by(*n);
-    }
-    let down = counter_family(&mut reg, "iked_ike_down", "IKE SAs gone, by reason");
-    for (r, n) in &s.ike_down {
-        down.get_or_create(&labels(&[("reason", r)])).inc_by(*n);
-    }
-    let auth = counter_family(&mut reg, "iked_auth_failures", "Peers that failed to authenticate, by reason");
-    for (r, n) in &s.auth_failures {
-        auth.get_or_create(&labels(&[("reason", r)])).inc_by(*n);
-    }
-    let dgrams =
-        counter_family(&mut reg, "iked_ike_datagrams", "Received IKE datagrams, by what became of them");
-    for (r, n) in &s.stats.ike_datagrams {
-        dgrams.get_or_create(&labels(&[("result", r)])).inc_by(*n);
-    }
+    let e = &s.events;
+    counter_map(
+        &mut reg,
+        "iked_events",
+        "SA lifecycle events (ikectl monitor's), by kind",
+        "event",
+        &e.events,
+    );
+    counter_map(&mut reg, "iked_ike_down", "IKE SAs gone, by reason", "reason", &e.ike_down);
+    let auth = "Peers that failed to authenticate, by reason";
+    counter_map(&mut reg, "iked_auth_failures", auth, "reason", &e.auth_failures);
+    let dgrams = "Received IKE datagrams, by what became of them";
+    counter_map(&mut reg, "iked_ike_datagrams", dgrams, "result", &s.stats.ike_datagrams);
 
     render_dataplane(&mut reg, &s.lcores);
     render_per_sa(&mut reg, &s.sas);
@@ -306,9 +307,11 @@ mod tests {
         Snapshot {
             stats,
             sas: vec![sa],
-            events: [("ike-up".to_owned(), 1), ("child-rekeyed".to_owned(), 3)].into(),
-            ike_down: [("dead".to_owned(), 1)].into(),
-            auth_failures: BTreeMap::new(),
+            events: EventCounts {
+                events: [("ike-up".to_owned(), 1), ("child-rekeyed".to_owned(), 3)].into(),
+                ike_down: [("dead".to_owned(), 1)].into(),
+                auth_failures: BTreeMap::new(),
+            },
             lcores: vec![LcoreCounters { lcore: 1, counters }],
         }
     }

@@ -9,14 +9,15 @@ use crate::ctl::protocol::MonitorEvent;
 use ike::engine::IkeSaId;
 use std::collections::{BTreeMap, VecDeque};
 
-/// Events kept for the daemon to read; beyond that the oldest go (counted).
+/// Events kept for the daemon to read (it drains them after every round of
+/// work, so only a caller that never reads them reaches this); beyond that
+/// the oldest go.
 const QUEUE: usize = 4096;
 
 /// The queue of events not read yet.
 #[derive(Debug, Default)]
 pub(super) struct Monitor {
     queue: VecDeque<MonitorEvent>,
-    dropped: u64,
     counts: EventCounts,
 }
 
@@ -37,11 +38,6 @@ impl Manager {
         self.monitor.queue.pop_front()
     }
 
-    /// Events lost because nobody read them in time.
-    pub fn monitor_dropped(&self) -> u64 {
-        self.monitor.dropped
-    }
-
     /// The events so far, counted.
     pub fn event_counts(&self) -> &EventCounts {
         &self.monitor.counts
@@ -59,7 +55,6 @@ impl Manager {
         }
         if self.monitor.queue.len() == QUEUE {
             self.monitor.queue.pop_front();
-            self.monitor.dropped += 1;
         }
         self.monitor.queue.push_back(event);
     }
