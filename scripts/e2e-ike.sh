@@ -8,7 +8,8 @@
 #   main        Main Mode, PSK, AES-GCM with PFS (modp2048), tunnel, IPv4 outer with IPv4 and
 #               IPv6 children + a second connection over IPv6 outer: ping, ping6, 8 MiB TCP,
 #               ikectl list-sas on both sides agreeing on SPIs and counters
-#   aggressive  Aggressive Mode, PSK, AES-CBC + HMAC-SHA-256 without PFS, IPv6 outer
+#   aggressive  Aggressive Mode, PSK, AES-CBC + HMAC-SHA-256 with Extended Sequence Numbers
+#               (RFC 4304) without PFS, IPv6 outer: both databases hold ESN SAs
 #   transport   transport mode between the gateways' own addresses (ping over the TAPs)
 #   trap        start_action = trap: the first packet raises an acquire, the tunnel comes up
 #   rekey       child rekey_time 4s during a continuous transfer: packets counted, old SAs
@@ -87,7 +88,7 @@ OUTER6_CONN=true
 case $CASE in
 main) ;;
 aggressive)
-    P1_AGGRESSIVE=true IKE_PROPOSAL=aes256-sha1-modp1536 ESP_PROPOSAL=aes256-sha256 OUTER6_CONN=true CHILDREN="" ;;
+    P1_AGGRESSIVE=true IKE_PROPOSAL=aes256-sha1-modp1536 ESP_PROPOSAL=aes256-sha256-esn OUTER6_CONN=true CHILDREN="" ;;
 transport) ESP_MODE=transport CHILDREN="host" OUTER6_CONN=false ;;
 trap) START_ACTION=trap CHILDREN="net4" OUTER6_CONN=false ;;
 rekey) CHILD_REKEY=4s CHILD_LIFE=8s CHILD_RAND=1s CHILDREN="net4" OUTER6_CONN=false ;;
@@ -278,6 +279,18 @@ main | aggressive)
     sleep 0.5
     step "ikectl list-sas: both sides agree on SPIs and counters"
     agree || fail "ikectl list-sas disagree between the gateways"
+    if [ "$CASE" = aggressive ]; then
+        step "Extended Sequence Numbers negotiated and installed on both sides"
+        for side in a b; do
+            db=$DB_A; [ $side = b ] && db=$DB_B
+            ikectl $side list-sas | grep -q "AES_CBC-256/HMAC_SHA2_256_128/ESN" || fail "gw-$side list-sas: no ESN"
+            "$ESPCTL" --sadb "$db" --json sa list | python3 -c '
+import json, sys
+sas = json.load(sys.stdin)
+assert sas and all(sa["esn"] for sa in sas), sas
+print(len(sas), "SAs, all ESN")' || fail "gw-$side database: SAs without ESN"
+        done
+    fi
     if [ "$CASE" = main ]; then
         step "ikectl load-all (SIGHUP's path): unchanged connections keep their SAs"
         before=$(spis a)

@@ -40,7 +40,11 @@ fn config(local: IpAddr, remote: IpAddr, group: DhGroup, pfs: bool) -> EngineCon
             child: ChildConfig {
                 local_ts: ts(local),
                 remote_ts: ts(remote),
-                proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None }],
+                proposals: vec![EspProposal {
+                    encryption: EspEncryption::AesGcm16(256),
+                    integrity: None,
+                    esn: false,
+                }],
                 mode: ChildMode::Tunnel,
                 pfs_group: pfs.then_some(group),
                 lifetime_seconds: 3600,

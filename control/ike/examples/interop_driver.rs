@@ -51,9 +51,13 @@ fn main() {
     };
     let cipher = Cipher::aes_cbc(env("IKE_CIPHER", "256").parse().expect("IKE_CIPHER")).expect("128|192|256");
     let esp = if env("IKE_ESP", "gcm") == "gcm" {
-        EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None }
+        EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None, esn: false }
     } else {
-        EspProposal { encryption: EspEncryption::AesCbc(128), integrity: Some(EspIntegrity::HmacSha256) }
+        EspProposal {
+            encryption: EspEncryption::AesCbc(128),
+            integrity: Some(EspIntegrity::HmacSha256),
+            esn: false,
+        }
     };
     let mode =
         if env("IKE_MODE", "transport") == "tunnel" { ChildMode::Tunnel } else { ChildMode::Transport };

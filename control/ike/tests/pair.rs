@@ -69,8 +69,12 @@ fn matrix_every_esp_transform_mode_and_pfs() {
 #[test]
 fn aes192_esp_sas_are_installed_on_both_sides_with_24_byte_keys() {
     let esps = [
-        EspProposal { encryption: EspEncryption::AesGcm16(192), integrity: None },
-        EspProposal { encryption: EspEncryption::AesCbc(192), integrity: Some(EspIntegrity::HmacSha256) },
+        EspProposal { encryption: EspEncryption::AesGcm16(192), integrity: None, esn: false },
+        EspProposal {
+            encryption: EspEncryption::AesCbc(192),
+            integrity: Some(EspIntegrity::HmacSha256),
+            esn: false,
+        },
     ];
     for (k, esp) in esps.into_iter().enumerate() {
         for child_mode in [ChildMode::Tunnel, ChildMode::Transport] {
@@ -886,7 +890,7 @@ fn gcm_params() -> Params {
     Params {
         mode: Phase1Mode::Main,
         ike: IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlgorithm::Sha256, group: DhGroup::Ecp256 },
-        esp: EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None },
+        esp: EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None, esn: false },
         child_mode: ChildMode::Tunnel,
         pfs: None,
     }

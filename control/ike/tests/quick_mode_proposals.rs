@@ -28,12 +28,21 @@ const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 const PSK: &[u8] = b"proposals";
 
-const GCM128: EspProposal = EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None };
-const GCM256: EspProposal = EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None };
-const CBC128_SHA1: EspProposal =
-    EspProposal { encryption: EspEncryption::AesCbc(128), integrity: Some(EspIntegrity::HmacSha1) };
-const CBC256_SHA256: EspProposal =
-    EspProposal { encryption: EspEncryption::AesCbc(256), integrity: Some(EspIntegrity::HmacSha256) };
+const GCM128: EspProposal =
+    EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None, esn: false };
+const GCM256: EspProposal =
+    EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None, esn: false };
+const GCM128_ESN: EspProposal = EspProposal { esn: true, ..GCM128 };
+const CBC128_SHA1: EspProposal = EspProposal {
+    encryption: EspEncryption::AesCbc(128),
+    integrity: Some(EspIntegrity::HmacSha1),
+    esn: false,
+};
+const CBC256_SHA256: EspProposal = EspProposal {
+    encryption: EspEncryption::AesCbc(256),
+    integrity: Some(EspIntegrity::HmacSha256),
+    esn: false,
+};
 
 /// ESP transform IDs we do not implement (RFC 2407 §4.4.4).
 const ESP_DES: u8 = 2;
@@ -325,7 +334,7 @@ fn assert_installed(m: &Mitm, want: EspProposal) {
     assert_eq!(a_out, b_in, "A's outbound is B's inbound");
     assert_eq!(a_in, b_out, "B's outbound is A's inbound");
     for sa in [a_in, a_out, b_in, b_out] {
-        assert_eq!((sa.encryption, sa.integrity), (want.encryption, want.integrity));
+        assert_eq!((sa.encryption, sa.integrity, sa.esn), (want.encryption, want.integrity, want.esn));
         assert_eq!(sa.encryption_key.len(), want.encryption.key_len());
         assert_eq!(sa.salt.len(), want.encryption.salt_len());
         assert_eq!(sa.integrity_key.len(), want.integrity.map_or(0, |i| i.key_len()));
@@ -651,4 +660,55 @@ fn a_rewrite_to_the_same_payload_completes() {
     assert_installed(&m, GCM128);
     assert_eq!(m.main_mode.len(), 6);
     assert_eq!(m.main_mode.iter().filter(|(from_a, _)| *from_a).count(), 3);
+}
+
+/// The Extended Sequence Number attribute (RFC 4304 §2) of a transform, if it has one.
+fn esn_attribute(t: &Transform) -> Option<u64> {
+    t.attributes.iter().find(|a| a.kind == p2attr::EXT_SEQ_NUMBER).and_then(Attribute::as_u64)
+}
+
+#[test]
+fn extended_sequence_numbers_are_a_transform_of_their_own() {
+    // ESN first, then the same algorithm without: two transforms, the first with the
+    // attribute (value 1, 64-bit), the second without, as strongSwan's `esn-noesn`.
+    let a = peer(A, B, &[IKE_X25519], &[GCM128_ESN, GCM128], false);
+    let b = peer(B, A, &[IKE_X25519], &[GCM128_ESN], false);
+    let m = Mitm::new(a.clone(), b, None).run();
+    let offered: Vec<Option<u64>> = m.qm1_sa[0].proposals[0].transforms.iter().map(esn_attribute).collect();
+    assert_eq!(offered, vec![Some(1), None]);
+    assert_eq!(answered(&m), (1, 1, p2attr::ESP_AES_GCM_16));
+    assert_eq!(esn_attribute(&m.qm2_sa[0].proposals[0].transforms[0]), Some(1), "the answer keeps it");
+    assert_installed(&m, GCM128_ESN);
+
+    // A responder without ESN takes the second.
+    let b = peer(B, A, &[IKE_X25519], &[GCM128], false);
+    let m = Mitm::new(a, b, None).run();
+    assert_eq!(answered(&m), (1, 2, p2attr::ESP_AES_GCM_16));
+    assert_eq!(esn_attribute(&m.qm2_sa[0].proposals[0].transforms[0]), None);
+    assert_installed(&m, GCM128);
+
+    // ESN required by the responder, not offered: nothing in common.
+    let a = peer(A, B, &[IKE_X25519], &[GCM128], false);
+    let b = peer(B, A, &[IKE_X25519], &[GCM128_ESN], false);
+    let m = Mitm::new(a, b, None).run();
+    assert!(installs(&m.a_events).is_empty() && installs(&m.b_events).is_empty());
+    assert_eq!(failures(&m.b_events), vec![Error::NoProposalChosen]);
+}
+
+#[test]
+fn an_esn_attribute_of_an_undefined_value_refuses_its_transform_only() {
+    // RFC 4304 defines the value 1 alone: a transform with 2 is one we do not understand.
+    let rewrite: Rewrite = Box::new(|sa| {
+        let base = base_of(sa);
+        let mut odd = gcm(&base, 0, 128);
+        odd.attributes.push(Attribute::basic(p2attr::EXT_SEQ_NUMBER, 2));
+        let mut esn = gcm(&base, 0, 128);
+        esn.attributes.push(Attribute::basic(p2attr::EXT_SEQ_NUMBER, p2attr::ESN_64_BIT));
+        with_proposals(sa, vec![one_proposal(sa, 1, vec![odd, esn])])
+    });
+    let a = peer(A, B, &[IKE_X25519], &[GCM128_ESN], false);
+    let b = peer(B, A, &[IKE_X25519], &[GCM128_ESN], false);
+    let m = Mitm::new(a, b, Some(rewrite)).run();
+    assert_eq!(answered(&m), (1, 2, p2attr::ESP_AES_GCM_16));
+    assert_installed(&m, GCM128_ESN);
 }

@@ -129,6 +129,8 @@ pub struct SaOutline {
     pub remote_ts: TrafficSelector,
     /// Tunnel or transport, UDP-encapsulated or not.
     pub encapsulation: Encapsulation,
+    /// Extended Sequence Numbers.
+    pub esn: bool,
 }
 
 /// The inclusive address range of a selector.
@@ -296,6 +298,9 @@ pub fn sa_config(d: &EspSaDescription, inbound: bool, reqid: u32, limits: &SaLim
     c.mode = mode as u8;
     c.family = family(d.source.ip());
     c.flags = if udp { SA_FLAG_UDP_ENCAP } else { 0 };
+    if d.esn {
+        c.flags |= sadb::SA_FLAG_ESN;
+    }
     if udp {
         c.encap_sport = d.source.port();
         c.encap_dport = d.destination.port();
@@ -635,6 +640,7 @@ impl SadbWriter {
                 (false, false) => Encapsulation::Transport,
                 (false, true) => Encapsulation::UdpTransport,
             },
+            esn: c.flags & sadb::SA_FLAG_ESN != 0,
         })
     }
 
@@ -758,6 +764,7 @@ mod tests {
             encapsulation: if udp { Encapsulation::UdpTunnel } else { Encapsulation::Tunnel },
             encryption: EspEncryption::AesCbc(256),
             integrity: Some(EspIntegrity::HmacSha256),
+            esn: false,
             encryption_key: zeroize::Zeroizing::new((0u8..32).collect()),
             salt: zeroize::Zeroizing::new(Vec::new()),
             integrity_key: zeroize::Zeroizing::new((100u8..132).collect()),
@@ -852,6 +859,20 @@ mod tests {
         k.del_policies(&[6, 7]).unwrap_or_else(|e| panic!("{e}"));
         assert!(k.list_sas().is_empty() && k.region().list_policies().is_empty());
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// An SA negotiated with Extended Sequence Numbers is installed with the
+    /// record's ESN flag, both directions; one without, without it.
+    #[test]
+    fn esn_is_installed_as_the_record_flag() {
+        for inbound in [true, false] {
+            let mut d = desc(0x4444, false);
+            let c = sa_config(&d, inbound, 3, &SaLimits::default());
+            assert_eq!(c.flags & sadb::SA_FLAG_ESN, 0, "inbound {inbound}");
+            d.esn = true;
+            let c = sa_config(&d, inbound, 3, &SaLimits::default());
+            assert_eq!(c.flags & sadb::SA_FLAG_ESN, sadb::SA_FLAG_ESN, "inbound {inbound}");
+        }
     }
 
     /// `replay_window = 0` installs an inbound SA without anti-replay (the

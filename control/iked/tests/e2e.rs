@@ -45,9 +45,10 @@ fn main_mode_pfs_tunnel_ipv4_and_ipv6() {
 }
 
 #[test]
-fn aggressive_mode_cbc_sha256_ipv6_outer() {
+fn aggressive_mode_cbc_sha256_esn_ipv6_outer() {
     let out = run_case("aggressive");
     assert!(out.contains("8 MiB to 198.19.1.10: sha256 equal"));
+    assert_eq!(out.matches("2 SAs, all ESN").count(), 2, "both databases hold ESN SAs");
 }
 
 #[test]

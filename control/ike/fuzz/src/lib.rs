@@ -54,7 +54,7 @@ pub fn peer_config(local: IpAddr, remote: IpAddr, psk: &[u8], mode: Phase1Mode) 
         child: ChildConfig {
             local_ts: ts(local),
             remote_ts: ts(remote),
-            proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }],
+            proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None, esn: false }],
             mode: ChildMode::Transport,
             pfs_group: None,
             lifetime_seconds: 3600,

@@ -278,6 +278,9 @@ pub struct EspProposal {
     pub encryption: EspEncryption,
     /// Integrity; `None` with GCM.
     pub integrity: Option<EspIntegrity>,
+    /// Extended (64-bit) Sequence Numbers (RFC 4304): offered and accepted as its own
+    /// transform, so `esn` and `noesn` are two alternatives.
+    pub esn: bool,
 }
 
 /// Address part of a traffic selector.

@@ -36,7 +36,11 @@ pub(super) fn peer(local: IpAddr, remote: IpAddr, mode: Phase1Mode, child_mode: 
         child: ChildConfig {
             local_ts: host(local),
             remote_ts: host(remote),
-            proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }],
+            proposals: vec![EspProposal {
+                encryption: EspEncryption::AesGcm16(128),
+                integrity: None,
+                esn: false,
+            }],
             mode: child_mode,
             pfs_group: None,
             lifetime_seconds: 3600,

@@ -161,6 +161,9 @@ fn esp_transform(
         attributes.push(Attribute::basic(p2attr::AUTH_ALGORITHM, auth_id(i)));
     }
     attributes.push(Attribute::basic(p2attr::KEY_LENGTH, bits));
+    if p.esn {
+        attributes.push(Attribute::basic(p2attr::EXT_SEQ_NUMBER, p2attr::ESN_64_BIT));
+    }
     Transform { number, transform_id: tid, attributes }
 }
 
@@ -175,6 +178,7 @@ struct EspOffer {
 
 fn parse_esp_transform(t: &Transform) -> Option<EspOffer> {
     let (mut bits, mut integ, mut encap, mut group) = (None, None, None, None);
+    let mut esn = false;
     let mut life = Lifetime { seconds: 28_800, kilobytes: 0 };
     let mut life_type = None;
     for a in &t.attributes {
@@ -212,6 +216,8 @@ fn parse_esp_transform(t: &Transform) -> Option<EspOffer> {
                 })
             }
             p2attr::KEY_LENGTH => bits = Some(u16::try_from(v).ok()?),
+            // RFC 4304 §2 defines one value; another is a transform we do not understand.
+            p2attr::EXT_SEQ_NUMBER if v == u64::from(p2attr::ESN_64_BIT) => esn = true,
             _ => return None,
         }
     }
@@ -225,7 +231,7 @@ fn parse_esp_transform(t: &Transform) -> Option<EspOffer> {
         _ => return None,
     };
     Some(EspOffer {
-        proposal: EspProposal { encryption, integrity: integ },
+        proposal: EspProposal { encryption, integrity: integ, esn },
         encap: encap?,
         group,
         lifetime: life,
@@ -396,6 +402,7 @@ fn make_pair(
             encapsulation: encap,
             encryption: chosen.encryption,
             integrity: chosen.integrity,
+            esn: chosen.esn,
             encryption_key: part(0, ek),
             salt: part(ek, ek + sl),
             integrity_key: part(ek + sl, ek + sl + ik),

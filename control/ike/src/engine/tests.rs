@@ -159,7 +159,11 @@ fn snapshot_config(local: IpAddr, remote: IpAddr, mode: Phase1Mode) -> EngineCon
             child: ChildConfig {
                 local_ts: ts(local),
                 remote_ts: ts(remote),
-                proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None }],
+                proposals: vec![EspProposal {
+                    encryption: EspEncryption::AesGcm16(256),
+                    integrity: None,
+                    esn: false,
+                }],
                 mode: ChildMode::Transport,
                 pfs_group: Some(DhGroup::Curve25519),
                 lifetime_seconds: 3600,

@@ -67,6 +67,8 @@ pub struct EspSaDescription {
     pub encryption: EspEncryption,
     /// Integrity transform (None for GCM).
     pub integrity: Option<EspIntegrity>,
+    /// Extended (64-bit) Sequence Numbers negotiated (RFC 4304).
+    pub esn: bool,
     /// Encryption key.
     pub encryption_key: Secret,
     /// GCM salt (4 bytes) or empty; keying material (RFC 4106 §8.1), wiped on drop.
@@ -95,6 +97,7 @@ impl core::fmt::Debug for EspSaDescription {
             .field("encapsulation", &self.encapsulation)
             .field("encryption", &self.encryption)
             .field("integrity", &self.integrity)
+            .field("esn", &self.esn)
             .field("keys", &"<redacted>")
             .field("lifetime", &self.lifetime)
             .field("source_ts", &self.source_ts)

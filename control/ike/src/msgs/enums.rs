@@ -256,6 +256,11 @@ pub mod p2attr {
     pub const AUTH_ALGORITHM: u16 = 5;
     /// Key Length (B).
     pub const KEY_LENGTH: u16 = 6;
+    /// Extended (64-bit) Sequence Number (B), RFC 4304 §2.
+    pub const EXT_SEQ_NUMBER: u16 = 11;
+    /// Extended Sequence Number value: 64-bit sequence numbers (RFC 4304 §2; the only one
+    /// defined; its absence means 32-bit).
+    pub const ESN_64_BIT: u16 = 1;
     /// Encapsulation Mode Tunnel.
     pub const MODE_TUNNEL: u16 = 1;
     /// Encapsulation Mode Transport.

@@ -298,12 +298,28 @@ pub const HASHES: [HashAlgorithm; 4] =
     [HashAlgorithm::Sha1, HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512];
 pub const CIPHERS: [Cipher; 3] = [Cipher::Aes128Cbc, Cipher::Aes192Cbc, Cipher::Aes256Cbc];
 pub const ESPS: [EspProposal; 6] = [
-    EspProposal { encryption: EspEncryption::AesCbc(128), integrity: Some(EspIntegrity::HmacSha1) },
-    EspProposal { encryption: EspEncryption::AesCbc(256), integrity: Some(EspIntegrity::HmacSha256) },
-    EspProposal { encryption: EspEncryption::AesCbc(192), integrity: Some(EspIntegrity::HmacSha384) },
-    EspProposal { encryption: EspEncryption::AesCbc(256), integrity: Some(EspIntegrity::HmacSha512) },
-    EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None },
-    EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None },
+    EspProposal {
+        encryption: EspEncryption::AesCbc(128),
+        integrity: Some(EspIntegrity::HmacSha1),
+        esn: false,
+    },
+    EspProposal {
+        encryption: EspEncryption::AesCbc(256),
+        integrity: Some(EspIntegrity::HmacSha256),
+        esn: false,
+    },
+    EspProposal {
+        encryption: EspEncryption::AesCbc(192),
+        integrity: Some(EspIntegrity::HmacSha384),
+        esn: false,
+    },
+    EspProposal {
+        encryption: EspEncryption::AesCbc(256),
+        integrity: Some(EspIntegrity::HmacSha512),
+        esn: false,
+    },
+    EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None, esn: false },
+    EspProposal { encryption: EspEncryption::AesGcm16(256), integrity: None, esn: false },
 ];
 
 pub fn params(i: usize, mode: Phase1Mode, group: DhGroup) -> Params {

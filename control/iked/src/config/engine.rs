@@ -133,7 +133,7 @@ secret = "k"
         assert!(matches!(&p.auth, EngineAuth::PreSharedKey(k) if k.as_slice() == b"k"));
         assert_eq!(
             p.child.proposals,
-            vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }]
+            vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None, esn: false }]
         );
         assert_eq!(p.child.pfs_group, Some(ike::crypto::DhGroup::Modp2048));
         assert_eq!((p.child.lifetime_seconds, p.child.lifetime_kilobytes), (3960, 2048));

@@ -104,7 +104,11 @@ impl EspTransform {
     /// The engine's proposal (without the PFS group, which the engine keeps
     /// per child), or `None` for ESP_NULL.
     pub fn to_engine(&self) -> Option<EspProposal> {
-        Some(EspProposal { encryption: self.encryption.to_engine()?, integrity: self.integrity })
+        Some(EspProposal {
+            encryption: self.encryption.to_engine()?,
+            integrity: self.integrity,
+            esn: self.esn,
+        })
     }
 }
 
@@ -555,10 +559,16 @@ mod tests {
             t.to_engine(),
             Some(EspProposal {
                 encryption: EspEncryption::AesCbc(256),
-                integrity: Some(EspIntegrity::HmacSha256)
+                integrity: Some(EspIntegrity::HmacSha256),
+                esn: false,
             })
         );
         assert_eq!(esp("null-sha256")[0].to_engine(), None);
+        // ESN reaches the engine as its own alternative, in the order written.
+        let esn: Vec<bool> =
+            esp("aes128gcm16-esn-noesn").iter().filter_map(|t| t.to_engine()).map(|p| p.esn).collect();
+        assert_eq!(esn, vec![true, false]);
+        assert_eq!(esp("aes128gcm16")[0].to_engine().map(|p| p.esn), Some(false), "noesn by default");
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub(super) struct ChildSa {
     pub(super) state: ChildState,
     pub(super) encryption: EspEncryption,
     pub(super) integrity: Option<EspIntegrity>,
+    /// Extended Sequence Numbers negotiated.
+    pub(super) esn: bool,
     pub(super) encapsulation: Encapsulation,
     pub(super) local_ts: TrafficSelector,
     pub(super) remote_ts: TrafficSelector,
@@ -337,6 +339,7 @@ impl Manager {
                 state: ChildState::Inbound,
                 encryption: inbound.encryption,
                 integrity: inbound.integrity,
+                esn: inbound.esn,
                 encapsulation: inbound.encapsulation,
                 local_ts,
                 remote_ts,

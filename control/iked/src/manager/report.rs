@@ -259,6 +259,7 @@ impl Manager {
                     life_time: secs_until(now, due(reqid)),
                     local_ts: vec![DisplayTs(o.local_ts).to_string()],
                     remote_ts: vec![DisplayTs(o.remote_ts).to_string()],
+                    esn: o.esn,
                     ..traffic_info(o.encapsulation, [stats(spi_in, true), stats(spi_out, false)], wall)
                 };
                 let conn = entry.map_or_else(String::new, |e| e.conn.clone());
@@ -290,7 +291,7 @@ impl Manager {
             encr_keysize,
             integ_alg,
             dh_group: ch.and_then(|ch| ch.pfs_group).map(dh_name),
-            esn: false,
+            esn: c.esn,
             rekey_time: secs_until(now, c.rekey_at),
             life_time: secs_until(now, c.expire_at),
             install_time: now.saturating_duration_since(c.installed).as_secs(),

@@ -95,7 +95,11 @@ pub fn peer_config(
         child: ChildConfig {
             local_ts: ts.0,
             remote_ts: ts.1,
-            proposals: vec![EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None }],
+            proposals: vec![EspProposal {
+                encryption: EspEncryption::AesGcm16(128),
+                integrity: None,
+                esn: false,
+            }],
             mode: ChildMode::Tunnel,
             pfs_group: None,
             lifetime_seconds: 3600,
