@@ -615,6 +615,21 @@ proposal_cases() {
         them 6 aes256-sha512-modp8192,aes128-sha256-modp2048 aes128gcm16 aes128-sha256-ecp256,aes128-sha256-modp2048 aes128gcm16 no "$sha256_modp2048" "$GCM128"
 }
 
+# `encap = true` on our side with no NAT between the gateways: our fake NAT-D makes charon
+# believe we are behind one, so ESP must travel in UDP (port 4500) both ways, never as IP
+# protocol 50 (against strongSwan 6.0, which otherwise sends plain ESP; 5.9.8 always encapsulates).
+esp_in_udp_only() {
+    local udp plain
+    udp=$(tshark -r "$WORK/case.pcap" -Y "udp.port == 4500 && esp" 2>/dev/null | wc -l)
+    plain=$(tshark -r "$WORK/case.pcap" -Y "ip.proto == 50 || ipv6.nxt == 50" 2>/dev/null | wc -l)
+    echo "    encap = true: ESP in UDP $udp packets, plain ESP $plain"
+    [ "$udp" -gt 0 ] && [ "$plain" = 0 ]
+}
+encap_case() { # INITIATOR
+    ESP_WIRE=encap CASE_CHECK=esp_in_udp_only case_run "$1: MM aes128-sha256-ecp256, ESP aes128gcm16, tunnel v4, encap = true on our side" \
+        "$1" 4 aes128-sha256-ecp256 aes128gcm16 tunnel no "" "" "encap = true"
+}
+
 step "the matrix ($MODE)"
 IKE_ALL=(aes128-sha256-modp2048 aes256-sha1-modp1536 aes256-sha512-modp4096 aes128-sha256-ecp256 aes256-sha384-ecp384 aes128-sha256-curve25519)
 ESP_ALL=(aes128gcm16 aes256gcm16 aes128-sha1 aes256-sha256 aes256-sha512)
@@ -625,6 +640,7 @@ if [ "$MODE" = quick ]; then
     case_run "them: MM aes128-sha256-ecp256, ESP aes256-sha256, tunnel v4" them 4 aes128-sha256-ecp256 aes256-sha256 tunnel no
     case_run "us: AM aes256-sha1-modp1536, ESP aes128-sha1, tunnel v6" us 6 aes256-sha1-modp1536 aes128-sha1 tunnel yes
     case_run "them: MM aes128-sha256-curve25519, ESP aes256gcm16 PFS, tunnel v6" them 6 aes128-sha256-curve25519 aes256gcm16-curve25519 tunnel no
+    encap_case us
 else
     # Every IKE proposal with every ESP proposal (30), PFS on every other one, Main Mode,
     # alternately IPv4 and IPv6 and alternately initiated by each side; then Aggressive Mode
@@ -652,6 +668,8 @@ else
     # Extended Sequence Numbers (RFC 4304's attribute in Quick Mode), each side initiating.
     case_run "us: MM aes128-sha256-ecp256, ESP aes128gcm16-esn, tunnel v4" us 4 aes128-sha256-ecp256 aes128gcm16-esn tunnel no
     case_run "them: MM aes128-sha256-ecp256, ESP aes256-sha256-esn, tunnel v4" them 4 aes128-sha256-ecp256 aes256-sha256-esn tunnel no
+    encap_case us
+    encap_case them
 fi
 
 step "proposal choice ($MODE)"

@@ -51,6 +51,7 @@ fn config(local: IpAddr, remote: IpAddr, group: DhGroup, pfs: bool) -> EngineCon
                 lifetime_kilobytes: 0,
             },
             nat_traversal: false,
+            force_encap: false,
             initial_contact: false,
             prefer_configured_proposals: false,
         }],

@@ -98,6 +98,7 @@ fn main() {
                 lifetime_kilobytes: 0,
             },
             nat_traversal: env("IKE_NATT", "0") == "1",
+            force_encap: false,
             initial_contact: true,
             prefer_configured_proposals: false,
         }],

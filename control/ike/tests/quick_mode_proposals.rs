@@ -120,6 +120,7 @@ fn peer(local: IpAddr, remote: IpAddr, ike: &[IkeProposal], esp: &[EspProposal],
             lifetime_kilobytes: 0,
         },
         nat_traversal: true,
+        force_encap: false,
         initial_contact: false,
         prefer_configured_proposals: prefer,
     }

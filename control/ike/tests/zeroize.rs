@@ -233,6 +233,7 @@ fn peer(local: IpAddr, remote: IpAddr, c: &Case) -> PeerConfig {
             lifetime_kilobytes: 4_000_000,
         },
         nat_traversal: true,
+        force_encap: false,
         initial_contact: true,
         prefer_configured_proposals: false,
     }

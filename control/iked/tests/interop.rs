@@ -41,7 +41,7 @@ fn quick_subset(peer: &str) -> String {
     print!("{stdout}");
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "interop.sh --quick --peer {peer} failed (its output above says where)");
-    assert!(stdout.contains("interop (quick): 13 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("interop (quick): 14 passed, 0 failed"), "{stdout}");
     assert!(stdout.contains("ok   secrets: "), "strongSwan's secrets searched for in our logs: {stdout}");
     assert!(stdout.contains("ESP in UDP: True 4500 True"), "the NAT case saw NAT-T at work");
     // The NAT rebinding: strongSwan's new mapping, and our outbound SA moved to it in place.
@@ -117,4 +117,12 @@ fn strongswan_6_matrix_subset_with_plain_esp() {
     let (esp_udp, esp, ike_4500, ike) = outer_headers(&stdout);
     assert!(esp > 0 && esp_udp == 0, "ESP in UDP against raw_esp: {esp_udp}/{esp}");
     assert!(ike > 0 && ike_4500 == 0, "IKE floated to 4500 against raw_esp: {ike_4500}/{ike}");
+    // `encap = true` on our side: the same peer then carries ESP in UDP, none as protocol 50.
+    let forced = stdout.lines().find_map(|l| l.trim().strip_prefix("encap = true: ESP in UDP "));
+    let counts: Vec<u32> = forced
+        .unwrap_or_default()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(matches!(counts[..], [udp, 0] if udp > 0), "forced encapsulation: {forced:?}");
 }

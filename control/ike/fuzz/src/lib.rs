@@ -61,6 +61,7 @@ pub fn peer_config(local: IpAddr, remote: IpAddr, psk: &[u8], mode: Phase1Mode) 
             lifetime_kilobytes: 0,
         },
         nat_traversal: true,
+        force_encap: false,
         initial_contact: false,
         prefer_configured_proposals: false,
     }

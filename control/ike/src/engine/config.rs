@@ -89,6 +89,10 @@ pub struct PeerConfig {
     pub child: ChildConfig,
     /// Send and accept NAT-T (RFC 3947).
     pub nat_traversal: bool,
+    /// Force UDP encapsulation of ESP (strongSwan's `encap`): our NAT-D payload
+    /// carries a hash of no address of ours, so the peer believes we are behind a
+    /// NAT, and we act as if we were. Only where both ends announced NAT-T.
+    pub force_encap: bool,
     /// Send INITIAL-CONTACT after establishing as initiator.
     pub initial_contact: bool,
     /// As responder, choose the first of our proposals (IKE and ESP) that

@@ -47,6 +47,7 @@ pub(super) fn peer(local: IpAddr, remote: IpAddr, mode: Phase1Mode, child_mode: 
             lifetime_kilobytes: 0,
         },
         nat_traversal: true,
+        force_encap: false,
         initial_contact: true,
         prefer_configured_proposals: false,
     }
@@ -87,6 +88,19 @@ fn run(
     let mut pb = peer(B, NAT_PUBLIC, mode, child);
     // Transport mode: A's selectors carry its private address.
     pb.child.remote_ts = pa.child.local_ts;
+    run_between(pa, pb, a_offer, b_offer, true, tamper)
+}
+
+/// A negotiation between `pa` (initiator) and `pb`, through the NAT in front
+/// of A when `nat`, else straight.
+fn run_between(
+    pa: PeerConfig,
+    pb: PeerConfig,
+    a_offer: &[NatTVersion],
+    b_offer: &[NatTVersion],
+    nat: bool,
+    tamper: Tamper<'_>,
+) -> Run {
     let mut r = Run {
         a: engine(pa, 1, a_offer),
         b: engine(pb, 2, b_offer),
@@ -100,7 +114,9 @@ fn run(
         let mut moved = false;
         while let Some(mut t) = r.a.poll_transmit() {
             moved = true;
-            t.source = SocketAddr::new(NAT_PUBLIC, t.source.port() + NAT_PORT_OFFSET);
+            if nat {
+                t.source = SocketAddr::new(NAT_PUBLIC, t.source.port() + NAT_PORT_OFFSET);
+            }
             tamper(&mut t);
             r.wire.push(t.clone());
             r.b.handle_datagram(now, t.destination, t.source, &t.contents);
@@ -110,7 +126,8 @@ fn run(
             let mut t = t;
             tamper(&mut t);
             r.wire.push(t.clone());
-            let to = SocketAddr::new(A, t.destination.port() - NAT_PORT_OFFSET);
+            let to =
+                if nat { SocketAddr::new(A, t.destination.port() - NAT_PORT_OFFSET) } else { t.destination };
             r.a.handle_datagram(now, to, t.source, &t.contents);
         }
         r.a_events.extend(core::iter::from_fn(|| r.a.poll_event()));
@@ -417,4 +434,39 @@ fn a_malformed_or_unknown_nat_d_is_a_clean_error() {
         vec![Error::Malformed(crate::msgs::DecodeError::UnknownPayloadType(133))]
     );
     assert!(installs(&r.b_events).is_empty());
+}
+
+/// strongSwan's `encap = yes` without a NAT: the side that forces it sends a
+/// NAT-D of no address of its own, so the other believes it is behind a NAT;
+/// both float to 4500 and install UDP-encapsulated SAs, whichever side forces
+/// it and in both phase-1 modes. Without it, the same pair stays on 500 with
+/// plain ESP.
+#[test]
+fn forced_udp_encapsulation_without_a_nat() {
+    let offer = [NatTVersion::Rfc3947];
+    for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+        for forcing in [None, Some('a'), Some('b')] {
+            let what = format!("{mode:?}, forced by {forcing:?}");
+            let (mut pa, mut pb) = (peer(A, B, mode, ChildMode::Tunnel), peer(B, A, mode, ChildMode::Tunnel));
+            pa.force_encap = forcing == Some('a');
+            pb.force_encap = forcing == Some('b');
+            let mut keep = untouched();
+            let r = run_between(pa, pb, &offer, &offer, false, &mut keep);
+            assert_eq!((failures(&r.a_events), failures(&r.b_events)), (vec![], vec![]), "{what}");
+            let (sa_a, sa_b) = (&r.a.sas[0], &r.b.sas[0]);
+            let (a_fakes, b_fakes) = (forcing == Some('a'), forcing == Some('b'));
+            assert_eq!(sa_a.nat, NatStatus { local_behind: a_fakes, remote_behind: b_fakes }, "{what}");
+            assert_eq!(sa_b.nat, NatStatus { local_behind: b_fakes, remote_behind: a_fakes }, "{what}");
+            let port = if forcing.is_some() { 4500 } else { 500 };
+            assert_eq!((sa_a.local.port(), sa_a.remote.port()), (port, port), "{what}");
+            assert_eq!(sa_b.remote, SocketAddr::new(A, port), "{what}");
+            let want = Encapsulation::new(ChildMode::Tunnel, forcing.is_some());
+            let (a_in, a_out) = installs(&r.a_events)[0].clone();
+            let (b_in, b_out) = installs(&r.b_events)[0].clone();
+            for d in [&a_in, &a_out, &b_in, &b_out] {
+                assert_eq!(d.encapsulation, want, "{what}");
+            }
+            assert_eq!((a_out.spi, b_out.destination), (b_in.spi, SocketAddr::new(A, port)), "{what}");
+        }
+    }
 }

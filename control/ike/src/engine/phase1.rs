@@ -415,11 +415,14 @@ fn nat_d_hash(hash: HashAlgorithm, sa: &IkeSa, addr: SocketAddr) -> Vec<u8> {
 }
 
 /// RFC 3947 §3.2: the first NAT-D is the destination (the peer), then ours.
-fn nat_d_payloads(hash: HashAlgorithm, sa: &IkeSa) -> Vec<Payload> {
+/// With `fake_local` (forced UDP encapsulation) ours hashes no address: the
+/// cookies alone, which no address and port of ours can match.
+fn nat_d_payloads(hash: HashAlgorithm, sa: &IkeSa, fake_local: bool) -> Vec<Payload> {
     if !sa.nat_t {
         return Vec::new();
     }
-    let (remote, local) = (nat_d_hash(hash, sa, sa.remote), nat_d_hash(hash, sa, sa.local));
+    let remote = nat_d_hash(hash, sa, sa.remote);
+    let local = if fake_local { hash.hash(&[&sa.cky_i, &sa.cky_r]) } else { nat_d_hash(hash, sa, sa.local) };
     if sa.nat_t_draft {
         vec![Payload::NatDDraft(remote), Payload::NatDDraft(local)]
     } else {
@@ -429,8 +432,15 @@ fn nat_d_payloads(hash: HashAlgorithm, sa: &IkeSa) -> Vec<Payload> {
 
 /// Compares the peer's NAT-D payloads with the addresses we see. Either
 /// payload number is read whatever dialect was agreed, as strongSwan does;
-/// a hash whose length is not the negotiated hash's is malformed.
-fn detect_nat(hash: HashAlgorithm, sa: &mut IkeSa, raws: &[RawPayload<'_>]) -> Result<(), Error> {
+/// a hash whose length is not the negotiated hash's is malformed. With
+/// `forced` (forced UDP encapsulation) we count ourselves behind a NAT
+/// whatever the hashes say, as our fake NAT-D told the peer.
+fn detect_nat(
+    hash: HashAlgorithm,
+    sa: &mut IkeSa,
+    raws: &[RawPayload<'_>],
+    forced: bool,
+) -> Result<(), Error> {
     if !sa.nat_t {
         return Ok(());
     }
@@ -453,7 +463,7 @@ fn detect_nat(hash: HashAlgorithm, sa: &mut IkeSa, raws: &[RawPayload<'_>]) -> R
     };
     let them = nat_d_hash(hash, sa, sa.remote);
     sa.nat = super::NatStatus {
-        local_behind: !ct_eq(first, &me),
+        local_behind: forced || !ct_eq(first, &me),
         remote_behind: !rest.iter().any(|h| ct_eq(h, &them)),
     };
     Ok(())
@@ -816,7 +826,7 @@ impl Engine {
         let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
         agree_nat_t(sa, nat_t);
         payloads.extend(vendor_ids(nat_t.as_slice()));
-        payloads.extend(nat_d_payloads(chosen.hash, sa));
+        payloads.extend(nat_d_payloads(chosen.hash, sa, cfg.force_encap));
         sa.p1_iv = keys.initial_iv.clone();
         sa.chosen = Some(chosen);
         sa.state = State::AmRSent2 {
@@ -912,7 +922,7 @@ impl Engine {
                 agree_nat_t(sa, nat_t);
                 let mut payloads = vec![Payload::Ke(dh.public_value().to_vec()), Payload::Nonce(ni.clone())];
                 payloads.extend(certificate_requests(&cfg));
-                payloads.extend(nat_d_payloads(chosen.hash, sa));
+                payloads.extend(nat_d_payloads(chosen.hash, sa, cfg.force_encap));
                 sa.chosen = Some(chosen);
                 sa.state = State::MmISentKe { sa_i_b: sa_i_b.clone(), chosen, dh, ni };
                 let bytes = crate::msgs::Message {
@@ -934,7 +944,7 @@ impl Engine {
                 let nr = self.random_bytes(32);
                 let gxr = dh.public_value().to_vec();
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
-                detect_nat(chosen.hash, sa, &raws)?;
+                detect_nat(chosen.hash, sa, &raws, cfg.force_encap)?;
                 let skeyid = skeyid(&cfg.auth, chosen.hash, &ni, &nr, &gxy);
                 let keys =
                     derive_phase1(chosen.hash, chosen.cipher, skeyid, &gxy, &sa.cky_i, &sa.cky_r, &gxi, &gxr);
@@ -951,7 +961,7 @@ impl Engine {
                     payloads: [Payload::Ke(gxr), Payload::Nonce(nr)]
                         .into_iter()
                         .chain(certificate_requests(&cfg))
-                        .chain(nat_d_payloads(chosen.hash, sa))
+                        .chain(nat_d_payloads(chosen.hash, sa, cfg.force_encap))
                         .collect(),
                 }
                 .emit();
@@ -985,7 +995,7 @@ impl Engine {
                     peer_asked_for_certificate(&raws),
                 )?);
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
-                detect_nat(chosen.hash, sa, &raws)?;
+                detect_nat(chosen.hash, sa, &raws, cfg.force_encap)?;
                 float(sa);
                 if first_contact {
                     payloads.push(initial_contact(sa));
@@ -1097,10 +1107,10 @@ impl Engine {
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 sa.chosen = Some(chosen);
                 agree_nat_t(sa, nat_t);
-                detect_nat(chosen.hash, sa, &raws)?;
+                detect_nat(chosen.hash, sa, &raws, cfg.force_encap)?;
                 float(sa);
                 sa.peer_id = idir_b.to_vec();
-                payloads.extend(nat_d_payloads(chosen.hash, sa));
+                payloads.extend(nat_d_payloads(chosen.hash, sa, cfg.force_encap));
                 if first_contact {
                     payloads.push(initial_contact(sa));
                 }
@@ -1133,7 +1143,7 @@ impl Engine {
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 sa.peer_id = idii_b.clone();
                 let ic = has_initial_contact(&raws);
-                detect_nat(keys.hash, sa, &raws)?;
+                detect_nat(keys.hash, sa, &raws, cfg.force_encap)?;
                 sa.p1_iv = next_iv;
                 sa.state = State::Established { keys: keys.clone(), proof };
                 // AM3 ends the exchange: a copy of it needs no answer.

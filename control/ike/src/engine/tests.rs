@@ -170,6 +170,7 @@ fn snapshot_config(local: IpAddr, remote: IpAddr, mode: Phase1Mode) -> EngineCon
                 lifetime_kilobytes: 0,
             },
             nat_traversal: true,
+            force_encap: false,
             initial_contact: false,
             prefer_configured_proposals: false,
         }],

@@ -99,6 +99,7 @@ pub fn peer(local: IpAddr, remote: IpAddr, p: &Params, psk: &[u8]) -> PeerConfig
             lifetime_kilobytes: 4_000_000,
         },
         nat_traversal: true,
+        force_encap: false,
         initial_contact: true,
         prefer_configured_proposals: false,
     }

@@ -82,6 +82,7 @@ pub fn peer_configs(
                     lifetime_kilobytes: u32::try_from(child.life_bytes / 1024).unwrap_or(u32::MAX),
                 },
                 nat_traversal: true,
+                force_encap: conn.encap,
                 initial_contact: true,
                 prefer_configured_proposals: conn.prefer_configured_proposals,
             });
@@ -155,18 +156,23 @@ secret = "k"
     }
 
     #[test]
-    fn prefer_configured_proposals_reaches_every_entry() {
-        let text = TEXT.replace(
-            "proposals = \"aes256-sha256-modp2048\"\n",
-            "proposals = \"aes256-sha256-modp2048\"\nprefer_configured_proposals = \"yes\"\n",
-        );
-        let config = parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
-        let (conn, child) = config.child("net").unwrap_or_else(|| panic!("net"));
+    fn connection_options_reach_every_entry() {
         let local: IpAddr = "192.0.2.1".parse().unwrap_or(IpAddr::from([0; 4]));
         let remote: IpAddr = "198.51.100.2".parse().unwrap_or(IpAddr::from([0; 4]));
-        let peers = peer_configs(&config, conn, child, local, remote).unwrap_or_else(|e| panic!("{e}"));
+        let peers_of = |text: &str| {
+            let config = parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+            let (conn, child) = config.child("net").unwrap_or_else(|| panic!("net"));
+            peer_configs(&config, conn, child, local, remote).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let peers = peers_of(TEXT);
+        assert!(peers.iter().all(|p| !p.prefer_configured_proposals && !p.force_encap), "the defaults");
+        let text = TEXT.replace(
+            "proposals = \"aes256-sha256-modp2048\"\n",
+            "proposals = \"aes256-sha256-modp2048\"\nprefer_configured_proposals = \"yes\"\nencap = true\n",
+        );
+        let peers = peers_of(&text);
         assert_eq!(peers.len(), 2);
-        assert!(peers.iter().all(|p| p.prefer_configured_proposals));
+        assert!(peers.iter().all(|p| p.prefer_configured_proposals && p.force_encap));
     }
 
     #[test]

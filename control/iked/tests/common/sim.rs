@@ -106,6 +106,7 @@ pub fn peer_config(
             lifetime_kilobytes: 0,
         },
         nat_traversal: false,
+        force_encap: false,
         initial_contact: true,
     }
 }
