@@ -35,6 +35,11 @@
 #               left), counted, and the first child keeps carrying traffic
 #   restart     iked on gw-a SIGKILLed during a transfer: no loss; restarted, it renegotiates
 #               and the tunnel stays up
+#   metrics     gw-a's iked serves /metrics; a real Prometheus in gw-a's namespace scrapes it
+#               every second while a ping every 20 ms crosses child rekeys every ~10 s: the
+#               rates it computes (espd's encapsulated packets, the child SAs' summed) match the
+#               rate sent, the per-SA series hand over at each rekey. METRICS_PLOT=FILE.png
+#               draws them (gnuplot), as docs/operation.md shows
 #
 # Env: ESPD, IKED, IKECTL, ESPCTL (binaries; default target/release), NS_TAG, DEMO=1 (print
 # the tables for a human), KEEP=1 (leave the topology up).
@@ -103,6 +108,7 @@ life-bytes)
     # part of the margin on a busy 2-core machine).
     CHILD_BYTES=$'rekey_bytes = "1m"\nlife_bytes = "2m"' ESP_PROPOSAL=aes128gcm16 CHILDREN="net4" OUTER6_CONN=false ;;
 reauth) IKE_REKEY=5s IKE_OVER=2s CHILDREN="net4" OUTER6_CONN=false ;;
+metrics) CHILD_REKEY=10s CHILD_LIFE=20s CHILD_RAND=2s CHILDREN="net4" OUTER6_CONN=false METRICS_PORT=9469 ;;
 *) fail "unknown case $CASE" ;;
 esac
 
@@ -120,8 +126,11 @@ gateway_conf() {
 rand_time = \"$CHILD_RAND\""
     [ -n "${CHILD_BYTES:-}" ] && life="$life
 $CHILD_BYTES"
+    local extra="delete_sas_on_exit = true"
+    [ $side = a ] && [ -n "${METRICS_PORT:-}" ] && extra="$extra
+metrics = \"127.0.0.1:$METRICS_PORT\""
     iked_daemon "$( [ $side = a ] && echo "$DB_A" || echo "$DB_B")" "$WORK/iked-$side.sock" "[\"$l4\", \"$l6\"]" \
-        "delete_sas_on_exit = true"
+        "$extra"
     if [ -n "$CHILDREN" ]; then
         iked_conn gw4 "$l4" "$r4" "$IKE_PROPOSAL" "$P1_AGGRESSIVE" "$idl" "$idr" "dpd_delay = \"$DPD_DELAY\"
 dpd_timeout = \"$DPD_TIMEOUT\"
@@ -587,6 +596,37 @@ restart)
     n=$("$ESPCTL" --sadb "$DB_A" --json sa list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
     echo "restart: SAs in gw-a's database: $n"
     [ "$n" -le 2 ] || fail "SAs of the killed iked were left behind ($n)"
+    ;;
+metrics)
+    wait_children a 1 20; wait_children b 1 20
+    warm_ping "$NS_HA" 198.19.1.10 || fail "no answer from 198.19.1.10"
+    step "Prometheus in gw-a's namespace, scraping iked every second"
+    mkdir -p "$WORK/prom"
+    printf 'global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: iked\n    static_configs:\n      - targets: [%s]\n' \
+        "'127.0.0.1:$METRICS_PORT'" >"$WORK/prom/prometheus.yml"
+    ip netns exec "$NS_GA" prometheus --config.file="$WORK/prom/prometheus.yml" \
+        --storage.tsdb.path="$WORK/prom/tsdb" --web.listen-address=127.0.0.1:9090 >"$WORK/prom/log" 2>&1 &
+    up=""
+    for _ in $(seq 100); do
+        up=$(ip netns exec "$NS_GA" curl -sf 'http://127.0.0.1:9090/api/v1/query?query=up' || true)
+        grep -q '"value":\[[0-9.]*,"1"\]' <<<"$up" && break
+        sleep 0.2
+    done
+    grep -q '"value":\[[0-9.]*,"1"\]' <<<"$up" || { tail -20 "$WORK/prom/log"; fail "Prometheus does not reach iked's /metrics"; }
+    step "2,000 pings 20 ms apart across child rekeys every ~10 s"
+    start=$(date +%s.%N)
+    ip netns exec "$NS_HA" ping -i 0.02 -c 2000 -W 1 198.19.1.10 >"$WORK/ping.out" 2>&1 || true
+    end=$(date +%s.%N)
+    sent=$(ping_sent "$WORK/ping.out") recv=$(ping_received "$WORK/ping.out")
+    rate=$(python3 -c "print(round($sent / ($end - $start), 2))")
+    echo "metrics: pings sent $sent, answered $recv, $rate/s"
+    sleep 2   # the last scrapes
+    ip netns exec "$NS_GA" python3 scripts/lib/prom-check.py http://127.0.0.1:9090 "$start" "$end" "$rate" \
+        "$WORK/metrics.dat" || fail "Prometheus's rates do not match the traffic sent"
+    if [ -n "${METRICS_PLOT:-}" ]; then
+        gnuplot -e "data='$WORK/metrics.dat'; out='$METRICS_PLOT'" scripts/lib/metrics-rekey.gp || fail "gnuplot"
+        echo "metrics: drawn to $METRICS_PLOT"
+    fi
     ;;
 esac
 

@@ -310,7 +310,7 @@ mod tests {
             events: EventCounts {
                 events: [("ike-up".to_owned(), 1), ("child-rekeyed".to_owned(), 3)].into(),
                 ike_down: [("dead".to_owned(), 1)].into(),
-                auth_failures: BTreeMap::new(),
+                auth_failures: [("bad-signature".to_owned(), 2)].into(),
             },
             lcores: vec![LcoreCounters { lcore: 1, counters }],
         }
@@ -373,5 +373,63 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// The example Grafana dashboard (`docs/grafana/espgw-dashboard.json`): every series its
+    /// queries name is one iked serves, every event it selects is one `ikectl monitor` has,
+    /// and `promtool check rules` parses every query as PromQL (Grafana's
+    /// `$__rate_interval` and `$job` put in as Prometheus would see them).
+    #[test]
+    fn the_grafana_dashboard_queries_what_iked_serves() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/grafana/espgw-dashboard.json");
+        let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let dash: serde_json::Value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{e}"));
+        let exprs: Vec<String> = dash["panels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+            .collect();
+        assert!(exprs.len() >= 8, "{exprs:?}");
+        let text = to_prometheus_text(&render(&snapshot()));
+        let served: Vec<&str> =
+            text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+        for e in &exprs {
+            let names = e
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("iked_") || w.starts_with("espd_"));
+            for n in names {
+                assert!(served.contains(&n), "{n} (in `{e}`) is not a series iked serves: {served:?}");
+            }
+            if let Some(events) = e.split("event=~\"").nth(1).and_then(|r| r.split('"').next()) {
+                for ev in events.split('|') {
+                    assert!(crate::ctl::protocol::MonitorEvent::KINDS.contains(&ev), "event {ev} in `{e}`");
+                }
+            }
+        }
+        let rules: String = exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let e = e.replace("$__rate_interval", "1m").replace("$job", "iked").replace('\'', "''");
+                format!("      - record: dashboard:query{i}\n        expr: '{e}'\n")
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("dashboard-rules.yml");
+        std::fs::write(&file, format!("groups:\n  - name: dashboard\n    rules:\n{rules}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        match std::process::Command::new("promtool").arg("check").arg("rules").arg(&file).output() {
+            Ok(out) => assert!(
+                out.status.success(),
+                "promtool check rules: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) if std::env::var_os("CI").is_none() => eprintln!("skipped: promtool: {e}"),
+            Err(e) => panic!("promtool: {e} (scripts/setup.sh installs prometheus)"),
+        }
     }
 }

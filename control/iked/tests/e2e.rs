@@ -121,3 +121,16 @@ fn hard_byte_limits_close_to_the_soft_ones_are_never_reached() {
     assert!(out.contains(", 0 SAs reached their hard limit"), "{out}");
     assert!(out.contains("drops a rekey could cause: 0"), "{out}");
 }
+
+#[test]
+fn prometheus_reads_the_tunnels_rate_across_rekeys() {
+    let out = run_case("metrics");
+    for series in ["espd encap packets/s", "child SAs' outbound packets/s"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("metrics: {series}: median")))
+            .unwrap_or_else(|| panic!("no {series} line in {out}"));
+        assert!(!line.ends_with("MISS"), "{line}");
+    }
+    assert!(out.contains("metrics: pings sent 2000, answered 2000"), "{out}");
+}

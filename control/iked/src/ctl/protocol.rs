@@ -628,6 +628,22 @@ pub enum MonitorEvent {
 }
 
 impl MonitorEvent {
+    /// Every `event` tag [`MonitorEvent::kind`] gives, in declaration order (the values of
+    /// `iked_events_total`'s `event` label).
+    pub const KINDS: [&'static str; 11] = [
+        "ike-up",
+        "ike-rekeyed",
+        "ike-down",
+        "child-up",
+        "child-rekeyed",
+        "child-expired",
+        "child-down",
+        "dpd-probe",
+        "dpd-dead",
+        "auth-failed",
+        "acquire",
+    ];
+
     /// Its `event` tag.
     pub fn kind(&self) -> &'static str {
         match self {
