@@ -769,6 +769,81 @@ fn sa_table(sas: &[sadb::SaEntry]) -> String {
     )
 }
 
+/// What espd's readers left in the region: while espd runs, its registered lcores; once it
+/// has stopped (no registered reader's process exists), every slot a process held, with
+/// the counters as that process last wrote them.
+fn stats(r: &Region, as_json: bool) -> String {
+    let records = r.reader_records();
+    let running = records.iter().any(|x| x.registered && x.alive);
+    let shown: Vec<&sadb::ReaderRecord> = records.iter().filter(|x| !running || x.registered).collect();
+    let mut totals = vec![0u64; sadb::READER_COUNTERS];
+    for x in &shown {
+        for (t, c) in totals.iter_mut().zip(&x.info.counters) {
+            *t += c;
+        }
+    }
+    // Declaration order, as espd reports them.
+    let nonzero = |v: &[u64]| -> Vec<(String, u64)> {
+        v.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| (counters::name(i), n)).collect()
+    };
+    let named = |v: &[u64]| -> serde_json::Map<String, serde_json::Value> {
+        nonzero(v).into_iter().map(|(k, n)| (k, json!(n))).collect()
+    };
+    let state = |x: &sadb::ReaderRecord| match (x.registered, x.alive) {
+        (true, true) => "running",
+        (true, false) => "died",
+        (false, _) => "exited",
+    };
+    let note = match (running, shown.is_empty()) {
+        (true, _) => None,
+        (false, false) => Some("espd not running; counters as last written"),
+        (false, true) => Some("espd not running; no counters written yet"),
+    };
+    if as_json {
+        return json!({
+            "sas": r.sa_count(),
+            "policies": r.policy_count(),
+            "espd_running": running,
+            "note": note,
+            "lcores": shown.iter().map(|x| json!({
+                "lcore": x.info.lcore,
+                "pid": x.info.pid,
+                "state": state(x),
+                "bursts": x.info.passes,
+                "events_dropped": x.info.events_dropped,
+                "counters": named(&x.info.counters),
+            })).collect::<Vec<_>>(),
+            "total": named(&totals),
+        })
+        .to_string();
+    }
+    let mut s = note.map_or(String::new(), |n| format!("{n}\n"));
+    s += &format!(
+        "SAs: {}   policies: {}   dataplane lcores: {}\n",
+        r.sa_count(),
+        r.policy_count(),
+        shown.len()
+    );
+    let mut pids: Vec<u32> = shown.iter().map(|x| x.info.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    for x in &shown {
+        s += &format!(
+            "lcore {} (pid {}, {}): {} bursts, {} events dropped\n",
+            x.info.lcore,
+            x.info.pid,
+            state(x),
+            x.info.passes,
+            x.info.events_dropped
+        );
+    }
+    if pids.len() > 1 && !running {
+        s += &format!("(the lcores above belonged to {} processes; the totals add them)\n", pids.len());
+    }
+    let rows: Vec<Vec<String>> = nonzero(&totals).into_iter().map(|(k, n)| vec![k, n.to_string()]).collect();
+    s + &columns::render(&["counter", "total"], &rows)
+}
+
 /// Runs a parsed command: what to print, with the warnings to print before it on stderr.
 fn execute(cli: Cli, warnings: &mut Vec<String>) -> Result<String, String> {
     let open = || Region::attach(&cli.sadb).map_err(|e| e.to_string());
@@ -893,31 +968,48 @@ fn execute(cli: Cli, warnings: &mut Vec<String>) -> Result<String, String> {
                         "reqid": p.reqid,
                         "priority": p.priority,
                         "sa_slot": e.sa_slot,
+                        "hits": e.hits,
                     })
                 })
                 .collect();
             if cli.json {
                 serde_json::Value::Array(ps).to_string()
             } else {
-                let mut s = format!(
-                    "{:>6} {:<3} {:<24} {:<24} {:>5} {:<8} {:>6} {:>8} {:>7}\n",
-                    "id", "dir", "src", "dst", "proto", "action", "reqid", "priority", "sa-slot"
-                );
-                for p in &ps {
-                    s += &format!(
-                        "{:>6} {:<3} {:<24} {:<24} {:>5} {:<8} {:>6} {:>8} {:>7}\n",
-                        p["id"],
-                        p["dir"].as_str().unwrap_or(""),
-                        p["src"].as_str().unwrap_or(""),
-                        p["dst"].as_str().unwrap_or(""),
-                        p["proto"],
-                        p["action"].as_str().unwrap_or(""),
-                        p["reqid"],
-                        p["priority"],
-                        p["sa_slot"].as_u64().map_or("-".into(), |v| v.to_string())
-                    );
-                }
-                s
+                let rows: Vec<Vec<String>> = ps
+                    .iter()
+                    .map(|p| {
+                        let s = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
+                        let ports = |k: &str| {
+                            let v: Vec<u16> = p[k]
+                                .as_array()
+                                .map(|a| a.iter().filter_map(|x| x.as_u64()?.try_into().ok()).collect())
+                                .unwrap_or_default();
+                            v.try_into().map_or("?".into(), ports_text)
+                        };
+                        let proto = p["proto"].as_u64().and_then(|v| u8::try_from(v).ok()).unwrap_or(0);
+                        vec![
+                            p["id"].to_string(),
+                            s("dir"),
+                            s("src"),
+                            s("dst"),
+                            if proto == 0 { "any".into() } else { proto_name(proto) },
+                            ports("sport"),
+                            ports("dport"),
+                            s("action"),
+                            p["reqid"].to_string(),
+                            p["priority"].to_string(),
+                            p["sa_slot"].as_u64().map_or("-".into(), |v| v.to_string()),
+                            p["hits"].to_string(),
+                        ]
+                    })
+                    .collect();
+                columns::render(
+                    &[
+                        "id", "dir", "src", "dst", "proto", "sport", "dport", "action", "reqid", "priority",
+                        "sa-slot", "hits",
+                    ],
+                    &rows,
+                )
             }
         }
         Cmd::Policy(PolicyCmd::Flush) => {
@@ -929,50 +1021,7 @@ fn execute(cli: Cli, warnings: &mut Vec<String>) -> Result<String, String> {
                 format!("deleted {n} policies")
             }
         }
-        Cmd::Stats => {
-            let r = open()?;
-            let readers = r.readers();
-            let mut totals = vec![0u64; sadb::READER_COUNTERS];
-            for rd in &readers {
-                for (t, c) in totals.iter_mut().zip(&rd.counters) {
-                    *t += c;
-                }
-            }
-            let named = |v: &[u64]| -> serde_json::Map<String, serde_json::Value> {
-                v.iter()
-                    .enumerate()
-                    .filter(|(_, &n)| n > 0)
-                    .map(|(i, &n)| (counters::name(i), json!(n)))
-                    .collect()
-            };
-            if cli.json {
-                json!({
-                    "sas": r.sa_count(),
-                    "policies": r.policy_count(),
-                    "lcores": readers.iter().map(|rd| json!({"lcore": rd.lcore, "pid": rd.pid, "bursts": rd.passes, "events_dropped": rd.events_dropped, "counters": named(&rd.counters)})).collect::<Vec<_>>(),
-                    "total": named(&totals),
-                })
-                .to_string()
-            } else {
-                let mut s = format!(
-                    "SAs: {}   policies: {}   dataplane lcores: {}\n",
-                    r.sa_count(),
-                    r.policy_count(),
-                    readers.len()
-                );
-                for rd in &readers {
-                    s += &format!(
-                        "lcore {} (pid {}): {} bursts, {} events dropped\n",
-                        rd.lcore, rd.pid, rd.passes, rd.events_dropped
-                    );
-                }
-                s += "counter                         total\n";
-                for (k, v) in named(&totals) {
-                    s += &format!("{k:<28} {:>12}\n", v);
-                }
-                s
-            }
-        }
+        Cmd::Stats => stats(&open()?, cli.json),
         Cmd::Events => {
             let r = open()?;
             let mut evs = Vec::new();

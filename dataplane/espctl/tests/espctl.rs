@@ -494,3 +494,199 @@ fn reserved_spis_and_mixed_selector_families_warn() {
     same.extend(["--local-ts", "198.18.1.0/24", "--remote-ts", "198.19.0.0/16"]);
     assert_eq!(warned(&sa_add("0x5003", "out", &same)), Vec::<String>::new());
 }
+
+/// The offsets at which the words of a line start.
+fn word_starts(line: &str) -> Vec<usize> {
+    let b = line.as_bytes();
+    (0..b.len()).filter(|&i| b[i] != b' ' && (i == 0 || b[i - 1] == b' ')).collect()
+}
+
+/// Every row's columns start where the header's do (no cell holds a space).
+fn assert_aligned(table: &str) {
+    let mut lines = table.lines();
+    let header = word_starts(lines.next().unwrap());
+    for l in lines {
+        assert_eq!(word_starts(l), header, "row {l:?} of\n{table}");
+    }
+}
+
+/// `policy list` and `sa list` line their columns up, whatever the length of the addresses:
+/// an IPv6 selector of full length beside short IPv4 ones.
+#[test]
+fn tables_line_up_with_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sadb");
+    ok_json(&db, &["create", "--sas", "64", "--policies", "8"]);
+    let pol = |id: &str, src: &str, dst: &str, extra: &[&str]| {
+        let mut v = vec!["policy", "add", "--id", id, "--dir", "out", "--src", src, "--dst", dst];
+        v.extend_from_slice(extra);
+        ok_json(&db, &v);
+    };
+    pol("1", "10.0.0.0/8", "10.1.0.0/16", &["--action", "bypass"]);
+    pol(
+        "2",
+        "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff/128",
+        "2001:db8::/32",
+        &["--action", "protect", "--reqid", "7", "--proto", "udp", "--dport", "500-4500"],
+    );
+    pol("300", "0.0.0.0/0", "198.51.100.7", &["--action", "discard", "--priority", "5"]);
+    let table = String::from_utf8(espctl(&db, &["policy", "list"]).stdout).unwrap();
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert_aligned(&table);
+    let row2 = table.lines().find(|l| l.starts_with("2 ")).unwrap();
+    let cells: Vec<&str> = row2.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "2",
+            "out",
+            "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff/128",
+            "2001:db8::/32",
+            "udp",
+            "any",
+            "500-4500",
+            "protect",
+            "7",
+            "1000",
+            "-",
+            "0"
+        ]
+    );
+
+    let gcm = ["--enc", "aes128gcm16", "--enc-key", GCM_KEY];
+    let mut v6 = vec![
+        "sa",
+        "add",
+        "--spi",
+        "0x6001",
+        "--dir",
+        "out",
+        "--src",
+        "2001:db8:aaaa:bbbb:cccc:dddd:eeee:1",
+        "--dst",
+        "2001:db8:aaaa:bbbb:cccc:dddd:eeee:2",
+        "--local-ts",
+        "2001:db8:1::/48",
+        "--remote-ts",
+        "2001:db8:2::/48",
+        "--soft-packets",
+        "1000",
+        "--hard-packets",
+        "2000",
+        "--backend",
+        "rust",
+        "--esn",
+        "--reqid",
+        "7",
+    ];
+    v6.extend(gcm);
+    ok_json(&db, &v6);
+    let mut v4 = vec!["--soft-bytes", "5000"];
+    v4.extend(gcm);
+    let v4 = sa_add("0x6002", "in", &v4);
+    ok_json(&db, &strs(&v4));
+    let table = String::from_utf8(espctl(&db, &["sa", "list"]).stdout).unwrap();
+    assert_aligned(&table);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(
+        (col("local-ts"), col("remote-ts"), col("esn"), col("backend"), col("packets-soft/hard")),
+        ("2001:db8:1::/48", "2001:db8:2::/48", "esn", "rust", "1000/2000")
+    );
+    let sas = ok_json(&db, &["sa", "list"]);
+    let (a, b) = (&sas[0], &sas[1]);
+    assert_eq!(
+        (&a["local_ts"], &a["remote_ts"], &a["backend"], &a["esn"], &a["soft_packets"], &a["hard_packets"]),
+        (
+            &serde_json::json!("2001:db8:1::/48"),
+            &serde_json::json!("2001:db8:2::/48"),
+            &serde_json::json!("rust"),
+            &serde_json::json!(true),
+            &serde_json::json!(1000),
+            &serde_json::json!(2000)
+        )
+    );
+    assert_eq!(
+        (&b["local_ts"], &b["soft_bytes"], &b["hard_bytes"]),
+        (&serde_json::Value::Null, &serde_json::json!(5000), &serde_json::json!(0))
+    );
+}
+
+/// Where the child process of `stats_after_the_dataplane_died` registers its reader.
+const READER_CHILD_DB: &str = "ESPCTL_TEST_READER_CHILD_DB";
+
+/// Not a test of its own: run as a child process by `stats_after_the_dataplane_died`, it
+/// registers a reader, counts, and exits without deregistering, as a killed espd would.
+#[test]
+fn reader_child() {
+    let Some(db) = std::env::var_os(READER_CHILD_DB) else { return };
+    let region = std::sync::Arc::new(sadb::Region::attach(db).unwrap());
+    let reader = region.register_reader(3).unwrap();
+    reader.count(sadb::counters::traffic(sadb::counters::Traffic::RxPackets), 11);
+    reader.quiescent();
+    std::mem::forget(reader);
+    std::process::exit(0);
+}
+
+fn rx_packets(stats: &serde_json::Value) -> Option<u64> {
+    stats["total"]["rx-packets"].as_u64()
+}
+
+/// `stats` after espd stopped: the counters its lcores last wrote are still shown, with a
+/// note that espd is not running; while a reader's process lives, no note.
+#[test]
+fn stats_after_the_dataplane_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sadb");
+    ok_json(&db, &["create", "--sas", "64", "--policies", "8", "--readers", "4"]);
+    let text = |db: &Path| String::from_utf8(espctl(db, &["stats"]).stdout).unwrap();
+    let s = ok_json(&db, &["stats"]);
+    assert_eq!((s["espd_running"].as_bool(), rx_packets(&s)), (Some(false), None));
+    assert!(text(&db).starts_with("espd not running; no counters written yet\n"));
+
+    let region = std::sync::Arc::new(sadb::Region::attach(&db).unwrap());
+    let reader = region.register_reader(1).unwrap();
+    reader.count(sadb::counters::traffic(sadb::counters::Traffic::RxPackets), 42);
+    reader.count(sadb::counters::gw_drop(sadb::counters::GwDrop::NoRoute), 3);
+    reader.quiescent();
+    // Running (this process is the dataplane): counters live, no note.
+    let s = ok_json(&db, &["stats"]);
+    assert_eq!((s["espd_running"].as_bool(), rx_packets(&s)), (Some(true), Some(42)));
+    assert_eq!(s["lcores"][0]["state"], "running");
+    assert!(text(&db).starts_with("SAs: 0"), "{}", text(&db));
+    // Stopped cleanly: the reader deregistered, its counters stay.
+    drop(reader);
+    let s = ok_json(&db, &["stats"]);
+    assert_eq!((s["espd_running"].as_bool(), rx_packets(&s)), (Some(false), Some(42)));
+    assert_eq!(s["total"]["drop-no-route"], 3);
+    assert_eq!(s["note"], "espd not running; counters as last written");
+    assert_eq!(
+        (s["lcores"][0]["lcore"].as_u64(), s["lcores"][0]["state"].as_str()),
+        (Some(1), Some("exited"))
+    );
+    let t = text(&db);
+    assert!(t.starts_with("espd not running; counters as last written\n"), "{t}");
+    let rx = t.lines().find(|l| l.starts_with("rx-packets ")).unwrap_or_else(|| panic!("{t}"));
+    assert_eq!(rx.split_whitespace().collect::<Vec<_>>(), ["rx-packets", "42"]);
+}
+
+/// `stats` after the dataplane died without deregistering: its reader slot still says
+/// registered, but its process is gone.
+#[test]
+fn stats_after_the_dataplane_died() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sadb");
+    ok_json(&db, &["create", "--sas", "64", "--policies", "8", "--readers", "4"]);
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "reader_child", "--test-threads", "1"])
+        .env(READER_CHILD_DB, &db)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let s = ok_json(&db, &["stats"]);
+    assert_eq!((s["espd_running"].as_bool(), rx_packets(&s)), (Some(false), Some(11)));
+    assert_eq!((s["lcores"][0]["lcore"].as_u64(), s["lcores"][0]["state"].as_str()), (Some(3), Some("died")));
+    let t = String::from_utf8(espctl(&db, &["stats"]).stdout).unwrap();
+    assert!(t.starts_with("espd not running; counters as last written\n") && t.contains("died"), "{t}");
+}
