@@ -5,14 +5,18 @@
 //! espctl create [--sas N] [--policies N] [--readers N] [--replay-max N] [--spi-dst]
 //! espctl sa add --spi 0x1000 --dir in --mode tunnel --src 198.18.0.1 --dst 198.18.0.2 \
 //!               --enc aes128gcm16 --enc-key <40 hex digits: key + salt> [--replay-window 64] ...
+//! espctl sa add ... --enc aes256-sha256 --enc-key <64 hex> --integ-key <64 hex> [--seq N]
 //! espctl sa del --spi 0x1000 --dir in [--dst ADDR] | sa list | sa flush
 //! espctl policy add --id 1 --dir out --src 198.18.1.0/24 --dst 198.19.1.0/24 --action protect --reqid 1
 //! espctl policy del --id 1 | policy list | policy flush
 //! espctl stats | events
 //! ```
 //!
-//! Every command takes `--json`. A bad argument gives one line naming it and the reason.
-//! Keys are never printed.
+//! `--enc` takes strongSwan's ESP proposal keywords for one SA (module `alg`). Every
+//! command takes `--json`. A bad argument gives one line naming it and the reason; a
+//! questionable one that is still valid (a reserved SPI, selectors of mixed families) a
+//! warning line on stderr, and the command goes on. Keys are never printed. Tables are laid
+//! out as `column -t` does (module `columns`).
 //!
 //! [`run`] is the whole program with its output streams passed in: the binary calls it with
 //! the process's stdout and stderr, a test or another tool with buffers.
