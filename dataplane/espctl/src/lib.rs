@@ -202,13 +202,16 @@ struct SaAddArgs {
     /// The peer's traffic selector (CIDR); default: any.
     #[arg(long)]
     remote_ts: Option<String>,
-    /// Soft/hard lifetimes.
+    /// Soft lifetime in bytes: espd asks for a rekey (0: none).
     #[arg(long, default_value_t = 0)]
     soft_bytes: u64,
+    /// Hard lifetime in bytes: espd stops using the SA (0: none).
     #[arg(long, default_value_t = 0)]
     hard_bytes: u64,
+    /// Soft lifetime in packets (0: none).
     #[arg(long, default_value_t = 0)]
     soft_packets: u64,
+    /// Hard lifetime in packets (0: none).
     #[arg(long, default_value_t = 0)]
     hard_packets: u64,
     /// Crypto backend.
@@ -736,7 +739,11 @@ fn sa_table(sas: &[sadb::SaEntry]) -> String {
                 },
                 selector_text(&c.ts_local).unwrap_or_else(|| "any".into()),
                 selector_text(&c.ts_remote).unwrap_or_else(|| "any".into()),
-                if c.replay_window == 0 { "off".into() } else { c.replay_window.to_string() },
+                match (c.direction == Direction::In as u8, c.replay_window) {
+                    (false, _) => "-".into(),
+                    (true, 0) => "off".into(),
+                    (true, w) => w.to_string(),
+                },
                 lifetime_text(c.soft_bytes, c.hard_bytes),
                 lifetime_text(c.soft_packets, c.hard_packets),
                 e.stats.seq.to_string(),
