@@ -491,7 +491,9 @@ fn build_sa(a: &SaAddArgs, c: &mut SaConfig) -> Result<Vec<String>, ArgError> {
     };
     let no_replay = a.no_replay || a.replay_window == 0;
     c.replay_window = if no_replay { 0 } else { a.replay_window };
-    if !no_replay && a.replay_window < MIN_REPLAY_WINDOW {
+    // The window is the inbound side's: an outbound SA keeps what it is given, unchecked.
+    let inbound = matches!(a.dir, Dir::In);
+    if inbound && !no_replay && a.replay_window < MIN_REPLAY_WINDOW {
         return Err(arg_err(
             "--replay-window",
             format!(
@@ -880,7 +882,7 @@ fn execute(cli: Cli, warnings: &mut Vec<String>) -> Result<String, String> {
             let added = build_sa(&a, &mut cfg).map_err(|e| e.0).and_then(|w| {
                 let r = open()?;
                 let max = r.capacities().max_replay_window;
-                if cfg.replay_window > max {
+                if cfg.direction == Direction::In as u8 && cfg.replay_window > max {
                     return Err(arg_err(
                         "--replay-window",
                         format!(

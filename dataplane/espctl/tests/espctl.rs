@@ -455,6 +455,8 @@ fn preset_sequence_number_and_replay_window() {
         "--replay-window: 320 is beyond this database's largest window, 256",
     );
     one_line_error(&db, &strs(&sa_add("0x4005", "out", &strs(&with(&["--seq=-1"])))), 2, "--seq");
+    // The window is the inbound side's: an outbound SA's is not checked.
+    ok_json(&db, &strs(&sa_add("0x4006", "out", &strs(&with(&["--replay-window", "16"])))));
 }
 
 /// Warnings go to stderr and the SA is installed all the same; SPI 0 is refused.
