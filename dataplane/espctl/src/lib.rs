@@ -5,14 +5,18 @@
 //! espctl create [--sas N] [--policies N] [--readers N] [--replay-max N] [--spi-dst]
 //! espctl sa add --spi 0x1000 --dir in --mode tunnel --src 198.18.0.1 --dst 198.18.0.2 \
 //!               --enc aes128gcm16 --enc-key <40 hex digits: key + salt> [--replay-window 64] ...
+//! espctl sa add ... --enc aes256-sha256 --enc-key <64 hex> --integ-key <64 hex> [--seq N]
 //! espctl sa del --spi 0x1000 --dir in [--dst ADDR] | sa list | sa flush
 //! espctl policy add --id 1 --dir out --src 198.18.1.0/24 --dst 198.19.1.0/24 --action protect --reqid 1
 //! espctl policy del --id 1 | policy list | policy flush
 //! espctl stats | events
 //! ```
 //!
-//! Every command takes `--json`. A bad argument gives one line naming it and the reason.
-//! Keys are never printed.
+//! `--enc` takes strongSwan's ESP proposal keywords for one SA (module `alg`). Every
+//! command takes `--json`. A bad argument gives one line naming it and the reason; a
+//! questionable one that is still valid (a reserved SPI, selectors of mixed families) a
+//! warning line on stderr, and the command goes on. Keys are never printed. Tables are laid
+//! out as `column -t` does (module `columns`).
 //!
 //! [`run`] is the whole program with its output streams passed in: the binary calls it with
 //! the process's stdout and stderr, a test or another tool with buffers.
@@ -32,6 +36,11 @@ use sadb::{
 use serde_json::json;
 
 use sadb::counters;
+
+mod alg;
+mod columns;
+
+use alg::{enc_name, integ_name, proposal_name, Algorithms};
 
 #[derive(Debug, Parser)]
 #[command(name = "espctl", version, about = "Manual keying and inspection of the espgw SA database")]
@@ -105,25 +114,6 @@ enum ModeArg {
     Transport,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
-enum Enc {
-    Aes128gcm16,
-    Aes192gcm16,
-    Aes256gcm16,
-    Aes128,
-    Aes192,
-    Aes256,
-    Null,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum IntegArg {
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum BackendArg {
     Default,
@@ -163,29 +153,40 @@ struct SaAddArgs {
     /// Outer destination address.
     #[arg(long)]
     dst: IpAddr,
-    /// Encryption: aes128gcm16, aes192gcm16, aes256gcm16 (key + 4-byte salt), aes128, aes192,
-    /// aes256 (CBC), null.
-    #[arg(long, value_enum)]
-    enc: Enc,
+    /// Algorithms, as a strongSwan ESP proposal for one SA: aes128gcm16, aes192gcm16,
+    /// aes256gcm16 (also aes128gcm128, aes128gcm; key + 4-byte salt), or a cipher (aes128,
+    /// aes192, aes256 (CBC), null) with an integrity algorithm (sha1, sha256, sha384, sha512):
+    /// aes128-sha1, aes256-sha256, null-sha256; `-esn` or `-noesn` may follow. A bare cipher
+    /// takes --integ.
+    #[arg(long, value_parser = alg::parse_enc)]
+    enc: Algorithms,
     /// Encryption key in hex (for GCM: the key followed by the 4-byte salt, as RFC 4106 and
     /// `ip xfrm ... aead rfc4106` take it).
     #[arg(long, default_value = "")]
     enc_key: String,
-    /// Integrity algorithm (not with GCM).
-    #[arg(long, value_enum)]
-    integ: Option<IntegArg>,
+    /// Integrity algorithm, when --enc names only the cipher (not with GCM): sha1, sha256,
+    /// sha384, sha512.
+    #[arg(long, value_parser = alg::parse_integ)]
+    integ: Option<Integ>,
     /// Integrity key in hex.
     #[arg(long, default_value = "")]
     integ_key: String,
     /// reqid linking the SA to its policies.
     #[arg(long, default_value_t = 1)]
     reqid: u32,
-    /// Anti-replay window in packets (inbound).
+    /// Anti-replay window in packets (inbound): 0 turns the check off, otherwise 32 up to
+    /// the database's largest window (`espctl create --replay-max`, 1024 by default).
     #[arg(long, default_value_t = 64)]
     replay_window: u32,
-    /// Turn the anti-replay check off (inbound).
+    /// Turn the anti-replay check off (inbound), as --replay-window 0 does.
     #[arg(long)]
     no_replay: bool,
+    /// Preset sequence number (to move an SA from another gateway, or in tests). Outbound:
+    /// the last number sent, so the first packet carries N+1 (as `ip xfrm state ...
+    /// replay-oseq`); inbound: the highest number received, every number up to it counting
+    /// as seen. At most 2^32-1 without --esn.
+    #[arg(long, default_value_t = 0)]
+    seq: u64,
     /// 64-bit extended sequence numbers (RFC 4304).
     #[arg(long)]
     esn: bool,
@@ -201,13 +202,16 @@ struct SaAddArgs {
     /// The peer's traffic selector (CIDR); default: any.
     #[arg(long)]
     remote_ts: Option<String>,
-    /// Soft/hard lifetimes.
+    /// Soft lifetime in bytes: espd asks for a rekey (0: none).
     #[arg(long, default_value_t = 0)]
     soft_bytes: u64,
+    /// Hard lifetime in bytes: espd stops using the SA (0: none).
     #[arg(long, default_value_t = 0)]
     hard_bytes: u64,
+    /// Soft lifetime in packets (0: none).
     #[arg(long, default_value_t = 0)]
     soft_packets: u64,
+    /// Hard lifetime in packets (0: none).
     #[arg(long, default_value_t = 0)]
     hard_packets: u64,
     /// Crypto backend.
@@ -411,8 +415,23 @@ fn proto(s: &str) -> Result<u8, ArgError> {
     })
 }
 
-fn build_sa(a: &SaAddArgs) -> Result<SaConfig, ArgError> {
-    let mut c: SaConfig = bytemuck::Zeroable::zeroed();
+/// The smallest anti-replay window the dataplane takes (its replay window's `MIN_WINDOW`).
+const MIN_REPLAY_WINDOW: u32 = 32;
+
+/// Fills `c` from `sa add`'s arguments and returns the warnings to print. On an error `c` may
+/// hold key bytes already: the caller wipes it either way.
+fn build_sa(a: &SaAddArgs, c: &mut SaConfig) -> Result<Vec<String>, ArgError> {
+    let mut warnings = Vec::new();
+    // RFC 4303 §2.1: SPI 0 is reserved for local use and MUST NOT be sent; 1-255 are
+    // reserved by IANA for future use.
+    match a.spi {
+        0 => return Err(arg_err("--spi", "0 is not a valid SPI (RFC 4303 §2.1: never sent on the wire)")),
+        1..=255 => warnings.push(format!(
+            "--spi {:#x}: SPIs 1-255 are reserved by IANA (RFC 4303 §2.1); a peer may drop this SA's packets",
+            a.spi
+        )),
+        _ => {}
+    }
     c.spi = a.spi;
     c.reqid = a.reqid;
     c.direction = match a.dir {
@@ -429,16 +448,8 @@ fn build_sa(a: &SaAddArgs) -> Result<SaConfig, ArgError> {
         return Err(arg_err("--dst", "--src and --dst are of different address families"));
     }
     (c.src, c.dst, c.family) = (src, dst, fs);
+    let Algorithms { cipher, key_len: klen, integ: named_integ, esn } = a.enc;
     let key = hex("--enc-key", &a.enc_key)?;
-    let (cipher, klen) = match a.enc {
-        Enc::Aes128gcm16 => (Cipher::AesGcm16, 16),
-        Enc::Aes192gcm16 => (Cipher::AesGcm16, 24),
-        Enc::Aes256gcm16 => (Cipher::AesGcm16, 32),
-        Enc::Aes128 => (Cipher::AesCbc, 16),
-        Enc::Aes192 => (Cipher::AesCbc, 24),
-        Enc::Aes256 => (Cipher::AesCbc, 32),
-        Enc::Null => (Cipher::Null, 0),
-    };
     let want = if cipher == Cipher::AesGcm16 { klen + 4 } else { klen };
     if key.len() != want {
         let what = if cipher == Cipher::AesGcm16 { " (key + 4-byte salt)" } else { "" };
@@ -450,28 +461,56 @@ fn build_sa(a: &SaAddArgs) -> Result<SaConfig, ArgError> {
     if cipher == Cipher::AesGcm16 {
         c.salt.copy_from_slice(&key[klen..]);
     }
-    let ikey = hex("--integ-key", &a.integ_key)?;
-    let (integ, ilen) = match (a.integ, cipher) {
-        (None, Cipher::AesGcm16) => (Integ::None, 0),
-        (Some(_), Cipher::AesGcm16) => {
+    let integ = match (named_integ, a.integ, cipher) {
+        (_, Some(_), Cipher::AesGcm16) => {
             return Err(arg_err("--integ", "AES-GCM authenticates itself; give no --integ"))
         }
-        (None, _) => return Err(arg_err("--integ", "AES-CBC and NULL need an integrity algorithm")),
-        (Some(IntegArg::Sha1), _) => (Integ::HmacSha1_96, 20),
-        (Some(IntegArg::Sha256), _) => (Integ::HmacSha256_128, 32),
-        (Some(IntegArg::Sha384), _) => (Integ::HmacSha384_192, 48),
-        (Some(IntegArg::Sha512), _) => (Integ::HmacSha512_256, 64),
+        (None, None, Cipher::AesGcm16) => Integ::None,
+        (Some(p), Some(i), _) if p != i => {
+            return Err(arg_err("--integ", "differs from the integrity algorithm --enc names"))
+        }
+        (Some(i), _, _) | (None, Some(i), _) => i,
+        (None, None, _) => {
+            return Err(arg_err(
+                "--integ",
+                "AES-CBC and NULL need an integrity algorithm (--integ sha256, or --enc aes256-sha256)",
+            ))
+        }
     };
+    let ilen = alg::integ_key_len(integ);
+    let ikey = hex("--integ-key", &a.integ_key)?;
     if ikey.len() != ilen {
         return Err(arg_err("--integ-key", format!("{} bytes given, {ilen} expected", ikey.len())));
     }
     c.integ = integ as u8;
     c.integ_key_len = ilen as u8;
     c.integ_key[..ilen].copy_from_slice(&ikey);
-    c.replay_window = if a.no_replay { 0 } else { a.replay_window };
-    c.flags = if a.no_replay { SA_FLAG_NO_REPLAY } else { 0 }
-        | if a.esn { SA_FLAG_ESN } else { 0 }
+    let esn = match (esn, a.esn) {
+        (Some(false), true) => return Err(arg_err("--esn", "--enc says noesn")),
+        (e, flag) => e.unwrap_or(false) || flag,
+    };
+    let no_replay = a.no_replay || a.replay_window == 0;
+    c.replay_window = if no_replay { 0 } else { a.replay_window };
+    // The window is the inbound side's: an outbound SA keeps what it is given, unchecked.
+    let inbound = matches!(a.dir, Dir::In);
+    if inbound && !no_replay && a.replay_window < MIN_REPLAY_WINDOW {
+        return Err(arg_err(
+            "--replay-window",
+            format!(
+                "{} is below {MIN_REPLAY_WINDOW}, the dataplane's smallest window (0 turns the check off)",
+                a.replay_window
+            ),
+        ));
+    }
+    c.flags = if no_replay { SA_FLAG_NO_REPLAY } else { 0 }
+        | if esn { SA_FLAG_ESN } else { 0 }
         | if a.df { SA_FLAG_DF } else { 0 };
+    if !esn && a.seq > u64::from(u32::MAX) {
+        return Err(arg_err(
+            "--seq",
+            format!("{} is beyond 2^32-1; a 64-bit sequence number needs --esn", a.seq),
+        ));
+    }
     match (a.encap_sport, a.encap_dport) {
         (None, None) => {}
         (Some(s), Some(d)) => {
@@ -487,6 +526,7 @@ fn build_sa(a: &SaAddArgs) -> Result<SaConfig, ArgError> {
     }
     c.ts_local = selector("--local-ts", a.local_ts.as_deref())?;
     c.ts_remote = selector("--remote-ts", a.remote_ts.as_deref())?;
+    warnings.extend(selector_warnings(c));
     (c.soft_bytes, c.hard_bytes, c.soft_packets, c.hard_packets) =
         (a.soft_bytes, a.hard_bytes, a.soft_packets, a.hard_packets);
     c.backend = match a.backend {
@@ -502,7 +542,34 @@ fn build_sa(a: &SaAddArgs) -> Result<SaConfig, ArgError> {
     };
     c.added_unix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    Ok(c)
+    Ok(warnings)
+}
+
+/// Selectors that no packet can match, or that carry one family inside the other.
+fn selector_warnings(c: &SaConfig) -> Vec<String> {
+    let (l, r) = (c.ts_local.family, c.ts_remote.family);
+    let mut w = Vec::new();
+    if l != 0 && r != 0 && l != r {
+        w.push(format!(
+            "--local-ts is IPv{l} and --remote-ts IPv{r}: no packet has a source and a destination of both"
+        ));
+    }
+    let transport = c.mode == SaMode::Transport as u8;
+    for (name, fam) in [("--local-ts", l), ("--remote-ts", r)] {
+        if fam == 0 || fam == c.family {
+            continue;
+        }
+        w.push(if transport {
+            format!(
+                "{name} is IPv{fam}, the SA's addresses IPv{}: a transport SA carries its endpoints' \
+                 family only, and the dataplane will not use this one",
+                c.family
+            )
+        } else {
+            format!("{name} is IPv{fam} inside an IPv{} tunnel: make sure both gateways mean it", c.family)
+        });
+    }
+    w
 }
 
 fn build_policy(a: &PolicyAddArgs) -> Result<PolicyConfig, ArgError> {
@@ -541,27 +608,71 @@ fn build_policy(a: &PolicyAddArgs) -> Result<PolicyConfig, ArgError> {
     })
 }
 
-fn enc_name(c: &SaConfig) -> &'static str {
-    match (Cipher::from_code(c.cipher), c.cipher_key_len) {
-        (Some(Cipher::AesGcm16), 16) => "aes128gcm16",
-        (Some(Cipher::AesGcm16), 24) => "aes192gcm16",
-        (Some(Cipher::AesGcm16), _) => "aes256gcm16",
-        (Some(Cipher::AesCbc), 16) => "aes128",
-        (Some(Cipher::AesCbc), 24) => "aes192",
-        (Some(Cipher::AesCbc), _) => "aes256",
-        (Some(Cipher::Null), _) => "null",
-        (None, _) => "?",
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "ipv6-icmp".into(),
+        n => n.to_string(),
     }
 }
 
-fn integ_name(c: &SaConfig) -> &'static str {
-    match Integ::from_code(c.integ) {
-        Some(Integ::None) => "-",
-        Some(Integ::HmacSha1_96) => "sha1",
-        Some(Integ::HmacSha256_128) => "sha256",
-        Some(Integ::HmacSha384_192) => "sha384",
-        Some(Integ::HmacSha512_256) => "sha512",
+fn ports_text(p: [u16; 2]) -> String {
+    match p {
+        [0, u16::MAX] => "any".into(),
+        [a, b] if a == b => a.to_string(),
+        [a, b] => format!("{a}-{b}"),
+    }
+}
+
+/// A selector as strongSwan prints one: `198.18.1.0/24`, or `first..last` for a range that
+/// is no prefix, then `[udp/500]` when it names a protocol or ports; `None` when unset (any).
+fn selector_text(s: &Selector) -> Option<String> {
+    let bits = match s.family {
+        4 => 32,
+        6 => 128,
+        _ => return None,
+    };
+    let num = |a: &[u8; 16]| -> u128 {
+        if bits == 32 {
+            u128::from(u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
+        } else {
+            u128::from_be_bytes(*a)
+        }
+    };
+    let (lo, hi) = (num(&s.addr_start), num(&s.addr_end));
+    let span = lo ^ hi;
+    let mut t = if lo & span == 0 && span.checked_add(1).is_none_or(|n| n.is_power_of_two()) {
+        format!("{}/{}", show_addr(&s.addr_start, s.family), bits - span.count_ones())
+    } else {
+        format!("{}..{}", show_addr(&s.addr_start, s.family), show_addr(&s.addr_end, s.family))
+    };
+    let ports = [s.port_start, s.port_end];
+    match (s.proto, ports) {
+        (0, [0, u16::MAX]) => {}
+        (p, [0, u16::MAX]) => t += &format!("[{}]", proto_name(p)),
+        (p, ports) => t += &format!("[{}/{}]", proto_name(p), ports_text(ports)),
+    }
+    Some(t)
+}
+
+fn backend_name(c: &SaConfig) -> &'static str {
+    match Backend::from_code(c.backend) {
+        Some(Backend::Default) => "default",
+        Some(Backend::IpsecMb) => "ipsec-mb",
+        Some(Backend::Rust) => "rust",
         None => "?",
+    }
+}
+
+/// A soft/hard lifetime pair for the table: `-` for none, `soft/hard` otherwise.
+fn lifetime_text(soft: u64, hard: u64) -> String {
+    let one = |v: u64| if v == 0 { "-".to_owned() } else { v.to_string() };
+    if soft == 0 && hard == 0 {
+        "-".into()
+    } else {
+        format!("{}/{}", one(soft), one(hard))
     }
 }
 
@@ -583,11 +694,19 @@ fn sa_json(e: &sadb::SaEntry) -> serde_json::Value {
         "src": show_addr(&c.src, c.family),
         "dst": show_addr(&c.dst, c.family),
         "reqid": c.reqid,
+        "proposal": proposal_name(c),
         "enc": enc_name(c),
         "integ": integ_name(c),
         "esn": c.flags & SA_FLAG_ESN != 0,
+        "backend": backend_name(c),
         "udp_encap": (c.flags & SA_FLAG_UDP_ENCAP != 0).then(|| json!([c.encap_sport, c.encap_dport])),
+        "local_ts": selector_text(&c.ts_local),
+        "remote_ts": selector_text(&c.ts_remote),
         "replay_window": c.replay_window,
+        "soft_bytes": c.soft_bytes,
+        "hard_bytes": c.hard_bytes,
+        "soft_packets": c.soft_packets,
+        "hard_packets": c.hard_packets,
         "seq": e.stats.seq,
         "packets": e.stats.packets,
         "bytes": e.stats.bytes,
@@ -595,7 +714,151 @@ fn sa_json(e: &sadb::SaEntry) -> serde_json::Value {
     })
 }
 
-fn execute(cli: Cli) -> Result<String, String> {
+/// `sa list` as a table: the same fields as its JSON, one SA a row.
+fn sa_table(sas: &[sadb::SaEntry]) -> String {
+    let rows: Vec<Vec<String>> = sas
+        .iter()
+        .map(|e| {
+            let c = &e.config;
+            let j = sa_json(e);
+            let s = |k: &str| j[k].as_str().unwrap_or("-").to_owned();
+            let drops: u64 = e.stats.drops.iter().sum();
+            vec![
+                e.slot.to_string(),
+                s("spi"),
+                s("dir"),
+                s("mode"),
+                s("src"),
+                s("dst"),
+                c.reqid.to_string(),
+                s("proposal"),
+                (if c.flags & SA_FLAG_ESN != 0 { "esn" } else { "-" }).into(),
+                s("backend"),
+                if c.flags & SA_FLAG_UDP_ENCAP != 0 {
+                    format!("{}:{}", c.encap_sport, c.encap_dport)
+                } else {
+                    "-".into()
+                },
+                selector_text(&c.ts_local).unwrap_or_else(|| "any".into()),
+                selector_text(&c.ts_remote).unwrap_or_else(|| "any".into()),
+                match (c.direction == Direction::In as u8, c.replay_window) {
+                    (false, _) => "-".into(),
+                    (true, 0) => "off".into(),
+                    (true, w) => w.to_string(),
+                },
+                lifetime_text(c.soft_bytes, c.hard_bytes),
+                lifetime_text(c.soft_packets, c.hard_packets),
+                e.stats.seq.to_string(),
+                e.stats.packets.to_string(),
+                e.stats.bytes.to_string(),
+                drops.to_string(),
+            ]
+        })
+        .collect();
+    columns::render(
+        &[
+            "slot",
+            "spi",
+            "dir",
+            "mode",
+            "src",
+            "dst",
+            "reqid",
+            "proposal",
+            "esn",
+            "backend",
+            "udp-encap",
+            "local-ts",
+            "remote-ts",
+            "replay",
+            "bytes-soft/hard",
+            "packets-soft/hard",
+            "seq",
+            "packets",
+            "bytes",
+            "drops",
+        ],
+        &rows,
+    )
+}
+
+/// What espd's readers left in the region: while espd runs, its registered lcores; once it
+/// has stopped (no registered reader's process exists), every slot a process held, with
+/// the counters as that process last wrote them.
+fn stats(r: &Region, as_json: bool) -> String {
+    let records = r.reader_records();
+    let running = records.iter().any(|x| x.registered && x.alive);
+    let shown: Vec<&sadb::ReaderRecord> = records.iter().filter(|x| !running || x.registered).collect();
+    let mut totals = vec![0u64; sadb::READER_COUNTERS];
+    for x in &shown {
+        for (t, c) in totals.iter_mut().zip(&x.info.counters) {
+            *t += c;
+        }
+    }
+    // Declaration order, as espd reports them.
+    let nonzero = |v: &[u64]| -> Vec<(String, u64)> {
+        v.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| (counters::name(i), n)).collect()
+    };
+    let named = |v: &[u64]| -> serde_json::Map<String, serde_json::Value> {
+        nonzero(v).into_iter().map(|(k, n)| (k, json!(n))).collect()
+    };
+    let state = |x: &sadb::ReaderRecord| match (x.registered, x.alive) {
+        (true, true) => "running",
+        (true, false) => "died",
+        (false, _) => "exited",
+    };
+    let note = match (running, shown.is_empty()) {
+        (true, _) => None,
+        (false, false) => Some("espd not running; counters as last written"),
+        (false, true) => Some("espd not running; no counters written yet"),
+    };
+    if as_json {
+        return json!({
+            "sas": r.sa_count(),
+            "policies": r.policy_count(),
+            "espd_running": running,
+            "note": note,
+            "lcores": shown.iter().map(|x| json!({
+                "lcore": x.info.lcore,
+                "pid": x.info.pid,
+                "state": state(x),
+                "bursts": x.info.passes,
+                "events_dropped": x.info.events_dropped,
+                "counters": named(&x.info.counters),
+            })).collect::<Vec<_>>(),
+            "total": named(&totals),
+        })
+        .to_string();
+    }
+    let mut s = note.map_or(String::new(), |n| format!("{n}\n"));
+    s += &format!(
+        "SAs: {}   policies: {}   dataplane lcores: {}\n",
+        r.sa_count(),
+        r.policy_count(),
+        shown.len()
+    );
+    let mut pids: Vec<u32> = shown.iter().map(|x| x.info.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    for x in &shown {
+        s += &format!(
+            "lcore {} (pid {}, {}): {} bursts, {} events dropped\n",
+            x.info.lcore,
+            x.info.pid,
+            state(x),
+            x.info.passes,
+            x.info.events_dropped
+        );
+    }
+    if pids.len() > 1 && !running {
+        s += &format!("(the lcores above belonged to {} processes; the totals add them)\n", pids.len());
+    }
+    let rows: Vec<Vec<String>> = nonzero(&totals).into_iter().map(|(k, n)| vec![k, n.to_string()]).collect();
+    s + &columns::render(&["counter", "total"], &rows)
+}
+
+/// Runs a parsed command: what to print, with the warnings to print before it on stderr.
+fn execute(cli: Cli, warnings: &mut Vec<String>) -> Result<String, String> {
     let open = || Region::attach(&cli.sadb).map_err(|e| e.to_string());
     let out = match cli.cmd {
         Cmd::Create(a) => {
@@ -615,9 +878,23 @@ fn execute(cli: Cli) -> Result<String, String> {
             }
         }
         Cmd::Sa(SaCmd::Add(a)) => {
-            let mut cfg = build_sa(&a).map_err(|e| e.0)?;
-            let added =
-                open().and_then(|r| r.writer().and_then(|mut w| w.add_sa(&cfg)).map_err(|e| e.to_string()));
+            let mut cfg: SaConfig = bytemuck::Zeroable::zeroed();
+            let added = build_sa(&a, &mut cfg).map_err(|e| e.0).and_then(|w| {
+                let r = open()?;
+                let max = r.capacities().max_replay_window;
+                if cfg.direction == Direction::In as u8 && cfg.replay_window > max {
+                    return Err(arg_err(
+                        "--replay-window",
+                        format!(
+                            "{} is beyond this database's largest window, {max} (espctl create --replay-max)",
+                            cfg.replay_window
+                        ),
+                    )
+                    .0);
+                }
+                warnings.extend(w);
+                r.writer().and_then(|mut w| w.add_sa_with_seq(&cfg, a.seq)).map_err(|e| e.to_string())
+            });
             cfg.wipe_keys();
             let slot = added?;
             if cli.json {
@@ -649,39 +926,7 @@ fn execute(cli: Cli) -> Result<String, String> {
             if cli.json {
                 serde_json::Value::Array(sas.iter().map(sa_json).collect()).to_string()
             } else {
-                let mut s = format!(
-                    "{:>6} {:>10} {:<3} {:<9} {:<32} {:<12} {:<6} {:>12} {:>12} {:>14} {:>8}\n",
-                    "slot",
-                    "spi",
-                    "dir",
-                    "mode",
-                    "src -> dst",
-                    "enc",
-                    "integ",
-                    "seq",
-                    "packets",
-                    "bytes",
-                    "drops"
-                );
-                for e in &sas {
-                    let j = sa_json(e);
-                    let drops: u64 = e.stats.drops.iter().sum();
-                    s += &format!(
-                        "{:>6} {:>10} {:<3} {:<9} {:<32} {:<12} {:<6} {:>12} {:>12} {:>14} {:>8}\n",
-                        e.slot,
-                        j["spi"].as_str().unwrap_or(""),
-                        j["dir"].as_str().unwrap_or(""),
-                        j["mode"].as_str().unwrap_or(""),
-                        format!("{} -> {}", j["src"].as_str().unwrap_or(""), j["dst"].as_str().unwrap_or("")),
-                        j["enc"].as_str().unwrap_or(""),
-                        j["integ"].as_str().unwrap_or(""),
-                        e.stats.seq,
-                        e.stats.packets,
-                        e.stats.bytes,
-                        drops
-                    );
-                }
-                s
+                sa_table(&sas)
             }
         }
         Cmd::Sa(SaCmd::Flush) => {
@@ -736,31 +981,48 @@ fn execute(cli: Cli) -> Result<String, String> {
                         "reqid": p.reqid,
                         "priority": p.priority,
                         "sa_slot": e.sa_slot,
+                        "hits": e.hits,
                     })
                 })
                 .collect();
             if cli.json {
                 serde_json::Value::Array(ps).to_string()
             } else {
-                let mut s = format!(
-                    "{:>6} {:<3} {:<24} {:<24} {:>5} {:<8} {:>6} {:>8} {:>7}\n",
-                    "id", "dir", "src", "dst", "proto", "action", "reqid", "priority", "sa-slot"
-                );
-                for p in &ps {
-                    s += &format!(
-                        "{:>6} {:<3} {:<24} {:<24} {:>5} {:<8} {:>6} {:>8} {:>7}\n",
-                        p["id"],
-                        p["dir"].as_str().unwrap_or(""),
-                        p["src"].as_str().unwrap_or(""),
-                        p["dst"].as_str().unwrap_or(""),
-                        p["proto"],
-                        p["action"].as_str().unwrap_or(""),
-                        p["reqid"],
-                        p["priority"],
-                        p["sa_slot"].as_u64().map_or("-".into(), |v| v.to_string())
-                    );
-                }
-                s
+                let rows: Vec<Vec<String>> = ps
+                    .iter()
+                    .map(|p| {
+                        let s = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
+                        let ports = |k: &str| {
+                            let v: Vec<u16> = p[k]
+                                .as_array()
+                                .map(|a| a.iter().filter_map(|x| x.as_u64()?.try_into().ok()).collect())
+                                .unwrap_or_default();
+                            v.try_into().map_or("?".into(), ports_text)
+                        };
+                        let proto = p["proto"].as_u64().and_then(|v| u8::try_from(v).ok()).unwrap_or(0);
+                        vec![
+                            p["id"].to_string(),
+                            s("dir"),
+                            s("src"),
+                            s("dst"),
+                            if proto == 0 { "any".into() } else { proto_name(proto) },
+                            ports("sport"),
+                            ports("dport"),
+                            s("action"),
+                            p["reqid"].to_string(),
+                            p["priority"].to_string(),
+                            p["sa_slot"].as_u64().map_or("-".into(), |v| v.to_string()),
+                            p["hits"].to_string(),
+                        ]
+                    })
+                    .collect();
+                columns::render(
+                    &[
+                        "id", "dir", "src", "dst", "proto", "sport", "dport", "action", "reqid", "priority",
+                        "sa-slot", "hits",
+                    ],
+                    &rows,
+                )
             }
         }
         Cmd::Policy(PolicyCmd::Flush) => {
@@ -772,50 +1034,7 @@ fn execute(cli: Cli) -> Result<String, String> {
                 format!("deleted {n} policies")
             }
         }
-        Cmd::Stats => {
-            let r = open()?;
-            let readers = r.readers();
-            let mut totals = vec![0u64; sadb::READER_COUNTERS];
-            for rd in &readers {
-                for (t, c) in totals.iter_mut().zip(&rd.counters) {
-                    *t += c;
-                }
-            }
-            let named = |v: &[u64]| -> serde_json::Map<String, serde_json::Value> {
-                v.iter()
-                    .enumerate()
-                    .filter(|(_, &n)| n > 0)
-                    .map(|(i, &n)| (counters::name(i), json!(n)))
-                    .collect()
-            };
-            if cli.json {
-                json!({
-                    "sas": r.sa_count(),
-                    "policies": r.policy_count(),
-                    "lcores": readers.iter().map(|rd| json!({"lcore": rd.lcore, "pid": rd.pid, "bursts": rd.passes, "events_dropped": rd.events_dropped, "counters": named(&rd.counters)})).collect::<Vec<_>>(),
-                    "total": named(&totals),
-                })
-                .to_string()
-            } else {
-                let mut s = format!(
-                    "SAs: {}   policies: {}   dataplane lcores: {}\n",
-                    r.sa_count(),
-                    r.policy_count(),
-                    readers.len()
-                );
-                for rd in &readers {
-                    s += &format!(
-                        "lcore {} (pid {}): {} bursts, {} events dropped\n",
-                        rd.lcore, rd.pid, rd.passes, rd.events_dropped
-                    );
-                }
-                s += "counter                         total\n";
-                for (k, v) in named(&totals) {
-                    s += &format!("{k:<28} {:>12}\n", v);
-                }
-                s
-            }
-        }
+        Cmd::Stats => stats(&open()?, cli.json),
         Cmd::Events => {
             let r = open()?;
             let mut evs = Vec::new();
@@ -888,7 +1107,14 @@ where
             return status(writeln!(stderr, "espctl: {line}"), 2);
         }
     };
-    match execute(cli) {
+    let mut warnings = Vec::new();
+    let result = execute(cli, &mut warnings);
+    for w in &warnings {
+        if writeln!(stderr, "espctl: warning: {w}").is_err() {
+            return 1;
+        }
+    }
+    match result {
         Ok(out) => {
             let newline = if out.ends_with('\n') { "" } else { "\n" };
             status(write!(stdout, "{out}{newline}"), 0)

@@ -77,7 +77,7 @@ pub use reader::{Flow, PolicyMatch, Reader, SeqError};
 pub use region::Region;
 pub use shm::{SaHot, HOT_FLAG_HARD_FIRED, HOT_FLAG_SEQ_WARNED, HOT_FLAG_SOFT_FIRED, NO_SLOT};
 pub use table::{SaEntry, SaKey, SaStats};
-pub use writer::{PolicyEntry, ReaderInfo, Writer};
+pub use writer::{PolicyEntry, ReaderInfo, ReaderRecord, Writer};
 
 /// Default path of the region, in the private directory [`file::DEFAULT_DIR`].
 pub const DEFAULT_PATH: &str = "/run/espgw/sadb";

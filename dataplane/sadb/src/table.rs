@@ -279,8 +279,21 @@ impl Writer<'_> {
     /// outbound ones are bound to the Protect policies with the same reqid (the newest SA
     /// of a reqid wins, which is make-before-break rekeying).
     pub fn add_sa(&mut self, cfg: &SaConfig) -> Result<u32, SadbError> {
+        self.add_sa_with_seq(cfg, 0)
+    }
+
+    /// Installs an SA as [`Writer::add_sa`] does, with its sequence number preset in the hot
+    /// state before the SA becomes visible: outbound, the last number sent (the first packet
+    /// carries `last_seq + 1`), as `ip xfrm state ... replay-oseq` sets it; inbound, the highest
+    /// number received (the dataplane counts every number up to it as seen). An SA moved from
+    /// another gateway so continues where it stopped, and reuses no number. Without ESN,
+    /// `last_seq` is at most 2^32 - 1.
+    pub fn add_sa_with_seq(&mut self, cfg: &SaConfig, last_seq: u64) -> Result<u32, SadbError> {
         let r = self.r;
         validate_sa(cfg, r.caps.max_replay_window)?;
+        if cfg.flags & SA_FLAG_ESN == 0 && last_seq > u64::from(u32::MAX) {
+            return Err(invalid("seq", format!("{last_seq} needs 64-bit sequence numbers (ESN)")));
+        }
         let dir = Direction::from_code(cfg.direction).unwrap_or(Direction::In);
         let key = SaKey { spi: cfg.spi, direction: dir, dst: Some(cfg.dst) };
         let out = dir == Direction::Out;
@@ -302,9 +315,10 @@ impl Writer<'_> {
         h.seq.store(seq | 1, Ordering::Relaxed);
         store_words(r.config_words(slot), cfg);
         let hot = r.hot(slot);
-        for a in [&hot.seq, &hot.packets, &hot.bytes, &hot.flags, &hot.last_used, &hot.owner] {
+        for a in [&hot.packets, &hot.bytes, &hot.flags, &hot.last_used, &hot.owner] {
             a.store(0, Ordering::Relaxed);
         }
+        hot.seq.store(last_seq, Ordering::Relaxed);
         for d in hot.drops.iter().chain(r.replay_bitmap(slot)) {
             d.store(0, Ordering::Relaxed);
         }

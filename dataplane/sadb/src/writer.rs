@@ -42,6 +42,19 @@ pub struct ReaderInfo {
     pub events_dropped: u64,
 }
 
+/// A reader slot as the last process that held it left it, as `espctl stats` shows the
+/// counters of a dataplane that has stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderRecord {
+    /// The slot, its process, lcore and counters.
+    pub info: ReaderInfo,
+    /// Still registered: the process has not deregistered (it runs, or it died without
+    /// deregistering and no writer has noticed yet).
+    pub registered: bool,
+    /// Its process exists.
+    pub alive: bool,
+}
+
 /// A live policy with its binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyEntry {
@@ -75,6 +88,32 @@ impl Region {
                     passes: s.passes.load(Ordering::Relaxed),
                     counters: s.counters.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
                     events_dropped: self.ring_hdr(i).dropped.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    /// Every reader slot a process has held, registered or not: a reader that deregistered
+    /// (its process stopped) or was deregistered (its process died) leaves its counters as it
+    /// last wrote them, until a new reader takes the slot. Read-only: nothing is changed, no
+    /// dead reader is deregistered.
+    pub fn reader_records(&self) -> Vec<ReaderRecord> {
+        (0..self.caps.readers)
+            .filter(|&i| self.reader_slot(i).pid.load(Ordering::Relaxed) != 0)
+            .map(|i| {
+                let s = self.reader_slot(i);
+                let pid = s.pid.load(Ordering::Relaxed);
+                ReaderRecord {
+                    info: ReaderInfo {
+                        slot: i,
+                        pid,
+                        lcore: s.lcore.load(Ordering::Relaxed),
+                        passes: s.passes.load(Ordering::Relaxed),
+                        counters: s.counters.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+                        events_dropped: self.ring_hdr(i).dropped.load(Ordering::Relaxed),
+                    },
+                    registered: s.state.load(Ordering::Acquire) == READER_ACTIVE,
+                    alive: pid_alive(pid),
                 }
             })
             .collect()

@@ -324,6 +324,53 @@ fn sequence_numbers() {
 }
 
 #[test]
+fn preset_sequence_numbers() {
+    let (_d, r) = region(&small_caps());
+    let reader = r.register_reader(0).unwrap();
+    let mut w = r.writer().unwrap();
+    let slot = w.add_sa_with_seq(&gcm_sa(5, Direction::Out, 0), 1_000_000).unwrap();
+    assert_eq!(r.sa_entry(slot).unwrap().stats.seq, 1_000_000);
+    assert_eq!(reader.reserve_seq(slot, 1, false), Ok(1_000_001), "continues after the preset number");
+    // Past 2^32 - 1 only with ESN.
+    let refused = w.add_sa_with_seq(&gcm_sa(6, Direction::Out, 0), 1 << 32);
+    assert!(matches!(refused, Err(SadbError::Invalid { field: "seq", .. })), "{refused:?}");
+    assert!(
+        r.find_sa(&SaKey { spi: 6, direction: Direction::Out, dst: None }).is_none(),
+        "nothing installed"
+    );
+    let mut esn = gcm_sa(6, Direction::Out, 0);
+    esn.flags |= SA_FLAG_ESN;
+    let slot = w.add_sa_with_seq(&esn, 1 << 32).unwrap();
+    assert_eq!(reader.reserve_seq(slot, 1, true), Ok((1 << 32) + 1));
+    let slot = w.add_sa(&gcm_sa(7, Direction::Out, 0)).unwrap();
+    assert_eq!(r.sa_entry(slot).unwrap().stats.seq, 0, "a plain add starts at 0");
+}
+
+#[test]
+fn reader_records_outlive_their_reader() {
+    let (_d, r) = region(&small_caps());
+    assert!(r.reader_records().is_empty(), "no slot held yet");
+    let reader = r.register_reader(6).unwrap();
+    reader.count(3, 9);
+    let live = r.reader_records();
+    assert_eq!(live.len(), 1);
+    assert_eq!((live[0].registered, live[0].alive, live[0].info.counters[3]), (true, true, 9));
+    drop(reader);
+    assert!(r.readers().is_empty());
+    let left = r.reader_records();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        (left[0].registered, left[0].info.lcore, left[0].info.pid, left[0].info.counters[3]),
+        (false, 6, std::process::id(), 9),
+        "the counters stay as last written"
+    );
+    // A new reader in the slot starts from zero.
+    let again = r.register_reader(1).unwrap();
+    assert_eq!(r.reader_records()[0].info.counters[3], 0);
+    drop(again);
+}
+
+#[test]
 fn events_in_order_and_overflow_counted() {
     let (_d, r) = region(&small_caps());
     let reader = r.register_reader(2).unwrap();
