@@ -179,6 +179,7 @@ impl Plan {
                 lifetime_kilobytes: 0,
             },
             nat_traversal: self.nat_traversal,
+            force_encap: false,
             initial_contact: false,
             prefer_configured_proposals: false,
         }

@@ -113,13 +113,13 @@ pub fn parse_esp(text: &str) -> Result<(EspProposal, Option<DhGroup>), String> {
     }
     match (encryption, integ) {
         (Some(e @ EspEncryption::AesGcm16(_)), None) => {
-            Ok((EspProposal { encryption: e, integrity: None }, pfs))
+            Ok((EspProposal { encryption: e, integrity: None, esn: false }, pfs))
         }
         (Some(EspEncryption::AesGcm16(_)), Some(_)) => {
             Err(format!("`{text}`: AES-GCM takes no integrity algorithm"))
         }
         (Some(e @ EspEncryption::AesCbc(_)), Some(i)) => {
-            Ok((EspProposal { encryption: e, integrity: Some(i) }, pfs))
+            Ok((EspProposal { encryption: e, integrity: Some(i), esn: false }, pfs))
         }
         (Some(EspEncryption::AesCbc(_)), None) => {
             Err(format!("`{text}`: AES-CBC needs an integrity algorithm"))
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(p.cipher.key_bits(), 128);
         assert_eq!(parse_ike("aes128-sha256-ecp256").unwrap().group.id(), 19);
         let (e, pfs) = parse_esp("aes128gcm16-modp2048").unwrap();
-        assert_eq!(e, EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None });
+        assert_eq!(e, EspProposal { encryption: EspEncryption::AesGcm16(128), integrity: None, esn: false });
         assert_eq!(pfs.map(DhGroup::id), Some(14));
         let (e, pfs) = parse_esp("aes128-sha256-modp2048").unwrap();
         assert_eq!(e.integrity, Some(EspIntegrity::HmacSha256));
