@@ -219,6 +219,7 @@ fn action_name(a: PeerGoneAction, restart: &'static str, clear: &'static str) ->
 pub fn connection_info(c: &Connection) -> ConnectionInfo {
     let auth = |a: AuthMethod| match a {
         AuthMethod::Psk => "pre-shared key".to_owned(),
+        AuthMethod::Pubkey => "public key".to_owned(),
     };
     ConnectionInfo {
         name: c.name.clone(),
