@@ -362,13 +362,15 @@ fn connection_credentials(
             {
                 id
             }
-            _ => return Err(ConfigError::at(
-                file,
-                key(&["connections", &c.name, "local", "id"]),
-                format!(
+            _ => {
+                return Err(ConfigError::at(
+                    file,
+                    key(&["connections", &c.name, "local", "id"]),
+                    format!(
                     "`{other}` is neither the subject nor a subjectAltName of certificate {path} ({subject})"
                 ),
-            )),
+                ))
+            }
         },
     };
     // Sent after our certificate: the rest of local.certs, then the CAs of
