@@ -299,6 +299,11 @@ fn a_crl_loaded_by_load_all_refuses_the_next_handshake_and_keeps_the_sas() {
     let revoked = Pair::counter(&pair.b, "cert-refused-revoked");
     assert!(revoked >= 1, "{revoked}");
     assert_eq!(Pair::counter(&pair.b, "discarded-certificate"), revoked, "no other reason");
+    let stats =
+        iked::ctl::protocol::Stats { ike_datagrams: pair.b.counts().ike_datagrams, ..Default::default() };
+    let text = iked::ctl::format::stats(&stats);
+    assert!(text.contains("certificate refusals (of discarded-certificate):\n"), "{text}");
+    assert!(text.contains(&format!("\n  revoked: {revoked}\n")), "ikectl stats shows it: {text}");
     let b_sas = Pair::sas(&pair.b, pair.now);
     assert!(b_sas.contains(&("ESTABLISHED".to_owned(), 1)), "the established SAs stay: {b_sas:?}");
     assert_eq!(pair.b.counts().child_sas, 1);
