@@ -387,7 +387,12 @@ impl<E: EngineControl> ControlHandler for Daemon<E> {
     }
 
     async fn list_conns(&self) -> Result<Vec<ConnectionInfo>, CtlError> {
-        Ok(self.config().connections.iter().map(connection_info).collect())
+        let config = self.config();
+        Ok(config
+            .connections
+            .iter()
+            .map(|c| ConnectionInfo { local_id: config.local_id_text(c), ..connection_info(c) })
+            .collect())
     }
 
     async fn initiate(&self, target: TargetName) -> Result<String, CtlError> {

@@ -214,7 +214,15 @@ fn rsa_certificates_bring_up_an_ike_sa_and_a_child() {
     for m in [&pair.a, &pair.b] {
         assert_eq!(Pair::counter(m, "discarded-certificate"), 0);
     }
-    drop(w);
+    // list-conns says so too.
+    let daemon = iked::daemon::Daemon::new(w.a.config_path(), load(&w.a), iked::daemon::Detached, None);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap_or_else(|e| panic!("{e}"));
+    let conns = runtime
+        .block_on(iked::ctl::ControlHandler::list_conns(&daemon))
+        .unwrap_or_else(|e| panic!("{}", e.message));
+    let c = &conns[0];
+    assert_eq!((c.local_auth.as_str(), c.local_id.as_str()), ("public key", "O=Test, CN=gw-a"));
+    assert_eq!((c.remote_auth.as_str(), c.remote_id.as_str()), ("public key", "O=Test, CN=gw-b"));
 }
 
 #[test]
