@@ -160,13 +160,20 @@ impl<E: EngineControl> Daemon<E> {
         self.engine.reconfigure(&new, &summary);
         tracing::info!(
             target: "cfg",
-            "loaded {}: {} added, {} changed, {} removed, {} unchanged",
+            "loaded {}: {} added, {} changed, {} removed, {} unchanged; {} certificates, {} CA certificates, {} CRLs, {} private keys",
             self.config_path.display(),
             summary.added.len(),
             summary.changed.len(),
             summary.removed.len(),
-            summary.unchanged.len()
+            summary.unchanged.len(),
+            summary.certs,
+            summary.cacerts,
+            summary.crls,
+            summary.keys
         );
+        for w in new.warnings() {
+            tracing::warn!(target: "cfg", "{w}");
+        }
         Ok(summary)
     }
 

@@ -330,6 +330,12 @@ impl Config {
                 ));
             }
         }
+        w.extend(
+            self.credentials
+                .warnings(std::time::SystemTime::now())
+                .into_iter()
+                .map(|m| format!("daemon.swanctl_dir: {m}")),
+        );
         w
     }
 

@@ -554,6 +554,30 @@ fn certificate_errors_name_their_key() {
 }
 
 #[test]
+fn special_files_are_not_read_and_stale_cas_are_warned_about() {
+    let s = Swanctl::new(certs::KeyKind::P256);
+    let fifo = s.path("x509/fifo.pem");
+    let made =
+        std::process::Command::new("mkfifo").arg(&fifo).status().unwrap_or_else(|e| panic!("mkfifo: {e}"));
+    assert!(made.success());
+    assert_eq!(
+        err(&s.config("local.certs = [\"fifo.pem\"]", "remote.id = \"@b\"")),
+        format!("gw.toml: connections.home.local.certs: {}: not a regular file", fifo.display())
+    );
+    std::fs::remove_file(&fifo).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok(&s.std()).warnings(), Vec::<String>::new());
+    let old = s.ca.leaf("old-ca", certs::KeyKind::P256, "DNS:x", certs::Validity::Expired);
+    s.copy(old.pem_path(), "x509ca/old.pem");
+    assert_eq!(
+        ok(&s.std()).warnings(),
+        [format!(
+            "daemon.swanctl_dir: CA certificate {} (O=Test, CN=old-ca) is expired: peers it issued are refused",
+            s.path("x509ca/old.pem").display()
+        )]
+    );
+}
+
+#[test]
 fn der_files_and_missing_subdirectories_are_fine() {
     let s = Swanctl::new(certs::KeyKind::P384);
     for d in ["x509crl", "x509ca"] {
