@@ -121,18 +121,23 @@ struct Pair {
 
 impl Pair {
     fn new(w: &World) -> Self {
+        Self::with_clock_of_a(w, SystemTime::now())
+    }
+
+    /// A's wall clock says `wall_a` (B's is right).
+    fn with_clock_of_a(w: &World, wall_a: SystemTime) -> Self {
         let now = Instant::now();
-        let manager = |g: &Gateway, seed: u64| {
+        let manager = |g: &Gateway, seed: u64, wall: SystemTime| {
             let cfg = Arc::new(load(g));
             let kernel = SadbWriter::open(&cfg.daemon.sadb).unwrap_or_else(|e| panic!("{e}"));
             let mut m = Manager::new(cfg, kernel, None, sim::randomness(seed));
             // Certificates are checked against the real date (they were
             // made now).
-            m.set_wall_clock(now, SystemTime::now());
+            m.set_wall_clock(now, wall);
             m.start(now);
             m
         };
-        Self { a: manager(&w.a, 1), b: manager(&w.b, 2), now, wire: Vec::new() }
+        Self { a: manager(&w.a, 1, wall_a), b: manager(&w.b, 2, SystemTime::now()), now, wire: Vec::new() }
     }
 
     fn run_for(&mut self, d: Duration) {
@@ -367,6 +372,25 @@ fn a_peer_of_another_ca_is_refused_as_untrusted_and_an_unexpected_identity_fails
     assert!(discarded >= 1, "{discarded}");
     assert!(Pair::sas(&pair.a, pair.now).iter().all(|(s, _)| s != "ESTABLISHED"));
     assert!(Pair::sas(&pair.b, pair.now).iter().all(|(s, _)| s != "ESTABLISHED"));
+}
+
+#[test]
+fn a_certificate_outside_its_validity_is_refused_with_its_reason() {
+    let year = Duration::from_secs(365 * 86_400);
+    for (wall, reason) in [
+        (SystemTime::now() + year, "cert-refused-expired"),
+        (SystemTime::now() - year, "cert-refused-not-yet-valid"),
+    ] {
+        let w = world(KeyKind::P256, "aes128-sha256-ecp256");
+        let mut pair = Pair::with_clock_of_a(&w, wall);
+        let now = pair.now;
+        pair.b.initiate(now, "gw", None).unwrap_or_else(|e| panic!("{}", e.message));
+        pair.run_for(Duration::from_secs(3));
+        let refused = Pair::counts_of(&pair.a, "cert-refused-");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, reason);
+        assert!(Pair::sas(&pair.a, pair.now).iter().all(|(s, _)| s != "ESTABLISHED"));
+    }
 }
 
 #[test]
