@@ -401,8 +401,21 @@ fn a_pubkey_connection_loads_its_certificate_key_and_cas() {
         Some(true),
         "remote.id in strongSwan's order matches openssl's subject of gw-b"
     );
-    // The rendered form reads back the same.
+    // The rendered form reads back the same, with a relative swanctl_dir too.
     assert_eq!(ok(&render(&c)), c);
+    let text = render(&c);
+    assert!(text.contains("certs = [\"gw-a.pem\"]"), "{text}");
+    let cwd = std::env::current_dir().unwrap_or_default();
+    if let Ok(rel) = s.dir.path().strip_prefix(&cwd).map(Path::to_path_buf).or_else(|_| {
+        // A relative path from the working directory up to / and down.
+        let ups = cwd.components().count().saturating_sub(1);
+        let up: std::path::PathBuf = std::iter::repeat_n("..", ups).collect();
+        s.dir.path().strip_prefix("/").map(|p| up.join(p))
+    }) {
+        let relative = s.std().replace(&s.dir.path().display().to_string(), &rel.display().to_string());
+        let c = ok(&relative);
+        assert_eq!(ok(&render(&c)), c);
+    }
     // And the engine entry carries it.
     let (conn, child) = c.child("net").unwrap_or_else(|| panic!("net"));
     let local: IpAddr = "192.0.2.1".parse().unwrap_or(IpAddr::from([0; 4]));
