@@ -5,7 +5,8 @@
 //! "pubkey"`. RSA and ECDSA bring up an IKE SA and a child; `list-certs`
 //! shows what was loaded; `load-all` with a CRL revoking the peer makes its
 //! next handshake fail (counted as revoked) while the established SAs stay;
-//! `iked --check-config` reports certificate errors.
+//! `iked --check-config` reports certificate errors. The last test runs two
+//! iked processes on loopback addresses and drives them with ikectl.
 //!
 //! `openssl` is required: without it these tests fail, they are never
 //! skipped.
@@ -64,6 +65,12 @@ fn copy(from: &Path, to: &Path) {
 }
 
 fn world(kind: KeyKind, proposals: &str) -> World {
+    world_at(kind, proposals, (A, B))
+}
+
+/// [`world`] with the gateways at `addrs`.
+fn world_at(kind: KeyKind, proposals: &str, addrs: (IpAddr, IpAddr)) -> World {
+    let (a_ip, b_ip) = addrs;
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let ca = Ca::root(&tmp.path().join("pki"), "ca", kind);
     let gateway = |name: &str, ip: IpAddr, peer: IpAddr, peer_name: &str, local_ts: &str, remote_ts: &str| {
@@ -102,8 +109,8 @@ esp_proposals = "aes128gcm16"
         std::fs::write(g.config_path(), text).unwrap_or_else(|e| panic!("{e}"));
         g
     };
-    let a = gateway("gw-a", A, B, "gw-b", "10.1.0.0/16", "10.2.0.0/16");
-    let b = gateway("gw-b", B, A, "gw-a", "10.2.0.0/16", "10.1.0.0/16");
+    let a = gateway("gw-a", a_ip, b_ip, "gw-b", "10.1.0.0/16", "10.2.0.0/16");
+    let b = gateway("gw-b", b_ip, a_ip, "gw-a", "10.2.0.0/16", "10.1.0.0/16");
     World { _tmp: tmp, ca, a, b }
 }
 
@@ -429,4 +436,147 @@ fn check_config_reports_certificate_errors() {
         err.contains("connections.gw.local.certs: certificate ") && err.contains(" expired on "),
         "{err}"
     );
+}
+
+/// Runs ikectl on `socket`: (exit code, stdout, stderr).
+fn ikectl(socket: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ikectl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("ikectl: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Polls `check` for up to 15 s: whether it came true.
+fn eventually(check: impl Fn() -> bool) -> bool {
+    for _ in 0..300 {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// An iked process, stopped with SIGTERM when dropped.
+struct Iked {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Iked {
+    fn start(g: &Gateway) -> Self {
+        let log = std::fs::File::create(g.dir.join("iked.log")).unwrap_or_else(|e| panic!("{e}"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_iked"))
+            .arg("--config")
+            .arg(g.config_path())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("iked: {e}"));
+        let socket = g.dir.join("iked.sock");
+        let s = socket.clone();
+        assert!(eventually(|| ikectl(&s, &["stats"]).0 == Some(0)), "iked answers on its socket");
+        Self { child, socket }
+    }
+
+    fn ctl(&self, args: &[&str]) -> String {
+        let (code, out, err) = ikectl(&self.socket, args);
+        assert_eq!(code, Some(0), "ikectl {args:?}: {err}");
+        out
+    }
+
+    /// (state, child SAs) of each IKE SA, from `list-sas --json`.
+    fn sas(&self) -> Vec<(String, usize)> {
+        let out = self.ctl(&["--json", "list-sas"]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v["ike_sas"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| {
+                        let children = s["child-sas"].as_array().map_or(0, Vec::len);
+                        (s["state"].as_str().unwrap_or_default().to_owned(), children)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Iked {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two iked processes on loopback, driven by ikectl only: up with
+/// certificates, list-certs, a CRL loaded by load-all refusing A's next
+/// ISAKMP SA while the established SAs stay, the refusal in stats. The
+/// engine sends from port 500, so each run takes two loopback addresses of
+/// its own (127.x.y.1 and .2, from the process id) with the standard ports.
+#[test]
+fn two_iked_processes_authenticate_with_certificates_and_reload_a_crl() {
+    let [_, _, x, y] = std::process::id().to_be_bytes();
+    let lo = |n: u8| IpAddr::V4(Ipv4Addr::new(127, x | 0x80, y, n));
+    let w = world_at(KeyKind::Rsa2048, "aes128-sha256-modp2048", (lo(1), lo(2)));
+    let a = Iked::start(&w.a);
+    let b = Iked::start(&w.b);
+    a.ctl(&["initiate", "--ike", "gw"]);
+    let logs = || {
+        let read = |g: &Gateway| std::fs::read_to_string(g.dir.join("iked.log")).unwrap_or_default();
+        format!("gw-a's log:\n{}\ngw-b's log:\n{}", read(&w.a), read(&w.b))
+    };
+    assert!(eventually(|| a.sas() == up() && b.sas() == up()), "both ends up with a child\n{}", logs());
+
+    let out = a.ctl(&["--json", "list-certs"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["type"], "certs");
+    let own = &v["certificates"][0];
+    assert_eq!(own["path"], w.a.swanctl("x509/gw-a.pem").display().to_string());
+    assert_eq!(own["subject"], "O=Test, CN=gw-a");
+    assert_eq!(own["issuer"], "O=Test, CN=ca");
+    assert_eq!(own["sans"], serde_json::json!(["DNS:gw-a.example", format!("IP:{}", lo(1))]));
+    assert_eq!(own["key"], "RSA-2048");
+    assert_eq!(own["ca"], false);
+    assert_eq!(own["has-private-key"], true);
+    assert_eq!(own["connections"], serde_json::json!(["gw"]));
+    assert_eq!(v["certificates"][1]["ca"], true);
+    assert_eq!(v["crls"], serde_json::json!([]));
+
+    w.ca.revoke(w.a.leaf.pem_path());
+    std::fs::write(w.b.swanctl("x509crl/ca.crl"), w.ca.crl_pem()).unwrap_or_else(|e| panic!("{e}"));
+    let out = b.ctl(&["load-all"]);
+    assert_eq!(
+        out,
+        "unchanged: gw\ncredentials: 1 certificates, 1 CA certificates, 1 CRLs, 1 private keys\n"
+    );
+    let out = b.ctl(&["--json", "list-certs"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["crls"][0]["revoked"], 1);
+
+    a.ctl(&["rekey", "--ike", "gw"]);
+    let refused =
+        || b.ctl(&["stats"]).lines().any(|l| l.trim().strip_prefix("revoked: ").is_some_and(|n| n != "0"));
+    assert!(eventually(refused), "B refuses A's revoked certificate\n{}", logs());
+    let stats = b.ctl(&["stats"]);
+    assert!(stats.contains("certificate refusals (of discarded-certificate):\n"), "{stats}");
+    assert!(b.sas().contains(&("ESTABLISHED".to_owned(), 1)), "B's SAs stay: {:?}", b.sas());
+    assert!(a.sas().contains(&("ESTABLISHED".to_owned(), 1)), "A's SAs stay: {:?}", a.sas());
+
+    // A broken CRL: load-all fails naming it, and the old material stays.
+    std::fs::write(w.b.swanctl("x509crl/broken.crl"), "garbage").unwrap_or_else(|e| panic!("{e}"));
+    let (code, _, err) = ikectl(&b.socket, &["load-all"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("daemon.swanctl_dir: ") && err.contains("broken.crl: not a CRL"), "{err}");
+    let out = b.ctl(&["--json", "list-certs"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["crls"].as_array().map(Vec::len), Some(1));
 }
