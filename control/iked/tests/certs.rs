@@ -327,6 +327,18 @@ fn a_crl_loaded_by_load_all_refuses_the_next_handshake_and_keeps_the_sas() {
     let b_sas = Pair::sas(&pair.b, pair.now);
     assert!(b_sas.contains(&("ESTABLISHED".to_owned(), 1)), "the established SAs stay: {b_sas:?}");
     assert_eq!(pair.b.counts().child_sas, 1);
+    // When A's attempt has timed out at B, `ikectl monitor` says why.
+    pair.run_for(Duration::from_secs(40));
+    let events: Vec<String> = std::iter::from_fn(|| pair.b.poll_monitor())
+        .map(|event| iked::ctl::format::event_line(&iked::ctl::protocol::EventRecord { time_ms: 0, event }))
+        .filter(|l| l.contains("auth-failed"))
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].ends_with("auth-failed (no connection) from (unknown): certificate refused: revoked"),
+        "{events:?}"
+    );
+    assert!(Pair::sas(&pair.b, pair.now).contains(&("ESTABLISHED".to_owned(), 1)));
     // A failed load leaves the material in place.
     std::fs::write(w.b.swanctl("x509crl/broken.crl"), "garbage").unwrap_or_else(|e| panic!("{e}"));
     let e = daemon.reload().err().map(|e| e.to_string()).unwrap_or_default();
