@@ -245,6 +245,57 @@ fn ecdsa_certificates_bring_up_an_ike_sa_and_a_child() {
     assert_eq!(established(&pair), (up(), up()));
 }
 
+/// Adds `line` to connection `gw` of `g`'s configuration file.
+fn set(g: &Gateway, line: &str) {
+    let text = std::fs::read_to_string(g.config_path()).unwrap_or_default();
+    std::fs::write(g.config_path(), text.replace("version = 1\n", &format!("version = 1\n{line}\n")))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn aggressive_mode_with_certificates() {
+    let w = world(KeyKind::P256, "aes128-sha256-ecp256");
+    set(&w.a, "aggressive = true");
+    set(&w.b, "aggressive = true");
+    let mut pair = Pair::new(&w);
+    let now = pair.now;
+    pair.a.initiate(now, "gw", None).unwrap_or_else(|e| panic!("{}", e.message));
+    pair.run_for(Duration::from_secs(3));
+    assert_eq!(established(&pair), (up(), up()));
+}
+
+#[test]
+fn send_cert_never_needs_the_peer_certificate_installed() {
+    // A never sends its certificate: B finds it in its own x509/.
+    let w = world(KeyKind::P256, "aes128-sha256-ecp256");
+    set(&w.a, "send_cert = \"never\"");
+    copy(w.a.leaf.pem_path(), &w.b.swanctl("x509/gw-a.pem"));
+    let mut pair = Pair::new(&w);
+    let now = pair.now;
+    pair.a.initiate(now, "gw", None).unwrap_or_else(|e| panic!("{}", e.message));
+    pair.run_for(Duration::from_secs(3));
+    assert_eq!(established(&pair), (up(), up()));
+    // Without it installed, B has no certificate for A.
+    let w = world(KeyKind::P256, "aes128-sha256-ecp256");
+    set(&w.a, "send_cert = \"never\"");
+    let mut pair = Pair::new(&w);
+    let now = pair.now;
+    pair.a.initiate(now, "gw", None).unwrap_or_else(|e| panic!("{}", e.message));
+    pair.run_for(Duration::from_secs(3));
+    let refused = Pair::counts_of(&pair.b, "cert-refused-");
+    assert_eq!(refused.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["cert-refused-no-certificate"]);
+    // A asking for no certificate (send_certreq = false) gets none from B,
+    // whose send_cert waits to be asked.
+    let w = world(KeyKind::P256, "aes128-sha256-ecp256");
+    set(&w.a, "send_certreq = false");
+    let mut pair = Pair::new(&w);
+    let now = pair.now;
+    pair.a.initiate(now, "gw", None).unwrap_or_else(|e| panic!("{}", e.message));
+    pair.run_for(Duration::from_secs(3));
+    let refused = Pair::counts_of(&pair.a, "cert-refused-");
+    assert_eq!(refused.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["cert-refused-no-certificate"]);
+}
+
 #[test]
 fn list_certs_shows_what_was_loaded() {
     let w = world(KeyKind::P256, "aes128-sha256-ecp256");
