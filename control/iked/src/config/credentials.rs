@@ -386,30 +386,31 @@ fn connection_credentials(
         ))
     })?;
     let subject_der = own.cert.subject_der();
-    let local_id = match &c.local.id {
-        ConfigId::Any => Identity::DistinguishedName(subject_der.clone()),
-        ConfigId::Dn { der, .. } if pki::dn_matches(&subject_der, der) => {
-            Identity::DistinguishedName(subject_der.clone())
-        }
-        other => match other.to_engine() {
-            Some(id)
-                if !matches!(other, ConfigId::Dn { .. }) && {
-                    let p = id.to_payload();
-                    own.cert.matches_id(p.id_type, &p.data)
-                } =>
-            {
-                id
-            }
-            _ => {
-                return Err(ConfigError::at(
-                    file,
-                    key(&["connections", &c.name, "local", "id"]),
-                    format!(
-                    "`{other}` is neither the subject nor a subjectAltName of certificate {path} ({subject})"
-                ),
-                ))
-            }
-        },
+    // Our ID must be in our certificate (RFC 4945 §3.1): the subject, or a
+    // subjectAltName of the ID's type.
+    let in_certificate = |id: &ConfigId| match id {
+        ConfigId::Any => true,
+        ConfigId::Dn { der, .. } => pki::dn_matches(&subject_der, der),
+        other => other.to_engine().is_some_and(|e| {
+            let p = e.to_payload();
+            own.cert.matches_id(p.id_type, &p.data)
+        }),
+    };
+    if !in_certificate(&c.local.id) {
+        return Err(ConfigError::at(
+            file,
+            key(&["connections", &c.name, "local", "id"]),
+            format!(
+                "`{}` is neither the subject nor a subjectAltName of certificate {path} ({subject})",
+                c.local.id
+            ),
+        ));
+    }
+    // A DN is sent as the certificate encodes it, so that the peer's byte
+    // comparison with the subject holds.
+    let local_id = match c.local.id.to_engine() {
+        None | Some(Identity::DistinguishedName(_)) => Identity::DistinguishedName(subject_der.clone()),
+        Some(id) => id,
     };
     // Sent after our certificate: the rest of local.certs, then the CAs of
     // x509ca/ up our chain short of the self-signed root.
