@@ -168,6 +168,10 @@ pub fn list_conns(conns: &[ConnectionInfo]) -> String {
     o
 }
 
+/// The engine's counters of certificate refusals, one per reason
+/// (`cert-refused-revoked`, ...), shown apart by `stats`.
+const CERT_REFUSED: &str = "cert-refused-";
+
 /// `swanctl --stats`.
 pub fn stats(s: &Stats) -> String {
     let mut o = String::new();
@@ -180,10 +184,18 @@ pub fn stats(s: &Stats) -> String {
         "control: {} requests, {} errors, {} callers refused",
         s.ctl_requests, s.ctl_errors, s.ctl_refused
     );
-    if !s.ike_datagrams.is_empty() {
+    let (refusals, datagrams): (Vec<_>, Vec<_>) =
+        s.ike_datagrams.iter().partition(|(k, _)| k.starts_with(CERT_REFUSED));
+    if !datagrams.is_empty() {
         let _ = writeln!(o, "IKE datagrams:");
-        for (k, v) in &s.ike_datagrams {
+        for (k, v) in datagrams {
             let _ = writeln!(o, "  {k}: {v}");
+        }
+    }
+    if !refusals.is_empty() {
+        let _ = writeln!(o, "certificate refusals (of discarded-certificate):");
+        for (k, v) in refusals {
+            let _ = writeln!(o, "  {}: {v}", k.trim_start_matches(CERT_REFUSED));
         }
     }
     match &s.dataplane {
@@ -210,6 +222,47 @@ pub fn load_summary(s: &LoadSummary) -> String {
     }
     if o.is_empty() {
         o.push_str("no connections\n");
+    }
+    if s.certs + s.cacerts + s.crls + s.keys > 0 {
+        let _ = writeln!(
+            o,
+            "credentials: {} certificates, {} CA certificates, {} CRLs, {} private keys",
+            s.certs, s.cacerts, s.crls, s.keys
+        );
+    }
+    o
+}
+
+/// `list-certs`, as `swanctl --list-certs`: one block per certificate, then
+/// per CRL.
+pub fn list_certs(certs: &[CertInfo], crls: &[CrlInfo]) -> String {
+    let mut o = String::new();
+    if certs.is_empty() && crls.is_empty() {
+        o.push_str("no certificates\n");
+    }
+    for c in certs {
+        let what = if c.ca { "X.509 CA certificate" } else { "X.509 certificate" };
+        let _ = writeln!(o, "{what}: {}", c.path);
+        let _ = writeln!(o, "  subject:  \"{}\"", c.subject);
+        let _ = writeln!(o, "  issuer:   \"{}\"", c.issuer);
+        for san in &c.sans {
+            let _ = writeln!(o, "  altNames: {san}");
+        }
+        let _ = writeln!(o, "  serial:   {}", c.serial);
+        let _ = writeln!(o, "  validity: not before {}", c.not_before);
+        let _ = writeln!(o, "            not after  {}", c.not_after);
+        let key = if c.has_private_key { format!("{}, has private key", c.key) } else { c.key.clone() };
+        let _ = writeln!(o, "  pubkey:   {key}");
+        if !c.connections.is_empty() {
+            let _ = writeln!(o, "  used by:  {}", c.connections.join(", "));
+        }
+    }
+    for c in crls {
+        let _ = writeln!(o, "X.509 CRL: {}", c.path);
+        let _ = writeln!(o, "  issuer:   \"{}\"", c.issuer);
+        let _ = writeln!(o, "  updates:  this {}", c.this_update);
+        let _ = writeln!(o, "            next {}", c.next_update.as_deref().unwrap_or("(none)"));
+        let _ = writeln!(o, "  revoked:  {} certificates", c.revoked);
     }
     o
 }
@@ -304,6 +357,40 @@ mod tests {
     }
 
     #[test]
+    fn list_certs_shows_every_field() {
+        let cert = CertInfo {
+            path: "/etc/iked/x509/gw.pem".into(),
+            source: "x509".into(),
+            subject: "O=Test, CN=gw".into(),
+            issuer: "O=Test, CN=ca".into(),
+            sans: vec!["DNS:gw.example".into(), "IP:192.0.2.1".into()],
+            serial: "10:00".into(),
+            not_before: "2026-01-01T00:00:00Z".into(),
+            not_after: "2027-01-01T00:00:00Z".into(),
+            key: "RSA-2048".into(),
+            ca: false,
+            has_private_key: true,
+            connections: vec!["home".into()],
+        };
+        let crl = CrlInfo {
+            path: "/etc/iked/x509crl/ca.crl".into(),
+            issuer: "O=Test, CN=ca".into(),
+            this_update: "2026-01-01T00:00:00Z".into(),
+            next_update: None,
+            revoked: 2,
+        };
+        assert_eq!(
+            list_certs(&[cert], &[crl]),
+            "X.509 certificate: /etc/iked/x509/gw.pem\n  subject:  \"O=Test, CN=gw\"\n  issuer:   \"O=Test, CN=ca\"\n  \
+             altNames: DNS:gw.example\n  altNames: IP:192.0.2.1\n  serial:   10:00\n  validity: not before \
+             2026-01-01T00:00:00Z\n            not after  2027-01-01T00:00:00Z\n  pubkey:   RSA-2048, has private key\n  \
+             used by:  home\nX.509 CRL: /etc/iked/x509crl/ca.crl\n  issuer:   \"O=Test, CN=ca\"\n  updates:  this \
+             2026-01-01T00:00:00Z\n            next (none)\n  revoked:  2 certificates\n"
+        );
+        assert_eq!(list_certs(&[], &[]), "no certificates\n");
+    }
+
+    #[test]
     fn list_sas_looks_like_swanctl() {
         let sa = IkeSaInfo {
             name: "home".into(),
@@ -376,12 +463,28 @@ home: #3, ESTABLISHED, IKEv1, 0011223344556677_i* 8899aabbccddeeff_r
             stats(&s),
             "uptime: 5s\nconnections: 2\nIKE_SAs: 0 total, 0 half-open\nCHILD_SAs: 0\ncontrol: 7 requests, 1 errors, 0 callers refused\ndataplane: not attached\n"
         );
+        let mut d = std::collections::BTreeMap::new();
+        d.insert("received".to_owned(), 9);
+        d.insert("cert-refused-revoked".to_owned(), 2);
+        d.insert("cert-refused-expired".to_owned(), 0);
+        let s = Stats { ike_datagrams: d, ..s };
+        assert_eq!(
+            stats(&s),
+            "uptime: 5s\nconnections: 2\nIKE_SAs: 0 total, 0 half-open\nCHILD_SAs: 0\ncontrol: 7 requests, 1 errors, \
+             0 callers refused\nIKE datagrams:\n  received: 9\ncertificate refusals (of discarded-certificate):\n  \
+             expired: 0\n  revoked: 2\ndataplane: not attached\n"
+        );
         let l = LoadSummary {
             added: vec!["a".into()],
             unchanged: vec!["b".into(), "c".into()],
             ..Default::default()
         };
         assert_eq!(load_summary(&l), "added: a\nunchanged: b, c\n");
+        let l = LoadSummary { certs: 2, cacerts: 1, crls: 1, keys: 1, ..l };
+        assert_eq!(
+            load_summary(&l),
+            "added: a\nunchanged: b, c\ncredentials: 2 certificates, 1 CA certificates, 1 CRLs, 1 private keys\n"
+        );
         let r = LogRecord {
             time_ms: 1_700_000_000_042,
             level: "INFO".into(),

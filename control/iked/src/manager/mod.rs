@@ -524,11 +524,18 @@ impl Manager {
                     tracing::warn!(target: "ike", "IKE SA {}: {:?}", ike_sa.0, error);
                     if matches!(
                         error,
-                        ike::engine::Error::AuthenticationFailed | ike::engine::Error::InvalidIdentity
+                        ike::engine::Error::AuthenticationFailed
+                            | ike::engine::Error::InvalidIdentity
+                            | ike::engine::Error::Certificate(_)
                     ) {
                         let ike = Some(self.ike_name(ike_sa)).filter(|n| !n.is_empty());
                         let remote = self.engine.ike_sa(ike_sa).map(|s| s.remote.to_string());
-                        let reason = format!("{error:?}");
+                        let reason = match error {
+                            ike::engine::Error::Certificate(e) => {
+                                format!("certificate refused: {}", crate::config::credentials::cert_error(e))
+                            }
+                            other => format!("{other:?}"),
+                        };
                         self.emit(MonitorEvent::AuthFailed { ike, remote, reason });
                     }
                     let gone = self.engine.ike_sa(ike_sa).is_none();
@@ -571,6 +578,14 @@ impl Manager {
         }
         self.config = config;
         let cfg = Arc::clone(&self.config);
+        // Unchanged connections keep their SAs; new exchanges of theirs use
+        // the certificates, keys and CRLs just read.
+        for name in &summary.unchanged {
+            let Some(creds) = cfg.credentials.auth_for(name) else { continue };
+            for i in self.entries_of(name, None) {
+                self.engine.set_peer_auth(i, ike::engine::AuthMethod::PublicKey(Arc::clone(&creds.auth)));
+            }
+        }
         for name in summary.changed.iter().chain(&summary.added) {
             if let Some(c) = cfg.connection(name) {
                 self.add_connection(c, false);

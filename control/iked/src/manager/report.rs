@@ -168,7 +168,7 @@ impl Manager {
                 state: state.to_owned(),
                 local_host: s.local.ip().to_string(),
                 local_port: s.local.port(),
-                local_id: conn.map_or_else(String::new, |c| c.local.id.to_string()),
+                local_id: conn.map_or_else(String::new, |c| self.config.local_id_text(c)),
                 remote_host: s.remote.ip().to_string(),
                 remote_port: s.remote.port(),
                 remote_id: conn.map_or_else(String::new, |c| c.remote.id.to_string()),
@@ -216,7 +216,7 @@ impl Manager {
                 let local = conn.and_then(|c| local_address(&self.config, c, Some(remote)));
                 IkeSaInfo {
                     local_host: local.map_or_else(String::new, |a| a.to_string()),
-                    local_id: conn.map_or_else(String::new, |c| c.local.id.to_string()),
+                    local_id: conn.map_or_else(String::new, |c| self.config.local_id_text(c)),
                     remote_host: remote.to_string(),
                     remote_id: conn.map_or_else(String::new, |c| c.remote.id.to_string()),
                     name,
