@@ -9,7 +9,9 @@
 #               IPv6 children + a second connection over IPv6 outer: ping, ping6, 8 MiB TCP,
 #               ikectl list-sas on both sides agreeing on SPIs and counters
 #   aggressive  Aggressive Mode, PSK, AES-CBC + HMAC-SHA-256 with Extended Sequence Numbers
-#               (RFC 4304) without PFS, IPv6 outer: both databases hold ESN SAs
+#               (RFC 4304) without PFS, IPv6 outer, the largest anti-replay window (2^20
+#               packets, both espd databases sized for it): both databases hold ESN SAs of
+#               that window
 #   transport   transport mode between the gateways' own addresses (ping over the TAPs)
 #   trap        start_action = trap: the first packet raises an acquire, the tunnel comes up
 #   rekey       child rekey_time 4s during a continuous transfer: packets counted, old SAs
@@ -90,10 +92,12 @@ IKE_REKEY=4h
 IKE_OVER=""
 CHILDREN="net4 net6"   # net4: v4-in-v4, net6: v6-in-v4; conn6: v4-in-v6
 OUTER6_CONN=true
+REPLAY_WINDOW=128
 case $CASE in
 main) ;;
 aggressive)
-    P1_AGGRESSIVE=true IKE_PROPOSAL=aes256-sha1-modp1536 ESP_PROPOSAL=aes256-sha256-esn OUTER6_CONN=true CHILDREN="" ;;
+    P1_AGGRESSIVE=true IKE_PROPOSAL=aes256-sha1-modp1536 ESP_PROPOSAL=aes256-sha256-esn OUTER6_CONN=true CHILDREN=""
+    REPLAY_WINDOW=1048576 ;;
 transport) ESP_MODE=transport CHILDREN="host" OUTER6_CONN=false ;;
 trap) START_ACTION=trap CHILDREN="net4" OUTER6_CONN=false ;;
 rekey) CHILD_REKEY=4s CHILD_LIFE=8s CHILD_RAND=1s CHILDREN="net4" OUTER6_CONN=false ;;
@@ -155,7 +159,7 @@ start_action = "$start"
 dpd_action = "$DPD_ACTION"
 rekey_time = "$CHILD_REKEY"
 $life
-replay_window = 128
+replay_window = $REPLAY_WINDOW
 EOF
         done
     fi
@@ -167,6 +171,7 @@ local_ts = "$ln4"
 remote_ts = "$rn4"
 esp_proposals = "$ESP_PROPOSAL"
 start_action = "$start"
+replay_window = $REPLAY_WINDOW
 EOF
         # Only one tunnel may carry site A <-> site B IPv4: with both connections, the v6
         # one carries it and gw4 keeps net6.
@@ -187,6 +192,12 @@ gateway_conf b 198.18.0.2 198.18.0.1 2001:db8::2 2001:db8::1 198.19.1.0/24 198.1
 # espd configs: the shipped ones with this run's region and EAL prefix.
 espd_conf a
 espd_conf b
+if [ "$REPLAY_WINDOW" -gt 1024 ]; then
+    for side in a b; do
+        db=$DB_A; [ $side = b ] && db=$DB_B
+        sed -i "s|^path = \"$db\"|path = \"$db\"\nmax_replay_window = $REPLAY_WINDOW|" "$WORK/espd-$side.toml"
+    done
+fi
 if [ -n "${SADB_SAS_B:-}" ]; then
     sed -i "s|^path = \"$DB_B\"|path = \"$DB_B\"\nsas = $SADB_SAS_B|" "$WORK/espd-b.toml"
 fi
@@ -297,7 +308,9 @@ main | aggressive)
 import json, sys
 sas = json.load(sys.stdin)
 assert sas and all(sa["esn"] for sa in sas), sas
-print(len(sas), "SAs, all ESN")' || fail "gw-$side database: SAs without ESN"
+inbound = [sa for sa in sas if sa["dir"] == "in"]
+assert inbound and all(sa["replay_window"] == 1048576 for sa in inbound), inbound
+print(len(sas), "SAs, all ESN, inbound windows of 2^20")' || fail "gw-$side database: SAs without ESN or the 2^20 window"
         done
     fi
     if [ "$CASE" = main ]; then

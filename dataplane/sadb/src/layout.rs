@@ -112,6 +112,12 @@ pub(crate) struct BankLayout {
     pub size: usize,
 }
 
+/// The largest anti-replay window an SA may have: the ESP engine's (2^20 packets). Every SA
+/// slot's hot state holds a bitmap for the region's `max_replay_window` (256 KiB at this
+/// size), so a region sized for it is large; /dev/shm and hugetlbfs allocate only the pages
+/// installed SAs touch.
+pub const MAX_REPLAY_WINDOW: u32 = 1 << 20;
+
 /// Words of the replay bitmap for a largest window of `w` packets: RFC 6479 keeps one
 /// spare 64-bit block beyond the window, and a power of two of blocks so that the block
 /// index is a mask.
@@ -149,11 +155,13 @@ impl Layout {
         if !c.event_ring.is_power_of_two() || c.event_ring < 8 || c.event_ring > 1 << 16 {
             return bad("event_ring", format!("{} is not a power of two in 8..=65536", c.event_ring));
         }
-        if c.max_replay_window == 0 || !c.max_replay_window.is_multiple_of(64) || c.max_replay_window > 65_536
+        if c.max_replay_window == 0
+            || !c.max_replay_window.is_multiple_of(64)
+            || c.max_replay_window > MAX_REPLAY_WINDOW
         {
             return bad(
                 "max_replay_window",
-                format!("{} is not a multiple of 64 in 64..=65536", c.max_replay_window),
+                format!("{} is not a multiple of 64 in 64..={MAX_REPLAY_WINDOW}", c.max_replay_window),
             );
         }
         let sas = c.sas as usize;

@@ -72,7 +72,7 @@ mod writer;
 use std::path::PathBuf;
 
 pub use abi::*;
-pub use layout::{Capacities, MAX_SAS, READER_COUNTERS, SA_DROP_COUNTERS};
+pub use layout::{Capacities, MAX_REPLAY_WINDOW, MAX_SAS, READER_COUNTERS, SA_DROP_COUNTERS};
 pub use reader::{Flow, PolicyMatch, Reader, SeqError};
 pub use region::Region;
 pub use shm::{SaHot, HOT_FLAG_HARD_FIRED, HOT_FLAG_SEQ_WARNED, HOT_FLAG_SOFT_FIRED, NO_SLOT};

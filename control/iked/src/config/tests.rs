@@ -776,8 +776,8 @@ fn half_open_limits_default_to_the_engines_and_are_checked() {
 /// off, with a warning naming the key; above the limit, refused.
 #[test]
 fn replay_window_is_bounded_and_zero_is_a_warning() {
-    let c = ok(&with("connections.home.children.net", "replay_window = 65536"));
-    assert_eq!(c.connections[0].children[0].replay_window, 65_536);
+    let c = ok(&with("connections.home.children.net", "replay_window = 1048576"));
+    assert_eq!(c.connections[0].children[0].replay_window, 1 << 20);
     assert!(c.warnings().is_empty());
     let c = ok(&with("connections.home.children.net", "replay_window = 0"));
     assert_eq!(
@@ -785,8 +785,8 @@ fn replay_window_is_bounded_and_zero_is_a_warning() {
         ["connections.home.children.net.replay_window = 0: anti-replay protection is off for its SAs"]
     );
     assert_eq!(
-        err(&with("connections.home.children.net", "replay_window = 65537")),
-        "gw.toml: connections.home.children.net.replay_window: 65537 is above 65536, the largest window the dataplane keeps"
+        err(&with("connections.home.children.net", "replay_window = 1048577")),
+        "gw.toml: connections.home.children.net.replay_window: 1048577 is above 1048576, the largest window the dataplane keeps"
     );
 }
 

@@ -19,9 +19,9 @@ const CHILD_REKEY_TIME: Duration = Duration::from_secs(3600);
 /// ipsec.conf's `dpdtimeout` default, which charon applies to IKEv1.
 const IKEV1_DPD_TIMEOUT: Duration = Duration::from_secs(150);
 const REPLAY_WINDOW: u32 = 32;
-/// The largest anti-replay window the dataplane keeps per SA (the SA
-/// database's `max_replay_window` at most; 8 KiB of bitmap per SA).
-pub const MAX_REPLAY_WINDOW: u32 = 65_536;
+/// The largest anti-replay window the dataplane keeps per SA (the ESP
+/// engine's 2^20; iked sizes a database it creates for its largest window).
+pub const MAX_REPLAY_WINDOW: u32 = sadb::MAX_REPLAY_WINDOW;
 const IKE_PORT: u16 = 500;
 
 type Result<T> = std::result::Result<T, ConfigError>;
