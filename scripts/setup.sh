@@ -19,8 +19,9 @@ PKGS=(
     g++
     # benchmarks (benches/run.sh): the plots of docs/benchmarks.md
     gnuplot-nox
-    # operation: iked's metrics scraped by a real Prometheus, checked by promtool
-    prometheus
+    # operation: iked's metrics scraped by a real Prometheus, checked by promtool; the
+    # Debian package installed into a fresh Debian 12 root (scripts/package-test.sh)
+    prometheus curl debootstrap
 )
 
 missing=()
