@@ -110,6 +110,7 @@ fn signature_auth(
         private_key: leaf.key.clone(),
         trust,
         send_cert,
+        send_certreq: true,
     }))
 }
 

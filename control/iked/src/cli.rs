@@ -60,8 +60,12 @@ pub enum IkectlCommand {
     Rekey(TargetArgs),
     /// List the policies iked installed in the dataplane.
     ListPols,
-    /// Reload the configuration file (unchanged connections are untouched).
+    /// Reload the configuration file and the certificates, keys and CRLs
+    /// of daemon.swanctl_dir (unchanged connections and their SAs are
+    /// untouched; new exchanges use the new material).
     LoadAll,
+    /// List loaded certificates (ours, peers', CAs) and CRLs.
+    ListCerts,
     /// Show counters.
     Stats,
     /// Follow iked's log.

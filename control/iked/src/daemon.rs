@@ -134,7 +134,12 @@ impl<E: EngineControl> Daemon<E> {
     pub fn reload(&self) -> Result<LoadSummary, ConfigError> {
         let new = Arc::new(config::load(&self.config_path)?);
         let old = self.config();
-        let summary = diff(&old, &new);
+        let mut summary = diff(&old, &new);
+        let creds = &new.credentials;
+        summary.certs = creds.certs.len() as u64;
+        summary.cacerts = creds.cas.len() as u64;
+        summary.crls = creds.crls.len() as u64;
+        summary.keys = creds.keys.len() as u64;
         if old.daemon.control_socket != new.daemon.control_socket
             || old.daemon.listen != new.daemon.listen
             || old.daemon.sadb != new.daemon.sadb
@@ -182,13 +187,23 @@ impl<E: EngineControl> Daemon<E> {
 }
 
 /// Which connections changed between two configurations. A connection is
-/// unchanged when every setting, children and its PSK included, is equal.
+/// unchanged when every setting, children and its PSK included, is equal,
+/// and with certificates when it sends the same identity: new certificates,
+/// keys or CRLs alone leave it unchanged (its SAs stay; new exchanges use
+/// them).
 pub fn diff(old: &Config, new: &Config) -> LoadSummary {
     let mut s = LoadSummary::default();
+    let identity = |c: &Config, name: &str| c.credentials.auth_for(name).map(|a| a.local_id.clone());
     for c in &new.connections {
         match old.connection(&c.name) {
             None => s.added.push(c.name.clone()),
-            Some(o) if o == c && old.psk_for(o) == new.psk_for(c) => s.unchanged.push(c.name.clone()),
+            Some(o)
+                if o == c
+                    && old.psk_for(o) == new.psk_for(c)
+                    && identity(old, &c.name) == identity(new, &c.name) =>
+            {
+                s.unchanged.push(c.name.clone())
+            }
             Some(_) => s.changed.push(c.name.clone()),
         }
     }
@@ -219,6 +234,7 @@ fn action_name(a: PeerGoneAction, restart: &'static str, clear: &'static str) ->
 pub fn connection_info(c: &Connection) -> ConnectionInfo {
     let auth = |a: AuthMethod| match a {
         AuthMethod::Psk => "pre-shared key".to_owned(),
+        AuthMethod::Pubkey => "public key".to_owned(),
     };
     ConnectionInfo {
         name: c.name.clone(),
@@ -261,6 +277,79 @@ pub fn connection_info(c: &Connection) -> ConnectionInfo {
             })
             .collect(),
     }
+}
+
+/// `list-certs`: every loaded certificate (`x509/` first, then `x509ca/`)
+/// and CRL.
+pub fn certificate_list(creds: &config::Credentials) -> (Vec<CertInfo>, Vec<CrlInfo>) {
+    use config::credentials::{dn_string, key_description};
+    use x509_cert::ext::pkix::{name::GeneralName, BasicConstraints, SubjectAltName};
+    let time = |t: &x509_cert::time::Time| t.to_date_time().to_string();
+    let info = |l: &config::credentials::LoadedCert, source: &str| {
+        let tbs = &l.cert.x509().tbs_certificate;
+        let sans = match tbs.get::<SubjectAltName>() {
+            Ok(Some((_, san))) => san
+                .0
+                .iter()
+                .map(|n| match n {
+                    GeneralName::DnsName(d) => format!("DNS:{}", d.as_str()),
+                    GeneralName::Rfc822Name(m) => format!("email:{}", m.as_str()),
+                    GeneralName::UniformResourceIdentifier(u) => format!("URI:{}", u.as_str()),
+                    GeneralName::IpAddress(ip) => match ip.as_bytes().len() {
+                        4 | 16 => {
+                            let b = ip.as_bytes();
+                            let addr = <[u8; 4]>::try_from(b)
+                                .map(std::net::IpAddr::from)
+                                .or_else(|_| <[u8; 16]>::try_from(b).map(std::net::IpAddr::from));
+                            addr.map_or_else(|_| "IP:?".to_owned(), |a| format!("IP:{a}"))
+                        }
+                        _ => "IP:?".to_owned(),
+                    },
+                    GeneralName::DirectoryName(d) => format!("dirName:{}", dn_string(d)),
+                    _ => "other".to_owned(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let serial: Vec<String> = tbs.serial_number.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let public = l.cert.public_key().ok();
+        CertInfo {
+            path: l.path.display().to_string(),
+            source: source.to_owned(),
+            subject: dn_string(&tbs.subject),
+            issuer: dn_string(&tbs.issuer),
+            sans,
+            serial: serial.join(":"),
+            not_before: time(&tbs.validity.not_before),
+            not_after: time(&tbs.validity.not_after),
+            key: key_description(&l.cert),
+            ca: matches!(tbs.get::<BasicConstraints>(), Ok(Some((_, bc))) if bc.ca),
+            has_private_key: public.is_some_and(|p| creds.keys.iter().any(|k| k.key.public_key() == p)),
+            connections: creds
+                .connections
+                .iter()
+                .filter(|(_, c)| c.auth.certificates.first() == Some(&l.cert))
+                .map(|(n, _)| n.clone())
+                .collect(),
+        }
+    };
+    let certs =
+        creds.certs.iter().map(|l| info(l, "x509")).chain(creds.cas.iter().map(|l| info(l, "x509ca")));
+    let crls = creds
+        .crls
+        .iter()
+        .map(|l| {
+            let tbs = &l.crl.list().tbs_cert_list;
+            CrlInfo {
+                path: l.path.display().to_string(),
+                issuer: dn_string(&tbs.issuer),
+                this_update: time(&tbs.this_update),
+                next_update: tbs.next_update.as_ref().map(time),
+                revoked: tbs.revoked_certificates.as_ref().map_or(0, |r| r.len() as u64),
+            }
+        })
+        .collect();
+    (certs.collect(), crls)
 }
 
 impl<E: EngineControl> Daemon<E> {
@@ -326,6 +415,10 @@ impl<E: EngineControl> ControlHandler for Daemon<E> {
 
     async fn load_all(&self) -> Result<LoadSummary, CtlError> {
         self.reload().map_err(|e| CtlError::new(ErrorCode::ConfigInvalid, e.to_string()))
+    }
+
+    async fn list_certs(&self) -> Result<(Vec<CertInfo>, Vec<CrlInfo>), CtlError> {
+        Ok(certificate_list(&self.config().credentials))
     }
 
     async fn stats(&self) -> Result<Stats, CtlError> {

@@ -89,6 +89,7 @@ pub fn signature_auth(seed: u64) -> AuthMethod {
         private_key: ike::auth::PrivateKey::EcdsaP256(p256::ecdsa::SigningKey::random(&mut rng)),
         trust: ike::pki::TrustStore::default(),
         send_cert: SendCert::IfAsked,
+        send_certreq: true,
     }))
 }
 

@@ -152,6 +152,10 @@ pub struct PublicKeyAuth {
     pub trust: TrustStore,
     /// When to send our certificates.
     pub send_cert: SendCert,
+    /// Send a CERTREQ for each trusted CA (strongSwan's `send_certreq`,
+    /// default on); off, a peer whose `send_cert` waits to be asked sends
+    /// no certificate and must be configured locally.
+    pub send_certreq: bool,
 }
 
 /// A phase-1 transform.
@@ -207,6 +211,11 @@ impl Identity {
         }
         let mine = self.to_payload();
         let proto_ok = (id.protocol == 0 && id.port == 0) || (id.protocol == 17 && id.port == 500);
+        if let Self::DistinguishedName(dn) = self {
+            // Compared as names, not bytes: a configured DN string has its own
+            // string types (strongSwan compares DNs the same way).
+            return proto_ok && id.id_type == IdType::DER_ASN1_DN && crate::pki::dn_matches(dn, &id.data);
+        }
         proto_ok && mine.id_type == id.id_type && mine.data == id.data
     }
 }

@@ -500,6 +500,7 @@ fn signature_net() -> Net {
             private_key: key,
             trust: crate::pki::TrustStore::default(),
             send_cert: SendCert::Never,
+            send_certreq: true,
         }))
     };
     let mut n = Net::new(Phase1Mode::Aggressive);

@@ -470,6 +470,15 @@ impl Engine {
         self.index_peers();
     }
 
+    /// Replaces the authentication of a peer entry (new certificates, keys
+    /// or CRLs): exchanges from now on use it; established SAs are not
+    /// touched.
+    pub fn set_peer_auth(&mut self, peer: usize, auth: AuthMethod) {
+        if let Some(p) = self.config.peers.get_mut(peer) {
+            p.auth = auth;
+        }
+    }
+
     /// True when `peer` exists and is not retired.
     pub(crate) fn peer_active(&self, peer: usize) -> bool {
         peer < self.config.peers.len() && !self.retired.get(peer).copied().unwrap_or(false)

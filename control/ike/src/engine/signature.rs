@@ -32,10 +32,11 @@ pub(super) fn skeyid(auth: &AuthMethod, hash: HashAlgorithm, ni: &[u8], nr: &[u8
     }
 }
 
-/// One CERTREQ per trusted CA (none with PSK).
+/// One CERTREQ per trusted CA (none with PSK or `send_certreq` off).
 pub(super) fn certificate_requests(cfg: &PeerConfig) -> Vec<Payload> {
     match &cfg.auth {
         AuthMethod::PreSharedKey(_) => Vec::new(),
+        AuthMethod::PublicKey(p) if !p.send_certreq => Vec::new(),
         AuthMethod::PublicKey(p) => p
             .trust
             .authorities

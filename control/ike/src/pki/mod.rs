@@ -121,6 +121,17 @@ impl Certificate {
         self.cert.tbs_certificate.subject.to_der().unwrap_or_default()
     }
 
+    /// The parsed certificate, for reading its fields (`ikectl list-certs`).
+    pub fn x509(&self) -> &x509_cert::Certificate {
+        &self.cert
+    }
+
+    /// Is `now` within the validity period? ([`CertError::Expired`] or
+    /// [`CertError::NotYetValid`] if not.)
+    pub fn valid_at(&self, now: SystemTime) -> Result<(), CertError> {
+        self.check_validity(now)
+    }
+
     fn subject(&self) -> &Name {
         &self.cert.tbs_certificate.subject
     }
@@ -276,6 +287,11 @@ impl Crl {
         Ok(Self { list, tbs })
     }
 
+    /// The parsed list, for reading its fields (`ikectl list-certs`).
+    pub fn list(&self) -> &CertificateList {
+        &self.list
+    }
+
     /// Is `cert` on this list, which `issuer` must have signed? A CRL that
     /// is not the issuer's, or whose signature does not verify, says
     /// nothing.
@@ -371,6 +387,39 @@ fn next_issuer<'a>(
         return Ok(intermediate.map_or(Issuer::Anchor, Issuer::Intermediate));
     }
     Err(refusal)
+}
+
+/// Are two DER distinguished names the same name? Attribute types must be
+/// equal and in the same order; string values are compared without regard
+/// to their ASN.1 string type, ASCII case or surrounding blanks (a name
+/// written in a configuration file comes with string types of its own).
+/// Anything that does not parse matches only itself, byte for byte.
+pub fn dn_matches(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    let (Ok(x), Ok(y)) = (Name::from_der(a), Name::from_der(b)) else {
+        return false;
+    };
+    let atvs = |n: &Name| -> Vec<(const_oid::ObjectIdentifier, Vec<u8>)> {
+        n.0.iter().flat_map(|rdn| rdn.0.iter()).map(|atv| (atv.oid, attribute_text(&atv.value))).collect()
+    };
+    atvs(&x) == atvs(&y)
+}
+
+/// An attribute value as it compares: the text of a string type, trimmed
+/// and in lower case; other values as their DER.
+fn attribute_text(value: &der::Any) -> Vec<u8> {
+    use der::asn1::{Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef};
+    let text = Utf8StringRef::try_from(value)
+        .map(|s| s.as_str().to_owned())
+        .or_else(|_| PrintableStringRef::try_from(value).map(|s| s.as_str().to_owned()))
+        .or_else(|_| Ia5StringRef::try_from(value).map(|s| s.as_str().to_owned()))
+        .or_else(|_| TeletexStringRef::try_from(value).map(|s| s.as_str().to_owned()));
+    match text {
+        Ok(t) => t.trim().to_ascii_lowercase().into_bytes(),
+        Err(_) => value.to_der().unwrap_or_default(),
+    }
 }
 
 /// A locally configured peer certificate (no CERT received): trusted as it

@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         Reply::Conns { connections } => format::list_conns(connections),
         Reply::Stats(s) => format::stats(s),
         Reply::Loaded(s) => format::load_summary(s),
+        Reply::Certs { certificates, crls } => format::list_certs(certificates, crls),
         Reply::Log(r) => format::log_line(r),
         Reply::Done { message } => message.clone(),
         Reply::LogLagged { missed } => missed.to_string(),

@@ -43,8 +43,22 @@ pub fn peer_configs(
     if !conn.remote_addrs.iter().any(|a| a.contains(remote)) {
         return Err(err(format!("{remote} is not in remote_addrs")));
     }
-    let psk = config.psk_for(conn).ok_or_else(|| err("no pre-shared key".to_owned()))?;
-    let local_id = conn.local.id.to_engine().unwrap_or(Identity::Address(local));
+    let (auth, local_id) = match conn.local.auth {
+        AuthMethod::Psk => {
+            let psk = config.psk_for(conn).ok_or_else(|| err("no pre-shared key".to_owned()))?;
+            (
+                EngineAuth::PreSharedKey(psk.0.clone()),
+                conn.local.id.to_engine().unwrap_or(Identity::Address(local)),
+            )
+        }
+        AuthMethod::Pubkey => {
+            let c = config
+                .credentials
+                .auth_for(&conn.name)
+                .ok_or_else(|| err("no certificate loaded".to_owned()))?;
+            (EngineAuth::PublicKey(std::sync::Arc::clone(&c.auth)), c.local_id.clone())
+        }
+    };
     // Unset, the peer's identity is its address (IKEv1 PSK convention); a
     // responder for any address (`%any`) then accepts any identity.
     let remote_id = conn.remote.id.to_engine().unwrap_or(if remote.is_unspecified() {
@@ -67,7 +81,7 @@ pub fn peer_configs(
                 local_address: local,
                 local_id: local_id.clone(),
                 remote_id: remote_id.clone(),
-                auth: EngineAuth::PreSharedKey(psk.0.clone()),
+                auth: auth.clone(),
                 mode: if conn.aggressive { Phase1Mode::Aggressive } else { Phase1Mode::Main },
                 accept_aggressive: conn.aggressive,
                 ike_proposals: conn.ike_transforms(),

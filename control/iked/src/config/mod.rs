@@ -4,9 +4,11 @@
 //!
 //! [`load`] reads, parses and validates; what it returns is complete: every
 //! default applied, every proposal expanded, every PSK connection with a
-//! secret. Errors name the file, the key path and the reason
+//! secret, every certificate connection with its certificate, key and
+//! trusted CAs read from `daemon.swanctl_dir` ([`credentials`]). Errors name the file, the key path and the reason
 //! ([`ConfigError`]).
 
+pub mod credentials;
 pub mod engine;
 mod error;
 pub mod identity;
@@ -20,6 +22,7 @@ pub mod value;
 #[cfg(test)]
 mod tests;
 
+pub use credentials::Credentials;
 pub use error::ConfigError;
 pub use identity::ConfigId;
 pub use proposal::{EspCipher, EspTransform, Proposal};
@@ -27,7 +30,7 @@ pub use render::render;
 pub use selector::{AddressSpec, TrafficSelectorSpec, TsAddressSpec};
 
 use crate::logging::LogLevels;
-use ike::engine::{ChildMode, IkeProposal};
+use ike::engine::{ChildMode, IkeProposal, SendCert};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +53,9 @@ pub struct Config {
     pub connections: Vec<Connection>,
     /// `secrets.ike*`, sorted by section name.
     pub secrets: Vec<SharedSecret>,
+    /// Certificates, keys and CRLs of `daemon.swanctl_dir` (empty when no
+    /// connection uses `auth = "pubkey"`).
+    pub credentials: Credentials,
 }
 
 /// Process-wide settings (`[daemon]`; strongSwan keeps these in
@@ -86,6 +92,10 @@ pub struct DaemonSettings {
     pub metrics_per_sa: bool,
     /// Per-subsystem log levels (charondebug).
     pub log: LogLevels,
+    /// The directory of certificates, keys and CRLs, laid out as swanctl's
+    /// (`x509/`, `x509ca/`, `x509crl/`, `private/`, `rsa/`, `ecdsa/`); read
+    /// only when a connection uses `auth = "pubkey"`.
+    pub swanctl_dir: PathBuf,
 }
 
 /// `daemon.init_limit_half_open`, `daemon.block_threshold`, `daemon.half_open_reserved`.
@@ -123,6 +133,8 @@ pub struct CtlGroup {
 pub enum AuthMethod {
     /// Pre-shared key (`auth = psk`).
     Psk,
+    /// X.509 certificates and signatures (`auth = pubkey`: RSA, ECDSA).
+    Pubkey,
 }
 
 /// `local` / `remote` of a connection.
@@ -132,6 +144,12 @@ pub struct Endpoint {
     pub auth: AuthMethod,
     /// `id`; [`ConfigId::Any`] when unset.
     pub id: ConfigId,
+    /// `certs` (local side): our certificate first, resolved under
+    /// `<swanctl_dir>/x509/`.
+    pub certs: Vec<PathBuf>,
+    /// `cacerts` (remote side): the CAs trusted for the peer, resolved
+    /// under `<swanctl_dir>/x509ca/` (empty: every CA of `x509ca/`).
+    pub cacerts: Vec<PathBuf>,
 }
 
 /// `connections.<name>`.
@@ -171,6 +189,10 @@ pub struct Connection {
     pub rand_time: Duration,
     /// `keyingtries` (0 = forever).
     pub keyingtries: u32,
+    /// `send_cert` (ifasked): when our certificate goes with our signature.
+    pub send_cert: SendCert,
+    /// `send_certreq` (yes): ask for the peer's certificate, naming our CAs.
+    pub send_certreq: bool,
     /// `local`.
     pub local: Endpoint,
     /// `remote`.

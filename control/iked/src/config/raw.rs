@@ -33,6 +33,7 @@ pub(crate) struct RawDaemon {
     pub metrics: Option<String>,
     pub metrics_per_sa: Option<bool>,
     pub log: Option<BTreeMap<String, toml::Value>>,
+    pub swanctl_dir: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +55,8 @@ pub(crate) struct RawConnection {
     pub over_time: Option<TimeValue>,
     pub rand_time: Option<TimeValue>,
     pub keyingtries: Option<u32>,
+    pub send_cert: Option<String>,
+    pub send_certreq: Option<bool>,
     pub local: Option<RawEnd>,
     pub remote: Option<RawEnd>,
     #[serde(default)]
@@ -65,6 +68,8 @@ pub(crate) struct RawConnection {
 pub(crate) struct RawEnd {
     pub auth: Option<String>,
     pub id: Option<String>,
+    pub certs: Option<ListValue>,
+    pub cacerts: Option<ListValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]

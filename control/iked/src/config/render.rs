@@ -54,6 +54,7 @@ pub fn render(c: &Config) -> String {
         daemon.insert("metrics".into(), s(m));
     }
     daemon.insert("metrics_per_sa".into(), Value::Boolean(d.metrics_per_sa));
+    daemon.insert("swanctl_dir".into(), s(d.swanctl_dir.display()));
     let mut log = Table::new();
     log.insert("default".into(), level_name(d.log.default));
     for sub in Subsystem::ALL {
@@ -82,16 +83,27 @@ pub fn render(c: &Config) -> String {
         t.insert("over_time".into(), secs(conn.over_time));
         t.insert("rand_time".into(), secs(conn.rand_time));
         t.insert("keyingtries".into(), Value::Integer(conn.keyingtries.into()));
+        t.insert(
+            "send_cert".into(),
+            s(match conn.send_cert {
+                ike::engine::SendCert::IfAsked => "ifasked",
+                ike::engine::SendCert::Always => "always",
+                ike::engine::SendCert::Never => "never",
+            }),
+        );
+        t.insert("send_certreq".into(), Value::Boolean(conn.send_certreq));
         for (name, end) in [("local", &conn.local), ("remote", &conn.remote)] {
             let mut e = Table::new();
-            e.insert(
-                "auth".into(),
-                s(match end.auth {
-                    AuthMethod::Psk => "psk",
-                }),
-            );
+            e.insert("auth".into(), s(validate::auth_name(end.auth)));
             if end.id != ConfigId::Any {
                 e.insert("id".into(), s(&end.id));
+            }
+            let paths = |v: &[PathBuf]| Value::Array(v.iter().map(|p| s(p.display())).collect());
+            if !end.certs.is_empty() {
+                e.insert("certs".into(), paths(&end.certs));
+            }
+            if !end.cacerts.is_empty() {
+                e.insert("cacerts".into(), paths(&end.cacerts));
             }
             t.insert(name.into(), Value::Table(e));
         }

@@ -3,6 +3,7 @@
 
 use super::*;
 use ike::crypto::DhGroup;
+use std::net::IpAddr;
 use std::path::Path;
 
 const EXAMPLE: &str = include_str!("../../../../scripts/iked.example.toml");
@@ -202,13 +203,13 @@ fn version_zero_means_ikev1_and_other_versions_are_refused() {
 
 #[test]
 fn unknown_keys_are_errors() {
-    assert_eq!(err(&with("connections.home", "mobike = false")), "gw.toml:3: connections.home.mobike: unknown field `mobike`, expected one of `version`, `local_addrs`, `remote_addrs`, `local_port`, `remote_port`, `proposals`, `aggressive`, `encap`, `prefer_configured_proposals`, `dpd_delay`, `dpd_timeout`, `rekey_time`, `reauth_time`, `over_time`, `rand_time`, `keyingtries`, `local`, `remote`, `children`");
+    assert_eq!(err(&with("connections.home", "mobike = false")), "gw.toml:3: connections.home.mobike: unknown field `mobike`, expected one of `version`, `local_addrs`, `remote_addrs`, `local_port`, `remote_port`, `proposals`, `aggressive`, `encap`, `prefer_configured_proposals`, `dpd_delay`, `dpd_timeout`, `rekey_time`, `reauth_time`, `over_time`, `rand_time`, `keyingtries`, `send_cert`, `send_certreq`, `local`, `remote`, `children`");
     assert_eq!(err(&with("connections.home.children.net", "updown = \"/bin/true\"")), "gw.toml:10: connections.home.children.net.updown: unknown field `updown`, expected one of `local_ts`, `remote_ts`, `esp_proposals`, `mode`, `start_action`, `dpd_action`, `close_action`, `rekey_time`, `life_time`, `rand_time`, `rekey_bytes`, `life_bytes`, `rand_bytes`, `rekey_packets`, `life_packets`, `rand_packets`, `replay_window`");
     assert_eq!(
         err(&format!("{BASE}\n[charon]\nthreads = 4\n")),
         "gw.toml:17: charon: unknown field `charon`, expected one of `daemon`, `connections`, `secrets`"
     );
-    assert_eq!(err(&format!("{BASE}\n[daemon]\nthreads = 4\n")), "gw.toml:18: daemon.threads: unknown field `threads`, expected one of `sadb`, `control_socket`, `ctl_group`, `listen`, `port`, `port_nat_t`, `keylog`, `delete_sas_on_exit`, `init_limit_half_open`, `block_threshold`, `half_open_reserved`, `metrics`, `metrics_per_sa`, `log`");
+    assert_eq!(err(&format!("{BASE}\n[daemon]\nthreads = 4\n")), "gw.toml:18: daemon.threads: unknown field `threads`, expected one of `sadb`, `control_socket`, `ctl_group`, `listen`, `port`, `port_nat_t`, `keylog`, `delete_sas_on_exit`, `init_limit_half_open`, `block_threshold`, `half_open_reserved`, `metrics`, `metrics_per_sa`, `log`, `swanctl_dir`");
 }
 
 #[test]
@@ -297,15 +298,280 @@ fn secrets_match_like_strongswan() {
 }
 
 #[test]
-fn pubkey_and_unset_auth_are_refused() {
-    assert_eq!(
-        err(&BASE.replace("local.auth = \"psk\"", "local.auth = \"pubkey\"")),
-        "gw.toml: connections.home.local.auth: pubkey (certificate) authentication is not supported yet; use auth = \"psk\""
-    );
+fn unset_auth_is_refused() {
     assert_eq!(
         err(&BASE.replace("remote.auth = \"psk\"\n", "")),
-        "gw.toml: connections.home.remote.auth: not set; swanctl's default is pubkey, which is not supported yet: set auth = \"psk\""
+        "gw.toml: connections.home.remote.auth: not set: use auth = \"psk\" or auth = \"pubkey\""
     );
+    assert_eq!(
+        err(&BASE.replace("remote.auth = \"psk\"", "remote.auth = \"eap\"")),
+        "gw.toml: connections.home.remote.auth: authentication method `eap` is not supported (psk or pubkey)"
+    );
+}
+
+#[path = "../../../ike/tests/common/certs.rs"]
+#[allow(dead_code)]
+mod certs;
+
+/// A swanctl directory made by `openssl` at test time: a root CA in
+/// `x509ca/`, our certificate `gw-a.pem` (SAN `gw-a.example`) in `x509/`
+/// and its key in `private/`, plus the CA that made them.
+struct Swanctl {
+    dir: tempfile::TempDir,
+    ca: certs::Ca,
+    leaf: certs::Leaf,
+}
+
+impl Swanctl {
+    fn new(kind: certs::KeyKind) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ca = certs::Ca::root(&dir.path().join("work"), "ca", kind);
+        let leaf = ca.leaf("gw-a", kind, "DNS:gw-a.example,IP:192.0.2.1", certs::Validity::Current);
+        let s = Self { dir, ca, leaf };
+        s.mkdirs();
+        s.copy(s.leaf.pem_path(), "x509/gw-a.pem");
+        s.copy(&s.ca.dir().join("ca.pem"), "x509ca/ca.pem");
+        s.copy(&s.leaf.key_path, "private/gw-a.key");
+        s
+    }
+
+    fn mkdirs(&self) {
+        for d in ["x509", "x509ca", "x509crl", "private"] {
+            std::fs::create_dir_all(self.dir.path().join(d)).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn copy(&self, from: &Path, to: &str) {
+        std::fs::copy(from, self.path(to)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    }
+
+    /// BASE turned into a pubkey connection on this directory, with
+    /// `local` and `remote` lines for the two ends.
+    fn config(&self, local: &str, remote: &str) -> String {
+        format!(
+            "[daemon]\nswanctl_dir = \"{}\"\n{}",
+            self.dir.path().display(),
+            BASE.replace("local.auth = \"psk\"\n", &format!("local.auth = \"pubkey\"\n{local}\n")).replace(
+                "remote.auth = \"psk\"\nremote.id = \"@b.example\"\n",
+                &format!("remote.auth = \"pubkey\"\n{remote}\n")
+            )
+        )
+    }
+
+    fn std(&self) -> String {
+        self.config("local.certs = [\"gw-a.pem\"]", "remote.id = \"O=Test, CN=gw-b\"")
+    }
+}
+
+#[test]
+fn a_pubkey_connection_loads_its_certificate_key_and_cas() {
+    let s = Swanctl::new(certs::KeyKind::P256);
+    let c = ok(&s.std());
+    let conn = c.connection("home").unwrap_or_else(|| panic!("home"));
+    assert_eq!(conn.local.auth, AuthMethod::Pubkey);
+    assert_eq!(conn.local.certs, vec![s.path("x509/gw-a.pem")]);
+    assert_eq!(conn.send_cert, ike::engine::SendCert::IfAsked);
+    assert!(conn.send_certreq);
+    assert_eq!(c.daemon.swanctl_dir, s.dir.path());
+    let cc = c.credentials.auth_for("home").unwrap_or_else(|| panic!("credentials"));
+    assert_eq!(cc.local_id, ike::engine::Identity::DistinguishedName(s.leaf.cert.subject_der()));
+    assert_eq!(cc.auth.certificates, vec![s.leaf.cert.clone()], "a root CA is not sent");
+    assert_eq!(cc.auth.private_key.public_key(), s.leaf.key.public_key());
+    assert_eq!(cc.auth.trust.authorities, vec![s.ca.cert.clone()]);
+    assert_eq!(c.credentials.keys.len(), 1);
+    assert_eq!(
+        conn.remote.id.to_engine().map(|i| i.matches(
+            &ike::engine::Identity::DistinguishedName(
+                der::Encode::to_der(
+                    &s.ca
+                        .leaf("gw-b", certs::KeyKind::P256, "DNS:b", certs::Validity::Current)
+                        .cert
+                        .x509()
+                        .tbs_certificate
+                        .subject
+                )
+                .unwrap_or_default()
+            )
+            .to_payload()
+        )),
+        Some(true),
+        "remote.id in strongSwan's order matches openssl's subject of gw-b"
+    );
+    // The rendered form reads back the same.
+    assert_eq!(ok(&render(&c)), c);
+    // And the engine entry carries it.
+    let (conn, child) = c.child("net").unwrap_or_else(|| panic!("net"));
+    let local: IpAddr = "192.0.2.1".parse().unwrap_or(IpAddr::from([0; 4]));
+    let remote: IpAddr = "198.51.100.2".parse().unwrap_or(IpAddr::from([0; 4]));
+    let peers = engine::peer_configs(&c, conn, child, local, remote).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(&peers[0].auth, ike::engine::AuthMethod::PublicKey(p) if p.certificates.len() == 1));
+    assert_eq!(peers[0].auth.method_id(), ike::msgs::p1attr::AUTH_ECDSA_256);
+}
+
+#[test]
+fn local_id_must_be_in_the_certificate_and_send_cert_is_read() {
+    let s = Swanctl::new(certs::KeyKind::Rsa2048);
+    let c = ok(&s
+        .config(
+            "local.certs = [\"gw-a.pem\"]\nlocal.id = \"@gw-a.example\"",
+            "remote.id = \"@gw-b.example\"\nremote.cacerts = [\"ca.pem\"]",
+        )
+        .replace("version = 1\n", "version = 1\nsend_cert = \"always\"\nsend_certreq = false\n"));
+    let conn = c.connection("home").unwrap_or_else(|| panic!("home"));
+    assert_eq!((conn.send_cert, conn.send_certreq), (ike::engine::SendCert::Always, false));
+    assert_eq!(conn.remote.cacerts, vec![s.path("x509ca/ca.pem")]);
+    let cc = c.credentials.auth_for("home").unwrap_or_else(|| panic!("credentials"));
+    assert_eq!(cc.local_id, ike::engine::Identity::Fqdn("gw-a.example".into()));
+    assert_eq!(cc.auth.private_key.algorithm(), ike::auth::SignatureAlgorithm::Rsa);
+    // The subject in strongSwan's notation, and the IP SAN, are ours too.
+    for id in ["O=Test, CN=gw-a", "192.0.2.1"] {
+        ok(&s.config(&format!("local.certs = [\"gw-a.pem\"]\nlocal.id = \"{id}\""), "remote.id = \"@b\""));
+    }
+    let path = s.path("x509/gw-a.pem");
+    for id in ["@gw-b.example", "O=Test, CN=gw-b", "192.0.2.9"] {
+        assert_eq!(
+            err(&s
+                .config(&format!("local.certs = [\"gw-a.pem\"]\nlocal.id = \"{id}\""), "remote.id = \"@b\"")),
+            format!(
+                "gw.toml: connections.home.local.id: `{id}` is neither the subject nor a subjectAltName of \
+                 certificate {} (O=Test, CN=gw-a)",
+                path.display()
+            )
+        );
+    }
+    assert_eq!(
+        err(&s.std().replace("version = 1\n", "version = 1\nsend_cert = \"sometimes\"\n")),
+        "gw.toml: connections.home.send_cert: invalid send_cert `sometimes` (ifasked, always or never)"
+    );
+}
+
+#[test]
+fn certificate_errors_name_their_key() {
+    let s = Swanctl::new(certs::KeyKind::P256);
+    let dir = s.dir.path().display().to_string();
+    // Missing file.
+    assert_eq!(
+        err(&s.config("local.certs = [\"nope.pem\"]", "remote.id = \"@b\"")),
+        format!(
+            "gw.toml: connections.home.local.certs: cannot read {dir}/x509/nope.pem: No such file or directory (os error 2)"
+        )
+    );
+    // Not a certificate; absolute paths are taken as they are.
+    std::fs::write(
+        s.path("junk.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        err(&s.config(&format!("local.certs = [\"{dir}/junk.pem\"]"), "remote.id = \"@b\"")),
+        format!(
+            "gw.toml: connections.home.local.certs: {dir}/junk.pem: not an X.509 certificate in PEM or DER \
+             (malformed, truncated or too large)"
+        )
+    );
+    assert_eq!(
+        err(&s.config("local.certs = [\"gw-a.pem\"]", "remote.id = \"@b\"\nremote.cacerts = \"missing.pem\"")),
+        format!(
+            "gw.toml: connections.home.remote.cacerts: cannot read {dir}/x509ca/missing.pem: No such file or directory (os error 2)"
+        )
+    );
+    // Required keys, and sides.
+    assert_eq!(
+        err(&s.config("", "remote.id = \"@b\"")),
+        "gw.toml: connections.home.local.certs: required with auth = \"pubkey\": our certificate, e.g. certs = [\"gw.pem\"] in x509/"
+    );
+    assert_eq!(
+        err(&s.config("local.certs = [\"gw-a.pem\"]", "")),
+        "gw.toml: connections.home.remote.id: required with auth = \"pubkey\": the identity the peer's certificate \
+         must hold (e.g. \"C=CH, O=example, CN=gw-b\" or \"@gw-b.example\")"
+    );
+    assert_eq!(
+        err(&s.std().replace("remote.auth = \"pubkey\"", "remote.auth = \"psk\"")),
+        "gw.toml: connections.home.remote.auth: IKEv1 authenticates both sides with one method: local.auth is \
+         pubkey, so remote.auth must be too"
+    );
+    assert_eq!(
+        err(&BASE.replace(
+            "remote.id = \"@b.example\"",
+            "remote.id = \"@b.example\"\nremote.cacerts = \"ca.pem\""
+        )),
+        "gw.toml: connections.home.remote.cacerts: only used with auth = \"pubkey\""
+    );
+    // A junk file in the directory.
+    std::fs::write(s.path("x509crl/bad.crl"), b"\x30\x03\x02\x01\x01").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        err(&s.std()),
+        format!(
+            "gw.toml: daemon.swanctl_dir: {dir}/x509crl/bad.crl: not a CRL in PEM or DER (malformed, truncated or too large)"
+        )
+    );
+    std::fs::remove_file(s.path("x509crl/bad.crl")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        s.path("private/bad.key"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(err(&s.std()).starts_with(&format!(
+        "gw.toml: daemon.swanctl_dir: {dir}/private/bad.key: not a private key (RSA or ECDSA P-256/P-384"
+    )));
+    std::fs::remove_file(s.path("private/bad.key")).unwrap_or_else(|e| panic!("{e}"));
+    // No key for the certificate.
+    std::fs::remove_file(s.path("private/gw-a.key")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        err(&s.std()),
+        format!(
+            "gw.toml: connections.home.local.certs: no private key in {dir}/private, {dir}/rsa or {dir}/ecdsa \
+             matches certificate {dir}/x509/gw-a.pem (O=Test, CN=gw-a)"
+        )
+    );
+    // Another key, in DER (PKCS#8), is read but does not match.
+    let other = s.ca.leaf("other", certs::KeyKind::P256, "DNS:o", certs::Validity::Current);
+    certs::run_openssl(
+        s.dir.path(),
+        &["pkey", "-in", &other.key_path.to_string_lossy(), "-outform", "DER", "-out", "private/other.der"],
+    );
+    assert!(err(&s.std()).contains("no private key in"));
+    // Expired and not yet valid.
+    s.copy(&s.leaf.key_path, "private/gw-a.key");
+    for (name, validity, what) in [
+        ("old", certs::Validity::Expired, "expired on "),
+        ("new", certs::Validity::NotYetValid, "is not valid before "),
+    ] {
+        let l = s.ca.leaf(name, certs::KeyKind::P256, "DNS:x", validity);
+        s.copy(l.pem_path(), &format!("x509/{name}.pem"));
+        s.copy(&l.key_path, &format!("private/{name}.key"));
+        let e = err(&s.config(&format!("local.certs = [\"{name}.pem\"]"), "remote.id = \"@b\""));
+        let expected = format!(
+            "gw.toml: connections.home.local.certs: certificate {dir}/x509/{name}.pem (O=Test, CN={name}) {what}"
+        );
+        assert!(e.starts_with(&expected), "{e}\n{expected}");
+        std::fs::remove_file(s.path(&format!("x509/{name}.pem"))).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn der_files_and_missing_subdirectories_are_fine() {
+    let s = Swanctl::new(certs::KeyKind::P384);
+    for d in ["x509crl", "x509ca"] {
+        std::fs::remove_dir_all(s.path(d)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::remove_file(s.path("x509/gw-a.pem")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(s.path("private/gw-a.key")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(s.path("ecdsa")).unwrap_or_else(|e| panic!("{e}"));
+    let leaf = s.leaf.pem_path().to_string_lossy().into_owned();
+    let key = s.leaf.key_path.to_string_lossy().into_owned();
+    certs::run_openssl(s.dir.path(), &["x509", "-in", &leaf, "-outform", "DER", "-out", "x509/gw-a.der"]);
+    // SEC1 ("EC PRIVATE KEY") in DER.
+    certs::run_openssl(s.dir.path(), &["ec", "-in", &key, "-outform", "DER", "-out", "ecdsa/gw-a.der"]);
+    let c = ok(&s.config("local.certs = \"gw-a.der\"", "remote.id = \"@b\""));
+    let cc = c.credentials.auth_for("home").unwrap_or_else(|| panic!("credentials"));
+    assert_eq!(cc.auth.private_key.algorithm(), ike::auth::SignatureAlgorithm::EcdsaP384);
+    assert!(cc.auth.trust.authorities.is_empty());
+    assert_eq!(c.credentials.keys[0].path, s.path("ecdsa/gw-a.der"));
 }
 
 #[test]

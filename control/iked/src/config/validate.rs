@@ -46,16 +46,22 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Config> {
         let p = e.path().to_string();
         toml_error(path, text, e.inner(), Some(p))
     })?;
-    let v = Validator { path };
-    let daemon = v.daemon(raw.daemon.unwrap_or_default())?;
+    let daemon = Validator { path, swanctl_dir: Path::new("") }.daemon(raw.daemon.unwrap_or_default())?;
+    let swanctl_dir = daemon.swanctl_dir.clone();
+    let v = Validator { path, swanctl_dir: &swanctl_dir };
     let secrets = v.secrets(&raw.secrets)?;
     let mut connections = Vec::with_capacity(raw.connections.len());
     for (name, rc) in &raw.connections {
         connections.push(v.connection(name, rc)?);
     }
     v.unique_children(&connections)?;
-    let config = Config { daemon, connections, secrets };
-    for c in &config.connections {
+    let credentials = if connections.iter().any(|c| c.local.auth == AuthMethod::Pubkey) {
+        credentials::load(path, &daemon.swanctl_dir, &connections, std::time::SystemTime::now())?
+    } else {
+        Credentials::default()
+    };
+    let config = Config { daemon, connections, secrets, credentials };
+    for c in config.connections.iter().filter(|c| c.local.auth == AuthMethod::Psk) {
         if best_secret(&config.secrets, c).is_none() {
             return Err(v.err(
                 key(&["connections", &c.name, "local", "auth"]),
@@ -117,6 +123,7 @@ pub(crate) fn best_secret<'a>(secrets: &'a [SharedSecret], c: &Connection) -> Op
 
 struct Validator<'p> {
     path: &'p Path,
+    swanctl_dir: &'p Path,
 }
 
 impl Validator<'_> {
@@ -186,6 +193,7 @@ impl Validator<'_> {
             },
             metrics_per_sa: d.metrics_per_sa.unwrap_or(true),
             log,
+            swanctl_dir: non_empty("swanctl_dir", d.swanctl_dir, credentials::DEFAULT_SWANCTL_DIR)?,
         })
     }
 
@@ -377,8 +385,35 @@ impl Validator<'_> {
             Some(d) if d.is_zero() => IKEV1_DPD_TIMEOUT,
             Some(d) => d,
         };
-        let local = self.endpoint(&k(&["local"]), rc.local.as_ref())?;
-        let remote = self.endpoint(&k(&["remote"]), rc.remote.as_ref())?;
+        let local = self.endpoint(&k(&["local"]), rc.local.as_ref(), true)?;
+        let remote = self.endpoint(&k(&["remote"]), rc.remote.as_ref(), false)?;
+        if local.auth != remote.auth {
+            return Err(self.err(
+                k(&["remote", "auth"]),
+                format!(
+                    "IKEv1 authenticates both sides with one method: local.auth is {}, so remote.auth must be too",
+                    auth_name(local.auth)
+                ),
+            ));
+        }
+        if remote.auth == AuthMethod::Pubkey && remote.id == ConfigId::Any {
+            return Err(self.err(
+                k(&["remote", "id"]),
+                "required with auth = \"pubkey\": the identity the peer's certificate must hold \
+                 (e.g. \"C=CH, O=example, CN=gw-b\" or \"@gw-b.example\")",
+            ));
+        }
+        let send_cert = match rc.send_cert.as_deref().map(str::trim) {
+            None | Some("ifasked") => SendCert::IfAsked,
+            Some("always") => SendCert::Always,
+            Some("never") => SendCert::Never,
+            Some(other) => {
+                return Err(self.err(
+                    k(&["send_cert"]),
+                    format!("invalid send_cert `{other}` (ifasked, always or never)"),
+                ))
+            }
+        };
         let mut children = Vec::new();
         for (cname, rch) in &rc.children {
             children.push(self.child(name, cname, rch)?);
@@ -400,6 +435,8 @@ impl Validator<'_> {
             over_time,
             rand_time,
             keyingtries: rc.keyingtries.unwrap_or(1),
+            send_cert,
+            send_certreq: rc.send_certreq.unwrap_or(true),
             local,
             remote,
             children,
@@ -415,34 +452,67 @@ impl Validator<'_> {
         Ok(conn)
     }
 
-    fn endpoint(&self, k: &str, raw: Option<&RawEnd>) -> Result<Endpoint> {
+    fn endpoint(&self, k: &str, raw: Option<&RawEnd>, local: bool) -> Result<Endpoint> {
         let empty = RawEnd::default();
         let raw = raw.unwrap_or(&empty);
-        let auth =
-            match raw.auth.as_deref().map(str::trim) {
-                Some("psk") => AuthMethod::Psk,
-                Some("pubkey") => {
-                    return Err(self.err(
-                        format!("{k}.auth"),
-                        "pubkey (certificate) authentication is not supported yet; use auth = \"psk\"",
-                    ))
-                }
-                None => return Err(self.err(
+        let auth = match raw.auth.as_deref().map(str::trim) {
+            Some("psk") => AuthMethod::Psk,
+            Some("pubkey") => AuthMethod::Pubkey,
+            None => {
+                return Err(self.err(format!("{k}.auth"), "not set: use auth = \"psk\" or auth = \"pubkey\""))
+            }
+            Some(other) => {
+                return Err(self.err(
                     format!("{k}.auth"),
-                    "not set; swanctl's default is pubkey, which is not supported yet: set auth = \"psk\"",
-                )),
-                Some(other) => {
-                    return Err(self.err(
-                        format!("{k}.auth"),
-                        format!("authentication method `{other}` is not supported (only psk)"),
-                    ))
-                }
-            };
+                    format!("authentication method `{other}` is not supported (psk or pubkey)"),
+                ))
+            }
+        };
         let id = match &raw.id {
             None => ConfigId::Any,
             Some(s) => parse_identity(s).map_err(|e| self.err(format!("{k}.id"), e))?,
         };
-        Ok(Endpoint { auth, id })
+        let files = |field: &str, v: &Option<ListValue>, sub: &str| -> Result<Vec<PathBuf>> {
+            let items = v.as_ref().map(|l| l.0.clone()).unwrap_or_default();
+            if !items.is_empty() && auth != AuthMethod::Pubkey {
+                return Err(self.err(format!("{k}.{field}"), "only used with auth = \"pubkey\""));
+            }
+            items
+                .iter()
+                .map(|i| {
+                    if i.trim().is_empty() {
+                        Err(self.err(format!("{k}.{field}"), "empty file name"))
+                    } else {
+                        Ok(credentials::resolve(&self.swanctl_dir.join(sub), i.trim()))
+                    }
+                })
+                .collect()
+        };
+        let (certs, cacerts) = if local {
+            if raw.cacerts.is_some() {
+                return Err(self.err(
+                    format!("{k}.cacerts"),
+                    "belongs to remote: the CAs trusted for the peer (remote.cacerts)",
+                ));
+            }
+            let certs = files("certs", &raw.certs, "x509")?;
+            if auth == AuthMethod::Pubkey && certs.is_empty() {
+                return Err(self.err(
+                    format!("{k}.certs"),
+                    "required with auth = \"pubkey\": our certificate, e.g. certs = [\"gw.pem\"] in x509/",
+                ));
+            }
+            (certs, Vec::new())
+        } else {
+            if raw.certs.is_some() {
+                return Err(self.err(
+                    format!("{k}.certs"),
+                    "not supported for the remote side: put peer certificates in x509/ of daemon.swanctl_dir",
+                ));
+            }
+            (Vec::new(), files("cacerts", &raw.cacerts, "x509ca")?)
+        };
+        Ok(Endpoint { auth, id, certs, cacerts })
     }
 
     fn child(&self, conn: &str, name: &str, rc: &RawChild) -> Result<Child> {
@@ -669,6 +739,14 @@ impl Validator<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The configuration file's name of a method.
+pub(crate) fn auth_name(a: AuthMethod) -> &'static str {
+    match a {
+        AuthMethod::Psk => "psk",
+        AuthMethod::Pubkey => "pubkey",
     }
 }
 

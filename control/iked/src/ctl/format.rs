@@ -211,6 +211,47 @@ pub fn load_summary(s: &LoadSummary) -> String {
     if o.is_empty() {
         o.push_str("no connections\n");
     }
+    if s.certs + s.cacerts + s.crls + s.keys > 0 {
+        let _ = writeln!(
+            o,
+            "credentials: {} certificates, {} CA certificates, {} CRLs, {} private keys",
+            s.certs, s.cacerts, s.crls, s.keys
+        );
+    }
+    o
+}
+
+/// `list-certs`, as `swanctl --list-certs`: one block per certificate, then
+/// per CRL.
+pub fn list_certs(certs: &[CertInfo], crls: &[CrlInfo]) -> String {
+    let mut o = String::new();
+    if certs.is_empty() && crls.is_empty() {
+        o.push_str("no certificates\n");
+    }
+    for c in certs {
+        let what = if c.ca { "X.509 CA certificate" } else { "X.509 certificate" };
+        let _ = writeln!(o, "{what}: {}", c.path);
+        let _ = writeln!(o, "  subject:  \"{}\"", c.subject);
+        let _ = writeln!(o, "  issuer:   \"{}\"", c.issuer);
+        for san in &c.sans {
+            let _ = writeln!(o, "  altNames: {san}");
+        }
+        let _ = writeln!(o, "  serial:   {}", c.serial);
+        let _ = writeln!(o, "  validity: not before {}", c.not_before);
+        let _ = writeln!(o, "            not after  {}", c.not_after);
+        let key = if c.has_private_key { format!("{}, has private key", c.key) } else { c.key.clone() };
+        let _ = writeln!(o, "  pubkey:   {key}");
+        if !c.connections.is_empty() {
+            let _ = writeln!(o, "  used by:  {}", c.connections.join(", "));
+        }
+    }
+    for c in crls {
+        let _ = writeln!(o, "X.509 CRL: {}", c.path);
+        let _ = writeln!(o, "  issuer:   \"{}\"", c.issuer);
+        let _ = writeln!(o, "  updates:  this {}", c.this_update);
+        let _ = writeln!(o, "            next {}", c.next_update.as_deref().unwrap_or("(none)"));
+        let _ = writeln!(o, "  revoked:  {} certificates", c.revoked);
+    }
     o
 }
 
@@ -301,6 +342,40 @@ mod tests {
              packets: 7 out, 5 in\n"
         );
         assert_eq!(list_pols(&[]), "no policies\n");
+    }
+
+    #[test]
+    fn list_certs_shows_every_field() {
+        let cert = CertInfo {
+            path: "/etc/iked/x509/gw.pem".into(),
+            source: "x509".into(),
+            subject: "O=Test, CN=gw".into(),
+            issuer: "O=Test, CN=ca".into(),
+            sans: vec!["DNS:gw.example".into(), "IP:192.0.2.1".into()],
+            serial: "10:00".into(),
+            not_before: "2026-01-01T00:00:00Z".into(),
+            not_after: "2027-01-01T00:00:00Z".into(),
+            key: "RSA-2048".into(),
+            ca: false,
+            has_private_key: true,
+            connections: vec!["home".into()],
+        };
+        let crl = CrlInfo {
+            path: "/etc/iked/x509crl/ca.crl".into(),
+            issuer: "O=Test, CN=ca".into(),
+            this_update: "2026-01-01T00:00:00Z".into(),
+            next_update: None,
+            revoked: 2,
+        };
+        assert_eq!(
+            list_certs(&[cert], &[crl]),
+            "X.509 certificate: /etc/iked/x509/gw.pem\n  subject:  \"O=Test, CN=gw\"\n  issuer:   \"O=Test, CN=ca\"\n  \
+             altNames: DNS:gw.example\n  altNames: IP:192.0.2.1\n  serial:   10:00\n  validity: not before \
+             2026-01-01T00:00:00Z\n            not after  2027-01-01T00:00:00Z\n  pubkey:   RSA-2048, has private key\n  \
+             used by:  home\nX.509 CRL: /etc/iked/x509crl/ca.crl\n  issuer:   \"O=Test, CN=ca\"\n  updates:  this \
+             2026-01-01T00:00:00Z\n            next (none)\n  revoked:  2 certificates\n"
+        );
+        assert_eq!(list_certs(&[], &[]), "no certificates\n");
     }
 
     #[test]

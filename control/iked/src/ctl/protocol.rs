@@ -45,9 +45,13 @@ pub enum Command {
     Rekey(Target),
     /// The policies iked keeps in the dataplane, by child.
     ListPols {},
-    /// Reload the configuration file (as SIGHUP); unchanged connections are
-    /// left alone.
+    /// Reload the configuration file (as SIGHUP), and with it the
+    /// certificates, keys and CRLs of `daemon.swanctl_dir`; unchanged
+    /// connections are left alone (their SAs stay, new exchanges use the new
+    /// material).
     LoadAll {},
+    /// Loaded certificates (ours, peers', CAs') and CRLs.
+    ListCerts {},
     /// Counters.
     Stats {},
     /// Follow the log.
@@ -184,6 +188,13 @@ pub enum Reply {
     },
     /// To `load-all`.
     Loaded(LoadSummary),
+    /// To `list-certs`.
+    Certs {
+        /// Certificates: `x509/` (and `local.certs`), then `x509ca/`.
+        certificates: Vec<CertInfo>,
+        /// CRLs of `x509crl/`.
+        crls: Vec<CrlInfo>,
+    },
     /// To `stats`.
     Stats(Stats),
     /// One line of a `log` stream.
@@ -400,6 +411,64 @@ pub struct LoadSummary {
     pub removed: Vec<String>,
     /// Untouched.
     pub unchanged: Vec<String>,
+    /// Certificates loaded from `x509/` and `local.certs`.
+    #[serde(default)]
+    pub certs: u64,
+    /// CA certificates loaded from `x509ca/` and `remote.cacerts`.
+    #[serde(default)]
+    pub cacerts: u64,
+    /// CRLs loaded from `x509crl/`.
+    #[serde(default)]
+    pub crls: u64,
+    /// Private keys loaded from `private/`, `rsa/`, `ecdsa/`.
+    #[serde(default)]
+    pub keys: u64,
+}
+
+/// One loaded certificate (`list-certs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CertInfo {
+    /// The file it was read from.
+    pub path: String,
+    /// `x509` (ours or a peer's) or `x509ca` (a CA, trusted).
+    pub source: String,
+    /// Subject, as strongSwan writes it (`C=CH, O=strongSwan, CN=gw`).
+    pub subject: String,
+    /// Issuer, the same way.
+    pub issuer: String,
+    /// subjectAltNames (`DNS:gw.example`, `IP:192.0.2.1`, `email:a@b`).
+    pub sans: Vec<String>,
+    /// Serial number, hex bytes separated by `:`.
+    pub serial: String,
+    /// Start of validity (RFC 3339, UTC).
+    pub not_before: String,
+    /// End of validity (RFC 3339, UTC).
+    pub not_after: String,
+    /// Key type and size: `RSA-2048`, `ECDSA P-256`, `ECDSA P-384`.
+    pub key: String,
+    /// basicConstraints CA:TRUE.
+    pub ca: bool,
+    /// Whether we hold its private key.
+    pub has_private_key: bool,
+    /// The connections that authenticate with it (`local.certs`).
+    pub connections: Vec<String>,
+}
+
+/// One loaded CRL (`list-certs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CrlInfo {
+    /// The file it was read from.
+    pub path: String,
+    /// The CA that issued it.
+    pub issuer: String,
+    /// thisUpdate (RFC 3339, UTC).
+    pub this_update: String,
+    /// nextUpdate, if given.
+    pub next_update: Option<String>,
+    /// How many certificates it revokes.
+    pub revoked: u64,
 }
 
 /// Counters for `stats`.
@@ -700,6 +769,7 @@ mod tests {
             ),
             (r#"{"version":1,"command":"list-pols"}"#, Command::ListPols {}),
             (r#"{"version":1,"command":"load-all"}"#, Command::LoadAll {}),
+            (r#"{"version":1,"command":"list-certs"}"#, Command::ListCerts {}),
             (r#"{"version":1,"command":"stats"}"#, Command::Stats {}),
             (r#"{"version":1,"command":"log"}"#, Command::Log {}),
             (r#"{"version":1,"command":"monitor"}"#, Command::Monitor {}),

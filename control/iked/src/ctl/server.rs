@@ -45,6 +45,8 @@ pub trait ControlHandler: Send + Sync + 'static {
     fn list_pols(&self) -> impl Future<Output = Result<Vec<PolicyInfo>, CtlError>> + Send;
     /// `load-all`.
     fn load_all(&self) -> impl Future<Output = Result<LoadSummary, CtlError>> + Send;
+    /// `list-certs`: certificates, then CRLs.
+    fn list_certs(&self) -> impl Future<Output = Result<(Vec<CertInfo>, Vec<CrlInfo>), CtlError>> + Send;
     /// `stats` (the server fills in `ctl_requests`/`ctl_errors`).
     fn stats(&self) -> impl Future<Output = Result<Stats, CtlError>> + Send;
     /// `log`: a receiver of every record from now on.
@@ -360,6 +362,9 @@ async fn dispatch<H: ControlHandler>(h: &H, cmd: Command, counters: &ServerCount
         },
         Command::ListPols {} => h.list_pols().await.map(|policies| Reply::Pols { policies }),
         Command::LoadAll {} => h.load_all().await.map(Reply::Loaded),
+        Command::ListCerts {} => {
+            h.list_certs().await.map(|(certificates, crls)| Reply::Certs { certificates, crls })
+        }
         Command::Stats {} => h.stats().await.map(|mut s| {
             s.ctl_requests = counters.requests.load(Ordering::Relaxed);
             s.ctl_errors = counters.errors.load(Ordering::Relaxed);

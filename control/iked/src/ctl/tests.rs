@@ -44,6 +44,16 @@ impl ControlHandler for Fake {
     async fn load_all(&self) -> Result<LoadSummary, CtlError> {
         Ok(LoadSummary { unchanged: vec!["home".into()], ..Default::default() })
     }
+    async fn list_certs(&self) -> Result<(Vec<CertInfo>, Vec<CrlInfo>), CtlError> {
+        Ok((
+            vec![CertInfo {
+                subject: "O=Test, CN=gw-a".into(),
+                key: "ECDSA P-256".into(),
+                ..Default::default()
+            }],
+            vec![CrlInfo { issuer: "O=Test, CN=ca".into(), revoked: 1, ..Default::default() }],
+        ))
+    }
     async fn stats(&self) -> Result<Stats, CtlError> {
         Ok(Stats { uptime: 9, connections: 1, ..Default::default() })
     }
@@ -121,6 +131,16 @@ async fn every_command_gets_its_reply() {
     assert!(
         matches!(call(&mut c, Command::ListConns {}).await, Reply::Conns { connections } if connections.len() == 1)
     );
+    match call(&mut c, Command::ListCerts {}).await {
+        Reply::Certs { certificates, crls } => {
+            assert_eq!(
+                certificates.iter().map(|c| c.subject.as_str()).collect::<Vec<_>>(),
+                ["O=Test, CN=gw-a"]
+            );
+            assert_eq!(crls.iter().map(|c| c.revoked).collect::<Vec<_>>(), [1]);
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         call(&mut c, Command::Initiate(Target { child: Some("net".into()), ike: None })).await,
         Reply::Done { message: "initiated child net".into() }
@@ -137,7 +157,7 @@ async fn every_command_gets_its_reply() {
     match call(&mut c, Command::Stats {}).await {
         Reply::Stats(s) => {
             assert_eq!(s.uptime, 9);
-            assert_eq!((s.ctl_requests, s.ctl_errors), (7, 2), "counted by the server");
+            assert_eq!((s.ctl_requests, s.ctl_errors), (8, 2), "counted by the server");
         }
         other => panic!("{other:?}"),
     }

@@ -571,6 +571,14 @@ impl Manager {
         }
         self.config = config;
         let cfg = Arc::clone(&self.config);
+        // Unchanged connections keep their SAs; new exchanges of theirs use
+        // the certificates, keys and CRLs just read.
+        for name in &summary.unchanged {
+            let Some(creds) = cfg.credentials.auth_for(name) else { continue };
+            for i in self.entries_of(name, None) {
+                self.engine.set_peer_auth(i, ike::engine::AuthMethod::PublicKey(Arc::clone(&creds.auth)));
+            }
+        }
         for name in summary.changed.iter().chain(&summary.added) {
             if let Some(c) = cfg.connection(name) {
                 self.add_connection(c, false);
