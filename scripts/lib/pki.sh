@@ -3,7 +3,7 @@
 # `pki` tool (Debian's strongswan-pki; no binary fixtures). pki_make DIR writes, in swanctl's
 # directory layout, one directory per gateway:
 #   DIR/a (gw-a, our iked) and DIR/b (gw-b, the peer), each with
-#     x509ca/ca.pem            the root CA: RSA-3072, "C=CH, O=test, CN=test root CA"
+#     x509ca/ca.pem            the root CA: ECDSA P-256, "C=CH, O=test, CN=test root CA"
 #     x509ca/ca-p384.pem       (b only) the intermediate CA: ECDSA P-384, issued by the root
 #     x509crl/crl.pem          the root's CRL, revoking both sides' `revoked` certificates
 #     x509/gw-S-KIND.pem       S = a or b; KIND = rsa2048 rsa3072 p256 p384 revoked
@@ -13,11 +13,13 @@
 # gw-S@example.net (rfc822Name) and the gateway's outside IPv4 address. Each side trusts the
 # root only: gw-a gets the intermediate over the wire (strongSwan sends it with its
 # certificate); gw-b holds it among its CAs. revoked is RSA-2048, revoked (keyCompromise).
+# The CAs sign with ECDSA: their signatures are short, so that every Main Mode message with a
+# certificate (RSA-3072 ones too) fits in one 1,500-byte packet, unfragmented (see
+# docs/interop.md on IKE messages larger than the MTU).
 # pki_dn SIDE KIND prints a certificate's subject in strongSwan's string form.
 # Sourced after tunnel.sh (die).
 
 PKI_KINDS=(rsa2048 rsa3072 p256 p384 revoked)
-PKI_WIRE_A=198.18.0.1 PKI_WIRE_B=198.18.0.2
 
 pki_dn() { echo "C=CH, O=test, CN=gw-$1-$2"; }
 
@@ -44,15 +46,16 @@ pki_key_dir() { case $1 in p256 | p384) echo ecdsa ;; *) echo rsa ;; esac; }
 pki_make() {
     PKI_DIR=$1
     command -v pki >/dev/null || die "pki missing (scripts/setup.sh installs strongswan-pki)"
-    local s kind d ca addr
+    local s kind d ca digest key
+    local -A addr=([a]=198.18.0.1 [b]=198.18.0.2)
     for s in a b; do
         for d in x509 x509ca x509crl rsa ecdsa private; do mkdir -p "$PKI_DIR/$s/$d"; done
     done
     mkdir -p "$PKI_DIR/ca"
     printf 'pki {\n    load = random nonce openssl pem pkcs1 pkcs8 x509 gmp sha2\n}\n' >"$PKI_DIR/pki.conf"
-    # The root (RSA-3072, SHA-256) and an intermediate (ECDSA P-384, SHA-384) under it.
-    pki_key rsa3072 "$PKI_DIR/ca/ca.key"
-    pki_run --self --ca --lifetime 30 --in "$PKI_DIR/ca/ca.key" --type rsa --digest sha256 \
+    # The root (ECDSA P-256, SHA-256) and an intermediate (ECDSA P-384, SHA-384) under it.
+    pki_key p256 "$PKI_DIR/ca/ca.key"
+    pki_run --self --ca --lifetime 30 --in "$PKI_DIR/ca/ca.key" --type ecdsa --digest sha256 \
         --dn "C=CH, O=test, CN=test root CA" --outform pem >"$PKI_DIR/ca/ca.pem"
     pki_key p384 "$PKI_DIR/ca/ca-p384.key"
     pki_run --pub --in "$PKI_DIR/ca/ca-p384.key" --type ecdsa \
@@ -60,18 +63,15 @@ pki_make() {
             --cakey "$PKI_DIR/ca/ca.key" --digest sha256 --dn "C=CH, O=test, CN=test intermediate CA" \
             --outform pem >"$PKI_DIR/ca/ca-p384.pem"
     for s in a b; do
-        addr=PKI_WIRE_${s^^}
         for kind in "${PKI_KINDS[@]}"; do
-            ca=ca
-            [ "$kind" = p384 ] && ca=ca-p384
-            local key="$PKI_DIR/$s/$(pki_key_dir "$kind")/gw-$s-$kind.pem"
+            ca=ca digest=sha256
+            if [ "$kind" = p384 ]; then ca="ca-p384" digest=sha384; fi
+            key="$PKI_DIR/$s/$(pki_key_dir "$kind")/gw-$s-$kind.pem"
             pki_key "$kind" "$key"
-            local digest=sha256
-            [ "$ca" = ca-p384 ] && digest=sha384
             pki_run --pub --in "$key" \
                 | pki_run --issue --lifetime 30 --cacert "$PKI_DIR/ca/$ca.pem" --cakey "$PKI_DIR/ca/$ca.key" \
                     --digest "$digest" --dn "$(pki_dn "$s" "$kind")" --san "gw-$s.example.net" \
-                    --san "gw-$s@example.net" --san "${!addr}" --outform pem >"$PKI_DIR/$s/x509/gw-$s-$kind.pem"
+                    --san "gw-$s@example.net" --san "${addr[$s]}" --outform pem >"$PKI_DIR/$s/x509/gw-$s-$kind.pem"
         done
         cp "$PKI_DIR/ca/ca.pem" "$PKI_DIR/$s/x509ca/ca.pem"
     done
