@@ -11,9 +11,12 @@
 #            strongSwan initiating; then the key-log decryption with tshark, the ike-scan
 #            probes, the lifecycle cases and a real NAT (nftables masquerade) between the
 #            gateways: in front of strongSwan with its mapping restarted mid-transfer (our
-#            ESP SAs must follow the new port), then in front of us
+#            ESP SAs must follow the new port), then in front of us.
+#            The certificate cases (scripts/lib/pki.sh): RSA-2048/3072 and ECDSA P-256/P-384
+#            with each initiator, Aggressive Mode, tshark on a certificate exchange, and a
+#            revoked certificate refused by each side
 #   --quick  a representative subset (CI), with the wire checks, a rekey by each side, an
-#            ISAKMP SA re-keyed by strongSwan and both NAT cases
+#            ISAKMP SA re-keyed by strongSwan, both NAT cases and two certificate cases
 #   --demo   the main job: one tunnel with the shipped configs (scripts/conf/iked-demo.toml,
 #            scripts/conf/swanctl-demo.conf), traffic both ways, the tables printed
 #   --peer 6 against strongSwan 6.0 (Debian 13, unpacked into a private root by
