@@ -160,13 +160,20 @@ impl<E: EngineControl> Daemon<E> {
         self.engine.reconfigure(&new, &summary);
         tracing::info!(
             target: "cfg",
-            "loaded {}: {} added, {} changed, {} removed, {} unchanged",
+            "loaded {}: {} added, {} changed, {} removed, {} unchanged; {} certificates, {} CA certificates, {} CRLs, {} private keys",
             self.config_path.display(),
             summary.added.len(),
             summary.changed.len(),
             summary.removed.len(),
-            summary.unchanged.len()
+            summary.unchanged.len(),
+            summary.certs,
+            summary.cacerts,
+            summary.crls,
+            summary.keys
         );
+        for w in new.warnings() {
+            tracing::warn!(target: "cfg", "{w}");
+        }
         Ok(summary)
     }
 
@@ -387,7 +394,12 @@ impl<E: EngineControl> ControlHandler for Daemon<E> {
     }
 
     async fn list_conns(&self) -> Result<Vec<ConnectionInfo>, CtlError> {
-        Ok(self.config().connections.iter().map(connection_info).collect())
+        let config = self.config();
+        Ok(config
+            .connections
+            .iter()
+            .map(|c| ConnectionInfo { local_id: config.local_id_text(c), ..connection_info(c) })
+            .collect())
     }
 
     async fn initiate(&self, target: TargetName) -> Result<String, CtlError> {

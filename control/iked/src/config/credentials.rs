@@ -118,6 +118,37 @@ impl PartialEq for Credentials {
 impl Eq for Credentials {}
 
 impl Credentials {
+    /// What is loaded but will not work, for [`super::Config::warnings`]:
+    /// CA certificates outside their validity period and CRLs past their
+    /// nextUpdate, at `now`.
+    pub fn warnings(&self, now: SystemTime) -> Vec<String> {
+        let mut w = Vec::new();
+        for l in &self.cas {
+            if let Err(e) = l.cert.valid_at(now) {
+                w.push(format!(
+                    "CA certificate {} ({}) is {}: peers it issued are refused",
+                    l.path.display(),
+                    subject_string(&l.cert),
+                    cert_error(e)
+                ));
+            }
+        }
+        for l in &self.crls {
+            let tbs = &l.crl.list().tbs_cert_list;
+            if let Some(next) = &tbs.next_update {
+                if next.to_system_time() < now {
+                    w.push(format!(
+                        "CRL {} of {} was due to be replaced on {}",
+                        l.path.display(),
+                        dn_string(&tbs.issuer),
+                        time_text(next)
+                    ));
+                }
+            }
+        }
+        w
+    }
+
     /// The engine authentication of connection `name`.
     pub fn auth_for(&self, name: &str) -> Option<&ConnectionCredentials> {
         self.connections.get(name)
@@ -159,8 +190,15 @@ pub fn key_description(cert: &Certificate) -> String {
 /// Reads a file of at most `limit` bytes.
 fn read(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
+    // Not opened unless a regular file: a FIFO or device would block or
+    // never end.
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut bytes = Vec::new();
+    // Sized up front: key bytes are not left behind in a reallocation.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len().min(limit) + 1).unwrap_or(0));
     file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -348,30 +386,31 @@ fn connection_credentials(
         ))
     })?;
     let subject_der = own.cert.subject_der();
-    let local_id = match &c.local.id {
-        ConfigId::Any => Identity::DistinguishedName(subject_der.clone()),
-        ConfigId::Dn { der, .. } if pki::dn_matches(&subject_der, der) => {
-            Identity::DistinguishedName(subject_der.clone())
-        }
-        other => match other.to_engine() {
-            Some(id)
-                if !matches!(other, ConfigId::Dn { .. }) && {
-                    let p = id.to_payload();
-                    own.cert.matches_id(p.id_type, &p.data)
-                } =>
-            {
-                id
-            }
-            _ => {
-                return Err(ConfigError::at(
-                    file,
-                    key(&["connections", &c.name, "local", "id"]),
-                    format!(
-                    "`{other}` is neither the subject nor a subjectAltName of certificate {path} ({subject})"
-                ),
-                ))
-            }
-        },
+    // Our ID must be in our certificate (RFC 4945 §3.1): the subject, or a
+    // subjectAltName of the ID's type.
+    let in_certificate = |id: &ConfigId| match id {
+        ConfigId::Any => true,
+        ConfigId::Dn { der, .. } => pki::dn_matches(&subject_der, der),
+        other => other.to_engine().is_some_and(|e| {
+            let p = e.to_payload();
+            own.cert.matches_id(p.id_type, &p.data)
+        }),
+    };
+    if !in_certificate(&c.local.id) {
+        return Err(ConfigError::at(
+            file,
+            key(&["connections", &c.name, "local", "id"]),
+            format!(
+                "`{}` is neither the subject nor a subjectAltName of certificate {path} ({subject})",
+                c.local.id
+            ),
+        ));
+    }
+    // A DN is sent as the certificate encodes it, so that the peer's byte
+    // comparison with the subject holds.
+    let local_id = match c.local.id.to_engine() {
+        None | Some(Identity::DistinguishedName(_)) => Identity::DistinguishedName(subject_der.clone()),
+        Some(id) => id,
     };
     // Sent after our certificate: the rest of local.certs, then the CAs of
     // x509ca/ up our chain short of the self-signed root.

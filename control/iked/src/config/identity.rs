@@ -205,6 +205,23 @@ mod tests {
             panic!("not a DN");
         };
         assert!(!ike::pki::dn_matches(&der, &third));
+        for ok in [
+            "C=CH, ST=Zurich, L=Zurich, O=strongSwan Project, OU=Test, CN=moon.strongswan.org",
+            "cn=gw, o=example",
+            "CN=gw, E=ops@example.org",
+            "CN=gw, emailAddress=ops@example.org, serialNumber=42, SN=43",
+            "CN=a+OU=b, O=c",
+            "2.5.4.3=gw",
+        ] {
+            assert!(matches!(parse_identity(ok), Ok(ConfigId::Dn { .. })), "{ok}: {:?}", parse_identity(ok));
+        }
+        let Ok(ConfigId::Dn { der: e1, .. }) = parse_identity("CN=gw, E=ops@example.org") else {
+            panic!("E")
+        };
+        let Ok(ConfigId::Dn { der: e2, .. }) = parse_identity("CN=gw, emailAddress=ops@example.org") else {
+            panic!("emailAddress")
+        };
+        assert_eq!(e1, e2, "E is emailAddress");
     }
 
     #[test]

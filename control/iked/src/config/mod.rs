@@ -330,7 +330,26 @@ impl Config {
                 ));
             }
         }
+        w.extend(
+            self.credentials
+                .warnings(std::time::SystemTime::now())
+                .into_iter()
+                .map(|m| format!("daemon.swanctl_dir: {m}")),
+        );
         w
+    }
+
+    /// Our identity in `conn` as `list-sas` shows it: `local.id`, or with
+    /// certificates and no `local.id` the certificate's subject.
+    pub fn local_id_text(&self, conn: &Connection) -> String {
+        match (&conn.local.id, self.credentials.auth_for(&conn.name)) {
+            (ConfigId::Any, Some(c)) => c
+                .auth
+                .certificates
+                .first()
+                .map_or_else(|| conn.local.id.to_string(), credentials::subject_string),
+            (id, _) => id.to_string(),
+        }
     }
 
     /// The connection called `name`.

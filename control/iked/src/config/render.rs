@@ -98,12 +98,17 @@ pub fn render(c: &Config) -> String {
             if end.id != ConfigId::Any {
                 e.insert("id".into(), s(&end.id));
             }
-            let paths = |v: &[PathBuf]| Value::Array(v.iter().map(|p| s(p.display())).collect());
+            // Written as they resolve again: relative to their subdirectory
+            // of swanctl_dir when inside it.
+            let paths = |v: &[PathBuf], sub: &str| {
+                let base = d.swanctl_dir.join(sub);
+                Value::Array(v.iter().map(|p| s(p.strip_prefix(&base).unwrap_or(p).display())).collect())
+            };
             if !end.certs.is_empty() {
-                e.insert("certs".into(), paths(&end.certs));
+                e.insert("certs".into(), paths(&end.certs, "x509"));
             }
             if !end.cacerts.is_empty() {
-                e.insert("cacerts".into(), paths(&end.cacerts));
+                e.insert("cacerts".into(), paths(&end.cacerts, "x509ca"));
             }
             t.insert(name.into(), Value::Table(e));
         }

@@ -401,8 +401,21 @@ fn a_pubkey_connection_loads_its_certificate_key_and_cas() {
         Some(true),
         "remote.id in strongSwan's order matches openssl's subject of gw-b"
     );
-    // The rendered form reads back the same.
+    // The rendered form reads back the same, with a relative swanctl_dir too.
     assert_eq!(ok(&render(&c)), c);
+    let text = render(&c);
+    assert!(text.contains("certs = [\"gw-a.pem\"]"), "{text}");
+    let cwd = std::env::current_dir().unwrap_or_default();
+    if let Ok(rel) = s.dir.path().strip_prefix(&cwd).map(Path::to_path_buf).or_else(|_| {
+        // A relative path from the working directory up to / and down.
+        let ups = cwd.components().count().saturating_sub(1);
+        let up: std::path::PathBuf = std::iter::repeat_n("..", ups).collect();
+        s.dir.path().strip_prefix("/").map(|p| up.join(p))
+    }) {
+        let relative = s.std().replace(&s.dir.path().display().to_string(), &rel.display().to_string());
+        let c = ok(&relative);
+        assert_eq!(ok(&render(&c)), c);
+    }
     // And the engine entry carries it.
     let (conn, child) = c.child("net").unwrap_or_else(|| panic!("net"));
     let local: IpAddr = "192.0.2.1".parse().unwrap_or(IpAddr::from([0; 4]));
@@ -551,6 +564,30 @@ fn certificate_errors_name_their_key() {
         assert!(e.starts_with(&expected), "{e}\n{expected}");
         std::fs::remove_file(s.path(&format!("x509/{name}.pem"))).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+#[test]
+fn special_files_are_not_read_and_stale_cas_are_warned_about() {
+    let s = Swanctl::new(certs::KeyKind::P256);
+    let fifo = s.path("x509/fifo.pem");
+    let made =
+        std::process::Command::new("mkfifo").arg(&fifo).status().unwrap_or_else(|e| panic!("mkfifo: {e}"));
+    assert!(made.success());
+    assert_eq!(
+        err(&s.config("local.certs = [\"fifo.pem\"]", "remote.id = \"@b\"")),
+        format!("gw.toml: connections.home.local.certs: {}: not a regular file", fifo.display())
+    );
+    std::fs::remove_file(&fifo).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok(&s.std()).warnings(), Vec::<String>::new());
+    let old = s.ca.leaf("old-ca", certs::KeyKind::P256, "DNS:x", certs::Validity::Expired);
+    s.copy(old.pem_path(), "x509ca/old.pem");
+    assert_eq!(
+        ok(&s.std()).warnings(),
+        [format!(
+            "daemon.swanctl_dir: CA certificate {} (O=Test, CN=old-ca) is expired: peers it issued are refused",
+            s.path("x509ca/old.pem").display()
+        )]
+    );
 }
 
 #[test]

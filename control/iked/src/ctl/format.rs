@@ -168,6 +168,10 @@ pub fn list_conns(conns: &[ConnectionInfo]) -> String {
     o
 }
 
+/// The engine's counters of certificate refusals, one per reason
+/// (`cert-refused-revoked`, ...), shown apart by `stats`.
+const CERT_REFUSED: &str = "cert-refused-";
+
 /// `swanctl --stats`.
 pub fn stats(s: &Stats) -> String {
     let mut o = String::new();
@@ -180,10 +184,18 @@ pub fn stats(s: &Stats) -> String {
         "control: {} requests, {} errors, {} callers refused",
         s.ctl_requests, s.ctl_errors, s.ctl_refused
     );
-    if !s.ike_datagrams.is_empty() {
+    let (refusals, datagrams): (Vec<_>, Vec<_>) =
+        s.ike_datagrams.iter().partition(|(k, _)| k.starts_with(CERT_REFUSED));
+    if !datagrams.is_empty() {
         let _ = writeln!(o, "IKE datagrams:");
-        for (k, v) in &s.ike_datagrams {
+        for (k, v) in datagrams {
             let _ = writeln!(o, "  {k}: {v}");
+        }
+    }
+    if !refusals.is_empty() {
+        let _ = writeln!(o, "certificate refusals (of discarded-certificate):");
+        for (k, v) in refusals {
+            let _ = writeln!(o, "  {}: {v}", k.trim_start_matches(CERT_REFUSED));
         }
     }
     match &s.dataplane {
@@ -451,12 +463,28 @@ home: #3, ESTABLISHED, IKEv1, 0011223344556677_i* 8899aabbccddeeff_r
             stats(&s),
             "uptime: 5s\nconnections: 2\nIKE_SAs: 0 total, 0 half-open\nCHILD_SAs: 0\ncontrol: 7 requests, 1 errors, 0 callers refused\ndataplane: not attached\n"
         );
+        let mut d = std::collections::BTreeMap::new();
+        d.insert("received".to_owned(), 9);
+        d.insert("cert-refused-revoked".to_owned(), 2);
+        d.insert("cert-refused-expired".to_owned(), 0);
+        let s = Stats { ike_datagrams: d, ..s };
+        assert_eq!(
+            stats(&s),
+            "uptime: 5s\nconnections: 2\nIKE_SAs: 0 total, 0 half-open\nCHILD_SAs: 0\ncontrol: 7 requests, 1 errors, \
+             0 callers refused\nIKE datagrams:\n  received: 9\ncertificate refusals (of discarded-certificate):\n  \
+             expired: 0\n  revoked: 2\ndataplane: not attached\n"
+        );
         let l = LoadSummary {
             added: vec!["a".into()],
             unchanged: vec!["b".into(), "c".into()],
             ..Default::default()
         };
         assert_eq!(load_summary(&l), "added: a\nunchanged: b, c\n");
+        let l = LoadSummary { certs: 2, cacerts: 1, crls: 1, keys: 1, ..l };
+        assert_eq!(
+            load_summary(&l),
+            "added: a\nunchanged: b, c\ncredentials: 2 certificates, 1 CA certificates, 1 CRLs, 1 private keys\n"
+        );
         let r = LogRecord {
             time_ms: 1_700_000_000_042,
             level: "INFO".into(),

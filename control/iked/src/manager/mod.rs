@@ -524,11 +524,18 @@ impl Manager {
                     tracing::warn!(target: "ike", "IKE SA {}: {:?}", ike_sa.0, error);
                     if matches!(
                         error,
-                        ike::engine::Error::AuthenticationFailed | ike::engine::Error::InvalidIdentity
+                        ike::engine::Error::AuthenticationFailed
+                            | ike::engine::Error::InvalidIdentity
+                            | ike::engine::Error::Certificate(_)
                     ) {
                         let ike = Some(self.ike_name(ike_sa)).filter(|n| !n.is_empty());
                         let remote = self.engine.ike_sa(ike_sa).map(|s| s.remote.to_string());
-                        let reason = format!("{error:?}");
+                        let reason = match error {
+                            ike::engine::Error::Certificate(e) => {
+                                format!("certificate refused: {}", crate::config::credentials::cert_error(e))
+                            }
+                            other => format!("{other:?}"),
+                        };
                         self.emit(MonitorEvent::AuthFailed { ike, remote, reason });
                     }
                     let gone = self.engine.ike_sa(ike_sa).is_none();

@@ -3,9 +3,7 @@
 
 use super::child::{ChildSa, ChildState};
 use super::{local_address, Manager};
-use crate::config::credentials::subject_string;
 use crate::config::selector::DisplayTs;
-use crate::config::{ConfigId, Connection};
 use crate::ctl::protocol::{ChildSaInfo, IkeSaInfo, PolicyInfo};
 use crate::daemon::EngineCounts;
 use ike::crypto::{Cipher, DhGroup, HashAlgorithm};
@@ -170,7 +168,7 @@ impl Manager {
                 state: state.to_owned(),
                 local_host: s.local.ip().to_string(),
                 local_port: s.local.port(),
-                local_id: conn.map_or_else(String::new, |c| self.local_id_text(c)),
+                local_id: conn.map_or_else(String::new, |c| self.config.local_id_text(c)),
                 remote_host: s.remote.ip().to_string(),
                 remote_port: s.remote.port(),
                 remote_id: conn.map_or_else(String::new, |c| c.remote.id.to_string()),
@@ -193,17 +191,6 @@ impl Manager {
         }
         out.extend(self.orphans_info(now, wall));
         out
-    }
-
-    /// The identity a connection sends: `local.id`, or with a certificate and no
-    /// `local.id` the certificate's subject (what the engine sends), as strongSwan lists it.
-    fn local_id_text(&self, c: &Connection) -> String {
-        match (&c.local.id, self.config.credentials.auth_for(&c.name)) {
-            (ConfigId::Any, Some(creds)) => {
-                creds.auth.certificates.first().map_or_else(|| c.local.id.to_string(), subject_string)
-            }
-            _ => c.local.id.to_string(),
-        }
     }
 
     /// Child pairs whose ISAKMP SA is gone (they keep forwarding until a new
@@ -229,7 +216,7 @@ impl Manager {
                 let local = conn.and_then(|c| local_address(&self.config, c, Some(remote)));
                 IkeSaInfo {
                     local_host: local.map_or_else(String::new, |a| a.to_string()),
-                    local_id: conn.map_or_else(String::new, |c| self.local_id_text(c)),
+                    local_id: conn.map_or_else(String::new, |c| self.config.local_id_text(c)),
                     remote_host: remote.to_string(),
                     remote_id: conn.map_or_else(String::new, |c| c.remote.id.to_string()),
                     name,
