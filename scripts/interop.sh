@@ -690,7 +690,21 @@ revoked_case() {
     local cert_a=rsa2048 cert_b=rsa2048
     if [ "$revoked" = a ]; then cert_a=revoked; else cert_b=revoked; fi
     CERT_A=$cert_a CERT_B=$cert_b conf 4 aes128-sha256-modp2048 aes128gcm16 tunnel no
-    refused_revoked() { ikectl stats 2>/dev/null | awk -F': *' '$1 ~ /cert-refused-revoked$/ {print $2}'; }
+    # The engine's counter, wherever `ikectl --json stats` nests it.
+    refused_revoked() {
+        ikectl --json stats 2>/dev/null | python3 -c '
+import json, sys
+def find(v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k == "cert-refused-revoked":
+                return x
+            r = find(x)
+            if r is not None:
+                return r
+    return None
+print(find(json.load(sys.stdin)) or 0)'
+    }
     before=$(refused_revoked)
     logpos=$(stat -c %s "$WORK/charon.log")
     t0=$SECONDS
