@@ -11,9 +11,12 @@
 #            strongSwan initiating; then the key-log decryption with tshark, the ike-scan
 #            probes, the lifecycle cases and a real NAT (nftables masquerade) between the
 #            gateways: in front of strongSwan with its mapping restarted mid-transfer (our
-#            ESP SAs must follow the new port), then in front of us
+#            ESP SAs must follow the new port), then in front of us.
+#            The certificate cases (scripts/lib/pki.sh): RSA-2048/3072 and ECDSA P-256/P-384
+#            with each initiator, Aggressive Mode, tshark on a certificate exchange, and a
+#            revoked certificate refused by each side
 #   --quick  a representative subset (CI), with the wire checks, a rekey by each side, an
-#            ISAKMP SA re-keyed by strongSwan and both NAT cases
+#            ISAKMP SA re-keyed by strongSwan, both NAT cases and two certificate cases
 #   --demo   the main job: one tunnel with the shipped configs (scripts/conf/iked-demo.toml,
 #            scripts/conf/swanctl-demo.conf), traffic both ways, the tables printed
 #   --peer 6 against strongSwan 6.0 (Debian 13, unpacked into a private root by
@@ -46,21 +49,23 @@ CHARON=/usr/lib/ipsec/charon
 case $PEER in
 5)  # Debian 12's charon as installed; its userspace ESP forces UDP encapsulation.
     CHARON_EXEC="exec $CHARON"
-    SWAN_PLUGINS="random nonce openssl hmac kdf gcm curve25519 kernel-libipsec kernel-netlink socket-default vici updown"
+    SWAN_PLUGINS="random nonce openssl hmac kdf gcm curve25519 pem pkcs1 pkcs8 x509 revocation constraints kernel-libipsec kernel-netlink socket-default vici updown"
     ESP_WIRE=encap LIBIPSEC_RAW_ESP="" ;;
 6)  # strongSwan 6.0 from its private root: its loader and libraries, its plugin directory
     # mounted over /usr/lib/ipsec in charon's own mount namespace. OpenSSL provides HMAC,
-    # GCM and X25519 there (6.0 ships no separate hmac/gcm/curve25519 plugins).
+    # GCM and X25519 there (6.0 ships no separate hmac/gcm/curve25519 plugins). pem, pkcs1,
+    # pkcs8, x509, revocation and constraints: the certificate cases, as with 5.9.8.
     SWAN6_ROOT=$(bash scripts/setup-strongswan6.sh)
     CHARON_EXEC="mount --bind $SWAN6_ROOT/usr/lib/ipsec /usr/lib/ipsec \
         && exec $SWAN6_ROOT/usr/lib64/ld-linux-x86-64.so.2 --library-path $SWAN6_ROOT/usr/lib/x86_64-linux-gnu $CHARON"
-    SWAN_PLUGINS="random nonce openssl kernel-libipsec kernel-netlink socket-default vici"
+    SWAN_PLUGINS="random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints kernel-libipsec kernel-netlink socket-default vici"
     ESP_WIRE=plain LIBIPSEC_RAW_ESP="raw_esp = yes" ;;
 *) echo "--peer takes 5 or 6" >&2; exit 2 ;;
 esac
 export NS_TAG=${NS_TAG:-swan$$}
 source scripts/lib/netns.sh
 source scripts/lib/tunnel.sh
+source scripts/lib/pki.sh
 WORK=$(mktemp -d /tmp/interop.XXXXXX)
 DB_A=/dev/shm/espgw-$NS_TAG-a
 export STRONGSWAN_CONF=$WORK/strongswan.conf
@@ -81,6 +86,12 @@ ip netns exec "$NS_GB" sysctl -qw net.ipv6.conf.all.forwarding=1
 
 # --- strongSwan on gw-b --------------------------------------------------------------------
 (cd "$WORK" && mkdir -p x509 x509ca x509ocsp x509aa x509ac x509crl pubkey private rsa ecdsa bliss pkcs8 pkcs12)
+# The certificates of both sides (scripts/lib/pki.sh): gw-b's go where swanctl --load-all
+# reads them (the swanctl.conf's directory), gw-a's stay in $WORK/pki/a, iked's swanctl_dir.
+if [ "$MODE" != demo ]; then
+    pki_make "$WORK/pki"
+    for d in x509 x509ca x509crl rsa ecdsa; do cp "$WORK/pki/b/$d/"* "$WORK/$d/"; done
+fi
 cat >"$WORK/strongswan.conf" <<EOF
 charon {
     # Aggressive Mode with PSK as responder is refused unless this is set.
@@ -131,9 +142,29 @@ espd_conf
 
 # --- configuration of one case ---------------------------------------------------------------
 # conf FAMILY IKE_PROPOSAL ESP_PROPOSAL MODE AGGRESSIVE [EXTRA_SWAN_CONN] [EXTRA_SWAN_CHILD] [EXTRA_IKED_CONN] [EXTRA_IKED_CHILD]
+# PSK unless CERT_A and CERT_B name certificate kinds (scripts/lib/pki.sh: rsa2048, p256, ...)
+# for gw-a (us) and gw-b (strongSwan): then both authenticate by signatures, with the
+# certificates' subjects as IDs, or their dNSNames when CERT_ID=fqdn.
 conf() {
     local fam=$1 ike=$2 esp=$3 mode=$4 aggr=$5
     local a b na nb
+    local auth_b="local { auth = psk
+                id = gw-b@example.net }
+        remote { auth = psk
+                 id = gw-a@example.net }"
+    local IKED_CERT="" IKED_SWANCTL_DIR="$WORK/pki/a" IKED_LOCAL_ID="" IKED_REMOTE_ID
+    if [ -n "${CERT_A:-}" ]; then
+        local id_a id_b
+        local cert_b=${CERT_B:?CERT_A set without CERT_B}
+        id_a=$(pki_dn a "$CERT_A") id_b=$(pki_dn b "$cert_b")
+        [ "${CERT_ID:-dn}" = fqdn ] && id_a=gw-a.example.net id_b=gw-b.example.net IKED_LOCAL_ID=gw-a.example.net
+        IKED_CERT=gw-a-$CERT_A.pem IKED_REMOTE_ID=$id_b
+        auth_b="local { auth = pubkey
+                certs = gw-b-$cert_b.pem
+                id = \"$id_b\" }
+        remote { auth = pubkey
+                 id = \"$id_a\" }"
+    fi
     if [ "$fam" = 6 ]; then a=2001:db8::1 b=2001:db8::2 na=2001:db8:1::/64 nb=2001:db8:2::/64
     else a=198.18.0.1 b=198.18.0.2 na=198.18.1.0/24 nb=198.19.1.0/24; fi
     local lts_a=$na rts_a=$nb lts_b=$nb rts_b=$na
@@ -147,10 +178,7 @@ connections {
         remote_addrs = $a
         proposals = $ike
         ${6:-}
-        local { auth = psk
-                id = gw-b@example.net }
-        remote { auth = psk
-                 id = gw-a@example.net }
+        $auth_b
         children {
             net {
                 local_ts = $lts_b
@@ -348,6 +376,9 @@ fi
 # packet must decrypt and (ESP) pass tshark's own ICV check: a third implementation confirms
 # our key derivation and our encryption. The outer headers show how ESP travelled: in UDP
 # (port 4500) against 5.9.8, as IP protocol 50 with IKE left on port 500 against 6.0.
+# tshark_check [certs]: with `certs` (a signature-authenticated case), the decrypted MM5 and
+# MM6 must each show the ID, CERT (X.509, encoding 4) and SIG payloads, the certificate
+# dissected down to its subject, and the names tshark read are printed.
 tshark_check() {
     local args=() line
     while IFS= read -r line; do args+=(-o "uat:ikev1_decryption_table:$line"); done <"$WORK/keylog/ikev1_decryption_table"
@@ -355,21 +386,28 @@ tshark_check() {
     args+=(-o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE)
     tshark -r "$WORK/case.pcap" "${args[@]}" -T fields -e frame.number -e isakmp.exchangetype -e isakmp.flag_e \
         -e isakmp.typepayload -e esp.spi -e esp.icv_good -e icmp.type -e tcp.srcport -e udp.dstport \
+        -e isakmp.id.type -e isakmp.cert.encoding -e x509sat.printableString -e x509sat.uTF8String \
         2>/dev/null >"$WORK/tshark.txt"
-    python3 - "$WORK/tshark.txt" "$ESP_WIRE" <<'PY'
+    python3 - "$WORK/tshark.txt" "$ESP_WIRE" "${1:-}" <<'PY'
 import sys
-wire = sys.argv[2]
+wire, certs = sys.argv[2], sys.argv[3] == "certs"
 enc = dec = esp = good = inner = esp_udp = ike = ike_4500 = 0
+signed = []
 for line in open(sys.argv[1]):
-    f = (line.rstrip("\n").split("\t") + [""] * 9)[:9]
-    _, exch, flag_e, payloads, spi, icv, icmp, tcp, udp = f
+    f = (line.rstrip("\n").split("\t") + [""] * 13)[:13]
+    _, exch, flag_e, payloads, spi, icv, icmp, tcp, udp, id_type, cert_enc, printable, utf8 = f
     if exch:
         ike += 1
         ike_4500 += "4500" in udp.split(",")
     if exch and flag_e == "1":
         enc += 1
-        # Every encrypted IKEv1 message carries HASH (8); only a decrypted one shows it.
-        dec += "8" in payloads.split(",")
+        # Every encrypted IKEv1 message carries HASH (8), or SIG (9) in MM5/MM6 and AM3
+        # with signatures; only a decrypted one shows it.
+        types = payloads.split(",")
+        dec += "8" in types or "9" in types
+        if {"5", "6", "9"} <= set(types):
+            names = sorted({n for n in (printable + "," + utf8).split(",") if n.startswith("gw-")})
+            signed.append((id_type, cert_enc.split(",")[0], names))
     if spi:
         esp += 1
         good += icv == "1"
@@ -384,6 +422,12 @@ if wire == "encap":
     assert esp_udp == esp and ike_4500 > 0, "ESP should travel in UDP after the float to 4500"
 else:
     assert esp_udp == 0 and ike_4500 == 0, "plain ESP (protocol 50) and IKE on port 500 expected"
+if certs:
+    ids = {"9": "ID_DER_ASN1_DN", "2": "ID_FQDN", "3": "ID_USER_FQDN", "1": "ID_IPV4_ADDR"}
+    for id_type, enc_type, names in signed:
+        print(f"    decrypted: ID ({ids.get(id_type, id_type)}), CERT (encoding {enc_type}) subject {'/'.join(names) or '?'}, SIG")
+    assert len(signed) >= 2, f"want ID, CERT and SIG decrypted in both directions, saw {len(signed)}"
+    assert all(e == "4" and n for _, e, n in signed), f"CERT not X.509 or not dissected: {signed}"
 PY
 }
 
@@ -630,6 +674,112 @@ encap_case() { # INITIATOR
         "$1" 4 aes128-sha256-ecp256 aes128gcm16 tunnel no "" "" "encap = true"
 }
 
+# --- signature authentication: certificates of scripts/lib/pki.sh --------------------------------
+# cert_ids: both sides list the other's ID as the certificate (or its dNSName) says; with
+# CERT_TSHARK set, tshark also decrypts the case's capture so far and shows the certificates.
+cert_ids() {
+    if ! python3 - "$(ikectl --json list-sas)" "$(swan --list-sas --raw 2>/dev/null)" "$CERT_WANT_A" "$CERT_WANT_B" <<'PY'
+import json, re, sys
+ours_json, theirs_raw, want_a, want_b = sys.argv[1:]
+ike = json.loads(ours_json)["ike_sas"]
+assert len(ike) == 1, f"want one IKE SA of ours, have {len(ike)}"
+head = theirs_raw.split("child-sas", 1)[0]
+f = dict(re.findall(r"([a-z-]+)=([^}]*?) (?=[a-z-]+=|\})", head))
+theirs_local, theirs_remote = f.get("local-id", "?"), f.get("remote-id", "?")
+ours_local, ours_remote = ike[0]["local-id"], ike[0]["remote-id"]
+assert theirs_remote == want_a and theirs_local == want_b, f"strongSwan: local {theirs_local!r}, remote {theirs_remote!r}"
+norm = lambda s: re.sub(r"\s*,\s*", ",", s)
+assert norm(want_a) in norm(ours_local) and norm(want_b) in norm(ours_remote), f"ours: local {ours_local!r}, remote {ours_remote!r}"
+print(f"    IDs: ours {ours_local} / strongSwan {theirs_local}, each the other's remote ID")
+PY
+    then return 1; fi
+    [ -z "${CERT_TSHARK:-}" ] || tshark_check certs
+}
+# cert_case NAME INITIATOR KIND IKE ESP [AGGRESSIVE [ID]]: both gateways with certificates of
+# KIND (rsa2048, rsa3072, p256, p384), IDs the subjects (ID `fqdn`: the dNSNames), IPv4 tunnel.
+cert_case() {
+    local id=${7:-dn}
+    local CERT_WANT_A CERT_WANT_B
+    CERT_WANT_A=$(pki_dn a "$3") CERT_WANT_B=$(pki_dn b "$3")
+    [ "$id" = fqdn ] && CERT_WANT_A=gw-a.example.net CERT_WANT_B=gw-b.example.net
+    CERT_A=$3 CERT_B=$3 CERT_ID=$id CASE_CHECK=cert_ids case_run "$1" "$2" 4 "$4" "$5" tunnel "${6:-no}"
+}
+# revoked_case NAME INITIATOR REVOKED(a|b): one side's certificate is on the CRL both sides
+# hold; the other side must refuse it, and no SA may come up. a: strongSwan refuses ours
+# (its log says so); b: we refuse strongSwan's (the cert-refused-revoked counter of ikectl
+# stats rises).
+revoked_case() {
+    local name=$1 init=$2 revoked=$3 ok=1 why="" logpos before after seen="" t0
+    [ -n "$ONLY" ] && ! grep -Eq -- "$ONLY" <<<"$name" && return 0
+    local cert_a=rsa2048 cert_b=rsa2048
+    if [ "$revoked" = a ]; then cert_a=revoked; else cert_b=revoked; fi
+    CERT_A=$cert_a CERT_B=$cert_b conf 4 aes128-sha256-modp2048 aes128gcm16 tunnel no
+    # The engine's counter, wherever `ikectl --json stats` nests it.
+    refused_revoked() {
+        ikectl --json stats 2>/dev/null | python3 -c '
+import json, sys
+def find(v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k == "cert-refused-revoked":
+                return x
+            r = find(x)
+            if r is not None:
+                return r
+    return None
+print(find(json.load(sys.stdin)) or 0)'
+    }
+    before=$(refused_revoked)
+    logpos=$(stat -c %s "$WORK/charon.log")
+    t0=$SECONDS
+    if [ "$init" = us ]; then ikectl initiate --child net >/dev/null 2>&1 || true
+    else swan --initiate --child net --timeout 1 >/dev/null 2>&1 || true; fi
+    for _ in $(seq 100); do
+        if [ "$revoked" = a ]; then
+            seen=$(tail -c +$((logpos + 1)) "$WORK/charon.log" | grep -m1 "certificate was revoked" || true)
+        else
+            after=$(refused_revoked)
+            [ "${after:-0}" -gt "${before:-0}" ] && seen="our cert-refused-revoked ${before:-0} -> $after"
+        fi
+        [ -n "$seen" ] && break
+        sleep 0.1
+    done
+    echo "    $name: refused within $((SECONDS - t0 + 1)) s: ${seen:-nothing}"
+    # Give a wrongly accepted exchange the time to finish before looking for SAs.
+    sleep 1
+    [ -n "$seen" ] || { ok=0 why="no refusal for the revoked certificate"; }
+    if [ -n "$(our_children)" ] || [ -n "$(their_children)" ]; then ok=0 why="an SA came up with a revoked certificate"; fi
+    if ikectl --json list-sas 2>/dev/null | grep -q '"state": *"ESTABLISHED"'; then ok=0 why="our IKE SA established"; fi
+    if swan --list-sas 2>/dev/null | grep -q ESTABLISHED; then ok=0 why="strongSwan's IKE SA established"; fi
+    ikectl terminate --ike ours >/dev/null 2>&1 || true
+    swan --terminate --ike ours --force --timeout 2 >/dev/null 2>&1 || true
+    if [ $ok = 1 ]; then echo "ok   $name"; PASS=$((PASS + 1)); RESULTS+=("| $name | pass: refused, no SA |")
+    else echo "FAIL $name: $why"; explain_failure; FAIL=$((FAIL + 1)); RESULTS+=("| $name | **fail**: $why |"); fi
+}
+cert_cases() {
+    local rsa2048="RSA-2048 certificates, MM aes128-sha256-modp2048, ESP aes128gcm16 PFS, tunnel v4"
+    local p256="ECDSA P-256 certificates, MM aes128-sha256-ecp256, ESP aes128gcm16, tunnel v4"
+    if [ "$MODE" = quick ]; then
+        CERT_TSHARK=1 cert_case "us: $rsa2048, tshark decrypts ID/CERT/SIG" us rsa2048 aes128-sha256-modp2048 aes128gcm16-modp2048
+        cert_case "them: $p256" them p256 aes128-sha256-ecp256 aes128gcm16
+        return 0
+    fi
+    local init
+    for init in us them; do
+        cert_case "$init: $rsa2048" $init rsa2048 aes128-sha256-modp2048 aes128gcm16-modp2048
+        cert_case "$init: RSA-3072 certificates, MM aes256-sha256-curve25519, ESP aes256-sha256, tunnel v4" \
+            $init rsa3072 aes256-sha256-curve25519 aes256-sha256
+        cert_case "$init: $p256" $init p256 aes128-sha256-ecp256 aes128gcm16
+        cert_case "$init: ECDSA P-384 certificates (intermediate CA), MM aes256-sha384-ecp384, ESP aes256gcm16 PFS, tunnel v4" \
+            $init p384 aes256-sha384-ecp384 aes256gcm16-ecp384
+    done
+    cert_case "us: ECDSA P-256 certificates, AM aes128-sha256-ecp256, IDs the dNSNames, ESP aes128gcm16, tunnel v4" \
+        us p256 aes128-sha256-ecp256 aes128gcm16 yes fqdn
+    CERT_TSHARK=1 cert_case "us: $rsa2048, tshark decrypts ID/CERT/SIG" us rsa2048 aes128-sha256-modp2048 aes128gcm16-modp2048
+    revoked_case "them: revoked certificate of strongSwan's, refused by us" them b
+    revoked_case "us: revoked certificate of ours, refused by strongSwan" us a
+}
+
 step "the matrix ($MODE)"
 IKE_ALL=(aes128-sha256-modp2048 aes256-sha1-modp1536 aes256-sha512-modp4096 aes128-sha256-ecp256 aes256-sha384-ecp384 aes128-sha256-curve25519)
 ESP_ALL=(aes128gcm16 aes256gcm16 aes128-sha1 aes256-sha256 aes256-sha512)
@@ -674,6 +824,8 @@ fi
 
 step "proposal choice ($MODE)"
 proposal_cases
+step "signature authentication ($MODE)"
+cert_cases
 step "independent checks of the wire"
 wire_checks
 step "lifecycle"

@@ -13,6 +13,8 @@ PKGS=(
     iproute2 iputils-ping ethtool tcpdump tshark ike-scan netcat-openbsd nftables
     strongswan-charon strongswan-swanctl libcharon-extra-plugins
     libstrongswan-extra-plugins libstrongswan-standard-plugins
+    # the certificates of the signature-authentication cases (scripts/lib/pki.sh)
+    strongswan-pki
     # independent implementations used by the tests
     python3 python3-scapy python3-cryptography
     # fuzzing (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer's C++17 sources

@@ -144,7 +144,9 @@ ike = 2
 knl = 2}"
 }
 # iked_conn NAME LOCAL REMOTE PROPOSALS AGGRESSIVE(true|false) LOCAL_ID REMOTE_ID [EXTRA]: an
-# IKEv1 connection authenticated by PSK on both ends; EXTRA lines added to it.
+# IKEv1 connection authenticated by PSK on both ends; EXTRA lines added to it. With IKED_CERT
+# set (a certificate file in the swanctl_dir's x509/), by signatures with that certificate
+# instead: an empty LOCAL_ID then leaves our ID to the certificate's subject.
 iked_conn() {
     cat <<EOF
 [connections.$1]
@@ -153,11 +155,14 @@ local_addrs = "$2"
 remote_addrs = "$3"
 proposals = "$4"
 aggressive = $5
-local.auth = "psk"
-local.id = "$6"
-remote.auth = "psk"
-remote.id = "$7"
 EOF
+    if [ -n "${IKED_CERT:-}" ]; then
+        printf 'send_cert = "ifasked"\nsend_certreq = true\nlocal.auth = "pubkey"\nlocal.certs = ["%s"]\n' "$IKED_CERT"
+        [ -z "$6" ] || printf 'local.id = "%s"\n' "$6"
+        printf 'remote.auth = "pubkey"\nremote.id = "%s"\nremote.cacerts = ["ca.pem"]\n' "$7"
+    else
+        printf 'local.auth = "psk"\nlocal.id = "%s"\nremote.auth = "psk"\nremote.id = "%s"\n' "$6" "$7"
+    fi
     [ -z "${8:-}" ] || printf '%s\n' "$8"
 }
 # iked_secret NAME ID PEER_ID SECRET: the PSK shared by the two identities.
@@ -168,12 +173,18 @@ iked_secret() {
 # iked_conf LOCAL REMOTE IKE_PROPOSAL AGGRESSIVE(yes|no) LOCAL_TS REMOTE_TS ESP_PROPOSAL MODE
 #           [EXTRA_CONN] [EXTRA_CHILD]: "$WORK/iked.toml" of the gateway facing a peer, one PSK
 # connection `ours` with one child `net`, proposals in strongSwan's syntax; the extras are
-# TOML lines added to the connection and to the child.
+# TOML lines added to the connection and to the child. With IKED_CERT set, the connection
+# authenticates by signatures (iked_conn) with the credentials of IKED_SWANCTL_DIR, as
+# IKED_LOCAL_ID (empty: the certificate's subject) and IKED_REMOTE_ID; no PSK is written.
 iked_conf() {
+    local id=gw-a@example.net remote_id=gw-b@example.net daemon_extra=""
+    if [ -n "${IKED_CERT:-}" ]; then
+        id=${IKED_LOCAL_ID-} remote_id=$IKED_REMOTE_ID daemon_extra="swanctl_dir = \"$IKED_SWANCTL_DIR\""
+    fi
     {
-        iked_daemon "$DB_A" "$WORK/iked.sock" '["198.18.0.1", "2001:db8::1"]'
+        iked_daemon "$DB_A" "$WORK/iked.sock" '["198.18.0.1", "2001:db8::1"]' "$daemon_extra"
         iked_conn ours "$1" "$2" "$3" "$([ "$4" = yes ] && echo true || echo false)" \
-            gw-a@example.net gw-b@example.net "${9:-}"
+            "$id" "$remote_id" "${9:-}"
         cat <<EOF
 [connections.ours.children.net]
 local_ts = "$5"
@@ -183,6 +194,6 @@ mode = "$8"
 start_action = "none"
 ${10:-}
 EOF
-        iked_secret ike-ours gw-a@example.net gw-b@example.net "interop-psk-$NS_TAG"
+        [ -n "${IKED_CERT:-}" ] || iked_secret ike-ours gw-a@example.net gw-b@example.net "interop-psk-$NS_TAG"
     } >"$WORK/iked.toml"
 }

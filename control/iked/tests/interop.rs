@@ -2,7 +2,9 @@
 //! namespaces. The work is in `scripts/interop.sh`; this runs its CI subset (`--quick`: both
 //! initiators, Main and Aggressive Mode, MODP/ECP/Curve25519, GCM and CBC+HMAC, PFS, IPv4 and
 //! IPv6, both ends on their default proposals, an IKE list whose first entry we do not
-//! implement, the wire decrypted by tshark, a rekey by each side, strongSwan re-keying its
+//! implement, certificate authentication (RSA-2048 with us initiating, ECDSA P-256 with
+//! strongSwan initiating, certificates made by strongSwan's `pki`), the wire decrypted by tshark
+//! (a certificate case's ID, CERT and SIG payloads too), a rekey by each side, strongSwan re-keying its
 //! ISAKMP SA under a ping, a real NAT in front of us, a NAT in front of strongSwan whose mapping
 //! restarts mid-transfer, and strongSwan's own level-4 dump of every secret it derived searched
 //! for in all our logs and tool output) with the binaries of this build, against both peers:
@@ -41,7 +43,7 @@ fn quick_subset(peer: &str) -> String {
     print!("{stdout}");
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "interop.sh --quick --peer {peer} failed (its output above says where)");
-    assert!(stdout.contains("interop (quick): 14 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("interop (quick): 16 passed, 0 failed"), "{stdout}");
     assert!(stdout.contains("ok   secrets: "), "strongSwan's secrets searched for in our logs: {stdout}");
     assert!(stdout.contains("ESP in UDP: True 4500 True"), "the NAT case saw NAT-T at work");
     // The NAT rebinding: strongSwan's new mapping, and our outbound SA moved to it in place.
@@ -55,7 +57,19 @@ fn quick_subset(peer: &str) -> String {
         stdout.contains("ok   ISAKMP SA re-keyed by strongSwan under a 20/s ping"),
         "the child pair survived strongSwan's ISAKMP SA re-keys"
     );
-    assert_eq!(stdout.matches("mirrored").count(), 6, "every matrix case compared both sides' SAs");
+    assert_eq!(stdout.matches("mirrored").count(), 8, "every matrix case compared both sides' SAs");
+    // Signature authentication: each side lists the other's certificate subject as its ID, and
+    // tshark, with our key log, reads both gateways' ID, CERT and SIG payloads.
+    assert_eq!(stdout.matches("each the other's remote ID").count(), 2, "both certificate cases: {stdout}");
+    assert!(stdout.contains("ok   us: RSA-2048 certificates"), "{stdout}");
+    assert!(stdout.contains("ok   them: ECDSA P-256 certificates"), "{stdout}");
+    for side in ["gw-a-rsa2048", "gw-b-rsa2048"] {
+        assert!(
+            stdout
+                .contains(&format!("decrypted: ID (ID_DER_ASN1_DN), CERT (encoding 4) subject {side}, SIG")),
+            "tshark read {side}'s certificate: {stdout}"
+        );
+    }
     // The proposal cases: both ends on their defaults (strongSwan's several transforms in one
     // proposal) and an IKE list led by 3DES, each side listing the expected choice.
     assert_eq!(
@@ -96,7 +110,7 @@ fn strongswan_5_matrix_subset_over_nat_t() {
     assert!(stdout.contains(
         "chosen on both sides: IKE AES_CBC-128/HMAC_SHA2_256_128/CURVE_25519, ESP AES_CBC-128/HMAC_SHA2_256_128"
     ));
-    assert_eq!(stdout.matches("UDP-encapsulated; packets").count(), 6, "every case over NAT-T");
+    assert_eq!(stdout.matches("UDP-encapsulated; packets").count(), 8, "every case over NAT-T");
     let (esp_udp, esp, ike_4500, _) = outer_headers(&stdout);
     assert!(esp > 0 && esp_udp == esp && ike_4500 > 0, "ESP in UDP after the float to 4500");
 }
@@ -112,7 +126,7 @@ fn strongswan_6_matrix_subset_with_plain_esp() {
             .count(),
         2
     );
-    assert_eq!(stdout.matches("plain ESP; packets").count(), 6, "every case in plain ESP");
+    assert_eq!(stdout.matches("plain ESP; packets").count(), 8, "every case in plain ESP");
     // tshark saw the outer headers: IP protocol 50, no ISAKMP message floated.
     let (esp_udp, esp, ike_4500, ike) = outer_headers(&stdout);
     assert!(esp > 0 && esp_udp == 0, "ESP in UDP against raw_esp: {esp_udp}/{esp}");

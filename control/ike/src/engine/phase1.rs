@@ -162,7 +162,7 @@ pub(super) enum State {
         keys: Box<Phase1Keys>,
         gxi: Vec<u8>,
         gxr: Vec<u8>,
-        /// MM3 carried a CERTREQ.
+        /// MM3 carried a CERTREQ (one in MM5 counts too).
         peer_asked: bool,
     },
     AmISent1 {
@@ -1034,7 +1034,10 @@ impl Engine {
                 let idir_b = body_of(&idp);
                 let hash_r = keys.hash_r(gxi, gxr, &cky_i, &cky_r, sa_i_b, &idir_b);
                 let mut payloads = vec![idp];
-                payloads.extend(self.authentication_payloads(&cfg, &hash_r, *peer_asked)?);
+                // A CERTREQ in MM3 or in MM5 asks for our CERT: strongSwan's initiator sends
+                // its CERTREQs in MM5, beside its own CERT, not in MM3.
+                let asked = *peer_asked || peer_asked_for_certificate(&raws);
+                payloads.extend(self.authentication_payloads(&cfg, &hash_r, asked)?);
                 let sa = self.sas.get_mut(idx).ok_or(Error::Local("sa"))?;
                 sa.peer_id = idii_b.to_vec();
                 let mut iv = next_iv;
