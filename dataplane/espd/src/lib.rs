@@ -20,6 +20,8 @@ pub mod counters;
 pub mod error;
 pub mod fwd;
 pub mod gw;
+pub mod host;
 pub mod net;
 pub mod pcap;
+pub mod port_status;
 pub mod stats;
