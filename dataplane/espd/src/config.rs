@@ -579,4 +579,93 @@ port = "outside"
             "espd.toml: dataplane.backend: \"openssl\" is neither \"ipsec-mb\" nor \"rust\""
         );
     }
+
+    #[test]
+    fn host_side_keys_default_and_each_error_names_the_key() {
+        let c = Config::parse(GOOD, Path::new("espd.toml")).unwrap();
+        let x = c.exception.as_ref().unwrap();
+        assert!(x.setup, "espd sets up the TAP unless told not to");
+        assert_eq!(x.addresses, None);
+        assert_eq!(c.ports[0].mac, None);
+        let from_port: Vec<(String, String)> = c
+            .exception_addresses()
+            .iter()
+            .map(|a| (format!("{}/{}", a.prefix.addr, a.prefix.len), a.key.clone()))
+            .collect();
+        assert_eq!(
+            from_port,
+            [
+                ("198.18.0.1/24".to_string(), "ports[0].addresses[0]".to_string()),
+                ("2001:db8::1/64".to_string(), "ports[0].addresses[1]".to_string())
+            ]
+        );
+        let own = GOOD.replacen(
+            "port = \"outside\"\n[[routes]]",
+            "port = \"outside\"\naddresses = [\"198.18.2.1/24\"]\n[[routes]]",
+            1,
+        );
+        let c = Config::parse(&own, Path::new("espd.toml")).unwrap();
+        let a = c.exception_addresses();
+        assert_eq!((a.len(), a[0].key.as_str()), (1, "exception.addresses[0]"));
+        let mac = GOOD.replacen("role = \"inside\"", "role = \"inside\"\nmac = \"02:00:00:00:01:02\"", 1);
+        assert_eq!(
+            Config::parse(&mac, Path::new("espd.toml")).unwrap().ports[1].mac.as_deref(),
+            Some("02:00:00:00:01:02")
+        );
+        let off = GOOD.replacen(
+            "port = \"outside\"\n[[routes]]",
+            "port = \"outside\"\nsetup = false\n[[routes]]",
+            1,
+        );
+        assert!(!Config::parse(&off, Path::new("espd.toml")).unwrap().exception.unwrap().setup);
+
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "port = \"outside\"\n[[routes]]",
+                "port = \"outside\"\naddresses = [\"198.18.2.1\"]\n[[routes]]",
+                "espd.toml: exception.addresses[0]: \"198.18.2.1\" is not ADDRESS/LENGTH",
+            ),
+            (
+                "port = \"outside\"\n[[routes]]",
+                "port = \"outside\"\naddresses = [\"198.18.2.1/24\", \"2001:db8::1/129\"]\n[[routes]]",
+                "espd.toml: exception.addresses[1]: prefix length \"129\" is not 0..=128",
+            ),
+            (
+                "port = \"outside\"\n[[routes]]",
+                "port = \"outside\"\nsetup = false\naddresses = [\"198.18.2.1/24\"]\n[[routes]]",
+                "espd.toml: exception.addresses: only used with setup = true",
+            ),
+            (
+                "port = \"outside\"\n[[routes]]",
+                "port = \"outside\"\nsetup = \"yes\"\n[[routes]]",
+                "espd.toml: exception.setup: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                "role = \"inside\"",
+                "role = \"inside\"\nmac = \"02:00:00:00:01\"",
+                "espd.toml: ports[1].mac: \"02:00:00:00:01\" is not a MAC address",
+            ),
+            (
+                "role = \"inside\"",
+                "role = \"inside\"\nmac = \"02:00:00:00:01:zz\"",
+                "espd.toml: ports[1].mac: \"02:00:00:00:01:zz\" is not a MAC address",
+            ),
+            (
+                "role = \"inside\"",
+                "role = \"inside\"\nmac = \"01:00:5e:00:00:01\"",
+                "espd.toml: ports[1].mac: \"01:00:5e:00:00:01\" is a multicast address",
+            ),
+            (
+                "role = \"inside\"",
+                "role = \"inside\"\nmac = \"00:00:00:00:00:00\"",
+                "espd.toml: ports[1].mac: \"00:00:00:00:00:00\" is all zeros",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "{from} not in the sample");
+            let got = err(&text);
+            assert!(got.starts_with(want), "{from} -> {to}:\n got  {got}\n want {want}");
+        }
+    }
 }
