@@ -18,7 +18,6 @@ pub mod ethtool;
 pub mod netlink;
 
 use std::io;
-use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
@@ -140,7 +139,7 @@ pub fn configure(
         msg.header.index = ifindex;
         msg.header.prefix_len = len;
         msg.header.family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-        if let IpAddr::V6(_) = addr {
+        if addr.is_ipv6() {
             msg.header.flags = AddressHeaderFlags::Nodad;
         }
         msg.attributes.push(AddressAttribute::Local(addr));
