@@ -22,6 +22,7 @@ pub mod fwd;
 pub mod gw;
 pub mod host;
 pub mod net;
+pub mod notify;
 pub mod pcap;
 pub mod port_status;
 pub mod stats;

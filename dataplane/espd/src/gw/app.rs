@@ -419,6 +419,9 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
         RunError::config(format!("sadb.path: cannot write the ports file {}: {e}", ports_path.display()))
     })?;
     eprintln!("espd: ready ({} port(s), ports in {})", built.ports.len(), ports_path.display());
+    if let Err(e) = crate::notify::notify("READY=1") {
+        eprintln!("espd: cannot tell systemd it is ready ($NOTIFY_SOCKET): {e}");
+    }
     let mut last_publish = Instant::now();
     let start = Instant::now();
     let all_ports: Vec<Port> =
@@ -459,6 +462,7 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
         }
     }
     stop.store(true, Ordering::Relaxed);
+    let _ = crate::notify::notify("STOPPING=1");
     let mut failed = Vec::new();
     for l in &lcores {
         if lcore::wait(eal, *l) != 0 {
