@@ -415,12 +415,22 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
         };
         crate::port_status::write(&ports_path, &file)
     };
-    publish(&ifaces).map_err(|e| {
-        RunError::config(format!("sadb.path: cannot write the ports file {}: {e}", ports_path.display()))
-    })?;
-    eprintln!("espd: ready ({} port(s), ports in {})", built.ports.len(), ports_path.display());
-    if let Err(e) = crate::notify::notify("READY=1") {
-        eprintln!("espd: cannot tell systemd it is ready ($NOTIFY_SOCKET): {e}");
+    // The workers run already: a failure here stops them before it is returned.
+    let mut fatal = None;
+    match publish(&ifaces) {
+        Ok(()) => {
+            eprintln!("espd: ready ({} port(s), ports in {})", built.ports.len(), ports_path.display());
+            if let Err(e) = crate::notify::notify("READY=1") {
+                eprintln!("espd: cannot tell systemd it is ready ($NOTIFY_SOCKET): {e}");
+            }
+        }
+        Err(e) => {
+            fatal = Some(RunError::config(format!(
+                "sadb.path: cannot write the ports file {}: {e}",
+                ports_path.display()
+            )));
+            stop.store(true, Ordering::Relaxed);
+        }
     }
     let mut last_publish = Instant::now();
     let start = Instant::now();
@@ -475,6 +485,9 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
     for p in &all_ports {
         let _ = p.stop();
         let _ = p.close();
+    }
+    if let Some(e) = fatal {
+        return Err(e);
     }
     if !failed.is_empty() {
         return Err(RunError::config(format!("worker lcore(s) {failed:?} failed (panicked)")));
