@@ -52,7 +52,7 @@ report_failure() { # running | stopped
 trap cleanup EXIT
 
 ns_up
-rm -f "$DB_A" "$DB_B"
+rm -f "$DB_A" "$DB_B" "$DB_A.ports" "$DB_B.ports"
 
 key() { python3 -c 'import os; print(os.urandom(20).hex())'; }
 K_AB=$(key); K_BA=$(key); K6_AB=$(key); K6_BA=$(key)
@@ -83,17 +83,12 @@ ip netns exec "$NS_GA" "$ESPD" --config "$CONF_A" --json >"$WORK/gw-a.json" 2>"$
 ESPD_A=$!
 ip netns exec "$NS_GB" "$ESPD" --config "$CONF_B" --json >"$WORK/gw-b.json" 2>"$WORK/gw-b.log" &
 ESPD_B=$!
-for ns in "$NS_GA" "$NS_GB"; do
-    for _ in $(seq 100); do ip -n "$ns" link show espgw0 >/dev/null 2>&1 && break; sleep 0.1; done
-    ip -n "$ns" link show espgw0 >/dev/null 2>&1 || fail "espd in $ns did not create its TAP"
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.espgw0.disable_ipv6=0 || true
-    ip netns exec "$ns" ethtool -K espgw0 tx off >/dev/null 2>&1 || true
-    ip -n "$ns" link set espgw0 up
+# Each espd sets up its TAP's host side (IPv6, TX checksum offload off, link up, the outside
+# addresses) and then publishes its ports beside its database: wait for that.
+for db in "$DB_A" "$DB_B"; do
+    for _ in $(seq 150); do [ -e "$db.ports" ] && break; sleep 0.1; done
+    [ -e "$db.ports" ] || fail "espd with $db did not become ready (no $db.ports)"
 done
-ip -n "$NS_GA" addr add 198.18.0.1/24 dev espgw0
-ip -n "$NS_GA" addr add 2001:db8::1/64 dev espgw0 nodad
-ip -n "$NS_GB" addr add 198.18.0.2/24 dev espgw0
-ip -n "$NS_GB" addr add 2001:db8::2/64 dev espgw0 nodad
 
 step "ping host-a -> host-b through the tunnel"
 # The first packets of each direction wait for ARP/ND on both gateways (espd drops and

@@ -879,7 +879,7 @@ s = re.sub(r'\[\[routes\]\]\nprefix = "198.19.1.0/24"\nvia = "198.18.0.2"', '[[r
 s = re.sub(r'\[\[routes\]\]\nprefix = "2001:db8:2::/64"\nvia = "2001:db8::2"\n?', '', s)
 open(p, "w").write(s)
 PY
-    start_espd "" 198.18.2.1/24
+    start_espd
     ip -n "$NS_GA" route add 198.18.0.0/24 via 198.18.2.254 dev espgw0
     conf 4 aes128-sha256-modp2048 aes128gcm16-modp2048 tunnel no
     sed -i 's/remote_addrs = 198.18.0.1/remote_addrs = %any/' "$WORK/swanctl.conf"

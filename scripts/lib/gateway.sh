@@ -50,7 +50,7 @@ cleanup() {
     # A SIGKILLed espd leaves its EAL runtime directory behind.
     for side in ${SIDES:-""}; do
         gw_side "$side"
-        rm -rf "$GW_DB" "$GW_DB.iked.lock" /var/run/dpdk/espd-"$NS_TAG$GW_SFX"
+        rm -rf "$GW_DB" "$GW_DB.ports" "$GW_DB.iked.lock" /var/run/dpdk/espd-"$NS_TAG$GW_SFX"
     done
     rm -rf "$WORK"
     exit $rc
@@ -75,29 +75,24 @@ espd_conf() {
     sed -e "s|/dev/shm/espgw-demo-gw-$g|$GW_DB|" -e "s|espd-gw-$g|espd-$NS_TAG$GW_SFX|" \
         "scripts/conf/gw-$g.toml" >"$WORK/espd$GW_SFX.toml"
 }
-# start_espd [SIDE [ADDRESS/LEN...]]: espd on the side's gateway, on a new database; the
-# exception TAP gets the outside addresses for iked (the side's own unless given).
+# start_espd [SIDE]: espd on the side's gateway, on a new database; waits until espd is ready.
+# espd sets up its exception TAP (espgw0) itself: IPv6 on, TX checksum offload off, link up,
+# the outside port's addresses (IPv6 without DAD) for iked. It publishes its ports in
+# "$db.ports" once all that is done, which is the readiness this waits for.
 start_espd() {
     gw_side "${1:-}"
-    local ns=$GW_NS db=$GW_DB sfx=$GW_SFX addr
-    local addrs=("${@:2}")
-    [ ${#addrs[@]} -gt 0 ] || addrs=("$GW_ADDR4/24" "$GW_ADDR6/64")
-    rm -f "$db"
+    local ns=$GW_NS db=$GW_DB sfx=$GW_SFX pid
+    rm -f "$db" "$db.ports"
     ip netns exec "$ns" "$ESPD" --config "$WORK/espd$sfx.toml" >>"$WORK/espd$sfx.log" 2>&1 &
-    printf -v "ESPD$GW_PID" %s $!
-    for _ in $(seq 100); do ip -n "$ns" link show espgw0 >/dev/null 2>&1 && break; sleep 0.1; done
-    ip -n "$ns" link show espgw0 >/dev/null 2>&1 || die "espd in $ns did not create its TAP"
-    # espd creates the SA database (with its configured capacities) before iked attaches.
-    for _ in $(seq 100); do [ -e "$db" ] && break; sleep 0.1; done
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.espgw0.disable_ipv6=0 || true
-    ip netns exec "$ns" ethtool -K espgw0 tx off >/dev/null 2>&1 || true
-    ip -n "$ns" link set espgw0 up
-    for addr in "${addrs[@]}"; do
-        case $addr in
-        *:*) ip -n "$ns" addr add "$addr" dev espgw0 nodad ;;
-        *) ip -n "$ns" addr add "$addr" dev espgw0 ;;
-        esac
+    pid=$!
+    printf -v "ESPD$GW_PID" %s $pid
+    for _ in $(seq 150); do
+        [ -e "$db.ports" ] && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
     done
+    tail -20 "$WORK/espd$sfx.log"
+    die "espd in $ns did not become ready (no $db.ports)"
 }
 # start_iked [SIDE]: iked on the side's gateway with its configuration; waits for its socket.
 start_iked() {

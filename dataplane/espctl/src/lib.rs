@@ -9,7 +9,7 @@
 //! espctl sa del --spi 0x1000 --dir in [--dst ADDR] | sa list | sa flush
 //! espctl policy add --id 1 --dir out --src 198.18.1.0/24 --dst 198.19.1.0/24 --action protect --reqid 1
 //! espctl policy del --id 1 | policy list | policy flush
-//! espctl stats | events
+//! espctl stats | events | ports
 //! ```
 //!
 //! `--enc` takes strongSwan's ESP proposal keywords for one SA (module `alg`). Every
@@ -39,6 +39,7 @@ use sadb::counters;
 
 mod alg;
 mod columns;
+mod ports;
 
 use alg::{enc_name, integ_name, proposal_name, Algorithms};
 
@@ -69,6 +70,9 @@ enum Cmd {
     Stats,
     /// Take and print the dataplane's queued events (expiry, acquire).
     Events,
+    /// espd's ports: MAC, link, addresses and device counters (from the file espd publishes
+    /// beside the SA database, SADB.ports).
+    Ports,
 }
 
 #[derive(Debug, Args)]
@@ -1035,6 +1039,7 @@ fn execute(cli: Cli, warnings: &mut Vec<String>) -> Result<String, String> {
             }
         }
         Cmd::Stats => stats(&open()?, cli.json),
+        Cmd::Ports => ports::show(&cli.sadb, cli.json)?,
         Cmd::Events => {
             let r = open()?;
             let mut evs = Vec::new();

@@ -154,6 +154,10 @@ pub struct PortSettings {
     /// Largest IP packet the link carries.
     #[serde(default = "default_mtu")]
     pub mtu: u16,
+    /// The MAC to give the device at start (`02:00:00:00:00:01`; unicast, not all zeros);
+    /// absent: the device's own.
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 fn default_mtu() -> u16 {
@@ -169,6 +173,17 @@ pub struct ExceptionSettings {
     /// The port whose traffic for the gateway goes to the TAP and which carries what the
     /// host sends back.
     pub port: String,
+    /// Whether espd sets up the TAP's host side at start: IPv6 on, TX checksum offload off,
+    /// link up, the addresses (`crate::host`). False leaves the interface as DPDK made it.
+    #[serde(default = "default_true")]
+    pub setup: bool,
+    /// The addresses the host side gets (with prefix length); absent: those of `port`.
+    #[serde(default)]
+    pub addresses: Option<Vec<String>>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A route.
@@ -259,6 +274,18 @@ impl Prefix {
     }
 }
 
+/// Parses a MAC a device is to have: `parse_mac`, and unicast, and not all zeros.
+pub fn parse_unicast_mac(s: &str) -> Result<[u8; 6], String> {
+    let mac = parse_mac(s)?;
+    if mac[0] & 1 != 0 {
+        return Err(format!("{s:?} is a multicast address (the first octet's lowest bit is set)"));
+    }
+    if mac == [0; 6] {
+        return Err(format!("{s:?} is all zeros"));
+    }
+    Ok(mac)
+}
+
 /// Parses `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = s.split(':').collect();
@@ -297,6 +324,27 @@ impl Config {
         })?;
         cfg.validate().map_err(|(key, reason)| ConfigError { file: path.into(), key, reason })?;
         Ok(cfg)
+    }
+
+    /// The addresses the exception TAP's host side gets, each with the key it comes from:
+    /// `exception.addresses`, or the exception port's addresses. Empty without `[exception]`.
+    pub fn exception_addresses(&self) -> Vec<crate::host::HostAddress> {
+        let Some(x) = &self.exception else { return Vec::new() };
+        let (list, key) = match &x.addresses {
+            Some(a) => (a.as_slice(), "exception.addresses".to_string()),
+            None => match self.ports.iter().position(|p| p.name == x.port) {
+                Some(i) => (self.ports[i].addresses.as_slice(), format!("ports[{i}].addresses")),
+                None => return Vec::new(),
+            },
+        };
+        list.iter()
+            .enumerate()
+            .filter_map(|(j, a)| {
+                Prefix::parse(a)
+                    .ok()
+                    .map(|prefix| crate::host::HostAddress { prefix, key: format!("{key}[{j}]") })
+            })
+            .collect()
     }
 
     fn validate(&self) -> Result<(), (String, String)> {
@@ -339,6 +387,9 @@ impl Config {
             if p.mtu < 1280 {
                 return Err((format!("ports[{i}].mtu"), format!("{} is below 1280", p.mtu)));
             }
+            if let Some(mac) = &p.mac {
+                parse_unicast_mac(mac).map_err(|e| (format!("ports[{i}].mac"), e))?;
+            }
             for (j, a) in p.addresses.iter().enumerate() {
                 let pf = Prefix::parse(a).map_err(|r| (format!("ports[{i}].addresses[{j}]"), r))?;
                 subnets.push((p.name.clone(), pf));
@@ -358,6 +409,17 @@ impl Config {
             }
             if self.ports.iter().any(|p| p.device == x.device) {
                 return Err(("exception.device".into(), format!("{:?} is also a port", x.device)));
+            }
+            if let Some(addrs) = &x.addresses {
+                for (j, a) in addrs.iter().enumerate() {
+                    Prefix::parse(a).map_err(|r| (format!("exception.addresses[{j}]"), r))?;
+                }
+                if !x.setup {
+                    return Err((
+                        "exception.addresses".into(),
+                        "only used with setup = true (espd sets no address otherwise)".into(),
+                    ));
+                }
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
@@ -516,5 +578,94 @@ port = "outside"
             err(&bad_backend),
             "espd.toml: dataplane.backend: \"openssl\" is neither \"ipsec-mb\" nor \"rust\""
         );
+    }
+
+    #[test]
+    fn host_side_keys_default_and_each_error_names_the_key() {
+        let c = Config::parse(GOOD, Path::new("espd.toml")).unwrap();
+        let x = c.exception.as_ref().unwrap();
+        assert!(x.setup, "espd sets up the TAP unless told not to");
+        assert_eq!(x.addresses, None);
+        assert_eq!(c.ports[0].mac, None);
+        let from_port: Vec<(String, String)> = c
+            .exception_addresses()
+            .iter()
+            .map(|a| (format!("{}/{}", a.prefix.addr, a.prefix.len), a.key.clone()))
+            .collect();
+        assert_eq!(
+            from_port,
+            [
+                ("198.18.0.1/24".to_string(), "ports[0].addresses[0]".to_string()),
+                ("2001:db8::1/64".to_string(), "ports[0].addresses[1]".to_string())
+            ]
+        );
+        let own = GOOD.replacen(
+            "port = \"outside\"\n[[routes]]",
+            "port = \"outside\"\naddresses = [\"198.18.2.1/24\"]\n[[routes]]",
+            1,
+        );
+        let c = Config::parse(&own, Path::new("espd.toml")).unwrap();
+        let a = c.exception_addresses();
+        assert_eq!((a.len(), a[0].key.as_str()), (1, "exception.addresses[0]"));
+        let mac = GOOD.replacen("role = \"inside\"", "role = \"inside\"\nmac = \"02:00:00:00:01:02\"", 1);
+        assert_eq!(
+            Config::parse(&mac, Path::new("espd.toml")).unwrap().ports[1].mac.as_deref(),
+            Some("02:00:00:00:01:02")
+        );
+        let off = GOOD.replacen(
+            "port = \"outside\"\n[[routes]]",
+            "port = \"outside\"\nsetup = false\n[[routes]]",
+            1,
+        );
+        assert!(!Config::parse(&off, Path::new("espd.toml")).unwrap().exception.unwrap().setup);
+
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "port = \"outside\"\n[[routes]]",
+                "port = \"outside\"\naddresses = [\"198.18.2.1\"]\n[[routes]]",
+                "espd.toml: exception.addresses[0]: \"198.18.2.1\" is not ADDRESS/LENGTH",
+            ),
+            (
+                "port = \"outside\"\n[[routes]]",
+                "port = \"outside\"\naddresses = [\"198.18.2.1/24\", \"2001:db8::1/129\"]\n[[routes]]",
+                "espd.toml: exception.addresses[1]: prefix length \"129\" is not 0..=128",
+            ),
+            (
+                "port = \"outside\"\n[[routes]]",
+                "port = \"outside\"\nsetup = false\naddresses = [\"198.18.2.1/24\"]\n[[routes]]",
+                "espd.toml: exception.addresses: only used with setup = true",
+            ),
+            (
+                "port = \"outside\"\n[[routes]]",
+                "port = \"outside\"\nsetup = \"yes\"\n[[routes]]",
+                "espd.toml: exception.setup: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                "role = \"inside\"",
+                "role = \"inside\"\nmac = \"02:00:00:00:01\"",
+                "espd.toml: ports[1].mac: \"02:00:00:00:01\" is not a MAC address",
+            ),
+            (
+                "role = \"inside\"",
+                "role = \"inside\"\nmac = \"02:00:00:00:01:zz\"",
+                "espd.toml: ports[1].mac: \"02:00:00:00:01:zz\" is not a MAC address",
+            ),
+            (
+                "role = \"inside\"",
+                "role = \"inside\"\nmac = \"01:00:5e:00:00:01\"",
+                "espd.toml: ports[1].mac: \"01:00:5e:00:00:01\" is a multicast address",
+            ),
+            (
+                "role = \"inside\"",
+                "role = \"inside\"\nmac = \"00:00:00:00:00:00\"",
+                "espd.toml: ports[1].mac: \"00:00:00:00:00:00\" is all zeros",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "{from} not in the sample");
+            let got = err(&text);
+            assert!(got.starts_with(want), "{from} -> {to}:\n got  {got}\n want {want}");
+        }
     }
 }

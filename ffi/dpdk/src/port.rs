@@ -108,6 +108,8 @@ pub struct PortInfo {
     pub max_tx_queues: u16,
     /// RSS hash types the device offers (0: no RSS).
     pub rss_offloads: u64,
+    /// The kernel interface behind the port (`net_tap`, `net_af_packet`), 0 when none.
+    pub if_index: u32,
 }
 
 /// Link state.
@@ -213,6 +215,7 @@ impl Port {
             max_rx_queues: info.max_rx_queues,
             max_tx_queues: info.max_tx_queues,
             rss_offloads: info.flow_type_rss_offloads,
+            if_index: info.if_index,
         })
     }
 
@@ -398,7 +401,9 @@ impl Port {
         Ok(addr.addr_bytes)
     }
 
-    /// Sets the port's MAC address (a TAP given the MAC of the port it stands in for).
+    /// Sets the port's MAC address (`rte_eth_dev_default_mac_addr_set`: a TAP given the MAC
+    /// of the port it stands in for, a port given its configured MAC). Devices that cannot
+    /// change it answer with an error (`ENOTSUP`).
     pub fn set_mac(&self, mac: [u8; 6]) -> Result<()> {
         let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac };
         // SAFETY: a valid pointer to an initialised address for the duration of the call.

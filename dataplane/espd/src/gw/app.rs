@@ -83,6 +83,12 @@ pub fn build(eal: &Eal, cfg: &Config, pool: &Mempool, queues: u16) -> Result<Bui
             promiscuous: true,
         };
         port.configure(&pc, pool)?;
+        if let Some(text) = &p.mac {
+            let mac = crate::config::parse_unicast_mac(text)
+                .map_err(|e| RunError::config(format!("ports[{i}].mac: {e}")))?;
+            port.set_mac(mac)
+                .map_err(|e| RunError::config(format!("ports[{i}].mac: {} refused {text}: {e}", p.device)))?;
+        }
         let mac = Mac(port.mac()?);
         let mut addrs = Vec::new();
         for a in &p.addresses {
@@ -159,6 +165,60 @@ fn port_snapshot(p: &Port) -> PortSnapshot {
         oerrors: s.oerrors,
         rx_nombuf: s.rx_nombuf,
     }
+}
+
+fn port_status(
+    p: &Port,
+    name: &str,
+    role: &str,
+    mac: Mac,
+    mtu: u16,
+    addresses: Vec<String>,
+    interface: Option<String>,
+) -> crate::port_status::PortStatus {
+    let s = p.stats().unwrap_or_default();
+    let link = p.link().ok();
+    crate::port_status::PortStatus {
+        id: p.id(),
+        name: name.into(),
+        device: p.name(),
+        role: role.into(),
+        mac: mac.to_string(),
+        link_up: link.is_some_and(|l| l.up),
+        speed_mbps: link.map_or(0, |l| l.speed_mbps),
+        mtu,
+        addresses,
+        interface,
+        rx_packets: s.ipackets,
+        tx_packets: s.opackets,
+        rx_bytes: s.ibytes,
+        tx_bytes: s.obytes,
+        rx_missed: s.imissed,
+        rx_errors: s.ierrors,
+        tx_errors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    }
+}
+
+/// Sets up the started TAP's host side (`crate::host`) as `[exception]` says; returns the
+/// kernel interface's name.
+fn setup_host_side(tap: &Port, cfg: &Config) -> Result<String, RunError> {
+    let device = tap.name();
+    let ifindex = tap.info()?.if_index;
+    if ifindex == 0 {
+        return Err(RunError::config(format!(
+            "exception.setup: {device} has no kernel interface to set up (only net_tap has one); set setup = false"
+        )));
+    }
+    let name = crate::host::interface_name(ifindex).map_err(|e| {
+        RunError::config(format!(
+            "exception.setup: cannot find the interface of {device} (ifindex {ifindex}): {e}"
+        ))
+    })?;
+    let addresses = cfg.exception_addresses();
+    crate::host::configure(ifindex, &name, &addresses, &mut |line| eprintln!("espd: exception: {line}"))
+        .map_err(|e| RunError::config(e.to_string()))?;
+    Ok(name)
 }
 
 fn lcore_totals(readers: &[Arc<sadb::Region>], idx: &[u32]) -> Vec<u64> {
@@ -244,6 +304,49 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
     if let Some(t) = &built.tap {
         t.start()?;
     }
+    let ports_path = crate::port_status::path_for(&cfg.sadb.path);
+    let tap_iface = match (&built.tap, &cfg.exception) {
+        (Some(t), Some(x)) if x.setup => Some(setup_host_side(t, cfg)?),
+        _ => None,
+    };
+    for (i, ((p, _, _, _), iface)) in built.ports.iter().zip(built.ifaces.iter()).enumerate() {
+        let link = p.link().map(|l| if l.up { "up" } else { "down" }).unwrap_or("unknown");
+        eprintln!("espd: port {i} {:?} ({}): MAC {}, link {link}", cfg.ports[i].name, p.name(), iface.mac);
+    }
+    if let Some(t) = &built.tap {
+        eprintln!(
+            "espd: exception {} ({}): MAC {}",
+            t.name(),
+            tap_iface.as_deref().unwrap_or("host side left as it is"),
+            t.mac().map(|m| Mac(m).to_string()).unwrap_or_default()
+        );
+    }
+    let statuses = |ifaces: &[Interface]| -> Vec<crate::port_status::PortStatus> {
+        let mut out: Vec<_> = built
+            .ports
+            .iter()
+            .zip(ifaces)
+            .zip(&cfg.ports)
+            .map(|(((p, role, _, mtu), iface), pc)| {
+                let role = match role {
+                    Role::Inside => "inside",
+                    Role::Outside => "outside",
+                    Role::Both => "both",
+                };
+                port_status(p, &pc.name, role, iface.mac, *mtu, pc.addresses.clone(), None)
+            })
+            .collect();
+        if let Some(t) = &built.tap {
+            let addrs: Vec<String> = cfg
+                .exception_addresses()
+                .iter()
+                .map(|a| format!("{}/{}", a.prefix.addr, a.prefix.len))
+                .collect();
+            let mac = Mac(t.mac().unwrap_or_default());
+            out.push(port_status(t, "exception", "exception", mac, 0, addrs, tap_iface.clone()));
+        }
+        out
+    };
     let ifaces = Arc::new(built.ifaces);
     let routes = Arc::new(built.routes);
     let neigh = Arc::new(built.neigh);
@@ -304,8 +407,35 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
         })?;
     }
 
+    let publish = |ifaces: &[Interface]| {
+        let file = crate::port_status::PortsFile {
+            pid: std::process::id(),
+            updated_unix: unix_now(),
+            ports: statuses(ifaces),
+        };
+        crate::port_status::write(&ports_path, &file)
+    };
+    // The workers run already: a failure here stops them before it is returned.
+    let mut fatal = None;
+    match publish(&ifaces) {
+        Ok(()) => {
+            eprintln!("espd: ready ({} port(s), ports in {})", built.ports.len(), ports_path.display());
+            if let Err(e) = crate::notify::notify("READY=1") {
+                eprintln!("espd: cannot tell systemd it is ready ($NOTIFY_SOCKET): {e}");
+            }
+        }
+        Err(e) => {
+            fatal = Some(RunError::config(format!(
+                "sadb.path: cannot write the ports file {}: {e}",
+                ports_path.display()
+            )));
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    let mut last_publish = Instant::now();
     let start = Instant::now();
-    let all_ports: Vec<Port> = built.ports.iter().map(|(p, _, _, _)| p.clone()).chain(built.tap).collect();
+    let all_ports: Vec<Port> =
+        built.ports.iter().map(|(p, _, _, _)| p.clone()).chain(built.tap.clone()).collect();
     let interval = limits.stats_interval.unwrap_or(cfg.dataplane.stats_interval);
     let interval = (interval > 0.0).then(|| Duration::from_secs_f64(interval));
     let mut last_print = start;
@@ -324,6 +454,12 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
         {
             break;
         }
+        if now.duration_since(last_publish) >= Duration::from_secs(1) {
+            if let Err(e) = publish(&ifaces) {
+                eprintln!("espd: cannot update the ports file {}: {e}", ports_path.display());
+            }
+            last_publish = now;
+        }
         if let Some(iv) = interval {
             if now.duration_since(last_print) >= iv {
                 let snaps: Vec<PortSnapshot> = all_ports.iter().map(port_snapshot).collect();
@@ -336,17 +472,22 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
         }
     }
     stop.store(true, Ordering::Relaxed);
+    let _ = crate::notify::notify("STOPPING=1");
     let mut failed = Vec::new();
     for l in &lcores {
         if lcore::wait(eal, *l) != 0 {
             failed.push(*l);
         }
     }
+    let _ = std::fs::remove_file(&ports_path);
     let snaps: Vec<PortSnapshot> = all_ports.iter().map(port_snapshot).collect();
     let totals: Vec<u64> = finals.iter().map(|v| v.load(Ordering::Relaxed)).collect();
     for p in &all_ports {
         let _ = p.stop();
         let _ = p.close();
+    }
+    if let Some(e) = fatal {
+        return Err(e);
     }
     if !failed.is_empty() {
         return Err(RunError::config(format!("worker lcore(s) {failed:?} failed (panicked)")));
