@@ -59,15 +59,15 @@ pub(crate) const HOT_FIXED_SIZE: usize = 3 * CACHE_LINE;
 pub const SA_DROP_COUNTERS: usize = 16;
 /// Per-reader counters (indexes defined by the dataplane; see `ReaderCounters`).
 pub const READER_COUNTERS: usize = 112;
-/// Words of a candidate record (one cache line): slot, action and protocol; rank; source
-/// range; ports.
-pub(crate) const CAND_WORDS: usize = 8;
-/// Words of a classifier hash entry: value (list start and length), classifier and prefix
-/// length, masked destination (two words).
-pub(crate) const ENTRY_WORDS: usize = 4;
-/// Prefix lengths a classifier can hold (0 to 128).
-pub(crate) const MAX_LENGTHS: usize = 129;
-/// Words of a classifier's lengths table: seqlock, count, then (best rank, length) pairs.
+/// Words of a candidate record: slot, action and protocol; rank; ports; spare.
+pub(crate) const CAND_WORDS: usize = 4;
+/// Words of a classifier hash entry (one cache line): value (list start and length),
+/// classifier and prefix lengths, masked destination and source (two words each), spare.
+pub(crate) const ENTRY_WORDS: usize = 8;
+/// Pairs of prefix lengths one classifier can hold (every IPv4 pair; IPv6 sets with more
+/// distinct pairs are refused).
+pub(crate) const MAX_LENGTHS: usize = 33 * 33;
+/// Words of a classifier's lengths table: seqlock, count, then (best rank, lengths) pairs.
 pub(crate) const LENGTHS_WORDS: usize = 2 + 2 * MAX_LENGTHS;
 /// Longest linear probe of the SPI index.
 pub(crate) const MAX_PROBE: usize = 32;

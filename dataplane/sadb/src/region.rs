@@ -391,8 +391,10 @@ impl Region {
         self.file.lock().map_err(io(&self.path, "lock"))?;
         let pid = std::process::id();
         let last = self.hdr().writer_pid.swap(pid, Ordering::Relaxed);
-        if last != pid || guard.seen != self.hdr().changes.load(Ordering::Acquire) {
-            *guard = WriterCache::default();
+        let changes = self.hdr().changes.load(Ordering::Acquire);
+        if last != pid || guard.seen != changes {
+            // What is rebuilt from now on reflects the region as of this change count.
+            *guard = WriterCache { seen: changes, ..WriterCache::default() };
         }
         Ok((guard, &self.file))
     }

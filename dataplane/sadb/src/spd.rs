@@ -4,17 +4,18 @@
 //! classifier that readers search is kept up to date by the smallest change each add or
 //! delete needs, never recompiled per batch:
 //!
-//! - Per direction and family, the policies are grouped by destination prefix (length and
-//!   masked address). A hash table in the active bank maps each such key to a list of
-//!   self-contained candidate records (source range, protocol, ports, action, priority and
-//!   id) in priority order.
-//! - Per direction and family, a small table under a seqlock lists the destination prefix
+//! - Per direction and family, the policies are grouped by their pair of prefixes
+//!   (destination and source: lengths and masked addresses), a tuple space search. A hash
+//!   table in the active bank maps each such key to a list of self-contained candidate
+//!   records (protocol, ports, action, priority and id) in priority order.
+//! - Per direction and family, a small table under a seqlock lists the pairs of prefix
 //!   lengths in use, each with the best (priority, id) among its policies, best first.
 //!
-//! A lookup walks the lengths in that order, probes the hash table with the destination
-//! masked to each, and keeps the best matching candidate; it stops at the first length whose
-//! best possible policy ranks below the match it has. With one tunnel per destination
-//! prefix that is one probe, whatever the number of policies.
+//! A lookup walks the pairs of lengths in that order, probes the hash table with the
+//! addresses masked to each, and keeps the best matching candidate; it stops at the first
+//! pair whose best possible policy ranks below the match it has. With one tunnel per pair of
+//! prefixes (a hub's outbound /32s towards its spokes, its inbound ones from them) that is
+//! one probe, whatever the number of policies.
 //!
 //! A change rewrites the affected keys' lists copy-on-write: the new list goes into free
 //! pool space, then one Release store of the hash entry's value word publishes it; the old
@@ -67,6 +68,7 @@ fn addr128(a: &[u8; 16], family: u8) -> u128 {
     }
 }
 
+#[cfg(test)]
 /// The inclusive range a prefix covers, in the family's address width.
 fn prefix_range(a: &[u8; 16], plen: u8, family: u8) -> (u128, u128) {
     let bits: u32 = if family == 4 { 32 } else { 128 };
@@ -118,27 +120,52 @@ fn rank(p: &PolicyConfig) -> u64 {
     u64::from(p.priority) << 32 | u64::from(p.id)
 }
 
-/// What the hash table is keyed by: classifier, destination prefix length, masked address.
+/// What the hash table is keyed by: classifier, the pair of prefix lengths
+/// (`dplen | splen << 8`), the masked addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     c: u8,
-    plen: u8,
+    lens: u16,
     dst: u128,
+    src: u128,
+}
+
+impl Key {
+    fn meta(&self) -> u64 {
+        u64::from(self.c) | u64::from(self.lens) << 8
+    }
 }
 
 fn key_of(p: &PolicyConfig) -> Key {
     let dir = Direction::from_code(p.direction).unwrap_or(Direction::In);
-    let v = addr128(&p.dst, p.family);
-    Key { c: classifier(dir, p.family) as u8, plen: p.dst_plen, dst: mask(v, p.dst_plen, p.family) }
+    Key {
+        c: classifier(dir, p.family) as u8,
+        lens: u16::from(p.dst_plen) | u16::from(p.src_plen) << 8,
+        dst: mask(addr128(&p.dst, p.family), p.dst_plen, p.family),
+        src: mask(addr128(&p.src, p.family), p.src_plen, p.family),
+    }
 }
 
+/// MurmurHash3's finaliser.
 #[inline]
-fn key_hash(seed: u64, c: u8, plen: u8, dst: u128) -> u64 {
-    let mut h = seed ^ (u64::from(c) << 8 | u64::from(plen)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    h = (h ^ (dst >> 64) as u64).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 32;
-    h = (h ^ dst as u64).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ h >> 29
+fn fmix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ h >> 33
+}
+
+/// Seeded per region, so that nobody can choose selectors that share a probe chain.
+#[inline]
+fn key_hash(seed: u64, meta: u64, dst: u128, src: u128) -> u64 {
+    let h = fmix(
+        seed ^ meta.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ (dst >> 64) as u64
+            ^ ((src >> 64) as u64).rotate_left(32),
+    );
+    let h = fmix(h ^ dst as u64);
+    fmix(h ^ src as u64)
 }
 
 /// A list's block in the pool: its start and its size class (2^class records).
@@ -262,8 +289,8 @@ pub(crate) struct SpdState {
     /// Deleted policies' slots with the epoch after their unlink.
     dying: VecDeque<(u64, u32)>,
     keys: HashMap<Key, KeyState>,
-    /// Per classifier: prefix length → ranks of its policies.
-    lengths: [BTreeMap<u8, BTreeSet<u64>>; 4],
+    /// Per classifier: pair of prefix lengths → ranks of its policies.
+    lengths: [BTreeMap<u16, BTreeSet<u64>>; 4],
     /// The active bank.
     bank: u32,
     /// First never-used record of the active bank's pool.
@@ -288,14 +315,9 @@ pub(crate) struct WriterCache {
 
 /// A candidate record's words.
 fn cand_words(slot: u32, p: &PolicyConfig) -> [u64; CAND_WORDS] {
-    let (slo, shi) = prefix_range(&p.src, p.src_plen, p.family);
     [
         u64::from(slot) | u64::from(p.action) << 32 | u64::from(p.proto) << 40,
         rank(p),
-        (slo >> 64) as u64,
-        slo as u64,
-        (shi >> 64) as u64,
-        shi as u64,
         u64::from(p.sport[0])
             | u64::from(p.sport[1]) << 16
             | u64::from(p.dport[0]) << 32
@@ -352,7 +374,7 @@ impl SpdState {
         let r = rank(p);
         let at = ks.members.partition_point(|&(m, _)| m < r);
         ks.members.insert(at, (r, slot));
-        self.lengths[usize::from(k.c)].entry(k.plen).or_default().insert(r);
+        self.lengths[usize::from(k.c)].entry(k.lens).or_default().insert(r);
         k
     }
 
@@ -361,10 +383,10 @@ impl SpdState {
         if let Some(ks) = self.keys.get_mut(&k) {
             ks.members.retain(|&(_, s)| s != slot);
         }
-        let set = self.lengths[usize::from(k.c)].entry(k.plen).or_default();
+        let set = self.lengths[usize::from(k.c)].entry(k.lens).or_default();
         set.remove(&rank(p));
         if set.is_empty() {
-            self.lengths[usize::from(k.c)].remove(&k.plen);
+            self.lengths[usize::from(k.c)].remove(&k.lens);
         }
         k
     }
@@ -401,9 +423,11 @@ fn write_list(r: &Region, bank: u32, pos: usize, k: Key, block: Option<Block>, m
     }
     let e = r.spd_entry(bank, pos);
     if e[0].load(Ordering::Relaxed) == 0 {
-        e[1].store(u64::from(k.c) | u64::from(k.plen) << 8, Ordering::Relaxed);
+        e[1].store(k.meta(), Ordering::Relaxed);
         e[2].store((k.dst >> 64) as u64, Ordering::Relaxed);
         e[3].store(k.dst as u64, Ordering::Relaxed);
+        e[4].store((k.src >> 64) as u64, Ordering::Relaxed);
+        e[5].store(k.src as u64, Ordering::Relaxed);
     }
     let start = block.map_or(0, |b| u64::from(b.start));
     e[0].store(ENTRY_USED | (members.len() as u64) << 32 | start, Ordering::Release);
@@ -412,17 +436,17 @@ fn write_list(r: &Region, bank: u32, pos: usize, k: Key, block: Option<Block>, m
 /// The first empty entry of `k`'s probe chain in bank `bank`.
 fn free_pos(r: &Region, bank: u32, k: Key) -> usize {
     let n = r.lay.bank.entries;
-    let mut pos = key_hash(r.seed, k.c, k.plen, k.dst) as usize & (n - 1);
+    let mut pos = key_hash(r.seed, k.meta(), k.dst, k.src) as usize & (n - 1);
     while r.spd_entry(bank, pos)[0].load(Ordering::Relaxed) != 0 {
         pos = (pos + 1) & (n - 1);
     }
     pos
 }
 
-/// Publishes classifier `c`'s prefix lengths, best rank first, under its seqlock.
-fn publish_lengths(r: &Region, c: usize, lengths: &BTreeMap<u8, BTreeSet<u64>>) {
-    let mut v: Vec<(u64, u8)> =
-        lengths.iter().filter_map(|(&plen, set)| set.first().map(|&best| (best, plen))).collect();
+/// Publishes classifier `c`'s pairs of prefix lengths, best rank first, under its seqlock.
+fn publish_lengths(r: &Region, c: usize, lengths: &BTreeMap<u16, BTreeSet<u64>>) {
+    let mut v: Vec<(u64, u16)> =
+        lengths.iter().filter_map(|(&lens, set)| set.first().map(|&best| (best, lens))).collect();
     v.sort_unstable();
     let t = r.spd_lengths(c);
     let n = v.len().min(MAX_LENGTHS);
@@ -590,9 +614,15 @@ impl Writer<'_> {
                 self.cache.spd = Some(st);
                 return Err(SadbError::DuplicatePolicy { id: p.id });
             }
-            if st.keys.get(&key_of(p)).is_some_and(|ks| ks.members.len() >= MAX_LIST) {
+            let k = key_of(p);
+            if st.keys.get(&k).is_some_and(|ks| ks.members.len() >= MAX_LIST) {
                 self.cache.spd = Some(st);
-                return Err(SadbError::Full { what: "policy classifier (one destination prefix)" });
+                return Err(SadbError::Full { what: "policy classifier (one pair of prefixes)" });
+            }
+            let pairs = &st.lengths[usize::from(k.c)];
+            if pairs.len() >= MAX_LENGTHS && !pairs.contains_key(&k.lens) {
+                self.cache.spd = Some(st);
+                return Err(SadbError::Full { what: "policy classifier (pairs of prefix lengths)" });
             }
         }
         self.reclaim_spd(&mut st);
@@ -609,6 +639,7 @@ impl Writer<'_> {
         }
         let mut placed = Vec::with_capacity(ps.len());
         let mut changed = Vec::with_capacity(ps.len());
+        let mut seen = std::collections::HashSet::with_capacity(ps.len());
         for p in ps {
             let s = st.free_slots.pop().unwrap_or(NO_SLOT);
             store_words(r.policy_words(s), p);
@@ -622,7 +653,7 @@ impl Writer<'_> {
             h.state.store(POLICY_LIVE, Ordering::Release);
             st.ids.insert(p.id, s);
             let k = st.add_member(p, s);
-            if !changed.contains(&k) {
+            if seen.insert(k) {
                 changed.push(k);
             }
             placed.push(s);
@@ -662,12 +693,13 @@ impl Writer<'_> {
     fn remove_policies(&mut self, mut st: SpdState, slots: &[u32]) -> Result<(), SadbError> {
         let r = self.r;
         let mut changed = Vec::with_capacity(slots.len());
+        let mut seen = std::collections::HashSet::with_capacity(slots.len());
         let mut cfgs = Vec::with_capacity(slots.len());
         for &s in slots {
             let p: PolicyConfig = load_words(r.policy_words(s));
             st.ids.remove(&p.id);
             let k = st.remove_member(&p, s);
-            if !changed.contains(&k) {
+            if seen.insert(k) {
                 changed.push(k);
             }
             cfgs.push(p);
@@ -780,11 +812,13 @@ impl Region {
             if best.is_some_and(|(r, _)| r < floor) {
                 break;
             }
-            let plen = t[3 + 2 * i].load(Ordering::Relaxed) as u8;
-            let d = mask(dst, plen, f.family);
-            let meta = c as u64 | u64::from(plen) << 8;
+            let lens = t[3 + 2 * i].load(Ordering::Relaxed) as u16;
+            let d = mask(dst, lens as u8, f.family);
+            let s = mask(src, (lens >> 8) as u8, f.family);
+            let meta = c as u64 | u64::from(lens) << 8;
             let (hi, lo) = ((d >> 64) as u64, d as u64);
-            let mut pos = key_hash(self.seed, c as u8, plen, d) as usize;
+            let (shi, slo) = ((s >> 64) as u64, s as u64);
+            let mut pos = key_hash(self.seed, meta, d, s) as usize;
             let mut value = 0;
             for _ in 0..bl.entries {
                 let e = self.spd_entry(bank, pos);
@@ -793,8 +827,10 @@ impl Region {
                     break;
                 }
                 if e[3].load(Ordering::Relaxed) == lo
-                    && e[2].load(Ordering::Relaxed) == hi
+                    && e[5].load(Ordering::Relaxed) == slo
                     && e[1].load(Ordering::Relaxed) == meta
+                    && e[2].load(Ordering::Relaxed) == hi
+                    && e[4].load(Ordering::Relaxed) == shi
                 {
                     value = v;
                     break;
@@ -812,14 +848,8 @@ impl Region {
                     break;
                 }
                 let w0 = w[0].load(Ordering::Relaxed);
-                let word = |i: usize| w[i].load(Ordering::Relaxed);
-                let slo = u128::from(word(2)) << 64 | u128::from(word(3));
-                let shi = u128::from(word(4)) << 64 | u128::from(word(5));
-                if slo <= src
-                    && src <= shi
-                    && proto_matches(w0, f.proto)
-                    && ports_match(word(6), f.sport, f.dport)
-                {
+                // The source prefix is in the key: protocol and ports are left to check.
+                if proto_matches(w0, f.proto) && ports_match(w[2].load(Ordering::Relaxed), f.sport, f.dport) {
                     best = Some((rank, w0));
                     break;
                 }
