@@ -28,7 +28,8 @@
 //! keys, ids, free slots and pool blocks in process memory, rebuilt from the slots (with a
 //! compaction) whenever another writer may have changed the region since.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
 
@@ -167,6 +168,63 @@ fn key_hash(seed: u64, meta: u64, dst: u128, src: u128) -> u64 {
     let h = fmix(h ^ dst as u64);
     fmix(h ^ src as u64)
 }
+
+/// The writer's maps hash with a multiply-rotate over words, seeded per process: SipHash
+/// made a quarter of an install's cost, and the keys (ids, selectors) can come from peers.
+#[derive(Clone, Copy)]
+pub(crate) struct Seeded(u64);
+
+impl Default for Seeded {
+    fn default() -> Self {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        Seeded(*SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5eedu64)))
+    }
+}
+
+impl BuildHasher for Seeded {
+    type Hasher = WordHasher;
+    fn build_hasher(&self) -> WordHasher {
+        WordHasher(self.0)
+    }
+}
+
+/// See [`Seeded`].
+pub(crate) struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        fmix(self.0)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(23) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64((v >> 64) as u64);
+        self.write_u64(v as u64);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+type HashMap<K, V> = std::collections::HashMap<K, V, Seeded>;
+type HashSet<K> = std::collections::HashSet<K, Seeded>;
 
 /// A list's block in the pool: its start and its size class (2^class records).
 #[derive(Debug, Clone, Copy)]
@@ -608,7 +666,7 @@ impl Writer<'_> {
         }
         let r = self.r;
         let mut st = self.take_spd()?;
-        let mut batch = std::collections::HashSet::with_capacity(ps.len());
+        let mut batch = HashSet::with_capacity_and_hasher(ps.len(), Seeded::default());
         for p in ps {
             if st.ids.contains_key(&p.id) || !batch.insert(p.id) {
                 self.cache.spd = Some(st);
@@ -639,7 +697,7 @@ impl Writer<'_> {
         }
         let mut placed = Vec::with_capacity(ps.len());
         let mut changed = Vec::with_capacity(ps.len());
-        let mut seen = std::collections::HashSet::with_capacity(ps.len());
+        let mut seen = HashSet::with_capacity_and_hasher(ps.len(), Seeded::default());
         for p in ps {
             let s = st.free_slots.pop().unwrap_or(NO_SLOT);
             store_words(r.policy_words(s), p);
@@ -693,7 +751,7 @@ impl Writer<'_> {
     fn remove_policies(&mut self, mut st: SpdState, slots: &[u32]) -> Result<(), SadbError> {
         let r = self.r;
         let mut changed = Vec::with_capacity(slots.len());
-        let mut seen = std::collections::HashSet::with_capacity(slots.len());
+        let mut seen = HashSet::with_capacity_and_hasher(slots.len(), Seeded::default());
         let mut cfgs = Vec::with_capacity(slots.len());
         for &s in slots {
             let p: PolicyConfig = load_words(r.policy_words(s));
