@@ -228,6 +228,16 @@ mod tests {
         assert!(l.total < 160 << 20, "default region is {} MiB", l.total >> 20);
         let big = Layout::new(&Capacities { sas: 1 << 20, ..Capacities::default() }).unwrap();
         assert!(big.total < 2 << 30, "a million SAs fit in {} MiB", big.total >> 20);
+        // What docs/sadb.md publishes: bytes per tunnel (an SA pair and its two policies),
+        // the region's growth from 65,536 to 131,072 tunnels over the tunnels added.
+        let at = |t: u32| {
+            Layout::new(&Capacities { sas: 2 * t, policies: 2 * t, ..Capacities::default() }).unwrap()
+        };
+        let per_tunnel = (at(1 << 17).total - at(1 << 16).total) / (1 << 16);
+        assert!((2_900..=3_100).contains(&per_tunnel), "{per_tunnel} bytes per tunnel");
+        let bank = BankLayout::new(1 << 17).unwrap().size / (1 << 17);
+        assert_eq!(bank, 256, "a policy bank takes {bank} bytes per policy");
+        assert!(l.total < 96 << 20, "default region is {} MiB", l.total >> 20);
         assert_eq!(replay_words_for(64), 2);
         assert_eq!(replay_words_for(1024), 32);
         assert_eq!(replay_words_for(4096), 128);

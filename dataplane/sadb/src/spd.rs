@@ -718,8 +718,11 @@ impl Writer<'_> {
         }
         match self.publish(&mut st, &changed) {
             Ok(old) => {
-                let e = self.advance_epoch();
-                st.retired.extend(old.into_iter().map(|b| (e, b)));
+                // Lists replaced (not only new ones) wait for a grace period from here.
+                if !old.is_empty() {
+                    let e = self.advance_epoch();
+                    st.retired.extend(old.into_iter().map(|b| (e, b)));
+                }
             }
             Err(e) => {
                 // Nothing was published: the slots are unreachable.
@@ -733,7 +736,9 @@ impl Writer<'_> {
             self.bindings().add_policy(p, s);
         }
         for c in 0..4 {
-            publish_lengths(r, c, &st.lengths[c]);
+            if changed.iter().any(|k| usize::from(k.c) == c) {
+                publish_lengths(r, c, &st.lengths[c]);
+            }
         }
         self.cache.spd = Some(st);
         r.hdr().policy_live.fetch_add(ps.len() as u32, Ordering::Relaxed);
