@@ -259,7 +259,6 @@ fn readers_see_a_state_of_the_sequence_never_a_torn_or_stale_one() {
                 let a = done.load(Ordering::Acquire);
                 let got = reader.lookup_policy(dir, &f);
                 let b = done.load(Ordering::Acquire);
-                reader.quiescent();
                 while at < a {
                     apply(&mut base, &ops[at]);
                     at += 1;
@@ -278,7 +277,26 @@ fn readers_see_a_state_of_the_sequence_never_a_torn_or_stale_one() {
                     // The slot's header belongs to the policy the classifier named.
                     let p = ops.iter().find(|(_, p)| p.id == m.id).unwrap().1;
                     assert_eq!((m.action as u8, m.reqid), (p.action, p.reqid));
+                    // Until this reader's next quiescent point the slot is the policy's:
+                    // deleted meanwhile, it is not yet another policy's, however many
+                    // changes the writer makes.
+                    let t = std::time::Instant::now();
+                    while done.load(Ordering::Acquire) < b + 3
+                        && t.elapsed() < std::time::Duration::from_micros(300)
+                        && !stop.load(Ordering::Acquire)
+                    {
+                        std::thread::yield_now();
+                    }
+                    let reused =
+                        r.list_policies().into_iter().find(|e| e.slot == m.slot && e.config.id != m.id);
+                    assert!(
+                        reused.is_none(),
+                        "slot {} of policy {} reused before a grace period: {reused:?}",
+                        m.slot,
+                        m.id
+                    );
                 }
+                reader.quiescent();
                 lookups += 1;
             }
             lookups
