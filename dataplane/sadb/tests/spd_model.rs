@@ -123,7 +123,7 @@ fn interleaved_adds_and_deletes_agree_with_a_linear_scan_at_every_step() {
     let mut rnd = rng(0x5eed_0f5e_1ec7_0125);
     let mut live: Vec<PolicyConfig> = Vec::new();
     let mut next_id = 1u32;
-    let mut checked = 0u64;
+    let (mut checked, mut matched) = (0u64, 0u64);
     for step in 0..2500 {
         let v = rnd();
         let mut w = r.writer().unwrap();
@@ -166,6 +166,7 @@ fn interleaved_adds_and_deletes_agree_with_a_linear_scan_at_every_step() {
             let got = reader.lookup_policy(dir, &f);
             assert_eq!(got.map(|m| m.id), want, "step {step}: {dir:?} {f:?}");
             if let Some(m) = got {
+                matched += 1;
                 let p = live.iter().find(|p| p.id == m.id).unwrap();
                 assert_eq!((m.action as u8, m.reqid), (p.action, p.reqid), "step {step}");
             }
@@ -177,7 +178,9 @@ fn interleaved_adds_and_deletes_agree_with_a_linear_scan_at_every_step() {
     listed.sort_unstable();
     ids.sort_unstable();
     assert_eq!(listed, ids);
+    eprintln!("{matched} of {checked} lookups matched a policy");
     assert!(checked >= 150_000);
+    assert!(matched * 3 >= checked, "only {matched} of {checked} lookups matched a policy");
 }
 
 #[test]
@@ -238,9 +241,11 @@ fn readers_see_a_state_of_the_sequence_never_a_torn_or_stale_one() {
     }
     let ops = Arc::new(ops);
     let done = Arc::new(AtomicUsize::new(0));
+    let looked = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let checker = {
-        let (r, ops, done, stop) = (r.clone(), ops.clone(), done.clone(), stop.clone());
+        let (r, ops, done, stop, looked) =
+            (r.clone(), ops.clone(), done.clone(), stop.clone(), looked.clone());
         std::thread::spawn(move || {
             let reader = r.register_reader(1).unwrap();
             let mut rnd = rng(77);
@@ -298,6 +303,7 @@ fn readers_see_a_state_of_the_sequence_never_a_torn_or_stale_one() {
                 }
                 reader.quiescent();
                 lookups += 1;
+                looked.store(lookups as usize, Ordering::Release);
             }
             lookups
         })
@@ -311,6 +317,11 @@ fn readers_see_a_state_of_the_sequence_never_a_torn_or_stale_one() {
         }
         drop(w);
         done.store(i + 1, Ordering::Release);
+        // Keep the reader in step: about one lookup per change at least.
+        let t = std::time::Instant::now();
+        while looked.load(Ordering::Acquire) < i / 2 && t.elapsed() < std::time::Duration::from_millis(5) {
+            std::thread::yield_now();
+        }
     }
     stop.store(true, Ordering::Release);
     let lookups = checker.join().unwrap();
