@@ -315,6 +315,7 @@ impl Bindings {
         }
         for &p in self.protect_out.get(&reqid).into_iter().flatten() {
             r.policy_hdr(p).sa_slot.store(slot, Ordering::Release);
+            rebind_candidate(r, p, slot);
         }
     }
 
@@ -332,6 +333,7 @@ impl Bindings {
             let h = r.policy_hdr(p);
             if h.sa_slot.load(Ordering::Relaxed) == slot {
                 h.sa_slot.store(next, Ordering::Release);
+                rebind_candidate(r, p, next);
             }
         }
     }
@@ -372,7 +374,7 @@ pub(crate) struct WriterCache {
 }
 
 /// A candidate record's words.
-fn cand_words(slot: u32, p: &PolicyConfig) -> [u64; CAND_WORDS] {
+fn cand_words(slot: u32, p: &PolicyConfig, sa_slot: u32) -> [u64; CAND_WORDS] {
     [
         u64::from(slot) | u64::from(p.action) << 32 | u64::from(p.proto) << 40,
         rank(p),
@@ -380,8 +382,53 @@ fn cand_words(slot: u32, p: &PolicyConfig) -> [u64; CAND_WORDS] {
             | u64::from(p.sport[1]) << 16
             | u64::from(p.dport[0]) << 32
             | u64::from(p.dport[1]) << 48,
-        0,
+        binding_word(p.reqid, sa_slot),
     ]
+}
+
+/// A candidate's last word: the reqid, and the outbound SA bound to the policy (a copy of
+/// the slot header's, so that a lookup reads no line of the policy table).
+fn binding_word(reqid: u32, sa_slot: u32) -> u64 {
+    u64::from(reqid) | u64::from(sa_slot) << 32
+}
+
+/// Writer: the value word of `k`'s entry in bank `bank`, if it has one.
+fn find_value(r: &Region, bank: u32, k: &Key) -> Option<u64> {
+    let n = r.lay.bank.entries;
+    let mut pos = key_hash(r.seed, k.meta(), k.dst, k.src) as usize;
+    for _ in 0..n {
+        let e = r.spd_entry(bank, pos);
+        let v = e[0].load(Ordering::Relaxed);
+        if v == 0 {
+            return None;
+        }
+        if e[1].load(Ordering::Relaxed) == k.meta()
+            && e[2].load(Ordering::Relaxed) == (k.dst >> 64) as u64
+            && e[3].load(Ordering::Relaxed) == k.dst as u64
+            && e[4].load(Ordering::Relaxed) == (k.src >> 64) as u64
+            && e[5].load(Ordering::Relaxed) == k.src as u64
+        {
+            return Some(v);
+        }
+        pos = pos.wrapping_add(1);
+    }
+    None
+}
+
+/// Writer: a policy's binding changed in its slot header; its candidate record in the
+/// active bank follows (one Release store: readers see the old SA or the new one).
+fn rebind_candidate(r: &Region, policy_slot: u32, sa_slot: u32) {
+    let p: PolicyConfig = load_words(r.policy_words(policy_slot));
+    let bank = r.hdr().active_bank.load(Ordering::Relaxed) & 1;
+    let Some(v) = find_value(r, bank, &key_of(&p)) else { return };
+    let (start, len) = ((v & 0xffff_ffff) as usize, (v >> 32 & 0x7fff_ffff) as usize);
+    for k in start..(start + len).min(r.lay.bank.cands_cap) {
+        let w = r.spd_cand(bank, k);
+        if w[0].load(Ordering::Relaxed) as u32 == policy_slot {
+            w[3].store(binding_word(p.reqid, sa_slot), Ordering::Release);
+            return;
+        }
+    }
 }
 
 impl Region {
@@ -474,7 +521,8 @@ fn write_list(r: &Region, bank: u32, pos: usize, k: Key, block: Option<Block>, m
     if let Some(b) = block {
         for (i, &(_, slot)) in members.iter().enumerate() {
             let p: PolicyConfig = load_words(r.policy_words(slot));
-            for (d, v) in r.spd_cand(bank, b.start as usize + i).iter().zip(cand_words(slot, &p)) {
+            let sa = r.policy_hdr(slot).sa_slot.load(Ordering::Relaxed);
+            for (d, v) in r.spd_cand(bank, b.start as usize + i).iter().zip(cand_words(slot, &p, sa)) {
                 d.store(v, Ordering::Relaxed);
             }
         }
@@ -840,27 +888,26 @@ impl Region {
                 break;
             }
         }
-        let (_, w0) = best?;
+        let (rank, w0, w3) = best?;
         let slot = w0 as u32;
         let action = Action::from_code((w0 >> 32) as u8)?;
         if slot >= self.caps.policies {
             return None;
         }
-        let h = self.policy_hdr(slot);
-        let sa = h.sa_slot.load(Ordering::Acquire);
+        let sa = (w3 >> 32) as u32;
         Some(PolicyMatch {
             slot,
-            id: h.id.load(Ordering::Relaxed),
+            id: rank as u32,
             action,
-            reqid: h.reqid.load(Ordering::Relaxed),
+            reqid: w3 as u32,
             sa_slot: (sa != NO_SLOT && sa < self.caps.sas).then_some(sa),
         })
     }
 
-    /// The best matching candidate (its rank and first word) under one reading of the
-    /// lengths table.
+    /// The best matching candidate (its rank, first and last words) under one reading of
+    /// the lengths table.
     #[inline]
-    fn spd_search(&self, c: usize, f: &Flow, t: &[std::sync::atomic::AtomicU64]) -> Option<(u64, u64)> {
+    fn spd_search(&self, c: usize, f: &Flow, t: &[std::sync::atomic::AtomicU64]) -> Option<(u64, u64, u64)> {
         let n = (t[1].load(Ordering::Relaxed) as usize).min(MAX_LENGTHS);
         if n == 0 {
             return None;
@@ -869,10 +916,10 @@ impl Region {
         let bl = self.lay.bank;
         let dst = addr128(&f.dst, f.family);
         let src = addr128(&f.src, f.family);
-        let mut best: Option<(u64, u64)> = None;
+        let mut best: Option<(u64, u64, u64)> = None;
         for i in 0..n {
             let floor = t[2 + 2 * i].load(Ordering::Relaxed);
-            if best.is_some_and(|(r, _)| r < floor) {
+            if best.is_some_and(|(r, _, _)| r < floor) {
                 break;
             }
             let lens = t[3 + 2 * i].load(Ordering::Relaxed) as u16;
@@ -907,13 +954,15 @@ impl Region {
             for k in start..start + len {
                 let w = self.spd_cand(bank, k);
                 let rank = w[1].load(Ordering::Relaxed);
-                if best.is_some_and(|(r, _)| r < rank) {
+                if best.is_some_and(|(r, _, _)| r < rank) {
                     break;
                 }
                 let w0 = w[0].load(Ordering::Relaxed);
                 // The source prefix is in the key: protocol and ports are left to check.
                 if proto_matches(w0, f.proto) && ports_match(w[2].load(Ordering::Relaxed), f.sport, f.dport) {
-                    best = Some((rank, w0));
+                    // Acquire: pairs with the Release store of a new binding, so the SA
+                    // slot it names is seen complete.
+                    best = Some((rank, w0, w[3].load(Ordering::Acquire)));
                     break;
                 }
             }
