@@ -13,7 +13,9 @@ pub const MAGIC: [u8; 8] = *b"ESPGWSDB";
 /// Version of the layout and of the records below, and of the rules that key them: since
 /// version 3 an outbound SA is keyed by SPI and destination, so several outbound SAs may
 /// share an SPI (a version 2 writer would take any of them for the one with that SPI).
-pub const ABI_VERSION: u32 = 3;
+/// Version 4 replaced the compiled interval classifier in the policy banks with hash tables
+/// of candidate lists and per-classifier tables of prefix lengths, updated in place.
+pub const ABI_VERSION: u32 = 4;
 
 /// Direction of an SA or a policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

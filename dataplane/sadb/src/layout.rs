@@ -59,11 +59,16 @@ pub(crate) const HOT_FIXED_SIZE: usize = 3 * CACHE_LINE;
 pub const SA_DROP_COUNTERS: usize = 16;
 /// Per-reader counters (indexes defined by the dataplane; see `ReaderCounters`).
 pub const READER_COUNTERS: usize = 112;
-/// Words of a v4 candidate record; of a v6 one.
-pub(crate) const CAND4_WORDS: usize = 3;
-pub(crate) const CAND6_WORDS: usize = 7;
-/// First-level table of the v4 classifiers: one entry per top-16-bit value, plus one.
-pub(crate) const DIR16_LEN: usize = 65_537;
+/// Words of a candidate record: slot, action and protocol; rank; ports; spare.
+pub(crate) const CAND_WORDS: usize = 4;
+/// Words of a classifier hash entry (one cache line): value (list start and length),
+/// classifier and prefix lengths, masked destination and source (two words each), spare.
+pub(crate) const ENTRY_WORDS: usize = 8;
+/// Pairs of prefix lengths one classifier can hold (every IPv4 pair; IPv6 sets with more
+/// distinct pairs are refused).
+pub(crate) const MAX_LENGTHS: usize = 33 * 33;
+/// Words of a classifier's lengths table: seqlock, count, then (best rank, lengths) pairs.
+pub(crate) const LENGTHS_WORDS: usize = 2 + 2 * MAX_LENGTHS;
 /// Longest linear probe of the SPI index.
 pub(crate) const MAX_PROBE: usize = 32;
 /// Largest SA capacity.
@@ -90,25 +95,25 @@ pub(crate) struct Layout {
     pub index: [usize; 2],
     pub index_len: usize,
     pub policies: usize,
+    /// The four classifiers' lengths tables.
+    pub lengths: usize,
     pub banks: [usize; 2],
     pub bank: BankLayout,
     pub total: usize,
 }
 
-/// Offsets inside one compiled policy bank (relative to the bank's start).
-/// Classifier `c`: 0 = out/v4, 1 = in/v4, 2 = out/v6, 3 = in/v6.
+/// Offsets inside one policy bank (relative to the bank's start): the classifier's hash
+/// table and its candidate pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BankLayout {
-    /// Boundaries per classifier (2 per policy, plus the zero boundary).
-    pub bounds_cap: usize,
-    /// Candidate records per family.
+    /// Hash entries (a power of two, at least twice the policies, so the load stays under
+    /// three quarters with every policy under its own destination prefix).
+    pub entries: usize,
+    pub table: usize,
+    /// Candidate records: every live list in a block of the next power of two, plus room
+    /// for lists replaced but not yet reusable.
     pub cands_cap: usize,
-    pub bounds4: [usize; 2],
-    pub dir16: [usize; 2],
-    pub bounds6: [usize; 2],
-    pub ivals: [usize; 4],
-    pub cands4: usize,
-    pub cands6: usize,
+    pub cands: usize,
     pub size: usize,
 }
 
@@ -181,6 +186,7 @@ impl Layout {
         let index_len = (2 * sas).next_power_of_two();
         let index = [cur.take(mul(index_len, 8)?)?, cur.take(mul(index_len, 8)?)?];
         let policies = cur.take(mul(c.policies as usize, POLICY_SLOT_SIZE)?)?;
+        let lengths = cur.take(4 * LENGTHS_WORDS * 8)?;
         let bank = BankLayout::new(c.policies as usize)?;
         let banks = [cur.take(bank.size)?, cur.take(bank.size)?];
         // Whole 2 MiB pages, so the same file works on hugetlbfs.
@@ -200,6 +206,7 @@ impl Layout {
             index,
             index_len,
             policies,
+            lengths,
             banks,
             bank,
             total,
@@ -209,24 +216,12 @@ impl Layout {
 
 impl BankLayout {
     fn new(policies: usize) -> Result<BankLayout, SadbError> {
-        let bounds_cap = mul(policies, 2)? + 2;
-        // Each elementary interval lists the policies covering it; nested prefixes make the
-        // lists overlap. 16 per policy covers deep nesting; beyond it, compiling fails with a
-        // clear error rather than growing the region.
-        let cands_cap = mul(policies, 16)? + 1024;
-        let mut cur = Cursor(CACHE_LINE);
-        let bounds4 = [cur.take(mul(bounds_cap, 4)?)?, cur.take(mul(bounds_cap, 4)?)?];
-        let dir16 = [cur.take(DIR16_LEN * 4)?, cur.take(DIR16_LEN * 4)?];
-        let bounds6 = [cur.take(mul(bounds_cap, 16)?)?, cur.take(mul(bounds_cap, 16)?)?];
-        let ivals = [
-            cur.take(mul(bounds_cap, 8)?)?,
-            cur.take(mul(bounds_cap, 8)?)?,
-            cur.take(mul(bounds_cap, 8)?)?,
-            cur.take(mul(bounds_cap, 8)?)?,
-        ];
-        let cands4 = cur.take(mul(cands_cap, CAND4_WORDS * 8)?)?;
-        let cands6 = cur.take(mul(cands_cap, CAND6_WORDS * 8)?)?;
-        Ok(BankLayout { bounds_cap, cands_cap, bounds4, dir16, bounds6, ivals, cands4, cands6, size: cur.0 })
+        let entries = mul(policies, 2)?.next_power_of_two().max(64);
+        let cands_cap = mul(policies, 4)? + 1024;
+        let mut cur = Cursor(0);
+        let table = cur.take(mul(entries, ENTRY_WORDS * 8)?)?;
+        let cands = cur.take(mul(cands_cap, CAND_WORDS * 8)?)?;
+        Ok(BankLayout { entries, table, cands_cap, cands, size: cur.0 })
     }
 }
 
@@ -241,6 +236,16 @@ mod tests {
         assert!(l.total < 160 << 20, "default region is {} MiB", l.total >> 20);
         let big = Layout::new(&Capacities { sas: 1 << 20, ..Capacities::default() }).unwrap();
         assert!(big.total < 2 << 30, "a million SAs fit in {} MiB", big.total >> 20);
+        // What docs/sadb.md publishes: bytes per tunnel (an SA pair and its two policies),
+        // the region's growth from 65,536 to 131,072 tunnels over the tunnels added.
+        let at = |t: u32| {
+            Layout::new(&Capacities { sas: 2 * t, policies: 2 * t, ..Capacities::default() }).unwrap()
+        };
+        let per_tunnel = (at(1 << 17).total - at(1 << 16).total) / (1 << 16);
+        assert!((2_900..=3_100).contains(&per_tunnel), "{per_tunnel} bytes per tunnel");
+        let bank = BankLayout::new(1 << 17).unwrap().size / (1 << 17);
+        assert_eq!(bank, 256, "a policy bank takes {bank} bytes per policy");
+        assert!(l.total < 96 << 20, "default region is {} MiB", l.total >> 20);
         assert_eq!(replay_words_for(64), 2);
         assert_eq!(replay_words_for(1024), 32);
         assert_eq!(replay_words_for(4096), 128);

@@ -15,14 +15,15 @@
 //! | SA slots: seqlock header + configuration ([`SaConfig`]) | writers | readers (copy under seqlock) |
 //! | SA hot state ([`SaHot`]: sequence number, replay window, counters) | the dataplane only | everyone |
 //! | SPI index (open addressing, two banks) | writers | readers, lock-free |
-//! | policies ([`PolicyConfig`]) and two compiled classifier banks | writers | readers |
+//! | policies ([`PolicyConfig`]), the classifier's lengths tables and its two banks | writers | readers |
 //!
 //! **Concurrency.** Readers never lock. Writers are serialised by an `flock` on the file
 //! (released by the kernel if the holder dies) plus a mutex inside the process. An SA's
 //! configuration is changed under its seqlock, so a reader never uses a half-written one.
-//! Structures that are rebuilt (the compiled policy classifier, the SPI index when it
-//! fills with tombstones) are built in an inactive bank and published by flipping an
-//! index. Memory is reused only after every registered reader has passed a quiescent point
+//! Structures that are rebuilt (the policy classifier when its pool or table runs out of
+//! room, the SPI index when it fills with tombstones) are built in an inactive bank and
+//! published by flipping an index; between rebuilds the classifier is changed in place,
+//! copy-on-write per list, and its small lengths tables under seqlocks. Memory is reused only after every registered reader has passed a quiescent point
 //! (QSBR): each lcore records the global epoch at the end of every burst; a slot retired
 //! at epoch `e` is reused once every live reader has recorded `e` or later. A reader whose
 //! process has died is found (`kill(pid, 0)`) and deregistered, so it never blocks
@@ -45,7 +46,7 @@
 //! section sits, computed from the capacities alone; `shm`, the records that change while
 //! both processes run, all atomics (header counters, reader slots, event rings, slot
 //! headers, SA hot state). On those, `table` keeps the SA slots (install, update, delete,
-//! reclaim), `index` the SPI index and `spd` the policies and their compiled classifier.
+//! reclaim), `index` the SPI index and `spd` the policies and their classifier.
 //! Two handles use them: `writer`, the control plane's [`Writer`] (the writer lock, events
 //! drained, readers listed), and `reader`, the dataplane's per-lcore [`Reader`] (lock-free
 //! lookups, quiescent points, counters, events). [`counters`] names the readers' counters.

@@ -27,11 +27,12 @@ use memmap2::{MmapOptions, MmapRaw};
 use crate::abi::{Event, PolicyConfig, SaConfig, ABI_VERSION, MAGIC};
 use crate::file::{self, LooseMode};
 use crate::layout::{
-    Capacities, Layout, CACHE_LINE, HEADER_DYN_OFFSET, HEADER_SIZE, POLICY_CFG_WORDS, READER_SLOT_SIZE,
-    SA_CFG_WORDS, SLOT_HDR_SIZE,
+    Capacities, Layout, CACHE_LINE, HEADER_DYN_OFFSET, HEADER_SIZE, LENGTHS_WORDS, POLICY_CFG_WORDS,
+    READER_SLOT_SIZE, SA_CFG_WORDS, SLOT_HDR_SIZE,
 };
 use crate::shm::{HeaderDyn, PolicyHdr, ReaderSlot, RingHdr, SaHot, SlotHdr, NO_SLOT};
 use crate::sigbus::Registration;
+use crate::spd::WriterCache;
 use crate::SadbError;
 
 /// Names the region file in refusals.
@@ -103,7 +104,7 @@ pub struct Region {
     pub(crate) caps: Capacities,
     pub(crate) seed: u64,
     /// Serialises writers inside this process; the file lock serialises processes.
-    pub(crate) writer_mutex: Mutex<()>,
+    pub(crate) writer_mutex: Mutex<WriterCache>,
 }
 
 impl std::fmt::Debug for Region {
@@ -157,7 +158,7 @@ impl Region {
             lay,
             caps: *caps,
             seed: u64::from_ne_bytes(seed),
-            writer_mutex: Mutex::new(()),
+            writer_mutex: Mutex::new(WriterCache::default()),
         };
         region.initialise();
         Ok(region)
@@ -291,7 +292,7 @@ impl Region {
             lay,
             caps,
             seed: hs.hash_seed,
-            writer_mutex: Mutex::new(()),
+            writer_mutex: Mutex::new(WriterCache::default()),
         };
         region.check_counters().map_err(|reason| SadbError::Corrupt { path: path.to_owned(), reason })?;
         Ok(region)
@@ -383,10 +384,18 @@ impl Region {
 
     /// Takes the writer lock: the in-process mutex, then an exclusive `flock` on the file,
     /// which the kernel releases if the holder dies.
-    pub(crate) fn lock_writer(&self) -> Result<(MutexGuard<'_, ()>, &File), SadbError> {
-        let guard = self.writer_mutex.lock().unwrap_or_else(|p| p.into_inner());
+    /// The writer's cache is dropped unless this process held the lock last and nothing has
+    /// been committed since it did.
+    pub(crate) fn lock_writer(&self) -> Result<(MutexGuard<'_, WriterCache>, &File), SadbError> {
+        let mut guard = self.writer_mutex.lock().unwrap_or_else(|p| p.into_inner());
         self.file.lock().map_err(io(&self.path, "lock"))?;
-        self.hdr().writer_pid.store(std::process::id(), Ordering::Relaxed);
+        let pid = std::process::id();
+        let last = self.hdr().writer_pid.swap(pid, Ordering::Relaxed);
+        let changes = self.hdr().changes.load(Ordering::Acquire);
+        if last != pid || guard.seen != changes {
+            // What is rebuilt from now on reflects the region as of this change count.
+            *guard = WriterCache { seen: changes, ..WriterCache::default() };
+        }
         Ok((guard, &self.file))
     }
 
@@ -487,9 +496,10 @@ impl Region {
         )
     }
 
-    /// `n` 32-bit words at `off` inside policy bank `bank`.
-    pub(crate) fn bank_u32(&self, bank: u32, off: usize, n: usize) -> &[AtomicU32] {
-        self.slice(self.lay.banks[(bank & 1) as usize] + off, n)
+    /// The lengths table of policy classifier `c` (0..4).
+    pub(crate) fn lengths_table(&self, c: usize) -> &[AtomicU64] {
+        assert!(c < 4);
+        self.slice(self.lay.lengths + c * LENGTHS_WORDS * 8, LENGTHS_WORDS)
     }
 
     /// `n` 64-bit words at `off` inside policy bank `bank`.

@@ -15,7 +15,7 @@ pub(crate) struct HeaderDyn {
     pub epoch: AtomicU64,
     /// Bumped after every committed write, so readers can notice changes cheaply.
     pub changes: AtomicU64,
-    /// Which compiled policy bank readers use (0 or 1).
+    /// Which policy classifier bank readers use (0 or 1).
     pub active_bank: AtomicU32,
     /// Which SPI index readers use (0 or 1).
     pub active_index: AtomicU32,

@@ -11,7 +11,7 @@ use crate::abi::*;
 use crate::index::{dst_words, entry};
 use crate::layout::SA_DROP_COUNTERS;
 use crate::region::{load_words, store_words, Region};
-use crate::shm::{NO_SLOT, POLICY_LIVE, SLOT_FREE, SLOT_LIVE, SLOT_RETIRED};
+use crate::shm::{SLOT_FREE, SLOT_LIVE, SLOT_RETIRED};
 use crate::writer::Writer;
 use crate::SadbError;
 
@@ -339,7 +339,8 @@ impl Writer<'_> {
             return Err(SadbError::Full { what: "SPI index (probe chain)" });
         }
         if out && cfg.reqid != 0 {
-            self.bind_policies(cfg.reqid, slot);
+            let installed = h.installed.load(Ordering::Relaxed);
+            self.bindings().sa_added(r, cfg.reqid, installed, slot);
         }
         r.hdr().sa_live.fetch_add(1, Ordering::Relaxed);
         self.committed();
@@ -405,7 +406,8 @@ impl Writer<'_> {
         r.index_remove_at(bank, pos);
         r.hdr().tombstones.fetch_add(1, Ordering::Relaxed);
         if out {
-            self.unbind_policies(slot);
+            let reqid = r.slot_hdr(slot).reqid.load(Ordering::Relaxed);
+            self.bindings().sa_removed(r, reqid, slot);
         }
         self.retire(slot);
         r.hdr().sa_live.fetch_sub(1, Ordering::Relaxed);
@@ -531,56 +533,5 @@ impl Writer<'_> {
             let e = self.advance_epoch();
             h.index_flip_epoch.store(e, Ordering::Relaxed);
         }
-    }
-
-    /// Points every live outbound Protect policy with this reqid at `slot`.
-    fn bind_policies(&mut self, reqid: u32, slot: u32) {
-        let r = self.r;
-        for p in 0..r.caps.policies {
-            let h = r.policy_hdr(p);
-            if h.state.load(Ordering::Relaxed) == POLICY_LIVE && h.reqid.load(Ordering::Relaxed) == reqid {
-                let cfg: PolicyConfig = load_words(r.policy_words(p));
-                if cfg.direction == Direction::Out as u8 && cfg.action == Action::Protect as u8 {
-                    h.sa_slot.store(slot, Ordering::Release);
-                }
-            }
-        }
-    }
-
-    /// Moves policies bound to `slot` to another live outbound SA of their reqid, or to
-    /// none.
-    fn unbind_policies(&mut self, slot: u32) {
-        let r = self.r;
-        for p in 0..r.caps.policies {
-            let h = r.policy_hdr(p);
-            if h.state.load(Ordering::Relaxed) == POLICY_LIVE && h.sa_slot.load(Ordering::Relaxed) == slot {
-                let other = self.newest_out_sa(h.reqid.load(Ordering::Relaxed), Some(slot));
-                h.sa_slot.store(other.unwrap_or(NO_SLOT), Ordering::Release);
-            }
-        }
-    }
-
-    /// The live outbound SA of a reqid installed last, by install order: SAs of one reqid
-    /// installed within one second, or into a reused lower slot, still rank correctly (a
-    /// rekey's duplicate deleted must hand the policy to the newest pair, not back to the
-    /// pair it replaced).
-    pub(crate) fn newest_out_sa(&self, reqid: u32, except: Option<u32>) -> Option<u32> {
-        let r = self.r;
-        let mut best: Option<(u64, u32)> = None;
-        for s in 0..r.caps.sas {
-            let h = r.slot_hdr(s);
-            if Some(s) == except
-                || h.state.load(Ordering::Relaxed) != SLOT_LIVE
-                || h.reqid.load(Ordering::Relaxed) != reqid
-                || h.direction.load(Ordering::Relaxed) != Direction::Out as u32
-            {
-                continue;
-            }
-            let installed = h.installed.load(Ordering::Relaxed);
-            if best.is_none_or(|(a, _)| installed > a) {
-                best = Some((installed, s));
-            }
-        }
-        best.map(|(_, s)| s)
     }
 }

@@ -16,7 +16,7 @@ use crate::SadbError;
 pub struct Writer<'r> {
     pub(crate) r: &'r Region,
     file: &'r File,
-    _guard: MutexGuard<'r, ()>,
+    pub(crate) cache: MutexGuard<'r, crate::spd::WriterCache>,
 }
 
 impl std::fmt::Debug for Writer<'_> {
@@ -72,7 +72,7 @@ impl Region {
     /// Takes the writer lock (blocking while another process or thread holds it).
     pub fn writer(&self) -> Result<Writer<'_>, SadbError> {
         let (guard, file) = self.lock_writer()?;
-        Ok(Writer { r: self, file, _guard: guard })
+        Ok(Writer { r: self, file, cache: guard })
     }
 
     /// The registered readers.
@@ -231,8 +231,10 @@ impl Writer<'_> {
         (0..self.r.caps.readers).map(|i| self.r.ring_hdr(i).dropped.load(Ordering::Relaxed)).sum()
     }
 
-    pub(crate) fn committed(&self) {
-        self.r.hdr().changes.fetch_add(1, Ordering::Release);
+    /// Counts a committed change. The writer's cache follows the change counter: whatever
+    /// parts of it are kept have been kept up to date by the change.
+    pub(crate) fn committed(&mut self) {
+        self.cache.seen = self.r.hdr().changes.fetch_add(1, Ordering::Release).wrapping_add(1);
     }
 }
 

@@ -9,8 +9,8 @@
 //!
 //! ```text
 //! byte 0: bit 0 picks the image (0: SPI index, 1: SPI + destination index); bit 1 adds
-//!         policy changes to the writer's operations (a classifier compile: slow, so
-//!         only when asked)
+//!         policy changes to the writer's operations (the first rebuilds the writer's
+//!         index and compacts the classifier: slower, so only when asked)
 //! then ops, each an op byte followed by its operands, until the input ends:
 //!   op % 4 == 0  header:    off: u8 (x2, so 0..510 covers the static and dynamic header),
 //!                           len: u8 (% 32), bytes
