@@ -309,7 +309,7 @@ impl PcapGateway {
         let mut exception = String::new();
         if let Some(rx) = self.exception_rx {
             vdevs += &vdev(2, rx, "host_out.pcap");
-            exception = "[exception]\ndevice = \"net_pcap2\"\nport = \"outside\"\n".into();
+            exception = "[exception]\ndevice = \"net_pcap2\"\nport = \"outside\"\nsetup = false\n".into();
         }
         let cfg = format!(
             r#"
