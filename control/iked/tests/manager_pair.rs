@@ -249,7 +249,7 @@ impl Pair {
     /// of the SA it is bound to, if any).
     fn policies(&self) -> Vec<(u32, u32, Option<u32>)> {
         let region = self.db.region();
-        region
+        let mut out: Vec<_> = region
             .list_policies()
             .into_iter()
             .filter(|p| p.config.action == sadb::Action::Protect as u8)
@@ -257,7 +257,11 @@ impl Pair {
                 let spi = p.sa_slot.and_then(|s| region.sa_entry(s)).map(|e| e.config.spi);
                 (p.config.id, p.config.reqid, spi)
             })
-            .collect()
+            .collect();
+        // By policy id: the database lists them by slot, and a reinstalled policy may take
+        // another slot (freed slots are reused after readers' grace periods).
+        out.sort_unstable();
+        out
     }
 
     /// Our child SA pairs as `list-sas` shows them: (SPI in, SPI out).
