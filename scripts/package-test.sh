@@ -46,9 +46,11 @@ cleanup() {
     exit $rc
 }
 trap cleanup EXIT
-in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+# A command in the root, with the clean environment systemd gives a unit.
+ROOT_ENV=(/usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
+in_root() { chroot "$ROOT" "${ROOT_ENV[@]}" "$@"; }
 # in_ns_root CMD...: in the root and in the test's network namespace (the daemons, their tools).
-in_ns_root() { ip netns exec "$NS" chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+in_ns_root() { ip netns exec "$NS" chroot "$ROOT" "${ROOT_ENV[@]}" "$@"; }
 
 step "a fresh Debian 12 (debootstrap --variant=minbase bookworm, $MIRROR)"
 debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR" >"$ROOT.debootstrap.log" 2>&1 \
@@ -92,8 +94,7 @@ start() {
     # Not through the function: a backgrounded function is a subshell, and $! must be the
     # daemon (ip netns exec, chroot and env each exec the next), which SIGTERM must reach.
     # shellcheck disable=SC2086
-    ip netns exec "$NS" chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-        $line >"$ROOT/tmp/$unit.log" 2>&1 &
+    ip netns exec "$NS" chroot "$ROOT" "${ROOT_ENV[@]}" $line >"$ROOT/tmp/$unit.log" 2>&1 &
     PIDS+=($!)
 }
 

@@ -68,6 +68,17 @@ pub enum Role {
     Both,
 }
 
+impl Role {
+    /// Its name in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Inside => "inside",
+            Role::Outside => "outside",
+            Role::Both => "both",
+        }
+    }
+}
+
 /// Settings of the worker loops.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -490,6 +501,17 @@ mac = "02:00:00:00:00:02"
 port = "outside"
 "#;
 
+    /// Each (from, to, error): the sample with `from` replaced by `to` is refused with an
+    /// error that starts with `error`.
+    fn each_refused(cases: &[(&str, &str, &str)]) {
+        for (from, to, want) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "{from} not in the sample");
+            let got = err(&text);
+            assert!(got.starts_with(want), "{from} -> {to}:\n got  {got}\n want {want}");
+        }
+    }
+
     fn err(text: &str) -> String {
         Config::parse(text, Path::new("espd.toml")).unwrap_err().to_string()
     }
@@ -560,12 +582,7 @@ port = "outside"
                 "espd.toml: ports: need an inside and an outside port",
             ),
         ];
-        for (from, to, want) in cases {
-            let text = GOOD.replacen(from, to, 1);
-            assert_ne!(text, GOOD, "{from} not in the sample");
-            let got = err(&text);
-            assert!(got.starts_with(want), "{from} -> {to}:\n got  {got}\n want {want}");
-        }
+        each_refused(cases);
         assert!(err("ports = [").starts_with("espd.toml: "), "TOML syntax errors name the file");
         assert_eq!(err("eal = []"), "espd.toml: missing field `ports`");
         let bad_idle = GOOD.replacen("burst = 32", "burst = 32\nidle = \"interrupt\"", 1);
@@ -661,11 +678,6 @@ port = "outside"
                 "espd.toml: ports[1].mac: \"00:00:00:00:00:00\" is all zeros",
             ),
         ];
-        for (from, to, want) in cases {
-            let text = GOOD.replacen(from, to, 1);
-            assert_ne!(text, GOOD, "{from} not in the sample");
-            let got = err(&text);
-            assert!(got.starts_with(want), "{from} -> {to}:\n got  {got}\n want {want}");
-        }
+        each_refused(cases);
     }
 }

@@ -82,20 +82,6 @@ fn random_flow(v: u64, w: u64) -> (Direction, Flow) {
     (dir, f)
 }
 
-fn in_prefix(fam: u8, a: &[u8; 16], net: &[u8; 16], plen: u8) -> bool {
-    let bits = if fam == 4 { 32 } else { 128 };
-    let (x, y) = if fam == 4 {
-        (
-            u128::from(u32::from_be_bytes([a[0], a[1], a[2], a[3]])),
-            u128::from(u32::from_be_bytes([net[0], net[1], net[2], net[3]])),
-        )
-    } else {
-        (u128::from_be_bytes(*a), u128::from_be_bytes(*net))
-    };
-    let shift = bits - u32::from(plen);
-    plen == 0 || (x >> shift) == (y >> shift)
-}
-
 /// The model: the first live policy in (priority, id) order that matches.
 fn naive(live: &[PolicyConfig], dir: Direction, f: &Flow) -> Option<u32> {
     live.iter()

@@ -328,12 +328,7 @@ pub fn run(eal: &Eal, cfg: &Config, limits: &RunLimits, stop: Arc<AtomicBool>) -
             .zip(ifaces)
             .zip(&cfg.ports)
             .map(|(((p, role, _, mtu), iface), pc)| {
-                let role = match role {
-                    Role::Inside => "inside",
-                    Role::Outside => "outside",
-                    Role::Both => "both",
-                };
-                port_status(p, &pc.name, role, iface.mac, *mtu, pc.addresses.clone(), None)
+                port_status(p, &pc.name, role.name(), iface.mac, *mtu, pc.addresses.clone(), None)
             })
             .collect();
         if let Some(t) = &built.tap {
